@@ -1,0 +1,1 @@
+"""Interfaces shared by every ftbench command: findings, errors, and (later) backends and metrics."""

@@ -1,0 +1,134 @@
+"""The `ftbench` command line: a thin click group whose commands are imported only when run.
+
+Every command module is loaded lazily so that `ftbench --help` and `ftbench validate` start without
+importing torch, transformers, datasets or lm-eval. Errors the user can fix become one line and an exit
+code (0 ok, 1 the input has errors, 2 usage or I/O problem, 3 internal error); `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+
+import click
+
+from ftbench import __version__
+from ftbench.api.errors import EXIT_INTERNAL, EXIT_USAGE, FtbenchError
+
+# name -> (module, attribute, one-line help). The help lives here so `--help` imports no command module.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": ("ftbench.cli.validate", "validate", "Check SFT data files for every mistake before training."),
+}
+
+
+@dataclass
+class Settings:
+    """The options every command shares; set on the group or on the command, whichever is given."""
+
+    json: bool = False
+    quiet: bool = False
+    debug: bool = False
+
+
+def settings(ctx: click.Context) -> Settings:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = Settings()
+    return root.obj
+
+
+def _set_flag(name: str):
+    def callback(ctx: click.Context, _param, value: bool):
+        if value:
+            setattr(settings(ctx), name, True)
+        return value
+
+    return callback
+
+
+def common_options(f):
+    """Add --json, --quiet and --debug to a command (they may also be given before the command name)."""
+    f = click.option("--debug", is_flag=True, expose_value=False, callback=_set_flag("debug"),
+                     help="Show tracebacks and internal detail.")(f)
+    f = click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_set_flag("quiet"),
+                     help="Print only errors.")(f)
+    f = click.option("--json", "json_", is_flag=True, expose_value=False, callback=_set_flag("json"),
+                     help="Machine-readable output on stdout, and nothing else there.")(f)
+    return f
+
+
+def _debug_requested(args) -> bool:
+    argv = sys.argv[1:] if args is None else list(args)
+    return "--debug" in argv or os.environ.get("FTBENCH_DEBUG", "") not in ("", "0")
+
+
+class FtbenchGroup(click.Group):
+    """A click group that loads commands lazily and turns every failure into one line and an exit code."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        debug = _debug_requested(args)
+        try:
+            rv = super().main(args, prog_name or "ftbench", complete_var, standalone_mode=False, **extra)
+        except click.ClickException as e:  # usage errors: one line, exit 2
+            where = f"{e.ctx.command_path}: " if getattr(e, "ctx", None) else "ftbench: "
+            hint = ""
+            if getattr(e, "ctx", None) is not None:
+                hint = f" (see '{e.ctx.command_path} --help')"
+            click.echo(f"{where}error: {e.format_message()}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("ftbench: aborted", err=True)
+            sys.exit(130)
+        except FtbenchError as e:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"ftbench: error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("ftbench: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:  # `ftbench ... | head`
+            sys.stderr.close()
+            sys.exit(0)
+        except OSError as e:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"ftbench: error: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}", err=True)
+            sys.exit(EXIT_USAGE)
+        except Exception as e:  # a bug: still one line unless --debug
+            if debug:
+                traceback.print_exc()
+            click.echo(f"ftbench: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+                       err=True)
+            sys.exit(EXIT_INTERNAL)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=FtbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="ftbench")
+@common_options
+def cli():
+    """ftbench: check fine-tuning data, train LoRA adapters, and show whether training helped.
+
+    Exit codes: 0 no errors (warnings allowed), 1 the input has errors, 2 usage or I/O problem.
+    """
+
+
+main = cli

@@ -1,0 +1,143 @@
+"""`ftbench validate`: find every mistake in SFT data files before a GPU hour is spent on them."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, UsageError
+from ftbench.cli import common_options, settings
+
+FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
+
+
+def _split_names(values: tuple[str, ...]) -> list[str]:
+    """--dataset a --dataset b, or LLaMA-Factory's comma-separated 'a,b'."""
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+def resolve_specs(paths, dataset_info, datasets, fmt, findings):
+    """Data files and dataset_info entries named on the command line, as DatasetSpecs."""
+    from ftbench.data.loader import DatasetSpec, parse_dataset_info
+
+    specs = []
+    for path in paths:
+        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_info.json")) and not dataset_info:
+            dataset_info = os.path.join(path, "dataset_info.json")  # a LLaMA-Factory data/ folder
+            continue
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file")
+        if os.path.basename(path) == "dataset_info.json":
+            dataset_info = path
+            continue
+        specs.append(DatasetSpec(path, formatting=None if fmt == "auto" else fmt))
+    if datasets and not dataset_info:
+        raise UsageError("--dataset names a dataset in a dataset_info.json: give --dataset-info FILE too")
+    if dataset_info:
+        specs += parse_dataset_info(dataset_info, _split_names(datasets) or None, findings)
+    return specs
+
+
+class _Progress:
+    """A byte-based progress bar that appears only if reading takes more than a couple of seconds."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled and total > 0:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, delay=2.0, desc="validate", leave=False,
+                            file=sys.stderr)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@click.command(short_help="Check SFT data files for every mistake before training.")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--dataset-info", type=click.Path(), help="A LLaMA-Factory dataset_info.json (file paths in it are "
+              "relative to it).")
+@click.option("--dataset", "datasets", multiple=True, help="Dataset name(s) in --dataset-info (repeat, or a,b). "
+              "Default: all of them.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
+              help="Data format of PATHS; auto-detection says what it chose and why.")
+@click.option("--near-dup/--no-near-dup", default=True, show_default=True,
+              help="Find near-duplicates with MinHash LSH.")
+@click.option("--near-dup-threshold", type=click.FloatRange(0.1, 1.0), default=0.8, show_default=True,
+              help="Estimated Jaccard similarity (character 5-grams) from which records are near-duplicates.")
+@click.option("--cutoff-len", type=click.IntRange(1), help="Warn about samples longer than this many tokens.")
+@click.option("--tokenizer", help="Count real tokens with this tokenizer (hub id or path; imports transformers). "
+              "Without it, token counts are estimates.")
+@click.option("--against", multiple=True, type=click.Path(), help="A test set: warn about train/test overlap "
+              "(exact and near).")
+@click.option("--task", type=click.Choice(["gsm8k"]), help="Task-specific checks: gsm8k answers must end in "
+              "'#### <number>'.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write the report as a "
+              "self-contained HTML page.")
+@click.option("--max-shown", type=click.IntRange(0), default=20, show_default=True,
+              help="Findings of each kind listed in the text summary.")
+@common_options
+@click.pass_context
+def validate(ctx, paths, dataset_info, datasets, fmt, near_dup, near_dup_threshold, cutoff_len, tokenizer, against,
+             task, html_path, max_shown):
+    """Check SFT data: JSON syntax (with file:line:column), record structure (with field paths) and data
+    quality (duplicates, placeholders, broken text, lengths, overlap with a test set).
+
+    PATHS are .json/.jsonl files, or a LLaMA-Factory data/ folder holding dataset_info.json.
+    Exit code 0: no errors (warnings allowed); 1: the data has errors; 2: usage or I/O problem.
+    """
+    from ftbench.api.findings import Finding
+    from ftbench.data.loader import DatasetSpec
+    from ftbench.quality.checks import QualityOptions
+    from ftbench.validate import total_size, validate as run_validate
+
+    opts = settings(ctx)
+    if not paths and not dataset_info:
+        raise click.UsageError("give data files, a folder with dataset_info.json, or --dataset-info FILE")
+    findings: list[Finding] = []
+    specs = resolve_specs(paths, dataset_info, datasets, fmt, findings)
+    against_specs = []
+    for path in against:
+        if not os.path.exists(path):
+            raise UsageError(f"--against {path}: no such file")
+        against_specs.append(DatasetSpec(path))
+    counter = None
+    if tokenizer:
+        from ftbench.quality.tokens import TokenCounter
+
+        counter = TokenCounter(tokenizer)
+    options = QualityOptions(near_dup=near_dup, near_dup_threshold=near_dup_threshold, cutoff_len=cutoff_len,
+                             task=task, token_counter=counter)
+    progress = _Progress(total_size(specs), enabled=not opts.quiet and sys.stderr.isatty())
+    try:
+        report = run_validate(specs, options, against=against_specs, findings=findings, on_progress=progress.update)
+    finally:
+        progress.close()
+
+    if html_path:
+        from ftbench.io import atomic_write_text
+        from ftbench.report.validation import render_html
+
+        atomic_write_text(html_path, render_html(report))
+    if opts.json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.flush()
+    elif opts.quiet:
+        for f in report.errors:
+            click.echo(f.one_line(), err=True)
+    else:
+        from ftbench.report.validation import render_text
+
+        click.echo(render_text(report, max_shown=max_shown, color=sys.stdout.isatty()))
+        if html_path:
+            click.echo(f"HTML report: {html_path}")
+    return EXIT_OK if report.ok else EXIT_INPUT_ERRORS

@@ -1,0 +1,1 @@
+"""Reading SFT data: files, formats, LLaMA-Factory dataset_info.json."""

@@ -1,0 +1,291 @@
+"""The one way every ftbench command reads SFT data: files or a LLaMA-Factory `dataset_info.json`.
+
+`iter_samples` streams `Sample`s and reports every problem as a Finding; `load_samples` is the strict
+variant for training and prediction (it raises on the first error, with its location).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from ftbench.api.errors import InputError, UsageError
+from ftbench.api.findings import Finding
+from ftbench.data import jsonsyntax
+from ftbench.data.formats import (FORMATS, OPENAI_TAGS, SHAREGPT_TAGS, AlpacaFormat, ConversationFormat, Sample)
+from ftbench.data.reader import RawRecord, read_records
+
+DETECT_WINDOW = 200  # records looked at to detect the format and check that mapped columns exist
+DATA_SUFFIXES = (".json", ".jsonl", ".ndjson")
+KNOWN_COLUMNS = {"prompt", "query", "response", "history", "messages", "system", "tools", "images", "videos",
+                 "audios", "chosen", "rejected", "kto_tag"}
+KNOWN_TAGS = set(SHAREGPT_TAGS)
+
+
+@dataclass
+class DatasetSpec:
+    """Where one dataset's records are and how to read them; from the command line or a dataset_info entry."""
+
+    path: str
+    name: str | None = None
+    formatting: str | None = None  # None = detect
+    columns: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
+    info_file: str | None = None  # the dataset_info.json that declared it, and the entry's line
+    info_line: int | None = None
+
+    @property
+    def declared(self) -> bool:
+        return self.info_file is not None
+
+
+@dataclass
+class FormatChoice:
+    """The format a file is read with, and why (shown to the user: auto-detection must explain itself)."""
+
+    reader: AlpacaFormat | ConversationFormat
+    reason: str
+
+
+def detect_format(records: list[RawRecord]) -> tuple[AlpacaFormat | ConversationFormat | None, str]:
+    """Guess the format from the first records' keys and role values; say what was chosen and why."""
+    dicts = [r.value for r in records if isinstance(r.value, dict)]
+    if not dicts:
+        return None, "no JSON objects among the first records"
+    n = len(dicts)
+    votes = {"sharegpt": 0, "messages": 0, "alpaca": 0, "qa": 0}
+    for d in dicts:
+        if isinstance(d.get("conversations"), list):
+            votes["sharegpt"] += 1
+        elif isinstance(d.get("messages"), list):
+            votes["messages"] += 1
+        elif "instruction" in d or "output" in d:
+            votes["alpaca"] += 1
+        elif "question" in d and "answer" in d:
+            votes["qa"] += 1
+    kind, count = max(votes.items(), key=lambda kv: kv[1])
+    if count == 0:
+        keys = sorted({k for d in dicts[:20] for k in d if isinstance(k, str)})[:8]
+        return None, f"records have keys {', '.join(map(repr, keys))}"
+    share = f"{count} of the first {n} records"
+    if kind == "alpaca":
+        return AlpacaFormat(), f"alpaca: {share} have 'instruction'/'output'"
+    if kind == "qa":
+        return (AlpacaFormat({"prompt": "question", "query": None, "response": "answer", "history": None}),
+                f"alpaca with columns prompt=question, response=answer (GSM8K style): {share} have them")
+    column = "conversations" if kind == "sharegpt" else "messages"
+    turns = [t for d in dicts if isinstance(d.get(column), list) for t in d[column][:4] if isinstance(t, dict)]
+    role_key = "role" if sum("role" in t for t in turns) > sum("from" in t for t in turns) else "from"
+    roles = [t.get(role_key) for t in turns]
+    openai_roles = sum(r in ("user", "assistant") for r in roles) > sum(r in ("human", "gpt") for r in roles)
+    if role_key == "role" or openai_roles:
+        tags = dict(OPENAI_TAGS) if role_key == "role" else {**SHAREGPT_TAGS, "user_tag": "user",
+                                                              "assistant_tag": "assistant"}
+        name = "openai" if role_key == "role" else "sharegpt"
+        reason = (f"{name}: {share} have a '{column}' list whose turns use '{tags['role_tag']}' with roles "
+                  f"{tags['user_tag']!r}/{tags['assistant_tag']!r}")
+        return ConversationFormat(name, {"messages": column}, tags), reason
+    return (ConversationFormat("sharegpt", {"messages": column}),
+            f"sharegpt: {share} have a '{column}' list of from/value turns")
+
+
+def reader_for(spec: DatasetSpec) -> AlpacaFormat | ConversationFormat:
+    """The format reader a declared or forced format asks for (LLaMA-Factory semantics: no guessing)."""
+    fmt = spec.formatting or "alpaca"
+    if fmt == "alpaca":
+        return AlpacaFormat(spec.columns)
+    if fmt == "openai" or (fmt == "sharegpt" and spec.tags.get("role_tag") == "role" and not spec.declared):
+        return ConversationFormat("openai", spec.columns, spec.tags)
+    return ConversationFormat("sharegpt", spec.columns, spec.tags)
+
+
+def iter_samples(spec: DatasetSpec, findings: list[Finding], *, on_format: Callable[[str, FormatChoice], None] | None = None,
+                 on_progress: Callable[[int], None] | None = None, counts: dict | None = None) -> Iterator[Sample]:
+    """Stream the valid samples of one dataset; every problem (syntax, record, column) goes to ``findings``.
+
+    ``on_format(file, choice)`` is told which format each file is read with; ``counts["records"]`` counts
+    every record read, valid or not.
+    """
+    paths = _data_files(spec, findings)
+    for path in paths:
+        name = os.path.relpath(path) if not os.path.isabs(spec.path) else path
+        records = read_records(path, findings, display_name=name, on_progress=on_progress)
+        head = list(itertools.islice(records, DETECT_WINDOW))
+        choice = _choose(spec, head, name, findings)
+        n = len(head)
+        if choice is None:
+            for _ in records:  # still read to the end so every syntax error is reported
+                n += 1
+        else:
+            if on_format is not None:
+                on_format(name, choice)
+            convert = choice.reader.convert
+            for rec in head:
+                sample = convert(name, rec, findings)
+                if sample is not None:
+                    yield sample
+            for rec in records:
+                n += 1
+                sample = convert(name, rec, findings)
+                if sample is not None:
+                    yield sample
+        if counts is not None:
+            counts["records"] = counts.get("records", 0) + n
+
+
+def _choose(spec: DatasetSpec, head: list[RawRecord], name: str, findings: list[Finding]) -> FormatChoice | None:
+    if spec.formatting:
+        reader = reader_for(spec)
+        how = f"declared in {spec.info_file}" if spec.declared else "given with --format"
+        choice = FormatChoice(reader, f"{reader.name} ({how})")
+    else:
+        reader, why = detect_format(head)
+        if reader is None:
+            if head:
+                findings.append(Finding("unknown-format", f"cannot tell the data format: {why}",
+                                        hint="expected alpaca (instruction/input/output), sharegpt (conversations) or "
+                                        "OpenAI (messages); pass --format", file=name, line=head[0].line))
+            return None
+        choice = FormatChoice(reader, f"{why} (auto-detected)")
+        if isinstance(reader, ConversationFormat) and reader.name == "sharegpt" and reader.tags["user_tag"] != "human":
+            findings.append(Finding(
+                "nondefault-role-tags", f"sharegpt turns use roles {reader.tags['user_tag']!r}/"
+                f"{reader.tags['assistant_tag']!r}, not LLaMA-Factory's default 'human'/'gpt'", severity="warning",
+                hint='declare them in dataset_info.json: "tags": {"user_tag": "user", "assistant_tag": "assistant"}, '
+                "or LLaMA-Factory drops every conversation", file=name, line=head[0].line if head else None))
+    _check_columns(spec, choice.reader, head, name, findings)
+    return choice
+
+
+def _check_columns(spec, reader, head: list[RawRecord], name: str, findings: list[Finding]) -> None:
+    """A mapped column absent from every one of the first records is a mapping mistake: say it once, at the
+    dataset_info entry, instead of once per record."""
+    dicts = [r.value for r in head if isinstance(r.value, dict)]
+    if not dicts:
+        return
+    for column in reader.required_columns():
+        if not any(column in d for d in dicts):
+            keys = sorted({k for d in dicts[:20] for k in d if isinstance(k, str)})
+            where = dict(file=spec.info_file, line=spec.info_line) if spec.declared else dict(file=name, line=1)
+            findings.append(Finding("dataset-column-missing",
+                                    f"column '{column}' is in none of the first {len(dicts)} records of {name}"
+                                    f" (they have {', '.join(map(repr, keys[:8]))})",
+                                    hint="fix \"columns\" in dataset_info.json" if spec.declared else "pass --format, "
+                                    "or register the file in dataset_info.json with the right \"columns\"",
+                                    path=f"{spec.name}.columns" if spec.name else None, **where))
+
+
+def _data_files(spec: DatasetSpec, findings: list[Finding]) -> list[str]:
+    path = spec.path
+    if os.path.isdir(path):  # LLaMA-Factory accepts a folder of data files
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(DATA_SUFFIXES))
+        if not files:
+            findings.append(Finding("dataset-file-missing", f"folder {path} holds no .json/.jsonl files",
+                                    file=spec.info_file or path, line=spec.info_line,
+                                    path=f"{spec.name}.file_name" if spec.name else None))
+        return files
+    if not os.path.exists(path):
+        if spec.declared:
+            findings.append(Finding("dataset-file-missing", f"dataset '{spec.name}' points at {path}, which does not "
+                                    "exist", hint="file_name is relative to the folder of dataset_info.json",
+                                    file=spec.info_file, line=spec.info_line, path=f"{spec.name}.file_name"))
+            return []
+        raise UsageError(f"{path}: no such file")
+    return [path]
+
+
+def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[Finding]) -> list[DatasetSpec]:
+    """The datasets a LLaMA-Factory dataset_info.json declares (all, or those named), with file paths resolved
+    relative to it; problems in the file itself become findings located at their entry's line."""
+    if os.path.isdir(info_path):
+        info_path = os.path.join(info_path, "dataset_info.json")
+    if not os.path.isfile(info_path):
+        raise UsageError(f"{info_path}: no such file")
+    with open(info_path, "rb") as fh:
+        text, problems = jsonsyntax.decode_text(fh.read(), info_path)
+    findings.extend(problems)
+    try:
+        info = json.loads(text)
+    except ValueError:
+        findings.extend(jsonsyntax.diagnose_json(text, info_path)[1])
+        return []
+    if not isinstance(info, dict):
+        findings.append(Finding("dataset-info-invalid", "dataset_info.json must be an object of dataset entries",
+                                file=info_path, line=1, column=1))
+        return []
+    base = os.path.dirname(info_path)
+    wanted = names or list(info)
+    specs = []
+    for name in wanted:
+        line = _key_line(text, name)
+        entry = info.get(name)
+        if entry is None:
+            close = [n for n in info if n.lower() == name.lower()]
+            raise UsageError(f"{info_path}: no dataset named '{name}'"
+                             + (f" (did you mean '{close[0]}'?)" if close else f"; it has: {', '.join(sorted(info))}"))
+        spec = _entry_spec(info_path, base, name, entry, line, findings)
+        if spec is not None:
+            specs.append(spec)
+    return specs
+
+
+def _entry_spec(info_path, base, name, entry, line, findings) -> DatasetSpec | None:
+    def bad(code, message, hint=None, sub=None, severity="error"):
+        findings.append(Finding(code, message, severity=severity, hint=hint, file=info_path, line=line,
+                                path=f"{name}{'.' + sub if sub else ''}"))
+
+    if not isinstance(entry, dict):
+        bad("dataset-info-invalid", f"entry '{name}' must be an object")
+        return None
+    if "file_name" not in entry:
+        if any(k in entry for k in ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")):
+            bad("remote-dataset-skipped", f"dataset '{name}' is on a hub; ftbench checks local files only",
+                hint="download it and register it with file_name to check it", severity="warning")
+        else:
+            bad("dataset-info-invalid", f"entry '{name}' has no file_name", hint='add "file_name": "your_data.json"')
+        return None
+    formatting = entry.get("formatting", "alpaca")
+    if formatting not in FORMATS:
+        bad("dataset-info-invalid", f"unknown formatting {formatting!r}", hint="use \"alpaca\" or \"sharegpt\"",
+            sub="formatting")
+        return None
+    columns, tags = entry.get("columns", {}) or {}, entry.get("tags", {}) or {}
+    for key in columns:
+        if key not in KNOWN_COLUMNS:
+            bad("dataset-info-invalid", f"unknown column key '{key}'", hint=f"known: {', '.join(sorted(KNOWN_COLUMNS))}",
+                sub=f"columns.{key}", severity="warning")
+    for key in tags:
+        if key not in KNOWN_TAGS:
+            bad("dataset-info-invalid", f"unknown tag key '{key}'", hint=f"known: {', '.join(sorted(KNOWN_TAGS))}",
+                sub=f"tags.{key}", severity="warning")
+    if entry.get("ranking"):
+        bad("unsupported-dataset", f"dataset '{name}' is preference (ranking) data; ftbench checks SFT data",
+            severity="warning")
+        return None
+    return DatasetSpec(os.path.join(base, entry["file_name"]), name=name, formatting=formatting,
+                       columns={k: v for k, v in columns.items() if k in KNOWN_COLUMNS}, tags=tags,
+                       info_file=info_path, info_line=line)
+
+
+def _key_line(text: str, key: str) -> int | None:
+    m = re.search(r'^\s*"' + re.escape(key) + r'"\s*:', text, flags=re.M)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def load_samples(spec: DatasetSpec | str, *, formatting: str | None = None) -> list[Sample]:
+    """All samples of a dataset, or InputError with the first problem's location (for train/predict)."""
+    if isinstance(spec, str):
+        spec = DatasetSpec(spec, formatting=formatting)
+    findings: list[Finding] = []
+    samples = list(iter_samples(spec, findings))
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more errors: run `ftbench validate {spec.path}`)" if len(errors) > 1 else ""
+        raise InputError(errors[0].one_line() + more)
+    if not samples:
+        raise InputError(f"{spec.path}: no records")
+    return samples

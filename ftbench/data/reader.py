@@ -1,0 +1,234 @@
+"""Read raw JSON records from `.json` (array, or JSON Lines saved as .json) and `.jsonl` files.
+
+Every later command reads data through here. Syntax problems never raise: they become Findings with
+file:line:column (appended to the caller's list) and reading goes on, so one run reports every bad JSONL
+line and every repairable mistake in a .json file. JSONL is streamed in bounded memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import orjson
+
+from ftbench.api.errors import UsageError
+from ftbench.api.findings import Finding
+from ftbench.data import jsonsyntax
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """One top-level JSON value from a data file: its 0-based index and the 1-based line it starts on."""
+
+    index: int
+    line: int | None
+    value: Any
+
+
+def _strict_loads(text: str | bytes) -> Any:
+    """Python's json, but NaN/Infinity are errors as in every other JSON reader (pyarrow, orjson, JS)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def loads_line(raw: bytes) -> Any:
+    """Parse one JSON value fast (orjson); fall back to json for what orjson refuses but is valid JSON
+    (lone surrogate escapes such as "\\ud800", which the validator reports as invalid Unicode instead)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _strict_loads(raw)
+
+
+def check_readable(path: str) -> None:
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory (give a data file, or --dataset-info DIR/dataset_info.json)")
+
+
+def read_records(path: str, findings: list[Finding], *, display_name: str | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> Iterator[RawRecord]:
+    """Yield the records of a data file; syntax problems go to ``findings`` (never raised).
+
+    ``on_progress(nbytes)`` is called with the number of bytes read since its last call, for progress bars.
+    """
+    check_readable(path)
+    name = display_name or path
+    if path.lower().endswith(JSONL_SUFFIXES):
+        yield from _read_jsonl(path, name, findings, on_progress)
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if _looks_like_jsonl(path, head):
+        yield from _read_jsonl(path, name, findings, on_progress)
+    else:
+        yield from _read_json_document(path, name, findings, on_progress)
+
+
+def _looks_like_jsonl(path: str, head: bytes) -> bool:
+    """A .json file holding JSON Lines (as `datasets` accepts): first value is an object that ends its line
+    and another value follows on a later line."""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if not text.startswith(b"{"):
+        return False
+    with open(path, "rb") as fh:
+        first = fh.readline().lstrip(b"\xef\xbb\xbf")
+        second = fh.readline()
+        while second and not second.strip():
+            second = fh.readline()
+    try:
+        loads_line(first)
+    except ValueError:
+        return False
+    return second.strip().startswith(b"{")
+
+
+def _read_jsonl(path: str, name: str, findings: list[Finding],
+                on_progress: Callable[[int], None] | None) -> Iterator[RawRecord]:
+    index = 0
+    consumed = reported = 0
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            consumed += len(raw)
+            if on_progress is not None and lineno % 4096 == 0:
+                on_progress(consumed - reported)
+                reported = consumed
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                findings.append(Finding("utf8-bom", "the file starts with a UTF-8 byte-order mark (BOM)",
+                                        hint="re-save the file as UTF-8 without BOM; many JSON readers reject it",
+                                        file=name, line=1, column=1))
+                raw = raw[3:]
+            if not raw.strip():
+                continue  # blank lines are allowed between JSON Lines records
+            try:
+                value = loads_line(raw)
+            except (ValueError, RecursionError):
+                value = _recover_line(raw, name, lineno, index, findings)
+                if value is _UNREADABLE:
+                    index += 1
+                    continue
+            yield RawRecord(index, lineno, value)
+            index += 1
+    if on_progress is not None:
+        on_progress(consumed - reported)
+
+
+_UNREADABLE = object()
+
+
+def _recover_line(raw: bytes, name: str, lineno: int, index: int, findings: list[Finding]) -> Any:
+    """Explain why a JSONL line did not parse; return its value if a repair makes it readable (so its
+    fields are still checked), else _UNREADABLE."""
+    text, problems = jsonsyntax.decode_text(raw, name)
+    for f in problems:  # decode positions are relative to the line
+        if f.line is not None:
+            f.line += lineno - 1
+        f.record = index
+    findings.extend(problems)
+    text = text.rstrip("\r\n")
+    try:
+        return _strict_loads(text)  # only the encoding was wrong
+    except (ValueError, RecursionError):
+        pass
+    repaired, diagnosed = jsonsyntax.diagnose_json(text, name, first_line=lineno, record=index)
+    findings.extend(diagnosed)
+    if repaired is None:
+        return _UNREADABLE
+    try:
+        return _strict_loads(repaired)
+    except (ValueError, RecursionError):
+        return _UNREADABLE
+
+
+def _read_json_document(path: str, name: str, findings: list[Finding],
+                        on_progress: Callable[[int], None] | None) -> Iterator[RawRecord]:
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if on_progress is not None:
+        on_progress(len(data))
+    text, problems = jsonsyntax.decode_text(data, name)
+    findings.extend(problems)
+    if not text.strip():
+        findings.append(Finding("empty-file", "the file is empty", hint="a dataset file holds a JSON array of records",
+                                file=name, line=1, column=1))
+        return
+    if text.lstrip().startswith("["):
+        try:  # fast path: one pass of the C scanner, element by element, keeping each element's line
+            yield from _iter_array(text)
+            return
+        except (ValueError, RecursionError):
+            pass  # _iter_array yields nothing on failure: diagnose the whole text below
+    try:
+        value = _strict_loads(text)
+    except (ValueError, RecursionError):
+        repaired, diagnosed = jsonsyntax.diagnose_json(text, name)
+        findings.extend(diagnosed)
+        if repaired is None:
+            return
+        text = repaired  # repairs keep every newline where it was, so record line numbers stay right
+        value = _strict_loads(text)
+    if isinstance(value, dict):
+        # One record on its own; LLaMA-Factory expects a list, but a lone object is still worth checking.
+        findings.append(Finding("not-a-list", "the file holds one JSON object, not an array of records",
+                                hint="wrap the records in [ ... ]", file=name, line=1, column=1))
+        yield RawRecord(0, 1, value)
+        return
+    if not isinstance(value, list):
+        findings.append(Finding("not-a-list", f"the file holds a JSON {type(value).__name__}, not an array of records",
+                                hint="a dataset file holds a JSON array of objects: [ {...}, {...} ]",
+                                file=name, line=1, column=1))
+        return
+    yield from _iter_array(text)
+
+
+def _iter_array(text: str) -> Iterator[RawRecord]:
+    """The elements of a top-level JSON array with the line each starts on, parsed by the C scanner."""
+    elements = list(_scan_array(text))  # parse everything before yielding: a syntax error yields nothing
+    for index, (line, value) in enumerate(elements):
+        yield RawRecord(index, line, value)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _scan_array(text: str) -> Iterator[tuple[int, Any]]:
+    pos = text.index("[") + 1
+    line = text.count("\n", 0, pos) + 1
+    n = len(text)
+    expect_value, after_comma = True, False
+    while True:
+        start = pos
+        while pos < n and text[pos] in " \t\r\n":
+            pos += 1
+        line += text.count("\n", start, pos)
+        if pos >= n:
+            raise ValueError("unterminated array")
+        ch = text[pos]
+        if ch == "]":
+            if after_comma:
+                raise ValueError("trailing comma")
+            if text[pos + 1:].strip():
+                raise ValueError("extra data after the array")
+            return
+        if ch == ",":
+            if expect_value:
+                raise ValueError("unexpected comma")
+            expect_value, after_comma = True, True
+            pos += 1
+            continue
+        if not expect_value:
+            raise ValueError("missing comma")
+        value, end = _DECODER.raw_decode(text, pos)
+        yield line, value
+        line += text.count("\n", pos, end)
+        pos = end
+        expect_value, after_comma = False, False

@@ -1,0 +1,1 @@
+"""Quality checks on SFT data: duplicates, placeholders, broken text, lengths, overlap."""
