@@ -1,16 +1,22 @@
-"""`validate` as a library call: read datasets through the shared loader, run the quality pass, and return
-one report object that the text, JSON and HTML renderers (and train-and-compare) share."""
+"""`validate` as a library call: plan the files, check them shard by shard (in worker processes when the
+data is large), merge in order, run the whole-dataset checks, and return one report object that the text,
+JSON and HTML renderers (and train-and-compare) share."""
 
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from ftbench.api.findings import Finding
-from ftbench.data.loader import DatasetSpec, FormatChoice, iter_samples
-from ftbench.quality.checks import QualityChecker, QualityOptions
+from ftbench.data.loader import DatasetSpec, FilePlan, iter_file_samples, iter_samples, plan_files
+from ftbench.data.reader import is_jsonl, split_jsonl
+from ftbench.quality.checks import QualityOptions, RecordChecker, RecordFacts
+from ftbench.quality.dataset import DatasetChecks
+
+PARALLEL_MIN_BYTES = 32 << 20  # below this, starting workers costs more than it saves
+SHARD_BYTES = 64 << 20  # JSON Lines files are cut into shards of about this size
 
 
 @dataclass
@@ -40,53 +46,136 @@ class ValidationReport:
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+@dataclass
+class Shard:
+    """A file, or a line-aligned byte range of a JSON Lines file, checked as one unit of work."""
+
+    plan: FilePlan
+    byte_range: tuple[int, int] | None = None
+
+
+@dataclass
+class ShardResult:
+    file: str
+    facts: RecordFacts
+    findings: list[Finding]
+    lines: int
+    records: int
+
+
+def check_shard(shard: Shard, options: QualityOptions, on_progress: Callable[[int], None] | None = None) -> ShardResult:
+    """Read, convert and check one shard; positions are relative to the shard's start."""
+    findings: list[Finding] = []
+    counts: dict = {}
+    checker = RecordChecker(options, shard.plan.name)
+    observe = checker.observe
+    for sample in iter_file_samples(shard.plan, findings, byte_range=shard.byte_range, counts=counts,
+                                    on_progress=on_progress):
+        observe(sample)
+    facts, warnings = checker.finish()
+    return ShardResult(shard.plan.name, facts, findings + warnings, counts.get("lines", 0), counts.get("records", 0))
+
+
+def _shift(findings: list[Finding], line_offset: int, record_offset: int) -> None:
+    """Move a shard's findings (record indices, lines, field paths) to their place in the whole file."""
+    if not line_offset and not record_offset:
+        return
+    for f in findings:
+        if f.line is not None:
+            f.line += line_offset
+        if f.record is not None:
+            old = f"[{f.record}]"
+            f.record += record_offset
+            if f.path and f.path.startswith(old):
+                f.path = f"[{f.record}]{f.path[len(old):]}"
+
+
+def _plan_shards(plans: list[FilePlan], parallel: bool) -> list[Shard]:
+    shards = []
+    for plan in plans:
+        if parallel and is_jsonl(plan.path) and os.path.getsize(plan.path) > SHARD_BYTES:
+            parts = -(-os.path.getsize(plan.path) // SHARD_BYTES)
+            shards += [Shard(plan, r) for r in split_jsonl(plan.path, parts)]
+        else:
+            shards.append(Shard(plan))
+    return shards
+
+
+def _run_shards(shards: list[Shard], options: QualityOptions, workers: int,
+                on_progress: Callable[[int], None] | None) -> Iterator[ShardResult]:
+    """Results in shard order, whatever the number of workers (so output never depends on it)."""
+    sizes = [(s.byte_range[1] - s.byte_range[0]) if s.byte_range else os.path.getsize(s.plan.path) for s in shards]
+    if workers <= 1 or len(shards) == 1:
+        for shard in shards:
+            yield check_shard(shard, options, on_progress)
+        return
+    import multiprocessing
+
+    # fork: workers inherit the parent's str-hash secret, so hash() columns from different workers agree
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for result, size in zip(pool.imap(_check_shard_star, [(s, options) for s in shards]), sizes):
+            yield result
+            if on_progress is not None:
+                on_progress(size)
+
+
+def _check_shard_star(args) -> ShardResult:
+    return check_shard(*args)
+
+
+def _worker_count(total_bytes: int, options: QualityOptions) -> int:
+    if total_bytes < PARALLEL_MIN_BYTES or options.token_counter is not None or os.name != "posix":
+        return 1
+    env = os.environ.get("FTBENCH_WORKERS")
+    if env:
+        return max(1, int(env))
+    return min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+
+
 def validate(specs: list[DatasetSpec], options: QualityOptions, *, against: list[DatasetSpec] = (),
-             findings: list[Finding] | None = None, on_progress: Callable[[int], None] | None = None,
-             on_format: Callable[[str, FormatChoice], None] | None = None) -> ValidationReport:
+             findings: list[Finding] | None = None,
+             progress: Callable[[int], Callable[[int], None]] | None = None) -> ValidationReport:
     """Check every dataset in ``specs`` (and compare with ``against``); ``findings`` may already hold problems
-    found before reading (e.g. in dataset_info.json)."""
+    found before reading (e.g. in dataset_info.json). ``progress(total_bytes)`` returns a callback that is
+    given the bytes done as they are read."""
     start = time.perf_counter()
     findings = list(findings or [])
-    files: list[dict] = []
-
-    def note_format(name: str, choice: FormatChoice) -> None:
-        files.append({"file": name, "format": choice.reader.name, "reason": choice.reason})
-        if on_format is not None:
-            on_format(name, choice)
-
-    checker = QualityChecker(options)
+    options.keep_prompts = bool(against)
+    dataset = DatasetChecks(options)
     if against:
-        checker.expect_test_set()
         test_findings: list[Finding] = []
         for spec in against:
-            for sample in iter_samples(spec, test_findings):
-                checker.observe_test(sample)
-        # a broken test file is worth knowing about, but it is not the training data: warnings only
-        for f in test_findings:
-            f.severity = "warning"
-            f.message = f"(--against) {f.message}"
+            for s in iter_samples(spec, test_findings):
+                dataset.add_test_sample(s.file, s.record, s.line, s.prompt_text())
+        for f in test_findings:  # a broken test file is worth knowing, but it is not the training data
+            f.severity, f.message = "warning", f"(--against) {f.message}"
         findings.extend(test_findings)
-    counts = {"records": 0}
-    observe = checker.observe
-    for spec in specs:
-        for sample in iter_samples(spec, findings, on_format=note_format, on_progress=on_progress, counts=counts):
-            observe(sample)
-    warnings, stats = checker.finish()
+
+    plans = [plan for spec in specs for plan in plan_files(spec, findings)]
+    files = [{"file": p.name, "format": p.choice.reader.name if p.choice else None,
+              "reason": p.choice.reason if p.choice else "format unknown: syntax checked only"} for p in plans]
+    total = total_size(plans)
+    workers = _worker_count(total, options)
+    records = 0
+    offsets: dict[str, tuple[int, int]] = {}
+    on_progress = progress(total) if progress is not None else None
+    for result in _run_shards(_plan_shards(plans, workers > 1), options, workers, on_progress):
+        line_off, rec_off = offsets.get(result.file, (0, 0))
+        _shift(result.findings, line_off, rec_off)
+        offsets[result.file] = (line_off + result.lines, rec_off + result.records)
+        records += result.records
+        findings.extend(result.findings)
+        dataset.add(result.file, result.facts, line_offset=line_off, record_offset=rec_off)
+    warnings, stats = dataset.finish()
+    stats["workers"] = workers
+
     order = {f["file"]: i for i, f in enumerate(files)}
-    errors = [f for f in findings if f.severity == "error"]
-    warnings = [f for f in findings if f.severity == "warning"] + warnings
     key = lambda f: (order.get(f.file, -1), f.line or 0, f.column or 0, f.record if f.record is not None else -1)
-    errors.sort(key=key)
-    warnings.sort(key=key)
-    stats["invalid_records"] = counts["records"] - stats["valid_records"]
-    return ValidationReport(errors, warnings, counts["records"], stats, files, time.perf_counter() - start)
+    errors = sorted((f for f in findings if f.severity == "error"), key=key)
+    warnings = sorted([f for f in findings if f.severity == "warning"] + warnings, key=key)
+    stats["invalid_records"] = records - stats["valid_records"]
+    return ValidationReport(errors, warnings, records, stats, files, time.perf_counter() - start)
 
 
-def total_size(specs: list[DatasetSpec]) -> int:
-    size = 0
-    for spec in specs:
-        if os.path.isfile(spec.path):
-            size += os.path.getsize(spec.path)
-        elif os.path.isdir(spec.path):
-            size += sum(os.path.getsize(os.path.join(spec.path, f)) for f in os.listdir(spec.path))
-    return size
+def total_size(plans: list[FilePlan]) -> int:
+    return sum(os.path.getsize(p.path) for p in plans if os.path.isfile(p.path))

@@ -96,7 +96,7 @@ def validate(ctx, paths, dataset_info, datasets, fmt, near_dup, near_dup_thresho
     from ftbench.api.findings import Finding
     from ftbench.data.loader import DatasetSpec
     from ftbench.quality.checks import QualityOptions
-    from ftbench.validate import total_size, validate as run_validate
+    from ftbench.validate import validate as run_validate
 
     opts = settings(ctx)
     if not paths and not dataset_info:
@@ -115,11 +115,17 @@ def validate(ctx, paths, dataset_info, datasets, fmt, near_dup, near_dup_thresho
         counter = TokenCounter(tokenizer)
     options = QualityOptions(near_dup=near_dup, near_dup_threshold=near_dup_threshold, cutoff_len=cutoff_len,
                              task=task, token_counter=counter)
-    progress = _Progress(total_size(specs), enabled=not opts.quiet and sys.stderr.isatty())
+    bars: list[_Progress] = []
+
+    def progress(total: int):
+        bars.append(_Progress(total, enabled=not opts.quiet and sys.stderr.isatty()))
+        return bars[-1].update
+
     try:
-        report = run_validate(specs, options, against=against_specs, findings=findings, on_progress=progress.update)
+        report = run_validate(specs, options, against=against_specs, findings=findings, progress=progress)
     finally:
-        progress.close()
+        for bar in bars:
+            bar.close()
 
     if html_path:
         from ftbench.io import atomic_write_text

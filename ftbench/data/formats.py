@@ -101,6 +101,16 @@ class AlpacaFormat:
             errs.add("wrong-type", "", f"the record is {_type_name(v)}, expected an object with "
                      f"'{self.prompt}' and '{self.response}'")
             return None
+        instruction, query, response = v.get(self.prompt), v.get(self.query, ""), v.get(self.response)
+        if (type(instruction) is str and type(response) is str and type(query) is str and instruction.strip()
+                and not (self.history and v.get(self.history)) and not (self.system and self.system in v)):
+            # fast path for the plain record (most of a large file): no history, no system, all strings
+            fields = {f".{self.prompt}": instruction, f".{self.response}": response}
+            if query:
+                fields[f".{self.query}"] = query
+                instruction = f"{instruction}\n{query}"  # LLaMA-Factory joins prompt and query with \n
+            return Sample([(USER, instruction), (ASSISTANT, response)], "", "", file, rec.index, rec.line, fields,
+                          f".{self.response}")
         fields: dict[str, str] = {}
         instruction = self._text(v, self.prompt, errs, fields, required=True)
         query = self._text(v, self.query, errs, fields, required=False) if self.query else ""

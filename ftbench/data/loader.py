@@ -6,7 +6,6 @@ variant for training and prediction (it raises on the first error, with its loca
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -17,7 +16,7 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.api.findings import Finding
 from ftbench.data import jsonsyntax
 from ftbench.data.formats import (FORMATS, OPENAI_TAGS, SHAREGPT_TAGS, AlpacaFormat, ConversationFormat, Sample)
-from ftbench.data.reader import RawRecord, read_records
+from ftbench.data.reader import RawRecord, peek_records, read_records
 
 DETECT_WINDOW = 200  # records looked at to detect the format and check that mapped columns exist
 DATA_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -103,38 +102,45 @@ def reader_for(spec: DatasetSpec) -> AlpacaFormat | ConversationFormat:
     return ConversationFormat("sharegpt", spec.columns, spec.tags)
 
 
-def iter_samples(spec: DatasetSpec, findings: list[Finding], *, on_format: Callable[[str, FormatChoice], None] | None = None,
-                 on_progress: Callable[[int], None] | None = None, counts: dict | None = None) -> Iterator[Sample]:
-    """Stream the valid samples of one dataset; every problem (syntax, record, column) goes to ``findings``.
+@dataclass
+class FilePlan:
+    """One data file to read and the format to read it with (None: unreadable format, syntax check only)."""
 
-    ``on_format(file, choice)`` is told which format each file is read with; ``counts["records"]`` counts
-    every record read, valid or not.
-    """
-    paths = _data_files(spec, findings)
-    for path in paths:
+    path: str
+    name: str  # as shown in findings
+    choice: FormatChoice | None
+
+
+def plan_files(spec: DatasetSpec, findings: list[Finding]) -> list[FilePlan]:
+    """Resolve a dataset to its files and choose each file's format from its first records."""
+    plans = []
+    for path in _data_files(spec, findings):
         name = os.path.relpath(path) if not os.path.isabs(spec.path) else path
-        records = read_records(path, findings, display_name=name, on_progress=on_progress)
-        head = list(itertools.islice(records, DETECT_WINDOW))
-        choice = _choose(spec, head, name, findings)
-        n = len(head)
-        if choice is None:
-            for _ in records:  # still read to the end so every syntax error is reported
-                n += 1
-        else:
-            if on_format is not None:
-                on_format(name, choice)
-            convert = choice.reader.convert
-            for rec in head:
-                sample = convert(name, rec, findings)
-                if sample is not None:
-                    yield sample
-            for rec in records:
-                n += 1
-                sample = convert(name, rec, findings)
-                if sample is not None:
-                    yield sample
-        if counts is not None:
-            counts["records"] = counts.get("records", 0) + n
+        plans.append(FilePlan(path, name, _choose(spec, peek_records(path, DETECT_WINDOW), name, findings)))
+    return plans
+
+
+def iter_file_samples(plan: FilePlan, findings: list[Finding], *, on_progress: Callable[[int], None] | None = None,
+                      byte_range: tuple[int, int] | None = None, counts: dict | None = None) -> Iterator[Sample]:
+    """The valid samples of one planned file (or one byte range of it); problems go to ``findings``."""
+    records = read_records(plan.path, findings, display_name=plan.name, on_progress=on_progress,
+                           byte_range=byte_range, counts=counts)
+    if plan.choice is None:
+        for _ in records:  # still read to the end so every syntax error is reported
+            pass
+        return
+    convert = plan.choice.reader.convert
+    name = plan.name
+    for rec in records:
+        sample = convert(name, rec, findings)
+        if sample is not None:
+            yield sample
+
+
+def iter_samples(spec: DatasetSpec, findings: list[Finding]) -> Iterator[Sample]:
+    """Stream the valid samples of a dataset; every problem (syntax, record, column) goes to ``findings``."""
+    for plan in plan_files(spec, findings):
+        yield from iter_file_samples(plan, findings)
 
 
 def _choose(spec: DatasetSpec, head: list[RawRecord], name: str, findings: list[Finding]) -> FormatChoice | None:

@@ -7,6 +7,7 @@ line and every repairable mistake in a .json file. JSONL is streamed in bounded 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -51,28 +52,63 @@ def check_readable(path: str) -> None:
         raise UsageError(f"{path}: is a directory (give a data file, or --dataset-info DIR/dataset_info.json)")
 
 
+def is_jsonl(path: str) -> bool:
+    """JSON Lines by suffix, or a .json file that holds JSON Lines (as `datasets` accepts)."""
+    if path.lower().endswith(JSONL_SUFFIXES):
+        return True
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    return _looks_like_jsonl(path, head)
+
+
 def read_records(path: str, findings: list[Finding], *, display_name: str | None = None,
-                 on_progress: Callable[[int], None] | None = None) -> Iterator[RawRecord]:
+                 on_progress: Callable[[int], None] | None = None, byte_range: tuple[int, int] | None = None,
+                 counts: dict | None = None) -> Iterator[RawRecord]:
     """Yield the records of a data file; syntax problems go to ``findings`` (never raised).
 
     ``on_progress(nbytes)`` is called with the number of bytes read since its last call, for progress bars.
+    ``byte_range`` (JSON Lines only, from `split_jsonl`) reads one shard: its record indices and lines then
+    count from the shard's start, and ``counts`` receives {"lines", "records"} so the caller can shift them.
     """
     check_readable(path)
     name = display_name or path
-    if path.lower().endswith(JSONL_SUFFIXES):
-        yield from _read_jsonl(path, name, findings, on_progress)
-        return
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if _looks_like_jsonl(path, head):
-        yield from _read_jsonl(path, name, findings, on_progress)
+    if is_jsonl(path):
+        yield from _read_jsonl(path, name, findings, on_progress, byte_range or (0, None), counts)
     else:
-        yield from _read_json_document(path, name, findings, on_progress)
+        yield from _read_json_document(path, name, findings, on_progress, counts)
+
+
+def split_jsonl(path: str, parts: int) -> list[tuple[int, int]]:
+    """Cut a JSON Lines file into ``parts`` byte ranges that start and end on line boundaries."""
+    size = os.path.getsize(path)
+    bounds = [0]
+    with open(path, "rb") as fh:
+        for k in range(1, parts):
+            fh.seek(max(bounds[-1], size * k // parts))
+            fh.readline()
+            bounds.append(min(fh.tell(), size))
+    bounds.append(size)
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a] or [(0, size)]
+
+
+def peek_records(path: str, limit: int) -> list[RawRecord]:
+    """The first readable records of a file, cheaply, for format detection (problems are not reported)."""
+    ignored: list[Finding] = []
+    if is_jsonl(path):
+        return list(itertools.islice(_read_jsonl(path, path, ignored, None, (0, None), None), limit))
+    with open(path, "rb") as fh:
+        text = fh.read().decode("utf-8", errors="replace").lstrip("\ufeff")
+    try:
+        if text.lstrip().startswith("["):
+            return [RawRecord(i, line, v) for i, (line, v) in enumerate(itertools.islice(_scan_array(text), limit))]
+    except (ValueError, RecursionError):
+        pass
+    return list(itertools.islice(_read_json_document(path, path, ignored, None, None), limit))
 
 
 def _looks_like_jsonl(path: str, head: bytes) -> bool:
-    """A .json file holding JSON Lines (as `datasets` accepts): first value is an object that ends its line
-    and another value follows on a later line."""
+    """A .json file holding JSON Lines: the first value is an object that ends its line and another
+    value follows on a later line."""
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if not text.startswith(b"{"):
         return False
@@ -88,34 +124,39 @@ def _looks_like_jsonl(path: str, head: bytes) -> bool:
     return second.strip().startswith(b"{")
 
 
-def _read_jsonl(path: str, name: str, findings: list[Finding],
-                on_progress: Callable[[int], None] | None) -> Iterator[RawRecord]:
-    index = 0
+def _read_jsonl(path: str, name: str, findings: list[Finding], on_progress: Callable[[int], None] | None,
+                byte_range: tuple[int, int | None], counts: dict | None) -> Iterator[RawRecord]:
+    start, end = byte_range
+    index = lineno = 0
     consumed = reported = 0
+    limit = float("inf") if end is None else end - start
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        fh.seek(start)
+        for raw in fh:
+            lineno += 1
             consumed += len(raw)
             if on_progress is not None and lineno % 4096 == 0:
                 on_progress(consumed - reported)
                 reported = consumed
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            if lineno == 1 and start == 0 and raw.startswith(b"\xef\xbb\xbf"):
                 findings.append(Finding("utf8-bom", "the file starts with a UTF-8 byte-order mark (BOM)",
                                         hint="re-save the file as UTF-8 without BOM; many JSON readers reject it",
                                         file=name, line=1, column=1))
                 raw = raw[3:]
-            if not raw.strip():
-                continue  # blank lines are allowed between JSON Lines records
-            try:
-                value = loads_line(raw)
-            except (ValueError, RecursionError):
-                value = _recover_line(raw, name, lineno, index, findings)
-                if value is _UNREADABLE:
-                    index += 1
-                    continue
-            yield RawRecord(index, lineno, value)
-            index += 1
+            if raw.strip():  # blank lines are allowed between JSON Lines records
+                try:
+                    value = loads_line(raw)
+                except (ValueError, RecursionError):
+                    value = _recover_line(raw, name, lineno, index, findings)
+                if value is not _UNREADABLE:
+                    yield RawRecord(index, lineno, value)
+                index += 1
+            if consumed >= limit:
+                break
     if on_progress is not None:
         on_progress(consumed - reported)
+    if counts is not None:
+        counts["lines"], counts["records"] = lineno, index
 
 
 _UNREADABLE = object()
@@ -145,8 +186,17 @@ def _recover_line(raw: bytes, name: str, lineno: int, index: int, findings: list
         return _UNREADABLE
 
 
-def _read_json_document(path: str, name: str, findings: list[Finding],
-                        on_progress: Callable[[int], None] | None) -> Iterator[RawRecord]:
+def _read_json_document(path: str, name: str, findings: list[Finding], on_progress: Callable[[int], None] | None,
+                        counts: dict | None = None) -> Iterator[RawRecord]:
+    n = 0
+    for n, rec in enumerate(_json_document_records(path, name, findings, on_progress), start=1):
+        yield rec
+    if counts is not None:
+        counts["lines"], counts["records"] = 0, n
+
+
+def _json_document_records(path: str, name: str, findings: list[Finding],
+                           on_progress: Callable[[int], None] | None) -> Iterator[RawRecord]:
     with open(path, "rb") as fh:
         data = fh.read()
     if on_progress is not None:

@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` (the main job) and `make test` (the test suite).
+# Both set up .venv on first use. torch==2.13.0 (CPU) goes in first: on this kind of machine its wheel lies on
+# disk, while a plain "torch" requirement would pull a multi-GB CUDA build. GPU users install their own torch
+# build before `pip install -e .`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ftbench-installed
+QUIET_PIP := grep -v -e 'is ignored: it is neither a file nor a directory' || true
+
+.PHONY: demo test setup clean-venv
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0" 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import ftbench, torch, transformers, peft, lm_eval"
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/ftbench validate datasets/ --html reports/validate.html
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2
+
+clean-venv:
+	rm -rf $(VENV)
