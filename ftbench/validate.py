@@ -152,8 +152,9 @@ def validate(specs: list[DatasetSpec], options: QualityOptions, *, against: list
         findings.extend(test_findings)
 
     plans = [plan for spec in specs for plan in plan_files(spec, findings)]
-    files = [{"file": p.name, "format": p.choice.reader.name if p.choice else None,
-              "reason": p.choice.reason if p.choice else "format unknown: syntax checked only"} for p in plans]
+    files = [{"file": p.name, "dataset": p.dataset, "format": p.choice.reader.name if p.choice else None,
+              "reason": p.choice.reason if p.choice else "records not checked (see the errors): syntax only"}
+             for p in plans]
     total = total_size(plans)
     workers = _worker_count(total, options)
     records = 0

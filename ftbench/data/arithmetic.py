@@ -22,6 +22,7 @@ import json
 import math
 import operator
 import random
+import re
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -552,6 +553,12 @@ def _one(rng: random.Random, lang_mix: float) -> dict:
     return {"question": question, "answer": "\n".join(lines) + f"\n#### {answer}"}
 
 
+def _math_of(answer: str) -> str:
+    """The computation of an answer without its words: two problems that differ only in names or items
+    share it, and would be near-duplicates."""
+    return re.sub(r"[^0-9<>=*/+\-.#]", "", answer)
+
+
 def generate(n: int, seed: int = 0, lang_mix: float = 0.3) -> list[dict]:
     """``n`` distinct problems, deterministic for ``seed``; about ``lang_mix`` of them in Chinese.
 
@@ -574,7 +581,7 @@ def generate(n: int, seed: int = 0, lang_mix: float = 0.3) -> list[dict]:
             problem = _one(rng, lang_mix)
             if problem["question"] in questions:
                 continue
-            if problem["answer"] not in answers:
+            if _math_of(problem["answer"]) not in answers:
                 break
             fallback = fallback or problem
         else:
@@ -584,7 +591,7 @@ def generate(n: int, seed: int = 0, lang_mix: float = 0.3) -> list[dict]:
                 raise RuntimeError(f"could not generate {n} distinct problems")
             continue
         questions.add(problem["question"])
-        answers.add(problem["answer"])
+        answers.add(_math_of(problem["answer"]))
         out.append(problem)
     return out
 

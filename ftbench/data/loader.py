@@ -109,6 +109,7 @@ class FilePlan:
     path: str
     name: str  # as shown in findings
     choice: FormatChoice | None
+    dataset: str | None = None  # its dataset_info name, if any
 
 
 def plan_files(spec: DatasetSpec, findings: list[Finding]) -> list[FilePlan]:
@@ -116,7 +117,7 @@ def plan_files(spec: DatasetSpec, findings: list[Finding]) -> list[FilePlan]:
     plans = []
     for path in _data_files(spec, findings):
         name = os.path.relpath(path) if not os.path.isabs(spec.path) else path
-        plans.append(FilePlan(path, name, _choose(spec, peek_records(path, DETECT_WINDOW), name, findings)))
+        plans.append(FilePlan(path, name, _choose(spec, peek_records(path, DETECT_WINDOW), name, findings), spec.name))
     return plans
 
 
@@ -163,17 +164,17 @@ def _choose(spec: DatasetSpec, head: list[RawRecord], name: str, findings: list[
                 f"{reader.tags['assistant_tag']!r}, not LLaMA-Factory's default 'human'/'gpt'", severity="warning",
                 hint='declare them in dataset_info.json: "tags": {"user_tag": "user", "assistant_tag": "assistant"}, '
                 "or LLaMA-Factory drops every conversation", file=name, line=head[0].line if head else None))
-    _check_columns(spec, choice.reader, head, name, findings)
+    if not _columns_present(spec, choice.reader, head, name, findings):
+        return None  # a wrong mapping: said once above; per-record errors would only repeat it
     return choice
 
 
-def _check_columns(spec, reader, head: list[RawRecord], name: str, findings: list[Finding]) -> None:
+def _columns_present(spec, reader, head: list[RawRecord], name: str, findings: list[Finding]) -> bool:
     """A mapped column absent from every one of the first records is a mapping mistake: say it once, at the
     dataset_info entry, instead of once per record."""
     dicts = [r.value for r in head if isinstance(r.value, dict)]
-    if not dicts:
-        return
-    for column in reader.required_columns():
+    ok = True
+    for column in reader.required_columns() if dicts else ():
         if not any(column in d for d in dicts):
             keys = sorted({k for d in dicts[:20] for k in d if isinstance(k, str)})
             where = dict(file=spec.info_file, line=spec.info_line) if spec.declared else dict(file=name, line=1)
@@ -183,6 +184,8 @@ def _check_columns(spec, reader, head: list[RawRecord], name: str, findings: lis
                                     hint="fix \"columns\" in dataset_info.json" if spec.declared else "pass --format, "
                                     "or register the file in dataset_info.json with the right \"columns\"",
                                     path=f"{spec.name}.columns" if spec.name else None, **where))
+            ok = False
+    return ok
 
 
 def _data_files(spec: DatasetSpec, findings: list[Finding]) -> list[str]:

@@ -112,7 +112,7 @@ class RecordChecker:
         f.turns.append(len(s.turns))
         size = len(prompt) + len(response)
         wide = 0 if prompt.isascii() and response.isascii() else \
-            (len(prompt.encode()) + len(response.encode()) - size) // 2  # CJK characters take 3 bytes
+            (len(prompt.encode("utf-8", "surrogatepass")) + len(response.encode("utf-8", "surrogatepass")) - size) // 2  # CJK characters take 3 bytes
         share = wide / size if size else 0.0
         f.language.append(2 if share >= 0.5 else 0 if share < 0.05 else 1)
         if self.opt.token_counter is not None:

@@ -33,7 +33,7 @@ def render_text(report: ValidationReport, *, max_shown: int = 20, color: bool = 
     lines = [f"Checked {len(report.files)} file(s), {report.records:,} records "
              f"({s['valid_records']:,} valid) in {report.seconds:.1f} s"]
     for f in report.files:
-        lines.append(f"  {f['file']}: {f['reason']}")
+        lines.append(f"  {f['file']}{' [' + f['dataset'] + ']' if f.get('dataset') else ''}: {f['reason']}")
     for title, findings, colour in (("Errors", report.errors, "red"), ("Warnings", report.warnings, "yellow")):
         if not findings:
             continue
