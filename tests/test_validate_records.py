@@ -90,3 +90,18 @@ def test_json_array_records_carry_their_lines():
     _, report = validate_json("datasets/identity.json", "--no-near-dup")
     lines = [f["line"] for f in report["warnings"] if f["code"] == "placeholder"][:3]
     assert lines == [2, 7, 12]  # each record of the indent=2 array spans 5 lines
+
+
+def test_every_code_the_fixtures_produce_is_documented():
+    import glob
+    import os
+
+    from helpers import REPO
+
+    docs = open(os.path.join(REPO, "docs", "validate.md"), encoding="utf-8").read()
+    seen = set()
+    for path in sorted(glob.glob(os.path.join(REPO, "datasets", "broken", "*.json*"))):
+        _, report = validate_json(os.path.relpath(path, REPO), "--task", "gsm8k")
+        seen |= {f["code"] for f in report["errors"] + report["warnings"]}
+    assert len(seen) > 30
+    assert not {code for code in seen if f"`{code}`" not in docs}

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.findings import Finding
 from ftbench.data import jsonsyntax
+from ftbench.data.encoding import decode_text
 from ftbench.data.formats import (FORMATS, OPENAI_TAGS, SHAREGPT_TAGS, AlpacaFormat, ConversationFormat, Sample)
 from ftbench.data.reader import RawRecord, peek_records, read_records
 
@@ -215,7 +216,7 @@ def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[F
     if not os.path.isfile(info_path):
         raise UsageError(f"{info_path}: no such file")
     with open(info_path, "rb") as fh:
-        text, problems = jsonsyntax.decode_text(fh.read(), info_path)
+        text, problems = decode_text(fh.read(), info_path)
     findings.extend(problems)
     try:
         info = json.loads(text)

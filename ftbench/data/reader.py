@@ -18,6 +18,7 @@ import orjson
 from ftbench.api.errors import UsageError
 from ftbench.api.findings import Finding
 from ftbench.data import jsonsyntax
+from ftbench.data.encoding import decode_text
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -165,7 +166,7 @@ _UNREADABLE = object()
 def _recover_line(raw: bytes, name: str, lineno: int, index: int, findings: list[Finding]) -> Any:
     """Explain why a JSONL line did not parse; return its value if a repair makes it readable (so its
     fields are still checked), else _UNREADABLE."""
-    text, problems = jsonsyntax.decode_text(raw, name)
+    text, problems = decode_text(raw, name)
     for f in problems:  # decode positions are relative to the line
         if f.line is not None:
             f.line += lineno - 1
@@ -201,7 +202,7 @@ def _json_document_records(path: str, name: str, findings: list[Finding],
         data = fh.read()
     if on_progress is not None:
         on_progress(len(data))
-    text, problems = jsonsyntax.decode_text(data, name)
+    text, problems = decode_text(data, name)
     findings.extend(problems)
     if not text.strip():
         findings.append(Finding("empty-file", "the file is empty", hint="a dataset file holds a JSON array of records",

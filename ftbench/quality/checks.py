@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ftbench.api.findings import Finding
 from ftbench.data.formats import Sample
-from ftbench.quality.text import find_placeholders, text_problems
+from ftbench.quality.text import find_placeholders, looks_broken, text_problems
 
 GSM8K_ANSWER = re.compile(r"#### (\-?[0-9\.\,]+)\s*$")  # lm-eval's strict-match pattern, anchored at the end
 LABEL_SET_MAX = 20  # outputs drawn from at most this many distinct values look like classification labels
@@ -98,7 +98,7 @@ class RecordChecker:
             self._warn(s, "output-equals-prompt", s.response_path, "the output is identical to the prompt",
                        "the answer just repeats the question; probably a copy-paste slip")
         blob = "\n".join(s.fields.values())  # one prefilter over all fields; per-field work only on a hit
-        if find_placeholders(blob) or text_problems(blob):
+        if find_placeholders(blob) or looks_broken(blob):
             self._text_findings(s)
         if self.opt.task == "gsm8k" and not GSM8K_ANSWER.search(response):
             self._warn(s, "gsm8k-answer-format", s.response_path, _gsm8k_problem(response),
