@@ -1,0 +1,196 @@
+"""The training-backend interface: what `ftbench train` hands a backend, and what it gets back.
+
+A backend turns a `TrainConfig` (LLaMA-Factory's key names, typed and validated by `ftbench.config`) into a
+LoRA adapter on disk and describes the run in a `TrainResult`. The built-in backend is `peft`
+(transformers Trainer + peft); others are found through the `ftbench.backends` entry-point group
+(see docs/backends.md). Nothing here imports torch: backends import their heavy dependencies inside methods.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from ftbench.api.errors import InputError
+
+DEFAULT_BACKEND = "peft"
+
+
+@dataclass
+class TrainConfig:
+    """A resolved training config: LLaMA-Factory's key names and defaults, with typed values.
+
+    Field names are exactly LLaMA-Factory's, so a tutorial's YAML maps onto this class key by key. Keys that
+    LLaMA-Factory knows but that have no field here are kept, as given, in ``extra`` (a backend may use them,
+    e.g. one driving LLaMA-Factory itself); ``training_args`` holds transformers ``TrainingArguments`` keys
+    that are passed through unchanged (adam_beta2, ddp_timeout, ...). ``source`` and ``lines`` say where each
+    key came from, so a backend can point its errors at the YAML line (`config.error(key, message)`).
+    """
+
+    model_name_or_path: str = ""
+    output_dir: str = ""
+    backend: str = DEFAULT_BACKEND
+    # method
+    stage: str = "sft"
+    do_train: bool = True
+    finetuning_type: str = "lora"
+    adapter_name_or_path: str | None = None  # continue training this adapter
+    lora_rank: int = 8
+    lora_alpha: int | None = None  # None: 2 * lora_rank (LLaMA-Factory's default)
+    lora_dropout: float = 0.0
+    lora_target: list[str] = field(default_factory=lambda: ["all"])  # "all" = every linear layer but lm_head
+    additional_target: list[str] | None = None  # modules trained fully and saved with the adapter
+    use_rslora: bool = False
+    use_dora: bool = False
+    # data
+    dataset: list[str] = field(default_factory=list)  # file paths, or names in dataset_dir/dataset_info.json
+    dataset_dir: str = "data"
+    template: str | None = None  # None: the tokenizer's own chat template
+    default_system: str | None = None
+    cutoff_len: int = 2048
+    max_samples: int | None = None  # per dataset, like LLaMA-Factory; None = all
+    val_size: float = 0.0  # a fraction in [0, 1), or a count of samples if >= 1
+    # optimisation
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    lr_scheduler_type: str = "linear"
+    warmup_ratio: float = 0.0
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    optim: str = "adamw_torch"
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    fp16: bool = False
+    flash_attn: str = "auto"  # auto | disabled | sdpa | fa2
+    trust_remote_code: bool = False
+    # evaluation, saving, logging
+    eval_strategy: str = "no"
+    eval_steps: float | None = None
+    save_strategy: str = "steps"
+    save_steps: float = 500
+    save_total_limit: int | None = None
+    logging_steps: float = 500
+    logging_dir: str | None = None
+    report_to: list[str] = field(default_factory=lambda: ["none"])
+    plot_loss: bool = False
+    overwrite_output_dir: bool = False
+    resume_from_checkpoint: str | None = None  # a checkpoint path, or "last" (set by --resume)
+    # pass-through and bookkeeping
+    training_args: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # the YAML file
+    config_dir: str | None = None  # its folder: relative paths that do not exist from the cwd are tried here
+    lines: dict[str, int | None] = field(default_factory=dict)  # key -> line in `source` (None: command line)
+
+    def where(self, key: str) -> str:
+        """`config.yaml:7` for a key from the file, `command line` for a key=value override."""
+        if key in self.lines and self.lines[key] is None:
+            return "command line"
+        line = self.lines.get(key)
+        return f"{self.source or '<config>'}{':' + str(line) if line else ''}"
+
+    def error(self, key: str, message: str) -> InputError:
+        """An InputError located at ``key``'s line: `config.yaml:7: lora_rank: must be > 0`."""
+        return InputError(f"{self.where(key)}: {key}: {message}")
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The resolved config as LLaMA-Factory-style keys (what `ftbench_config.yaml` records)."""
+        d = asdict(self)
+        for k in ("source", "config_dir", "lines", "extra", "training_args"):
+            d.pop(k)
+        d["dataset"] = ",".join(self.dataset)
+        d["lora_target"] = ",".join(self.lora_target)
+        d["additional_target"] = ",".join(self.additional_target) if self.additional_target else None
+        d.update(self.training_args)
+        d.update(self.extra)
+        return d
+
+
+@dataclass
+class CheckpointInfo:
+    """One saved checkpoint (or the final adapter) and its eval loss at that step (None if not evaluated)."""
+
+    path: str
+    step: int
+    eval_loss: float | None = None
+    loss: float | None = None  # the last training loss logged at or before this step
+
+
+@dataclass
+class TrainResult:
+    """What a backend reports after training: where everything is and how it went.
+
+    ``checkpoints`` lists the `checkpoint-N` folders still on disk, oldest first, plus the final adapter
+    (``output_dir``) as the last entry; ``best_checkpoint`` is the one with the lowest eval loss (None if
+    nothing was evaluated). The same list is written to ``output_dir/checkpoints.json``.
+    """
+
+    output_dir: str
+    adapter_dir: str
+    trainer_log: str
+    config_path: str
+    checkpoints: list[CheckpointInfo] = field(default_factory=list)
+    best_checkpoint: str | None = None
+    global_step: int = 0
+    train_samples: int = 0
+    eval_samples: int = 0
+    train_runtime: float = 0.0  # seconds spent in the training loop (this process)
+    train_samples_per_second: float = 0.0
+    final_loss: float | None = None  # the last logged training loss
+    final_eval_loss: float | None = None
+    resumed_from: str | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TrainerBackend(ABC):
+    """A way to train a LoRA adapter from a `TrainConfig`, and to load models for generation.
+
+    Subclasses set ``name`` and ``description`` and implement `train`. `check_config` rejects settings the
+    backend cannot honour *before* anything heavy is loaded; `load_for_generation` and `export_merged` have
+    defaults that work for any backend writing a standard peft adapter. Register a backend in a package's
+    ``pyproject.toml``::
+
+        [project.entry-points."ftbench.backends"]
+        mybackend = "my_package.backend:MyBackend"
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def check_config(self, config: TrainConfig) -> None:
+        """Raise `InputError` (via ``config.error(key, ...)``) for settings this backend does not support."""
+
+    @abstractmethod
+    def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
+        """Train, writing the adapter, checkpoints, trainer_log.jsonl and the resolved config to
+        ``config.output_dir``. ``resume``: continue from the last complete checkpoint there."""
+
+    def load_for_generation(self, model: str, adapter: str | None = None, *, device: str | None = None,
+                            dtype: str | None = None):
+        """(model, tokenizer) ready for `generate`: the base model with the adapter applied, in eval mode."""
+        from ftbench.models import load_model_for_generation
+
+        return load_model_for_generation(model, adapter=adapter, device=device, dtype=dtype)
+
+    def export_merged(self, model: str, adapter: str, output_dir: str, *, overwrite: bool = False) -> str:
+        """Merge the adapter into the base model and save it (safetensors + tokenizer) to ``output_dir``."""
+        from ftbench.backends.export import merge_and_save
+
+        return merge_and_save(model, adapter, output_dir, overwrite=overwrite)
+
+
+def adapter_files(path: str) -> bool:
+    """Whether ``path`` holds a peft adapter (adapter_config.json)."""
+    return os.path.isfile(os.path.join(path, "adapter_config.json"))

@@ -1,0 +1,121 @@
+"""SFT data for Trainer-based backends: LLaMA-Factory's dataset/dataset_dir/max_samples/val_size semantics,
+token ids with the prompt masked out of the labels, and a collator that pads each batch to its own longest
+sample (never to cutoff_len).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+
+from ftbench.api.backends import TrainConfig
+from ftbench.api.errors import InputError
+from ftbench.backends.console import warn
+from ftbench.config import resolve_path
+
+IGNORE_INDEX = -100  # label value the loss skips (prompt tokens and padding)
+
+
+def load_training_samples(cfg: TrainConfig) -> list:
+    """The samples of every dataset in ``cfg.dataset``, in order: a name declared in
+    dataset_dir/dataset_info.json, or a data file path; at most max_samples of each (its first ones)."""
+    from ftbench.api.findings import Finding
+    from ftbench.data.loader import DatasetSpec, load_samples, parse_dataset_info
+
+    dataset_dir = resolve_path(cfg, cfg.dataset_dir)
+    info_path = os.path.join(dataset_dir, "dataset_info.json")
+    declared: set[str] = set()
+    if os.path.isfile(info_path):
+        try:
+            with open(info_path, encoding="utf-8") as fh:
+                declared = set(json.load(fh))
+        except ValueError:
+            declared = set()  # parse_dataset_info reports the syntax error with its location
+    samples = []
+    for name in cfg.dataset:
+        if name in declared:
+            findings: list[Finding] = []
+            specs = parse_dataset_info(info_path, [name], findings)
+            errors = [f for f in findings if f.severity == "error"]
+            if errors or not specs:
+                raise InputError(errors[0].one_line() if errors else f"{info_path}: dataset '{name}' has no local "
+                                 "file (ftbench trains on local files)")
+            spec = specs[0]
+        else:
+            path = resolve_path(cfg, name)
+            if not os.path.exists(path):
+                where = f"{dataset_dir}/dataset_info.json" if os.path.isfile(info_path) else \
+                    f"{dataset_dir}/dataset_info.json (which does not exist)"
+                raise cfg.error("dataset", f"'{name}' is neither a data file nor a dataset in {where}"
+                                + (f"; it has: {', '.join(sorted(declared))}" if declared else ""))
+            spec = DatasetSpec(path)
+        loaded = load_samples(spec)
+        if cfg.max_samples is not None:
+            loaded = loaded[:cfg.max_samples]
+        if cfg.default_system:
+            for s in loaded:
+                s.system = s.system or cfg.default_system
+        samples.extend(loaded)
+    return samples
+
+
+def split(samples: list, val_size: float, seed: int) -> tuple[list, list]:
+    """Hold out val_size (a fraction, rounded up, or a count) of the samples for evaluation, chosen with the seed."""
+    if not val_size:
+        return samples, []
+    n_eval = int(val_size) if val_size >= 1 else math.ceil(val_size * len(samples))
+    if n_eval >= len(samples):
+        raise InputError(f"val_size {val_size} leaves no training samples out of {len(samples)}")
+    order = list(range(len(samples)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:n_eval])
+    return ([s for i, s in enumerate(samples) if i not in held], [samples[i] for i in sorted(held)])
+
+
+def encode(tokenizer, samples: list, cfg: TrainConfig, which: str) -> list[dict]:
+    """Token ids and labels (prompt tokens = -100) per sample, truncated to cutoff_len; samples left with no
+    label token (a prompt longer than cutoff_len) are dropped, and counted in a warning."""
+    from ftbench.chat import encode_for_training
+
+    encoded, dropped = [], 0
+    for sample in samples:
+        input_ids, labels = encode_for_training(tokenizer, sample, cfg.cutoff_len)
+        if all(label == IGNORE_INDEX for label in labels):
+            dropped += 1
+            continue
+        encoded.append({"input_ids": list(input_ids), "labels": list(labels)})
+    if dropped:
+        warn(f"{dropped} {which} samples have no response token within cutoff_len {cfg.cutoff_len} and are "
+             "skipped (raise cutoff_len)")
+    if not encoded:
+        raise cfg.error("cutoff_len", f"no {which} sample keeps a response token within {cfg.cutoff_len} tokens")
+    return encoded
+
+
+@dataclass
+class DynamicPaddingCollator:
+    """Pads each batch to its own longest sample (not to cutoff_len): input_ids with the pad token, labels with
+    -100, attention_mask 0 on padding; right-padded. ``pad_to_multiple_of`` rounds the length up (8 on GPUs)."""
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        longest = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        batch = len(features)
+        input_ids = torch.full((batch, longest), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((batch, longest), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((batch, longest), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            input_ids[i, :n] = torch.tensor(f["input_ids"], dtype=torch.long)
+            labels[i, :n] = torch.tensor(f["labels"], dtype=torch.long)
+            attention_mask[i, :n] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
