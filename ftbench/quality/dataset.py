@@ -137,8 +137,7 @@ class DatasetChecks:
         sig = np.concatenate(self.signatures) if len(self.signatures) > 1 else self.signatures[0]
         self.signatures = []
         keep = np.flatnonzero(is_first)  # exact duplicates are reported already
-        index = NearDuplicateIndex(threshold=self.opt.near_dup_threshold)
-        index._chunks, index._count = [sig[keep]], len(keep)  # FIXME(lead): public from_signatures
+        index = NearDuplicateIndex.from_signatures(sig[keep], threshold=self.opt.near_dup_threshold)
         del sig
         pairs = index.pairs()
         for a, b, sim in pairs:
