@@ -1,9 +1,28 @@
-"""Turning a `Sample` into the messages and text a chat model sees (one place, so validate's token counts,
-training and prediction render prompts identically)."""
+"""Turning a `Sample` into the messages, text and token ids a chat model sees: the one place prompts are rendered,
+so validate's token counts, training and prediction all see the same thing.
+
+A conversation is cut into *segments* that alternate prompt side (system, user and tool turns, and the template's
+markers up to and including the assistant header) and assistant side (an answer and its end-of-turn marker).
+The cuts come from rendering prefixes of the conversation with the chat template:
+
+    prompt_k = template(messages[:k], add_generation_prompt=True)   # up to "<|im_start|>assistant\\n"
+    full_k   = template(messages[:k + 1])                          # ... + "answer<|im_end|>\\n"
+
+and checking that each rendering extends the previous one ("prefix consistency"). Each segment is tokenized on
+its own and the ids are concatenated, as LLaMA-Factory's templates do, so the ids of a prompt are identical
+whether it is encoded for training or for prediction.
+"""
 
 from __future__ import annotations
 
+import json
+import warnings
+from dataclasses import dataclass
+
+from ftbench.api.errors import InputError
 from ftbench.data.formats import FUNCTION, OBSERVATION, Sample
+
+IGNORE_INDEX = -100  # label value the loss skips (transformers/LLaMA-Factory convention)
 
 # chat templates know user/assistant/system/tool; LLaMA-Factory's observation is a tool result
 _TEMPLATE_ROLE = {OBSERVATION: "tool", FUNCTION: "assistant"}
@@ -22,3 +41,170 @@ def render_text(tokenizer, sample: Sample) -> str:
     parts = [sample.system] if sample.system else []
     parts.extend(content for _, content in sample.turns)
     return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of text that is either all prompt side (masked in training) or all one assistant answer (trained)."""
+
+    text: str
+    assistant: bool
+    extra_ids: tuple[int, ...] = ()  # ids appended after the text's tokens (the plain format's eos)
+
+
+class TemplateNotPrefixConsistent(Exception):
+    """The chat template renders a conversation's prefix differently from the start of the whole conversation."""
+
+
+def _tools(sample: Sample):
+    """The sample's tools as the list of JSON schemas chat templates expect, or None."""
+    if not sample.tools:
+        return None
+    try:
+        tools = json.loads(sample.tools)
+    except ValueError:
+        return None
+    return tools if isinstance(tools, list) and tools else None
+
+
+def _render(tokenizer, messages: list[dict], tools, generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
+
+
+def _template_segments(tokenizer, sample: Sample) -> list[Segment]:
+    """Segments cut at every assistant turn, from prefix renderings; raises TemplateNotPrefixConsistent."""
+    messages, tools = to_messages(sample), _tools(sample)
+    segments: list[Segment] = []
+    done = ""  # the text rendered so far: the conversation up to the end of the previous assistant turn
+    for k, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt = _render(tokenizer, messages[:k], tools, True)
+        full = _render(tokenizer, messages[:k + 1], tools, False)
+        if not prompt.startswith(done) or not full.startswith(prompt):
+            raise TemplateNotPrefixConsistent(f"turn {k}")
+        segments.append(Segment(prompt[len(done):], False))
+        segments.append(Segment(full[len(prompt):], True))
+        done = full
+    return segments
+
+
+def _final_turn_segments(tokenizer, sample: Sample) -> list[Segment]:
+    """Fallback for templates that rewrite earlier turns: one prompt segment and the final answer only."""
+    messages, tools = to_messages(sample), _tools(sample)
+    prompt = _render(tokenizer, messages[:-1], tools, True)
+    full = _render(tokenizer, messages, tools, False)
+    if not full.startswith(prompt):
+        raise InputError(f"{sample.file}: record {sample.record}: the chat template renders the prompt differently "
+                         "from the start of the whole conversation, so the answer's tokens cannot be located; "
+                         "use a model whose template is prefix-consistent (e.g. Qwen2.5 ChatML)")
+    return [Segment(prompt, False), Segment(full[len(prompt):], True)]
+
+
+def _plain_segments(tokenizer, sample: Sample) -> list[Segment]:
+    """For tokenizers without a chat template: `system\\n` + `user\\n` prompts, answers followed by eos."""
+    eos = (tokenizer.eos_token_id,) if getattr(tokenizer, "eos_token_id", None) is not None else ()
+    segments: list[Segment] = []
+    pending = f"{sample.system}\n" if sample.system else ""
+    for role, content in sample.turns:
+        if role in ("assistant", FUNCTION):
+            segments.append(Segment(pending, False))
+            segments.append(Segment(content, True, eos))
+            pending = ""
+        else:
+            pending += f"{content}\n"
+    return segments
+
+
+_warned_templates: set[str] = set()
+
+
+def conversation_segments(tokenizer, sample: Sample) -> list[Segment]:
+    """The sample cut into prompt-side and assistant segments (see the module docstring); ends with the final
+    assistant answer."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        return _plain_segments(tokenizer, sample)
+    try:
+        return _template_segments(tokenizer, sample)
+    except TemplateNotPrefixConsistent:
+        key = str(getattr(tokenizer, "name_or_path", "")) or "the tokenizer"
+        if key not in _warned_templates:
+            _warned_templates.add(key)
+            warnings.warn(f"the chat template of {key} is not prefix-consistent (it renders earlier turns "
+                          "differently once later ones exist): multi-turn samples train on their final answer only",
+                          stacklevel=2)
+        return _final_turn_segments(tokenizer, sample)
+
+
+def _encode(tokenizer, segment: Segment) -> list[int]:
+    ids = tokenizer(segment.text, add_special_tokens=False)["input_ids"] if segment.text else []
+    return list(ids) + list(segment.extra_ids)
+
+
+def render_prompt(tokenizer, sample: Sample) -> str:
+    """The text the model is given at prediction time: everything before the final answer, with the generation
+    prompt (e.g. ending in `<|im_start|>assistant\\n`)."""
+    return "".join(s.text for s in conversation_segments(tokenizer, sample)[:-1])
+
+
+def encode_prompt(tokenizer, sample: Sample, cutoff_len: int | None = None) -> list[int]:
+    """The prompt's token ids for generation: the conversation up to and excluding the final assistant turn,
+    with the generation prompt, tokenized segment by segment exactly as `encode_for_training` does. With
+    ``cutoff_len``, only the last ``cutoff_len`` ids are kept (the generation prompt must stay)."""
+    return prompt_text_and_ids(tokenizer, sample, cutoff_len)[1]
+
+
+def prompt_text_and_ids(tokenizer, sample: Sample, cutoff_len: int | None = None) -> tuple[str, list[int]]:
+    """`render_prompt` and `encode_prompt` in one pass (the text is decoded from the ids if they were cut)."""
+    segments = conversation_segments(tokenizer, sample)[:-1]
+    ids = [i for s in segments for i in _encode(tokenizer, s)]
+    if cutoff_len and len(ids) > cutoff_len:
+        ids = ids[-cutoff_len:]
+        return tokenizer.decode(ids, skip_special_tokens=False), ids
+    return "".join(s.text for s in segments), ids
+
+
+def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
+    """LLaMA-Factory's budget split of one (prompt, answer) pair into ``cutoff_len`` tokens: a short answer is
+    kept whole and the prompt shortened; a short prompt is kept whole and the answer shortened; otherwise both
+    shrink in proportion to their lengths."""
+    if target_len * 2 < cutoff_len:
+        max_target_len = cutoff_len
+    elif source_len * 2 < cutoff_len:
+        max_target_len = cutoff_len - source_len
+    else:
+        max_target_len = int(cutoff_len * (target_len / (source_len + target_len)))
+    new_target_len = min(max_target_len, target_len)
+    new_source_len = min(max(cutoff_len - new_target_len, 0), source_len)
+    return new_source_len, new_target_len
+
+
+def encode_for_training(tokenizer, sample: Sample, cutoff_len: int | None) -> tuple[list[int], list[int]]:
+    """The full conversation's ids and labels for supervised fine-tuning.
+
+    Labels are IGNORE_INDEX (-100) on every prompt-side token (system, user and tool turns, template markers up to
+    the assistant header) and equal the ids on every assistant turn, including its end-of-turn marker
+    (`<|im_end|>\\n` in ChatML): all assistant turns of a multi-turn sample are trained, as in LLaMA-Factory.
+
+    Truncation to ``cutoff_len`` (None: none) walks the (prompt, answer) pairs in order, as LLaMA-Factory does:
+    each pair gets the budget left over by the previous ones, split by `infer_seqlen`; pairs after the budget is
+    spent are dropped. Unlike LLaMA-Factory, a shortened prompt keeps its *tail* (so the assistant header stays
+    right before the answer) while a shortened answer keeps its head.
+    """
+    segments = conversation_segments(tokenizer, sample)
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for i in range(0, len(segments) - 1, 2):
+        source, target = _encode(tokenizer, segments[i]), _encode(tokenizer, segments[i + 1])
+        if cutoff_len is not None:
+            budget = cutoff_len - len(input_ids)
+            if budget <= 0:
+                break
+            source_len, target_len = infer_seqlen(len(source), len(target), budget)
+            source = source[len(source) - source_len:] if source_len else []
+            target = target[:target_len]
+        input_ids += source + target
+        labels += [IGNORE_INDEX] * len(source) + target
+    return input_ids, labels

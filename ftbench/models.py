@@ -1,9 +1,150 @@
-"""Resolving model names: hub ids, local paths, and the built-in offline `tiny` model."""
+"""Resolving model names (hub ids, local paths, the built-in offline `tiny` model) and loading models for
+generation on the best available device with the right dtype.
+
+torch and transformers are imported inside functions: importing this module is cheap.
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
+from ftbench.api.errors import UsageError
+
+TINY_PREFIX = "tiny"
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A path or hub id that transformers can load: `tiny` (or `tiny:SEED`) becomes the cached tiny model's
+    folder, built on first use; an existing local folder is returned as is; anything else is taken as a hub id."""
+    if name_or_path == TINY_PREFIX or name_or_path.startswith(TINY_PREFIX + ":"):
+        from ftbench.tiny import DEFAULT_SEED, cached_tiny_model
+
+        seed_text = name_or_path.partition(":")[2]
+        if seed_text and not seed_text.isdigit():
+            raise UsageError(f"--model {name_or_path}: expected 'tiny' or 'tiny:SEED' with an integer seed")
+        return cached_tiny_model(int(seed_text) if seed_text else DEFAULT_SEED)
+    expanded = os.path.expanduser(name_or_path)
+    if os.path.isdir(expanded):
+        return expanded
+    if os.path.exists(expanded):
+        raise UsageError(f"{name_or_path}: is a file; a model is a folder (config.json, weights, tokenizer) "
+                         "or a hub id such as Qwen/Qwen2.5-0.5B-Instruct")
+    if _looks_like_path(name_or_path):
+        raise UsageError(f"{name_or_path}: no such model folder")
+    return name_or_path
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything with ./, ../, ~, a leading / or more slashes is a path."""
+    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name)
+
+
+def _friendly_load_error(what: str, name: str, err: Exception) -> UsageError:
+    """One line for the usual ways loading fails: no network, unknown hub id, gated repo, missing files."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    low = text.lower()
+    if "offline" in low or "connection" in low or "resolve" in low or "network" in low or "timed out" in low:
+        hint = "the hub is unreachable: download the model first or pass a local folder"
+    elif "not a valid model identifier" in low or "404" in low or "repository not found" in low:
+        hint = "no such model on the hub and no such local folder"
+    elif "gated" in low or "401" in low or "403" in low:
+        hint = "the model is gated: accept its licence on the hub and log in (huggingface-cli login)"
+    else:
+        hint = text
+    return UsageError(f"cannot load {what} '{name}': {hint}")
+
 
 def load_tokenizer(name_or_path: str):
+    """The model's tokenizer (`tiny` resolved to its cached folder)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(name_or_path)
+    path = resolve_model(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise _friendly_load_error("the tokenizer of", name_or_path, e) from e
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in which precision a model runs."""
+
+    device: str  # "cuda", "cuda:1", "mps", "cpu"
+    dtype: str  # "bfloat16", "float16", "float32"
+
+
+def pick_placement(device: str | None = None, dtype: str | None = None) -> Placement:
+    """The device (CUDA, then Apple MPS, then CPU unless given) and its dtype: bf16 on CUDA GPUs that support it,
+    else fp16; fp16 on MPS; fp32 on CPU (CPU half precision is slow and, for greedy decoding, not reproducible)."""
+    import torch
+
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: CUDA is not available on this machine")
+    if dtype is None or dtype == "auto":
+        if device.startswith("cuda"):
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        elif device == "mps":
+            dtype = "float16"
+        else:
+            dtype = "float32"
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise UsageError(f"--dtype {dtype}: expected bfloat16, float16 or float32")
+    return Placement(device, dtype)
+
+
+def load_model_for_generation(name_or_path: str, adapter: str | None = None, device: str | None = None,
+                              dtype: str | None = None):
+    """A causal LM ready for `generate`: `tiny` resolved, placed on the best device in its dtype (see
+    `pick_placement`), with a peft (LoRA) adapter applied if given, in eval mode.
+
+    On CPU the eager attention implementation is used: it gives bit-identical logits for a sequence whether it is
+    decoded alone or in a left-padded batch, so batched greedy predictions equal batch-1 ones (SDPA's fused CPU
+    kernel sums padded rows in a different order and can flip near-ties). On GPUs SDPA is kept for speed.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the loading bar of a small model is noise on stderr
+    placement = pick_placement(device, dtype)
+    path = resolve_model(name_or_path)
+    kwargs = {"dtype": getattr(torch, placement.dtype)}
+    if placement.device == "cpu":
+        kwargs["attn_implementation"] = "eager"
+    elif placement.device.startswith("cuda"):
+        kwargs["device_map"] = placement.device  # load straight onto the GPU, never through a CPU fp32 copy
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise _friendly_load_error("model", name_or_path, e) from e
+    if placement.device == "mps":
+        model = model.to("mps")
+    if adapter:
+        model = apply_adapter(model, adapter)
+    model.eval()
+    return model
+
+
+def apply_adapter(model, adapter: str):
+    """The model with a peft adapter folder loaded on top of it (weights not merged, so the base stays intact)."""
+    from peft import PeftModel
+
+    path = os.path.expanduser(adapter)
+    if not os.path.isdir(path):
+        raise UsageError(f"--adapter {adapter}: no such folder")
+    if not os.path.isfile(os.path.join(path, "adapter_config.json")):
+        raise UsageError(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
+    try:
+        return PeftModel.from_pretrained(model, path, is_trainable=False)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"cannot apply adapter {adapter}: {first} (was it trained on this base model?)") from e

@@ -21,6 +21,13 @@ from ftbench.api.errors import EXIT_INTERNAL, EXIT_USAGE, FtbenchError
 # name -> (module, attribute, one-line help). The help lives here so `--help` imports no command module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("ftbench.cli.validate", "validate", "Check SFT data files for every mistake before training."),
+    "make-tiny-model": ("ftbench.cli.make_tiny_model", "make_tiny_model",
+                        "Build the tiny offline Qwen2-architecture model (random weights) for pipeline runs."),
+    "predict": ("ftbench.cli.predict", "predict", "Generate answers for a data file (resumable, batched, greedy)."),
+    "train": ("ftbench.cli.train", "train", "Train a LoRA adapter from a LLaMA-Factory-style YAML config."),
+    "export": ("ftbench.cli.export", "export", "Merge a LoRA adapter into its base model (safetensors + tokenizer)."),
+    "backends": ("ftbench.cli.backends", "backends", "List the installed training backends."),
+    "score": ("ftbench.cli.score", "score", "Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty."),
 }
 
 

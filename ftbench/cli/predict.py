@@ -1,0 +1,210 @@
+"""`ftbench predict`: answer every prompt of a data file with a model (and optional LoRA adapter), writing
+LLaMA-Factory's generated_predictions.jsonl rows as they are made, resumable after a crash."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+from ftbench.api.errors import UsageError
+from ftbench.cli import common_options, settings
+
+FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
+
+
+def _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop):
+    from ftbench.generate import GenerationParams
+
+    if temperature is not None and temperature < 0:
+        raise UsageError("--temperature must be >= 0 (0 means greedy)")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UsageError("--top-p must be in (0, 1]")
+    if any(s == "" for s in stop):
+        raise UsageError("--stop: an empty stop string would stop at once")
+    return GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature or None, top_p=top_p,
+                            top_k=top_k, seed=seed, stop=tuple(stop))
+
+
+def _meta(data, fmt, model, adapter, params, cutoff_len) -> dict:
+    """The sidecar: what the rows are made from (the RESUME_KEYS must match to resume) and how."""
+    from ftbench import __version__
+    from ftbench.predictions import META_KIND, adapter_sha256, sha256_of_path
+
+    generation = {"max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample, "stop": list(params.stop),
+                  "cutoff_len": cutoff_len}
+    if params.do_sample:
+        generation.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k, seed=params.seed)
+    model_id = os.path.abspath(os.path.expanduser(model)) if os.path.isdir(os.path.expanduser(model)) else model
+    return {"kind": META_KIND, "ftbench_version": __version__, "data": os.path.abspath(data),
+            "data_sha256": sha256_of_path(data), "format": fmt, "model": model_id,
+            "adapter": os.path.abspath(adapter) if adapter else None, "adapter_sha256": adapter_sha256(adapter),
+            "generation": generation}
+
+
+def _prepare_output(out: str, meta: dict, overwrite: bool) -> int:
+    """Create, reset or check-and-repair the output; returns how many rows are already done."""
+    from ftbench.predictions import check_resumable, meta_path, read_existing, write_meta
+
+    if os.path.isdir(out):
+        raise UsageError(f"-o {out}: is a folder; give a .jsonl file path")
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    # an empty output (e.g. left by a run whose model failed to load) holds nothing to protect: start afresh
+    if overwrite or not os.path.exists(out) or os.path.getsize(out) == 0:
+        write_meta(out, meta)
+        with open(out, "wb"):
+            pass
+        return 0
+    check_resumable(out, meta)
+    existing = read_existing(out)
+    if existing.repaired_bytes and not settings(click.get_current_context()).quiet:
+        click.echo(f"{out}: cut off a half-written last line ({existing.repaired_bytes} bytes); it is generated again",
+                   err=True)
+    meta["created"] = _old_created(meta_path(out)) or meta["created"]
+    write_meta(out, meta)
+    return existing.count
+
+
+def _old_created(path: str):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh).get("created")
+    except (OSError, ValueError):
+        return None
+
+
+@click.command(short_help="Generate answers for a data file (resumable, batched, greedy by default).")
+@click.option("--model", required=True, help="Hub id (Qwen/Qwen2.5-0.5B-Instruct), local folder, or 'tiny' "
+              "(the built-in offline pipeline model).")
+@click.option("--adapter", type=click.Path(), help="A peft/LoRA adapter folder to apply to --model.")
+@click.option("--data", required=True, type=click.Path(), help="Data file (alpaca, sharegpt, OpenAI messages or "
+              "GSM8K question/answer JSON/JSONL); the final assistant turn is the label.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
+              help="Data format; auto-detected by default.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(), help="Output JSONL (LLaMA-Factory's "
+              "generated_predictions.jsonl rows); rerunning the same command resumes it.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True,
+              help="Prompts per batch (same text as batch 1 under greedy decoding on CPU).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=512, show_default=True)
+@click.option("--stop", multiple=True, help="Stop at this string (repeatable); the text is cut before it.")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
+@click.option("--cutoff-len", type=click.IntRange(1), help="Keep only the last N prompt tokens.")
+@click.option("--temperature", type=float, help="Sample with this temperature (default: greedy).")
+@click.option("--top-p", type=float, help="Nucleus sampling threshold (turns sampling on).")
+@click.option("--top-k", type=click.IntRange(0), help="Top-k when sampling (default: off).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for sampling.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto",
+              show_default=True, help="auto: bf16 on CUDA if supported (else fp16), fp16 on MPS, fp32 on CPU.")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: torch's choice).")
+@click.option("--overwrite", is_flag=True, help="Start again even if OUT holds rows from an earlier run.")
+@common_options
+@click.pass_context
+def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, stop, limit, cutoff_len, temperature,
+            top_p, top_k, seed, device, dtype, threads, overwrite):
+    """Generate an answer for every sample of --data and write LLaMA-Factory's prompt/predict/label rows.
+
+    Rows are written in input order as batches finish (flushed to disk each batch); if the run is killed,
+    the same command continues where it stopped. Greedy decoding unless --temperature/--top-p; the model's own
+    generation_config (e.g. a repetition_penalty) is not inherited; the settings used go to OUT.meta.json.
+    """
+    from ftbench.data.loader import load_samples
+
+    opts = settings(ctx)
+    if not os.path.exists(data):
+        raise UsageError(f"--data {data}: no such file")
+    if adapter and not os.path.isdir(adapter):
+        raise UsageError(f"--adapter {adapter}: no such folder")
+    if adapter and not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
+        raise UsageError(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
+    params = _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop)
+    from ftbench.models import resolve_model
+
+    resolve_model(model)  # a missing local model fails here, before OUT is touched (and `tiny` is built)
+    samples = load_samples(data, formatting=None if fmt == "auto" else fmt)
+    if limit:
+        samples = samples[:limit]
+    meta = _meta(data, fmt, model, adapter, params, cutoff_len)
+    meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    done = _prepare_output(out, meta, overwrite)
+    if done > len(samples):
+        raise UsageError(f"{out} already has {done} rows but --data gives {len(samples)} samples"
+                         + (" (with --limit)" if limit else ""))
+    start = time.perf_counter()
+    generated, gen_seconds = 0, 0.0
+    if done < len(samples):
+        generated, gen_seconds = _generate(ctx, samples, done, out, meta, params, model=model, adapter=adapter,
+                              batch_size=batch_size, cutoff_len=cutoff_len, device=device, dtype=dtype,
+                              threads=threads)
+    seconds = time.perf_counter() - start
+    # samples/s counts generation only: loading the model is a fixed cost that says nothing about throughput
+    summary = {"n": len(samples), "generated": generated, "resumed": done, "seconds": round(seconds, 3),
+               "generation_seconds": round(gen_seconds, 3),
+               "samples_per_second": round(generated / gen_seconds, 3) if gen_seconds > 0 and generated else None,
+               "output": out, "meta": out + ".meta.json"}
+    if opts.json:
+        import json
+
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    elif not opts.quiet:
+        rate = f", {summary['samples_per_second']} samples/s" if summary["samples_per_second"] else ""
+        resumed = f" ({done} from an earlier run)" if done else ""
+        click.echo(f"wrote {len(samples)} predictions to {out}{resumed} in {seconds:.1f}s{rate}")
+    return 0
+
+
+def _generate(ctx, samples, done, out, meta, params, *, model, adapter, batch_size, cutoff_len, device, dtype,
+              threads) -> tuple[int, float]:
+    """Load the model, generate for samples[done:], append rows in order; returns the rows written and the seconds
+    spent generating (model loading excluded)."""
+    from tqdm import tqdm
+
+    from ftbench.chat import prompt_text_and_ids
+    from ftbench.generate import Generator
+    from ftbench.models import load_model_for_generation, load_tokenizer
+    from ftbench.predictions import OrderedRowWriter, make_row, write_meta
+
+    opts = settings(ctx)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    tokenizer = load_tokenizer(model)
+    lm = load_model_for_generation(model, adapter=adapter, device=None if device == "auto" else device,
+                                   dtype=None if dtype == "auto" else dtype)
+    generator = Generator(lm, tokenizer, params)
+    meta["effective_generation"] = generator.effective_config().to_dict()
+    meta["device"] = str(next(lm.parameters()).device)
+    meta["dtype"] = str(next(lm.parameters()).dtype).replace("torch.", "")
+    write_meta(out, meta)
+    todo = range(done, len(samples))
+    texts, prompts = {}, {}
+    for i in todo:
+        texts[i], prompts[i] = prompt_text_and_ids(tokenizer, samples[i], cutoff_len)
+    writer = OrderedRowWriter(out, done)
+    start = time.perf_counter()
+    bar = tqdm(total=len(samples), initial=done, unit="sample", desc="predict", file=sys.stderr,
+               disable=opts.quiet, dynamic_ncols=True)
+    try:
+        for results in generator.run(prompts, batch_size, order=todo):
+            rows = [make_row(i, texts[i], text, samples[i].response_text())
+                    for i, text in results]
+            writer.add(rows)
+            writer.flush()  # durable per batch: a kill loses at most the unwritten part of the current window
+            bar.update(len(results))
+    except KeyboardInterrupt:
+        writer.close()
+        bar.close()
+        click.echo(f"ftbench: interrupted: {writer.next_index} of {len(samples)} rows are in {out}; run the same "
+                   "command again to resume", err=True)
+        sys.exit(130)
+    finally:
+        writer.close()
+        bar.close()
+    return writer.written, time.perf_counter() - start
+

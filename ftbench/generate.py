@@ -1,0 +1,225 @@
+"""Batched generation that gives the same text at batch 16 as at batch 1.
+
+- Greedy by default. The generation config is built here from explicit values; nothing is inherited from the
+  model's `generation_config.json` (a base model's `repetition_penalty: 1.05` or `temperature: 0.7` would make
+  results depend on which checkpoint was loaded). Sampling is opt-in with a temperature / top-p and a seed.
+- Left padding with an attention mask; transformers derives position ids from the mask, so a padded sequence
+  sees the same positions as when alone.
+- Prompts are grouped by length inside a window of consecutive inputs, so batches hold similar lengths (little
+  padding) while finished rows can still be written in input order soon after (see `windows`).
+- Each sequence stops at any end-of-turn id (tokenizer eos, `<|im_end|>`, the model's eos ids) or at a stop
+  string, whose text is cut off.
+
+torch/transformers are imported inside functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from ftbench.api.errors import UsageError
+
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
+# model generation_config fields that change greedy or sampled output; reported when the model sets them and
+# ftbench does not use them
+_SAMPLING_FIELDS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "repetition_penalty",
+                    "no_repeat_ngram_size", "length_penalty", "num_beams")
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """What to generate: greedy unless a temperature (> 0) or top-p (< 1) is given."""
+
+    max_new_tokens: int = 512
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    @property
+    def do_sample(self) -> bool:
+        return bool((self.temperature is not None and self.temperature > 0)
+                    or (self.top_p is not None and self.top_p < 1.0))
+
+
+@dataclass
+class EffectiveConfig:
+    """The generation settings actually used, for the output metadata (so two runs can be compared)."""
+
+    values: dict
+    ignored_model_defaults: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {**self.values, "ignored_model_defaults": self.ignored_model_defaults}
+
+
+def end_of_turn_ids(tokenizer, model=None) -> list[int]:
+    """Every id that ends an answer: the tokenizer's eos, known end-of-turn tokens present in the vocabulary, and
+    the model's generation_config eos ids (Qwen2.5-Instruct lists both <|im_end|> and <|endoftext|>)."""
+    ids: list[int] = []
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.append(tokenizer.eos_token_id)
+    vocab = tokenizer.get_vocab()
+    ids.extend(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
+    gen = getattr(_base_model(model), "generation_config", None) if model is not None else None
+    eos = getattr(gen, "eos_token_id", None)
+    ids.extend(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+    return sorted(set(ids))
+
+
+def _base_model(model):
+    """The transformers model under a peft wrapper (generate() and generation_config live there)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def windows(order: Sequence[int], lengths: Mapping[int, int] | Sequence[int], batch_size: int,
+            window: int) -> Iterator[list[list[int]]]:
+    """Split ``order`` (input indices, in input order) into windows of ``window`` consecutive indices; inside each,
+    sort by prompt length (longest first, so an out-of-memory error shows up at once) and cut into batches.
+
+    Sorting the whole input would minimise padding, but the first input could then finish last and nothing could be
+    written in order until the very end; a window bounds both the padding and the work a crash can lose.
+    """
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: (-lengths[i], i))
+        yield [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+
+
+class _StopStrings:
+    """A stopping criterion: a row is done once the text of its newest tokens contains a stop string."""
+
+    def __init__(self, tokenizer, stops: tuple[str, ...], prompt_len: int):
+        self.tokenizer, self.stops, self.prompt_len = tokenizer, stops, prompt_len
+        # a token is at least one byte, so a stop string of n bytes lies within its last n + 1 tokens (plus one
+        # token of slack for a partial UTF-8 character at the start)
+        self.tail = max(len(s.encode("utf-8")) for s in stops) + 2
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = []
+        for row in input_ids[:, self.prompt_len:].tolist():
+            text = self.tokenizer.decode(row[-self.tail:], skip_special_tokens=True)
+            done.append(any(s in text for s in self.stops))
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class Generator:
+    """Generates answers for tokenized prompts in batches; see the module docstring for the guarantees."""
+
+    def __init__(self, model, tokenizer, params: GenerationParams):
+        self.model, self.tokenizer, self.params = model, tokenizer, params
+        self.eos_ids = end_of_turn_ids(tokenizer, model)
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.eos_ids[0]
+        self.config = self._generation_config()
+
+    def _generation_config(self):
+        """A complete GenerationConfig: every field that shapes the output is set, so `generate()` fills nothing in
+        from the model's own generation config."""
+        from transformers import GenerationConfig
+
+        p = self.params
+        values = dict(GenerationConfig._get_default_generation_params())  # transformers' neutral defaults
+        values.update(max_new_tokens=p.max_new_tokens, do_sample=p.do_sample, num_beams=1, repetition_penalty=1.0,
+                      no_repeat_ngram_size=0, eos_token_id=self.eos_ids, pad_token_id=self.pad_id, bos_token_id=None,
+                      return_dict_in_generate=False, output_scores=False, use_cache=True)
+        values.pop("max_length", None)  # max_new_tokens rules
+        # sampling knobs stay unset when greedy (transformers warns about them otherwise); the model's own values
+        # cannot leak in because generate_batch swaps the model's generation_config for this one
+        values.update(temperature=None, top_p=None, top_k=None)
+        if p.do_sample:
+            values.update(temperature=p.temperature if p.temperature is not None else 1.0,
+                          top_p=p.top_p if p.top_p is not None else 1.0, top_k=p.top_k or 0)
+        return GenerationConfig(**values)
+
+    def effective_config(self) -> EffectiveConfig:
+        """What is used (greedy or sampling, limits, stop ids/strings) and what the model's config asked for that
+        was ignored."""
+        p = self.params
+        values = {"do_sample": p.do_sample, "max_new_tokens": p.max_new_tokens, "eos_token_id": self.eos_ids,
+                  "pad_token_id": self.pad_id, "stop": list(p.stop), "repetition_penalty": 1.0, "num_beams": 1}
+        if p.do_sample:
+            values.update(temperature=self.config.temperature, top_p=self.config.top_p, top_k=self.config.top_k,
+                          seed=p.seed)
+        model_gen = getattr(_base_model(self.model), "generation_config", None)
+        used = {**self.config.to_dict(), **values}
+        # under greedy decoding temperature/top-p/top-k do nothing, so only the knobs that would change it count
+        relevant = _SAMPLING_FIELDS if p.do_sample else ("do_sample", "repetition_penalty", "no_repeat_ngram_size",
+                                                         "num_beams", "length_penalty")
+        ignored = {}
+        for name in relevant:
+            value = getattr(model_gen, name, None) if model_gen is not None else None
+            if value is not None and value != used.get(name):
+                ignored[name] = value
+        return EffectiveConfig(values, ignored)
+
+    def generate_batch(self, prompts: Sequence[Sequence[int]]) -> list[str]:
+        """The answers to one batch of tokenized prompts, in the same order."""
+        import torch
+        from transformers import StoppingCriteriaList
+
+        device = next(self.model.parameters()).device
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
+            if prompt:
+                ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+                mask[row, width - len(prompt):] = 1
+        stopping = StoppingCriteriaList([_StopStrings(self.tokenizer, self.params.stop, width)]) \
+            if self.params.stop else None
+        base = _base_model(self.model)
+        saved, base.generation_config = base.generation_config, self.config  # belt and braces: nothing to inherit
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                          generation_config=self.config, stopping_criteria=stopping)
+        finally:
+            base.generation_config = saved
+        return [self._answer(row) for row in out[:, width:].tolist()]
+
+    def _answer(self, new_ids: list[int]) -> str:
+        """Decoded new tokens up to the first end-of-turn id, cut at the first stop string."""
+        eos = set(self.eos_ids)
+        end = next((i for i, t in enumerate(new_ids) if t in eos), len(new_ids))
+        text = self.tokenizer.decode(new_ids[:end], skip_special_tokens=True)
+        cuts = [text.find(s) for s in self.params.stop if s in text]
+        return text[:min(cuts)] if cuts else text
+
+    def run(self, prompts: Sequence[Sequence[int]], batch_size: int, order: Iterable[int] | None = None,
+            window: int | None = None) -> Iterator[list[tuple[int, str]]]:
+        """Generate for the prompts at ``order`` (default: all), yielding one list of (index, answer) per batch.
+
+        Batches come window by window (``window`` consecutive indices, default 8 batches), longest prompts first
+        inside a window; callers that write in input order buffer the few results that arrive early.
+        """
+        import torch
+
+        order = list(range(len(prompts))) if order is None else list(order)
+        window = window or batch_size * 8
+        if self.params.do_sample:
+            torch.manual_seed(self.params.seed)
+        lengths = {i: len(prompts[i]) for i in order}
+        for batches in windows(order, lengths, batch_size, window):
+            for batch in batches:
+                yield list(zip(batch, self._generate_fitting([prompts[i] for i in batch])))
+
+    def _generate_fitting(self, prompts: Sequence[Sequence[int]]) -> list[str]:
+        """`generate_batch`, halving the batch when the accelerator runs out of memory (the answers do not depend on
+        how a window is split into batches, so this only costs time)."""
+        import torch
+
+        try:
+            return self.generate_batch(prompts)
+        except torch.OutOfMemoryError:
+            if len(prompts) == 1:
+                raise UsageError(f"out of accelerator memory on a single prompt of {len(prompts[0])} tokens: lower "
+                                 "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype") from None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(prompts) // 2
+            return self._generate_fitting(prompts[:half]) + self._generate_fitting(prompts[half:])
