@@ -30,7 +30,7 @@ TYPED: dict[str, str] = {
     "finetuning_type": "str", "adapter_name_or_path": "str?", "lora_rank": "int", "lora_alpha": "int?",
     "lora_dropout": "float", "lora_target": "list", "additional_target": "list?", "use_rslora": "bool",
     "use_dora": "bool", "dataset": "list", "dataset_dir": "str", "template": "str?", "default_system": "str?",
-    "cutoff_len": "int", "max_samples": "int?", "val_size": "float", "per_device_train_batch_size": "int",
+    "cutoff_len": "int", "max_samples": "int?", "val_size": "float", "eval_dataset": "list?", "per_device_train_batch_size": "int",
     "per_device_eval_batch_size": "int", "gradient_accumulation_steps": "int", "learning_rate": "float",
     "num_train_epochs": "float", "max_steps": "int", "lr_scheduler_type": "str", "warmup_ratio": "float",
     "warmup_steps": "int", "weight_decay": "float", "max_grad_norm": "float", "optim": "str", "seed": "int",
@@ -97,7 +97,6 @@ UNSUPPORTED: dict[str, tuple[tuple, str]] = {
     "train_on_prompt": (_OFF, "the prompt is always masked out of the loss"),
     "mask_history": (_OFF, "every assistant turn is trained on"),
     "streaming": (_OFF, "the data is read into memory; use max_samples for a subset"),
-    "eval_dataset": (_OFF, "use val_size to hold out part of dataset"),
     "interleave_probs": (_OFF, "datasets are concatenated"),
     "eval_on_each_dataset": (_OFF, "one eval set is held out from all datasets"),
     "tokenized_path": (_OFF, "ftbench tokenizes in memory"),
@@ -332,8 +331,8 @@ def _check_values(cfg: TrainConfig, src: ConfigSource) -> list[tuple[str, str]]:
         bad.append(("num_train_epochs", "must be > 0 (or set max_steps)"))
     if cfg.bf16 and cfg.fp16:
         bad.append(("fp16", "bf16 and fp16 are both true: choose one"))
-    if cfg.eval_strategy != "no" and cfg.val_size == 0:
-        bad.append(("eval_strategy", f"{cfg.eval_strategy} needs an eval set: set val_size (e.g. 0.1)"))
+    if cfg.eval_strategy != "no" and cfg.val_size == 0 and not cfg.eval_dataset:
+        bad.append(("eval_strategy", f"{cfg.eval_strategy} needs an eval set: set val_size (e.g. 0.1) or eval_dataset"))
     if "none" in cfg.report_to and len(cfg.report_to) > 1:
         bad.append(("report_to", f"'none' together with {', '.join(r for r in cfg.report_to if r != 'none')}"))
     if cfg.do_train is False:

@@ -52,6 +52,7 @@ class TrainConfig:
     cutoff_len: int = 2048
     max_samples: int | None = None  # per dataset, like LLaMA-Factory; None = all
     val_size: float = 0.0  # a fraction in [0, 1), or a count of samples if >= 1
+    eval_dataset: list[str] | None = None  # a separate eval set (files or names), instead of val_size
     # optimisation
     per_device_train_batch_size: int = 8
     per_device_eval_batch_size: int = 8

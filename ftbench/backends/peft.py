@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ftbench.api.backends import TrainConfig, TrainerBackend, TrainResult
 from ftbench.backends.console import is_main_process, say, warn
-from ftbench.backends.sft_data import DynamicPaddingCollator, encode, load_training_samples, split
+from ftbench.backends.sft_data import DynamicPaddingCollator, encode, train_and_eval_samples
 from ftbench.config import check_unsupported, dump_yaml, resolve_path
 
 CONFIG_FILE = "ftbench_config.yaml"
@@ -70,7 +70,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     check_template(cfg, tokenizer)
-    train_samples, eval_samples = split(load_training_samples(cfg), cfg.val_size, cfg.seed)
+    train_samples, eval_samples = train_and_eval_samples(cfg)
     train_set = encode(tokenizer, train_samples, cfg, "train")
     eval_set = encode(tokenizer, eval_samples, cfg, "eval") if eval_samples else None
     say(f"data: {len(train_set)} training samples, {len(eval_set or [])} eval samples "

@@ -19,8 +19,8 @@ from ftbench.config import resolve_path
 IGNORE_INDEX = -100  # label value the loss skips (prompt tokens and padding)
 
 
-def load_training_samples(cfg: TrainConfig) -> list:
-    """The samples of every dataset in ``cfg.dataset``, in order: a name declared in
+def load_training_samples(cfg: TrainConfig, names: list[str] | None = None) -> list:
+    """The samples of every dataset in ``names`` (default ``cfg.dataset``), in order: a name declared in
     dataset_dir/dataset_info.json, or a data file path; at most max_samples of each (its first ones)."""
     from ftbench.api.findings import Finding
     from ftbench.data.loader import DatasetSpec, load_samples, parse_dataset_info
@@ -35,7 +35,7 @@ def load_training_samples(cfg: TrainConfig) -> list:
         except ValueError:
             declared = set()  # parse_dataset_info reports the syntax error with its location
     samples = []
-    for name in cfg.dataset:
+    for name in cfg.dataset if names is None else names:
         if name in declared:
             findings: list[Finding] = []
             specs = parse_dataset_info(info_path, [name], findings)
@@ -60,6 +60,13 @@ def load_training_samples(cfg: TrainConfig) -> list:
                 s.system = s.system or cfg.default_system
         samples.extend(loaded)
     return samples
+
+
+def train_and_eval_samples(cfg: TrainConfig) -> tuple[list, list]:
+    """The training and eval samples: eval_dataset when given (LLaMA-Factory's key), else val_size held out."""
+    if cfg.eval_dataset:
+        return load_training_samples(cfg), load_training_samples(cfg, cfg.eval_dataset)
+    return split(load_training_samples(cfg), cfg.val_size, cfg.seed)
 
 
 def split(samples: list, val_size: float, seed: int) -> tuple[list, list]:

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("ftbench.cli.export", "export", "Merge a LoRA adapter into its base model (safetensors + tokenizer)."),
     "backends": ("ftbench.cli.backends", "backends", "List the installed training backends."),
     "score": ("ftbench.cli.score", "score", "Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty."),
+    "augment": ("ftbench.cli.augment", "augment",
+                "Grow a dataset: fill {{placeholders}}, or generate validated, de-duplicated variants with an LLM."),
 }
 
 

@@ -160,51 +160,17 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
 
 def _generate(ctx, samples, done, out, meta, params, *, model, adapter, batch_size, cutoff_len, device, dtype,
               threads) -> tuple[int, float]:
-    """Load the model, generate for samples[done:], append rows in order; returns the rows written and the seconds
-    spent generating (model loading excluded)."""
-    from tqdm import tqdm
+    """Generate for samples[done:] into OUT; an interrupt says how far it got and how to resume."""
+    from ftbench.predictions import generate_rows
 
-    from ftbench.chat import prompt_text_and_ids
-    from ftbench.generate import Generator
-    from ftbench.models import load_model_for_generation, load_tokenizer
-    from ftbench.predictions import OrderedRowWriter, make_row, write_meta
-
-    opts = settings(ctx)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    tokenizer = load_tokenizer(model)
-    lm = load_model_for_generation(model, adapter=adapter, device=None if device == "auto" else device,
-                                   dtype=None if dtype == "auto" else dtype)
-    generator = Generator(lm, tokenizer, params)
-    meta["effective_generation"] = generator.effective_config().to_dict()
-    meta["device"] = str(next(lm.parameters()).device)
-    meta["dtype"] = str(next(lm.parameters()).dtype).replace("torch.", "")
-    write_meta(out, meta)
-    todo = range(done, len(samples))
-    texts, prompts = {}, {}
-    for i in todo:
-        texts[i], prompts[i] = prompt_text_and_ids(tokenizer, samples[i], cutoff_len)
-    writer = OrderedRowWriter(out, done)
-    start = time.perf_counter()
-    bar = tqdm(total=len(samples), initial=done, unit="sample", desc="predict", file=sys.stderr,
-               disable=opts.quiet, dynamic_ncols=True)
     try:
-        for results in generator.run(prompts, batch_size, order=todo):
-            rows = [make_row(i, texts[i], text, samples[i].response_text())
-                    for i, text in results]
-            writer.add(rows)
-            writer.flush()  # durable per batch: a kill loses at most the unwritten part of the current window
-            bar.update(len(results))
+        return generate_rows(samples, out, done, model=model, adapter=adapter, params=params, batch_size=batch_size,
+                             cutoff_len=cutoff_len, device=None if device == "auto" else device,
+                             dtype=None if dtype == "auto" else dtype, threads=threads,
+                             quiet=settings(ctx).quiet, meta=meta)
     except KeyboardInterrupt:
-        writer.close()
-        bar.close()
-        click.echo(f"ftbench: interrupted: {writer.next_index} of {len(samples)} rows are in {out}; run the same "
-                   "command again to resume", err=True)
-        sys.exit(130)
-    finally:
-        writer.close()
-        bar.close()
-    return writer.written, time.perf_counter() - start
+        from ftbench.predictions import read_existing
 
+        click.echo(f"ftbench: interrupted: {read_existing(out).count} of {len(samples)} rows are in {out}; run the "
+                   "same command again to resume", err=True)
+        sys.exit(130)
