@@ -20,6 +20,9 @@ from ftbench.api.errors import EXIT_INTERNAL, EXIT_USAGE, FtbenchError
 
 # name -> (module, attribute, one-line help). The help lives here so `--help` imports no command module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train-and-compare": ("ftbench.cli.train_and_compare", "train_and_compare",
+                          "The main command: evaluate, train LoRA, evaluate again, and write a before/after report."),
+    "compare": ("ftbench.cli.compare", "compare", "Compare two prediction files, two run folders, or two metrics.json."),
     "validate": ("ftbench.cli.validate", "validate", "Check SFT data files for every mistake before training."),
     "make-tiny-model": ("ftbench.cli.make_tiny_model", "make_tiny_model",
                         "Build the tiny offline Qwen2-architecture model (random weights) for pipeline runs."),
@@ -28,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("ftbench.cli.export", "export", "Merge a LoRA adapter into its base model (safetensors + tokenizer)."),
     "backends": ("ftbench.cli.backends", "backends", "List the installed training backends."),
     "score": ("ftbench.cli.score", "score", "Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty."),
+    "eval": ("ftbench.cli.eval", "eval", "Evaluate a model (and LoRA adapter) on a task YAML, with ftbench's engine or lm-eval's."),
     "augment": ("ftbench.cli.augment", "augment",
                 "Grow a dataset: fill {{placeholders}}, or generate validated, de-duplicated variants with an LLM."),
 }

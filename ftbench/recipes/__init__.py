@@ -1,0 +1,1 @@
+"""Recipes: whole workflows, each one readable file (torchtune-style)."""
