@@ -1,0 +1,95 @@
+"""The main command end to end, as a user runs it: the embedded demo (tiny model, bundled data), offline.
+
+One real run (a subprocess of the installed console script) is shared by the tests of this file; a second
+invocation on the same folder must resume (skip every finished stage) and reproduce the same figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import REPO
+
+FIGURES = ("bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract")
+
+
+def _ftbench() -> str:
+    return os.path.join(os.path.dirname(sys.executable), "ftbench")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, tiny_model):
+    out = tmp_path_factory.mktemp("run") / "demo"
+    # fewer epochs than the default demo keep the suite fast; the pipeline is the same
+    cmd = [_ftbench(), "train-and-compare", "--output-dir", str(out), "num_train_epochs=4"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc, seconds, cmd
+
+
+def test_run_folder_holds_every_artefact(demo_run):
+    out, _, _, _ = demo_run
+    for name in ("report.html", "metrics.json", "predictions_before.jsonl", "predictions_after.jsonl",
+                 "gsm8k_predictions_before.jsonl", "gsm8k_predictions_after.jsonl", "trainer_log.jsonl",
+                 "run_config.json", "validation.json", "train/ftbench_config.yaml"):
+        assert (out / name).is_file(), name
+
+
+def test_metrics_show_a_real_measured_improvement(demo_run):
+    out, _, _, _ = demo_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    for side in ("before", "after"):
+        assert set(FIGURES) <= set(metrics[side])
+    rouge = metrics["comparison"]["rouge-l"]
+    assert rouge["after"] > rouge["before"] + 10 and rouge["delta_ci95"][0] > 0  # the CI excludes no change
+    parsable = metrics["comparison"]["strict-parsable"]
+    assert parsable["before"] < 0.2 and parsable["after"] > 0.5  # GSM8K's '#### N' answer format was learned
+
+
+def test_checkpoint_is_the_lowest_eval_loss(demo_run):
+    out, _, _, _ = demo_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    table = json.loads((out / "train" / "checkpoints.json").read_text())["checkpoints"]
+    lowest = min(c["eval_loss"] for c in table if c["eval_loss"] is not None)
+    assert metrics["checkpoint"]["eval_loss"] == lowest
+    assert "lowest eval loss" in metrics["checkpoint"]["reason"]
+    assert metrics["training"]["diagnosis"]["kind"] in {"under-trained", "converged", "overfitting"}
+
+
+def test_predictions_are_llamafactory_rows_in_order(demo_run):
+    out, _, _, _ = demo_run
+    rows = [json.loads(line) for line in (out / "predictions_after.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(len(rows)))
+    assert all({"prompt", "predict", "label"} <= set(r) for r in rows)
+
+
+def test_rerun_resumes_and_reproduces(demo_run):
+    out, _, _, cmd = demo_run
+    before = json.loads((out / "metrics.json").read_text())
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "already done" in proc.stderr
+    after = json.loads((out / "metrics.json").read_text())
+    assert after["before"] == before["before"] and after["after"] == before["after"]
+
+
+def test_a_different_config_in_the_same_folder_is_refused(demo_run):
+    out, _, _, cmd = demo_run
+    proc = subprocess.run(cmd[:-1] + ["num_train_epochs=5"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "different config" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_report_is_self_contained(demo_run):
+    out, _, _, _ = demo_run
+    page = (out / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page and "src=" not in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
