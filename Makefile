@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/ftbench validate datasets/ --html reports/validate.html
+	$(VENV)/bin/ftbench train-and-compare
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2

@@ -103,6 +103,8 @@ def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k,
         click.echo(f"run folder: {rs.output_dir} (an interrupted run resumes with --output-dir {rs.output_dir})",
                    err=True)
     metrics = run(cfg, rs, quiet=opts.quiet or opts.json)
+    if metrics is None:  # a non-zero rank of a multi-GPU launch: rank 0 reports
+        return 0
     if opts.json:
         import json
 

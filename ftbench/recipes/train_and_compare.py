@@ -37,6 +37,7 @@ class RunSettings:
     predict_batch_size: int = 16
     threads: int | None = None
     demo: bool = False
+    device: str | None = None  # where evaluation runs (None: the best available)
     durations: dict = field(default_factory=dict)
 
 
@@ -47,10 +48,25 @@ def _say(message: str, quiet: bool) -> None:
         click.echo(message, err=True)
 
 
-def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict:
-    """Run every stage (skipping those already done in ``rs.output_dir``) and return metrics.json's content."""
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) under `accelerate launch` / `torchrun`; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | None:
+    """Run every stage (skipping those already done in ``rs.output_dir``) and return metrics.json's content.
+
+    Under multi-GPU launchers every process trains (the Trainer's DDP); only rank 0 evaluates and reports, on its
+    own GPU, while the others wait for it in the process-group set-up (returns None on the other ranks)."""
     from ftbench.backends import get_backend
 
+    rank, world = _distributed()
+    if rank != 0:
+        if not os.path.exists(os.path.join(cfg.output_dir, "checkpoints.json")):
+            get_backend(cfg.backend).train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=True)
+        return None
+    if world > 1:
+        rs.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     out = rs.output_dir
     os.makedirs(out, exist_ok=True)
     _check_same_run(cfg, rs)
@@ -88,6 +104,7 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict:
     t = time.perf_counter()
     train = _train(backend, cfg, quiet)
     rs.durations["train"] = time.perf_counter() - t
+    _free_accelerator_memory()
     shutil.copyfile(train["trainer_log"], os.path.join(out, "trainer_log.jsonl"))
 
     # 5. the chosen checkpoint
@@ -192,7 +209,7 @@ def _predict_all(model: str, adapter: str | None, eval_samples: list, gsm8k_samp
     todo = [job for job in todo if job[2] < len(job[0])]
     if not todo:
         return
-    loaded = (load_model_for_generation(model, adapter=adapter), load_tokenizer(model))
+    loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device), load_tokenizer(model))
     params = GenerationParams(max_new_tokens=rs.max_new_tokens)
     for samples, path, done in todo:
         generate_rows(samples, path, done, model=model, adapter=adapter, params=params,
@@ -211,6 +228,17 @@ def _train(backend, cfg: TrainConfig, quiet: bool) -> dict:
         table = json.load(fh)
     table["trainer_log"] = os.path.join(cfg.output_dir, "trainer_log.jsonl")
     return table
+
+
+def _free_accelerator_memory() -> None:
+    """Give the training's GPU memory back before the fine-tuned model is loaded for evaluation."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def choose_checkpoint(checkpoints: list[dict]) -> dict:
@@ -285,7 +313,7 @@ def run_info(cfg: TrainConfig, rs: RunSettings, checkpoint: dict) -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"model": cfg.model_name_or_path, "adapter": checkpoint["path"], "backend": cfg.backend,
             "demo": rs.demo, "output_dir": rs.output_dir, "config": cfg.to_yaml_dict(),
-            "compare": {k: v for k, v in asdict(rs).items() if k not in ("durations", "output_dir")},
+            "compare": {k: v for k, v in asdict(rs).items() if k not in ("durations", "output_dir", "device")},
             "versions": {"ftbench": __version__, "python": platform.python_version(),
                          **{p: package_version(p) for p in ("torch", "transformers", "peft", "lm-eval", "jieba",
                                                             "nltk")}},
