@@ -1,0 +1,341 @@
+"""Evaluate a model (plus an optional LoRA adapter) on an lm-eval-format task YAML from `tasks/`.
+
+`evaluate_task(task, model, ...)` -> `EvalResult`, with one of two engines:
+
+* ``"ftbench"``: ftbench's batched generator and issue 3's scoring, doing what lm-eval's `simple_evaluate` and
+  `HFLM.generate_until` do: the same documents, few-shot draws (one ``random.Random(1234)`` for all documents in
+  order), prompt text or chat rendering, tokens, batches, greedy decoding under the model's own
+  generation_config, stop-string cut and scoring (the YAML's filters and metrics through lm-eval's code). So
+  both engines give the same prompts, answers and figures; docs/evaluation.md lists every point that had to match.
+* ``"lm-eval"``: `lm_eval.simple_evaluate` with its HF model (``peft=`` for the adapter), mapped into the same
+  result shape.
+
+Heavy libraries (torch, transformers, lm-eval) are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftbench.api.errors import InputError, UsageError
+from ftbench.api.metrics import ScoreResult
+from ftbench.lm_eval_conventions import (DEFAULT_FEWSHOT_SEED, build_prompt, check_supported, encode,
+                                         fewshot_examples, generation_settings, generation_used,
+                                         lm_eval_generator, max_length, num_fewshot as shots_for)
+
+ENGINES = ("ftbench", "lm-eval")
+
+
+@dataclass
+class EvalResult:
+    """Figures of one evaluation with their stderr, 95% interval and signatures; per-sample rows; timings.
+
+    ``rows``: one dict per document, in document order: doc_id, doc, prompt, response, target, filtered (filter
+    name -> extracted answer), metrics ("metric,filter" -> value). ``config``: what was run (model, shots, seed,
+    chat template, generation settings used). ``score``: the ScoreResult `ftbench score` renders (with e.g. the
+    GSM8K disagreement diagnosis).
+    """
+
+    task: str
+    engine: str
+    n: int
+    metrics: dict[str, float]
+    stderr: dict[str, float | None]
+    ci95: dict[str, list[float] | None]
+    signatures: dict[str, str]
+    rows: list[dict] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    score: ScoreResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `ftbench eval --json` object (rows are left out: see ``--samples``)."""
+        out = {"task": self.task, "engine": self.engine, "n": self.n, "metrics": self.metrics, "stderr": self.stderr,
+               "ci95": self.ci95, "signatures": self.signatures, "config": self.config, "timings": self.timings}
+        if self.score is not None:
+            out["uncertainty"] = self.score.uncertainty
+            out.update(self.score.details)
+        return out
+
+
+@dataclass
+class _Plan:
+    """Everything both engines need to run one evaluation."""
+
+    spec: Any  # ftbench.tasks.TaskSpec
+    model: str
+    adapter: str | None
+    docs: list[dict]
+    shots: int
+    until: list[str]
+    max_gen_toks: int
+    gen_kwargs: dict
+    batch_size: int
+    chat: bool
+    multiturn: bool
+    system_instruction: str | None
+    seed: int
+    placement: Any  # ftbench.models.Placement
+    config: dict = field(default_factory=dict)  # reported as EvalResult.config
+    timings: dict = field(default_factory=dict)
+
+
+def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str = "ftbench",
+                  limit: int | None = None, num_fewshot: int | None = None, batch_size: int = 16,
+                  max_gen_toks: int | None = None, apply_chat_template: bool = False,
+                  fewshot_as_multiturn: bool = True, system_instruction: str | None = None,
+                  fewshot_seed: int = DEFAULT_FEWSHOT_SEED, device: str | None = None, dtype: str | None = None,
+                  threads: int | None = None, include_path=None, samples_path: str | None = None,
+                  progress: bool = False) -> EvalResult:
+    """Evaluate ``model`` (hub id, folder or ``tiny``; with a peft ``adapter``) on ``task`` (a name in the task
+    folders, see `ftbench.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options mean what
+    lm-eval's do; ``max_gen_toks`` overrides the YAML's. ``samples_path``: also write the per-sample rows there
+    (JSONL). ``progress``: a progress bar on stderr."""
+    from ftbench.models import pick_placement
+    from ftbench.tasks import load_task
+
+    start = time.perf_counter()
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine}: choose from {', '.join(ENGINES)}")
+    if adapter and not os.path.isfile(os.path.join(os.path.expanduser(adapter), "adapter_config.json")):
+        raise UsageError(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
+    spec = load_task(task, include_path)
+    shots, notes = shots_for(spec, num_fewshot)
+    until, max_new, gen_kwargs = generation_settings(spec, max_gen_toks)
+    if engine == "ftbench":
+        check_supported(spec, gen_kwargs)
+    docs = spec.docs()[:limit] if limit else spec.docs()
+    if not docs:
+        raise InputError(f"{spec.path}: the {spec.test_split} split has no documents")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    plan = _Plan(spec, model, adapter, docs, shots, until, max_new, gen_kwargs, batch_size, apply_chat_template,
+                 fewshot_as_multiturn and apply_chat_template, system_instruction, fewshot_seed,
+                 pick_placement(device, dtype))
+    plan.config = {"model": model, "adapter": adapter, "num_fewshot": shots, "fewshot_seed": fewshot_seed,
+                   "apply_chat_template": plan.chat, "fewshot_as_multiturn": plan.multiturn,
+                   "system_instruction": system_instruction, "batch_size": batch_size, "limit": limit,
+                   "device": plan.placement.device, "dtype": plan.placement.dtype, "task_file": str(spec.path),
+                   "generation": {"until": until, "max_gen_toks": max_new, **gen_kwargs}}
+
+    if engine == "ftbench":
+        rows, given = _run_ftbench(plan, progress), None
+    else:
+        rows, given = _run_lm_eval(plan, limit, max_gen_toks)
+
+    started = time.perf_counter()
+    score = summarise(spec, rows, given)
+    _add_eval_signature(score, plan)
+    if plan.config.get("truncated_prompts"):
+        notes.append(f"{plan.config['truncated_prompts']} prompts were longer than the model's maximum length minus "
+                     "max_gen_toks and lost their start (lm-eval truncates them the same way)")
+    if notes:
+        score.details.setdefault("notes", []).extend(notes)
+    plan.timings["score_seconds"] = round(time.perf_counter() - started, 3)
+    plan.timings["total_seconds"] = round(time.perf_counter() - start, 3)
+    if samples_path:
+        write_rows(samples_path, rows)
+    return EvalResult(spec.name, engine, len(rows), score.metrics, score.stderr, score.ci95, score.signatures,
+                      rows, plan.config, plan.timings, score)
+
+
+# --- the ftbench engine ---------------------------------------------------------------------------------------
+def _run_ftbench(plan: _Plan, progress: bool) -> list[dict]:
+    from tqdm import tqdm
+
+    from ftbench.models import apply_adapter, load_model_for_generation, load_tokenizer
+
+    started = time.perf_counter()
+    tokenizer = load_tokenizer(plan.model)
+    if tokenizer.pad_token_id is None:  # lm-eval's configure_pad_token
+        tokenizer.pad_token_id = tokenizer.unk_token_id if tokenizer.unk_token_id is not None \
+            else tokenizer.eos_token_id
+    lm = load_model_for_generation(plan.model, device=plan.placement.device, dtype=plan.placement.dtype)
+    if plan.adapter:
+        if lm.config.get_text_config().vocab_size != len(tokenizer):  # lm-eval resizes before applying the adapter
+            lm.resize_token_embeddings(len(tokenizer))
+        lm = apply_adapter(lm, plan.adapter)
+        lm.eval()
+    plan.timings["load_seconds"] = round(time.perf_counter() - started, 3)
+
+    examples = fewshot_examples(plan.spec, plan.docs, plan.shots, plan.seed)
+    prompts = [build_prompt(plan.spec, doc, ex, tokenizer if plan.chat else None, plan.system_instruction,
+                            plan.multiturn) for doc, ex in zip(plan.docs, examples)]
+    ids = [encode(tokenizer, p) for p in prompts]
+    max_ctx = max_length(lm, tokenizer) - plan.max_gen_toks
+    if max_ctx <= 0:
+        raise UsageError(f"--max-gen-toks {plan.max_gen_toks}: must be below the model's maximum length "
+                         f"{max_ctx + plan.max_gen_toks}")
+    plan.config["truncated_prompts"] = sum(len(x) > max_ctx for x in ids)
+    generator = lm_eval_generator(lm, tokenizer, plan.until, plan.max_gen_toks, plan.gen_kwargs)
+    plan.config["generation"].update(generation_used(generator))
+
+    started = time.perf_counter()
+    order = sorted(range(len(prompts)), key=lambda i: (-len(ids[i]), prompts[i]))  # lm-eval's Collator order
+    responses = [""] * len(prompts)
+    with tqdm(total=len(prompts), unit="doc", desc="eval", file=sys.stderr, disable=not progress) as bar:
+        # a single window: the generator keeps this order, so its batches are lm-eval's batches
+        for results in generator.run([ids[i][-max_ctx:] for i in order], plan.batch_size, window=len(order)):
+            for j, text in results:
+                responses[order[j]] = text
+            bar.update(len(results))
+    plan.timings["generate_seconds"] = round(time.perf_counter() - started, 3)
+    return [_row(plan.spec, i, doc, prompts[i], responses[i]) for i, doc in enumerate(plan.docs)]
+
+
+def _row(spec, doc_id: int, doc: dict, prompt: str, response: str) -> dict:
+    target = spec.doc_to_target(doc)
+    return {"doc_id": doc_id, "doc": doc, "prompt": prompt, "response": response,
+            "target": target if isinstance(target, (str, int, float)) else str(target),
+            "filtered": spec.apply_filters(response, doc), "metrics": spec.process_results(doc, response)}
+
+
+# --- the lm-eval engine ---------------------------------------------------------------------------------------
+def _run_lm_eval(plan: _Plan, limit: int | None, max_gen_toks: int | None) -> tuple[list[dict], dict]:
+    """simple_evaluate on the same task file; returns rows like the ftbench engine's and lm-eval's figures."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from ftbench.models import resolve_model
+
+    spec = plan.spec
+    model_args = {"pretrained": resolve_model(plan.model), "dtype": plan.placement.dtype}
+    if plan.placement.device == "cpu":
+        model_args["attn_implementation"] = "eager"  # as ftbench loads models on CPU
+    if plan.adapter:
+        model_args["peft"] = plan.adapter
+    started = time.perf_counter()
+    logger = logging.getLogger("lm_eval")
+    level, logger.level = logger.level, logging.ERROR  # its INFO/WARNING chatter; ftbench reports what matters
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for ftbench's own output (--json)
+            res = lm_eval.simple_evaluate(
+                model="hf", model_args=model_args, tasks=[spec.name], num_fewshot=plan.shots,
+                batch_size=plan.batch_size, device=plan.placement.device, limit=limit, log_samples=True,
+                apply_chat_template=plan.chat, fewshot_as_multiturn=plan.multiturn,
+                system_instruction=plan.system_instruction, fewshot_random_seed=plan.seed,
+                gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
+                task_manager=TaskManager(include_path=str(spec.path.parent), include_defaults=False))
+    finally:
+        logger.setLevel(level)
+    plan.timings["lm_eval_seconds"] = round(time.perf_counter() - started, 3)
+    rows: dict[int, dict] = {}
+    for s in sorted(res["samples"][spec.name], key=lambda s: s["doc_id"]):
+        row = rows.setdefault(s["doc_id"], {
+            "doc_id": s["doc_id"], "doc": s["doc"], "prompt": s["arguments"][0][0], "response": s["resps"][0][0],
+            "target": s["target"], "filtered": {}, "metrics": {}})
+        row["filtered"][s["filter"]] = s["filtered_resps"][0]
+        row["metrics"].update({f"{m},{s['filter']}": s[m] for m in s["metrics"]})
+    figures, given = res["results"][spec.name], {"metrics": {}, "stderr": {}}
+    for key in rows[min(rows)]["metrics"]:
+        metric, _, filt = key.partition(",")
+        stderr = figures.get(f"{metric}_stderr,{filt}")
+        given["metrics"][key] = float(figures[key])
+        given["stderr"][key] = float(stderr) if isinstance(stderr, (int, float)) else None
+    return [rows[k] for k in sorted(rows)], given
+
+
+# --- scoring --------------------------------------------------------------------------------------------------
+def summarise(spec, rows: list[dict], given: dict | None = None) -> ScoreResult:
+    """Figures (lm-eval's aggregation of the per-sample values, or the ``given`` ones), lm-eval's stderr, the 95%
+    bootstrap interval, signatures; for GSM8K also issue 3's strict/flexible disagreement diagnosis."""
+    import numpy as np
+
+    from ftbench.metrics import uncertainty
+
+    n, figures = len(rows), list(rows[0]["metrics"]) if rows else []
+    aggregation = {m["metric"]: m.get("aggregation", "mean") for m in spec.metrics}
+    result = ScoreResult(task=spec.name, n=n, metrics={}, stderr={}, ci95={}, signatures={},
+                         uncertainty={"stderr": uncertainty.STDERR_METHOD, "ci95": uncertainty.CI_METHOD})
+    means = {}
+    for f in figures:
+        values = result.samples[f] = [float(r["metrics"][f]) for r in rows]
+        agg = aggregation.get(f.partition(",")[0], "mean")
+        if agg == "mean":
+            means[f] = np.asarray(values)
+        if given is not None:
+            result.metrics[f], result.stderr[f] = given["metrics"][f], given["stderr"].get(f)
+        elif agg == "mean":
+            result.metrics[f], result.stderr[f] = sum(values) / n, uncertainty.mean_stderr(values)  # lm-eval's
+        else:
+            from lm_eval.api.registry import get_aggregation
+
+            result.metrics[f], result.stderr[f] = float(get_aggregation(agg)(values)), None
+    result.ci95.update({f: None for f in figures})
+    result.ci95.update(uncertainty.mean_intervals(means, n))
+    if _scored_like_gsm8k(spec):
+        _add_gsm8k_diagnosis(result, rows)
+    else:
+        _add_task_signatures(spec, result)
+    return result
+
+
+def _scored_like_gsm8k(spec) -> bool:
+    """The task's filters and metric are lm-eval gsm8k's (so `ftbench score --task gsm8k` applies)."""
+    from ftbench.metrics.gsm8k import EXACT_MATCH_KWARGS, FILTERS
+
+    patterns = {f["name"]: [s.get("regex_pattern") for s in f["filter"] if s.get("function") == "regex"]
+                for f in spec.filters}
+    metric = {k: v for k, v in (spec.metrics[0] if len(spec.metrics) == 1 else {}).items()
+              if k not in ("aggregation", "higher_is_better")}
+    return (patterns == {name: [pattern] for name, (pattern, _) in FILTERS.items()}
+            and metric == {"metric": "exact_match", **EXACT_MATCH_KWARGS})
+
+
+def _add_gsm8k_diagnosis(result: ScoreResult, rows: list[dict]) -> None:
+    """`score_pairs(task="gsm8k")` on the same responses: its signatures, extractions and diagnosis."""
+    from ftbench.metrics import score_pairs
+
+    gsm = score_pairs([r["response"] for r in rows], [str(r["target"]) for r in rows], task="gsm8k")
+    result.signatures.update(gsm.signatures)
+    result.details.update(gsm.details)
+    result.samples.update({name: gsm.samples[name] for name in ("strict", "flexible", "cause")})
+    for figure, value in gsm.metrics.items():  # the same lm-eval code on the same text: a difference is a bug
+        if value != result.metrics.get(figure, value):
+            result.details.setdefault("notes", []).append(
+                f"{figure}: ftbench score gives {value} on these responses, the task's scoring {result.metrics[figure]}")
+
+
+def _add_task_signatures(spec, result: ScoreResult) -> None:
+    from ftbench import __version__
+    from ftbench.api.metrics import format_signature
+    from ftbench.metrics.environment import package_version
+
+    version = (spec.config.get("metadata") or {}).get("version")
+    hook = spec.config.get("process_results")
+    for figure in result.metrics:
+        metric, _, filt = figure.partition(",")
+        result.signatures[figure] = format_signature(
+            figure, task=f"{spec.name}-v{version}" if version is not None else spec.name, filter=filt,
+            metric=repr(hook) if callable(hook) else metric, impl=f"lm-eval-{package_version('lm_eval')}",
+            ftbench=__version__)
+
+
+def _add_eval_signature(result: ScoreResult, plan: _Plan) -> None:
+    """What else decides an evaluation's figures: shots and their seed, chat template, stop strings, length."""
+    from ftbench.api.metrics import format_signature
+
+    extra = format_signature("", shots=plan.shots, fewshot_seed=plan.seed if plan.shots else None,
+                             chat=("multiturn" if plan.multiturn else "yes") if plan.chat else "no",
+                             system=repr(plan.system_instruction) if plan.system_instruction else None,
+                             gen=f"greedy,max-gen-toks:{plan.max_gen_toks}",
+                             until=",".join(repr(u) for u in plan.until))
+    for figure, sig in result.signatures.items():
+        result.signatures[figure] = sig + extra
+
+
+def write_rows(path: str, rows: list[dict]) -> None:
+    """One JSON object per document, in document order."""
+    import orjson
+
+    with open(path, "wb") as out:
+        for row in rows:
+            out.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY, default=str) + b"\n")
