@@ -9,6 +9,7 @@ error here, said out loud.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,20 @@ class Sample:
 
     def response_text(self) -> str:
         return self.turns[-1][1] if self.turns else ""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(sample: Sample) -> Sample:
+    """The sample with lone surrogates (invalid Unicode, e.g. half an emoji from a bad JSON escape) replaced by
+    U+FFFD: tokenizers cannot encode them. `validate` reports them as invalid-unicode; models get U+FFFD."""
+    def clean(text: str) -> str:
+        return text if text.isascii() or not _SURROGATE.search(text) else _SURROGATE.sub("\ufffd", text)
+
+    sample.turns = [(role, clean(content)) for role, content in sample.turns]
+    sample.system, sample.tools = clean(sample.system), clean(sample.tools)
+    return sample
 
 
 class RecordErrors:

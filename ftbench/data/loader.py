@@ -16,7 +16,8 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.api.findings import Finding
 from ftbench.data import jsonsyntax
 from ftbench.data.encoding import decode_text
-from ftbench.data.formats import (FORMATS, OPENAI_TAGS, SHAREGPT_TAGS, AlpacaFormat, ConversationFormat, Sample)
+from ftbench.data.formats import (FORMATS, OPENAI_TAGS, SHAREGPT_TAGS, AlpacaFormat, ConversationFormat, Sample,
+                                  replace_surrogates)
 from ftbench.data.reader import RawRecord, peek_records, read_records
 
 DETECT_WINDOW = 200  # records looked at to detect the format and check that mapped columns exist
@@ -298,4 +299,4 @@ def load_samples(spec: DatasetSpec | str, *, formatting: str | None = None) -> l
         raise InputError(errors[0].one_line() + more)
     if not samples:
         raise InputError(f"{spec.path}: no records")
-    return samples
+    return [replace_surrogates(s) for s in samples]  # what a tokenizer can encode

@@ -20,7 +20,10 @@ class TokenCounter:
         self.name = name_or_path
 
     def count(self, samples: list[Sample]) -> list[int]:
-        from ftbench.chat import render_text
+        import copy
 
-        texts = [render_text(self.tokenizer, s) for s in samples]
+        from ftbench.chat import render_text
+        from ftbench.data.formats import replace_surrogates
+
+        texts = [render_text(self.tokenizer, replace_surrogates(copy.copy(s))) for s in samples]
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
