@@ -73,6 +73,14 @@ def common_options(f):
     return f
 
 
+def print_json(obj) -> None:
+    """--json output: one indented JSON document on stdout (numpy values allowed), and nothing else there."""
+    import orjson
+
+    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    sys.stdout.flush()
+
+
 def _debug_requested(args) -> bool:
     argv = sys.argv[1:] if args is None else list(args)
     return "--debug" in argv or os.environ.get("FTBENCH_DEBUG", "") not in ("", "0")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ftbench.cli import common_options, settings
+from ftbench.cli import common_options, print_json, settings
 
 
 @click.command(short_help="Evaluate a model (and LoRA adapter) on a task YAML, with ftbench's engine or lm-eval's.")
@@ -60,12 +60,10 @@ def eval(ctx, task, model, adapter, engine, limit, num_fewshot, batch_size, max_
                            dtype=None if dtype == "auto" else dtype, threads=threads, include_path=include_path,
                            samples_path=samples_path, progress=not (opts.quiet or opts.json))
     if opts.json:
-        import orjson
-
         out = result.to_json()
         if samples_path:
             out["samples_file"] = samples_path
-        sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        print_json(out)
         return 0
     if opts.quiet:
         return 0

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, UsageError
-from ftbench.cli import common_options, settings
+from ftbench.cli import common_options, print_json, settings
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
@@ -133,10 +133,7 @@ def validate(ctx, paths, dataset_info, datasets, fmt, near_dup, near_dup_thresho
 
         atomic_write_text(html_path, render_html(report))
     if opts.json:
-        import orjson
-
-        sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.flush()
+        print_json(report.to_json())
     elif opts.quiet:
         for f in report.errors:
             click.echo(f.one_line(), err=True)
