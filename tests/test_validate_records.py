@@ -105,3 +105,15 @@ def test_every_code_the_fixtures_produce_is_documented():
         seen |= {f["code"] for f in report["errors"] + report["warnings"]}
     assert len(seen) > 30
     assert not {code for code in seen if f"`{code}`" not in docs}
+
+
+def test_a_llamafactory_data_folder():
+    """A LLaMA-Factory data/ folder: local alpaca, tool-calling sharegpt (function_call/observation turns),
+    role/content tags, a hub entry and a preference set, as its dataset_info.json declares them."""
+    code, report = validate_json("tests/data/llamafactory/")
+    assert code == 1
+    assert located(report["errors"]) == {("role-order", 23, "[1].conversations[2].from")}
+    codes = sorted(f["code"] for f in report["warnings"])
+    assert codes == ["placeholder", "placeholder", "remote-dataset-skipped", "unsupported-dataset"]
+    assert [f["format"] for f in report["stats"]["files"]] == ["alpaca", "sharegpt", "sharegpt"]
+    assert report["stats"]["valid_records"] == 4
