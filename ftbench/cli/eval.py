@@ -3,7 +3,6 @@ ftbench's engine or lm-eval's; both report the same figures on the same model, t
 
 from __future__ import annotations
 
-import sys
 
 import click
 
