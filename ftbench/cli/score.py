@@ -1,0 +1,87 @@
+"""`ftbench score`: LLaMA-Factory's BLEU/ROUGE and lm-eval's GSM8K figures for a prediction file, with
+their uncertainty, signatures, and (GSM8K) why strict-match and flexible-extract disagree."""
+
+from __future__ import annotations
+
+
+import click
+
+from ftbench.api.errors import UsageError
+from ftbench.cli import common_options, print_json, settings
+
+TASK_CHOICES = ["similarity", "gsm8k"]
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def write_samples(path: str, predictions, result) -> None:
+    """One JSON object per input record, in input order: its location and every per-sample field."""
+    import orjson
+
+    fields = list(result.samples)
+    with open(path, "wb") as out:
+        for i in range(result.n):
+            row = {"index": predictions.indices[i], "line": predictions.lines[i]}
+            row.update({name: result.samples[name][i] for name in fields})
+            out.write(orjson.dumps(row) + b"\n")
+
+
+@click.command(short_help="Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty.")
+@click.argument("file", type=click.Path())
+@click.option("--task", type=click.Choice(TASK_CHOICES), default="similarity", show_default=True,
+              help="similarity: LLaMA-Factory's predict metrics (bleu-4, rouge-1/2/l). "
+                   "gsm8k: lm-eval's gsm8k exact_match (strict-match, flexible-extract).")
+@click.option("--metrics", "metric_names", multiple=True, metavar="NAMES",
+              help="Metrics or figures to compute, comma-separated (default: the task's). Also available: "
+                   "sacrebleu (corpus BLEU), rouge-score (rouge1, rouge2, rougeL, rougeLsum).")
+@click.option("--samples", "samples_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write per-sample scores (and GSM8K extractions) to this JSONL file, one row per input.")
+@click.option("--until", multiple=True, metavar="TEXT",
+              help="gsm8k: cut each prediction at this stop sequence first, as lm-eval's generation does "
+                   "(repeatable; e.g. --until 'Question:').")
+@click.option("--jobs", "-j", type=click.IntRange(1), help="Worker processes for BLEU/ROUGE (default: one per CPU "
+              "for large files).")
+@common_options
+@click.pass_context
+def score(ctx, file, task, metric_names, samples_path, until, jobs):
+    """Score FILE, a LLaMA-Factory generated_predictions.jsonl (prompt/predict/label), an ftbench prediction
+    file (same fields) or an lm-eval samples file (resps/target).
+
+    \b
+    similarity figures equal LLaMA-Factory's do_predict figures to the last printed decimal;
+    gsm8k figures equal lm-eval's (its own filter and metric code runs).
+    Every figure comes with lm-eval's standard error, a 95% bootstrap interval and a signature.
+    """
+    opts = settings(ctx)
+    from ftbench.api.metrics import metric_names as known_metrics
+    from ftbench.metrics import TASKS, read_predictions, score_pairs
+    from ftbench.metrics.predictions import check_path
+
+    names = _split(metric_names) or None
+    unknown = [n for n in names or () if n not in known_metrics()]
+    if unknown:
+        raise UsageError(f"unknown metric {unknown[0]!r}; choose from: {', '.join(known_metrics())}")
+    if until and task != "gsm8k":
+        raise UsageError("--until applies to --task gsm8k only")
+    check_path(file)
+    predictions = read_predictions(file, numeric_labels=task == "gsm8k")
+    result = score_pairs(predictions.predictions, predictions.references, task=task, metrics=names,
+                         jobs=jobs, until=until, lines=predictions.lines)
+    if samples_path:
+        write_samples(samples_path, predictions, result)
+    if opts.json:
+        out = {"file": file, "format": predictions.format, **result.to_json()}
+        if samples_path:
+            out["samples_file"] = samples_path
+        print_json(out)
+        return 0
+    if opts.quiet:
+        return 0
+    from ftbench.metrics.report import render_text
+
+    click.echo(render_text(result, source=file, description=TASKS[task].description))
+    if samples_path:
+        click.echo(f"per-sample scores: {samples_path}")
+    return 0

@@ -1,0 +1,103 @@
+"""How uncertain a figure is: lm-eval's standard error, and a seeded, vectorised 95% bootstrap interval.
+
+The standard error is lm-eval's `mean_stderr` (sample standard deviation with Bessel's correction over
+sqrt(n)), computed with the same Python arithmetic so the printed value matches lm-eval's. The bootstrap
+draws the same resamples for every figure of a run (fixed seed), so intervals of different figures, and of
+two runs over the same number of samples, are computed from identical draws.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 1234
+STDERR_METHOD = "lm-eval mean_stderr: sample std (ddof=1) / sqrt(n)"
+CI_METHOD = f"percentile bootstrap over samples, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}"
+
+
+def mean_stderr(values: Sequence[float]) -> float | None:
+    """lm-eval's ``mean_stderr`` (None for fewer than two values, where lm-eval has no estimate)."""
+    arr = [float(x) for x in values]
+    if len(arr) < 2:
+        return None
+    mu = sum(arr) / len(arr)
+    return math.sqrt(sum([(x - mu) ** 2 for x in arr]) / (len(arr) - 1)) / math.sqrt(len(arr))
+
+
+class Bootstrap:
+    """Resamples of n sample indices, regenerated identically from the seed for every use."""
+
+    def __init__(self, n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED):
+        self.n, self.resamples, self.seed = n, resamples, seed
+
+    def _index_chunks(self, width: int) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        # bound the (chunk, n, width) gather to ~32 MB
+        chunk = max(1, min(self.resamples, 4_000_000 // max(1, self.n * width)))
+        done = 0
+        while done < self.resamples:
+            size = min(chunk, self.resamples - done)
+            yield rng.integers(0, self.n, size=(size, self.n))
+            done += size
+
+    def means(self, values: np.ndarray) -> np.ndarray:
+        """(resamples, figures) means of a (n, figures) value matrix."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        out = [values[idx].sum(axis=1) / self.n for idx in self._index_chunks(values.shape[1])]
+        return np.concatenate(out, axis=0)
+
+    def totals(self, stats: np.ndarray) -> np.ndarray:
+        """(resamples, k) column sums of resampled (n, k) statistics."""
+        stats = np.asarray(stats, dtype=np.float64)
+        return np.concatenate([stats[idx].sum(axis=1) for idx in self._index_chunks(stats.shape[1])], axis=0)
+
+
+def percentile_interval(draws: np.ndarray) -> list[float] | None:
+    """The 2.5th and 97.5th percentiles of bootstrap draws, or None if there are none."""
+    if draws.size == 0:
+        return None
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def mean_intervals(columns: dict[str, np.ndarray], n: int) -> dict[str, list[float] | None]:
+    """figure -> 95% bootstrap interval of the mean, all figures from the same resamples."""
+    if n < 2 or not columns:
+        return {name: None for name in columns}
+    names = list(columns)
+    draws = Bootstrap(n).means(np.column_stack([np.asarray(columns[k], dtype=np.float64) for k in names]))
+    return {name: percentile_interval(draws[:, i]) for i, name in enumerate(names)}
+
+
+def corpus_uncertainty(stats: np.ndarray, from_totals: Callable[[np.ndarray], float]
+                       ) -> tuple[float | None, list[float] | None]:
+    """(bootstrap standard error, 95% bootstrap interval) of a corpus figure from per-sample statistics.
+
+    lm-eval also bootstraps the standard error of corpus-level figures (BLEU, chrF, TER).
+    """
+    n = len(stats)
+    if n < 2:
+        return None, None
+    draws = np.array([from_totals(row) for row in Bootstrap(n).totals(stats)])
+    return float(np.std(draws, ddof=1)), percentile_interval(draws)
+
+
+def paired_difference(after: Sequence[float], before: Sequence[float]) -> dict[str, float | list[float] | None]:
+    """Mean of after-before over the same samples, its standard error and 95% bootstrap interval.
+
+    For before/after comparisons: on 100 samples a 0.5-point gain usually has an interval spanning 0.
+    """
+    a, b = np.asarray(after, dtype=np.float64), np.asarray(before, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired difference needs the same samples: {a.shape} vs {b.shape}")
+    diff = a - b
+    n = len(diff)
+    ci = percentile_interval(Bootstrap(n).means(diff)[:, 0]) if n >= 2 else None
+    return {"difference": float(np.mean(diff)) if n else float("nan"), "stderr": mean_stderr(diff.tolist()),
+            "ci95": ci}
