@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ftbench-installed
-QUIET_PIP := grep -v -e 'is ignored: it is neither a file nor a directory' || true
+QUIET_PIP := sed '/is ignored: it is neither a file nor a directory/d'
 
 .PHONY: demo test setup clean-venv
 setup: $(STAMP)
