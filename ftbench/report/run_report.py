@@ -161,8 +161,10 @@ def loss_chart(log_rows: list[dict], chosen_step: int | None, width: int = 760, 
         parts.append(path(evals, "#d1242f", "stroke-dasharray='5 3'"))
     if chosen_step is not None:
         x = sx(chosen_step)
+        right = x > 0.7 * width  # near the right edge the label goes on the line's left
         parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{pad_t}' y2='{height - pad_b}' stroke='#1a7f37' "
-                     f"stroke-width='1.5'/><text x='{x + 4:.1f}' y='{pad_t + 12}' style='fill:#1a7f37'>chosen: step "
+                     f"stroke-width='1.5'/><text x='{x - 4 if right else x + 4:.1f}' y='{pad_t + 30}' "
+                     f"text-anchor='{'end' if right else 'start'}' style='fill:#1a7f37'>chosen: step "
                      f"{chosen_step}</text>")
     parts.append(f"<text x='{width - 190}' y='{pad_t + 12}' style='fill:#2f6feb'>— train loss</text>"
                  f"<text x='{width - 100}' y='{pad_t + 12}' style='fill:#d1242f'>- - eval loss</text></svg>")
@@ -202,6 +204,11 @@ def _gsm8k_section(metrics: dict) -> str:
     return "".join(out)
 
 
+def _checkpoint_label(path: str) -> str:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name if name.startswith("checkpoint-") else "final adapter"
+
+
 def _kv_table(items: dict) -> str:
     return "<table>" + "".join(f"<tr><th>{esc(k)}</th><td class='mono text'>{esc(v)}</td></tr>"
                                for k, v in items.items()) + "</table>"
@@ -236,13 +243,13 @@ def render_run_report(metrics: dict, tasks: dict, log_rows: list[dict], validati
         body.append(f"<h2>Training</h2><p>Chosen: <b>{esc(ck.get('name'))}</b> — {esc(ck.get('reason'))}.</p>")
     body.append(loss_chart(log_rows, ck.get("step")))
     if diag:
-        body.append(f"<div class='note'><b>{esc(diag['kind'])}</b>: {esc(diag['message'])}<ul>"
+        body.append(f"<div class='note'><b>Diagnosis</b>: {esc(diag['message'])}<ul>"
                     + "".join(f"<li>{esc(e)}</li>" for e in diag.get("evidence", [])) + "</ul></div>")
     cks = (metrics.get("training") or {}).get("checkpoints") or []
     if cks:
         body.append("<table><tr><th>checkpoint</th><th class='num'>step</th><th class='num'>train loss</th>"
                     "<th class='num'>eval loss</th></tr>" + "".join(
-                        f"<tr><td class='mono'>{esc(c['path'].rstrip('/').rsplit('/', 1)[-1])}</td><td class='num'>"
+                        f"<tr><td class='mono'>{esc(_checkpoint_label(c['path']))}</td><td class='num'>"
                         f"{c['step']}</td><td class='num'>{_fmt(c.get('loss'))}</td><td class='num'>"
                         f"{_fmt(c.get('eval_loss'))}</td></tr>" for c in cks) + "</table>")
     body.append(_gsm8k_section(metrics))
