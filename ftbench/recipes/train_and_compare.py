@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 from ftbench.api.backends import TrainConfig
 from ftbench.api.errors import InputError, UsageError
+from ftbench.backends.console import say as _say
 from ftbench.io import atomic_write_text
 
 
@@ -39,13 +40,6 @@ class RunSettings:
     demo: bool = False
     device: str | None = None  # where evaluation runs (None: the best available)
     durations: dict = field(default_factory=dict)
-
-
-def _say(message: str, quiet: bool) -> None:
-    if not quiet:
-        import click
-
-        click.echo(message, err=True)
 
 
 def _distributed() -> tuple[int, int]:
