@@ -16,3 +16,14 @@ def tiny_model(tmp_path_factory):
     if not os.environ.get("FTBENCH_CACHE"):
         os.environ["FTBENCH_CACHE"] = str(tmp_path_factory.getbasetemp().parent / "ftbench-cache")
     return resolve_model("tiny")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny matrices: one thread is several times faster than two fighting over a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

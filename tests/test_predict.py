@@ -20,15 +20,7 @@ DATA = ["identity.json", "alpaca_demo.json", "sharegpt_demo.json", "openai_demo.
 FAST = ["--max-new-tokens", "24", "--threads", "1", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny matrices: one thread is several times faster than two fighting over a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

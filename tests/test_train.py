@@ -22,15 +22,7 @@ DATASETS = os.path.join(REPO, "datasets")
 LOG_FIELDS = {"current_steps", "total_steps", "epoch", "percentage", "elapsed_time", "remaining_time"}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny matrices: one thread is several times faster than two fighting over a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_config(path, text: str) -> str:
