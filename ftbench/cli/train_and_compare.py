@@ -43,6 +43,9 @@ def prepare(config, overrides, output_dir, model, backend, gsm8k, gsm8k_limit, m
                        ("threads", threads)):
         if value is not None:
             compare[key] = value
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not output_dir:
+        raise UsageError("under accelerate launch / torchrun give --output-dir: every process must use the same "
+                         "run folder (the default name has a timestamp)")
     demo = "dataset" not in src.values
     model_name = str(src.values.get("model_name_or_path") or "tiny")
     out = os.path.abspath(output_dir or os.path.join("reports", _run_id("demo" if demo else model_name)))
