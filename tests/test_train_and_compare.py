@@ -93,3 +93,22 @@ def test_report_is_self_contained(demo_run):
     page = (out / "report.html").read_text()
     assert "http://" not in page and "https://" not in page and "src=" not in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
+
+
+def test_edited_data_in_the_same_folder_is_refused(tmp_path):
+    """A run folder belongs to one config and one version of the data: predictions from the old data must not be
+    mixed with a model trained on the new."""
+    from ftbench.api.errors import UsageError
+    from ftbench.config import load_train_config
+    from ftbench.recipes.train_and_compare import RunSettings, _check_same_run
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"instruction": "a", "input": "", "output": "b"}\n')
+    cfg, _ = load_train_config(None, [f"dataset={data}", "model_name_or_path=tiny", f"output_dir={tmp_path}/t"])
+    rs = RunSettings(output_dir=str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    _check_same_run(cfg, rs)  # first run: records config and data hashes
+    _check_same_run(cfg, rs)  # same again: fine
+    data.write_text('{"instruction": "a", "input": "", "output": "changed"}\n')
+    with pytest.raises(UsageError, match="different config"):
+        _check_same_run(cfg, rs)

@@ -118,14 +118,20 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
 def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
     """A run folder is resumed only by the same run: a different config there would mix two experiments."""
     path = os.path.join(rs.output_dir, "run_config.json")
+    from ftbench.predictions import sha256_of_path
+
+    files = _dataset_paths(cfg, cfg.dataset) + _dataset_paths(cfg, cfg.eval_dataset or [])
+    if rs.gsm8k and os.path.exists(rs.gsm8k):
+        files.append(rs.gsm8k)
     current = {"train": {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"},
-               "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens")}}
+               "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens")},
+               "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
             previous = json.load(fh)
         if previous != json.loads(json.dumps(current)):
-            changed = sorted(k for side in ("train", "compare") for k in set(current[side]) | set(previous.get(side, {}))
-                             if current[side].get(k) != previous.get(side, {}).get(k))
+            changed = sorted(k for side in ("train", "compare", "data") for k in set(current[side]) |
+                             set(previous.get(side, {})) if current[side].get(k) != previous.get(side, {}).get(k))
             raise UsageError(f"{rs.output_dir} holds a run with a different config ({', '.join(changed[:5])} "
                              "differ): give a new --output-dir to start another run")
     else:
