@@ -28,6 +28,17 @@ def user_text(prompt: str) -> str:
     return m.group("text").strip() if m else prompt
 
 
+def read_prediction_rows(path: str) -> list[dict]:
+    """Prediction rows (prompt/predict/label) of a generated_predictions.jsonl; a bad row raises with file:line."""
+    from ftbench.data.reader import read_records
+    from ftbench.metrics.predictions import read_predictions
+
+    pf = read_predictions(path)
+    prompts = {r.index: r.value.get("prompt", "") for r in read_records(path, []) if isinstance(r.value, dict)}
+    return [{"prompt": prompts.get(i, ""), "predict": pred, "label": label}
+            for i, pred, label in zip(pf.indices, pf.predictions, pf.references)]
+
+
 def mcnemar(before: list[bool], after: list[bool]) -> dict:
     """McNemar's exact test on paired correctness: b = wrong→right, c = right→wrong; two-sided binomial p."""
     b = sum(1 for x, y in zip(before, after) if not x and y)

@@ -36,13 +36,6 @@ DEMO_TRAINING = {
 DEMO_COMPARE = {"gsm8k_limit": GSM8K_TEST, "max_new_tokens": 128, "predict_batch_size": 32}
 
 
-def _records_of(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    return json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in text.splitlines()
-                                                                     if line.strip()]
-
-
 def _write_jsonl(path: str, records: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
@@ -51,12 +44,13 @@ def build_demo_data(folder: str, seed: int = 0) -> dict[str, str]:
     """Write the demo's train/eval/GSM8K files into ``folder``; returns their paths."""
     from ftbench.augment.fill import PlaceholderFiller
     from ftbench.data.arithmetic import generate
+    from ftbench.data.reader import read_records
     from ftbench.tiny import datasets_dir
 
     os.makedirs(folder, exist_ok=True)
     filler = PlaceholderFiller(IDENTITY_VALUES)
     identity = [{k: filler.fill_text(v) if isinstance(v, str) else v for k, v in r.items()}
-                for r in _records_of(str(datasets_dir() / "identity.json"))]
+                for r in (rec.value for rec in read_records(str(datasets_dir() / "identity.json"), []))]
     problems = generate(ARITHMETIC_TRAIN + ARITHMETIC_EVAL + GSM8K_TEST, seed=seed)
     arithmetic = [{"instruction": p["question"], "input": "", "output": p["answer"]} for p in problems]
     rng = random.Random(seed)

@@ -14,17 +14,6 @@ from ftbench.cli import common_options, settings
 _GSM8K_LABEL = re.compile(r"#### *-?[0-9.,$]+\s*$")
 
 
-def _rows(path: str) -> list[dict]:
-    """Prediction rows (prompt/predict/label), each checked, with the file:line of any problem."""
-    from ftbench.data.reader import read_records
-    from ftbench.metrics.predictions import read_predictions
-
-    pf = read_predictions(path)  # raises with file:line on a bad row
-    prompts = {r.index: r.value.get("prompt", "") for r in read_records(path, []) if isinstance(r.value, dict)}
-    return [{"prompt": prompts.get(i, ""), "predict": pred, "label": label}
-            for i, pred, label in zip(pf.indices, pf.predictions, pf.references)]
-
-
 def _guess_task(rows: list[dict]) -> str:
     hits = sum(1 for r in rows if _GSM8K_LABEL.search(str(r.get("label", ""))))
     return "gsm8k" if rows and hits >= 0.8 * len(rows) else "similarity"
@@ -69,7 +58,7 @@ def compare(ctx, a, b, task, html_path):
     fine-tuned models (each run's "after") are compared; for two metrics.json only the figures (no per-sample
     statistics).
     """
-    from ftbench.compare import compare_task
+    from ftbench.compare import compare_task, read_prediction_rows
 
     opts = settings(ctx)
     kind_a, kind_b = _kind(a), _kind(b)
@@ -77,14 +66,14 @@ def compare(ctx, a, b, task, html_path):
         raise UsageError(f"A is {kind_a} and B is {kind_b}: compare like with like")
     tasks = {}
     if kind_a == "predictions":
-        rows_a, rows_b = _rows(a), _rows(b)
+        rows_a, rows_b = read_prediction_rows(a), read_prediction_rows(b)
         name = _guess_task(rows_a) if task == "auto" else task
         tasks[name] = compare_task(name, rows_a, rows_b)
     elif kind_a == "run":
         for name, file in (("similarity", "predictions_after.jsonl"), ("gsm8k", "gsm8k_predictions_after.jsonl")):
             pa, pb = os.path.join(a, file), os.path.join(b, file)
             if os.path.exists(pa) and os.path.exists(pb):
-                tasks[name] = compare_task(name, _rows(pa), _rows(pb))
+                tasks[name] = compare_task(name, read_prediction_rows(pa), read_prediction_rows(pb))
     if tasks:
         figures = {f: e for t in tasks.values() for f, e in t.figures.items()}
     else:  # two metrics.json: the figures only

@@ -260,14 +260,10 @@ def _name(checkpoint: dict) -> str:
     return base if base.startswith("checkpoint-") else f"final adapter (step {checkpoint['step']})"
 
 
-def _read_rows(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, train: dict, checkpoint: dict,
                         with_gsm8k: bool) -> dict:
-    from ftbench.compare import compare_task
+    from ftbench.compare import compare_task, read_prediction_rows as _read_rows
+    from ftbench.data.reader import read_records
     from ftbench.report.run_report import render_run_report
     from ftbench.report.training import diagnose
 
@@ -277,7 +273,7 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, tra
     if with_gsm8k:
         tasks["gsm8k"] = compare_task("gsm8k", _read_rows(os.path.join(out, "gsm8k_predictions_before.jsonl")),
                                       _read_rows(os.path.join(out, "gsm8k_predictions_after.jsonl")))
-    log_rows = _read_rows(os.path.join(out, "trainer_log.jsonl"))
+    log_rows = [r.value for r in read_records(os.path.join(out, "trainer_log.jsonl"), [])]
     diagnosis = diagnose(log_rows)
     metrics = {
         "before": {f: e["before"] for t in tasks.values() for f, e in t.figures.items()},
