@@ -34,7 +34,7 @@ FILES = ["identity.json", "alpaca_demo.json", "sharegpt_demo.json", "openai_demo
 
 def bundled_prompts(n: int) -> list[dict]:
     """n conversations taken round-robin from the bundled files, as OpenAI-messages records."""
-    from ftbench.chat import to_messages
+    from ftbench.inference.chat import to_messages
     from ftbench.data.loader import load_samples
 
     groups = [load_samples(os.path.join(REPO, "datasets", name)) for name in FILES]

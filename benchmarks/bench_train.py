@@ -2,7 +2,7 @@
 transformers Trainer fed the way a popular fine-tuning tutorial prepares data (every sample padded to
 cutoff_len in preprocessing, `default_data_collator`).
 
-Both sides get the same samples, the same token ids and labels (`ftbench.chat.encode_for_training`: prompt
+Both sides get the same samples, the same token ids and labels (`ftbench.inference.chat.encode_for_training`: prompt
 masked, truncated to cutoff_len), the same held-out eval set, the same LoRA (all linear layers, same rank and
 seed) and the same TrainingArguments (batch, steps, lr, schedule, seed). The only difference is padding, which
 is masked out of attention and loss, so the eval losses agree and the speed difference is the padding alone.
@@ -28,7 +28,7 @@ DATASETS = "identity,alpaca_demo,sharegpt_demo,openai_demo,arithmetic_demo"
 def ftbench_run(args, out: str) -> dict:
     """`ftbench train` through the peft backend, as the CLI runs it."""
     from ftbench.backends import get_backend
-    from ftbench.config import load_train_config
+    from ftbench.training.config import load_train_config
 
     cfg, warnings = load_train_config(None, [
         f"model_name_or_path={args.model}", f"dataset={DATASETS}", f"dataset_dir={os.path.join(REPO, 'datasets')}",
@@ -53,8 +53,8 @@ def baseline_run(args, out: str) -> dict:
 
     from ftbench.api.backends import TrainConfig
     from ftbench.backends.peft import add_lora
-    from ftbench.backends.sft_data import encode, load_training_samples, split
-    from ftbench.models import load_tokenizer, resolve_model
+    from ftbench.training.data import encode, load_training_samples, split
+    from ftbench.inference.models import load_tokenizer, resolve_model
 
     cfg = TrainConfig(model_name_or_path=args.model, dataset=DATASETS.split(","),
                       dataset_dir=os.path.join(REPO, "datasets"), cutoff_len=args.cutoff_len,

@@ -1,7 +1,9 @@
-"""Writing files so that nothing a user made is lost: atomic replace for whole files."""
+"""Files: writing so that nothing a user made is lost (atomic replace for whole files), and content hashes
+that tell whether an input changed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -24,3 +26,23 @@ def atomic_write_text(path: str, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def sha256_of_path(path: str) -> str:
+    """sha256 of a file's bytes, or of a folder's data files (names and bytes, sorted)."""
+    h = hashlib.sha256()
+    if os.path.isdir(path):
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            if os.path.isfile(full) and name.lower().endswith((".json", ".jsonl", ".ndjson")):
+                h.update(name.encode("utf-8") + b"\0")
+                _hash_file(full, h)
+        return h.hexdigest()
+    _hash_file(path, h)
+    return h.hexdigest()
+
+
+def _hash_file(path: str, h) -> None:
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)

@@ -11,7 +11,7 @@ import pytest
 def tiny_model(tmp_path_factory):
     """The offline tiny model's folder, built once per test run into a cache that the xdist workers share
     (FTBENCH_CACHE if it is already set). The build is atomic, so workers racing to build it never clash."""
-    from ftbench.models import resolve_model
+    from ftbench.inference.models import resolve_model
 
     if not os.environ.get("FTBENCH_CACHE"):
         os.environ["FTBENCH_CACHE"] = str(tmp_path_factory.getbasetemp().parent / "ftbench-cache")

@@ -38,8 +38,8 @@ class RecordingBackend(TrainerBackend):
 
 @pytest.fixture
 def clean_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_registered", {})
-    monkeypatch.setattr(registry, "_entry_points", lambda: [])
+    monkeypatch.setattr(registry.BACKENDS, "_code", {})
+    monkeypatch.setattr(registry.BACKENDS, "_entry_points", lambda: [])
     RecordingBackend.calls = []
     yield
 
@@ -81,8 +81,8 @@ def test_entry_point_backends_are_discovered(clean_registry, monkeypatch):
                              RecordingBackend)
     broken = _fake_entry_point(monkeypatch, "broken", "no_such_module_xyz:Backend")
     not_a_backend = _fake_entry_point(monkeypatch, "wrong", "fake_pkg.other:Backend", "fake_pkg.other", dict)
-    ours = metadata.EntryPoint("peft", registry.BUILTIN["peft"], registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "_entry_points", lambda: [good, broken, not_a_backend, ours])
+    ours = metadata.EntryPoint("peft", registry.BACKENDS.builtins["peft"], registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry.BACKENDS, "_entry_points", lambda: [good, broken, not_a_backend, ours])
     infos = {i.name: i for i in available_backends()}
     assert set(infos) == {"peft", "recording", "broken", "wrong"}
     assert infos["peft"].source == "built-in"  # our own entry point is not listed twice

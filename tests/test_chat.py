@@ -1,4 +1,4 @@
-"""Prompt rendering shared by training and prediction (ftbench.chat) on the tiny model's ChatML tokenizer: the
+"""Prompt rendering shared by training and prediction (ftbench.inference.chat) on the tiny model's ChatML tokenizer: the
 prompt ids of predict are exactly the masked prefix of the training ids, every assistant turn is trained, and
 truncation and template fallbacks behave as documented."""
 
@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from ftbench.chat import (IGNORE_INDEX, conversation_segments, encode_for_training, encode_prompt, infer_seqlen,
+from ftbench.inference.chat import (IGNORE_INDEX, conversation_segments, encode_for_training, encode_prompt, infer_seqlen,
                           prompt_text_and_ids, render_prompt, to_messages)
 from ftbench.data.formats import Sample
 from ftbench.data.loader import load_samples
@@ -44,7 +44,7 @@ REWRITING_TEMPLATE = (
 
 @pytest.fixture()
 def tokenizer(tiny_model):
-    from ftbench.models import load_tokenizer
+    from ftbench.inference.models import load_tokenizer
 
     return load_tokenizer(tiny_model)
 

@@ -7,9 +7,12 @@ import math
 
 import pytest
 
-from ftbench.compare import compare_task, mcnemar, user_text
-from ftbench.recipes.train_and_compare import choose_checkpoint
-from ftbench.report.run_report import json_for_script
+from ftbench.evaluation.comparison import compare_task
+from ftbench.inference.chat import user_text
+from ftbench.metrics.uncertainty import mcnemar
+from ftbench.api.backends import CheckpointInfo
+from ftbench.training.checkpoints import choose_checkpoint
+from ftbench.report.html import json_for_script
 from helpers import run_cli
 
 
@@ -36,7 +39,7 @@ def test_choose_checkpoint_takes_the_lowest_eval_loss_and_says_why():
     cks = [{"path": "o/checkpoint-20", "step": 20, "eval_loss": 2.0}, {"path": "o/checkpoint-40", "step": 40,
            "eval_loss": 1.5}, {"path": "o/checkpoint-60", "step": 60, "eval_loss": 1.7},
            {"path": "o", "step": 60, "eval_loss": 1.7}]
-    chosen = choose_checkpoint(cks)
+    chosen = choose_checkpoint([CheckpointInfo(**c) for c in cks]).to_json()
     assert chosen["name"] == "checkpoint-40" and "1.5000" in chosen["reason"] and "step 60 had 1.7000" in chosen["reason"]
 
 

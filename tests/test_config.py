@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from ftbench.api.errors import InputError, UsageError
 from ftbench.backends import get_backend
 from ftbench.cli import cli
-from ftbench.config import KNOWN, PASSTHROUGH, TYPED, check_unsupported, load_train_config
+from ftbench.training.config import KNOWN, PASSTHROUGH, TYPED, check_unsupported, load_train_config
 
 BASE = """\
 model_name_or_path: tiny
@@ -145,7 +145,7 @@ def test_config_must_be_a_mapping(tmp_path):
 
 
 def test_key_tables_do_not_overlap():
-    from ftbench.config import ACCEPTED, UNSUPPORTED
+    from ftbench.training.config import ACCEPTED, UNSUPPORTED
 
     groups = [set(TYPED), set(PASSTHROUGH), set(ACCEPTED), set(UNSUPPORTED)]
     for i, a in enumerate(groups):
@@ -155,7 +155,7 @@ def test_key_tables_do_not_overlap():
 
 
 def test_resolved_config_round_trips(tmp_path):
-    from ftbench.config import dump_yaml
+    from ftbench.training.config import dump_yaml
 
     path = write(tmp_path, BASE + "lora_target: q_proj,v_proj\nlearning_rate: 1.0e-4\nddp_timeout: 100\n")
     cfg, _ = load_train_config(path)

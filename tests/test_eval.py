@@ -28,13 +28,13 @@ def _repo_cwd(monkeypatch):
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_model):
-    from ftbench.models import resolve_model
+    from ftbench.inference.models import resolve_model
 
     return resolve_model(MODEL)  # built into the test run's cache (tiny_model set FTBENCH_CACHE)
 
 
 def both_engines(**kwargs):
-    from ftbench.evaluation import evaluate_task
+    from ftbench.evaluation.evaluate import evaluate_task
 
     return [evaluate_task(engine=engine, **{**COMMON, **kwargs}) for engine in ("ftbench", "lm-eval")]
 
@@ -82,9 +82,9 @@ def test_prompts_and_fewshot_examples_are_lm_evals(model_dir, tmp_path):
     document order, description, system instruction, plain text and chat template (multi- and single-turn)."""
     from lm_eval.tasks import TaskManager
 
-    from ftbench.lm_eval_conventions import build_prompt, fewshot_examples
-    from ftbench.models import load_tokenizer
-    from ftbench.tasks import load_task
+    from ftbench.evaluation.lm_eval_conventions import build_prompt, fewshot_examples
+    from ftbench.inference.models import load_tokenizer
+    from ftbench.evaluation.tasks import load_task
 
     (tmp_path / "described.yaml").write_text(
         f"include: {REPO}/tasks/gsm8k/gsm8k_local.yaml\ntask: gsm8k_described\ndescription: 'Solve:'\n")
@@ -172,8 +172,8 @@ def test_unknown_task_is_one_line_listing_the_tasks():
 
 
 def test_generation_settings_follow_lm_eval():
-    from ftbench.lm_eval_conventions import generation_settings
-    from ftbench.tasks import load_task
+    from ftbench.evaluation.lm_eval_conventions import generation_settings
+    from ftbench.evaluation.tasks import load_task
 
     tasks = os.path.join(REPO, "tasks")
     assert generation_settings(load_task("gsm8k", tasks)) == (["Question:", "</s>", "<|im_end|>"], 256, {})

@@ -57,9 +57,9 @@ def _greedy(model, tokenizer, prompts, max_new_tokens=24):
 
 
 def test_merged_model_generates_what_base_plus_adapter_generates(trained_adapter):
-    from ftbench.chat import encode_prompt
+    from ftbench.inference.chat import encode_prompt
     from ftbench.data.loader import load_samples
-    from ftbench.models import load_model_for_generation, load_tokenizer
+    from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
     tmp, adapter = trained_adapter
     merged_dir = tmp / "merged"

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def mixed_data(tmp_path_factory) -> str:
     """60 varied prompts from every bundled file (zh and en; system prompts, multi-turn, GSM8K), as OpenAI
     messages JSONL, interleaved so each batch mixes lengths."""
-    from ftbench.chat import to_messages
+    from ftbench.inference.chat import to_messages
     from ftbench.data.loader import load_samples
 
     per_file = [load_samples(os.path.join(REPO, "datasets", name))[:12] for name in DATA]
@@ -154,10 +154,10 @@ def test_model_generation_config_is_not_inherited(tiny_model, reference, mixed_d
 
 def test_stop_strings_cut_the_text(tiny_model, reference, mixed_data):
     """Greedy text with a stop string is the unconstrained text cut before the string's first occurrence."""
-    from ftbench.chat import encode_prompt
+    from ftbench.inference.chat import encode_prompt
     from ftbench.data.loader import load_samples
-    from ftbench.generate import GenerationParams, Generator
-    from ftbench.models import load_model_for_generation, load_tokenizer
+    from ftbench.inference.generate import GenerationParams, Generator
+    from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
     full = [r["predict"] for r in reference[:20]]
     stop = next(t[6:9] for t in full if len(t) > 12 and t[6:9].strip())
@@ -189,7 +189,7 @@ def test_adapter_changes_the_predictions(tiny_model, reference, mixed_data, tmp_
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from ftbench.models import load_model_for_generation
+    from ftbench.inference.models import load_model_for_generation
 
     torch.manual_seed(0)
     base = load_model_for_generation(tiny_model)
@@ -230,10 +230,10 @@ def test_bad_options_are_one_line(mixed_data, tmp_path):
 def test_out_of_memory_halves_the_batch_and_keeps_the_answers(tiny_model, reference, mixed_data, monkeypatch):
     import torch
 
-    from ftbench.chat import encode_prompt
+    from ftbench.inference.chat import encode_prompt
     from ftbench.data.loader import load_samples
-    from ftbench.generate import GenerationParams, Generator
-    from ftbench.models import load_model_for_generation, load_tokenizer
+    from ftbench.inference.generate import GenerationParams, Generator
+    from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
     tokenizer, model = load_tokenizer(tiny_model), load_model_for_generation(tiny_model)
     generator = Generator(model, tokenizer, GenerationParams(max_new_tokens=24))

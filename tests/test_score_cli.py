@@ -40,7 +40,7 @@ def _console_script() -> str:
 
 
 def test_similarity_json_shape_and_values(tmp_path):
-    from ftbench.metrics import score_pairs
+    from ftbench.metrics.scoring import score_pairs
 
     path = write_jsonl(tmp_path / "generated_predictions.jsonl", LLAMAFACTORY_ROWS)
     code, out = score_json(path)
@@ -161,7 +161,7 @@ def test_console_script_on_real_files(tmp_path):
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = ("import sys; from ftbench.cli import cli; import ftbench.cli.score, ftbench.metrics, ftbench.tasks; "
+    code = ("import sys; from ftbench.cli import cli; import ftbench.cli.score, ftbench.metrics, ftbench.evaluation.tasks; "
             "print(sorted(m for m in ('torch', 'transformers', 'lm_eval', 'datasets', 'jieba', 'nltk', 'sacrebleu') "
             "if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

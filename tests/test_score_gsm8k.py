@@ -13,7 +13,7 @@ from lm_eval.api.metrics import exact_match_hf_evaluate  # noqa: E402
 from lm_eval.filters.extraction import RegexFilter  # noqa: E402
 from lm_eval.filters.selection import TakeFirstFilter  # noqa: E402
 
-from ftbench.metrics import score_pairs  # noqa: E402
+from ftbench.metrics.scoring import score_pairs  # noqa: E402
 from ftbench.metrics import gsm8k  # noqa: E402
 from ftbench.metrics.gsm8k_diagnosis import classify  # noqa: E402
 
@@ -63,7 +63,7 @@ def test_extraction_and_exact_match_equal_lm_eval():
     cases = EDGE + generated
     preds, targets = [p for p, _ in cases], [t for _, t in cases]
     ref = reference(preds, targets)
-    result = score_pairs(preds, targets, task="gsm8k")
+    result = score_pairs(preds, targets, scorer="gsm8k")
     assert result.samples["strict"] == ref["strict-match"]
     assert result.samples["flexible"] == ref["flexible-extract"]
     assert result.samples["exact_match,strict-match"] == ref["strict-match/em"]
@@ -115,7 +115,7 @@ def test_definitions_are_lm_evals_gsm8k_yaml():
     ("#### 5", "#### 6", None),
 ])
 def test_disagreement_causes(prediction, target, cause):
-    result = score_pairs([prediction], [target], task="gsm8k")
+    result = score_pairs([prediction], [target], scorer="gsm8k")
     assert result.samples["cause"] == [cause]
     s_ok, f_ok = result.samples["strict_correct"][0], result.samples["flexible_correct"][0]
     assert (s_ok != f_ok) == (cause is not None)
@@ -134,7 +134,7 @@ def test_summary_counts_and_format_failures_under_both():
     preds = ["#### 72\n\nQuestion: 3 apples", "#### 72\n\nQuestion: 4 pears", "The answer is 72", "#### $1,000.00",
              "#### 72"]
     targets = ["#### 72", "#### 72", "#### 72", "#### 1000", "#### 72"]
-    result = score_pairs(preds, targets, task="gsm8k")
+    result = score_pairs(preds, targets, scorer="gsm8k")
     summary = result.details["disagreement"]
     assert summary["strict_only_correct"] == 2 and summary["flexible_only_correct"] == 1
     assert list(summary["causes"]) == ["text-after-answer", "no-marker"]  # by count
@@ -149,11 +149,11 @@ def test_until_cuts_like_lm_eval_generation():
     text = "#### 72\n\nQuestion: Tom has 5 apples</s> more"
     until = ["Question:", "</s>", "<|im_end|>"]
     assert gsm8k.truncate_at(text, until) == postprocess_generated_text(text, until, None)
-    result = score_pairs([text], ["#### 72"], task="gsm8k", until=until)
+    result = score_pairs([text], ["#### 72"], scorer="gsm8k", until=until)
     assert result.samples["flexible"] == ["72"] and result.samples["flexible_correct"] == [True]
     assert "until:'Question:'" in result.signatures["exact_match,strict-match"]
 
 
 def test_numeric_labels_are_cast_like_lm_eval():
-    result = score_pairs(["#### 42"], [42], task="gsm8k")
+    result = score_pairs(["#### 42"], [42], scorer="gsm8k")
     assert result.metrics["exact_match,strict-match"] == 1.0

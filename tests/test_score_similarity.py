@@ -13,7 +13,8 @@ jieba = pytest.importorskip("jieba")
 rouge_chinese = pytest.importorskip("rouge_chinese")
 bleu_score = pytest.importorskip("nltk.translate.bleu_score")
 
-from ftbench.metrics import llamafactory_scores, score_pairs  # noqa: E402
+from ftbench.metrics.scoring import score_pairs  # noqa: E402
+from ftbench.metrics.similarity import llamafactory_scores  # noqa: E402
 from ftbench.metrics.lcs import lcs_length  # noqa: E402
 from ftbench.metrics.llamafactory import cut_sentences, score_pair  # noqa: E402
 from ftbench.metrics.segment import segmenter  # noqa: E402
@@ -194,13 +195,13 @@ def test_standard_metrics_keep_their_own_names():
 def test_rounding_boundary_between_np_mean_and_sum_is_reported():
     """np.mean (do_predict) and sum/len (eval_bleu_rouge.py, lm-eval) can print different 4th decimals."""
     from ftbench.api.metrics import ScoreResult
-    from ftbench.metrics.scoring import SimilarityTask
+    from ftbench.metrics.scorers import SimilarityScorer
 
     values = [64.7391, 13.9148, 66.0567, 33.9645, 11.0407, 73.4086, 57.5818, 68.0517, 36.3507, 20.4444,
               40.2038, 82.1472, 81.4135, 81.5226, 51.4137, 11.6388, 92.4085, 6.3083, 63.9756, 73.486]
     mean = float(np.mean(values))
     assert f"{mean:.4f}" != f"{sum(values) / len(values):.4f}"
     result = ScoreResult("similarity", len(values), {"rouge-l": mean}, {}, {}, {}, samples={"rouge-l": values})
-    SimilarityTask().explain([], [], [], result, None)
+    SimilarityScorer().explain([], [], [], result, None)
     assert result.details["sum_len_means"] == {"rouge-l": sum(values) / len(values)}
     assert "rounding boundary" in result.details["notes"][0]

@@ -7,7 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from ftbench.metrics import paired_difference, score_pairs
+from ftbench.metrics.scoring import score_pairs
+from ftbench.metrics.uncertainty import paired_difference
 from ftbench.metrics.uncertainty import Bootstrap, mean_intervals, mean_stderr
 
 

@@ -1,4 +1,4 @@
-"""tasks/: lm-eval-format task files that load in ftbench (`ftbench.tasks.load_task`) and in lm-eval itself,
+"""tasks/: lm-eval-format task files that load in ftbench (`ftbench.evaluation.tasks.load_task`) and in lm-eval itself,
 and give the same figures in both."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from helpers import REPO, SHARED_GSM8K
 
 from ftbench.api.errors import InputError, UsageError
-from ftbench.tasks import list_tasks, load_task, render_template
+from ftbench.evaluation.tasks import list_tasks, load_task, render_template
 
 TASKS_DIR = os.path.join(REPO, "tasks")
 HAVE_GSM8K = os.path.exists(os.path.join(SHARED_GSM8K, "test.jsonl"))
@@ -169,9 +169,9 @@ def test_lm_eval_task_manager_finds_and_builds_our_tasks(lm_eval_run):
 
 
 def _ftbench_figures(rows, task):
-    from ftbench.metrics import score_pairs
+    from ftbench.metrics.scoring import score_pairs
 
-    return score_pairs([r["predict"] for r in rows], [r["label"] for r in rows], task=task, jobs=1)
+    return score_pairs([r["predict"] for r in rows], [r["label"] for r in rows], scorer=task, jobs=1)
 
 
 def test_sft_similarity_figures_equal_in_lm_eval_and_ftbench(lm_eval_run):

@@ -69,7 +69,7 @@ def test_concurrent_builds_share_one_cache_folder(tmp_path, monkeypatch):
     no temporary folder behind (threads here: the temp-folder-and-rename protocol is the same across processes)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ftbench.models import resolve_model
+    from ftbench.inference.models import resolve_model
 
     monkeypatch.setenv("FTBENCH_CACHE", str(tmp_path / "cache"))
     with ThreadPoolExecutor(3) as pool:
@@ -83,7 +83,7 @@ def test_concurrent_builds_share_one_cache_folder(tmp_path, monkeypatch):
 def test_load_for_generation_on_cpu(tiny_model):
     import torch
 
-    from ftbench.models import load_model_for_generation
+    from ftbench.inference.models import load_model_for_generation
 
     model = load_model_for_generation("tiny")
     assert not model.training
@@ -94,7 +94,7 @@ def test_load_for_generation_on_cpu(tiny_model):
 def test_placement_prefers_bf16_cuda_then_fp16(monkeypatch):
     import torch
 
-    from ftbench.models import pick_placement
+    from ftbench.inference.models import pick_placement
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -107,7 +107,7 @@ def test_placement_prefers_bf16_cuda_then_fp16(monkeypatch):
 
 def test_model_errors_are_one_line():
     from ftbench.api.errors import UsageError
-    from ftbench.models import load_model_for_generation, resolve_model
+    from ftbench.inference.models import load_model_for_generation, resolve_model
 
     with pytest.raises(UsageError, match="no such model folder"):
         resolve_model("./no/such/model")
@@ -121,8 +121,8 @@ def test_model_errors_are_one_line():
 
 def test_command_modules_do_not_import_torch():
     code = ("import sys, importlib\n"
-            "for m in ('ftbench.cli.predict', 'ftbench.cli.make_tiny_model', 'ftbench.models', 'ftbench.chat',\n"
-            "          'ftbench.generate', 'ftbench.tiny', 'ftbench.predictions'):\n"
+            "for m in ('ftbench.cli.predict', 'ftbench.cli.make_tiny_model', 'ftbench.inference.models', 'ftbench.inference.chat',\n"
+            "          'ftbench.inference.generate', 'ftbench.inference.tiny', 'ftbench.inference.predict'):\n"
             "    importlib.import_module(m)\n"
             "bad = [m for m in ('torch', 'transformers', 'peft', 'tokenizers') if m in sys.modules]\n"
             "assert not bad, bad\n")

@@ -125,7 +125,7 @@ def test_checkpoints_record_eval_loss_and_the_best_one(learned_run):
 
 
 def test_resolved_config_is_saved_and_reruns(learned_run, tmp_path):
-    from ftbench.config import load_train_config
+    from ftbench.training.config import load_train_config
 
     out, _, _ = learned_run
     cfg, warnings = load_train_config(str(out / "ftbench_config.yaml"))
@@ -143,7 +143,7 @@ def test_existing_run_is_not_overwritten_without_resume(learned_run):
 
 
 def test_collator_pads_to_the_longest_in_the_batch_not_cutoff_len():
-    from ftbench.backends.sft_data import DynamicPaddingCollator
+    from ftbench.training.data import DynamicPaddingCollator
 
     batch = DynamicPaddingCollator(pad_token_id=0)([
         {"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
@@ -158,8 +158,8 @@ def test_collator_pads_to_the_longest_in_the_batch_not_cutoff_len():
 
 def test_prompt_is_masked_and_cutoff_len_applies(tiny_model):
     from ftbench.api.backends import TrainConfig
-    from ftbench.backends.sft_data import encode, load_training_samples
-    from ftbench.models import load_tokenizer
+    from ftbench.training.data import encode, load_training_samples
+    from ftbench.inference.models import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model)
     cfg = TrainConfig(dataset=["alpaca_demo"], dataset_dir=DATASETS, max_samples=5, cutoff_len=64)
@@ -174,7 +174,7 @@ def test_prompt_is_masked_and_cutoff_len_applies(tiny_model):
 
 
 def test_split_is_seeded_and_disjoint():
-    from ftbench.backends.sft_data import split
+    from ftbench.training.data import split
 
     items = list(range(100))
     train_a, eval_a = split(items, 0.1, seed=1)

@@ -99,7 +99,7 @@ def test_edited_data_in_the_same_folder_is_refused(tmp_path):
     """A run folder belongs to one config and one version of the data: predictions from the old data must not be
     mixed with a model trained on the new."""
     from ftbench.api.errors import UsageError
-    from ftbench.config import load_train_config
+    from ftbench.training.config import load_train_config
     from ftbench.recipes.train_and_compare import RunSettings, _check_same_run
 
     data = tmp_path / "train.jsonl"

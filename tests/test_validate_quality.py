@@ -86,17 +86,17 @@ def test_nondefault_sharegpt_tags_are_read_but_flagged(tmp_path):
 
 
 def test_cutoff_len_counts_real_tokens_with_a_tokenizer(tiny_model):
-    from ftbench.chat import render_text
+    from ftbench.inference.chat import render_conversation
     from ftbench.data.formats import replace_surrogates
     from ftbench.data.loader import DatasetSpec, iter_samples
-    from ftbench.models import load_tokenizer
+    from ftbench.inference.models import load_tokenizer
 
     _, report = validate_json(QUALITY, "--tokenizer", tiny_model, "--cutoff-len", "60", "--no-near-dup")
     long = {f["record"]: f for f in report["warnings"] if f["code"] == "too-long"}
     assert report["stats"]["tokens"]["estimated"] is False
     tokenizer = load_tokenizer(tiny_model)
     for sample in iter_samples(DatasetSpec(QUALITY), []):  # the lone-surrogate record is counted too
-        count = len(tokenizer(render_text(tokenizer, replace_surrogates(sample)), add_special_tokens=False)["input_ids"])
+        count = len(tokenizer(render_conversation(tokenizer, replace_surrogates(sample)), add_special_tokens=False)["input_ids"])
         if count > 60:
             assert long.pop(sample.record)["message"].startswith(f"{count} tokens > cutoff_len 60")
     assert not long

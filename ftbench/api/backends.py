@@ -1,6 +1,6 @@
 """The training-backend interface: what `ftbench train` hands a backend, and what it gets back.
 
-A backend turns a `TrainConfig` (LLaMA-Factory's key names, typed and validated by `ftbench.config`) into a
+A backend turns a `TrainConfig` (LLaMA-Factory's key names, typed and validated by `ftbench.training.config`) into a
 LoRA adapter on disk and describes the run in a `TrainResult`. The built-in backend is `peft`
 (transformers Trainer + peft); others are found through the `ftbench.backends` entry-point group
 (see docs/backends.md). Nothing here imports torch: backends import their heavy dependencies inside methods.
@@ -8,7 +8,6 @@ LoRA adapter on disk and describes the run in a `TrainResult`. The built-in back
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -127,11 +126,13 @@ class CheckpointInfo:
 
 @dataclass
 class TrainResult:
-    """What a backend reports after training: where everything is and how it went.
+    """What a backend reports after training: where everything is and how it went. This object is the whole
+    contract between a backend and what follows training (train-and-compare evaluates from it alone).
 
     ``checkpoints`` lists the `checkpoint-N` folders still on disk, oldest first, plus the final adapter
-    (``output_dir``) as the last entry; ``best_checkpoint`` is the one with the lowest eval loss (None if
-    nothing was evaluated). The same list is written to ``output_dir/checkpoints.json``.
+    (``adapter_dir``) as the last entry, each a peft adapter folder; ``best_checkpoint`` is the path
+    `ftbench.training.checkpoints.choose_checkpoint` picks (None if nothing was evaluated); ``log`` holds the
+    run's LLaMA-Factory `trainer_log.jsonl` rows (loss and eval_loss by step), which the report plots.
     """
 
     output_dir: str
@@ -150,18 +151,26 @@ class TrainResult:
     resumed_from: str | None = None
     device: str = "cpu"
     dtype: str = "float32"
+    log: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainResult":
+        """The inverse of `to_json` (how a run folder keeps a finished training's result)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["checkpoints"] = [CheckpointInfo(**c) for c in data.get("checkpoints", [])]
+        return cls(**known)
+
 
 class TrainerBackend(ABC):
-    """A way to train a LoRA adapter from a `TrainConfig`, and to load models for generation.
+    """A way to train a LoRA adapter from a `TrainConfig`.
 
     Subclasses set ``name`` and ``description`` and implement `train`. `check_config` rejects settings the
-    backend cannot honour *before* anything heavy is loaded; `load_for_generation` and `export_merged` have
-    defaults that work for any backend writing a standard peft adapter. Register a backend in a package's
-    ``pyproject.toml``::
+    backend cannot honour *before* anything heavy is loaded. A backend writes standard peft adapter folders and
+    describes them in its `TrainResult`; generating with them, merging and exporting are ftbench's job
+    (`ftbench.inference`), the same for every backend. Register a backend in a package's ``pyproject.toml``::
 
         [project.entry-points."ftbench.backends"]
         mybackend = "my_package.backend:MyBackend"
@@ -176,22 +185,5 @@ class TrainerBackend(ABC):
     @abstractmethod
     def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
         """Train, writing the adapter, checkpoints, trainer_log.jsonl and the resolved config to
-        ``config.output_dir``. ``resume``: continue from the last complete checkpoint there."""
-
-    def load_for_generation(self, model: str, adapter: str | None = None, *, device: str | None = None,
-                            dtype: str | None = None):
-        """(model, tokenizer) ready for `generate`: the base model with the adapter applied, in eval mode."""
-        from ftbench.models import load_model_for_generation
-
-        return load_model_for_generation(model, adapter=adapter, device=device, dtype=dtype)
-
-    def export_merged(self, model: str, adapter: str, output_dir: str, *, overwrite: bool = False) -> str:
-        """Merge the adapter into the base model and save it (safetensors + tokenizer) to ``output_dir``."""
-        from ftbench.backends.export import merge_and_save
-
-        return merge_and_save(model, adapter, output_dir, overwrite=overwrite)
-
-
-def adapter_files(path: str) -> bool:
-    """Whether ``path`` holds a peft adapter (adapter_config.json)."""
-    return os.path.isfile(os.path.join(path, "adapter_config.json"))
+        ``config.output_dir``, and describe the run. ``resume``: continue from the last complete checkpoint
+        there."""

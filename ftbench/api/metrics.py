@@ -1,4 +1,4 @@
-"""Metrics: the interface every scorer implements, a registry by name, and the result every command shares.
+"""Metrics: the interfaces every metric and scorer implements, and the result every command shares.
 
 A metric turns (prediction, reference) pairs into one or more named *figures*. Two kinds, as in lm-eval:
 
@@ -60,32 +60,6 @@ class CorpusMetric(Metric):
         """The figure from column sums of its statistics (1-D, length k)."""
 
 
-_REGISTRY: dict[str, type[Metric]] = {}
-
-
-def register_metric(cls: type[Metric]) -> type[Metric]:
-    """Class decorator: make a metric available by its ``name`` (and by each of its figure names)."""
-    for key in (cls.name, *cls.figures):
-        if key in _REGISTRY and _REGISTRY[key] is not cls:
-            raise ValueError(f"metric name {key!r} is already registered by {_REGISTRY[key].__name__}")
-        _REGISTRY[key] = cls
-    return cls
-
-
-def get_metric(name: str, **options: Any) -> Metric:
-    """The metric registered under ``name`` (a metric or one of its figures). KeyError if unknown."""
-    import ftbench.metrics  # noqa: F401  (registers the built-in metrics)
-
-    return _REGISTRY[name](**options)
-
-
-def metric_names() -> list[str]:
-    """Every registered metric and figure name."""
-    import ftbench.metrics  # noqa: F401
-
-    return sorted(_REGISTRY)
-
-
 @dataclass
 class ScoreResult:
     """Figures for one prediction file, with their uncertainty and signatures, and per-sample values.
@@ -110,3 +84,20 @@ class ScoreResult:
                "ci95": self.ci95, "signatures": self.signatures, "uncertainty": self.uncertainty}
         out.update(self.details)
         return out
+
+
+class Scorer(ABC):
+    """A named way to score a prediction file (``similarity``, ``gsm8k``): which metrics run by default, how
+    options reach them, and what is explained beside the figures (e.g. why two GSM8K extractions disagree)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    default_metrics: ClassVar[tuple[str, ...]] = ()
+
+    def metric_options(self, metric_name: str, options: dict) -> dict:
+        """Options for one metric constructor from the caller's options (unknown ones are not passed)."""
+        return {}
+
+    def explain(self, predictions: Sequence[str], references: Sequence[str], metrics: list[Metric],
+                result: ScoreResult, lines: Sequence[int | None] | None) -> None:
+        """Add scorer-specific per-sample fields and details to ``result`` (nothing by default)."""

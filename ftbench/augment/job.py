@@ -94,7 +94,7 @@ def run_job(job: AugmentJob, *, progress: Callable[[int, int], object] | None = 
     ``progress(total, initial)`` returns an object with update(n)/close() (a tqdm bar); ``notify(message)``
     receives remarks worth showing at once. Ctrl-C returns the statistics with ``interrupted`` set.
     """
-    from ftbench.predictions import sha256_of_path
+    from ftbench.io import sha256_of_path
 
     notify = notify or (lambda message: None)
     redact = Redactor(job.api_key)

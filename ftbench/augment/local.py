@@ -1,5 +1,5 @@
 """`--provider local`: the augmentation prompts answered by a local model (and LoRA adapter) through
-`ftbench.generate`'s batched generator, prompts rendered with the model's chat template by `ftbench.chat`.
+`ftbench.inference.generate`'s batched generator, prompts rendered with the model's chat template by `ftbench.inference.chat`.
 
 torch/transformers are imported when the model is loaded, never at import time.
 """
@@ -30,8 +30,8 @@ class LocalModel:
     """A loaded model answering chat prompts in batches: `complete_many(prompts)` -> (index, text, usage)."""
 
     def __init__(self, settings: LocalSettings):
-        from ftbench.generate import GenerationParams, Generator
-        from ftbench.models import load_model_for_generation, load_tokenizer
+        from ftbench.inference.generate import GenerationParams, Generator
+        from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
         self.settings = settings
         self.tokenizer = load_tokenizer(settings.model)
@@ -43,7 +43,7 @@ class LocalModel:
 
     def _prompt_ids(self, prompt: str) -> list[int]:
         """The prompt as one user turn with the generation prompt, tokenized as `predict` does it."""
-        from ftbench.chat import prompt_text_and_ids
+        from ftbench.inference.chat import prompt_text_and_ids
 
         sample = Sample([(USER, prompt), (ASSISTANT, "")], "", "", "<augment prompt>", 0, None)
         return prompt_text_and_ids(self.tokenizer, sample)[1]

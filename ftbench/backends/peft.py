@@ -20,9 +20,14 @@ import warnings
 from dataclasses import dataclass
 
 from ftbench.api.backends import TrainConfig, TrainerBackend, TrainResult
-from ftbench.backends.console import is_main_process, say, warn
-from ftbench.backends.sft_data import DynamicPaddingCollator, encode, train_and_eval_samples
-from ftbench.config import check_unsupported, dump_yaml, resolve_path
+from ftbench.console import is_main_process, say, warn, world_size
+from ftbench.inference.models import is_adapter_dir
+from ftbench.io import atomic_write_text
+from ftbench.training.checkpoints import (CHECKPOINTS_JSON, all_checkpoint_dirs, checkpoint_table, choose_checkpoint,
+                                          complete_checkpoints, write_checkpoints_json)
+from ftbench.training.config import check_unsupported, dump_yaml, resolve_path
+from ftbench.training.data import DynamicPaddingCollator, encode, train_and_eval_samples
+from ftbench.training.trainer_log import TRAINER_LOG, read_trainer_log
 
 CONFIG_FILE = "ftbench_config.yaml"
 
@@ -52,8 +57,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
                               set_seed)
     from transformers.utils import logging as hf_logging
 
-    from ftbench.backends import callbacks as cb
-    from ftbench.models import load_tokenizer, resolve_model
+    from ftbench.backends import trainer_callbacks as cb
+    from ftbench.inference.models import load_tokenizer, resolve_model
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars; ConsoleCallback reports training progress
     # peft asks transformers 5 for a renamed attribute; the user can do nothing about that warning
@@ -127,32 +132,30 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     if final_eval is not None:
         trainer.save_metrics("eval", {"eval_loss": final_eval})
     history = trainer.state.log_history
-    table, best = cb.checkpoint_table(out, history, trainer.state.global_step, final_eval)
+    table = checkpoint_table(out, history, trainer.state.global_step, final_eval)
+    chosen = choose_checkpoint(table).checkpoint
+    best = chosen.path if chosen.eval_loss is not None else None
     if trainer.is_world_process_zero():
-        from ftbench.io import atomic_write_text
-
         atomic_write_text(os.path.join(out, CONFIG_FILE), dump_yaml(resolved_config(cfg)))
-        cb.write_checkpoints_json(out, table, best)
+        write_checkpoints_json(out, table, best)
         if cfg.plot_loss:
-            from ftbench.backends.plots import plot_losses
+            from ftbench.training.plots import plot_losses
 
             for path in plot_losses(out, history):
                 say(f"plot: {path}", quiet)
     losses = [h["loss"] for h in history if "loss" in h]
     return TrainResult(
-        output_dir=out, adapter_dir=out, trainer_log=os.path.join(out, cb.TRAINER_LOG),
+        output_dir=out, adapter_dir=out, trainer_log=os.path.join(out, TRAINER_LOG),
         config_path=os.path.join(out, CONFIG_FILE), checkpoints=table, best_checkpoint=best,
         global_step=trainer.state.global_step, train_samples=len(train_set), eval_samples=len(eval_set or []),
         train_runtime=round(runtime, 3), train_samples_per_second=metrics.get("train_samples_per_second", 0.0),
         final_loss=losses[-1] if losses else None, final_eval_loss=final_eval, resumed_from=resume_from,
-        device=precision.device, dtype=precision.dtype)
+        device=precision.device, dtype=precision.dtype, log=read_trainer_log(os.path.join(out, TRAINER_LOG)))
 
 
 def find_resume_point(cfg: TrainConfig, resume: bool) -> str | None:
     """The checkpoint to continue from: resume_from_checkpoint if it names one, the last *complete* checkpoint
     with --resume; refuse to train over an earlier run unless overwrite_output_dir."""
-    from ftbench.backends.callbacks import CHECKPOINTS_JSON, TRAINER_LOG, all_checkpoint_dirs, complete_checkpoints
-
     out = cfg.output_dir
     explicit = cfg.resume_from_checkpoint
     if explicit and explicit.lower() not in ("true", "last"):
@@ -164,7 +167,7 @@ def find_resume_point(cfg: TrainConfig, resume: bool) -> str | None:
         if complete:
             return complete[-1][1]
         warn(f"--resume: no complete checkpoint in {out}; training from the start")
-    elif all_checkpoint_dirs(out) or os.path.isfile(os.path.join(out, "adapter_config.json")):
+    elif all_checkpoint_dirs(out) or is_adapter_dir(out):
         if not cfg.overwrite_output_dir:
             raise cfg.error("output_dir", f"{out} already holds a training run: pass --resume to continue it, "
                             "or overwrite_output_dir=true to start over")
@@ -281,7 +284,7 @@ def training_arguments(cfg: TrainConfig, precision: Precision, *, has_eval: bool
     )
     if cfg.eval_steps is not None:
         kwargs["eval_steps"] = cfg.eval_steps
-    if precision.device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if precision.device == "cpu" and world_size() > 1:
         kwargs["use_cpu"] = True  # torchrun on CPUs: DDP over gloo (accelerate only goes distributed with this)
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing
     checkpointing = "activation_checkpointing" if "activation_checkpointing" in accepted else "gradient_checkpointing"

@@ -7,78 +7,39 @@ code (0 ok, 1 the input has errors, 2 usage or I/O problem, 3 internal error); `
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import traceback
-from dataclasses import dataclass
 
 import click
 
 from ftbench import __version__
 from ftbench.api.errors import EXIT_INTERNAL, EXIT_USAGE, FtbenchError
+from ftbench.api.registry import Registry
+from ftbench.cli.options import common_options
 
-# name -> (module, attribute, one-line help). The help lives here so `--help` imports no command module.
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train-and-compare": ("ftbench.cli.train_and_compare", "train_and_compare",
+# name -> (click command as "module:attribute", one-line help). The help lives here, and only here, so that
+# `ftbench --help` imports no command module. Packages add commands through the `ftbench.commands` entry points.
+_BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "train-and-compare": ("ftbench.cli.train_and_compare:train_and_compare",
                           "The main command: evaluate, train LoRA, evaluate again, and write a before/after report."),
-    "compare": ("ftbench.cli.compare", "compare", "Compare two prediction files, two run folders, or two metrics.json."),
-    "validate": ("ftbench.cli.validate", "validate", "Check SFT data files for every mistake before training."),
-    "make-tiny-model": ("ftbench.cli.make_tiny_model", "make_tiny_model",
+    "compare": ("ftbench.cli.compare:compare", "Compare two prediction files, two run folders, or two metrics.json."),
+    "validate": ("ftbench.cli.validate:validate", "Check SFT data files for every mistake before training."),
+    "make-tiny-model": ("ftbench.cli.make_tiny_model:make_tiny_model",
                         "Build the tiny offline Qwen2-architecture model (random weights) for pipeline runs."),
-    "predict": ("ftbench.cli.predict", "predict", "Generate answers for a data file (resumable, batched, greedy)."),
-    "train": ("ftbench.cli.train", "train", "Train a LoRA adapter from a LLaMA-Factory-style YAML config."),
-    "export": ("ftbench.cli.export", "export", "Merge a LoRA adapter into its base model (safetensors + tokenizer)."),
-    "backends": ("ftbench.cli.backends", "backends", "List the installed training backends."),
-    "score": ("ftbench.cli.score", "score", "Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty."),
-    "eval": ("ftbench.cli.eval", "eval", "Evaluate a model (and LoRA adapter) on a task YAML, with ftbench's engine or lm-eval's."),
-    "augment": ("ftbench.cli.augment", "augment",
+    "predict": ("ftbench.cli.predict:predict", "Generate answers for a data file (resumable, batched, greedy)."),
+    "train": ("ftbench.cli.train:train", "Train a LoRA adapter from a LLaMA-Factory-style YAML config."),
+    "export": ("ftbench.cli.export:export", "Merge a LoRA adapter into its base model (safetensors + tokenizer)."),
+    "backends": ("ftbench.cli.backends:backends", "List the installed training backends."),
+    "score": ("ftbench.cli.score:score", "Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty."),
+    "eval": ("ftbench.cli.eval:eval",
+             "Evaluate a model (and LoRA adapter) on a task YAML, with ftbench's engine or lm-eval's."),
+    "augment": ("ftbench.cli.augment:augment",
                 "Grow a dataset: fill {{placeholders}}, or generate validated, de-duplicated variants with an LLM."),
 }
-
-
-@dataclass
-class Settings:
-    """The options every command shares; set on the group or on the command, whichever is given."""
-
-    json: bool = False
-    quiet: bool = False
-    debug: bool = False
-
-
-def settings(ctx: click.Context) -> Settings:
-    root = ctx.find_root()
-    if not isinstance(root.obj, Settings):
-        root.obj = Settings()
-    return root.obj
-
-
-def _set_flag(name: str):
-    def callback(ctx: click.Context, _param, value: bool):
-        if value:
-            setattr(settings(ctx), name, True)
-        return value
-
-    return callback
-
-
-def common_options(f):
-    """Add --json, --quiet and --debug to a command (they may also be given before the command name)."""
-    f = click.option("--debug", is_flag=True, expose_value=False, callback=_set_flag("debug"),
-                     help="Show tracebacks and internal detail.")(f)
-    f = click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_set_flag("quiet"),
-                     help="Print only errors.")(f)
-    f = click.option("--json", "json_", is_flag=True, expose_value=False, callback=_set_flag("json"),
-                     help="Machine-readable output on stdout, and nothing else there.")(f)
-    return f
-
-
-def print_json(obj) -> None:
-    """--json output: one indented JSON document on stdout (numpy values allowed), and nothing else there."""
-    import orjson
-
-    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-    sys.stdout.flush()
+COMMANDS: Registry[click.Command] = Registry("command", entry_point_group="ftbench.commands",
+                                             builtins={n: target for n, (target, _) in _BUILTIN_COMMANDS.items()})
+COMMAND_HELP = {name: text for name, (_, text) in _BUILTIN_COMMANDS.items()}
 
 
 def _debug_requested(args) -> bool:
@@ -90,16 +51,19 @@ class FtbenchGroup(click.Group):
     """A click group that loads commands lazily and turns every failure into one line and an exit code."""
 
     def list_commands(self, ctx):
-        return sorted(COMMANDS)
+        return COMMANDS.names()
 
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
-        module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
+        command = COMMANDS.load(name)
+        if name in COMMAND_HELP:
+            command.short_help = COMMAND_HELP[name]
+        return command
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMAND_HELP.get(name) or self.get_command(ctx, name).get_short_help_str())
+                for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

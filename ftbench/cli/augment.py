@@ -10,13 +10,13 @@ import sys
 import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, FtbenchError, InputError, UsageError
-from ftbench.cli import common_options, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-@click.group(short_help="Grow a dataset: fill {{placeholders}}, or generate validated variants with an LLM.")
+@click.group()
 def augment():
     """Grow a small dataset safely.
 
@@ -67,11 +67,8 @@ def fill(ctx, data, out, assignments, strict, max_shown):
     if not (strict and unfilled):
         atomic_write_text(out, render_data_file(layout, records))
     if opts.json:
-        import json
-
-        click.echo(json.dumps({"ok": not (strict and unfilled), "output": out if not (strict and unfilled) else None,
-                               "format": "jsonl" if layout.jsonl else "json", **report.to_json()},
-                              ensure_ascii=False))
+        print_json({"ok": not (strict and unfilled), "output": out if not (strict and unfilled) else None,
+                    "format": "jsonl" if layout.jsonl else "json", **report.to_json()})
     else:
         _print_fill(opts, data, out, layout, report, max_shown)
     if strict and unfilled:
@@ -257,9 +254,7 @@ def _print_summary(opts, stats, out: str, redact) -> None:
     summary = stats.to_json()
     summary.update(output=out, rejected_file=rejected_path(out))
     if opts.json:
-        import json
-
-        click.echo(redact(json.dumps(summary, ensure_ascii=False)))
+        print_json(summary, redact=redact)
         return
     lines = []
     if not opts.quiet:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
 
 from ftbench.api.errors import EXIT_OK
-from ftbench.cli import common_options, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 
-@click.command(short_help="List the installed training backends.")
+@click.command()
 @common_options
 @click.pass_context
 def backends(ctx):
@@ -23,8 +20,7 @@ def backends(ctx):
     opts = settings(ctx)
     infos = available_backends()
     if opts.json:
-        sys.stdout.write(json.dumps([dict(i.to_json(), default=i.name == DEFAULT_BACKEND) for i in infos],
-                                    indent=2) + "\n")
+        print_json([dict(i.to_json(), default=i.name == DEFAULT_BACKEND) for i in infos])
         return EXIT_OK
     width = max(len(i.name) for i in infos)
     for info in infos:

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 import click
 
 from ftbench.api.errors import InputError, UsageError
-from ftbench.cli import common_options, settings
-
-_GSM8K_LABEL = re.compile(r"#### *-?[0-9.,$]+\s*$")
-
-
-def _guess_task(rows: list[dict]) -> str:
-    hits = sum(1 for r in rows if _GSM8K_LABEL.search(str(r.get("label", ""))))
-    return "gsm8k" if rows and hits >= 0.8 * len(rows) else "similarity"
+from ftbench.cli.options import common_options, print_json, settings
 
 
 def _kind(path: str) -> str:
+    from ftbench.recipes.run_folder import RunFolder
+
     if os.path.isdir(path):
-        if not os.path.isfile(os.path.join(path, "metrics.json")):
+        if not RunFolder.holds_run(path):
             raise UsageError(f"{path}: not a train-and-compare run folder (no metrics.json)")
         return "run"
     if not os.path.isfile(path):
@@ -42,7 +36,20 @@ def _load_metrics(path: str) -> dict:
     return data
 
 
-@click.command(short_help="Compare two prediction files, two run folders, or two metrics.json.")
+def _compare_metrics(a: str, b: str) -> tuple[dict, dict, list[str]]:
+    """The "after" figures of two metrics.json, and a warning for every figure whose signatures differ: such
+    figures were computed differently (another tokeniser, task version, library) and are not comparable."""
+    ma, mb = _load_metrics(a), _load_metrics(b)
+    figures = {f: {"before": ma["after"][f], "after": mb["after"].get(f),
+                   "delta": (mb["after"].get(f) or 0) - (ma["after"][f] or 0)}
+               for f in ma["after"] if ma["after"][f] is not None and mb["after"].get(f) is not None}
+    sa, sb = ma.get("signatures") or {}, mb.get("signatures") or {}
+    warnings = [f"{f}: the signatures differ, so the two figures are not comparable: A {sa.get(f)!r}, B {sb.get(f)!r}"
+                for f in figures if sa.get(f) != sb.get(f)]
+    return figures, {f: sa.get(f) for f in figures}, warnings
+
+
+@click.command()
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
 @click.option("--task", type=click.Choice(["auto", "similarity", "gsm8k"]), default="auto", show_default=True,
@@ -56,54 +63,51 @@ def compare(ctx, a, b, task, html_path):
 
     Prediction files are LLaMA-Factory generated_predictions.jsonl (prompt/predict/label). For two run folders the
     fine-tuned models (each run's "after") are compared; for two metrics.json only the figures (no per-sample
-    statistics).
+    statistics), with a warning for every figure whose signatures differ.
     """
-    from ftbench.compare import compare_task, read_prediction_rows
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import compare_task
+    from ftbench.metrics.gsm8k import looks_like_gsm8k
+    from ftbench.recipes.run_folder import RunFolder
 
     opts = settings(ctx)
     kind_a, kind_b = _kind(a), _kind(b)
     if kind_a != kind_b:
         raise UsageError(f"A is {kind_a} and B is {kind_b}: compare like with like")
-    tasks = {}
+    tasks, warnings = {}, []
     if kind_a == "predictions":
         rows_a, rows_b = read_prediction_rows(a), read_prediction_rows(b)
-        name = _guess_task(rows_a) if task == "auto" else task
+        name = ("gsm8k" if looks_like_gsm8k([r["label"] for r in rows_a]) else "similarity") if task == "auto" \
+            else task
         tasks[name] = compare_task(name, rows_a, rows_b)
     elif kind_a == "run":
-        for name, file in (("similarity", "predictions_after.jsonl"), ("gsm8k", "gsm8k_predictions_after.jsonl")):
-            pa, pb = os.path.join(a, file), os.path.join(b, file)
+        for name in ("similarity", "gsm8k"):
+            pa, pb = RunFolder(a).predictions(name, "after"), RunFolder(b).predictions(name, "after")
             if os.path.exists(pa) and os.path.exists(pb):
                 tasks[name] = compare_task(name, read_prediction_rows(pa), read_prediction_rows(pb))
     if tasks:
         figures = {f: e for t in tasks.values() for f, e in t.figures.items()}
+        signatures = {f: s for t in tasks.values() for f, s in t.signatures.items()}
     else:  # two metrics.json: the figures only
-        ma, mb = _load_metrics(a), _load_metrics(b)
-        figures = {f: {"before": ma["after"][f], "after": mb["after"].get(f),
-                       "delta": (mb["after"].get(f) or 0) - (ma["after"][f] or 0)}
-                   for f in ma["after"] if ma["after"][f] is not None and mb["after"].get(f) is not None}
-    result = {"a": a, "b": b, "kind": kind_a, "comparison": figures,
-              "signatures": {f: s for t in tasks.values() for f, s in t.signatures.items()},
-              "n": {name: t.n for name, t in tasks.items()}}
+        figures, signatures, warnings = _compare_metrics(a, b)
+    result = {"a": a, "b": b, "kind": kind_a, "comparison": figures, "signatures": signatures,
+              "n": {name: t.n for name, t in tasks.items()}, "warnings": warnings}
     if html_path:
         from ftbench.io import atomic_write_text
         from ftbench.report.run_report import render_run_report
 
         atomic_write_text(html_path, render_run_report({**result, "run": {}}, tasks, [], None,
                                                        title=f"ftbench compare: {a} → {b}"))
+    if not opts.quiet:
+        for warning in warnings:
+            click.echo(f"ftbench: warning: {warning}", err=True)
     if opts.json:
-        click.echo(json.dumps(result, ensure_ascii=False, default=str))
+        print_json(result)
     elif not opts.quiet:
+        from ftbench.report.comparison_text import comparison_table
+
         click.echo(f"A = {a}\nB = {b}\n")
-        click.echo(f"{'metric':<18}{'A':>10}{'B':>10}{'B - A':>10}   95% CI (paired)   wins/losses/ties")
-        for fig, e in figures.items():
-            ci = e.get("delta_ci95")
-            wlt = f"{e['wins']}/{e['losses']}/{e['ties']}" if "wins" in e else ""
-            click.echo(f"{fig:<18}{e['before']:>10.4f}{e['after']:>10.4f}{e['delta']:>+10.4f}   "
-                       + (f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "–".ljust(18)) + f"   {wlt}")
-            if "mcnemar" in e:
-                m = e["mcnemar"]
-                click.echo(f"{'':<18}McNemar p = {m['p_value']:.3g} ({m['wrong_to_right']} wrong→right, "
-                           f"{m['right_to_wrong']} right→wrong)")
+        click.echo("\n".join(comparison_table(figures, labels=("A", "B", "B - A"), details=True)))
         if html_path:
             click.echo(f"\nHTML report: {html_path}")
     return 0

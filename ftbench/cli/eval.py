@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import click
 
-from ftbench.cli import common_options, print_json, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 
-@click.command(short_help="Evaluate a model (and LoRA adapter) on a task YAML, with ftbench's engine or lm-eval's.")
+@click.command()
 @click.option("--task", required=True, help="Task name in tasks/ (e.g. gsm8k_local, gsm8k, sft_similarity) or a "
               "task YAML path.")
 @click.option("--model", required=True, help="Hub id (Qwen/Qwen2.5-0.5B-Instruct), local folder, or 'tiny'.")
@@ -50,7 +50,7 @@ def eval(ctx, task, model, adapter, engine, limit, num_fewshot, batch_size, max_
     Every figure comes with lm-eval's standard error, a 95% bootstrap interval and a signature.
     """
     opts = settings(ctx)
-    from ftbench.evaluation import evaluate_task
+    from ftbench.evaluation.evaluate import evaluate_task
 
     result = evaluate_task(task, model, adapter=adapter, engine=engine, limit=limit, num_fewshot=num_fewshot,
                            batch_size=batch_size, max_gen_toks=max_gen_toks, apply_chat_template=apply_chat_template,
@@ -66,12 +66,12 @@ def eval(ctx, task, model, adapter, engine, limit, num_fewshot, batch_size, max_
         return 0
     if opts.quiet:
         return 0
-    from ftbench.metrics.report import render_text
+    from ftbench.report.score_text import score_text
 
     shots = result.config["num_fewshot"]
     about = (f"{model}{' + ' + adapter if adapter else ''}, engine {engine}, {shots}-shot"
              f"{', chat template' if apply_chat_template else ''}")
-    click.echo(render_text(result.score, source=result.task, description=about))
+    click.echo(score_text(result.score, source=result.task, description=about))
     t = result.timings
     click.echo(f"took {t['total_seconds']:.1f}s" + (f" (generation {t['generate_seconds']:.1f}s)"
                                                     if "generate_seconds" in t else ""))

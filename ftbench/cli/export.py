@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
 
 from ftbench.api.errors import EXIT_OK
-from ftbench.cli import common_options, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 
-@click.command(short_help="Merge a LoRA adapter into its base model and save safetensors + tokenizer.")
+@click.command()
 @click.option("--model", required=True, help="The base model: hub id, local folder, or `tiny`.")
 @click.option("--adapter", required=True, type=click.Path(file_okay=False), help="The LoRA adapter folder "
               "(a training output_dir or one of its checkpoint-N folders).")
 @click.option("--output", required=True, type=click.Path(), help="Folder for the merged model.")
 @click.option("--overwrite", is_flag=True, help="Replace --output if it is not empty.")
-@click.option("--backend", help="Backend that does the merge (default: peft).")
 @common_options
 @click.pass_context
-def export(ctx, model, adapter, output, overwrite, backend):
+def export(ctx, model, adapter, output, overwrite):
     """Merge the adapter's LoRA weights into the base model (peft merge_and_unload) and save a standalone model:
     safetensors weights in the base model's dtype, config, generation config and tokenizer. It loads with plain
     transformers, no peft needed, and generates exactly what base model + adapter generate.
     """
-    from ftbench.backends import get_backend
+    from ftbench.inference.export import merge_and_save
 
     opts = settings(ctx)
-    path = get_backend(backend).export_merged(model, adapter, output, overwrite=overwrite)
+    path = merge_and_save(model, adapter, output, overwrite=overwrite)
     if opts.json:
-        sys.stdout.write(json.dumps({"output": path, "model": model, "adapter": adapter}) + "\n")
+        print_json({"output": path, "model": model, "adapter": adapter})
     elif not opts.quiet:
         click.echo(f"merged model: {path}")
     return EXIT_OK

@@ -9,10 +9,10 @@ import os
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli import common_options, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 
-@click.command(short_help="Build the tiny offline Qwen2-architecture model (random weights) for pipeline runs.")
+@click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the random weights.")
 @click.option("--force", is_flag=True, help="Replace DIRECTORY if it already exists.")
@@ -27,7 +27,7 @@ def make_tiny_model(ctx, directory, seed, force):
     """
     import time
 
-    from ftbench.tiny import BUILD_INFO, build_atomically
+    from ftbench.inference.tiny import BUILD_INFO, build_atomically
 
     opts = settings(ctx)
     if os.path.exists(directory) and not force and (not os.path.isdir(directory) or os.listdir(directory)):
@@ -38,7 +38,7 @@ def make_tiny_model(ctx, directory, seed, force):
         info = json.load(fh)
     seconds = time.perf_counter() - start
     if opts.json:
-        click.echo(json.dumps({"path": path, "seconds": round(seconds, 3), **info}, ensure_ascii=False))
+        print_json({"path": path, "seconds": round(seconds, 3), **info})
     elif not opts.quiet:
         click.echo(f"built the tiny model (seed {seed}, {info['parameters']:,} parameters, vocabulary "
                    f"{info['vocab_size']}) in {path} in {seconds:.1f}s; random weights: use it to test pipelines, "

@@ -10,13 +10,13 @@ import time
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli import common_options, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
 
 def _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop):
-    from ftbench.generate import GenerationParams
+    from ftbench.inference.generate import GenerationParams
 
     if temperature is not None and temperature < 0:
         raise UsageError("--temperature must be >= 0 (0 means greedy)")
@@ -31,7 +31,8 @@ def _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop):
 def _meta(data, fmt, model, adapter, params, cutoff_len) -> dict:
     """The sidecar: what the rows are made from (the RESUME_KEYS must match to resume) and how."""
     from ftbench import __version__
-    from ftbench.predictions import META_KIND, adapter_sha256, sha256_of_path
+    from ftbench.data.predictions import META_KIND, adapter_sha256
+    from ftbench.io import sha256_of_path
 
     generation = {"max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample, "stop": list(params.stop),
                   "cutoff_len": cutoff_len}
@@ -46,7 +47,7 @@ def _meta(data, fmt, model, adapter, params, cutoff_len) -> dict:
 
 def _prepare_output(out: str, meta: dict, overwrite: bool) -> int:
     """Create, reset or check-and-repair the output; returns how many rows are already done."""
-    from ftbench.predictions import check_resumable, meta_path, read_existing, write_meta
+    from ftbench.data.predictions import check_resumable, meta_path, read_existing, write_meta
 
     if os.path.isdir(out):
         raise UsageError(f"-o {out}: is a folder; give a .jsonl file path")
@@ -78,7 +79,7 @@ def _old_created(path: str):
         return None
 
 
-@click.command(short_help="Generate answers for a data file (resumable, batched, greedy by default).")
+@click.command()
 @click.option("--model", required=True, help="Hub id (Qwen/Qwen2.5-0.5B-Instruct), local folder, or 'tiny' "
               "(the built-in offline pipeline model).")
 @click.option("--adapter", type=click.Path(), help="A peft/LoRA adapter folder to apply to --model.")
@@ -118,12 +119,11 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     opts = settings(ctx)
     if not os.path.exists(data):
         raise UsageError(f"--data {data}: no such file")
-    if adapter and not os.path.isdir(adapter):
-        raise UsageError(f"--adapter {adapter}: no such folder")
-    if adapter and not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
-        raise UsageError(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
+    from ftbench.inference.models import check_adapter, resolve_model
+
+    if adapter:
+        check_adapter(adapter)
     params = _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop)
-    from ftbench.models import resolve_model
 
     resolve_model(model)  # a missing local model fails here, before OUT is touched (and `tiny` is built)
     samples = load_samples(data, formatting=None if fmt == "auto" else fmt)
@@ -148,9 +148,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
                "samples_per_second": round(generated / gen_seconds, 3) if gen_seconds > 0 and generated else None,
                "output": out, "meta": out + ".meta.json"}
     if opts.json:
-        import json
-
-        click.echo(json.dumps(summary, ensure_ascii=False))
+        print_json(summary)
     elif not opts.quiet:
         rate = f", {summary['samples_per_second']} samples/s" if summary["samples_per_second"] else ""
         resumed = f" ({done} from an earlier run)" if done else ""
@@ -161,7 +159,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
 def _generate(ctx, samples, done, out, meta, params, *, model, adapter, batch_size, cutoff_len, device, dtype,
               threads) -> tuple[int, float]:
     """Generate for samples[done:] into OUT; an interrupt says how far it got and how to resume."""
-    from ftbench.predictions import generate_rows
+    from ftbench.inference.predict import generate_rows
 
     try:
         return generate_rows(samples, out, done, model=model, adapter=adapter, params=params, batch_size=batch_size,
@@ -169,7 +167,7 @@ def _generate(ctx, samples, done, out, meta, params, *, model, adapter, batch_si
                              dtype=None if dtype == "auto" else dtype, threads=threads,
                              quiet=settings(ctx).quiet, meta=meta)
     except KeyboardInterrupt:
-        from ftbench.predictions import read_existing
+        from ftbench.data.predictions import read_existing
 
         click.echo(f"ftbench: interrupted: {read_existing(out).count} of {len(samples)} rows are in {out}; run the "
                    "same command again to resume", err=True)

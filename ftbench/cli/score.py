@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli import common_options, print_json, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 TASK_CHOICES = ["similarity", "gsm8k"]
 
@@ -28,7 +28,7 @@ def write_samples(path: str, predictions, result) -> None:
             out.write(orjson.dumps(row) + b"\n")
 
 
-@click.command(short_help="Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty.")
+@click.command()
 @click.argument("file", type=click.Path())
 @click.option("--task", type=click.Choice(TASK_CHOICES), default="similarity", show_default=True,
               help="similarity: LLaMA-Factory's predict metrics (bleu-4, rouge-1/2/l). "
@@ -55,19 +55,18 @@ def score(ctx, file, task, metric_names, samples_path, until, jobs):
     Every figure comes with lm-eval's standard error, a 95% bootstrap interval and a signature.
     """
     opts = settings(ctx)
-    from ftbench.api.metrics import metric_names as known_metrics
-    from ftbench.metrics import TASKS, read_predictions, score_pairs
-    from ftbench.metrics.predictions import check_path
+    from ftbench.data.predictions import check_path, read_predictions
+    from ftbench.metrics.registry import SCORERS, get_metric
+    from ftbench.metrics.scoring import score_pairs
 
     names = _split(metric_names) or None
-    unknown = [n for n in names or () if n not in known_metrics()]
-    if unknown:
-        raise UsageError(f"unknown metric {unknown[0]!r}; choose from: {', '.join(known_metrics())}")
+    for name in names or ():
+        get_metric(name)  # an unknown name fails here, before the file is read
     if until and task != "gsm8k":
         raise UsageError("--until applies to --task gsm8k only")
     check_path(file)
     predictions = read_predictions(file, numeric_labels=task == "gsm8k")
-    result = score_pairs(predictions.predictions, predictions.references, task=task, metrics=names,
+    result = score_pairs(predictions.predictions, predictions.references, scorer=task, metrics=names,
                          jobs=jobs, until=until, lines=predictions.lines)
     if samples_path:
         write_samples(samples_path, predictions, result)
@@ -79,9 +78,9 @@ def score(ctx, file, task, metric_names, samples_path, until, jobs):
         return 0
     if opts.quiet:
         return 0
-    from ftbench.metrics.report import render_text
+    from ftbench.report.score_text import score_text
 
-    click.echo(render_text(result, source=file, description=TASKS[task].description))
+    click.echo(score_text(result, source=file, description=SCORERS.load(task).description))
     if samples_path:
         click.echo(f"per-sample scores: {samples_path}")
     return 0

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
 
 import click
 
 from ftbench.api.errors import EXIT_OK, UsageError
-from ftbench.cli import common_options, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 
-@click.command(short_help="Train a LoRA adapter from a LLaMA-Factory-style YAML config.",
-               context_settings={"ignore_unknown_options": False})
+@click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--backend", help="Training backend (default: the config's `backend:`, else peft). "
@@ -29,7 +26,7 @@ def train(ctx, config, overrides, backend, resume):
     warning; known keys this backend cannot honour are an error. Multi-GPU: `torchrun --nproc_per_node N -m
     ftbench train CONFIG.yaml` (see docs/training.md).
     """
-    from ftbench.backends.console import configure
+    from ftbench.console import configure
 
     opts = settings(ctx)
     for item in overrides:
@@ -44,8 +41,8 @@ def train(ctx, config, overrides, backend, resume):
 
 def _train(opts, config, overrides, backend, resume):
     from ftbench.backends import get_backend
-    from ftbench.backends.console import is_main_process, warn
-    from ftbench.config import load_train_config
+    from ftbench.console import is_main_process, warn
+    from ftbench.training.config import load_train_config
 
     cfg, warnings = load_train_config(config, overrides)
     for warning in warnings:
@@ -64,8 +61,7 @@ def _train(opts, config, overrides, backend, resume):
     if not is_main_process():
         return EXIT_OK
     if opts.json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
-        sys.stdout.flush()
+        print_json(result.to_json())
     elif not opts.quiet:
         click.echo(f"adapter: {result.adapter_dir}")
         click.echo(f"steps: {result.global_step}  train samples: {result.train_samples}  "

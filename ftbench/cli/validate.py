@@ -8,7 +8,7 @@ import sys
 import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, UsageError
-from ftbench.cli import common_options, print_json, settings
+from ftbench.cli.options import common_options, print_json, settings
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
@@ -20,7 +20,8 @@ def _split_names(values: tuple[str, ...]) -> list[str]:
 
 def resolve_specs(paths, dataset_info, datasets, fmt, findings):
     """Data files and dataset_info entries named on the command line, as DatasetSpecs."""
-    from ftbench.data.loader import DatasetSpec, parse_dataset_info
+    from ftbench.data.dataset_info import parse_dataset_info
+    from ftbench.data.loader import DatasetSpec
 
     specs = []
     for path in paths:
@@ -60,7 +61,7 @@ class _Progress:
             self.bar.close()
 
 
-@click.command(short_help="Check SFT data files for every mistake before training.")
+@click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--dataset-info", type=click.Path(), help="A LLaMA-Factory dataset_info.json (file paths in it are "
               "relative to it).")
@@ -96,7 +97,7 @@ def validate(ctx, paths, dataset_info, datasets, fmt, near_dup, near_dup_thresho
     from ftbench.api.findings import Finding
     from ftbench.data.loader import DatasetSpec
     from ftbench.quality.checks import QualityOptions
-    from ftbench.validate import validate as run_validate
+    from ftbench.quality.validate import validate as run_validate
 
     opts = settings(ctx)
     if not paths and not dataset_info:
@@ -129,18 +130,18 @@ def validate(ctx, paths, dataset_info, datasets, fmt, near_dup, near_dup_thresho
 
     if html_path:
         from ftbench.io import atomic_write_text
-        from ftbench.report.validation import render_html
+        from ftbench.report.validation import validation_html
 
-        atomic_write_text(html_path, render_html(report))
+        atomic_write_text(html_path, validation_html(report))
     if opts.json:
         print_json(report.to_json())
     elif opts.quiet:
         for f in report.errors:
             click.echo(f.one_line(), err=True)
     else:
-        from ftbench.report.validation import render_text
+        from ftbench.report.validation import validation_text
 
-        click.echo(render_text(report, max_shown=max_shown, color=sys.stdout.isatty()))
+        click.echo(validation_text(report, max_shown=max_shown, color=sys.stdout.isatty()))
         if html_path:
             click.echo(f"HTML report: {html_path}")
     return EXIT_OK if report.ok else EXIT_INPUT_ERRORS

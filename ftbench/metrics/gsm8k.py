@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ftbench import __version__
-from ftbench.api.metrics import SampleMetric, format_signature, register_metric
+from ftbench.api.metrics import SampleMetric, format_signature
 from ftbench.metrics.environment import package_version
 
 TASK_VERSION = "3.0"  # lm-eval's gsm8k.yaml metadata.version these definitions come from
@@ -116,7 +116,6 @@ def normalise(text: str) -> str:
     return text.lower()
 
 
-@register_metric
 class Gsm8kExactMatch(SampleMetric):
     """lm-eval gsm8k: exact_match under the strict-match and flexible-extract filters."""
 
@@ -151,3 +150,34 @@ class Gsm8kExactMatch(SampleMetric):
                 regex=pattern.replace("|", "\\|"), match="first" if group == 0 else "last",
                 fallback=INVALID, norm=norm, agg="mean", impl=impl, ftbench=__version__)
         return sigs
+
+
+# --- the figures as reports name them ------------------------------------------------------------------------
+REPORT_FIGURES = ("strict-match", "flexible-extract", "strict-parsable")  # lm-eval's keys without "exact_match,"
+STRICT_PARSABLE = "strict-parsable"
+_LABEL_AT_END = re.compile(r"#### *-?[0-9.,$]+\s*$")  # a GSM8K reference answer: "... #### 72"
+
+
+def looks_like_gsm8k(labels: Sequence[str]) -> bool:
+    """Whether references are GSM8K answers: at least 80% of them end in '#### <number>'."""
+    labels = list(labels)
+    return bool(labels) and sum(1 for label in labels if _LABEL_AT_END.search(str(label))) >= 0.8 * len(labels)
+
+
+def add_report_figures(result) -> None:
+    """Rename lm-eval's figure keys ("exact_match,strict-match" -> "strict-match") in every table of a
+    `ScoreResult`, and add `strict-parsable`: the share of answers in which strict-match finds a '#### <number>'
+    at all. It shows a model learning GSM8K's answer format while its arithmetic is still wrong (not an
+    lm-eval figure, so its signature says ftbench)."""
+    from ftbench.metrics.uncertainty import mean_intervals, mean_stderr
+
+    for table in (result.metrics, result.stderr, result.ci95, result.signatures, result.samples):
+        for key in [k for k in table if k.startswith("exact_match,")]:
+            table[key.split(",", 1)[1]] = table.pop(key)
+    values = [0.0 if s == INVALID else 1.0 for s in result.samples["strict"]]
+    result.metrics[STRICT_PARSABLE] = sum(values) / len(values) if values else float("nan")
+    result.samples[STRICT_PARSABLE] = values
+    result.stderr[STRICT_PARSABLE] = mean_stderr(values)
+    result.ci95[STRICT_PARSABLE] = mean_intervals({"x": values}, len(values))["x"] if values else None
+    result.signatures[STRICT_PARSABLE] = format_signature(
+        STRICT_PARSABLE, regex=STRICT_PATTERN.replace("|", "\\|"), match="first", agg="mean", ftbench=__version__)

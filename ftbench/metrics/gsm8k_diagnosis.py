@@ -78,7 +78,7 @@ def excerpt(prediction: str, focus: str, width: int = 70) -> str:
     return ("…" if start > 0 else "") + text + ("…" if end < len(prediction) else "")
 
 
-def diagnose(predictions: Sequence[str], strict: Sequence[str], flexible: Sequence[str],
+def explain_disagreements(predictions: Sequence[str], strict: Sequence[str], flexible: Sequence[str],
              strict_correct: Sequence[float], flexible_correct: Sequence[float], targets: Sequence[str],
              lines: Sequence[int | None] | None = None) -> tuple[list[str | None], dict]:
     """Per-sample causes and a summary: counts per cause and direction, examples, [invalid] counts."""

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ftbench import __version__
-from ftbench.api.metrics import SampleMetric, format_signature, register_metric
+from ftbench.api.metrics import SampleMetric, format_signature
 from ftbench.metrics.environment import available_cpus, package_version
 from ftbench.metrics.llamafactory import FIGURES, ROUGE_CHINESE_DEFINITION, score_pair
 from ftbench.metrics.segment import segmenter
@@ -59,7 +59,6 @@ def llamafactory_scores(predictions: Sequence[str], references: Sequence[str],
     return np.array(rows, dtype=np.float64).reshape(n, len(FIGURES))
 
 
-@register_metric
 class LlamaFactorySimilarity(SampleMetric):
     """bleu-4 and rouge-1/2/l exactly as LLaMA-Factory's `do_predict` computes and averages them."""
 

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ftbench import __version__
-from ftbench.api.metrics import CorpusMetric, SampleMetric, format_signature, register_metric
+from ftbench.api.metrics import CorpusMetric, SampleMetric, format_signature
 from ftbench.metrics.environment import package_version
 
 # Han, kana, hangul: text in these scripts needs sacreBLEU's "zh" tokeniser (13a leaves each clause one token)
@@ -22,7 +22,6 @@ def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 
 
-@register_metric
 class SacreBleu(CorpusMetric):
     """sacreBLEU corpus BLEU (0-100). Tokeniser "auto": `zh` if any reference has CJK text, else `13a`."""
 
@@ -57,7 +56,6 @@ class SacreBleu(CorpusMetric):
         return {"sacrebleu": "sacrebleu|" + self._bleu.get_signature().format()}
 
 
-@register_metric
 class RougeScore(SampleMetric):
     """rouge-score (Google) F-measures ×100, averaged over samples, default tokeniser, no stemmer — what
     HF `evaluate.load("rouge")` computes per sample. Its tokeniser keeps only [a-z0-9]: Chinese text

@@ -1,4 +1,5 @@
-"""How uncertain a figure is: lm-eval's standard error, and a seeded, vectorised 95% bootstrap interval.
+"""How uncertain a figure is: lm-eval's standard error, a seeded, vectorised 95% bootstrap interval, and for
+before/after comparisons the paired difference and McNemar's test.
 
 The standard error is lm-eval's `mean_stderr` (sample standard deviation with Bessel's correction over
 sqrt(n)), computed with the same Python arithmetic so the printed value matches lm-eval's. The bootstrap
@@ -101,3 +102,13 @@ def paired_difference(after: Sequence[float], before: Sequence[float]) -> dict[s
     ci = percentile_interval(Bootstrap(n).means(diff)[:, 0]) if n >= 2 else None
     return {"difference": float(np.mean(diff)) if n else float("nan"), "stderr": mean_stderr(diff.tolist()),
             "ci95": ci}
+
+
+def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict:
+    """McNemar's exact test on paired correctness: b = wrong→right, c = right→wrong; two-sided binomial p."""
+    b = sum(1 for x, y in zip(before, after) if not x and y)
+    c = sum(1 for x, y in zip(before, after) if x and not y)
+    n = b + c
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n)
+    return {"wrong_to_right": b, "right_to_wrong": c, "p_value": p,
+            "method": "McNemar exact (two-sided binomial on discordant pairs)"}

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 from ftbench.api.findings import Finding
 from ftbench.data.formats import Sample
+from ftbench.metrics.gsm8k import STRICT_PATTERN
 from ftbench.quality.text import find_placeholders, looks_broken, text_problems
 
-GSM8K_ANSWER = re.compile(r"#### (\-?[0-9\.\,]+)\s*$")  # lm-eval's strict-match pattern, anchored at the end
+GSM8K_ANSWER = re.compile(STRICT_PATTERN + r"\s*$")  # lm-eval's strict-match pattern, anchored at the end
 LABEL_SET_MAX = 20  # outputs drawn from at most this many distinct values look like classification labels
 CHAT_OVERHEAD_TOKENS = 10  # rough template cost: role markers per turn and a default system prompt
 CHAT_TOKENS_PER_TURN = 5

@@ -11,7 +11,7 @@ class TokenCounter:
     when it has one, else the turns joined by newlines."""
 
     def __init__(self, name_or_path: str):
-        from ftbench.models import load_tokenizer
+        from ftbench.inference.models import load_tokenizer
 
         try:
             self.tokenizer = load_tokenizer(name_or_path)
@@ -22,8 +22,8 @@ class TokenCounter:
     def count(self, samples: list[Sample]) -> list[int]:
         import copy
 
-        from ftbench.chat import render_text
+        from ftbench.inference.chat import render_conversation
         from ftbench.data.formats import replace_surrogates
 
-        texts = [render_text(self.tokenizer, replace_surrogates(copy.copy(s))) for s in samples]
+        texts = [render_conversation(self.tokenizer, replace_surrogates(copy.copy(s))) for s in samples]
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]

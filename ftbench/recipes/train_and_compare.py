@@ -3,13 +3,13 @@
   1. validate the training data (stop on errors; warnings go into the report)
   2. the eval sets: the held-out split (eval_dataset, or val_size of the data) and GSM8K problems
   3. evaluate the base model: greedy predictions, LLaMA-Factory BLEU/ROUGE and lm-eval GSM8K strict/flexible
-  4. train a LoRA adapter with the chosen backend, evaluating eval loss at every checkpoint
-  5. choose the checkpoint with the lowest eval loss, and evaluate it the same way
+  4. train a LoRA adapter with the chosen backend; its `TrainResult` lists every checkpoint and its eval loss
+  5. choose the checkpoint with the lowest eval loss (`ftbench.training.checkpoints`), evaluate it the same way
   6. compare (paired bootstrap, McNemar, wins/losses), diagnose the loss curves, write the report
 
-Every stage leaves its files in the run folder; running the same command with the same `--output-dir`
-again skips what is done and resumes what was interrupted (predictions row by row, training from its last
-checkpoint).
+Every stage leaves its files in the run folder (`RunFolder`); running the same command with the same
+`--output-dir` again skips what is done and resumes what was interrupted (predictions row by row, training from
+its last checkpoint).
 """
 
 from __future__ import annotations
@@ -17,34 +17,16 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
-from ftbench.api.backends import TrainConfig
+from ftbench.api.backends import TrainConfig, TrainResult
 from ftbench.api.errors import InputError, UsageError
-from ftbench.backends.console import say as _say
+from ftbench.console import is_main_process, local_rank, say, world_size
 from ftbench.io import atomic_write_text
-
-
-@dataclass
-class RunSettings:
-    """What train-and-compare adds to a training config: where to write, what to evaluate, how to generate."""
-
-    output_dir: str
-    gsm8k: str | None = None  # a local JSONL path, "openai/gsm8k" (hub), or None to skip
-    gsm8k_limit: int = 100
-    max_new_tokens: int = 256
-    predict_batch_size: int = 16
-    threads: int | None = None
-    demo: bool = False
-    device: str | None = None  # where evaluation runs (None: the best available)
-    durations: dict = field(default_factory=dict)
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) under `accelerate launch` / `torchrun`; (0, 1) otherwise."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+from ftbench.recipes.run_folder import SIDES, RunFolder
+from ftbench.recipes.run_settings import RunSettings
+from ftbench.training.checkpoints import CheckpointChoice, choose_checkpoint
 
 
 def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | None:
@@ -54,78 +36,77 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     own GPU, while the others wait for it in the process-group set-up (returns None on the other ranks)."""
     from ftbench.backends import get_backend
 
-    rank, world = _distributed()
-    if rank != 0:
-        if not os.path.exists(os.path.join(cfg.output_dir, "checkpoints.json")):
-            get_backend(cfg.backend).train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=True)
+    folder = rs.folder
+    backend = get_backend(cfg.backend)
+    if not is_main_process():
+        if not os.path.exists(folder.train_result):
+            backend.train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=True)
         return None
-    if world > 1:
-        rs.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    out = rs.output_dir
-    os.makedirs(out, exist_ok=True)
+    if world_size() > 1:
+        rs.device = f"cuda:{local_rank()}"
+    os.makedirs(folder.root, exist_ok=True)
     _check_same_run(cfg, rs)
     if rs.threads:
         import torch
 
         torch.set_num_threads(rs.threads)
-    backend = get_backend(cfg.backend)
     backend.check_config(cfg)
 
     # 1. validate the training data
     t = time.perf_counter()
-    validation = _validate(cfg, out)
+    validation = _validate(cfg, folder)
     rs.durations["validate"] = time.perf_counter() - t
-    _say(f"[1/6] data: {validation['records']} records, {len(validation['warnings'])} warnings "
-         f"(details in {out}/validation.json)", quiet)
+    say(f"[1/6] data: {validation['records']} records, {len(validation['warnings'])} warnings "
+        f"(details in {folder.validation})", quiet)
 
     # 2. the eval sets
-    from ftbench.backends.sft_data import train_and_eval_samples
+    from ftbench.training.data import train_and_eval_samples
 
     _, eval_samples = train_and_eval_samples(cfg)
     if not eval_samples:
         raise InputError("train-and-compare needs held-out samples: set val_size (e.g. 0.1) or eval_dataset")
     gsm8k_samples = _gsm8k_samples(rs)
-    _say(f"[2/6] eval sets: {len(eval_samples)} held-out samples, "
-         f"{len(gsm8k_samples)} GSM8K problems" + (f" from {rs.gsm8k}" if rs.gsm8k else " (GSM8K skipped)"), quiet)
+    say(f"[2/6] eval sets: {len(eval_samples)} held-out samples, "
+        f"{len(gsm8k_samples)} GSM8K problems" + (f" from {rs.gsm8k}" if rs.gsm8k else " (GSM8K skipped)"), quiet)
+    eval_sets = {"similarity": eval_samples, "gsm8k": gsm8k_samples}
 
     # 3. the base model
     t = time.perf_counter()
-    _say("[3/6] evaluating the base model", quiet)
-    _predict_all(cfg.model_name_or_path, None, eval_samples, gsm8k_samples, rs, "before", quiet)
+    say("[3/6] evaluating the base model", quiet)
+    _predict_all(cfg.model_name_or_path, None, eval_sets, rs, "before", quiet)
     rs.durations["evaluate_before"] = time.perf_counter() - t
 
     # 4. training
     t = time.perf_counter()
-    train = _train(backend, cfg, quiet)
+    result = _train(backend, cfg, folder, quiet)
     rs.durations["train"] = time.perf_counter() - t
     _free_accelerator_memory()
-    shutil.copyfile(train["trainer_log"], os.path.join(out, "trainer_log.jsonl"))
 
     # 5. the chosen checkpoint
-    checkpoint = choose_checkpoint(train["checkpoints"])
-    _say(f"[5/6] evaluating {checkpoint['name']}: {checkpoint['reason']}", quiet)
+    choice = choose_checkpoint(result.checkpoints)
+    say(f"[5/6] evaluating {choice.name}: {choice.reason}", quiet)
     t = time.perf_counter()
-    _predict_all(cfg.model_name_or_path, checkpoint["path"], eval_samples, gsm8k_samples, rs, "after", quiet)
+    _predict_all(cfg.model_name_or_path, choice.checkpoint.path, eval_sets, rs, "after", quiet)
     rs.durations["evaluate_after"] = time.perf_counter() - t
 
     # 6. compare, diagnose, report
-    metrics = _compare_and_report(cfg, rs, validation, train, checkpoint, bool(gsm8k_samples))
-    _say(f"[6/6] report: {os.path.join(out, 'report.html')}", quiet)
+    metrics = _compare_and_report(cfg, rs, validation, result, choice, bool(gsm8k_samples))
+    say(f"[6/6] report: {folder.report}", quiet)
     return metrics
 
 
 # -- stage helpers ---------------------------------------------------------------------------------------
 def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
     """A run folder is resumed only by the same run: a different config there would mix two experiments."""
-    path = os.path.join(rs.output_dir, "run_config.json")
-    from ftbench.predictions import sha256_of_path
+    from ftbench.io import sha256_of_path
+    from ftbench.training.data import resolve_datasets
 
-    files = _dataset_paths(cfg, cfg.dataset) + _dataset_paths(cfg, cfg.eval_dataset or [])
-    if rs.gsm8k and os.path.exists(rs.gsm8k):
-        files.append(rs.gsm8k)
+    specs = resolve_datasets(cfg, cfg.dataset) + resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
+    files = [s.path for s in specs] + ([rs.gsm8k] if rs.gsm8k and os.path.exists(rs.gsm8k) else [])
     current = {"train": {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"},
                "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens")},
                "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
+    path = rs.folder.run_config
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
             previous = json.load(fh)
@@ -138,39 +119,23 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
         atomic_write_text(path, json.dumps(current, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def _validate(cfg: TrainConfig, out: str) -> dict:
-    from ftbench.data.loader import DatasetSpec
+def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
+    """Validate the training data exactly as the backend will read it (same specs), checking overlap with the
+    eval set; errors stop the run before any model is loaded."""
     from ftbench.quality.checks import QualityOptions
-    from ftbench.validate import validate
+    from ftbench.quality.validate import validate
+    from ftbench.training.data import resolve_datasets
 
-    specs = [DatasetSpec(p) for p in _dataset_paths(cfg, cfg.dataset)]
-    against = [DatasetSpec(p) for p in _dataset_paths(cfg, cfg.eval_dataset or [])]
+    specs = resolve_datasets(cfg, cfg.dataset)
+    against = resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
     report = validate(specs, QualityOptions(cutoff_len=cfg.cutoff_len), against=against)
     summary = report.to_json()
-    atomic_write_text(os.path.join(out, "validation.json"), json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
+    atomic_write_text(folder.validation, json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
     if not report.ok:
         first = report.errors[0].one_line()
         raise InputError(f"the training data has {len(report.errors)} error(s); first: {first} "
                          f"(all of them: ftbench validate {' '.join(s.path for s in specs)})")
     return summary
-
-
-def _dataset_paths(cfg: TrainConfig, names: list[str]) -> list[str]:
-    """Data file paths of dataset entries (names in dataset_info.json resolve to their files)."""
-    from ftbench.api.findings import Finding
-    from ftbench.config import resolve_path
-    from ftbench.data.loader import parse_dataset_info
-
-    paths = []
-    info = os.path.join(resolve_path(cfg, cfg.dataset_dir), "dataset_info.json")
-    for name in names:
-        path = resolve_path(cfg, name)
-        if os.path.exists(path):
-            paths.append(path)
-        elif os.path.isfile(info):
-            findings: list[Finding] = []
-            paths += [s.path for s in parse_dataset_info(info, [name], findings)]
-    return paths
 
 
 def _gsm8k_samples(rs: RunSettings) -> list:
@@ -195,18 +160,21 @@ def _gsm8k_samples(rs: RunSettings) -> list:
             for i, r in enumerate(rows.select(range(min(rs.gsm8k_limit, len(rows)))))]
 
 
-def _predict_all(model: str, adapter: str | None, eval_samples: list, gsm8k_samples: list, rs: RunSettings,
-                 side: str, quiet: bool) -> None:
-    """Greedy predictions for the held-out split and the GSM8K problems, resumable row by row."""
-    from ftbench.generate import GenerationParams
-    from ftbench.models import load_model_for_generation, load_tokenizer
-    from ftbench.predictions import generate_rows, read_existing
+def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs: RunSettings, side: str,
+                 quiet: bool) -> None:
+    """Greedy predictions for every eval set (scorer name -> samples), resumable row by row; the model is
+    loaded once, and only if a prediction file is unfinished."""
+    from ftbench.data.predictions import read_existing
+    from ftbench.inference.generate import GenerationParams
+    from ftbench.inference.models import load_model_for_generation, load_tokenizer
+    from ftbench.inference.predict import generate_rows
 
-    jobs = [(eval_samples, os.path.join(rs.output_dir, f"predictions_{side}.jsonl"))]
-    if gsm8k_samples:
-        jobs.append((gsm8k_samples, os.path.join(rs.output_dir, f"gsm8k_predictions_{side}.jsonl")))
-    todo = [(samples, path, read_existing(path).count if os.path.exists(path) else 0) for samples, path in jobs]
-    todo = [job for job in todo if job[2] < len(job[0])]
+    todo = []
+    for scorer, samples in eval_sets.items():
+        path = rs.folder.predictions(scorer, side)
+        done = read_existing(path).count if os.path.exists(path) else 0
+        if samples and done < len(samples):
+            todo.append((samples, path, done))
     if not todo:
         return
     loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device), load_tokenizer(model))
@@ -216,18 +184,20 @@ def _predict_all(model: str, adapter: str | None, eval_samples: list, gsm8k_samp
                       batch_size=rs.predict_batch_size, quiet=quiet, loaded=loaded)
 
 
-def _train(backend, cfg: TrainConfig, quiet: bool) -> dict:
-    """Train (or resume, or reuse a finished training) and return checkpoints.json's content."""
-    done = os.path.join(cfg.output_dir, "checkpoints.json")
-    if os.path.exists(done):
-        _say(f"[4/6] training: already done in {cfg.output_dir}", quiet)
-    else:
-        _say(f"[4/6] training with backend {backend.name} into {cfg.output_dir}", quiet)
-        backend.train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=quiet)
-    with open(done, encoding="utf-8") as fh:
-        table = json.load(fh)
-    table["trainer_log"] = os.path.join(cfg.output_dir, "trainer_log.jsonl")
-    return table
+def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:
+    """Train (or resume an interrupted training) and keep the backend's `TrainResult` in the run folder; a run
+    whose training finished reuses it."""
+    if os.path.exists(folder.train_result):
+        say(f"[4/6] training: already done in {cfg.output_dir}", quiet)
+        with open(folder.train_result, encoding="utf-8") as fh:
+            return TrainResult.from_json(json.load(fh))
+    say(f"[4/6] training with backend {backend.name} into {cfg.output_dir}", quiet)
+    result = backend.train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=quiet)
+    if not result.checkpoints:
+        raise UsageError(f"backend {backend.name} reported no adapter (TrainResult.checkpoints is empty)")
+    atomic_write_text(folder.trainer_log, "".join(json.dumps(row) + "\n" for row in result.log))
+    atomic_write_text(folder.train_result, json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
+    return result
 
 
 def _free_accelerator_memory() -> None:
@@ -241,65 +211,40 @@ def _free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def choose_checkpoint(checkpoints: list[dict]) -> dict:
-    """The checkpoint with the lowest eval loss (ties: the earliest), and why it was chosen."""
-    evaluated = [c for c in checkpoints if c.get("eval_loss") is not None]
-    if not evaluated:
-        last = checkpoints[-1]
-        return {**last, "name": _name(last), "reason": "no eval loss was recorded: the final adapter is used"}
-    best = min(evaluated, key=lambda c: (c["eval_loss"], c["step"]))
-    final = checkpoints[-1]
-    reason = f"lowest eval loss {best['eval_loss']:.4f} of {len(evaluated)} evaluations"
-    if final["step"] != best["step"] and final.get("eval_loss") is not None:
-        reason += f" (the final adapter at step {final['step']} had {final['eval_loss']:.4f})"
-    return {**best, "name": _name(best), "reason": reason}
-
-
-def _name(checkpoint: dict) -> str:
-    base = os.path.basename(checkpoint["path"].rstrip("/"))
-    return base if base.startswith("checkpoint-") else f"final adapter (step {checkpoint['step']})"
-
-
-def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, train: dict, checkpoint: dict,
-                        with_gsm8k: bool) -> dict:
-    from ftbench.compare import compare_task, read_prediction_rows as _read_rows
-    from ftbench.data.reader import read_records
+def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, result: TrainResult,
+                        choice: CheckpointChoice, with_gsm8k: bool) -> dict:
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import compare_task
     from ftbench.report.run_report import render_run_report
-    from ftbench.report.training import diagnose
+    from ftbench.training.diagnosis import diagnose_training
 
-    out = rs.output_dir
-    tasks = {"similarity": compare_task("similarity", _read_rows(os.path.join(out, "predictions_before.jsonl")),
-                                        _read_rows(os.path.join(out, "predictions_after.jsonl")))}
-    if with_gsm8k:
-        tasks["gsm8k"] = compare_task("gsm8k", _read_rows(os.path.join(out, "gsm8k_predictions_before.jsonl")),
-                                      _read_rows(os.path.join(out, "gsm8k_predictions_after.jsonl")))
-    log_rows = [r.value for r in read_records(os.path.join(out, "trainer_log.jsonl"), [])]
-    diagnosis = diagnose(log_rows)
+    folder = rs.folder
+    tasks = {scorer: compare_task(scorer, *(read_prediction_rows(folder.predictions(scorer, side)) for side in SIDES))
+             for scorer in (("similarity", "gsm8k") if with_gsm8k else ("similarity",))}
+    diagnosis = diagnose_training(result.log)
     metrics = {
         "before": {f: e["before"] for t in tasks.values() for f, e in t.figures.items()},
         "after": {f: e["after"] for t in tasks.values() for f, e in t.figures.items()},
-        "checkpoint": {k: checkpoint[k] for k in ("name", "path", "step", "eval_loss", "reason")},
+        "checkpoint": choice.to_json(),
         "comparison": {f: e for t in tasks.values() for f, e in t.figures.items()},
         "signatures": {f: s for t in tasks.values() for f, s in t.signatures.items()},
         "n": {name: t.n for name, t in tasks.items()},
-        "gsm8k": {side: tasks["gsm8k"].to_json()[side].get("disagreement") for side in ("before", "after")}
+        "gsm8k": {side: tasks["gsm8k"].to_json()[side].get("disagreement") for side in SIDES}
         if with_gsm8k else None,
-        "training": {"diagnosis": diagnosis.to_json(), "checkpoints": train["checkpoints"]},
+        "training": {"diagnosis": diagnosis.to_json(), "checkpoints": [asdict(c) for c in result.checkpoints]},
         "validation": {"records": validation["records"], "ok": validation["ok"],
                        "warnings": len(validation["warnings"]), "stats": validation["stats"]},
-        "run": run_info(cfg, rs, checkpoint),
+        "run": run_info(cfg, rs, choice),
     }
     if not with_gsm8k:
-        for side in ("before", "after"):
+        for side in SIDES:
             metrics[side].update({"strict-match": None, "flexible-extract": None})
-    atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, ensure_ascii=False, indent=1,
-                                                                    default=str) + "\n")
-    page = render_run_report(metrics, tasks, log_rows, validation)
-    atomic_write_text(os.path.join(out, "report.html"), page)
+    atomic_write_text(folder.metrics, json.dumps(metrics, ensure_ascii=False, indent=1, default=str) + "\n")
+    atomic_write_text(folder.report, render_run_report(metrics, tasks, result.log, validation))
     return metrics
 
 
-def run_info(cfg: TrainConfig, rs: RunSettings, checkpoint: dict) -> dict:
+def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dict:
     """What ran, where, with which versions: so a report can be trusted and reproduced."""
     from ftbench import __version__
     from ftbench.metrics.environment import package_version
@@ -307,7 +252,7 @@ def run_info(cfg: TrainConfig, rs: RunSettings, checkpoint: dict) -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"model": cfg.model_name_or_path, "adapter": checkpoint["path"], "backend": cfg.backend,
+    return {"model": cfg.model_name_or_path, "adapter": choice.checkpoint.path, "backend": cfg.backend,
             "demo": rs.demo, "output_dir": rs.output_dir, "config": cfg.to_yaml_dict(),
             "compare": {k: v for k, v in asdict(rs).items() if k not in ("durations", "output_dir", "device")},
             "versions": {"ftbench": __version__, "python": platform.python_version(),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ftbench.api.findings import Finding
-from ftbench.report.html import esc, page
-from ftbench.validate import ValidationReport
+from ftbench.report.html import render
+from ftbench.quality.validate import ValidationReport
 
 HTML_ROW_LIMIT = 5000  # a page with a million rows would not open; the JSON output has them all
 
@@ -26,7 +26,7 @@ def _language_mix(stats: dict) -> str:
     return " · ".join(f"{names.get(k, k)} {100 * v / total:.0f}%" for k, v in sorted(langs.items(), key=lambda kv: -kv[1]))
 
 
-def render_text(report: ValidationReport, *, max_shown: int = 20, color: bool = False) -> str:
+def validation_text(report: ValidationReport, *, max_shown: int = 20, color: bool = False) -> str:
     """A readable summary: how each file was read, counts by code, the first findings, statistics, verdict."""
     style = click.style if color else (lambda text, **_: text)
     s = report.stats
@@ -68,44 +68,16 @@ def render_text(report: ValidationReport, *, max_shown: int = 20, color: bool = 
     return "\n".join(lines)
 
 
-def _finding_rows(findings: list[Finding], kind: str) -> str:
-    rows = []
-    for f in findings[:HTML_ROW_LIMIT]:
-        where = esc(f.file or "") + (f":{f.line}" if f.line else "") + (f":{f.column}" if f.column else "")
-        rows.append(f'<tr class="{kind}"><td class="mono">{where}</td><td class="mono">{esc(f.path or "")}</td>'
-                    f'<td><code>{esc(f.code)}</code></td><td class="text">{esc(f.message)}</td>'
-                    f'<td class="text muted">{esc(f.hint or "")}</td></tr>')
-    more = (f'<tr><td colspan="5" class="muted">… {len(findings) - HTML_ROW_LIMIT:,} more (see --json)</td></tr>'
-            if len(findings) > HTML_ROW_LIMIT else "")
-    return "".join(rows) + more
-
-
-def render_html(report: ValidationReport, *, title: str = "ftbench validate") -> str:
+def validation_html(report: ValidationReport, *, title: str = "ftbench validate") -> str:
+    """The report as a self-contained page (templates/validation.html.j2); at most HTML_ROW_LIMIT rows of each
+    kind of finding."""
     s = report.stats
-    verdict = ('<span class="pill ok">OK</span>' if report.ok else '<span class="pill err">FAILED</span>')
-    body = [f"<h1>{esc(title)} {verdict}</h1>",
-            f'<p class="muted">{report.records:,} records ({s["valid_records"]:,} valid), {len(report.errors):,} errors, '
-            f"{len(report.warnings):,} warnings, {report.seconds:.1f} s</p>",
-            "<h2>Files</h2><table><tr><th>file</th><th>format</th><th>why</th></tr>"]
-    body += [f"<tr><td class='mono'>{esc(f['file'])}</td><td>{esc(f['format'])}</td><td>{esc(f['reason'])}</td></tr>"
-             for f in report.files]
-    body.append("</table><h2>Counts by code</h2><table><tr><th>severity</th><th>code</th><th class='num'>count</th></tr>")
-    for kind, findings in (("error", report.errors), ("warning", report.warnings)):
-        body += [f"<tr><td class='{'err' if kind == 'error' else 'warn'}'>{kind}</td><td><code>{esc(code)}</code></td>"
-                 f"<td class='num'>{n:,}</td></tr>" for code, n in report.counts_by_code(findings)]
-    body.append("</table>")
-    for title_, findings, kind in (("Errors", report.errors, "error"), ("Warnings", report.warnings, "warning")):
-        if findings:
-            body.append(f"<h2>{title_}</h2><table><tr><th>where</th><th>field</th><th>code</th><th>what</th>"
-                        f"<th>how to fix</th></tr>{_finding_rows(findings, kind)}</table>")
+    statistics = []
     if s["valid_records"]:
-        body.append("<h2>Statistics</h2><table>")
         for label, key in (("prompt characters", "prompt_chars"), ("response characters", "response_chars"),
                            ("tokens" + (" (estimated)" if s["tokens"]["estimated"] else ""), "tokens"),
                            ("turns", "turns")):
-            body.append(f"<tr><th>{esc(label)}</th><td>{esc(_lengths(s[key]))}</td></tr>")
-        body.append(f"<tr><th>languages</th><td>{esc(_language_mix(s))}</td></tr>")
-        body.append(f"<tr><th>duplicates</th><td>{s['exact_duplicates']:,} exact, {s['near_duplicates']:,} near "
-                    f"<span class='muted'>{esc(s.get('near_dup_method', 'near-duplicate check off'))}</span></td></tr>")
-        body.append("</table>")
-    return page(title, "".join(body))
+            statistics.append((label, _lengths(s[key])))
+        statistics.append(("languages", _language_mix(s)))
+    return render("validation.html.j2", title=title, report=report, stats=s, statistics=statistics,
+                  row_limit=HTML_ROW_LIMIT)

@@ -45,7 +45,7 @@ def build_demo_data(folder: str, seed: int = 0) -> dict[str, str]:
     from ftbench.augment.fill import PlaceholderFiller
     from ftbench.data.arithmetic import generate
     from ftbench.data.reader import read_records
-    from ftbench.tiny import datasets_dir
+    from ftbench.data.bundled import datasets_dir
 
     os.makedirs(folder, exist_ok=True)
     filler = PlaceholderFiller(IDENTITY_VALUES)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ftbench.api.errors import InputError, UsageError
+from ftbench.data.bundled import tasks_dir
 
 _TEMPLATE_ENV = None
 
@@ -61,7 +62,7 @@ class FunctionRef:
         return f"!function {self.qualname}"
 
 
-def read_yaml(path: Path) -> dict:
+def read_task_yaml(path: Path) -> dict:
     """A task YAML with `include`s merged (local keys win, as in lm-eval) and `!function` hooks kept lazy."""
     import yaml
 
@@ -88,7 +89,7 @@ def read_yaml(path: Path) -> dict:
         inc_path = Path(inc) if Path(inc).is_absolute() else path.parent / inc
         if not inc_path.is_file():
             raise InputError(f"{path}: include {inc!r} not found (looked for {inc_path})")
-        merged.update(read_yaml(inc_path))
+        merged.update(read_task_yaml(inc_path))
     merged.update(cfg)
     return merged
 
@@ -254,7 +255,7 @@ def task_paths(include_path: str | Path | Sequence[str | Path] | None = None) ->
     else:
         env = os.environ.get("FTBENCH_TASKS_PATH", "")
         paths = [p for p in env.split(os.pathsep) if p]
-        paths += ["tasks", Path(__file__).resolve().parent.parent / "tasks"]
+        paths += ["tasks", tasks_dir()]
     out: list[Path] = []
     for p in paths:
         p = Path(p).resolve()
@@ -269,7 +270,7 @@ def list_tasks(include_path=None) -> dict[str, Path]:
     for folder in task_paths(include_path):
         for yaml_path in sorted(folder.glob("**/*.yaml")):
             try:
-                cfg = read_yaml(yaml_path)
+                cfg = read_task_yaml(yaml_path)
             except (InputError, OSError):
                 continue  # a broken file is reported when it is asked for by path
             name = cfg.get("task")
@@ -288,7 +289,7 @@ def load_task(name_or_path: str | Path, include_path=None) -> TaskSpec:
             known = ", ".join(sorted(tasks)) or "none"
             raise UsageError(f"no task {str(name_or_path)!r} in {where} (known: {known})")
         path = tasks[str(name_or_path)]
-    cfg = read_yaml(path)
+    cfg = read_task_yaml(path)
     if "group" in cfg or not isinstance(cfg.get("task"), str):
         raise InputError(f"{path}: not a single task (group files are lm-eval-only)")
     output_type = cfg.get("output_type", "generate_until")

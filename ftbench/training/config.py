@@ -146,7 +146,7 @@ class ConfigSource:
         return f"{self.path or '<config>'}{':' + str(line) if line else ''}"
 
 
-def read_yaml(path: str) -> ConfigSource:
+def read_config_yaml(path: str) -> ConfigSource:
     """The top-level mapping of a YAML file with each key's line; syntax errors as file:line:column."""
     import yaml
 
@@ -213,7 +213,7 @@ def apply_overrides(src: ConfigSource, overrides: list[str] | tuple[str, ...]) -
 def load_train_config(path: str | None, overrides=(), *, base: dict | None = None) -> tuple[TrainConfig, list[str]]:
     """Read, override, check and type a training config. Returns the config and the warnings (each one line,
     located); raises InputError (exit 1) at the first wrong value, with file:line and key."""
-    src = read_yaml(path) if path else ConfigSource(None)
+    src = read_config_yaml(path) if path else ConfigSource(None)
     if base:
         for k, v in base.items():
             src.values.setdefault(k, v)

@@ -16,6 +16,7 @@ whether it is encoded for training or for prediction.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ def to_messages(sample: Sample) -> list[dict]:
     return messages
 
 
-def render_text(tokenizer, sample: Sample) -> str:
+def render_conversation(tokenizer, sample: Sample) -> str:
     """The whole conversation as text: the tokenizer's chat template if it has one, else plain joined turns."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(to_messages(sample), tokenize=False)
@@ -208,3 +209,17 @@ def encode_for_training(tokenizer, sample: Sample, cutoff_len: int | None) -> tu
         input_ids += source + target
         labels += [IGNORE_INDEX] * len(source) + target
     return input_ids, labels
+
+
+# the last user message inside common chat templates (ChatML/Qwen, Llama 3, Mistral/Llama 2)
+_USER_TURN = re.compile(r"(?:<\|im_start\|>user\n|<\|start_header_id\|>user<\|end_header_id\|>\n\n|\[INST\])"
+                        r"(?P<text>(?:(?!<\|im_start\|>user\n|<\|start_header_id\|>user).)*?)"
+                        r"(?:<\|im_end\|>|<\|eot_id\|>|\[/INST\])(?!.*(?:<\|im_start\|>user|"
+                        r"<\|start_header_id\|>user|\[INST\]))", re.S)
+
+
+def user_text(prompt: str) -> str:
+    """What the user asked, for people to read: the last user message of a chat-template prompt (the prompt
+    itself when no known template is recognised)."""
+    m = _USER_TURN.search(prompt)
+    return m.group("text").strip() if m else prompt

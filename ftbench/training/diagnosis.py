@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from ftbench.training.trainer_log import curves
+
 FALLING = 0.03  # a curve "still falls" if its last quarter drops by more than 3% of its level
 RISE = 0.02  # eval loss "rises" if it ends more than 2% above its minimum
 NO_PROGRESS = 0.05  # "not converging": train loss ended within 5% of where it started
@@ -30,20 +32,6 @@ class TrainingDiagnosis:
         return asdict(self)
 
 
-def curves(rows: list[dict]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, train loss) and (step, eval loss) points, in step order, from trainer_log rows."""
-    train, evals = [], []
-    for row in rows:
-        step = row.get("current_steps")
-        if step is None:
-            continue
-        if row.get("loss") is not None:
-            train.append((int(step), float(row["loss"])))
-        if row.get("eval_loss") is not None:
-            evals.append((int(step), float(row["eval_loss"])))
-    return sorted(train), sorted(evals)
-
-
 def _late_drop(points: list[tuple[int, float]]) -> float:
     """Relative drop over the last quarter of a curve (positive = still falling), between averaged windows
     so that one noisy batch does not decide it."""
@@ -59,7 +47,7 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def diagnose(rows: list[dict]) -> TrainingDiagnosis:
+def diagnose_training(rows: list[dict]) -> TrainingDiagnosis:
     """Under-trained, overfitting, not converging, diverged or converged — with the evidence."""
     train, evals = curves(rows)
     if any(not math.isfinite(v) for _, v in train + evals):

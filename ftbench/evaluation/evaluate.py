@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.metrics import ScoreResult
-from ftbench.lm_eval_conventions import (DEFAULT_FEWSHOT_SEED, build_prompt, check_supported, encode,
+from ftbench.evaluation.lm_eval_conventions import (DEFAULT_FEWSHOT_SEED, build_prompt, check_supported, encode,
                                          fewshot_examples, generation_settings, generation_used,
                                          lm_eval_generator, max_length, num_fewshot as shots_for)
 
@@ -68,7 +67,7 @@ class EvalResult:
 class _Plan:
     """Everything both engines need to run one evaluation."""
 
-    spec: Any  # ftbench.tasks.TaskSpec
+    spec: Any  # ftbench.evaluation.tasks.TaskSpec
     model: str
     adapter: str | None
     docs: list[dict]
@@ -81,7 +80,7 @@ class _Plan:
     multiturn: bool
     system_instruction: str | None
     seed: int
-    placement: Any  # ftbench.models.Placement
+    placement: Any  # ftbench.inference.models.Placement
     config: dict = field(default_factory=dict)  # reported as EvalResult.config
     timings: dict = field(default_factory=dict)
 
@@ -94,17 +93,17 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
                   threads: int | None = None, include_path=None, samples_path: str | None = None,
                   progress: bool = False) -> EvalResult:
     """Evaluate ``model`` (hub id, folder or ``tiny``; with a peft ``adapter``) on ``task`` (a name in the task
-    folders, see `ftbench.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options mean what
+    folders, see `ftbench.evaluation.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options mean what
     lm-eval's do; ``max_gen_toks`` overrides the YAML's. ``samples_path``: also write the per-sample rows there
     (JSONL). ``progress``: a progress bar on stderr."""
-    from ftbench.models import pick_placement
-    from ftbench.tasks import load_task
+    from ftbench.evaluation.tasks import load_task
+    from ftbench.inference.models import check_adapter, pick_placement
 
     start = time.perf_counter()
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine}: choose from {', '.join(ENGINES)}")
-    if adapter and not os.path.isfile(os.path.join(os.path.expanduser(adapter), "adapter_config.json")):
-        raise UsageError(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
+    if adapter:
+        check_adapter(adapter)
     spec = load_task(task, include_path)
     shots, notes = shots_for(spec, num_fewshot)
     until, max_new, gen_kwargs = generation_settings(spec, max_gen_toks)
@@ -151,7 +150,7 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
 def _run_ftbench(plan: _Plan, progress: bool) -> list[dict]:
     from tqdm import tqdm
 
-    from ftbench.models import apply_adapter, load_model_for_generation, load_tokenizer
+    from ftbench.inference.models import apply_adapter, load_model_for_generation, load_tokenizer
 
     started = time.perf_counter()
     tokenizer = load_tokenizer(plan.model)
@@ -204,7 +203,7 @@ def _run_lm_eval(plan: _Plan, limit: int | None, max_gen_toks: int | None) -> tu
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from ftbench.models import resolve_model
+    from ftbench.inference.models import resolve_model
 
     spec = plan.spec
     model_args = {"pretrained": resolve_model(plan.model), "dtype": plan.placement.dtype}
@@ -291,10 +290,10 @@ def _scored_like_gsm8k(spec) -> bool:
 
 
 def _add_gsm8k_diagnosis(result: ScoreResult, rows: list[dict]) -> None:
-    """`score_pairs(task="gsm8k")` on the same responses: its signatures, extractions and diagnosis."""
-    from ftbench.metrics import score_pairs
+    """`score_pairs(scorer="gsm8k")` on the same responses: its signatures, extractions and diagnosis."""
+    from ftbench.metrics.scoring import score_pairs
 
-    gsm = score_pairs([r["response"] for r in rows], [str(r["target"]) for r in rows], task="gsm8k")
+    gsm = score_pairs([r["response"] for r in rows], [str(r["target"]) for r in rows], scorer="gsm8k")
     result.signatures.update(gsm.signatures)
     result.details.update(gsm.details)
     result.samples.update({name: gsm.samples[name] for name in ("strict", "flexible", "cause")})

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ftbench.api.errors import UsageError
+from ftbench.data.bundled import datasets_dir
 
 TINY_VERSION = 1  # bump when the recipe below changes, so stale caches are not reused
 TINY_NAME = "tiny"
@@ -57,15 +58,6 @@ MODEL_SHAPE = dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, n
                    # wider than the usual 0.02 so the random model writes varied, prompt-dependent text instead of
                    # repeating its last token (with tied embeddings a near-identity network echoes its input)
                    initializer_range=0.15)
-
-
-def datasets_dir() -> Path:
-    """The bundled `datasets/` folder of a source checkout (the tokenizer's training text)."""
-    here = Path(__file__).resolve().parent.parent / "datasets"
-    if not here.is_dir():
-        raise UsageError(f"the bundled datasets/ folder is missing ({here}); the tiny model needs a source "
-                         "checkout of ftbench (pip install -e .)")
-    return here
 
 
 def corpus_texts(folder: Path | None = None) -> list[str]:

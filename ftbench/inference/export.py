@@ -22,12 +22,12 @@ def merge_and_save(model: str, adapter: str, output_dir: str, *, overwrite: bool
     result to ``output_dir`` (which must be empty or absent unless ``overwrite``). Returns ``output_dir``."""
     from transformers import AutoModelForCausalLM
 
-    from ftbench.models import apply_adapter, load_tokenizer, resolve_model
+    from ftbench.inference.models import apply_adapter, is_adapter_dir, load_tokenizer, resolve_model
 
     if os.path.isdir(output_dir) and os.listdir(output_dir):
         if not overwrite:
             raise UsageError(f"--output {output_dir}: the folder is not empty (pass --overwrite to replace it)")
-        if os.path.isfile(os.path.join(output_dir, "adapter_config.json")):
+        if is_adapter_dir(output_dir):
             raise UsageError(f"--output {output_dir}: refusing to overwrite an adapter folder")
     elif os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise UsageError(f"--output {output_dir}: is a file")

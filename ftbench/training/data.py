@@ -5,7 +5,6 @@ sample (never to cutoff_len).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -13,45 +12,50 @@ from dataclasses import dataclass
 
 from ftbench.api.backends import TrainConfig
 from ftbench.api.errors import InputError
-from ftbench.backends.console import warn
-from ftbench.config import resolve_path
+from ftbench.console import warn
+from ftbench.inference.chat import IGNORE_INDEX, encode_for_training
+from ftbench.training.config import resolve_path
 
-IGNORE_INDEX = -100  # label value the loss skips (prompt tokens and padding)
 
 
-def load_training_samples(cfg: TrainConfig, names: list[str] | None = None) -> list:
-    """The samples of every dataset in ``names`` (default ``cfg.dataset``), in order: a name declared in
-    dataset_dir/dataset_info.json, or a data file path; at most max_samples of each (its first ones)."""
+def resolve_datasets(cfg: TrainConfig, names: list[str], key: str = "dataset") -> list:
+    """The `DatasetSpec` of every entry in ``names`` (a config's ``dataset`` or ``eval_dataset``), as
+    LLaMA-Factory resolves them: a name declared in dataset_dir/dataset_info.json (with its formatting, columns
+    and tags), else a data file or folder path. The one place dataset names are resolved."""
     from ftbench.api.findings import Finding
-    from ftbench.data.loader import DatasetSpec, load_samples, parse_dataset_info
+    from ftbench.data.dataset_info import DATASET_INFO, declared_names, parse_dataset_info
+    from ftbench.data.loader import DatasetSpec
 
     dataset_dir = resolve_path(cfg, cfg.dataset_dir)
-    info_path = os.path.join(dataset_dir, "dataset_info.json")
-    declared: set[str] = set()
-    if os.path.isfile(info_path):
-        try:
-            with open(info_path, encoding="utf-8") as fh:
-                declared = set(json.load(fh))
-        except ValueError:
-            declared = set()  # parse_dataset_info reports the syntax error with its location
-    samples = []
-    for name in cfg.dataset if names is None else names:
+    info_path = os.path.join(dataset_dir, DATASET_INFO)
+    declared = declared_names(info_path)
+    specs = []
+    for name in names:
         if name in declared:
             findings: list[Finding] = []
-            specs = parse_dataset_info(info_path, [name], findings)
+            found = parse_dataset_info(info_path, [name], findings)
             errors = [f for f in findings if f.severity == "error"]
-            if errors or not specs:
+            if errors or not found:
                 raise InputError(errors[0].one_line() if errors else f"{info_path}: dataset '{name}' has no local "
                                  "file (ftbench trains on local files)")
-            spec = specs[0]
-        else:
-            path = resolve_path(cfg, name)
-            if not os.path.exists(path):
-                where = f"{dataset_dir}/dataset_info.json" if os.path.isfile(info_path) else \
-                    f"{dataset_dir}/dataset_info.json (which does not exist)"
-                raise cfg.error("dataset", f"'{name}' is neither a data file nor a dataset in {where}"
-                                + (f"; it has: {', '.join(sorted(declared))}" if declared else ""))
-            spec = DatasetSpec(path)
+            specs.append(found[0])
+            continue
+        path = resolve_path(cfg, name)
+        if not os.path.exists(path):
+            where = f"{info_path}" + ("" if os.path.isfile(info_path) else " (which does not exist)")
+            raise cfg.error(key, f"'{name}' is neither a data file nor a dataset in {where}"
+                            + (f"; it has: {', '.join(sorted(declared))}" if declared else ""))
+        specs.append(DatasetSpec(path))
+    return specs
+
+
+def load_training_samples(cfg: TrainConfig, names: list[str] | None = None, key: str = "dataset") -> list:
+    """The samples of every dataset in ``names`` (default ``cfg.dataset``), in order; at most max_samples of
+    each (its first ones), with default_system where a sample has no system prompt."""
+    from ftbench.data.loader import load_samples
+
+    samples = []
+    for spec in resolve_datasets(cfg, cfg.dataset if names is None else names, key):
         loaded = load_samples(spec)
         if cfg.max_samples is not None:
             loaded = loaded[:cfg.max_samples]
@@ -65,7 +69,7 @@ def load_training_samples(cfg: TrainConfig, names: list[str] | None = None) -> l
 def train_and_eval_samples(cfg: TrainConfig) -> tuple[list, list]:
     """The training and eval samples: eval_dataset when given (LLaMA-Factory's key), else val_size held out."""
     if cfg.eval_dataset:
-        return load_training_samples(cfg), load_training_samples(cfg, cfg.eval_dataset)
+        return load_training_samples(cfg), load_training_samples(cfg, cfg.eval_dataset, "eval_dataset")
     return split(load_training_samples(cfg), cfg.val_size, cfg.seed)
 
 
@@ -85,8 +89,6 @@ def split(samples: list, val_size: float, seed: int) -> tuple[list, list]:
 def encode(tokenizer, samples: list, cfg: TrainConfig, which: str) -> list[dict]:
     """Token ids and labels (prompt tokens = -100) per sample, truncated to cutoff_len; samples left with no
     label token (a prompt longer than cutoff_len) are dropped, and counted in a warning."""
-    from ftbench.chat import encode_for_training
-
     encoded, dropped = [], 0
     for sample in samples:
         input_ids, labels = encode_for_training(tokenizer, sample, cfg.cutoff_len)

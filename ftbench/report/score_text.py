@@ -56,7 +56,7 @@ def render_disagreement(result: ScoreResult) -> list[str]:
     return lines
 
 
-def render_text(result: ScoreResult, source: str | None = None, description: str | None = None) -> str:
+def score_text(result: ScoreResult, source: str | None = None, description: str | None = None) -> str:
     head = f"{source}: " if source else ""
     about = f" ({description})" if description else ""
     lines = [f"{head}{result.n:,} samples, task {result.task}{about}", ""]

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from ftbench.api.errors import UsageError
 
 TINY_PREFIX = "tiny"
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def resolve_model(name_or_path: str) -> str:
     """A path or hub id that transformers can load: `tiny` (or `tiny:SEED`) becomes the cached tiny model's
     folder, built on first use; an existing local folder is returned as is; anything else is taken as a hub id."""
     if name_or_path == TINY_PREFIX or name_or_path.startswith(TINY_PREFIX + ":"):
-        from ftbench.tiny import DEFAULT_SEED, cached_tiny_model
+        from ftbench.inference.tiny import DEFAULT_SEED, cached_tiny_model
 
         seed_text = name_or_path.partition(":")[2]
         if seed_text and not seed_text.isdigit():
@@ -134,15 +135,26 @@ def load_model_for_generation(name_or_path: str, adapter: str | None = None, dev
     return model
 
 
+def is_adapter_dir(path: str) -> bool:
+    """Whether ``path`` is a peft adapter folder (it holds adapter_config.json)."""
+    return os.path.isfile(os.path.join(path, ADAPTER_CONFIG))
+
+
+def check_adapter(adapter: str) -> str:
+    """The adapter folder (``~`` expanded); UsageError unless it is a peft adapter folder (adapter_config.json)."""
+    path = os.path.expanduser(adapter)
+    if not os.path.isdir(path):
+        raise UsageError(f"--adapter {adapter}: no such folder")
+    if not is_adapter_dir(path):
+        raise UsageError(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
+    return path
+
+
 def apply_adapter(model, adapter: str):
     """The model with a peft adapter folder loaded on top of it (weights not merged, so the base stays intact)."""
     from peft import PeftModel
 
-    path = os.path.expanduser(adapter)
-    if not os.path.isdir(path):
-        raise UsageError(f"--adapter {adapter}: no such folder")
-    if not os.path.isfile(os.path.join(path, "adapter_config.json")):
-        raise UsageError(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
+    path = check_adapter(adapter)
     try:
         return PeftModel.from_pretrained(model, path, is_trainable=False)
     except (OSError, ValueError, RuntimeError, KeyError) as e:

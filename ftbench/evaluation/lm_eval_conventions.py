@@ -3,7 +3,7 @@
 How lm-eval 0.4.x (`simple_evaluate`, `ConfigurableTask.fewshot_context`, `HFLM.generate_until`) turns a task
 YAML and its options into model inputs and one `generate()` call: the shot count, the generation settings, the
 few-shot draws, the prompt (plain text or chat template), the tokens, and a `Generator` configured to decode as
-lm-eval's HF model does. `ftbench.evaluation` runs them; docs/evaluation.md explains each point.
+lm-eval's HF model does. `ftbench.evaluation.evaluate` runs them; docs/evaluation.md explains each point.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def build_prompt(spec, doc: dict, examples: Sequence[dict], tokenizer=None, syst
                  fewshot_as_multiturn: bool = True) -> str:
     """The context lm-eval's ``fewshot_context`` gives `generate_until`: plain text without ``tokenizer``, else the
     conversation rendered with its chat template (the examples as turns if ``fewshot_as_multiturn``)."""
-    from ftbench.tasks import render_template
+    from ftbench.evaluation.tasks import render_template
 
     description = spec.config.get("description") or ""
     if description:
@@ -161,7 +161,7 @@ def lm_eval_generator(lm, tokenizer, until: Sequence[str], max_new: int, gen_kwa
     """
     import copy
 
-    from ftbench.generate import GenerationParams, Generator
+    from ftbench.inference.generate import GenerationParams, Generator
 
     eos_text = tokenizer.eos_token if tokenizer.eos_token_id is not None else None
     stops = [s for s in list(until) + ([eos_text] if eos_text not in until else []) if s]

@@ -1,0 +1,96 @@
+"""What a train-and-compare run is, resolved before any work starts: the LLaMA-Factory training config (the user's
+YAML, key=value overrides and command-line options) and the settings train-and-compare adds on top of it (which
+evaluations, how to generate, where the run folder is). With no dataset anywhere, the embedded demo's data and
+settings are used.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from ftbench.api.backends import TrainConfig
+from ftbench.api.errors import UsageError
+from ftbench.console import world_size
+from ftbench.recipes.run_folder import RunFolder
+
+# keys train-and-compare reads on top of LLaMA-Factory's training keys (in the YAML or as key=value)
+COMPARE_KEYS = {"gsm8k": str, "gsm8k_limit": int, "max_new_tokens": int, "predict_batch_size": int, "threads": int}
+# what a user's training config gets unless it says otherwise: an eval split and checkpoints evaluated on it
+TRAINING_DEFAULTS = {"val_size": 0.1, "eval_strategy": "steps", "eval_steps": 100, "save_steps": 100,
+                     "logging_steps": 10}
+
+
+@dataclass
+class RunSettings:
+    """What train-and-compare adds to a training config: where to write, what to evaluate, how to generate."""
+
+    output_dir: str
+    gsm8k: str | None = None  # a local JSONL path, "openai/gsm8k" (hub), or None to skip
+    gsm8k_limit: int = 100
+    max_new_tokens: int = 256
+    predict_batch_size: int = 16
+    threads: int | None = None
+    demo: bool = False
+    device: str | None = None  # where evaluation runs (None: the best available)
+    durations: dict = field(default_factory=dict)
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.output_dir)
+
+
+def run_id(model: str) -> str:
+    """`20261129-201500-Qwen2.5-0.5B-Instruct`: a default run folder name, sortable by time."""
+    short = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in os.path.basename(model.rstrip("/")))[:40]
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{short or 'model'}"
+
+
+def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = None, **options
+                ) -> tuple[TrainConfig, RunSettings, list[str]]:
+    """The training config, the compare settings and the config's warnings. ``options`` are the command line's
+    (model, backend, gsm8k, gsm8k_limit, max_new_tokens, threads; None = not given); they win over the YAML.
+    Builds the demo data into the run folder when no dataset is given."""
+    from ftbench.training.config import ConfigSource, apply_overrides, read_config_yaml, resolve
+
+    src = read_config_yaml(config) if config else ConfigSource(None)
+    model, backend = options.pop("model", None), options.pop("backend", None)
+    apply_overrides(src, list(overrides) + ([f"model_name_or_path={model}"] if model else [])
+                    + ([f"backend={backend}"] if backend else []))
+    compare = {}
+    for key, kind in COMPARE_KEYS.items():
+        if key in src.values:
+            src.lines.pop(key, None)
+            value = src.values.pop(key)
+            try:
+                compare[key] = None if value is None else kind(value)
+            except (TypeError, ValueError):
+                raise UsageError(f"{key}: expected {kind.__name__}, got {value!r}") from None
+    compare.update({k: v for k, v in options.items() if v is not None})
+    if world_size() > 1 and not output_dir:
+        raise UsageError("under accelerate launch / torchrun give --output-dir: every process must use the same "
+                         "run folder (the default name has a timestamp)")
+    demo = "dataset" not in src.values
+    model_name = str(src.values.get("model_name_or_path") or "tiny")
+    folder = RunFolder(os.path.abspath(output_dir or os.path.join("reports", run_id("demo" if demo else model_name))))
+    if demo:
+        from ftbench.recipes.demo import DEMO_COMPARE, DEMO_TRAINING, build_demo_data
+
+        paths = build_demo_data(folder.data_dir)
+        defaults = {**DEMO_TRAINING, "dataset": [paths["train"]], "eval_dataset": [paths["eval"]]}
+        compare = {**DEMO_COMPARE, "gsm8k": paths["gsm8k"], "threads": 1, **compare}
+    else:
+        defaults = dict(TRAINING_DEFAULTS)
+        if "eval_dataset" in src.values:
+            defaults.pop("val_size")
+        compare.setdefault("gsm8k", "openai/gsm8k")
+    for key, value in defaults.items():
+        src.values.setdefault(key, value)
+    src.values["output_dir"] = folder.train_dir
+    if "eval_steps" not in src.lines and "save_steps" in src.lines:
+        src.values["eval_steps"] = src.values["save_steps"]  # evaluate every checkpoint, to choose among them
+    cfg = resolve(src)
+    if str(compare.get("gsm8k", "")).lower() in ("none", "null", "", "false"):
+        compare["gsm8k"] = None
+    return cfg, RunSettings(output_dir=folder.root, demo=demo, **compare), src.warnings

@@ -1,0 +1,166 @@
+"""Checkpoints of a training run: which are on disk and complete, each one's eval loss, and the one rule that
+chooses which to keep. Every backend fills `TrainResult.best_checkpoint` with `choose_checkpoint`, and the
+train-and-compare recipe evaluates what it chooses, so `ftbench train` and the report never disagree.
+
+`read_trained_run` turns a finished Hugging Face Trainer output folder (LLaMA-Factory's or ftbench's: adapter,
+`checkpoint-N/`, `trainer_state.json`, `trainer_log.jsonl`) into a `TrainResult`, for backends that train in
+another process and for evaluating runs trained elsewhere. Nothing here imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+
+from ftbench.api.backends import CheckpointInfo, TrainResult
+from ftbench.api.errors import UsageError
+from ftbench.inference.models import is_adapter_dir
+from ftbench.io import atomic_write_text
+from ftbench.training.trainer_log import TRAINER_LOG, from_log_history, read_trainer_log
+
+CHECKPOINTS_JSON = "checkpoints.json"
+TRAINER_STATE = "trainer_state.json"
+CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+
+
+def complete_checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """(step, path) of the `checkpoint-N` folders whose trainer_state.json was written and parses, oldest first.
+
+    The Trainer writes trainer_state.json last, so a checkpoint being written when the process was killed has
+    none (or a torn one) and is neither resumed from nor evaluated."""
+    found = []
+    for path in all_checkpoint_dirs(output_dir):
+        try:
+            with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as fh:
+                json.load(fh)
+        except (OSError, ValueError):
+            continue
+        found.append((int(CHECKPOINT_DIR.match(os.path.basename(path)).group(1)), path))
+    return sorted(found)
+
+
+def all_checkpoint_dirs(output_dir: str) -> list[str]:
+    """Every `checkpoint-N` folder in ``output_dir``, complete or not."""
+    if not os.path.isdir(output_dir):
+        return []
+    return [os.path.join(output_dir, n) for n in os.listdir(output_dir)
+            if CHECKPOINT_DIR.match(n) and os.path.isdir(os.path.join(output_dir, n))]
+
+
+def checkpoint_table(output_dir: str, log_history: list[dict], final_step: int,
+                     final_eval_loss: float | None) -> list[CheckpointInfo]:
+    """Every complete checkpoint on disk plus the final adapter (``output_dir``, last), each with the eval loss
+    logged at its step and the last training loss logged at or before it. ``log_history`` is the Trainer's
+    (``step``, ``loss``, ``eval_loss`` keys)."""
+    eval_at = {h["step"]: h["eval_loss"] for h in log_history if "eval_loss" in h and "step" in h}
+    losses = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
+
+    def loss_at(step):
+        before = [loss for s, loss in losses if s <= step]
+        return before[-1] if before else None
+
+    table = [CheckpointInfo(path, step, eval_at.get(step), loss_at(step))
+             for step, path in complete_checkpoints(output_dir)]
+    final_eval = final_eval_loss if final_eval_loss is not None else eval_at.get(final_step)
+    table.append(CheckpointInfo(output_dir, final_step, final_eval, loss_at(final_step)))
+    return table
+
+
+@dataclass
+class CheckpointChoice:
+    """The checkpoint to evaluate and keep, its display name, and why it was chosen (in words, for the report)."""
+
+    checkpoint: CheckpointInfo
+    name: str
+    reason: str
+
+    def to_json(self) -> dict:
+        c = self.checkpoint
+        return {"name": self.name, "path": c.path, "step": c.step, "eval_loss": c.eval_loss, "reason": self.reason}
+
+
+def checkpoint_name(checkpoint: CheckpointInfo) -> str:
+    """`checkpoint-40`, or `final adapter (step 60)` for the training's output folder itself."""
+    base = os.path.basename(checkpoint.path.rstrip("/"))
+    return base if CHECKPOINT_DIR.match(base) else f"final adapter (step {checkpoint.step})"
+
+
+def choose_checkpoint(checkpoints: list[CheckpointInfo]) -> CheckpointChoice:
+    """The checkpoint with the lowest eval loss. Ties go to the earlier step (as much quality for less
+    training), and at the same step to the `checkpoint-N` folder listed before the final adapter (the same
+    weights). With no eval loss recorded, the final adapter (the last entry), and the reason says so."""
+    if not checkpoints:
+        raise ValueError("no checkpoints to choose from")
+    evaluated = [c for c in checkpoints if c.eval_loss is not None]
+    final = checkpoints[-1]
+    if not evaluated:
+        return CheckpointChoice(final, checkpoint_name(final),
+                                "no eval loss was recorded: the final adapter is used")
+    best = min(evaluated, key=lambda c: (c.eval_loss, c.step))  # min keeps the first of equal keys
+    reason = f"lowest eval loss {best.eval_loss:.4f} of {len(evaluated)} evaluations"
+    if final.step != best.step and final.eval_loss is not None:
+        reason += f" (the final adapter at step {final.step} had {final.eval_loss:.4f})"
+    return CheckpointChoice(best, checkpoint_name(best), reason)
+
+
+def write_checkpoints_json(output_dir: str, table: list[CheckpointInfo], best: str | None) -> str:
+    """`checkpoints.json` in a training output folder: each checkpoint's step and losses, and the best one."""
+    path = os.path.join(output_dir, CHECKPOINTS_JSON)
+    data = {"best_checkpoint": best, "selection": "lowest eval_loss (ties: the earlier step)",
+            "checkpoints": [asdict(c) for c in table]}
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def is_trained_run(output_dir: str) -> bool:
+    """Whether ``output_dir`` holds a finished run: a final adapter (adapter_config.json) or a trainer state."""
+    return (is_adapter_dir(output_dir)
+            or os.path.isfile(os.path.join(output_dir, TRAINER_STATE)))
+
+
+def read_trained_run(output_dir: str, *, config_path: str = "") -> TrainResult:
+    """A `TrainResult` for a finished Trainer output folder: checkpoints with their eval loss (from
+    trainer_state.json's log_history, else from trainer_log.jsonl), the log, the best checkpoint, and the
+    figures the Trainer saved (all_results.json)."""
+    if not os.path.isdir(output_dir):
+        raise UsageError(f"{output_dir}: no such folder")
+    state = _read_json(os.path.join(output_dir, TRAINER_STATE))
+    log = read_trainer_log(os.path.join(output_dir, TRAINER_LOG))
+    history = list(state.get("log_history") or [])
+    if not history:  # no final trainer_state.json: the newest checkpoint's, else the log itself
+        complete = complete_checkpoints(output_dir)
+        if complete:
+            state = _read_json(os.path.join(complete[-1][1], TRAINER_STATE))
+            history = list(state.get("log_history") or [])
+        if not history:
+            history = [{"step": r["current_steps"], **{k: r[k] for k in ("loss", "eval_loss") if k in r}}
+                       for r in log if "current_steps" in r]
+    global_step = int(state.get("global_step") or max((h.get("step", 0) for h in history), default=0))
+    if not log:
+        log = from_log_history(history, int(state.get("max_steps") or global_step))
+    results = _read_json(os.path.join(output_dir, "all_results.json"))
+    final_eval = results.get("eval_loss")
+    table = checkpoint_table(output_dir, history, global_step, final_eval if isinstance(final_eval, float) else None)
+    if not is_adapter_dir(output_dir):
+        table = table[:-1]  # no final adapter was saved: only the checkpoints can be evaluated
+    if not table:
+        raise UsageError(f"{output_dir}: no adapter and no complete checkpoint-N folder: not a finished run")
+    losses = [h["loss"] for h in history if "loss" in h]
+    best = choose_checkpoint(table).checkpoint
+    return TrainResult(
+        output_dir=output_dir, adapter_dir=table[-1].path, trainer_log=os.path.join(output_dir, TRAINER_LOG),
+        config_path=config_path, checkpoints=table, best_checkpoint=best.path if best.eval_loss is not None else None,
+        log=log, global_step=global_step, train_runtime=float(results.get("train_runtime") or 0.0),
+        train_samples_per_second=float(results.get("train_samples_per_second") or 0.0),
+        final_loss=losses[-1] if losses else None, final_eval_loss=table[-1].eval_loss)
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            value = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
