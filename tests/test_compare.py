@@ -80,3 +80,24 @@ def test_compare_refuses_different_samples(tmp_path):
     result = run_cli("compare", str(a), str(b))
     assert result.exit_code == 1 and "not over the same samples" in result.stderr
     assert run_cli("compare", str(a), str(tmp_path)).exit_code == 2
+
+
+def test_comparing_metrics_files_warns_when_signatures_differ(tmp_path):
+    """Two metrics.json whose figures were computed differently (here: another jieba) are not comparable, and
+    `compare` says so for exactly those figures."""
+    rows = [{"prompt": f"q{i}", "predict": p, "label": "the answer is 42"}
+            for i, p in enumerate(["the answer is 41", "42", "the answer is 42"])]
+    result = compare_task("similarity", rows, rows)
+    base = {"after": {f: e["after"] for f, e in result.figures.items()}, "signatures": dict(result.signatures)}
+    other = json.loads(json.dumps(base))
+    other["signatures"]["rouge-l"] = other["signatures"]["rouge-l"].replace("jieba-", "jieba-0.0.1-")
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(base))
+    b.write_text(json.dumps(other))
+    same = run_cli("compare", str(a), str(a), "--json")
+    assert same.exit_code == 0 and json.loads(same.stdout)["warnings"] == []
+    out = run_cli("compare", str(a), str(b), "--json")
+    assert out.exit_code == 0
+    warnings = json.loads(out.stdout)["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("rouge-l: the signatures differ")
+    assert "rouge-l: the signatures differ" in out.stderr
