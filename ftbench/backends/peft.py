@@ -291,6 +291,9 @@ def training_arguments(cfg: TrainConfig, precision: Precision, *, has_eval: bool
     kwargs[checkpointing] = cfg.gradient_checkpointing
     if cfg.gradient_checkpointing:
         kwargs[checkpointing + "_kwargs"] = {"use_reentrant": False}
+    if cfg.group_by_length:  # transformers 5 made the flag a sampling strategy
+        kwargs.update({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in accepted
+                      else {"group_by_length": True})
     if "warmup_ratio" in accepted:  # transformers 4.x
         kwargs.update(warmup_ratio=cfg.warmup_ratio, warmup_steps=cfg.warmup_steps)
     else:  # transformers 5: warmup_steps below 1 is a ratio of the run

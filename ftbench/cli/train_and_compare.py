@@ -8,7 +8,7 @@ from ftbench.cli.options import common_options, print_json, settings
 
 @click.command()
 @click.option("--config", type=click.Path(dir_okay=False), help="A LLaMA-Factory-style training YAML (plus the "
-              "compare keys gsm8k, gsm8k_limit, max_new_tokens, predict_batch_size, threads).")
+              "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, predict_batch_size, threads).")
 @click.argument("overrides", nargs=-1)
 @click.option("--output-dir", type=click.Path(file_okay=False), help="The run folder (default reports/<run-id>). "
               "Rerun with the same folder to resume an interrupted run.")
@@ -17,17 +17,20 @@ from ftbench.cli.options import common_options, print_json, settings
 @click.option("--gsm8k", help="GSM8K test set: a local JSONL (question/answer), openai/gsm8k (hub), or none.")
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate (default 100).")
 @click.option("--max-new-tokens", type=click.IntRange(1), help="Generation length for every evaluation.")
+@click.option("--gsm8k-max-new-tokens", type=click.IntRange(1), help="Generation length for GSM8K (default: "
+              "--max-new-tokens).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
 @common_options
 @click.pass_context
 def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k, gsm8k_limit, max_new_tokens,
-                      threads):
+                      gsm8k_max_new_tokens, threads):
     """Answer "did the fine-tune help?" in one command: validate the data, evaluate the base model on a held-out
     split (LLaMA-Factory BLEU/ROUGE) and on GSM8K (lm-eval strict/flexible), train a LoRA adapter, pick the
     checkpoint with the lowest eval loss, evaluate it the same way, and write report.html and metrics.json.
 
     OVERRIDES are key=value pairs over the config (LLaMA-Factory keys, e.g. num_train_epochs=3).
-    With no arguments: the offline demo (tiny model, bundled identity + arithmetic data), a few minutes on a CPU.
+    With no arguments: the offline demo, the self-cognition tutorial on SmolLM2-135M-Instruct (bundled identity data,
+    real GSM8K test problems), a few minutes on a CPU; `--model tiny` runs the fast pipeline demo instead.
     """
     from ftbench.recipes.run_settings import prepare_run
     from ftbench.recipes.train_and_compare import run
@@ -35,7 +38,7 @@ def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k,
     opts = settings(ctx)
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=output_dir, model=model, backend=backend,
                                     gsm8k=gsm8k, gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens,
-                                    threads=threads)
+                                    gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads)
     if not opts.quiet:
         for w in warnings:
             click.echo(f"warning: {w}", err=True)

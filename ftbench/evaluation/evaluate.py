@@ -203,12 +203,13 @@ def _run_lm_eval(plan: _Plan, limit: int | None, max_gen_toks: int | None) -> tu
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from ftbench.inference.models import resolve_model
+    from ftbench.inference.models import generation_attention, resolve_model
 
     spec = plan.spec
     model_args = {"pretrained": resolve_model(plan.model), "dtype": plan.placement.dtype}
-    if plan.placement.device == "cpu":
-        model_args["attn_implementation"] = "eager"  # as ftbench loads models on CPU
+    attention = generation_attention(model_args["pretrained"], plan.placement.device)
+    if attention:
+        model_args["attn_implementation"] = attention  # as ftbench's engine loads the model
     if plan.adapter:
         model_args["peft"] = plan.adapter
     started = time.perf_counter()

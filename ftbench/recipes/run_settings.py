@@ -16,7 +16,8 @@ from ftbench.console import world_size
 from ftbench.recipes.run_folder import RunFolder
 
 # keys train-and-compare reads on top of LLaMA-Factory's training keys (in the YAML or as key=value)
-COMPARE_KEYS = {"gsm8k": str, "gsm8k_limit": int, "max_new_tokens": int, "predict_batch_size": int, "threads": int}
+COMPARE_KEYS = {"gsm8k": str, "gsm8k_limit": int, "max_new_tokens": int, "gsm8k_max_new_tokens": int,
+                "predict_batch_size": int, "threads": int}
 # what a user's training config gets unless it says otherwise: an eval split and checkpoints evaluated on it
 TRAINING_DEFAULTS = {"val_size": 0.1, "eval_strategy": "steps", "eval_steps": 100, "save_steps": 100,
                      "logging_steps": 10}
@@ -29,10 +30,11 @@ class RunSettings:
     output_dir: str
     gsm8k: str | None = None  # a local JSONL path, "openai/gsm8k" (hub), or None to skip
     gsm8k_limit: int = 100
-    max_new_tokens: int = 256
+    max_new_tokens: int = 256  # every evaluation's generation length ...
+    gsm8k_max_new_tokens: int | None = None  # ... but GSM8K's, when set (worked solutions run longer)
     predict_batch_size: int = 16
     threads: int | None = None
-    demo: bool = False
+    demo: str | None = None  # the embedded run's name ("real", "tiny"), None for the user's own data
     device: str | None = None  # where evaluation runs (None: the best available)
     durations: dict = field(default_factory=dict)
 
@@ -50,7 +52,8 @@ def run_id(model: str) -> str:
 def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = None, **options
                 ) -> tuple[TrainConfig, RunSettings, list[str]]:
     """The training config, the compare settings and the config's warnings. ``options`` are the command line's
-    (model, backend, gsm8k, gsm8k_limit, max_new_tokens, threads; None = not given); they win over the YAML.
+    (model, backend, gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, threads; None = not given); they
+    win over the YAML.
     Builds the demo data into the run folder when no dataset is given."""
     from ftbench.training.config import ConfigSource, apply_overrides, read_config_yaml, resolve
 
@@ -71,15 +74,18 @@ def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = No
     if world_size() > 1 and not output_dir:
         raise UsageError("under accelerate launch / torchrun give --output-dir: every process must use the same "
                          "run folder (the default name has a timestamp)")
-    demo = "dataset" not in src.values
-    model_name = str(src.values.get("model_name_or_path") or "tiny")
-    folder = RunFolder(os.path.abspath(output_dir or os.path.join("reports", run_id("demo" if demo else model_name))))
-    if demo:
-        from ftbench.recipes.demo import DEMO_COMPARE, DEMO_TRAINING, build_demo_data
+    demo = None
+    if "dataset" not in src.values:
+        from ftbench.recipes.demo import demo_for
 
-        paths = build_demo_data(folder.data_dir)
-        defaults = {**DEMO_TRAINING, "dataset": [paths["train"]], "eval_dataset": [paths["eval"]]}
-        compare = {**DEMO_COMPARE, "gsm8k": paths["gsm8k"], "threads": 1, **compare}
+        demo = demo_for(src.values.get("model_name_or_path"))
+    model_name = str(src.values.get("model_name_or_path") or (demo.training["model_name_or_path"] if demo else ""))
+    folder = RunFolder(os.path.abspath(output_dir or os.path.join("reports", run_id(
+        f"demo-{model_name}" if demo else model_name))))
+    if demo:
+        paths = demo.build(folder.data_dir, 0)
+        defaults = {**demo.training, "dataset": [paths["train"]], "eval_dataset": [paths["eval"]]}
+        compare = {**demo.compare, "gsm8k": paths["gsm8k"], **compare}
     else:
         defaults = dict(TRAINING_DEFAULTS)
         if "eval_dataset" in src.values:
@@ -93,4 +99,4 @@ def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = No
     cfg = resolve(src)
     if str(compare.get("gsm8k", "")).lower() in ("none", "null", "", "false"):
         compare["gsm8k"] = None
-    return cfg, RunSettings(output_dir=folder.root, demo=demo, **compare), src.warnings
+    return cfg, RunSettings(output_dir=folder.root, demo=demo.name if demo else None, **compare), src.warnings

@@ -104,7 +104,8 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
     specs = resolve_datasets(cfg, cfg.dataset) + resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
     files = [s.path for s in specs] + ([rs.gsm8k] if rs.gsm8k and os.path.exists(rs.gsm8k) else [])
     current = {"train": {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"},
-               "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens")},
+               "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens",
+                                                       "gsm8k_max_new_tokens")},
                "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
     path = rs.folder.run_config
     if os.path.exists(path):
@@ -174,14 +175,17 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
         path = rs.folder.predictions(scorer, side)
         done = read_existing(path).count if os.path.exists(path) else 0
         if samples and done < len(samples):
-            todo.append((samples, path, done))
+            todo.append((scorer, samples, path, done))
     if not todo:
         return
-    loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device), load_tokenizer(model))
-    params = GenerationParams(max_new_tokens=rs.max_new_tokens)
-    for samples, path, done in todo:
-        generate_rows(samples, path, done, model=model, adapter=adapter, params=params,
-                      batch_size=rs.predict_batch_size, quiet=quiet, loaded=loaded)
+    # the chosen checkpoint is merged into a fresh copy of the base weights: generation then costs what the
+    # base model's does (no LoRA layers at every step)
+    loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device, merge=True), load_tokenizer(model))
+    for scorer, samples, path, done in todo:
+        length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
+        generate_rows(samples, path, done, model=model, adapter=adapter,
+                      params=GenerationParams(max_new_tokens=length), batch_size=rs.predict_batch_size, quiet=quiet,
+                      loaded=loaded)
 
 
 def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:
@@ -244,6 +248,13 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, res
     return metrics
 
 
+def demo_about(name: str | None) -> str | None:
+    """What an embedded demo run is, in words, for the report (None for a user's own data)."""
+    from ftbench.recipes.demo import DEMOS
+
+    return DEMOS[name].about if name in DEMOS else None
+
+
 def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dict:
     """What ran, where, with which versions: so a report can be trusted and reproduced."""
     from ftbench import __version__
@@ -253,7 +264,8 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dic
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"model": cfg.model_name_or_path, "adapter": choice.checkpoint.path, "backend": cfg.backend,
-            "demo": rs.demo, "output_dir": rs.output_dir, "config": cfg.to_yaml_dict(),
+            "demo": rs.demo, "demo_about": demo_about(rs.demo), "output_dir": rs.output_dir,
+            "config": cfg.to_yaml_dict(),
             "compare": {k: v for k, v in asdict(rs).items() if k not in ("durations", "output_dir", "device")},
             "versions": {"ftbench": __version__, "python": platform.python_version(),
                          **{p: package_version(p) for p in ("torch", "transformers", "peft", "lm-eval", "jieba",

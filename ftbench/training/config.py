@@ -34,7 +34,7 @@ TYPED: dict[str, str] = {
     "per_device_eval_batch_size": "int", "gradient_accumulation_steps": "int", "learning_rate": "float",
     "num_train_epochs": "float", "max_steps": "int", "lr_scheduler_type": "str", "warmup_ratio": "float",
     "warmup_steps": "int", "weight_decay": "float", "max_grad_norm": "float", "optim": "str", "seed": "int",
-    "gradient_checkpointing": "bool", "bf16": "bool", "fp16": "bool", "flash_attn": "str",
+    "gradient_checkpointing": "bool", "group_by_length": "bool", "bf16": "bool", "fp16": "bool", "flash_attn": "str",
     "trust_remote_code": "bool", "eval_strategy": "str", "eval_steps": "steps?", "save_strategy": "str",
     "save_steps": "steps", "save_total_limit": "int?", "logging_steps": "steps", "logging_dir": "str?",
     "report_to": "list", "plot_loss": "bool", "overwrite_output_dir": "bool", "resume_from_checkpoint": "str?",
