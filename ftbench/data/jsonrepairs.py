@@ -42,6 +42,7 @@ MISTYPED_CLOSER = re.compile(r"[”’](?=[ \t]*[:：,，}\]])")
 NEXT_MEMBER = re.compile(r'[ \t]*(?:"[^"\n]*"[ \t]*[:：]|[}\]{])')
 QUOTE_OR_NEWLINE = re.compile(r'["“”‘’＂\n]')
 KEY_AHEAD = re.compile(r'[^"\n]*"[ \t]*[:：]')
+_KEY_BEFORE = re.compile(r'"((?:[^"\\\n]|\\.)*)"[ \t\r\n]*:[ \t\r\n]*$')  # the key whose value starts here
 # the quote that really ends a string: followed by ':' or a closer, by ',' and a new item, or by the line end
 REAL_CLOSER = re.compile(r'(?<!\\)"(?=[ \t]*(?:[:}\]]|,[ \t]*(?:["{\[\r\n]|$)|[\r\n]|$))')
 
@@ -73,7 +74,10 @@ HINTS = {
     "extra-data": "A JSON text holds exactly one value; delete what follows it.",
     "invalid-number": "Write numbers the JSON way: no leading zeros, + signs, hex, or bare '.5' / '5.'.",
     "empty-json": "Write a JSON value (for a dataset, a [ ] list of records).",
-    "invalid-json": "Check the character here and the one just before it.",
+    "braces-for-list": "Write a list with square brackets: replace this '{' and its closing '}' with '[' and ']', "
+                       "as in \"conversations\": [ {...}, {...} ].",
+    "invalid-json": "Correct the JSON at this position so that what the parser expected (in the message) is there; "
+                    "compare with a record that loads.",
 }
 
 
@@ -85,6 +89,7 @@ class Diagnosis(NamedTuple):
     message: str
     edits: list[tuple[int, int, str]] | None
     detail: str = ""  # listed in the merged message when the same code repeats on a line
+    hint: str = ""  # the fix for this very case, when it says more than the code's hint in HINTS
 
 
 def no_value(work: str, msg: str, pos: int, prev: int) -> Diagnosis | None:
@@ -92,7 +97,7 @@ def no_value(work: str, msg: str, pos: int, prev: int) -> Diagnosis | None:
     char, before = work[pos], work[prev] if prev >= 0 else " "
     if char in "]}" and before == ",":
         return Diagnosis("trailing-comma", prev, f"a comma after the last item, before '{char}'",
-                          [(prev, prev + 1, " ")])
+                         [(prev, prev + 1, " ")])
     if char == "," and before in ",[{":
         return Diagnosis("extra-comma", pos, "an extra comma with no item before it", [(pos, pos + 1, " ")])
     if char in ",}" and before == ":":
@@ -105,7 +110,7 @@ def no_value(work: str, msg: str, pos: int, prev: int) -> Diagnosis | None:
         return None
     word = bare.group().rstrip()
     return Diagnosis("unquoted-string", pos, f"{'key' if key else 'text'} without double quotes: {word[:30]}",
-                      [(pos, pos + len(word), json.dumps(word, ensure_ascii=False))])
+                     [(pos, pos + len(word), json.dumps(word, ensure_ascii=False))])
 
 
 def no_delimiter(work: str, msg: str, pos: int, prev: int, ctx) -> Diagnosis:
@@ -116,7 +121,11 @@ def no_delimiter(work: str, msg: str, pos: int, prev: int, ctx) -> Diagnosis:
     if char in "]}" and comma:
         return wrong_closer(work, pos, prev, ctx)
     if char == ":" and comma:
-        return generic(msg + ": a ':' inside an array [ ]; key-value pairs belong in an object { }", pos)
+        opener = open_containers(work, pos)[0]
+        where = f" opened at {ctx.where(opener[-1])}" if opener else ""
+        return generic(msg + ": a ':' inside an array [ ]; key-value pairs belong in an object { }", pos)._replace(
+            hint=f"Write a record with keys in curly braces: replace the '[' of this array{where} and its closing "
+            "']' with '{' and '}'.")
     if before.isdigit() and prev + 1 == pos:
         return Diagnosis("invalid-number", pos, "this number is not written the JSON way", None)
     if not VALUE_START.match(work, pos):
@@ -124,9 +133,9 @@ def no_delimiter(work: str, msg: str, pos: int, prev: int, ctx) -> Diagnosis:
     at, next_at = prev + 1, ctx.where(pos)
     if comma:
         return Diagnosis("missing-comma", at, f"a comma is missing here, at the end of this value (the next one "
-                          f"starts at {next_at})", [(at, at, ",")])
+                         f"starts at {next_at})", [(at, at, ",")])
     return Diagnosis("missing-colon", at, f"a ':' is missing after the key (the value starts at {next_at})",
-                      [(at, at, ":")])
+                     [(at, at, ":")])
 
 
 def generic(msg: str, pos: int) -> Diagnosis:
@@ -166,7 +175,7 @@ def lexical(work: str, pos: int, value_expected: bool) -> Diagnosis | None:
         return fullwidth(work, pos)
     if char in INVISIBLE:
         return Diagnosis("invisible-character", pos, f"an invisible {INVISIBLE[char]} outside any string",
-                          [(pos, pos + 1, " ")])
+                         [(pos, pos + 1, " ")])
     if work.startswith("/*", pos):
         end = work.find("*/", pos + 2)
         end, what = (len(work), "a /* comment that is never closed") if end < 0 else (end + 2, "a /* */ comment")
@@ -175,7 +184,7 @@ def lexical(work: str, pos: int, value_expected: bool) -> Diagnosis | None:
         end = work.find("\n", pos) % (len(work) + 1)
         end -= work[end - 1] == "\r"  # keep a CRLF line ending whole
         return Diagnosis("json-comment", pos, f"a {'//' if char == '/' else '#'} comment",
-                          [(pos, end, " " * (end - pos))])
+                         [(pos, end, " " * (end - pos))])
     if not value_expected:
         return None
     if char == "'":
@@ -184,16 +193,16 @@ def lexical(work: str, pos: int, value_expected: bool) -> Diagnosis | None:
             return Diagnosis("single-quotes", pos, "a single-quoted string that is not closed on this line", None)
         inner = PY_ESCAPE.sub(python_escape_to_json, quoted.group(1))
         return Diagnosis("single-quotes", pos, "a string in single quotes: JSON needs double quotes",
-                          [(pos, quoted.end(), f'"{inner}"')])
+                         [(pos, quoted.end(), f'"{inner}"')])
     literal = PY_LITERAL.match(work, pos)
     if literal:
         word = literal.group()
         return Diagnosis("python-literal", pos, f"Python's {word} instead of JSON's {PY_LITERALS[word]}",
-                          [(pos, literal.end(), PY_LITERALS[word])])
+                         [(pos, literal.end(), PY_LITERALS[word])])
     constant = CONSTANT.match(work, pos)
     if constant:
         return Diagnosis("nan-infinity", pos, f"{constant.group()} is not a valid JSON value",
-                          [(pos, constant.end(), "null")], constant.group())
+                         [(pos, constant.end(), "null")], constant.group())
     return None
 
 
@@ -233,17 +242,17 @@ def early_quote(work: str, quote: int, pos: int, ctx) -> Diagnosis:
         if ("“" if closer.group() == "”" else "‘") not in content[:closer.start()]:
             at, char = opener + 1 + closer.start(), closer.group()
             return Diagnosis("fullwidth-punctuation", at, f"full-width '{char}' (U+{ord(char):04X}) used as a "
-                              "closing quote; use ASCII '\"'", [(at, at + 1, '"')], char)
+                             "closing quote; use ASCII '\"'", [(at, at + 1, '"')], char)
     stripped = content.rstrip(" \t")
     if stripped.endswith((",", "，")) and KEY_AHEAD.match(work, pos):  # "a, "b": 1 -- the closing quote is missing
         at = opener + len(stripped)
         return Diagnosis("unterminated-string", at, f"the string opened at {ctx.where(opener)} is not closed",
-                          [(at, at, '"')])
+                         [(at, at, '"')])
     line_end = work.find("\n", pos) % (len(work) + 1)
     real = REAL_CLOSER.search(work, pos, line_end)
     inner = [pos + m.start() for m in re.finditer(r'(?<!\\)"', work[pos:real.start()])] if real else []
     return Diagnosis("unescaped-quote", quote, f'this " ends the string opened at {ctx.where(opener)} too early: '
-                      "text follows it", [(i, i + 1, '\\"') for i in [quote] + inner])
+                     "text follows it", [(i, i + 1, '\\"') for i in [quote] + inner])
 
 
 def control_character(work: str, pos: int, ctx) -> Diagnosis:
@@ -257,7 +266,7 @@ def control_character(work: str, pos: int, ctx) -> Diagnosis:
             stripped = work[opener + 1:pos].rstrip(" \t")
             at = opener + 1 + len(stripped) - stripped.endswith((",", "，"))
             return Diagnosis("unterminated-string", at, f"the string opened at {ctx.where(opener)} is not closed "
-                              "before the end of the line", [(at, at, '"')])
+                             "before the end of the line", [(at, at, '"')])
     if not tail:
         return truncated(work, ctx)
     close = tail.end() - 1
@@ -269,7 +278,7 @@ def control_character(work: str, pos: int, ctx) -> Diagnosis:
     more = f"; it has {count} raw control characters in all" if count > 1 else ""
     # the newlines move to just after the closing quote: the repaired text keeps every line where it was
     return Diagnosis("control-character-in-string", pos, f"{name} inside the string opened at "
-                      f"{ctx.where(opener)}{more}", [(pos, close + 1, escaped + '"' + "\n" * body.count("\n"))])
+                     f"{ctx.where(opener)}{more}", [(pos, close + 1, escaped + '"' + "\n" * body.count("\n"))])
 
 
 def invalid_escape(work: str, pos: int) -> Diagnosis:
@@ -308,7 +317,7 @@ def truncated(work: str, ctx) -> Diagnosis:
         return generic("unexpected end of text", len(work))
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return Diagnosis("truncated-json", len(work.rstrip(WS)), f"{ctx.what} ends too early: {listed} "
-                      f"{'is' if len(parts) == 1 else 'are'} never closed", None)
+                     f"{'is' if len(parts) == 1 else 'are'} never closed", None)
 
 
 def unterminated_at_end(work: str, pos: int, ctx) -> Diagnosis:
@@ -318,7 +327,7 @@ def unterminated_at_end(work: str, pos: int, ctx) -> Diagnosis:
     if closers and closers == len(open_containers(work, pos)[0]):
         at = pos + 1 + len(rest) - closers
         return Diagnosis("unterminated-string", at, f"the string opened at {ctx.where(pos)} is not closed",
-                          [(at, at, '"')])
+                         [(at, at, '"')])
     return truncated(work, ctx)
 
 
@@ -331,11 +340,38 @@ def wrong_closer(work: str, pos: int, prev: int, ctx) -> Diagnosis:
     closer = "]" if inner == "[" else "}"
     if len(stack) > 1 and work[stack[-2]] + char in ("[]", "{}"):  # it closes the outer one: the inner was left open
         return Diagnosis("unclosed-bracket", prev + 1, f"the {KIND[inner]} opened at {ctx.where(stack[-1])} is "
-                          f"not closed: a '{closer}' is missing here, before the '{char}' at {ctx.where(pos)}",
-                          [(prev + 1, prev + 1, closer)])
+                         f"not closed: a '{closer}' is missing here, before the '{char}' at {ctx.where(pos)}",
+                         [(prev + 1, prev + 1, closer)])
     ending = not work[pos + 1:].strip(WS + "]}")  # at the very end, a typo for the right closer; else a stray one
     return Diagnosis("mismatched-bracket", pos, f"'{char}' does not close the {KIND[inner]} opened at "
-                      f"{ctx.where(stack[-1])}", [(pos, pos + 1, closer if ending else " ")])
+                     f"{ctx.where(stack[-1])}", [(pos, pos + 1, closer if ending else " ")],
+                     hint=f"Write '{closer}' here: the {KIND[inner]} opened at {ctx.where(stack[-1])} closes with "
+                     f"'{closer}'." if ending else f"Delete this '{char}': nothing open here closes with it.")
+
+
+def braces_for_list(work: str, pos: int, opener: int, ctx) -> Diagnosis:
+    """An object whose first member is an object or array with no key: a list written with { } (a tutorial's
+    "conversations": { {...}, {...} }). The repair turns the braces into [ ] so the records can be checked."""
+    closer = _matching_closer(work, opener)
+    key = _KEY_BEFORE.search(work, 0, opener)
+    named = f"\"{key.group(1)}\" holds" if key else "this is"
+    edits = [(opener, opener + 1, "[")] + ([(closer, closer + 1, "]")] if closer is not None else [])
+    ends = f", up to the '}}' at {ctx.where(closer)}," if closer is not None else ""
+    return Diagnosis("braces-for-list", opener, f"{named} a list of {KIND[work[pos]]}s without keys, but it is "
+                     f"written with '{{'{ends} where a list needs '[' ... ']'", edits)
+
+
+def _matching_closer(work: str, opener: int) -> int | None:
+    """The position of the bracket that closes the one at ``opener`` (strings skipped), or None."""
+    depth = 0
+    for match in SCAN.finditer(work, opener):
+        token = match.group()
+        if token[0] == '"':
+            continue
+        depth += 1 if token in "[{" else -1
+        if depth == 0:
+            return match.start()
+    return None
 
 
 def extra_data(work: str, pos: int, ctx) -> Diagnosis:
@@ -343,10 +379,12 @@ def extra_data(work: str, pos: int, ctx) -> Diagnosis:
     char, ended = work[pos], ctx.where(prev_nonspace(work, pos))
     if char in "]}":
         return Diagnosis("extra-data", pos, f"an extra '{char}' after the JSON value that ended at {ended}",
-                          [(pos, pos + 1, " ")])
+                         [(pos, pos + 1, " ")], hint=f"Delete this '{char}': what it would close is closed already.")
     if char not in "{[,":
         return Diagnosis("extra-data", pos, f"unexpected text after the JSON value that ended at {ended}", None)
     advice = ("put each record on its own line" if ctx.record is not None else "this looks like JSON Lines (one "
               "record per line): name the file .jsonl, or put all records inside one [ ] separated by commas")
+    fix = ("Put each record on its own line." if ctx.record is not None else "Name the file .jsonl (one record "
+           "per line), or put all the records inside one [ ] with commas between them.")
     return Diagnosis("extra-data", pos, f"a second value starts here, after the first ended at {ended}; {advice}",
-                      None)
+                     None, hint=fix)

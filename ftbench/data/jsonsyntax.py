@@ -12,9 +12,11 @@ import json
 
 from ftbench.api.findings import Finding
 from ftbench.data.encoding import decode_text  # noqa: F401  (part of this module's API)
-from ftbench.data.jsonrepairs import (GROUPED, HINTS, STRING_OR_CONSTANT, WS, Diagnosis, control_character,
-                                      extra_data, generic, invalid_escape, lexical, next_nonspace, no_delimiter,
-                                      no_value, open_containers, prev_nonspace, truncated, unterminated_at_end)
+from ftbench.data.jsonrepairs import (GROUPED, HINTS, STRING_OR_CONSTANT, WS, Diagnosis, braces_for_list,
+                                      control_character, extra_data, generic, invalid_escape, lexical, next_nonspace,
+                                      no_delimiter, no_value, open_containers, prev_nonspace, truncated,
+                                      unterminated_at_end)
+
 
 class _Context:
     """The original text and the repairs made to its working copy, to report positions in the original."""
@@ -93,8 +95,8 @@ def diagnose_json(text: str, file: str, *, first_line: int = 1, record: int | No
             return None, _finish(findings, merged)
         else:
             merged[(diagnosis.code, line)] = []
-            findings.append(Finding(diagnosis.code, diagnosis.message, "error", HINTS[diagnosis.code],
-                                    file, line, column, record))
+            hint = diagnosis.hint or HINTS[diagnosis.code]
+            findings.append(Finding(diagnosis.code, diagnosis.message, "error", hint, file, line, column, record))
         if diagnosis.edits is None:
             return None, _finish(findings, merged)
         work = ctx.apply(work, diagnosis.edits)
@@ -136,6 +138,8 @@ def _classify(work: str, msg: str, pos: int, ctx) -> Diagnosis:
         return extra_data(work, pos, ctx)
     prev = prev_nonspace(work, pos)
     before = work[prev] if prev >= 0 else " "  # not "": '' is "in" every string
+    if work[pos] in "{[" and before == "{" and msg.startswith("Expecting property name"):
+        return braces_for_list(work, pos, prev, ctx)  # { {...}, {...} }: a list written with braces
     if work[pos] == "{" and before in ",\"0123456789el]}":  # an object where a key or ',' belongs: '}' forgotten?
         stack = open_containers(work, pos)[0]
         if stack and work[stack[-1]] == "{":
