@@ -144,6 +144,34 @@ class _ArrowSource:
             self.mmap.close()
 
 
+def read_schema(path: str, ftype: str):
+    """The pyarrow schema of a Parquet or Arrow file."""
+    if ftype == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).schema_arrow
+    source = _ArrowSource(path)
+    try:
+        return source.reader.schema
+    finally:
+        source.mmap.close()
+
+
+def write_columnar(path: str, ftype: str, records: list[dict], schema=None) -> None:
+    """Write records as a Parquet file, or as an Arrow IPC stream (the format `datasets` writes), with the
+    given schema (the input file's, so types survive a round trip)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(records, schema=schema)
+    if ftype == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+        return
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
 def _is_arrow_error(err: Exception) -> bool:
     import pyarrow as pa
 

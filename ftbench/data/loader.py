@@ -19,7 +19,7 @@ from ftbench.data.kinds import PretrainFormat
 from ftbench.data.reader import RawRecord, peek_records, read_records
 from ftbench.data.record import Windows
 from ftbench.data.sources import data_files, file_type, needs_row_count, split_windows, where
-from ftbench.data.spec import DatasetSpec, accessed_columns, reader_for
+from ftbench.data.spec import DatasetSpec, accessed_columns, reader_for, sft_refusal
 
 DETECT_WINDOW = 200  # records looked at to detect the format and check that mapped columns exist
 __all__ = ["DatasetSpec", "FilePlan", "FormatChoice", "plan_files", "iter_file_samples", "iter_samples",
@@ -245,11 +245,18 @@ def _columns_present(spec, reader, head: list[RawRecord], name: str, findings: l
 
 
 def load_samples(spec: DatasetSpec | str, *, formatting: str | None = None) -> list[Sample]:
-    """All samples of a dataset, or InputError with the first problem's location (for train/predict)."""
+    """All samples of an SFT dataset, or InputError with the first problem's location (for train/predict); data
+    of another kind (preference, KTO, pretraining text, multimodal) is refused, saying what it is."""
     if isinstance(spec, str):
         spec = DatasetSpec(spec, formatting=formatting)
     findings: list[Finding] = []
-    samples = list(iter_samples(spec, findings))
+    samples: list[Sample] = []
+    for plan in plan_files(spec, findings):
+        refusal = sft_refusal(getattr(plan.choice.reader, "kind", "sft"), bool(spec.media_columns), plan.name) \
+            if plan.choice else None
+        if refusal:
+            raise InputError(f"{refusal} ({plan.choice.reason})")
+        samples.extend(iter_file_samples(plan, findings))
     errors = [f for f in findings if f.severity in ("error", "note")]  # a note: a hub dataset not available
     if errors:
         more = f" (and {len(errors) - 1} more errors: run `ftbench validate {spec.path}`)" if len(errors) > 1 else ""

@@ -99,8 +99,8 @@ def _saved_dataset_hint(path: str) -> str:
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "state.json")):
         arrows = sorted(f for f in os.listdir(path) if f.endswith(".arrow"))
         if arrows:
-            return (f"; this is a `datasets` save_to_disk folder: point file_name at its data file "
-                    f"({os.path.join(os.path.basename(os.path.normpath(path)), arrows[0])})")
+            return (f"; this is a `datasets` save_to_disk folder: give its data file (or make it the file_name) "
+                    f"{os.path.join(path, arrows[0])}")
     return ""
 
 

@@ -80,3 +80,22 @@ def accessed_columns(spec: DatasetSpec) -> list[str]:
     else:
         keys += ["messages"] + (["chosen", "rejected"] if spec.kind == "ranking" else [])
     return [cols[k] for k in keys if cols.get(k)]
+
+
+_NOT_SFT = {
+    "ranking": "LLaMA-Factory refuses it too ('The dataset is not applicable in the current training stage.'); "
+               "train it with stage: dpo or rm",
+    "kto": "in SFT LLaMA-Factory drops every row of it (each has two responses); train it with stage: kto",
+    "pretrain": "in SFT LLaMA-Factory drops every row of it (no response); train it with stage: pt",
+    "multimodal": "ftbench trains and runs text-only models; use a vision/audio model and template in LLaMA-Factory",
+}
+
+
+def sft_refusal(kind: str, multimodal: bool, what: str) -> str | None:
+    """Why an SFT command (train, predict, eval data) cannot use data of this kind, or None if it can; ``what``
+    names the data (a dataset_info entry with its location, or a path)."""
+    if kind == "sft" and not multimodal:
+        return None
+    reason = _NOT_SFT["multimodal" if kind == "sft" else kind]
+    name = ("multimodal " if multimodal else "") + KIND_NAMES[kind]
+    return f"{what} is {name} data and this command does SFT (stage: sft): {reason}; `ftbench validate` checks it"

@@ -159,3 +159,20 @@ class _Progress:
             now = self.fh.buffer.tell()
             self.on_progress(now - self.done)
             self.done = now
+
+
+def write_csv(path: str, records: list[dict]) -> None:
+    """Write records as CSV with a header row (the first record's keys); None becomes an empty cell."""
+    columns = list(records[0]) if records else []
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow(["" if record.get(c) is None else record.get(c) for c in columns])
+
+
+def write_text(path: str, records: list[dict]) -> None:
+    """Write records {"text": ...} as a .txt file, one line each."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write((record.get("text") or "") + "\n")
