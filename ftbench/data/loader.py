@@ -222,17 +222,18 @@ def _columns_present(spec, reader, head: list[RawRecord], name: str, findings: l
     optional = [c for c in accessed_columns(spec) if c not in required] if spec.declared and complete else []
     seen = {k for d in dicts for k in d if isinstance(k, str)}
     keys = sorted(seen)[:8]
+    missing = [c for c in dict.fromkeys(required + optional) if c not in seen]
+    if spec.declared and seen == {"text"} and missing:
+        missing = missing[:1]  # a .txt file registered without columns: one finding says how to declare it
     ok = True
-    for column in dict.fromkeys(required + optional):
-        if column in seen:
-            continue
+    for column in missing:
         scope = f"in none of the {'' if complete else 'first '}{len(dicts)} records"
         message = f"column '{column}' is {scope} of {name} (they have {', '.join(map(repr, keys))})"
         if spec.declared:
             message += f"; LLaMA-Factory stops with KeyError: '{column}'"
         hint = ("fix \"columns\" in dataset_info.json" if spec.declared else "pass --format, or register the file "
                 "in dataset_info.json with the right \"columns\"")
-        if spec.declared and "text" in seen and column == spec.columns.get("prompt"):
+        if spec.declared and seen == {"text"}:
             hint = 'pretraining text is declared as "columns": {"prompt": "text"}'
         elif spec.declared and column not in required:
             hint = f"add '{column}' to the records, or remove it from \"columns\" (it is mapped, or a default)"

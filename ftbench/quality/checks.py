@@ -82,9 +82,9 @@ class RecordChecker:
         f.line.append(s.line or 0)
         prompt, response = s.prompt_text(), s.response_text()
         np_, nr = " ".join(prompt.lower().split()), " ".join(response.lower().split())
-        rh = hash(nr)
-        f.key.append(hash((np_, nr)))
-        f.prompt.append(hash(np_))
+        rh, key = hash(nr), hash((np_, nr))
+        f.key.append(key)
+        f.prompt.append(hash(np_) if np_ else key)  # no prompt (pretraining text): never a "conflicting output"
         f.response.append(rh)
         if self.near_index is not None:
             self.near_index.add(np_ + "\n" + nr)
@@ -92,8 +92,9 @@ class RecordChecker:
             f.prompts.append(np_)
 
         if not nr:
-            self._warn(s, "empty-output", s.response_path, "the output is empty or whitespace only",
-                       "an empty answer teaches the model to say nothing; fill it or drop the record")
+            if s.kind != "pretrain":  # (an empty text was reported as empty-text when it was read)
+                self._warn(s, "empty-output", s.response_path, "the output is empty or whitespace only",
+                           "an empty answer teaches the model to say nothing; fill it or drop the record")
         elif len(s.turns) >= 2 and abs(len(s.turns[-2][1]) - len(response)) <= len(response) // 4 + 2 \
                 and nr == normalise(s.turns[-2][1]):
             self._warn(s, "output-equals-prompt", s.response_path, "the output is identical to the prompt",

@@ -39,8 +39,10 @@ class ValidationReport:
         return not self.errors
 
     def to_json(self) -> dict:
+        """The --json report; "notes" is there only when something was not checked (the shape stays otherwise)."""
+        notes = {"notes": [f.to_json() for f in self.notes]} if self.notes else {}
         return {"ok": self.ok, "records": self.records, "errors": [f.to_json() for f in self.errors],
-                "warnings": [f.to_json() for f in self.warnings], "notes": [f.to_json() for f in self.notes],
+                "warnings": [f.to_json() for f in self.warnings], **notes,
                 "stats": {**self.stats, "files": self.files, "seconds": round(self.seconds, 3)}}
 
     def counts_by_code(self, findings: list[Finding]) -> list[tuple[str, int]]:
