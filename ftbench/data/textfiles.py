@@ -165,7 +165,7 @@ def write_csv(path: str, records: list[dict]) -> None:
     """Write records as CSV with a header row (the first record's keys); None becomes an empty cell."""
     columns = list(records[0]) if records else []
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(columns)
         for record in records:
             writer.writerow(["" if record.get(c) is None else record.get(c) for c in columns])
