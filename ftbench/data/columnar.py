@@ -15,6 +15,7 @@ from ftbench.api.findings import Finding
 from ftbench.data.record import RawRecord, Windows
 
 BATCH_ROWS = 8192  # rows converted to Python at a time
+STREAM_ROW_GROUP_BYTES = 256 << 20  # Parquet row groups larger than this (uncompressed) are read page by page
 
 
 def row_count(path: str, ftype: str) -> int:
@@ -60,17 +61,15 @@ def read_columnar(path: str, ftype: str, name: str, findings: list[Finding], *, 
     size, read = os.path.getsize(path), 0
     try:
         if ftype == "parquet":
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)  # stream pages: memory ~ one batch
+            pf = _open_parquet(path)
             total = max(pf.metadata.num_rows, 1)
             source = _parquet_batches(pf, windows)
         else:
             source, total = _ArrowSource(path).batches(), None
         for first, batch in source:
-            for record in table_rows(batch, first, windows):
-                read += 1
-                yield record
+            records = table_rows(batch, first, windows)
+            yield from records
+            read += len(records)
             if on_progress is not None:  # Arrow is memory-mapped, so its batches' bytes are the file's
                 on_progress(size * batch.num_rows // total if total else batch.nbytes)
     except Exception as err:  # pyarrow raises ArrowInvalid, ArrowIOError, OSError... for damaged files
@@ -81,20 +80,33 @@ def read_columnar(path: str, ftype: str, name: str, findings: list[Finding], *, 
         counts["lines"], counts["records"] = 0, read
 
 
-def table_rows(batch, first: int, windows: Windows | None = None) -> Iterator[RawRecord]:
+def table_rows(batch, first: int, windows: Windows | None = None) -> list[RawRecord]:
     """The rows of one record batch (or table) that starts at row ``first``, as records; only the rows inside
-    ``windows`` are converted."""
+    ``windows`` are converted (a list: one batch at a time is what memory holds)."""
     n = batch.num_rows
     if windows is None:
         parts = [(0, n)]
     else:
         parts = [(max(a, first) - first, min(b, first + n) - first) for a, b in windows if a < first + n and b > first]
     names = batch.schema.names
+    out: list[RawRecord] = []
     for lo, hi in parts:
         piece = batch.slice(lo, hi - lo) if (lo, hi) != (0, n) else batch
         columns = [column.to_pylist() for column in piece.columns]
-        for i, values in enumerate(zip(*columns), start=first + lo):
-            yield RawRecord(i, None, dict(zip(names, values)))
+        out += [RawRecord(i, None, dict(zip(names, values))) for i, values in enumerate(zip(*columns), first + lo)]
+    return out
+
+
+def _open_parquet(path: str):
+    """A ParquetFile that reads a row group's column chunks in one go (fast), unless a row group is so large
+    that it must be streamed page by page to keep memory bounded."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    largest = max((meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)), default=0)
+    if largest > STREAM_ROW_GROUP_BYTES:
+        return pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+    return pq.ParquetFile(path)
 
 
 def _parquet_batches(pf, windows: Windows | None) -> Iterator[tuple[int, object]]:

@@ -47,6 +47,8 @@ class Sample:
 
     def prompt_text(self) -> str:
         """Everything the model is conditioned on, as plain text (for duplicate and overlap checks)."""
+        if not self.system and len(self.turns) == 2:  # the common single-turn sample, without a copy
+            return self.turns[0][1]
         parts = [self.system] if self.system else []
         parts.extend(content for _, content in self.turns[:-1])
         return "\n".join(parts)
@@ -107,6 +109,8 @@ class AlpacaFormat:
         self.columns = cols
         self.prompt, self.query, self.response = cols["prompt"], cols["query"], cols["response"]
         self.history, self.system, self.tools = cols.get("history"), cols.get("system"), cols.get("tools")
+        # field paths of the fast path, made once rather than per record
+        self._paths = (f".{self.prompt}", f".{self.query}", f".{self.response}")
 
     def required_columns(self) -> list[str]:
         """Columns every record needs: the prompt (or, without one, the query) and the response."""
@@ -118,20 +122,22 @@ class AlpacaFormat:
 
     def convert(self, file: str, rec: RawRecord, out: list[Finding]) -> Sample | None:
         v = rec.value
-        errs = RecordErrors(file, rec, out)
         if type(v) is not dict:
-            errs.add("wrong-type", "", f"the record is {type_name(v)}, expected an object with {self.describe()}")
+            RecordErrors(file, rec, out).add("wrong-type", "", f"the record is {type_name(v)}, expected an object "
+                                             f"with {self.describe()}")
             return None
         instruction, query, response = v.get(self.prompt or ""), v.get(self.query or "", ""), v.get(self.response)
         if (type(instruction) is str and type(response) is str and type(query) is str and instruction.strip()
                 and not (self.history and v.get(self.history)) and not (self.system and self.system in v)):
             # fast path for the plain record (most of a large file): no history, no system, all strings
-            fields = {f".{self.prompt}": instruction, f".{self.response}": response}
+            prompt_path, query_path, response_path = self._paths
+            fields = {prompt_path: instruction, response_path: response}
             if query:
-                fields[f".{self.query}"] = query
+                fields[query_path] = query
                 instruction = f"{instruction}\n{query}"  # LLaMA-Factory joins prompt and query with \n
             return Sample([(USER, instruction), (ASSISTANT, response)], "", "", file, rec.index, rec.line, fields,
-                          f".{self.response}")
+                          response_path)
+        errs = RecordErrors(file, rec, out)
         prompt = self.prompt_turns(v, errs)
         response = self._text(v, self.response, errs, prompt[3], required=True)
         if prompt[0] is None or response is None:

@@ -100,7 +100,8 @@ class RecordChecker:
             self._warn(s, "output-equals-prompt", s.response_path, "the output is identical to the prompt",
                        "the answer just repeats the question; probably a copy-paste slip")
         blob = "\n".join(s.fields.values())  # one prefilter over all fields; per-field work only on a hit
-        if find_placeholders(blob) or looks_broken(blob):
+        raw = None if blob.isascii() else blob.encode("utf-8", "surrogatepass")
+        if find_placeholders(blob) or looks_broken(blob, raw):
             self._text_findings(s)
         if self.opt.task == "gsm8k" and not GSM8K_ANSWER.search(response):
             self._warn(s, "gsm8k-answer-format", s.response_path, _gsm8k_problem(response),
@@ -113,8 +114,8 @@ class RecordChecker:
         f.response_chars.append(len(response))
         f.turns.append(len(s.turns))
         size = len(prompt) + len(response)
-        wide = 0 if prompt.isascii() and response.isascii() else \
-            (len(prompt.encode("utf-8", "surrogatepass")) + len(response.encode("utf-8", "surrogatepass")) - size) // 2  # CJK characters take 3 bytes
+        # CJK characters take 3 bytes; the fields hold the same text as prompt and response (plus ASCII newlines)
+        wide = 0 if raw is None else min((len(raw) - len(blob)) // 2, size)
         share = wide / size if size else 0.0
         f.language.append(2 if share >= 0.5 else 0 if share < 0.05 else 1)
         if self.opt.token_counter is not None:

@@ -57,7 +57,7 @@ def _fix_latin_mojibake(fragment: str) -> str | None:
 _CONTROL_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
 
 
-def looks_broken(text: str) -> bool:
+def looks_broken(text: str, raw: bytes | None = None) -> bool:
     """A fast, conservative prefilter for `text_problems`: False means the text is certainly clean.
 
     Works on the UTF-8 bytes because byte searches run at memchr speed, where a regex over a CJK string
@@ -65,7 +65,8 @@ def looks_broken(text: str) -> bool:
     some Hangul), U+FFFD is EF BF BD, and every Latin-1 letter that mojibake starts with (U+00C2-U+00F4)
     starts with 0xC3, a byte that no CJK character contains.
     """
-    raw = text.encode("utf-8", "surrogatepass")
+    if raw is None:  # ``raw``: the text's UTF-8 bytes, when the caller has them already
+        raw = text.encode("utf-8", "surrogatepass")
     if len(raw.translate(None, _CONTROL_BYTES)) != len(raw):
         return True
     if len(raw) == len(text):  # pure ASCII
