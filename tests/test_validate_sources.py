@@ -303,3 +303,80 @@ def test_parquet_shards_in_workers_locate_like_one_process(tmp_path, monkeypatch
     key = lambda r: [(f["code"], f["record"], f["path"], f["message"]) for f in r["warnings"]]
     assert key(sharded) == key(single) and len(key(single)) > 1900  # empty outputs and duplicates
     assert sharded["records"] == single["records"] == 3000
+
+
+def test_a_mixed_llamafactory_folder_every_mistake_located_and_documented(tmp_path, monkeypatch):
+    """A user's data/ folder with one mistake in each kind of file and entry: every mistake is found at its file,
+    row/line and column, nothing else is reported, and every code is documented in docs/validate.md."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "identity.json").write_text(json.dumps(
+        [{"instruction": "Who are you?", "input": "", "output": "I am {{name}}."}], indent=2), encoding="utf-8")
+    (tmp_path / "chat.jsonl").write_text(
+        '{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}\n'
+        '{"conversations": {{"from": "human", "input": "q"}, {"from": "gpt", "input": "a"}}}\n', encoding="utf-8")
+    write_arrow_stream(tmp_path / "gsm8k-train.arrow", GSM8K_ROWS[:2] + [{"question": "1+1?", "answer": None}])
+    (tmp_path / "qa.csv").write_text("instruction,input,output\nq1,,a1\nq2,,a2,extra\n", encoding="utf-8")
+    (tmp_path / "corpus.txt").write_text("doc one\n\ndoc two\n", encoding="utf-8")
+    write_parquet(tmp_path / "dpo.parquet", [{"instruction": "q", "chosen": "a", "rejected": "b"},
+                                            {"instruction": "r", "chosen": "Same", "rejected": "same"}])
+    (tmp_path / "kto.jsonl").write_text(json.dumps({"instruction": "q", "input": "", "output": "a",
+                                                    "label": "yes"}) + "\n", encoding="utf-8")
+    (tmp_path / "mllm.json").write_text(json.dumps([{"messages": [
+        {"role": "user", "content": "<image>What is this?"}, {"role": "assistant", "content": "A cat."}],
+        "images": ["img/cat.jpg"]}]), encoding="utf-8")
+    (tmp_path / "shards").mkdir()
+    write_parquet(tmp_path / "shards" / "0.parquet", [{"instruction": "a", "input": "", "output": "b"}])
+    write_parquet(tmp_path / "shards" / "1.parquet", [{"instruction": "c", "input": "", "output": 7}])
+    (tmp_path / "notes.md").write_text("# notes\n", encoding="utf-8")
+    chat_tags = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
+    info = write_info(tmp_path, {
+        "identity": {"file_name": "identity.json"},
+        "chat": {"file_name": "chat.jsonl", "formatting": "sharegpt"},
+        "gsm8k": {"file_name": "gsm8k-train.arrow", "columns": {"query": "question", "response": "answer"}},
+        "qa": {"file_name": "qa.csv"},
+        "corpus": {"file_name": "corpus.txt", "columns": {"prompt": "text"}},
+        "dpo": {"file_name": "dpo.parquet", "ranking": True,
+                "columns": {"prompt": "instruction", "chosen": "chosen", "rejected": "rejected"}},
+        "kto": {"file_name": "kto.jsonl", "columns": {"prompt": "instruction", "query": "input",
+                                                       "response": "output", "kto_tag": "label"}},
+        "mllm": {"file_name": "mllm.json", "formatting": "sharegpt",
+                 "columns": {"messages": "messages", "images": "images"}, "tags": chat_tags},
+        "shards": {"file_name": "shards"},
+        "notes": {"file_name": "notes.md"},
+        "alpaca_en": {"hf_hub_url": "llamafactory/alpaca_en"}})
+    code, report = validate_json(str(tmp_path), "--no-near-dup")
+    assert code == 1
+    lines = open(info, encoding="utf-8").read().splitlines()
+    entry_line = lambda name: next(i for i, line in enumerate(lines, 1) if line.startswith(f'  "{name}": '))
+    got = {(os.path.basename(f["file"]), f["code"], f["line"], f["column"], f["record"], f["path"])
+           for f in report["errors"] + report["warnings"] + report["notes"]}
+    assert got == {
+        ("identity.json", "placeholder", 2, None, 0, "[0].output"),
+        ("chat.jsonl", "braces-for-list", 2, 19, 1, None),
+        ("chat.jsonl", "wrong-turn-key", 2, None, 1, "[1].conversations[0].input"),
+        ("chat.jsonl", "wrong-turn-key", 2, None, 1, "[1].conversations[1].input"),
+        ("gsm8k-train.arrow", "wrong-type", None, None, 2, "[2].answer"),
+        ("qa.csv", "csv-field-count", 3, None, 1, None),
+        ("corpus.txt", "empty-text", 2, None, 1, "[1].text"),
+        ("dpo.parquet", "chosen-equals-rejected", None, None, 1, "[1].rejected"),
+        ("kto.jsonl", "wrong-type", 1, None, 0, "[0].label"),
+        ("mllm.json", "media-file-missing", 1, None, 0, "[0].images[0]"),
+        ("1.parquet", "wrong-type", None, None, 0, "[0].output"),
+        ("dataset_info.json", "unsupported-file-type", entry_line("notes"), None, None, "notes.file_name"),
+        ("dataset_info.json", "remote-dataset-skipped", entry_line("alpaca_en"), None, None, "alpaca_en.hf_hub_url"),
+    }
+    docs = open(os.path.join(REPO, "docs", "validate.md"), encoding="utf-8").read()
+    assert not {code for _, code, *_ in got if f"`{code}`" not in docs}
+
+
+def test_validating_parquet_imports_pyarrow_only(tmp_path):
+    import subprocess
+    import sys
+
+    path = write_parquet(tmp_path / "d.parquet", [{"instruction": "q", "input": "", "output": "a"}])
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "ftbench", "validate", path], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-500:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "pyarrow" in imported
+    assert not imported & {"torch", "transformers", "datasets", "lm_eval", "peft", "pandas"}
