@@ -92,7 +92,8 @@ def test_multimodal_files_and_placeholders(tmp_path):
                           {"role": "assistant", "content": "A cat."}], "images": ["imgs/missing.jpg"]},
             {"messages": [{"role": "user", "content": "Describe it."},
                           {"role": "assistant", "content": "Blue."}], "images": "imgs/1.jpg"}]  # no mark
-    entry = {"file_name": "mllm.json", "formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
+    entry = {"file_name": "mllm.json", "formatting": "sharegpt",
+             "columns": {"messages": "messages", "images": "images"},
              "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
     info = setup(tmp_path, {"mllm": entry}, {"mllm.json": rows, "imgs/1.jpg": b"\xff\xd8\xff\xe0 jpeg"})
     code, report = validate_json("--dataset-info", info, "--no-near-dup")

@@ -19,7 +19,8 @@ from ftbench.data.formats import (ASSISTANT, FUNCTION, AlpacaFormat, Conversatio
 from ftbench.data.record import RawRecord
 
 # LLaMA-Factory's extras/constants.py, overridable through the same environment variables
-PLACEHOLDERS = {"images": os.getenv("IMAGE_PLACEHOLDER", "<image>"), "videos": os.getenv("VIDEO_PLACEHOLDER", "<video>"),
+PLACEHOLDERS = {"images": os.getenv("IMAGE_PLACEHOLDER", "<image>"),
+                "videos": os.getenv("VIDEO_PLACEHOLDER", "<video>"),
                 "audios": os.getenv("AUDIO_PLACEHOLDER", "<audio>")}
 MEDIA_KINDS = tuple(PLACEHOLDERS)
 
