@@ -193,3 +193,14 @@ def test_train_and_compare_checks_the_same_entries_before_any_model(lf_dir, tmp_
     result = run_cli("train-and-compare", "--config", train_config(tmp_path, "dpo", lf_dir), "--output-dir",
                      str(tmp_path / "run2"), "--gsm8k", "none")
     assert result.exit_code == 1 and "dataset 'dpo' is preference (ranking) data" in result.stderr
+
+
+def test_train_on_a_hub_entry_that_is_not_available_says_so(tiny_model, lf_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    info = json.loads((lf_dir / "dataset_info.json").read_text())
+    info["alpaca_en"] = {"hf_hub_url": "llamafactory/alpaca_en"}
+    (lf_dir / "dataset_info.json").write_text(json.dumps(info, indent=2))
+    result = run_cli("train", train_config(tmp_path, "alpaca_en", lf_dir))
+    assert result.exit_code == 1
+    assert "alpaca_en.hf_hub_url: cannot read dataset 'alpaca_en': not checked: hub dataset not available " \
+           "offline" in result.stderr

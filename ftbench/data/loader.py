@@ -258,10 +258,13 @@ def load_samples(spec: DatasetSpec | str, *, formatting: str | None = None) -> l
         if refusal:
             raise InputError(f"{refusal} ({plan.choice.reason})")
         samples.extend(iter_file_samples(plan, findings))
-    errors = [f for f in findings if f.severity in ("error", "note")]  # a note: a hub dataset not available
+    errors = [f for f in findings if f.severity == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more errors: run `ftbench validate {spec.path}`)" if len(errors) > 1 else ""
         raise InputError(errors[0].one_line() + more)
+    unread = next((f for f in findings if f.severity == "note"), None)  # a hub dataset that is not available
+    if unread:
+        raise InputError(f"{unread.location()}: cannot read dataset '{spec.name}': {unread.message} — {unread.hint}")
     if not samples:
         raise InputError(f"{spec.path}: no records")
     return [replace_surrogates(s) for s in samples]  # what a tokenizer can encode
