@@ -256,3 +256,11 @@ def test_hints_name_the_fix(text, code, hint_words):
     _, findings = diagnose_json(text, "t.json")
     assert findings[0].code == code
     assert all(word in findings[0].hint for word in hint_words), findings[0].hint
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("[01]", "Write it as 1 (not 01)."), ("[.5]", "Write it as 0.5 (not .5)."), ("[+5]", "Write it as 5 (not +5)."),
+    ('{instruction: "写诗"}', 'Put it in double quotes: "instruction".'),
+])
+def test_number_and_quote_hints_give_the_corrected_text(text, hint):
+    assert diagnose_json(text, "t.json")[1][0].hint == hint

@@ -27,6 +27,7 @@ GROUPED = {"single-quotes", "python-literal", "fullwidth-punctuation", "invalid-
            "invisible-character", "nan-infinity"}
 
 SPACES = re.compile(r"[ \t\n\r]*")
+NUMBER_CHARS = frozenset("+-.0123456789abcdefABCDEFxX")
 CONTROL = re.compile(r"[\x00-\x1f]")
 STRING_TAIL = re.compile(r'(?:[^"\\]|\\.)*"', re.S)  # the rest of a string, raw control characters allowed
 SCAN = re.compile(r'"(?:[^"\\]|\\.)*("?)|[\[\]{}]', re.S)  # strings and brackets, to see what is still open
@@ -104,13 +105,34 @@ def no_value(work: str, msg: str, pos: int, prev: int) -> Diagnosis | None:
         return Diagnosis("missing-value", pos, "a value is missing after ':'", [(pos, pos, "null")])
     key = msg.startswith("Expecting property name")
     if not key and (char in "+." or char.isdigit()):
-        return Diagnosis("invalid-number", pos, "this number is not written the JSON way", None)
+        return invalid_number(work, pos)
     bare = (BARE_KEY if key else BARE_VALUE).match(work, pos)
     if not bare:
         return None
     word = bare.group().rstrip()
+    quoted = json.dumps(word, ensure_ascii=False)
     return Diagnosis("unquoted-string", pos, f"{'key' if key else 'text'} without double quotes: {word[:30]}",
-                     [(pos, pos + len(word), json.dumps(word, ensure_ascii=False))])
+                     [(pos, pos + len(word), quoted)], hint=f"Put it in double quotes: {quoted[:60]}."
+                     if len(quoted) <= 60 else "")
+
+
+def invalid_number(work: str, pos: int) -> Diagnosis:
+    """A number JSON does not accept (01, +5, .5, 5., 0x1F): the hint gives the JSON way to write it."""
+    start = pos
+    while start > 0 and work[start - 1] in NUMBER_CHARS:
+        start -= 1
+    end = pos
+    while end < len(work) and work[end] in NUMBER_CHARS:
+        end += 1
+    token, fixed = work[start:end], None
+    try:
+        value = int(token, 16) if token.lower().lstrip("+-").startswith("0x") else float(token)
+        fixed = json.dumps(int(value) if float(value).is_integer() and "." not in token and "e" not in
+                           token.lower() else value)
+    except (ValueError, OverflowError):
+        pass
+    return Diagnosis("invalid-number", pos, "this number is not written the JSON way", None,
+                     hint=f"Write it as {fixed} (not {token})." if fixed and fixed != token else "")
 
 
 def no_delimiter(work: str, msg: str, pos: int, prev: int, ctx) -> Diagnosis:
@@ -127,7 +149,7 @@ def no_delimiter(work: str, msg: str, pos: int, prev: int, ctx) -> Diagnosis:
             hint=f"Write a record with keys in curly braces: replace the '[' of this array{where} and its closing "
             "']' with '{' and '}'.")
     if before.isdigit() and prev + 1 == pos:
-        return Diagnosis("invalid-number", pos, "this number is not written the JSON way", None)
+        return invalid_number(work, pos)
     if not VALUE_START.match(work, pos):
         return generic(msg, pos)
     at, next_at = prev + 1, ctx.where(pos)
