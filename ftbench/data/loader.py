@@ -106,7 +106,7 @@ def plan_files(spec: DatasetSpec, findings: list[Finding]) -> list[FilePlan]:
         return [FilePlan(spec.path, name, _choose(spec, head, name, findings, complete=True), spec.name, spec=spec)]
     plans = []
     files = data_files(spec, findings)
-    for path, windows in zip(files, _file_windows(spec, files, findings)):
+    for path, windows in zip(files, _file_windows(spec, files)):
         if windows == []:
             continue  # the split selects none of its rows
         name = os.path.relpath(path) if not os.path.isabs(spec.path) else path
@@ -117,16 +117,22 @@ def plan_files(spec: DatasetSpec, findings: list[Finding]) -> list[FilePlan]:
     return plans
 
 
-def _file_windows(spec: DatasetSpec, files: list[str], findings: list[Finding]) -> list[Windows | None]:
-    """Each file's rows selected by the dataset's split (a slice of all files' rows, in order)."""
+def _file_windows(spec: DatasetSpec, files: list[str]) -> list[Windows | None]:
+    """Each file's rows selected by the dataset's split (a slice of all files' rows, in order; the terms of
+    a split such as train[:10]+train[-10:] are read as the union of their rows)."""
     if not files or not needs_row_count(spec.split):
         return [None] * len(files)
     sizes = [count_records(path) for path in files]
-    selected = split_windows(spec.split, sum(sizes)) or []
+    merged: list[list[int]] = []
+    for w in sorted((w.start, w.end) for w in split_windows(spec.split, sum(sizes)) or [] if w.end > w.start):
+        if merged and w[0] <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], w[1])
+        else:
+            merged.append(list(w))
     out, first = [], 0
     for size in sizes:
-        out.append([(max(a, first) - first, min(b, first + size) - first) for a, b in
-                    sorted((w.start, w.end) for w in selected) if a < first + size and b > first])
+        out.append([(max(a, first) - first, min(b, first + size) - first) for a, b in merged
+                    if a < first + size and b > first])
         first += size
     return out
 
