@@ -67,7 +67,7 @@ def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[F
     specs = []
     for name in names or list(info):
         entry = info.get(name)
-        if entry is None:
+        if name not in info:
             close = [n for n in info if n.lower() == name.lower()]
             raise UsageError(f"{info_path}: no dataset named '{name}'"
                              + (f" (did you mean '{close[0]}'?)" if close else f"; it has: {', '.join(sorted(info))}"))
@@ -216,5 +216,7 @@ class _EntryReader:
 
 
 def _key_line(text: str, key: str) -> int | None:
-    m = re.search(r'^\s*"' + re.escape(key) + r'"\s*:', text, flags=re.M)
+    """The line of an entry's key: at the start of a line (an indented file), else its first occurrence."""
+    quoted = '"' + re.escape(key) + r'"\s*:'
+    m = re.search(r"^\s*" + quoted, text, flags=re.M) or re.search(r"[{,]\s*" + quoted, text)
     return text.count("\n", 0, m.start()) + 1 if m else None
