@@ -4,8 +4,10 @@ JSON and HTML renderers (and train-and-compare) share."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -80,12 +82,27 @@ def check_shard(shard: Shard, options: QualityOptions, on_progress: Callable[[in
     counts: dict = {}
     checker = RecordChecker(options, shard.plan.name)
     observe = checker.observe
-    for sample in iter_file_samples(shard.plan, findings, byte_range=shard.byte_range, rows=shard.rows,
-                                    counts=counts, on_progress=on_progress):
-        observe(sample)
+    with _cyclic_gc_paused():
+        for sample in iter_file_samples(shard.plan, findings, byte_range=shard.byte_range, rows=shard.rows,
+                                        counts=counts, on_progress=on_progress):
+            observe(sample)
     facts, warnings = checker.finish()
     return ShardResult(shard.plan_index, shard.plan.name, facts, findings + warnings, counts.get("lines", 0),
                        counts.get("records", 0), shard.byte_range is not None)
+
+
+@contextmanager
+def _cyclic_gc_paused():
+    """Pause the cyclic garbage collector while records stream through: each record makes a few short-lived,
+    acyclic objects (freed by reference counting anyway), and the collector's passes over a batch's survivors
+    cost a fifth of the time. It is switched back on (if it was on) however the loop ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _shift(findings: list[Finding], line_offset: int, record_offset: int) -> None:
