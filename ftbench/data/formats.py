@@ -126,15 +126,18 @@ class AlpacaFormat:
             RecordErrors(file, rec, out).add("wrong-type", "", f"the record is {type_name(v)}, expected an object "
                                              f"with {self.describe()}")
             return None
-        instruction, query, response = v.get(self.prompt or ""), v.get(self.query or "", ""), v.get(self.response)
-        if (type(instruction) is str and type(response) is str and type(query) is str and instruction.strip()
+        instruction = v.get(self.prompt) if self.prompt else ""
+        query, response = v.get(self.query, "") if self.query else "", v.get(self.response)
+        if (type(instruction) is str and type(response) is str and type(query) is str
+                and (instruction.strip() or not self.prompt and query.strip())
                 and not (self.history and v.get(self.history)) and not (self.system and self.system in v)):
             # fast path for the plain record (most of a large file): no history, no system, all strings
             prompt_path, query_path, response_path = self._paths
-            fields = {prompt_path: instruction, response_path: response}
+            fields = {prompt_path: instruction, response_path: response} if self.prompt else {response_path: response}
             if query:
                 fields[query_path] = query
-                instruction = f"{instruction}\n{query}"  # LLaMA-Factory joins prompt and query with \n
+                # LLaMA-Factory joins prompt and query with \n
+                instruction = f"{instruction}\n{query}" if instruction else query
             return Sample([(USER, instruction), (ASSISTANT, response)], "", "", file, rec.index, rec.line, fields,
                           response_path)
         errs = RecordErrors(file, rec, out)
