@@ -380,3 +380,14 @@ def test_validating_parquet_imports_pyarrow_only(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert "pyarrow" in imported
     assert not imported & {"torch", "transformers", "datasets", "lm_eval", "peft", "pandas"}
+
+
+def test_notes_are_shown_in_the_text_and_html_reports(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = run_cli("validate", "tests/data/llamafactory/", "--html", str(tmp_path / "r.html"))
+    assert result.exit_code == 1
+    assert "Notes (1): remote-dataset-skipped ×1" in result.stdout
+    assert "alpaca_en.hf_hub_url: note [remote-dataset-skipped] not checked: hub dataset not available offline" \
+        in result.stdout
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Notes: not checked" in html and "not available offline" in html
