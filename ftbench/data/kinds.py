@@ -183,7 +183,8 @@ class ColumnChecks:
         return getattr(self.base, attr)
 
     def required_columns(self) -> list[str]:
-        return self.base.required_columns() + ([self.kto_tag] if self.kto_tag else []) + list(self.media.values())
+        """The base format's columns and the KTO tag (media columns may be absent from text-only records)."""
+        return self.base.required_columns() + ([self.kto_tag] if self.kto_tag else [])
 
     def convert(self, file: str, rec: RawRecord, out: list[Finding]) -> Sample | None:
         sample = self.base.convert(file, rec, out)
