@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -46,15 +47,22 @@ def write_parquet(jsonl: str, path: str) -> None:
             writer.write_table(pa.Table.from_pylist(rows, schema=schema))
 
 
-def floor_seconds(path: str) -> tuple[float, int]:
-    """pyarrow reading every batch and converting it to Python rows: the least any row-by-row check costs."""
+def floor_seconds(path: str) -> tuple[float, float, int]:
+    """pyarrow reading every batch and converting it to Python rows, the least any row-by-row check costs:
+    (wall seconds, CPU seconds, rows)."""
     import pyarrow.parquet as pq
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     rows = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH):
         rows += len(batch.to_pylist())
-    return time.perf_counter() - start, rows
+    return time.perf_counter() - start, time.process_time() - cpu, rows
+
+
+def children_cpu() -> float:
+    """CPU seconds used by finished child processes (and their own children, once reaped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -76,14 +84,16 @@ def main() -> None:
     with open(path, "rb") as fh:  # warm the page cache, so no side of the comparison pays for the disk
         while fh.read(1 << 24):
             pass
-    floor, rows = floor_seconds(path)
+    floor, floor_cpu, rows = floor_seconds(path)
+    before = children_cpu()
     fast, fast_rss, report = run_validate(path, "--no-near-dup")
+    fast_cpu = children_cpu() - before
     stats = report["stats"]
     print(f"data: {path} ({rows:,} rows, {os.path.getsize(path) / 2**20:.0f} MB, {os.cpu_count()} CPUs, "
-          f"{stats['workers']} validate workers)")
-    print(f"(a) pyarrow iter_batches + to_pylist (floor)  {floor:7.2f} s")
+          f"{stats['workers']} validate workers; load average {os.getloadavg()[0]:.1f} at the end)")
+    print(f"(a) pyarrow iter_batches + to_pylist (floor)  {floor:7.2f} s  (CPU {floor_cpu:6.2f} s)")
     print(f"(b) ftbench validate --no-near-dup           {fast:7.2f} s  {fast / floor:5.2f}x floor  "
-          f"peak RSS {fast_rss:6.0f} MB  (targets <= 3x, RSS <= 2048 MB)")
+          f"peak RSS {fast_rss:6.0f} MB  (targets <= 3x, RSS <= 2048 MB)  (CPU {fast_cpu:6.2f} s in all processes)")
     print(f"findings: {len(report['warnings']):,} warnings ({stats['exact_duplicates']:,} exact duplicates), "
           f"{len(report['errors']):,} errors; {report['records']:,} records read")
 
