@@ -9,7 +9,6 @@ import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from helpers import REPO, located, run_cli, validate_json
 
