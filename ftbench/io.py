@@ -14,14 +14,24 @@ from typing import Callable
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename: a crash
     leaves either the old file or the new one, never half of it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ftbench-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+
+    atomic_write_with(path, write)
+
+
+def atomic_write_with(path: str, write) -> None:
+    """Call ``write(tmp_path)`` to write a temporary file next to ``path``, then rename it over ``path``
+    atomically (for files another library writes, such as Parquet)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ftbench-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -31,13 +41,16 @@ def atomic_write_text(path: str, text: str) -> None:
         raise
 
 
+DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet", ".arrow", ".txt")  # what a data folder holds
+
+
 def sha256_of_path(path: str) -> str:
     """sha256 of a file's bytes, or of a folder's data files (names and bytes, sorted)."""
     h = hashlib.sha256()
     if os.path.isdir(path):
         for name in sorted(os.listdir(path)):
             full = os.path.join(path, name)
-            if os.path.isfile(full) and name.lower().endswith((".json", ".jsonl", ".ndjson")):
+            if os.path.isfile(full) and name.lower().endswith(DATA_SUFFIXES):
                 h.update(name.encode("utf-8") + b"\0")
                 _hash_file(full, h)
         return h.hexdigest()

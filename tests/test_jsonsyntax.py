@@ -55,6 +55,7 @@ EXPECTED = {
     "unescaped-quote.json": [("unescaped-quote", 4, 23), ("unescaped-quote", 8, 33)],
     "invalid-escape.json": [("invalid-escape", 5, 27), ("invalid-escape", 8, 40)],
     "invalid-json.json": [("invalid-json", 3, 18)],
+    "braces-for-list.json": [("braces-for-list", 3, 22)],
     "multiple-errors.json": [("missing-comma", 4, 24), ("trailing-comma", 5, 25),
                              ("fullwidth-punctuation", 8, 18)],
     "utf8-bom.json": [("utf8-bom", 1, 1)],
@@ -224,3 +225,42 @@ def test_ten_thousand_bad_jsonl_lines_are_fast():
     for i in range(10_000):
         assert diagnose_json(bad[i % 4], "big.jsonl", first_line=i + 1, record=i)[1]
     assert time.perf_counter() - start < 10  # about 1 s on one core; generous for slow CI machines
+
+
+def test_braces_where_a_list_belongs_are_repaired_and_the_records_still_checked():
+    """A tutorial writes sharegpt turns as "conversations": { {...}, {...} } with "input" for "value": the syntax
+    finding names the fix ([ ... ]), and the same report says what is wrong with the turns."""
+    _, repaired, findings = _diagnose_file("braces-for-list.json")
+    assert "'['" in findings[0].hint and "']'" in findings[0].hint and '"conversations"' in findings[0].message
+    assert "6:5" in findings[0].message  # where the brace that closes it is
+    assert _strict_loads(repaired)[0]["conversations"][1]["input"].startswith("LoRA")
+    from helpers import validate_json
+
+    code, report = validate_json("datasets/broken/braces-for-list.json", "--no-near-dup")
+    assert code == 1
+    assert [(f["code"], f["line"], f["column"], f["path"]) for f in report["errors"]] == [
+        ("wrong-turn-key", 2, None, "[0].conversations[0].input"),
+        ("wrong-turn-key", 2, None, "[0].conversations[1].input"),
+        ("braces-for-list", 3, 22, None)]
+    assert report["stats"]["valid_records"] == 1  # the second record is fine
+
+
+@pytest.mark.parametrize("text, code, hint_words", [
+    ('{"a": [ {"b": 1}, ]}', "trailing-comma", ["Delete this comma"]),
+    ('[{"a": 1}}', "mismatched-bracket", ["Write ']' here"]),
+    ('[{"a": 1}]]', "extra-data", ["Delete"]),
+    ('[1, 2] [3]', "extra-data", ["Name the file .jsonl"]),
+    ('[ "instruction": "x" ]', "invalid-json", ["'{' and '}'"]),
+])
+def test_hints_name_the_fix(text, code, hint_words):
+    _, findings = diagnose_json(text, "t.json")
+    assert findings[0].code == code
+    assert all(word in findings[0].hint for word in hint_words), findings[0].hint
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("[01]", "Write it as 1 (not 01)."), ("[.5]", "Write it as 0.5 (not .5)."), ("[+5]", "Write it as 5 (not +5)."),
+    ('{instruction: "写诗"}', 'Put it in double quotes: "instruction".'),
+])
+def test_number_and_quote_hints_give_the_corrected_text(text, hint):
+    assert diagnose_json(text, "t.json")[1][0].hint == hint

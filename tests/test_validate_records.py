@@ -114,6 +114,10 @@ def test_a_llamafactory_data_folder():
     assert code == 1
     assert located(report["errors"]) == {("role-order", 23, "[1].conversations[2].from")}
     codes = sorted(f["code"] for f in report["warnings"])
-    assert codes == ["placeholder", "placeholder", "remote-dataset-skipped", "unsupported-dataset"]
-    assert [f["format"] for f in report["stats"]["files"]] == ["alpaca", "sharegpt", "sharegpt"]
-    assert report["stats"]["valid_records"] == 4
+    # issue 11: the hub entry is a note (not checked offline), the preference set is checked as preference data
+    assert codes == ["placeholder", "placeholder"]
+    assert [f["code"] for f in report["notes"]] == ["remote-dataset-skipped"]
+    assert "not checked: hub dataset not available offline" in report["notes"][0]["message"]
+    assert [f["format"] for f in report["stats"]["files"]] == ["alpaca", "sharegpt", "sharegpt", "sharegpt"]
+    assert [f["kind"] for f in report["stats"]["files"]] == ["sft", "sft", "sft", "ranking"]
+    assert report["stats"]["valid_records"] == 5

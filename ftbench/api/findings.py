@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, asdict
 from typing import Literal
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "note"]  # a note: something not checked, said so
 
 
 @dataclass(slots=True)
 class Finding:
-    """One error or warning, located as precisely as we can: file:line:column, or record index + field path.
+    """One error, warning or note, located as precisely as we can: file:line:column, or record index + field path.
 
     ``record`` is the 0-based index of the record in its file; ``path`` is a field path such as
     ``[12].conversations[3].from``. Fields that do not apply are None.

@@ -16,6 +16,8 @@ from typing import Any
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.findings import Finding
 from ftbench.data.reader import is_jsonl, read_records
+from ftbench.data.sources import file_type
+from ftbench.io import atomic_write_text, atomic_write_with
 from ftbench.quality.text import PLACEHOLDER, find_placeholders
 
 # a --set key: anything a {{ }} slot can hold (the regex allows up to 40 characters without braces or newlines)
@@ -117,23 +119,40 @@ class PlaceholderFiller:
 
 @dataclass
 class DataFile:
-    """A data file's records and how it was laid out (JSON Lines, or a JSON array with some indent)."""
+    """A data file's records and how it was laid out (JSON Lines, a JSON array with some indent, or another file
+    type LLaMA-Factory reads, with its schema for Parquet/Arrow)."""
 
     records: list[Any]
     lines: list[int | None]
     jsonl: bool
     indent: int | str | None  # of a JSON array: 2, 4, "\t", or None for one line
     trailing_newline: bool
+    file_type: str = "json"  # json, parquet, arrow, csv or text
+    schema: Any = None  # the pyarrow schema of a Parquet/Arrow file
+
+    def describe(self) -> str:
+        """The layout, for messages: "JSON Lines", "JSON array", "Parquet", ..."""
+        if self.file_type == "json":
+            return "JSON Lines" if self.jsonl else "JSON array"
+        return {"parquet": "Parquet", "arrow": "Arrow", "csv": "CSV", "text": "text"}[self.file_type]
 
 
 def read_data_file(path: str) -> DataFile:
-    """Every record of a .json/.jsonl file; a file with syntax errors is refused (its layout cannot be kept)."""
+    """Every record of a data file; a file with errors is refused (its layout cannot be kept)."""
     findings: list[Finding] = []
     rows = list(read_records(path, findings))
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise InputError(f"{errors[0].one_line()}{more}; fix the file first (ftbench validate {path})")
+    kind = file_type(path) or "json"
+    if kind != "json":
+        schema = None
+        if kind in ("parquet", "arrow"):
+            from ftbench.data.columnar import read_schema
+
+            schema = read_schema(path, kind)
+        return DataFile([r.value for r in rows], [r.line for r in rows], False, None, True, kind, schema)
     jsonl = is_jsonl(path)
     with open(path, "rb") as fh:
         text = fh.read().decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -159,6 +178,21 @@ def render_data_file(data: DataFile, records: list[Any]) -> str:
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     text = json.dumps(records, ensure_ascii=False, indent=data.indent)
     return text + "\n" if data.trailing_newline else text
+
+
+def write_data_file(path: str, data: DataFile, records: list[Any]) -> None:
+    """Write the records to ``path`` (atomically) in the input's file type and layout."""
+    if data.file_type == "json":
+        atomic_write_text(path, render_data_file(data, records))
+    elif data.file_type in ("parquet", "arrow"):
+        from ftbench.data.columnar import write_columnar
+
+        atomic_write_with(path, lambda tmp: write_columnar(tmp, data.file_type, records, data.schema))
+    else:
+        from ftbench.data import textfiles
+
+        write = textfiles.write_csv if data.file_type == "csv" else textfiles.write_text
+        atomic_write_with(path, lambda tmp: write(tmp, records))
 
 
 def same_file(a: str, b: str) -> bool:

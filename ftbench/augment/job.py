@@ -65,13 +65,15 @@ def load_sources(data: str, fmt: str | None) -> tuple[object, str, list[tuple[in
     from ftbench.data.reader import read_records
 
     if os.path.isdir(data):
-        raise UsageError(f"{data}: is a folder; give one .json/.jsonl data file")
+        raise UsageError(f"{data}: is a folder; give one data file (.json, .jsonl, .csv, .parquet or .arrow)")
     findings: list = []
     plans = plan_files(DatasetSpec(data, formatting=fmt), findings)
     if not plans or plans[0].choice is None:
         first = next((f for f in findings if f.severity == "error"), None)
         raise InputError(first.one_line() if first else f"{data}: cannot tell the data format; pass --format")
     plan = plans[0]
+    if getattr(plan.choice.reader, "kind", "sft") != "sft":
+        raise UsageError(f"{data}: {plan.choice.reason}; augment writes SFT records from SFT records")
     convert = plan.choice.reader.convert
     rows = []
     for rec in read_records(plan.path, findings, display_name=plan.name):

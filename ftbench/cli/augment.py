@@ -47,28 +47,33 @@ def _refuse_same_file(data: str, out: str) -> None:
 def fill(ctx, data, out, assignments, strict, max_shown):
     """Fill placeholders such as {{name}} and {{author}} in every text field of DATA and write OUT.
 
-    DATA's format and file type are kept (a JSON array stays an indented array, JSON Lines stay JSON Lines).
+    DATA's format and file type are kept (a JSON array stays an indented array, JSON Lines stay JSON Lines,
+    Parquet/Arrow keep their schema; CSV and .txt files stay so).
     Every placeholder left unfilled ({{model}} without --set, <name>, [name], 【名字】...) is listed with its
     record and field path. Exit code 0: written; 1: unfilled placeholders with --strict, or DATA has errors;
     2: usage problem.
     """
-    from ftbench.augment.fill import fill_file, parse_assignments, render_data_file
+    from ftbench.augment.fill import fill_file, parse_assignments, write_data_file
     from ftbench.data.reader import check_readable
-    from ftbench.io import atomic_write_text
+    from ftbench.data.sources import file_type
 
     opts = settings(ctx)
     values = parse_assignments(assignments)
     check_readable(data)
     _refuse_same_file(data, out)
     layout, records, report = fill_file(data, values)
-    if not layout.jsonl and out.lower().endswith((".jsonl", ".ndjson")):
+    if layout.file_type == "json" and not layout.jsonl and out.lower().endswith((".jsonl", ".ndjson")):
         raise UsageError(f"-o {out}: DATA is a JSON array and fill keeps the file type; use a .json name")
+    if layout.file_type != "json" and file_type(out) != layout.file_type:
+        raise UsageError(f"-o {out}: DATA is {layout.describe()} and fill keeps the file type; use a "
+                         f"{os.path.splitext(data)[1]} name")
     unfilled = report.unfilled
     if not (strict and unfilled):
-        atomic_write_text(out, render_data_file(layout, records))
+        write_data_file(out, layout, records)
     if opts.json:
+        kind = ("jsonl" if layout.jsonl else "json") if layout.file_type == "json" else layout.file_type
         print_json({"ok": not (strict and unfilled), "output": out if not (strict and unfilled) else None,
-                    "format": "jsonl" if layout.jsonl else "json", **report.to_json()})
+                    "format": kind, **report.to_json()})
     else:
         _print_fill(opts, data, out, layout, report, max_shown)
     if strict and unfilled:
@@ -93,7 +98,7 @@ def _print_fill(opts, data, out, layout, report, max_shown) -> None:
         if len(report.unfilled) > max_shown:
             click.echo(f"  ... and {len(report.unfilled) - max_shown} more (--json lists all)", err=True)
     if not opts.quiet:
-        kind = "JSON Lines" if layout.jsonl else "JSON array"
+        kind = layout.describe()
         click.echo(f"wrote {out} ({kind}, {report.records} records)")
 
 

@@ -18,14 +18,15 @@ def _split_names(values: tuple[str, ...]) -> list[str]:
     return [n.strip() for v in values for n in v.split(",") if n.strip()]
 
 
-def resolve_specs(paths, dataset_info, datasets, fmt, findings):
+def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
     """Data files and dataset_info entries named on the command line, as DatasetSpecs."""
     from ftbench.data.dataset_info import parse_dataset_info
     from ftbench.data.loader import DatasetSpec
 
     specs = []
     for path in paths:
-        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_info.json")) and not dataset_info:
+        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_info.json")) and not dataset_info \
+                and not os.path.isfile(os.path.join(path, "state.json")):  # (state.json: a datasets save_to_disk)
             dataset_info = os.path.join(path, "dataset_info.json")  # a LLaMA-Factory data/ folder
             continue
         if not os.path.exists(path):
@@ -37,7 +38,7 @@ def resolve_specs(paths, dataset_info, datasets, fmt, findings):
     if datasets and not dataset_info:
         raise UsageError("--dataset names a dataset in a dataset_info.json: give --dataset-info FILE too")
     if dataset_info:
-        specs += parse_dataset_info(dataset_info, _split_names(datasets) or None, findings)
+        specs += parse_dataset_info(dataset_info, _split_names(datasets) or None, findings, media_dir=media_dir)
     return specs
 
 
@@ -69,6 +70,8 @@ class _Progress:
               "Default: all of them.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
               help="Data format of PATHS; auto-detection says what it chose and why.")
+@click.option("--media-dir", type=click.Path(file_okay=False), help="Where image/video/audio paths in the data are "
+              "relative to (LLaMA-Factory's media_dir). Default: the folder of dataset_info.json.")
 @click.option("--near-dup/--no-near-dup", default=True, show_default=True,
               help="Find near-duplicates with MinHash LSH.")
 @click.option("--near-dup-threshold", type=click.FloatRange(0.1, 1.0), default=0.8, show_default=True,
@@ -86,13 +89,15 @@ class _Progress:
               help="Findings of each kind listed in the text summary.")
 @common_options
 @click.pass_context
-def validate(ctx, paths, dataset_info, datasets, fmt, near_dup, near_dup_threshold, cutoff_len, tokenizer, against,
-             task, html_path, max_shown):
+def validate(ctx, paths, dataset_info, datasets, fmt, media_dir, near_dup, near_dup_threshold, cutoff_len, tokenizer,
+             against, task, html_path, max_shown):
     """Check SFT data: JSON syntax (with file:line:column), record structure (with field paths) and data
     quality (duplicates, placeholders, broken text, lengths, overlap with a test set).
 
-    PATHS are .json/.jsonl files, or a LLaMA-Factory data/ folder holding dataset_info.json.
-    Exit code 0: no errors (warnings allowed); 1: the data has errors; 2: usage or I/O problem.
+    PATHS are data files of any type LLaMA-Factory reads (.json, .jsonl, .csv, .parquet, .arrow, .txt), folders
+    of them, or a LLaMA-Factory data/ folder holding dataset_info.json (hub entries are checked when the hub or
+    its cache has them). Exit code 0: no errors (warnings and notes allowed); 1: the data has errors; 2: usage or
+    I/O problem.
     """
     from ftbench.api.findings import Finding
     from ftbench.data.loader import DatasetSpec
@@ -103,7 +108,7 @@ def validate(ctx, paths, dataset_info, datasets, fmt, near_dup, near_dup_thresho
     if not paths and not dataset_info:
         raise click.UsageError("give data files, a folder with dataset_info.json, or --dataset-info FILE")
     findings: list[Finding] = []
-    specs = resolve_specs(paths, dataset_info, datasets, fmt, findings)
+    specs = resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir)
     against_specs = []
     for path in against:
         if not os.path.exists(path):

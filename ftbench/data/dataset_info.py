@@ -1,6 +1,10 @@
-"""LLaMA-Factory's `dataset_info.json`: the registry that names datasets and says how to read each one
-(file_name, formatting, columns, tags, ranking, hub entries). Problems in the registry itself become findings
-located at their entry's line; the datasets it declares become `DatasetSpec`s for the loader.
+"""LLaMA-Factory's `dataset_info.json`: the registry that names datasets and says how to read each one.
+
+Each entry is resolved as LLaMA-Factory's `data/parser.py` resolves it: where the rows come from (a hub URL,
+then `script_url`, then `cloud_file_name`, then `file_name`), `formatting`, `ranking`, `split`, `num_samples`,
+and `columns`/`tags`, which **replace** the defaults wholesale (a column or tag left out of them is None, not
+its default). Problems in the registry itself become findings located at their entry's line; the datasets it
+declares become `DatasetSpec`s for the loader.
 """
 
 from __future__ import annotations
@@ -13,13 +17,18 @@ from ftbench.api.errors import UsageError
 from ftbench.api.findings import Finding
 from ftbench.data import jsonsyntax
 from ftbench.data.encoding import decode_text
-from ftbench.data.formats import FORMATS, SHAREGPT_TAGS
-from ftbench.data.loader import DatasetSpec
+from ftbench.data.formats import FORMATS, REQUIRED_TAGS, SHAREGPT_TAGS
+from ftbench.data.sources import parse_split, split_windows
+from ftbench.data.spec import DatasetSpec
 
 DATASET_INFO = "dataset_info.json"
-KNOWN_COLUMNS = {"prompt", "query", "response", "history", "messages", "system", "tools", "images", "videos",
-                 "audios", "chosen", "rejected", "kto_tag"}
+# LLaMA-Factory's DatasetAttr defaults, in its order
+DEFAULT_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": None,
+                   "messages": "conversations", "system": None, "tools": None, "images": None, "videos": None,
+                   "audios": None, "chosen": None, "rejected": None, "kto_tag": None}
+KNOWN_COLUMNS = set(DEFAULT_COLUMNS)
 KNOWN_TAGS = set(SHAREGPT_TAGS)
+HUB_KEYS = (("hf_hub_url", "hf_hub"), ("ms_hub_url", "ms_hub"), ("om_hub_url", "om_hub"))
 
 
 def declared_names(info_path: str) -> set[str]:
@@ -33,9 +42,11 @@ def declared_names(info_path: str) -> set[str]:
     return set(info) if isinstance(info, dict) else set()
 
 
-def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[Finding]) -> list[DatasetSpec]:
+def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[Finding], *,
+                       media_dir: str | None = None) -> list[DatasetSpec]:
     """The datasets a LLaMA-Factory dataset_info.json declares (all, or those named), with file paths resolved
-    relative to it; problems in the file itself become findings located at their entry's line."""
+    relative to it; problems in the file itself become findings located at their entry's line. ``media_dir``
+    is where media paths are relative to (LLaMA-Factory's default: the dataset_info.json folder)."""
     if os.path.isdir(info_path):
         info_path = os.path.join(info_path, DATASET_INFO)
     if not os.path.isfile(info_path):
@@ -53,59 +64,159 @@ def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[F
                                 file=info_path, line=1, column=1))
         return []
     base = os.path.dirname(info_path)
-    wanted = names or list(info)
     specs = []
-    for name in wanted:
-        line = _key_line(text, name)
+    for name in names or list(info):
         entry = info.get(name)
-        if entry is None:
+        if name not in info:
             close = [n for n in info if n.lower() == name.lower()]
             raise UsageError(f"{info_path}: no dataset named '{name}'"
                              + (f" (did you mean '{close[0]}'?)" if close else f"; it has: {', '.join(sorted(info))}"))
-        spec = _entry_spec(info_path, base, name, entry, line, findings)
+        spec = _EntryReader(info_path, base, name, _key_line(text, name), findings).spec(entry, media_dir or base)
         if spec is not None:
             specs.append(spec)
     return specs
 
 
-def _entry_spec(info_path, base, name, entry, line, findings) -> DatasetSpec | None:
-    def bad(code, message, hint=None, sub=None, severity="error"):
-        findings.append(Finding(code, message, severity=severity, hint=hint, file=info_path, line=line,
-                                path=f"{name}{'.' + sub if sub else ''}"))
+class _EntryReader:
+    """Turns one dataset_info entry into a DatasetSpec, reporting its problems at the entry's line."""
 
-    if not isinstance(entry, dict):
-        bad("dataset-info-invalid", f"entry '{name}' must be an object")
-        return None
-    if "file_name" not in entry:
-        if any(k in entry for k in ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")):
-            bad("remote-dataset-skipped", f"dataset '{name}' is on a hub; ftbench checks local files only",
-                hint="download it and register it with file_name to check it", severity="warning")
+    def __init__(self, info_path: str, base: str, name: str, line: int | None, findings: list[Finding]):
+        self.info_path, self.base, self.name, self.line, self.findings = info_path, base, name, line, findings
+
+    def bad(self, code: str, message: str, hint: str | None = None, sub: str | None = None,
+            severity: str = "error") -> None:
+        self.findings.append(Finding(code, message, severity=severity, hint=hint, file=self.info_path, line=self.line,
+                                     path=f"{self.name}{'.' + sub if sub else ''}"))
+
+    def spec(self, entry, media_dir: str) -> DatasetSpec | None:
+        name = self.name
+        if not isinstance(entry, dict):
+            self.bad("dataset-info-invalid", f"entry '{name}' must be an object")
+            return None
+        source = self._source(entry)
+        if source is None:
+            return None
+        load_from, location, key = source
+        formatting = entry.get("formatting", "alpaca")
+        if formatting not in FORMATS:
+            self.bad("dataset-info-invalid", f"unknown formatting {formatting!r}", sub="formatting",
+                     hint='use "alpaca", "sharegpt" or "openai"')
+            return None
+        columns, tags = self._columns(entry), self._tags(entry, formatting)
+        split, num_samples = self._split(entry, load_from), self._num_samples(entry)
+        if columns is None or tags is None or split is None or num_samples is False:
+            return None
+        ranking = entry.get("ranking", False) is True
+        kind = ("ranking" if ranking else "kto" if columns["kto_tag"] else
+                "pretrain" if formatting == "alpaca" and not columns["response"] else "sft")
+        if kind == "pretrain" and not (columns["prompt"] or columns["query"]):
+            self.bad("dataset-info-invalid", "\"columns\" maps no text column: LLaMA-Factory sets every column "
+                     "left out of \"columns\" to None", sub="columns", hint='list them all, e.g. "columns": '
+                     '{"prompt": "instruction", "query": "input", "response": "output"}')
+            return None
+        if formatting != "alpaca" and not columns["messages"]:
+            self.bad("dataset-info-invalid", "\"columns\" leaves out \"messages\": LLaMA-Factory sets every column "
+                     "left out of \"columns\" to None, and then finds no conversation", sub="columns",
+                     hint='add "messages": "conversations" (the key holding the list of turns)')
+            return None
+        path = location if load_from in ("hf_hub", "ms_hub", "om_hub", "cloud_file") else \
+            os.path.join(self.base, location)
+        return DatasetSpec(path, name=name, formatting=formatting, columns=columns, tags=tags,
+                           info_file=self.info_path, info_line=self.line, kind=kind, split=split,
+                           num_samples=num_samples, media_dir=media_dir, load_from=load_from,
+                           subset=entry.get("subset"), folder=entry.get("folder"), path_key=key)
+
+    def _source(self, entry: dict) -> tuple[str, str, str] | None:
+        """(load_from, path or id, key) in LLaMA-Factory's order: hub URLs (ModelScope / OpenMind when their
+        environment variable says so, or when there is no hf_hub_url), script_url, cloud_file_name, file_name."""
+        urls = {load: entry[key] for key, load in HUB_KEYS if key in entry}
+        if urls:
+            use_ms = os.environ.get("USE_MODELSCOPE_HUB", "0").lower() in ("true", "y", "1")
+            use_om = os.environ.get("USE_OPENMIND_HUB", "0").lower() in ("true", "y", "1")
+            load = ("ms_hub" if "ms_hub" in urls and (use_ms or "hf_hub" not in urls) else
+                    "om_hub" if "om_hub" in urls and (use_om or "hf_hub" not in urls) else "hf_hub")
+            found = (load, urls[load], f"{load}_url")
+        elif "script_url" in entry:
+            found = ("script", entry["script_url"], "script_url")
+        elif "cloud_file_name" in entry:
+            found = ("cloud_file", entry["cloud_file_name"], "cloud_file_name")
+        elif "file_name" in entry:
+            found = ("file", entry["file_name"], "file_name")
         else:
-            bad("dataset-info-invalid", f"entry '{name}' has no file_name", hint='add "file_name": "your_data.json"')
-        return None
-    formatting = entry.get("formatting", "alpaca")
-    if formatting not in FORMATS:
-        bad("dataset-info-invalid", f"unknown formatting {formatting!r}", hint="use \"alpaca\" or \"sharegpt\"",
-            sub="formatting")
-        return None
-    columns, tags = entry.get("columns", {}) or {}, entry.get("tags", {}) or {}
-    for key in columns:
-        if key not in KNOWN_COLUMNS:
-            bad("dataset-info-invalid", f"unknown column key '{key}'", hint=f"known: {', '.join(sorted(KNOWN_COLUMNS))}",
-                sub=f"columns.{key}", severity="warning")
-    for key in tags:
-        if key not in KNOWN_TAGS:
-            bad("dataset-info-invalid", f"unknown tag key '{key}'", hint=f"known: {', '.join(sorted(KNOWN_TAGS))}",
-                sub=f"tags.{key}", severity="warning")
-    if entry.get("ranking"):
-        bad("unsupported-dataset", f"dataset '{name}' is preference (ranking) data; ftbench checks SFT data",
-            severity="warning")
-        return None
-    return DatasetSpec(os.path.join(base, entry["file_name"]), name=name, formatting=formatting,
-                       columns={k: v for k, v in columns.items() if k in KNOWN_COLUMNS}, tags=tags,
-                       info_file=info_path, info_line=line)
+            self.bad("dataset-info-invalid", f"entry '{self.name}' has no file_name",
+                     hint='add "file_name": "your_data.json" (or a hf_hub_url)')
+            return None
+        if not isinstance(found[1], str) or not found[1]:
+            self.bad("dataset-info-invalid", f"{found[2]} must be a path or an id, not {found[1]!r}", sub=found[2])
+            return None
+        return found
+
+    def _columns(self, entry: dict) -> dict | None:
+        """Every column LLaMA-Factory knows, from "columns" when the entry has it (unlisted ones None)."""
+        if "columns" not in entry:
+            return dict(DEFAULT_COLUMNS)
+        given = entry["columns"]
+        if not isinstance(given, dict) or not all(isinstance(v, str) or v is None for v in given.values()):
+            self.bad("dataset-info-invalid", "\"columns\" must map column names to the data's keys",
+                     sub="columns", hint='e.g. "columns": {"prompt": "question", "response": "answer"}')
+            return None
+        for key in given:
+            if key not in KNOWN_COLUMNS:
+                self.bad("dataset-info-invalid", f"unknown column key '{key}'", sub=f"columns.{key}",
+                         hint=f"known: {', '.join(sorted(KNOWN_COLUMNS))}", severity="warning")
+        return {key: given.get(key) for key in DEFAULT_COLUMNS}
+
+    def _tags(self, entry: dict, formatting: str) -> dict | None:
+        """Every sharegpt tag, from "tags" when the entry has it (unlisted ones None, as in LLaMA-Factory; the
+        role/content/user/assistant tags then keep their defaults after an error says so)."""
+        if "tags" not in entry:
+            return dict(SHAREGPT_TAGS)
+        given = entry["tags"]
+        if not isinstance(given, dict) or not all(isinstance(v, str) or v is None for v in given.values()):
+            self.bad("dataset-info-invalid", "\"tags\" must map tag names to strings", sub="tags",
+                     hint='e.g. "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", '
+                     '"assistant_tag": "assistant"}')
+            return None
+        for key in given:
+            if key not in KNOWN_TAGS:
+                self.bad("dataset-info-invalid", f"unknown tag key '{key}'", sub=f"tags.{key}",
+                         hint=f"known: {', '.join(sorted(KNOWN_TAGS))}", severity="warning")
+        missing = [key for key in REQUIRED_TAGS if not given.get(key)]
+        if missing and formatting != "alpaca":
+            listed = ", ".join(f'"{k}": "{SHAREGPT_TAGS[k]}"' for k in missing)
+            self.bad("dataset-tags-incomplete", f"\"tags\" leaves out {', '.join(missing)}: LLaMA-Factory sets "
+                     "every tag left out of \"tags\" to None (it does not keep the defaults), so it rejects every "
+                     "conversation", sub="tags", hint=f"list them too, e.g. {listed} (with your data's values)")
+        return {key: given.get(key) for key in SHAREGPT_TAGS}
+
+    def _split(self, entry: dict, load_from: str) -> str | None:
+        split = entry.get("split", "train")
+        if not isinstance(split, str):
+            self.bad("dataset-info-invalid", f"split must be a string such as \"train\", not {split!r}", sub="split")
+            return None
+        try:
+            parse_split(split)
+            if load_from == "file":
+                split_windows(split, 0)  # a local file has only the train split
+        except ValueError as err:
+            self.bad("dataset-split-invalid", str(err), sub="split", hint='use "train", or a slice of it such as '
+                     '"train[:1000]" or "train[:10%]"')
+            return None
+        return split
+
+    def _num_samples(self, entry: dict) -> int | None | bool:
+        value = entry.get("num_samples")
+        if value is None:
+            return None
+        if type(value) is not int or value < 0:
+            self.bad("dataset-info-invalid", f"num_samples must be a whole number >= 0, not {value!r}",
+                     sub="num_samples", hint="the number of rows LLaMA-Factory draws from this dataset")
+            return False
+        return value
 
 
 def _key_line(text: str, key: str) -> int | None:
-    m = re.search(r'^\s*"' + re.escape(key) + r'"\s*:', text, flags=re.M)
+    """The line of an entry's key: at the start of a line (an indented file), else its first occurrence."""
+    quoted = '"' + re.escape(key) + r'"\s*:'
+    m = re.search(r"^\s*" + quoted, text, flags=re.M) or re.search(r"[{,]\s*" + quoted, text)
     return text.count("\n", 0, m.start()) + 1 if m else None

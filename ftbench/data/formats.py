@@ -26,6 +26,7 @@ SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human"
                  "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
                "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
+REQUIRED_TAGS = ("role_tag", "content_tag", "user_tag", "assistant_tag")
 FORMATS = ("alpaca", "sharegpt", "openai")
 
 
@@ -42,9 +43,12 @@ class Sample:
     line: int | None
     fields: dict[str, str] = field(default_factory=dict)  # field path -> text, for locating text findings
     response_path: str = ""  # the field path of the final assistant text
+    kind: str = "sft"  # "sft", "ranking" (the response is the chosen one), "kto" or "pretrain" (one text)
 
     def prompt_text(self) -> str:
         """Everything the model is conditioned on, as plain text (for duplicate and overlap checks)."""
+        if not self.system and len(self.turns) == 2:  # the common single-turn sample, without a copy
+            return self.turns[0][1]
         parts = [self.system] if self.system else []
         parts.extend(content for _, content in self.turns[:-1])
         return "\n".join(parts)
@@ -82,7 +86,7 @@ class RecordErrors:
             self.count += 1
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
@@ -101,47 +105,68 @@ class AlpacaFormat:
 
     def __init__(self, columns: dict | None = None):
         cols = dict(ALPACA_COLUMNS)
-        cols.update(columns or {})
+        cols.update(columns or {})  # a dataset_info entry gives every column, None for those LLaMA-Factory skips
         self.columns = cols
         self.prompt, self.query, self.response = cols["prompt"], cols["query"], cols["response"]
         self.history, self.system, self.tools = cols.get("history"), cols.get("system"), cols.get("tools")
+        # field paths of the fast path, made once rather than per record
+        self._paths = (f".{self.prompt}", f".{self.query}", f".{self.response}")
 
     def required_columns(self) -> list[str]:
-        return [c for c in (self.prompt, self.response) if c]
+        """Columns every record needs: the prompt (or, without one, the query) and the response."""
+        return [c for c in (self.prompt or self.query, self.response) if c]
+
+    def describe(self) -> str:
+        """What a record must hold, for messages."""
+        return " and ".join(f"'{c}'" for c in self.required_columns())
 
     def convert(self, file: str, rec: RawRecord, out: list[Finding]) -> Sample | None:
         v = rec.value
-        errs = RecordErrors(file, rec, out)
         if type(v) is not dict:
-            errs.add("wrong-type", "", f"the record is {_type_name(v)}, expected an object with "
-                     f"'{self.prompt}' and '{self.response}'")
+            RecordErrors(file, rec, out).add("wrong-type", "", f"the record is {type_name(v)}, expected an object "
+                                             f"with {self.describe()}")
             return None
-        instruction, query, response = v.get(self.prompt), v.get(self.query, ""), v.get(self.response)
-        if (type(instruction) is str and type(response) is str and type(query) is str and instruction.strip()
+        instruction = v.get(self.prompt) if self.prompt else ""
+        query, response = v.get(self.query, "") if self.query else "", v.get(self.response)
+        if (type(instruction) is str and type(response) is str and type(query) is str
+                and (instruction.strip() or not self.prompt and query.strip())
                 and not (self.history and v.get(self.history)) and not (self.system and self.system in v)):
             # fast path for the plain record (most of a large file): no history, no system, all strings
-            fields = {f".{self.prompt}": instruction, f".{self.response}": response}
+            prompt_path, query_path, response_path = self._paths
+            fields = {prompt_path: instruction, response_path: response} if self.prompt else {response_path: response}
             if query:
-                fields[f".{self.query}"] = query
-                instruction = f"{instruction}\n{query}"  # LLaMA-Factory joins prompt and query with \n
+                fields[query_path] = query
+                # LLaMA-Factory joins prompt and query with \n
+                instruction = f"{instruction}\n{query}" if instruction else query
             return Sample([(USER, instruction), (ASSISTANT, response)], "", "", file, rec.index, rec.line, fields,
-                          f".{self.response}")
+                          response_path)
+        errs = RecordErrors(file, rec, out)
+        prompt = self.prompt_turns(v, errs)
+        response = self._text(v, self.response, errs, prompt[3], required=True)
+        if prompt[0] is None or response is None:
+            return None
+        turns, system, tools, fields = prompt
+        turns.append((ASSISTANT, response))
+        return Sample(turns, system, tools, file, rec.index, rec.line, fields, f".{self.response}")
+
+    def prompt_turns(self, v: dict, errs: RecordErrors) -> tuple[list | None, str, str, dict]:
+        """(history and user turns, system, tools, field texts) of a record; turns None if it has errors."""
         fields: dict[str, str] = {}
-        instruction = self._text(v, self.prompt, errs, fields, required=True)
-        query = self._text(v, self.query, errs, fields, required=False) if self.query else ""
-        response = self._text(v, self.response, errs, fields, required=True)
+        instruction = self._text(v, self.prompt, errs, fields, required=True) if self.prompt else ""
+        query = self._text(v, self.query, errs, fields, required=not self.prompt) if self.query else ""
         system = self._text(v, self.system, errs, fields, required=False) if self.system else ""
         tools = self._text(v, self.tools, errs, fields, required=False) if self.tools else ""
         turns = self._history(v, errs, fields) if self.history else []
         if instruction is not None and query is not None and not instruction.strip() and not query.strip():
-            errs.add("empty-field", f".{self.prompt}", f"'{self.prompt}' is empty"
-                     + (f" and so is '{self.query}'" if self.query else ""), hint="the prompt has no text to train on")
-        if errs.count or turns is None or None in (instruction, query, response, system, tools):
-            return None
+            first = self.prompt or self.query
+            errs.add("empty-field", f".{first}", f"'{first}' is empty"
+                     + (f" and so is '{self.query}'" if self.query and self.prompt else ""),
+                     hint="the prompt has no text to train on")
+        if errs.count or turns is None or None in (instruction, query, system, tools):
+            return None, "", "", fields
         user = "\n".join(t for t in (instruction, query) if t)  # LLaMA-Factory joins prompt and query with \n
         turns.append((USER, user))
-        turns.append((ASSISTANT, response))
-        return Sample(turns, system or "", tools or "", file, rec.index, rec.line, fields, f".{self.response}")
+        return turns, system or "", tools or "", fields
 
     def _text(self, v: dict, key: str, errs: RecordErrors, fields: dict, *, required: bool) -> str | None:
         value = v.get(key)
@@ -155,7 +180,7 @@ class AlpacaFormat:
                 return None
             return ""
         if type(value) is not str:
-            errs.add("wrong-type", f".{key}", f"'{key}' is {_type_name(value)}, expected a string",
+            errs.add("wrong-type", f".{key}", f"'{key}' is {type_name(value)}, expected a string",
                      hint="lists of answers are preference (ranking) data; SFT needs one string"
                      if key == self.response and isinstance(value, list) else None)
             return None
@@ -167,20 +192,20 @@ class AlpacaFormat:
         if history is None:
             return []
         if type(history) is not list:
-            errs.add("wrong-type", f".{self.history}", f"'{self.history}' is {_type_name(history)}, "
+            errs.add("wrong-type", f".{self.history}", f"'{self.history}' is {type_name(history)}, "
                      "expected an array of [question, answer] pairs")
             return None
         turns: list[tuple[str, str]] = []
         for i, pair in enumerate(history):
             path = f".{self.history}[{i}]"
             if type(pair) is not list or len(pair) != 2:
-                errs.add("wrong-type", path, f"history item is {_type_name(pair)}"
+                errs.add("wrong-type", path, f"history item is {type_name(pair)}"
                          + (f" of {len(pair)} items" if isinstance(pair, list) else "")
                          + ", expected a [question, answer] pair")
                 continue
             for j, (role, text) in enumerate(zip((USER, ASSISTANT), pair)):
                 if type(text) is not str:
-                    errs.add("wrong-type", f"{path}[{j}]", f"history text is {_type_name(text)}, expected a string")
+                    errs.add("wrong-type", f"{path}[{j}]", f"history text is {type_name(text)}, expected a string")
                 elif not text.strip():
                     errs.add("empty-field", f"{path}[{j}]", "history text is empty")
                 else:
@@ -199,24 +224,51 @@ class ConversationFormat:
         self.name = name
         base_cols, base_tags = (OPENAI_COLUMNS, OPENAI_TAGS) if name == "openai" else (SHAREGPT_COLUMNS, SHAREGPT_TAGS)
         self.columns = {**base_cols, **(columns or {})}
-        self.tags = {**base_tags, **{k: v for k, v in (tags or {}).items() if v is not None}}
+        # a None observation/function/system tag is honoured (LLaMA-Factory then rejects that role); the
+        # role, content, user and assistant tags always have a value (dataset_info reports them missing)
+        self.tags = {**base_tags, **(tags or {})}
+        for key in REQUIRED_TAGS:
+            self.tags[key] = self.tags[key] if self.tags[key] is not None else base_tags[key]
         t = self.tags
-        self.messages, self.system_col, self.tools_col = (self.columns["messages"], self.columns.get("system"),
-                                                          self.columns.get("tools"))
+        self.messages, self.system_col, self.tools_col = (self.columns["messages"] or base_cols["messages"],
+                                                          self.columns.get("system"), self.columns.get("tools"))
         self.role_tag, self.content_tag = t["role_tag"], t["content_tag"]
-        self.role_of = {t["user_tag"]: USER, t["assistant_tag"]: ASSISTANT, t["observation_tag"]: OBSERVATION,
-                        t["function_tag"]: FUNCTION, t["system_tag"]: SYSTEM}
-        self.user_side = (t["user_tag"], t["observation_tag"])
-        self.assistant_side = (t["assistant_tag"], t["function_tag"])
+        roles = ((t["user_tag"], USER), (t["assistant_tag"], ASSISTANT), (t["observation_tag"], OBSERVATION),
+                 (t["function_tag"], FUNCTION), (t["system_tag"], SYSTEM))
+        self.role_of = {tag: role for tag, role in roles if tag is not None}
+        self.user_side = tuple(tag for tag in (t["user_tag"], t["observation_tag"]) if tag is not None)
+        self.assistant_side = tuple(tag for tag in (t["assistant_tag"], t["function_tag"]) if tag is not None)
 
     def required_columns(self) -> list[str]:
+        """Columns every record needs: the list of turns."""
         return [self.messages]
 
+    def describe(self) -> str:
+        """What a record must hold, for messages."""
+        return f"'{self.messages}'"
+
     def convert(self, file: str, rec: RawRecord, out: list[Finding]) -> Sample | None:
-        v = rec.value
         errs = RecordErrors(file, rec, out)
+        parsed = self.parse(rec.value, errs)
+        if parsed is None:
+            return None
+        turns, system, tools, fields, turns_raw = parsed
+        key = self.messages
+        if turns and turns[-1][0] not in (ASSISTANT, FUNCTION):
+            last = len(turns_raw) - 1
+            errs.add("last-turn-not-assistant", f".{key}[{last}].{self.role_tag}",
+                     f"the conversation ends with a '{turns_raw[last][self.role_tag]}' turn; it must end with "
+                     f"'{self.tags['assistant_tag']}'", hint="add the assistant's answer or drop the unanswered turn "
+                     "(LLaMA-Factory drops the whole conversation: 'Invalid message count')")
+            return None
+        response_path = f".{key}[{len(turns_raw) - 1}].{self.content_tag}"
+        return Sample(turns, system, tools, file, rec.index, rec.line, fields, response_path)
+
+    def parse(self, v, errs: RecordErrors) -> tuple[list, str, str, dict, list] | None:
+        """(turns, system, tools, field texts, the raw turns) of a record whose turns alternate user-side,
+        assistant-side; None (with the errors in ``errs``) if they do not."""
         if type(v) is not dict:
-            errs.add("wrong-type", "", f"the record is {_type_name(v)}, expected an object with '{self.messages}'")
+            errs.add("wrong-type", "", f"the record is {type_name(v)}, expected an object with '{self.messages}'")
             return None
         key = self.messages
         turns_raw = v.get(key)
@@ -228,7 +280,7 @@ class ConversationFormat:
                          hint=_missing_key_hint(v.keys(), key) or f"add \"{key}\": [{{...}}, ...]")
             return None
         if type(turns_raw) is not list:
-            errs.add("wrong-type", f".{key}", f"'{key}' is {_type_name(turns_raw)}, expected an array of turns")
+            errs.add("wrong-type", f".{key}", f"'{key}' is {type_name(turns_raw)}, expected an array of turns")
             return None
         if not turns_raw:
             errs.add("empty-conversation", f".{key}", "the conversation has no turns")
@@ -238,7 +290,7 @@ class ConversationFormat:
         if self.system_col and v.get(self.system_col) is not None:
             system = v[self.system_col]
             if type(system) is not str:
-                errs.add("wrong-type", f".{self.system_col}", f"'{self.system_col}' is {_type_name(system)}, "
+                errs.add("wrong-type", f".{self.system_col}", f"'{self.system_col}' is {type_name(system)}, "
                          "expected a string")
                 system = ""
             else:
@@ -248,7 +300,8 @@ class ConversationFormat:
         turns: list[tuple[str, str]] = []
         start = 0
         first = turns_raw[0]
-        if type(first) is dict and first.get(self.role_tag) == self.tags["system_tag"]:
+        if type(first) is dict and self.tags["system_tag"] is not None and \
+                first.get(self.role_tag) == self.tags["system_tag"]:
             content = self._content(first, f".{key}[0]", errs, fields, allow_empty=True)
             system = content if content is not None else system
             start = 1
@@ -260,7 +313,7 @@ class ConversationFormat:
             turn = turns_raw[i]
             path = f".{key}[{i}]"
             if type(turn) is not dict:
-                errs.add("wrong-type", path, f"turn is {_type_name(turn)}, expected an object with "
+                errs.add("wrong-type", path, f"turn is {type_name(turn)}, expected an object with "
                          f"'{self.role_tag}' and '{self.content_tag}'")
                 expect_user = not expect_user
                 continue
@@ -276,15 +329,7 @@ class ConversationFormat:
                 turns.append((role, content))
         if errs.count:
             return None
-        if turns and turns[-1][0] not in (ASSISTANT, FUNCTION):
-            last = len(turns_raw) - 1
-            errs.add("last-turn-not-assistant", f".{key}[{last}].{self.role_tag}",
-                     f"the conversation ends with a '{turns_raw[last][self.role_tag]}' turn; it must end with "
-                     f"'{self.tags['assistant_tag']}'", hint="add the assistant's answer or drop the unanswered turn "
-                     "(LLaMA-Factory drops the whole conversation: 'Invalid message count')")
-            return None
-        response_path = f".{key}[{len(turns_raw) - 1}].{self.content_tag}"
-        return Sample(turns, system, tools, file, rec.index, rec.line, fields, response_path)
+        return turns, system, tools, fields, turns_raw
 
     def _role(self, turn: dict, path: str, errs: RecordErrors, user_side: bool) -> str | None:
         if self.role_tag not in turn:
@@ -318,8 +363,12 @@ class ConversationFormat:
 
     def _content(self, turn: dict, path: str, errs: RecordErrors, fields: dict, *, allow_empty: bool) -> str | None:
         key = self.content_tag
-        if key not in turn:
-            used = [k for k in self.TURN_KEY_ALTERNATIVES if k in turn and k != key]
+        if turn.get(key) is None:  # absent, or null as in a Parquet struct whose other rows use another key
+            used = [k for k in self.TURN_KEY_ALTERNATIVES
+                    if k != key and k in turn and (key not in turn or isinstance(turn[k], str))]
+            if key in turn and not used:
+                errs.add("wrong-type", f"{path}.{key}", f"'{key}' is null, expected a string")
+                return None
             if used:
                 errs.add("wrong-turn-key", f"{path}.{used[0]}", f"turn uses '{used[0]}' where '{key}' is expected",
                          hint=f"rename '{used[0]}' to '{key}' (or set tags.content_tag in dataset_info.json)")
@@ -333,7 +382,7 @@ class ConversationFormat:
             if len(texts) == len(content) and all(isinstance(t, str) for t in texts):
                 content = "".join(texts)
         if type(content) is not str:
-            errs.add("wrong-type", f"{path}.{key}", f"'{key}' is {_type_name(content)}, expected a string")
+            errs.add("wrong-type", f"{path}.{key}", f"'{key}' is {type_name(content)}, expected a string")
             return None
         if not allow_empty and not content.strip():
             errs.add("empty-field", f"{path}.{key}", "the turn's text is empty")

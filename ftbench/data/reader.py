@@ -1,8 +1,10 @@
-"""Read raw JSON records from `.json` (array, or JSON Lines saved as .json) and `.jsonl` files.
+"""Read raw records from every file type LLaMA-Factory reads: `.json` (array, or JSON Lines saved as .json)
+and `.jsonl` here; `.parquet`/`.arrow` (`columnar`) and `.csv`/`.txt` (`textfiles`) through `read_records`.
 
 Every later command reads data through here. Syntax problems never raise: they become Findings with
 file:line:column (appended to the caller's list) and reading goes on, so one run reports every bad JSONL
-line and every repairable mistake in a .json file. JSONL is streamed in bounded memory.
+line and every repairable mistake in a .json file. JSONL, CSV, text and columnar files are streamed in
+bounded memory.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import orjson
@@ -19,17 +20,11 @@ from ftbench.api.errors import UsageError
 from ftbench.api.findings import Finding
 from ftbench.data import jsonsyntax
 from ftbench.data.encoding import decode_text
+from ftbench.data.record import RawRecord, Windows, in_windows
+from ftbench.data.sources import file_type
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
-
-
-@dataclass(slots=True)
-class RawRecord:
-    """One top-level JSON value from a data file: its 0-based index and the 1-based line it starts on."""
-
-    index: int
-    line: int | None
-    value: Any
+__all__ = ["RawRecord", "read_records", "peek_records", "is_jsonl", "split_jsonl", "check_readable", "loads_line"]
 
 
 def _strict_loads(text: str | bytes) -> Any:
@@ -57,6 +52,8 @@ def is_jsonl(path: str) -> bool:
     """JSON Lines by suffix, or a .json file that holds JSON Lines (as `datasets` accepts)."""
     if path.lower().endswith(JSONL_SUFFIXES):
         return True
+    if file_type(path) not in ("json", None):
+        return False
     with open(path, "rb") as fh:
         head = fh.read(4096)
     return _looks_like_jsonl(path, head)
@@ -64,19 +61,37 @@ def is_jsonl(path: str) -> bool:
 
 def read_records(path: str, findings: list[Finding], *, display_name: str | None = None,
                  on_progress: Callable[[int], None] | None = None, byte_range: tuple[int, int] | None = None,
-                 counts: dict | None = None) -> Iterator[RawRecord]:
-    """Yield the records of a data file; syntax problems go to ``findings`` (never raised).
+                 counts: dict | None = None, windows: Windows | None = None) -> Iterator[RawRecord]:
+    """Yield the records of a data file of any type; problems go to ``findings`` (never raised).
 
     ``on_progress(nbytes)`` is called with the number of bytes read since its last call, for progress bars.
     ``byte_range`` (JSON Lines only, from `split_jsonl`) reads one shard: its record indices and lines then
     count from the shard's start, and ``counts`` receives {"lines", "records"} so the caller can shift them.
+    ``windows`` keeps only the records whose index is in one of its [start, end) ranges (a split such as
+    train[:100], or a worker's share of a Parquet file); their indices stay the file's.
     """
     check_readable(path)
     name = display_name or path
+    kind = file_type(path)
+    if kind in ("parquet", "arrow"):
+        from ftbench.data.columnar import read_columnar
+
+        yield from read_columnar(path, kind, name, findings, windows=windows, on_progress=on_progress, counts=counts)
+        return
+    if kind in ("csv", "text"):
+        from ftbench.data import textfiles
+
+        read = textfiles.read_csv if kind == "csv" else textfiles.read_text
+        yield from read(path, name, findings, windows=windows, on_progress=on_progress, counts=counts)
+        return
     if is_jsonl(path):
-        yield from _read_jsonl(path, name, findings, on_progress, byte_range or (0, None), counts)
+        records = _read_jsonl(path, name, findings, on_progress, byte_range or (0, None), counts)
     else:
-        yield from _read_json_document(path, name, findings, on_progress, counts)
+        records = _read_json_document(path, name, findings, on_progress, counts)
+    if windows is None:
+        yield from records
+    else:
+        yield from (r for r in records if in_windows(r.index, windows))
 
 
 def split_jsonl(path: str, parts: int) -> list[tuple[int, int]]:
@@ -95,6 +110,8 @@ def split_jsonl(path: str, parts: int) -> list[tuple[int, int]]:
 def peek_records(path: str, limit: int) -> list[RawRecord]:
     """The first readable records of a file, cheaply, for format detection (problems are not reported)."""
     ignored: list[Finding] = []
+    if file_type(path) not in ("json", None):
+        return list(itertools.islice(read_records(path, ignored), limit))
     if is_jsonl(path):
         return list(itertools.islice(_read_jsonl(path, path, ignored, None, (0, None), None), limit))
     with open(path, "rb") as fh:

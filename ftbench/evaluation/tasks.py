@@ -24,6 +24,8 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.data.bundled import tasks_dir
 
 _TEMPLATE_ENV = None
+# `datasets` builders whose data_files ftbench reads itself (the same rows datasets would give)
+LOCAL_BUILDERS = ("json", "jsonl", "parquet", "arrow", "csv", "text")
 
 
 def render_template(template: str, doc: dict) -> str:
@@ -170,12 +172,13 @@ class TaskSpec:
         return prefix + shots + self.doc_to_text(doc)
 
     def docs(self, split: str | None = None) -> list[dict]:
-        """The documents of a split (default: the test split): local JSON/JSONL read directly, anything
-        else through `datasets.load_dataset` (imported only then)."""
+        """The documents of a split (default: the test split): local files (JSON, JSON Lines, Parquet, Arrow, CSV,
+        text) read directly by ftbench's reader, anything else through `datasets.load_dataset` (imported only
+        then)."""
         split = split or self.test_split
         path, kwargs = self.config.get("dataset_path"), dict(self.config.get("dataset_kwargs") or {})
         data_files = kwargs.get("data_files")
-        if path in ("json", "jsonl") and isinstance(data_files, dict):
+        if path in LOCAL_BUILDERS and isinstance(data_files, dict):
             if split not in data_files:
                 raise UsageError(f"{self.path}: no data_files entry for split {split!r} "
                                  f"(has: {', '.join(data_files)})")

@@ -82,9 +82,9 @@ class RecordChecker:
         f.line.append(s.line or 0)
         prompt, response = s.prompt_text(), s.response_text()
         np_, nr = " ".join(prompt.lower().split()), " ".join(response.lower().split())
-        rh = hash(nr)
-        f.key.append(hash((np_, nr)))
-        f.prompt.append(hash(np_))
+        rh, key = hash(nr), hash((np_, nr))
+        f.key.append(key)
+        f.prompt.append(hash(np_) if np_ else key)  # no prompt (pretraining text): never a "conflicting output"
         f.response.append(rh)
         if self.near_index is not None:
             self.near_index.add(np_ + "\n" + nr)
@@ -92,14 +92,16 @@ class RecordChecker:
             f.prompts.append(np_)
 
         if not nr:
-            self._warn(s, "empty-output", s.response_path, "the output is empty or whitespace only",
-                       "an empty answer teaches the model to say nothing; fill it or drop the record")
+            if s.kind != "pretrain":  # (an empty text was reported as empty-text when it was read)
+                self._warn(s, "empty-output", s.response_path, "the output is empty or whitespace only",
+                           "an empty answer teaches the model to say nothing; fill it or drop the record")
         elif len(s.turns) >= 2 and abs(len(s.turns[-2][1]) - len(response)) <= len(response) // 4 + 2 \
                 and nr == normalise(s.turns[-2][1]):
             self._warn(s, "output-equals-prompt", s.response_path, "the output is identical to the prompt",
                        "the answer just repeats the question; probably a copy-paste slip")
         blob = "\n".join(s.fields.values())  # one prefilter over all fields; per-field work only on a hit
-        if find_placeholders(blob) or looks_broken(blob):
+        raw = None if blob.isascii() else blob.encode("utf-8", "surrogatepass")
+        if find_placeholders(blob) or looks_broken(blob, raw):
             self._text_findings(s)
         if self.opt.task == "gsm8k" and not GSM8K_ANSWER.search(response):
             self._warn(s, "gsm8k-answer-format", s.response_path, _gsm8k_problem(response),
@@ -112,8 +114,8 @@ class RecordChecker:
         f.response_chars.append(len(response))
         f.turns.append(len(s.turns))
         size = len(prompt) + len(response)
-        wide = 0 if prompt.isascii() and response.isascii() else \
-            (len(prompt.encode("utf-8", "surrogatepass")) + len(response.encode("utf-8", "surrogatepass")) - size) // 2  # CJK characters take 3 bytes
+        # CJK characters take 3 bytes; the fields hold the same text as prompt and response (plus ASCII newlines)
+        wide = 0 if raw is None else min((len(raw) - len(blob)) // 2, size)
         share = wide / size if size else 0.0
         f.language.append(2 if share >= 0.5 else 0 if share < 0.05 else 1)
         if self.opt.token_counter is not None:

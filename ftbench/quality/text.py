@@ -57,21 +57,23 @@ def _fix_latin_mojibake(fragment: str) -> str | None:
 _CONTROL_BYTES = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
 
 
-def looks_broken(text: str) -> bool:
+def looks_broken(text: str, raw: bytes | None = None) -> bool:
     """A fast, conservative prefilter for `text_problems`: False means the text is certainly clean.
 
     Works on the UTF-8 bytes because byte searches run at memchr speed, where a regex over a CJK string
     costs ~25 ns a character: control characters are single bytes, lone surrogates start with 0xED (as do
-    some Hangul), U+FFFD is EF BF BD, and every Latin-1 letter that mojibake starts with (U+00C2-U+00F4)
-    starts with 0xC3, a byte that no CJK character contains.
+    some Hangul), and every Latin-1 letter that mojibake starts with (U+00C2-U+00F4) starts with 0xC3, a byte
+    that no CJK character contains; U+FFFD and the first characters of 锟斤拷/烫烫烫/屯屯屯 are single-character
+    searches of the text.
     """
-    raw = text.encode("utf-8", "surrogatepass")
+    if raw is None:  # ``raw``: the text's UTF-8 bytes, when the caller has them already
+        raw = text.encode("utf-8", "surrogatepass")
     if len(raw.translate(None, _CONTROL_BYTES)) != len(raw):
         return True
     if len(raw) == len(text):  # pure ASCII
         return False
-    return (b"\xc3" in raw or b"\xed" in raw or b"\xef\xbf\xbd" in raw
-            or "锟斤" in text or "烫烫" in text or "屯屯" in text)
+    # single-character searches of the str: faster than the multi-byte ones (the full check confirms a hit)
+    return b"\xc3" in raw or b"\xed" in raw or "\ufffd" in text or "锟" in text or "烫" in text or "屯" in text
 
 
 def text_problems(text: str) -> list[tuple[str, str, str]]:

@@ -102,7 +102,8 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
     from ftbench.training.data import resolve_datasets
 
     specs = resolve_datasets(cfg, cfg.dataset) + resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
-    files = [s.path for s in specs] + ([rs.gsm8k] if rs.gsm8k and os.path.exists(rs.gsm8k) else [])
+    files = [s.path for s in specs if s.load_from == "file"] + ([rs.gsm8k] if rs.gsm8k and os.path.exists(rs.gsm8k)
+                                                                 else [])
     current = {"train": {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"},
                "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens",
                                                        "gsm8k_max_new_tokens")},

@@ -34,7 +34,8 @@ def validation_text(report: ValidationReport, *, max_shown: int = 20, color: boo
              f"({s['valid_records']:,} valid) in {report.seconds:.1f} s"]
     for f in report.files:
         lines.append(f"  {f['file']}{' [' + f['dataset'] + ']' if f.get('dataset') else ''}: {f['reason']}")
-    for title, findings, colour in (("Errors", report.errors, "red"), ("Warnings", report.warnings, "yellow")):
+    for title, findings, colour in (("Errors", report.errors, "red"), ("Warnings", report.warnings, "yellow"),
+                                    ("Notes", report.notes, "cyan")):
         if not findings:
             continue
         lines.append("")

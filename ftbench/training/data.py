@@ -20,8 +20,9 @@ from ftbench.training.config import resolve_path
 
 def resolve_datasets(cfg: TrainConfig, names: list[str], key: str = "dataset") -> list:
     """The `DatasetSpec` of every entry in ``names`` (a config's ``dataset`` or ``eval_dataset``), as
-    LLaMA-Factory resolves them: a name declared in dataset_dir/dataset_info.json (with its formatting, columns
-    and tags), else a data file or folder path. The one place dataset names are resolved."""
+    LLaMA-Factory resolves them: a name declared in dataset_dir/dataset_info.json (with its formatting, columns,
+    tags, split and num_samples; a hub entry too), else a data file or folder path. The one place dataset names
+    are resolved."""
     from ftbench.api.findings import Finding
     from ftbench.data.dataset_info import DATASET_INFO, declared_names, parse_dataset_info
     from ftbench.data.loader import DatasetSpec
@@ -36,9 +37,8 @@ def resolve_datasets(cfg: TrainConfig, names: list[str], key: str = "dataset") -
             found = parse_dataset_info(info_path, [name], findings)
             errors = [f for f in findings if f.severity == "error"]
             if errors or not found:
-                raise InputError(errors[0].one_line() if errors else f"{info_path}: dataset '{name}' has no local "
-                                 "file (ftbench trains on local files)")
-            specs.append(found[0])
+                raise InputError(errors[0].one_line() if errors else f"{info_path}: dataset '{name}' cannot be read")
+            specs.append(_trainable(found[0]))
             continue
         path = resolve_path(cfg, name)
         if not os.path.exists(path):
@@ -49,14 +49,33 @@ def resolve_datasets(cfg: TrainConfig, names: list[str], key: str = "dataset") -
     return specs
 
 
-def load_training_samples(cfg: TrainConfig, names: list[str] | None = None, key: str = "dataset") -> list:
-    """The samples of every dataset in ``names`` (default ``cfg.dataset``), in order; at most max_samples of
-    each (its first ones), with default_system where a sample has no system prompt."""
+def _trainable(spec):
+    """The spec, if SFT trains on it; otherwise InputError at its dataset_info entry saying what it is."""
+    from ftbench.data.spec import sft_refusal
+
+    refusal = sft_refusal(spec.kind, bool(spec.media_columns),
+                          f"{spec.info_file}:{spec.info_line} {spec.name}: dataset '{spec.name}'")
+    if refusal:
+        raise InputError(refusal)
+    return spec
+
+
+def load_training_samples(cfg: TrainConfig, names: list[str] | None = None, key: str = "dataset", *,
+                          rng=None) -> list:
+    """The samples of every dataset in ``names`` (default ``cfg.dataset``), in order, as LLaMA-Factory selects
+    them: the entry's split, then num_samples rows drawn with ``rng`` (a numpy RandomState seeded with the
+    training seed, shared in LLaMA-Factory's order: every `dataset`, then every `eval_dataset`), then the first
+    max_samples; default_system where a sample has no system prompt."""
+    import numpy as np
+
     from ftbench.data.loader import load_samples
 
+    rng = rng if rng is not None else np.random.RandomState(cfg.seed)
     samples = []
     for spec in resolve_datasets(cfg, cfg.dataset if names is None else names, key):
         loaded = load_samples(spec)
+        if spec.num_samples is not None:
+            loaded = [loaded[i] for i in sample_indexes(len(loaded), spec.num_samples, rng)]
         if cfg.max_samples is not None:
             loaded = loaded[:cfg.max_samples]
         if cfg.default_system:
@@ -66,11 +85,27 @@ def load_training_samples(cfg: TrainConfig, names: list[str] | None = None, key:
     return samples
 
 
+def sample_indexes(rows: int, num_samples: int, rng) -> list[int]:
+    """LLaMA-Factory's num_samples: a random permutation cut to num_samples, topped up with rows drawn with
+    replacement when num_samples is larger than the dataset (`np.random` after `set_seed(seed)`)."""
+    import numpy as np
+
+    indexes = rng.permutation(rows)[:num_samples]
+    missing = num_samples - len(indexes)
+    if missing > 0:
+        indexes = np.concatenate((indexes, rng.choice(rows, missing)), axis=0)
+    return [int(i) for i in indexes]
+
+
 def train_and_eval_samples(cfg: TrainConfig) -> tuple[list, list]:
     """The training and eval samples: eval_dataset when given (LLaMA-Factory's key), else val_size held out."""
+    import numpy as np
+
+    rng = np.random.RandomState(cfg.seed)  # transformers.set_seed(seed) seeds the global one LLaMA-Factory uses
     if cfg.eval_dataset:
-        return load_training_samples(cfg), load_training_samples(cfg, cfg.eval_dataset, "eval_dataset")
-    return split(load_training_samples(cfg), cfg.val_size, cfg.seed)
+        return (load_training_samples(cfg, rng=rng),
+                load_training_samples(cfg, cfg.eval_dataset, "eval_dataset", rng=rng))
+    return split(load_training_samples(cfg, rng=rng), cfg.val_size, cfg.seed)
 
 
 def split(samples: list, val_size: float, seed: int) -> tuple[list, list]:
