@@ -32,7 +32,7 @@ REAL_TRAINING = {
     "model_name_or_path": "smollm2", "stage": "sft", "do_train": True, "finetuning_type": "lora",
     "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target": "all", "cutoff_len": 256,
     "per_device_train_batch_size": 8, "per_device_eval_batch_size": 16, "gradient_accumulation_steps": 1,
-    "learning_rate": 2.0e-3, "num_train_epochs": 2.0, "lr_scheduler_type": "cosine", "warmup_ratio": 0.1,
+    "learning_rate": 2.0e-3, "num_train_epochs": 1.5, "lr_scheduler_type": "cosine", "warmup_ratio": 0.1,
     "weight_decay": 0.0, "max_grad_norm": 1.0, "logging_steps": 2, "eval_strategy": "steps", "eval_steps": 10,
     "save_steps": 10, "seed": 42, "report_to": "none", "group_by_length": True,
 }
