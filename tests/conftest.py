@@ -27,3 +27,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def llamafactory_cli():
+    """The real `llamafactory-cli` (its own venv): FTBENCH_LLAMAFACTORY_CLI, else on PATH. CI installs it
+    (`make llamafactory`) and sets FTBENCH_REQUIRE_LLAMAFACTORY=1, so there a missing one fails instead of skipping."""
+    import shutil
+
+    cli = os.environ.get("FTBENCH_LLAMAFACTORY_CLI") or shutil.which("llamafactory-cli")
+    if not cli or not os.path.isfile(cli):
+        if os.environ.get("FTBENCH_REQUIRE_LLAMAFACTORY"):
+            pytest.fail("FTBENCH_REQUIRE_LLAMAFACTORY is set but no llamafactory-cli was found "
+                        "(set FTBENCH_LLAMAFACTORY_CLI or run `make llamafactory`)")
+        pytest.skip("LLaMA-Factory is not installed (`make llamafactory` installs it in its own venv)")
+    return cli
+
+
+@pytest.fixture(scope="session")
+def llamafactory_python(llamafactory_cli):
+    """The Python of LLaMA-Factory's venv, to run its library code (never imported into ftbench's process)."""
+    python = os.path.join(os.path.dirname(os.path.realpath(llamafactory_cli)), "python")
+    if not os.path.isfile(python):
+        python = os.path.join(os.path.dirname(llamafactory_cli), "python")
+    return python

@@ -75,8 +75,10 @@ def test_batch_16_writes_exactly_what_batch_1_writes(reference, mixed_data, tmp_
 
 
 def test_labels_are_the_final_answers(reference, mixed_data):
+    """As LLaMA-Factory writes them: the answer's ids with the end-of-turn text, decoded without special tokens
+    (`answer<|im_end|>\\n` reads `answer\\n`; tests/test_llamafactory.py checks the whole row against its own)."""
     first = json.loads(open(mixed_data, encoding="utf-8").readline())
-    assert reference[0]["label"] == first["messages"][-1]["content"]
+    assert reference[0]["label"] == first["messages"][-1]["content"] + "\n"
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(reference, mixed_data, tmp_path):

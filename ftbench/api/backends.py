@@ -46,8 +46,9 @@ class TrainConfig:
     # data
     dataset: list[str] = field(default_factory=list)  # file paths, or names in dataset_dir/dataset_info.json
     dataset_dir: str = "data"
-    template: str | None = None  # None: the tokenizer's own chat template
-    default_system: str | None = None
+    template: str | None = None  # a LLaMA-Factory template name; None: the tokenizer's own chat template
+    default_system: str | None = None  # with a template: replaces its default system prompt ("" removes it)
+    enable_thinking: bool = True  # reasoning templates (qwen3, deepseekr1): empty <think> block in the answer
     cutoff_len: int = 2048
     max_samples: int | None = None  # per dataset, like LLaMA-Factory; None = all
     val_size: float = 0.0  # a fraction in [0, 1), or a count of samples if >= 1

@@ -47,7 +47,12 @@ def import_target(target: str) -> Any:
 
 
 def target_text(target: Any) -> str:
-    return target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
+    """"module:attr" for a string, a class or function; "module:<Class name>" for another registered object."""
+    if isinstance(target, str):
+        return target
+    if hasattr(target, "__qualname__"):
+        return f"{target.__module__}:{target.__qualname__}"
+    return f"{type(target).__module__}:<{type(target).__name__} {getattr(target, 'name', '')}>"
 
 
 class Registry(Generic[T]):

@@ -26,17 +26,10 @@ from ftbench.io import atomic_write_text
 from ftbench.training.checkpoints import (CHECKPOINTS_JSON, all_checkpoint_dirs, checkpoint_table, choose_checkpoint,
                                           complete_checkpoints, write_checkpoints_json)
 from ftbench.training.config import check_unsupported, dump_yaml, resolve_path
-from ftbench.training.data import DynamicPaddingCollator, encode, train_and_eval_samples
+from ftbench.training.data import DynamicPaddingCollator, encode, template_of, train_and_eval_samples
 from ftbench.training.trainer_log import TRAINER_LOG, read_trainer_log
 
 CONFIG_FILE = "ftbench_config.yaml"
-
-# LLaMA-Factory template names and a marker their chat format has: warn when the tokenizer's template differs
-TEMPLATE_MARKERS = {"qwen": "<|im_start|>", "qwen2_vl": "<|im_start|>", "qwen3": "<|im_start|>",
-                    "chatml": "<|im_start|>", "yi": "<|im_start|>", "llama3": "<|start_header_id|>",
-                    "llama2": "[INST]", "mistral": "[INST]", "gemma": "<start_of_turn>", "phi": "<|user|>",
-                    "glm4": "<|user|>", "deepseek3": "<｜User｜>"}
-
 
 class PeftBackend(TrainerBackend):
     """LoRA SFT with transformers Trainer + peft, on CPU, one GPU, or several through DDP (built in)."""
@@ -46,6 +39,7 @@ class PeftBackend(TrainerBackend):
 
     def check_config(self, config: TrainConfig) -> None:
         check_unsupported(config, self.name)
+        template_of(config)  # an unknown template name fails before any model loads
 
     def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
         return train(config, resume=resume, quiet=quiet)
@@ -74,7 +68,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     tokenizer = load_tokenizer(model_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    check_template(cfg, tokenizer)
     train_samples, eval_samples = train_and_eval_samples(cfg)
     train_set = encode(tokenizer, train_samples, cfg, "train")
     eval_set = encode(tokenizer, eval_samples, cfg, "eval") if eval_samples else None
@@ -317,20 +310,6 @@ def add_tensorboard(trainer, cfg: TrainConfig) -> None:
     callback.logging_dir = resolve_path(cfg, cfg.logging_dir) if cfg.logging_dir else os.path.join(cfg.output_dir,
                                                                                                     "runs")
     trainer.add_callback(callback)
-
-
-def check_template(cfg: TrainConfig, tokenizer) -> None:
-    """ftbench renders conversations with the tokenizer's own chat template; say so when `template:` names a
-    LLaMA-Factory format that the tokenizer's template does not match."""
-    chat_template = getattr(tokenizer, "chat_template", None) or ""
-    if not cfg.template:
-        return
-    marker = TEMPLATE_MARKERS.get(cfg.template)
-    if chat_template and (marker is None or marker in chat_template):
-        return
-    what = "has no chat template" if not chat_template else f"chat template has no {marker}"
-    warn(f"{cfg.where('template')}: template: {cfg.template} — ftbench renders with the tokenizer's own chat "
-         f"template, and this tokenizer's {what}")
 
 
 def resolved_config(cfg: TrainConfig) -> dict:

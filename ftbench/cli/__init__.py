@@ -31,6 +31,7 @@ _BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ftbench.cli.train:train", "Train a LoRA adapter from a LLaMA-Factory-style YAML config."),
     "export": ("ftbench.cli.export:export", "Merge a LoRA adapter into its base model (safetensors + tokenizer)."),
     "backends": ("ftbench.cli.backends:backends", "List the installed training backends."),
+    "templates": ("ftbench.cli.templates:templates", "List the chat templates (LLaMA-Factory's names) for --template."),
     "score": ("ftbench.cli.score:score", "Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty."),
     "eval": ("ftbench.cli.eval:eval",
              "Evaluate a model (and LoRA adapter) on a task YAML, with ftbench's engine or lm-eval's."),

@@ -28,7 +28,7 @@ def _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop):
                             top_k=top_k, seed=seed, stop=tuple(stop))
 
 
-def _meta(data, fmt, model, adapter, params, cutoff_len) -> dict:
+def _meta(data, fmt, model, adapter, params, cutoff_len, template=None) -> dict:
     """The sidecar: what the rows are made from (the RESUME_KEYS must match to resume) and how."""
     from ftbench import __version__
     from ftbench.data.predictions import META_KIND, adapter_sha256
@@ -36,6 +36,8 @@ def _meta(data, fmt, model, adapter, params, cutoff_len) -> dict:
 
     generation = {"max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample, "stop": list(params.stop),
                   "cutoff_len": cutoff_len}
+    if template is not None:  # only when set, so files made before templates existed still resume
+        generation.update(template=template.name, default_system=template.default_system)
     if params.do_sample:
         generation.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k, seed=params.seed)
     model_id = os.path.abspath(os.path.expanduser(model)) if os.path.isdir(os.path.expanduser(model)) else model
@@ -95,6 +97,10 @@ def _old_created(path: str):
 @click.option("--stop", multiple=True, help="Stop at this string (repeatable); the text is cut before it.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--cutoff-len", type=click.IntRange(1), help="Keep only the last N prompt tokens.")
+@click.option("--template", help="Render prompts with this LLaMA-Factory template (qwen, llama3, chatml, smollm2, "
+              "...; `ftbench templates` lists them) instead of the tokenizer's chat template.")
+@click.option("--default-system", help="System prompt for samples without one (with --template: replaces the "
+              "template's default; \"\" removes it).")
 @click.option("--temperature", type=float, help="Sample with this temperature (default: greedy).")
 @click.option("--top-p", type=float, help="Nucleus sampling threshold (turns sampling on).")
 @click.option("--top-k", type=click.IntRange(0), help="Top-k when sampling (default: off).")
@@ -106,8 +112,8 @@ def _old_created(path: str):
 @click.option("--overwrite", is_flag=True, help="Start again even if OUT holds rows from an earlier run.")
 @common_options
 @click.pass_context
-def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, stop, limit, cutoff_len, temperature,
-            top_p, top_k, seed, device, dtype, threads, overwrite):
+def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, stop, limit, cutoff_len, template,
+            default_system, temperature, top_p, top_k, seed, device, dtype, threads, overwrite):
     """Generate an answer for every sample of --data and write LLaMA-Factory's prompt/predict/label rows.
 
     Rows are written in input order as batches finish (flushed to disk each batch); if the run is killed,
@@ -124,12 +130,18 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     if adapter:
         check_adapter(adapter)
     params = _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop)
+    from ftbench.inference.templates import get_template
+
+    chat_template = get_template(template, default_system)
 
     resolve_model(model)  # a missing local model fails here, before OUT is touched (and `tiny` is built)
     samples = load_samples(data, formatting=None if fmt == "auto" else fmt)
     if limit:
         samples = samples[:limit]
-    meta = _meta(data, fmt, model, adapter, params, cutoff_len)
+    if default_system and chat_template is None:
+        for s in samples:
+            s.system = s.system or default_system
+    meta = _meta(data, fmt, model, adapter, params, cutoff_len, chat_template)
     meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     done = _prepare_output(out, meta, overwrite)
     if done > len(samples):
@@ -140,7 +152,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     if done < len(samples):
         generated, gen_seconds = _generate(ctx, samples, done, out, meta, params, model=model, adapter=adapter,
                               batch_size=batch_size, cutoff_len=cutoff_len, device=device, dtype=dtype,
-                              threads=threads)
+                              threads=threads, template=chat_template)
     seconds = time.perf_counter() - start
     # samples/s counts generation only: loading the model is a fixed cost that says nothing about throughput
     summary = {"n": len(samples), "generated": generated, "resumed": done, "seconds": round(seconds, 3),
@@ -157,7 +169,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
 
 
 def _generate(ctx, samples, done, out, meta, params, *, model, adapter, batch_size, cutoff_len, device, dtype,
-              threads) -> tuple[int, float]:
+              threads, template) -> tuple[int, float]:
     """Generate for samples[done:] into OUT; an interrupt says how far it got and how to resume."""
     from ftbench.inference.predict import generate_rows
 
@@ -165,7 +177,7 @@ def _generate(ctx, samples, done, out, meta, params, *, model, adapter, batch_si
         return generate_rows(samples, out, done, model=model, adapter=adapter, params=params, batch_size=batch_size,
                              cutoff_len=cutoff_len, device=None if device == "auto" else device,
                              dtype=None if dtype == "auto" else dtype, threads=threads,
-                             quiet=settings(ctx).quiet, meta=meta)
+                             quiet=settings(ctx).quiet, meta=meta, template=template)
     except KeyboardInterrupt:
         from ftbench.data.predictions import read_existing
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ftbench.api.errors import InputError
 from ftbench.data.formats import FUNCTION, OBSERVATION, Sample
+from ftbench.inference.templates import ChatTemplate
 
 IGNORE_INDEX = -100  # label value the loss skips (transformers/LLaMA-Factory convention)
 
@@ -46,11 +47,14 @@ def render_conversation(tokenizer, sample: Sample) -> str:
 
 @dataclass(frozen=True)
 class Segment:
-    """A run of text that is either all prompt side (masked in training) or all one assistant answer (trained)."""
+    """A run of text that is either all prompt side (masked in training) or all one assistant answer (trained).
+
+    ``pieces``, when given, say how it is tokenized: strings one by one, ints as token ids (a named template's
+    slots, the plain format's eos); otherwise ``text`` is tokenized whole."""
 
     text: str
     assistant: bool
-    extra_ids: tuple[int, ...] = ()  # ids appended after the text's tokens (the plain format's eos)
+    pieces: tuple = ()
 
 
 class TemplateNotPrefixConsistent(Exception):
@@ -111,7 +115,7 @@ def _plain_segments(tokenizer, sample: Sample) -> list[Segment]:
     for role, content in sample.turns:
         if role in ("assistant", FUNCTION):
             segments.append(Segment(pending, False))
-            segments.append(Segment(content, True, eos))
+            segments.append(Segment(content, True, (content, *eos) if content else eos))
             pending = ""
         else:
             pending += f"{content}\n"
@@ -121,9 +125,30 @@ def _plain_segments(tokenizer, sample: Sample) -> list[Segment]:
 _warned_templates: set[str] = set()
 
 
-def conversation_segments(tokenizer, sample: Sample) -> list[Segment]:
+def _named_template_segments(tokenizer, sample: Sample, template: ChatTemplate, oneturn: bool) -> list[Segment]:
+    """Segments from a named template's slots (LLaMA-Factory's encoding); ``oneturn``: one prompt segment holding
+    the whole history, as LLaMA-Factory's predict builds it."""
+    if sample.tools:
+        raise InputError(f"{sample.file}: record {sample.record}: template '{template.name}' does not render tool "
+                         "definitions; remove `template:` to use the model's own chat template for tool-use data")
+    messages = [("observation" if role == OBSERVATION else role, content) for role, content in sample.turns]
+    segments = []
+    for source, target in template.pairs(tokenizer, messages, sample.system, oneturn=oneturn):
+        segments.append(Segment(_pieces_text(tokenizer, source), False, tuple(source)))
+        segments.append(Segment(_pieces_text(tokenizer, target), True, tuple(target)))
+    return segments
+
+
+def _pieces_text(tokenizer, pieces) -> str:
+    return "".join(p if isinstance(p, str) else tokenizer.convert_ids_to_tokens(p) for p in pieces)
+
+
+def conversation_segments(tokenizer, sample: Sample, template: ChatTemplate | None = None, *,
+                          oneturn: bool = False) -> list[Segment]:
     """The sample cut into prompt-side and assistant segments (see the module docstring); ends with the final
-    assistant answer."""
+    assistant answer. ``template``: a named template's encoding instead of the tokenizer's chat template."""
+    if template is not None:
+        return _named_template_segments(tokenizer, sample, template, oneturn)
     template = getattr(tokenizer, "chat_template", None)
     if not template:
         return _plain_segments(tokenizer, sample)
@@ -140,31 +165,56 @@ def conversation_segments(tokenizer, sample: Sample) -> list[Segment]:
 
 
 def _encode(tokenizer, segment: Segment) -> list[int]:
-    ids = tokenizer(segment.text, add_special_tokens=False)["input_ids"] if segment.text else []
-    return list(ids) + list(segment.extra_ids)
+    if not segment.pieces:
+        return list(tokenizer(segment.text, add_special_tokens=False)["input_ids"]) if segment.text else []
+    ids: list[int] = []
+    for piece in segment.pieces:
+        ids += tokenizer(piece, add_special_tokens=False)["input_ids"] if isinstance(piece, str) else [piece]
+    return ids
 
 
-def render_prompt(tokenizer, sample: Sample) -> str:
+def render_prompt(tokenizer, sample: Sample, template: ChatTemplate | None = None) -> str:
     """The text the model is given at prediction time: everything before the final answer, with the generation
     prompt (e.g. ending in `<|im_start|>assistant\\n`)."""
-    return "".join(s.text for s in conversation_segments(tokenizer, sample)[:-1])
+    return prompt_text_and_ids(tokenizer, sample, template=template)[0]
 
 
-def encode_prompt(tokenizer, sample: Sample, cutoff_len: int | None = None) -> list[int]:
+def encode_prompt(tokenizer, sample: Sample, cutoff_len: int | None = None,
+                  template: ChatTemplate | None = None) -> list[int]:
     """The prompt's token ids for generation: the conversation up to and excluding the final assistant turn,
     with the generation prompt, tokenized segment by segment exactly as `encode_for_training` does. With
     ``cutoff_len``, only the last ``cutoff_len`` ids are kept (the generation prompt must stay)."""
-    return prompt_text_and_ids(tokenizer, sample, cutoff_len)[1]
+    return prompt_text_and_ids(tokenizer, sample, cutoff_len, template)[1]
 
 
-def prompt_text_and_ids(tokenizer, sample: Sample, cutoff_len: int | None = None) -> tuple[str, list[int]]:
-    """`render_prompt` and `encode_prompt` in one pass (the text is decoded from the ids if they were cut)."""
-    segments = conversation_segments(tokenizer, sample)[:-1]
+def prompt_text_and_ids(tokenizer, sample: Sample, cutoff_len: int | None = None,
+                        template: ChatTemplate | None = None) -> tuple[str, list[int]]:
+    """`render_prompt` and `encode_prompt` in one pass. Under a named template the text is the ids decoded with
+    their special tokens, as LLaMA-Factory writes a prediction's prompt; otherwise the rendered text (decoded from
+    the ids if they were cut)."""
+    segments = conversation_segments(tokenizer, sample, template, oneturn=True)[:-1]
     ids = [i for s in segments for i in _encode(tokenizer, s)]
     if cutoff_len and len(ids) > cutoff_len:
         ids = ids[-cutoff_len:]
         return tokenizer.decode(ids, skip_special_tokens=False), ids
+    if template is not None:
+        return tokenizer.decode(ids, skip_special_tokens=False), ids
     return "".join(s.text for s in segments), ids
+
+
+def label_text(tokenizer, sample: Sample, cutoff_len: int | None = None,
+               template: ChatTemplate | None = None) -> str:
+    """The reference answer as LLaMA-Factory's predict writes it: the final answer's ids (with the template's
+    end-of-turn text, e.g. `<|im_end|>\\n`) decoded without special tokens, so `answer<|im_end|>\\n` reads
+    `answer\\n`. With ``cutoff_len``, cut to the share `infer_seqlen` gives it next to the prompt."""
+    segments = conversation_segments(tokenizer, sample, template, oneturn=True)
+    answer = _encode(tokenizer, segments[-1])
+    if template is not None and template.efficient_eos:
+        answer.append(template.eos_id(tokenizer))
+    if cutoff_len:
+        prompt_len = sum(len(_encode(tokenizer, s)) for s in segments[:-1])
+        answer = answer[:infer_seqlen(prompt_len, len(answer), cutoff_len)[1]]
+    return tokenizer.decode(answer, skip_special_tokens=True)
 
 
 def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
@@ -182,7 +232,8 @@ def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int
     return new_source_len, new_target_len
 
 
-def encode_for_training(tokenizer, sample: Sample, cutoff_len: int | None) -> tuple[list[int], list[int]]:
+def encode_for_training(tokenizer, sample: Sample, cutoff_len: int | None,
+                        template: ChatTemplate | None = None) -> tuple[list[int], list[int]]:
     """The full conversation's ids and labels for supervised fine-tuning.
 
     Labels are IGNORE_INDEX (-100) on every prompt-side token (system, user and tool turns, template markers up to
@@ -193,22 +244,29 @@ def encode_for_training(tokenizer, sample: Sample, cutoff_len: int | None) -> tu
     each pair gets the budget left over by the previous ones, split by `infer_seqlen`; pairs after the budget is
     spent are dropped. Unlike LLaMA-Factory, a shortened prompt keeps its *tail* (so the assistant header stays
     right before the answer) while a shortened answer keeps its head.
+
+    A named ``template`` with `efficient_eos` (GLM-4) ends the sequence with one eos, trained on, as
+    LLaMA-Factory does.
     """
-    segments = conversation_segments(tokenizer, sample)
+    segments = conversation_segments(tokenizer, sample, template)
+    final_eos = [template.eos_id(tokenizer)] if template is not None and template.efficient_eos else []
     input_ids: list[int] = []
     labels: list[int] = []
     for i in range(0, len(segments) - 1, 2):
         source, target = _encode(tokenizer, segments[i]), _encode(tokenizer, segments[i + 1])
         if cutoff_len is not None:
-            budget = cutoff_len - len(input_ids)
+            budget = cutoff_len - len(input_ids) - len(final_eos)
             if budget <= 0:
                 break
             source_len, target_len = infer_seqlen(len(source), len(target), budget)
             source = source[len(source) - source_len:] if source_len else []
             target = target[:target_len]
+        source_labels = [IGNORE_INDEX] * len(source)
+        if final_eos and i and source:  # LLaMA-Factory labels a later turn's first token with eos (GLM-4)
+            source_labels[0] = final_eos[0]
         input_ids += source + target
-        labels += [IGNORE_INDEX] * len(source) + target
-    return input_ids, labels
+        labels += source_labels + target
+    return input_ids + final_eos, labels + final_eos
 
 
 # the last user message inside common chat templates (ChatML/Qwen, Llama 3, Mistral/Llama 2)

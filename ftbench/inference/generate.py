@@ -110,9 +110,11 @@ class _StopStrings:
 class Generator:
     """Generates answers for tokenized prompts in batches; see the module docstring for the guarantees."""
 
-    def __init__(self, model, tokenizer, params: GenerationParams):
+    def __init__(self, model, tokenizer, params: GenerationParams, stop_ids: list[int] | None = None):
+        """``stop_ids``: the ids that end an answer, when a named template says which (default: every
+        end-of-turn id the tokenizer and model know, `end_of_turn_ids`)."""
         self.model, self.tokenizer, self.params = model, tokenizer, params
-        self.eos_ids = end_of_turn_ids(tokenizer, model)
+        self.eos_ids = list(stop_ids) if stop_ids else end_of_turn_ids(tokenizer, model)
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
         self.config = self._generation_config()

@@ -60,7 +60,7 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
         f"(details in {folder.validation})", quiet)
 
     # 2. the eval sets
-    from ftbench.training.data import train_and_eval_samples
+    from ftbench.training.data import template_of, train_and_eval_samples
 
     _, eval_samples = train_and_eval_samples(cfg)
     if not eval_samples:
@@ -73,7 +73,7 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     # 3. the base model
     t = time.perf_counter()
     say("[3/6] evaluating the base model", quiet)
-    _predict_all(cfg.model_name_or_path, None, eval_sets, rs, "before", quiet)
+    _predict_all(cfg.model_name_or_path, None, eval_sets, rs, "before", quiet, template_of(cfg))
     rs.durations["evaluate_before"] = time.perf_counter() - t
 
     # 4. training
@@ -86,7 +86,7 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     choice = choose_checkpoint(result.checkpoints)
     say(f"[5/6] evaluating {choice.name}: {choice.reason}", quiet)
     t = time.perf_counter()
-    _predict_all(cfg.model_name_or_path, choice.checkpoint.path, eval_sets, rs, "after", quiet)
+    _predict_all(cfg.model_name_or_path, choice.checkpoint.path, eval_sets, rs, "after", quiet, template_of(cfg))
     rs.durations["evaluate_after"] = time.perf_counter() - t
 
     # 6. compare, diagnose, report
@@ -163,9 +163,10 @@ def _gsm8k_samples(rs: RunSettings) -> list:
 
 
 def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs: RunSettings, side: str,
-                 quiet: bool) -> None:
+                 quiet: bool, template=None) -> None:
     """Greedy predictions for every eval set (scorer name -> samples), resumable row by row; the model is
-    loaded once, and only if a prediction file is unfinished."""
+    loaded once, and only if a prediction file is unfinished. ``template``: the training config's named
+    template, so prompts are the ones the model was trained on."""
     from ftbench.data.predictions import read_existing
     from ftbench.inference.generate import GenerationParams
     from ftbench.inference.models import load_model_for_generation, load_tokenizer
@@ -186,7 +187,7 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
         length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
         generate_rows(samples, path, done, model=model, adapter=adapter,
                       params=GenerationParams(max_new_tokens=length), batch_size=rs.predict_batch_size, quiet=quiet,
-                      loaded=loaded)
+                      loaded=loaded, template=template)
 
 
 def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:

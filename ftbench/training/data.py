@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 
 from ftbench.api.backends import TrainConfig
-from ftbench.api.errors import InputError
+from ftbench.api.errors import InputError, UsageError
 from ftbench.console import warn
 from ftbench.inference.chat import IGNORE_INDEX, encode_for_training
 from ftbench.training.config import resolve_path
@@ -78,7 +78,7 @@ def load_training_samples(cfg: TrainConfig, names: list[str] | None = None, key:
             loaded = [loaded[i] for i in sample_indexes(len(loaded), spec.num_samples, rng)]
         if cfg.max_samples is not None:
             loaded = loaded[:cfg.max_samples]
-        if cfg.default_system:
+        if cfg.default_system and not cfg.template:  # a named template applies its own (`template_of`)
             for s in loaded:
                 s.system = s.system or cfg.default_system
         samples.extend(loaded)
@@ -121,12 +121,24 @@ def split(samples: list, val_size: float, seed: int) -> tuple[list, list]:
     return ([s for i, s in enumerate(samples) if i not in held], [samples[i] for i in sorted(held)])
 
 
+def template_of(cfg: TrainConfig):
+    """The config's named template (`template`, with its `default_system` and `enable_thinking`), or None for the
+    tokenizer's own chat template."""
+    from ftbench.inference.templates import get_template
+
+    try:
+        return get_template(cfg.template, cfg.default_system, cfg.enable_thinking)
+    except UsageError as e:
+        raise cfg.error("template", str(e)) from None
+
+
 def encode(tokenizer, samples: list, cfg: TrainConfig, which: str) -> list[dict]:
     """Token ids and labels (prompt tokens = -100) per sample, truncated to cutoff_len; samples left with no
     label token (a prompt longer than cutoff_len) are dropped, and counted in a warning."""
     encoded, dropped = [], 0
+    template = template_of(cfg)
     for sample in samples:
-        input_ids, labels = encode_for_training(tokenizer, sample, cfg.cutoff_len)
+        input_ids, labels = encode_for_training(tokenizer, sample, cfg.cutoff_len, template)
         if all(label == IGNORE_INDEX for label in labels):
             dropped += 1
             continue
