@@ -1,4 +1,4 @@
-"""Training backends by name: the built-in `peft`, backends registered in code, and third-party ones found
+"""Training backends by name: the built-in `peft` and `llamafactory`, backends registered in code, and third-party ones found
 through the `ftbench.backends` entry-point group (see docs/backends.md).
 
 Listing backends imports only their modules (no torch); a backend that fails to import is listed with its error
@@ -14,7 +14,8 @@ ENTRY_POINT_GROUP = "ftbench.backends"
 
 BACKENDS: Registry[type[TrainerBackend]] = Registry(
     "backend", base=TrainerBackend, entry_point_group=ENTRY_POINT_GROUP, listing="ftbench backends",
-    builtins={"peft": "ftbench.backends.peft:PeftBackend"})
+    builtins={"peft": "ftbench.backends.peft:PeftBackend",
+              "llamafactory": "ftbench.backends.llamafactory:LlamaFactoryBackend"})
 
 
 def register_backend(name: str, backend: type[TrainerBackend] | str, *, replace: bool = False) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ftbench.cli.options import common_options, print_json, settings
@@ -20,10 +22,13 @@ from ftbench.cli.options import common_options, print_json, settings
 @click.option("--gsm8k-max-new-tokens", type=click.IntRange(1), help="Generation length for GSM8K (default: "
               "--max-new-tokens).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--trained-run", type=click.Path(file_okay=False, exists=True), help="Evaluate this finished run "
+              "(a LLaMA-Factory or ftbench output_dir) instead of training: its best checkpoint against the base "
+              "model. The model and data come from --config, else from the YAML ftbench saved in it.")
 @common_options
 @click.pass_context
 def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k, gsm8k_limit, max_new_tokens,
-                      gsm8k_max_new_tokens, threads):
+                      gsm8k_max_new_tokens, threads, trained_run):
     """Answer "did the fine-tune help?" in one command: validate the data, evaluate the base model on a held-out
     split (LLaMA-Factory BLEU/ROUGE) and on GSM8K (lm-eval strict/flexible), train a LoRA adapter, pick the
     checkpoint with the lowest eval loss, evaluate it the same way, and write report.html and metrics.json.
@@ -32,13 +37,16 @@ def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k,
     With no arguments: the offline demo, the self-cognition tutorial on SmolLM2-135M-Instruct (bundled identity data,
     real GSM8K test problems), a few minutes on a CPU; `--model tiny` runs the fast pipeline demo instead.
     """
-    from ftbench.recipes.run_settings import prepare_run
+    from ftbench.recipes.run_settings import prepare_run, trained_run_config
     from ftbench.recipes.train_and_compare import run
 
     opts = settings(ctx)
+    if trained_run and not config:
+        config = trained_run_config(trained_run)
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=output_dir, model=model, backend=backend,
                                     gsm8k=gsm8k, gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens,
-                                    gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads)
+                                    gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads,
+                                    trained_run=os.path.abspath(trained_run) if trained_run else None)
     if not opts.quiet:
         for w in warnings:
             click.echo(f"warning: {w}", err=True)

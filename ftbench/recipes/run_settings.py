@@ -36,11 +36,23 @@ class RunSettings:
     threads: int | None = None
     demo: str | None = None  # the embedded run's name ("real", "tiny"), None for the user's own data
     device: str | None = None  # where evaluation runs (None: the best available)
+    trained_run: str | None = None  # a finished output_dir to evaluate instead of training
     durations: dict = field(default_factory=dict)
 
     @property
     def folder(self) -> RunFolder:
         return RunFolder(self.output_dir)
+
+
+def trained_run_config(trained_run: str) -> str:
+    """The YAML a finished run was trained with, as ftbench saved it in the output folder (`ftbench train`'s
+    resolved config, or the one `--backend llamafactory` ran); UsageError asking for --config otherwise."""
+    for name in ("ftbench_config.yaml", "ftbench_llamafactory.yaml"):
+        path = os.path.join(trained_run, name)
+        if os.path.isfile(path):
+            return path
+    raise UsageError(f"--trained-run {trained_run}: give --config, the YAML the run was trained with (its model and "
+                     "data); LLaMA-Factory does not save it in the output folder")
 
 
 def run_id(model: str) -> str:

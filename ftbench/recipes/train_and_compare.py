@@ -50,7 +50,8 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
         import torch
 
         torch.set_num_threads(rs.threads)
-    backend.check_config(cfg)
+    if not rs.trained_run:
+        backend.check_config(cfg)
 
     # 1. validate the training data
     t = time.perf_counter()
@@ -78,7 +79,7 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
 
     # 4. training
     t = time.perf_counter()
-    result = _train(backend, cfg, folder, quiet)
+    result = _read_trained_run(rs, folder, quiet) if rs.trained_run else _train(backend, cfg, folder, quiet)
     rs.durations["train"] = time.perf_counter() - t
     _free_accelerator_memory()
 
@@ -201,6 +202,20 @@ def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainRe
     result = backend.train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=quiet)
     if not result.checkpoints:
         raise UsageError(f"backend {backend.name} reported no adapter (TrainResult.checkpoints is empty)")
+    atomic_write_text(folder.trainer_log, "".join(json.dumps(row) + "\n" for row in result.log))
+    atomic_write_text(folder.train_result, json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
+    return result
+
+
+def _read_trained_run(rs: RunSettings, folder: RunFolder, quiet: bool) -> TrainResult:
+    """A finished run's `TrainResult`, read from its folder instead of training (LLaMA-Factory's or ftbench's:
+    trainer_state.json, trainer_log.jsonl, checkpoint-N/, all_results.json), kept in the run folder like a
+    trained one."""
+    from ftbench.training.checkpoints import read_trained_run
+
+    say(f"[4/6] training: not run; reading the finished run {rs.trained_run} (eval losses as it logged them: "
+        "LLaMA-Factory weighs a short last eval batch like a full one, see docs/train-and-compare.md)", quiet)
+    result = read_trained_run(rs.trained_run)
     atomic_write_text(folder.trainer_log, "".join(json.dumps(row) + "\n" for row in result.log))
     atomic_write_text(folder.train_result, json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
     return result

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from dataclasses import dataclass
 
 from ftbench.api.backends import TrainConfig
@@ -109,16 +108,18 @@ def train_and_eval_samples(cfg: TrainConfig) -> tuple[list, list]:
 
 
 def split(samples: list, val_size: float, seed: int) -> tuple[list, list]:
-    """Hold out val_size (a fraction, rounded up, or a count) of the samples for evaluation, chosen with the seed."""
+    """Hold out val_size (a fraction, rounded up, or a count) of the samples for evaluation, exactly as
+    LLaMA-Factory does (`datasets`' `train_test_split(test_size, seed)`: a numpy `default_rng(seed)` permutation,
+    the first rows held out), so a run trained by either backend is evaluated on the rows it did not train on."""
+    import numpy as np
+
     if not val_size:
         return samples, []
     n_eval = int(val_size) if val_size >= 1 else math.ceil(val_size * len(samples))
     if n_eval >= len(samples):
         raise InputError(f"val_size {val_size} leaves no training samples out of {len(samples)}")
-    order = list(range(len(samples)))
-    random.Random(seed).shuffle(order)
-    held = set(order[:n_eval])
-    return ([s for i, s in enumerate(samples) if i not in held], [samples[i] for i in sorted(held)])
+    order = np.random.default_rng(seed).permutation(len(samples))
+    return [samples[i] for i in order[n_eval:]], [samples[i] for i in order[:n_eval]]
 
 
 def template_of(cfg: TrainConfig):

@@ -1,0 +1,207 @@
+"""`--backend llamafactory`: train with the user's own LLaMA-Factory, as a subprocess in its own environment.
+
+LLaMA-Factory pins its own transformers/torch/peft, so it is never imported here: ftbench writes the user's YAML
+back out with only what the run needs changed (`output_dir`; evaluation at every checkpoint; paths made
+absolute; ftbench-only keys dropped), says which keys it set, runs `llamafactory-cli train` on it, streams its
+progress, keeps its whole output in `llamafactory.log`, and reads the run back from the files LLaMA-Factory
+writes (`trainer_log.jsonl`, `checkpoint-N/`, `trainer_state.json`, `all_results.json`) into a `TrainResult`.
+
+An interrupted run resumes because LLaMA-Factory itself resumes from the last `checkpoint-N` in an output_dir it
+is not told to overwrite. Multi-GPU is LLaMA-Factory's own launcher: set `FORCE_TORCHRUN=1` (and `NNODES`,
+`NPROC_PER_NODE`, `MASTER_ADDR`, ...) in the environment; they reach `llamafactory-cli` unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+from ftbench.api.backends import TrainConfig, TrainerBackend, TrainResult
+from ftbench.api.errors import InputError, UsageError
+from ftbench.console import say
+
+CLI_ENV = "FTBENCH_LLAMAFACTORY_CLI"
+RUN_YAML = "ftbench_llamafactory.yaml"
+RUN_LOG = "llamafactory.log"
+FTBENCH_ONLY_KEYS = ("backend",)  # ftbench's own keys: LLaMA-Factory refuses keys it does not know
+# LLaMA-Factory's console lines worth showing while it trains (everything is in the log)
+_PROGRESS = re.compile(r"^\{'(loss|eval_loss|train_runtime)'|^\s+(train|eval)_\w+\s+=|Resuming training from")
+_ERROR_LINE = re.compile(r"^([A-Za-z_.]*(Error|Exception|Interrupt)): (.+)$")
+
+
+def find_cli() -> str:
+    """The `llamafactory-cli` to run: ``$FTBENCH_LLAMAFACTORY_CLI``, else the one on PATH."""
+    named = os.environ.get(CLI_ENV)
+    if named:
+        if not (os.path.isfile(named) and os.access(named, os.X_OK)):
+            raise UsageError(f"{CLI_ENV}={named}: not an executable file; point it at the llamafactory-cli of "
+                             "the environment LLaMA-Factory is installed in")
+        return named
+    found = shutil.which("llamafactory-cli")
+    if not found:
+        raise UsageError("--backend llamafactory: llamafactory-cli is not on PATH; install LLaMA-Factory in its own "
+                         "environment (python -m venv lf && lf/bin/pip install llamafactory) and set "
+                         f"{CLI_ENV}=lf/bin/llamafactory-cli")
+    return found
+
+
+class LlamaFactoryBackend(TrainerBackend):
+    """Runs your own `llamafactory-cli train` (its own environment) and reads its output folder."""
+
+    name = "llamafactory"
+    description = "your own LLaMA-Factory (llamafactory-cli train in its environment), its output read back"
+
+    def check_config(self, config: TrainConfig) -> None:
+        find_cli()
+        if config.stage != "sft":
+            raise config.error("stage", f"{config.stage}: ftbench evaluates SFT runs; use stage: sft")
+        if config.finetuning_type != "lora":
+            raise config.error("finetuning_type", f"{config.finetuning_type}: ftbench evaluates LoRA adapters; use "
+                               "finetuning_type: lora")
+
+    def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
+        from ftbench.training.checkpoints import read_trained_run, write_checkpoints_json
+
+        cli = find_cli()
+        os.makedirs(config.output_dir, exist_ok=True)
+        yaml_path, changed = write_run_yaml(config)
+        say(f"llamafactory: {cli} train {yaml_path}", quiet)
+        say("llamafactory: keys set by ftbench: " + ", ".join(f"{k}={v}" for k, v in changed.items()), quiet)
+        log_path = os.path.join(config.output_dir, RUN_LOG)
+        counts = run_llamafactory(cli, yaml_path, log_path, cwd=config.config_dir or os.getcwd(), quiet=quiet)
+        result = read_trained_run(config.output_dir, config_path=yaml_path)
+        result.train_samples, result.eval_samples = counts
+        write_checkpoints_json(config.output_dir, result.checkpoints, result.best_checkpoint)
+        return result
+
+
+def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
+    """The YAML LLaMA-Factory runs: the user's own keys as written (command-line overrides applied), plus the
+    keys this run needs: where to write, evaluation at every checkpoint, absolute paths, and the settings
+    ftbench's run chose that the YAML does not hold (train-and-compare's defaults, the embedded demo's).
+    Returns (yaml dict, the keys ftbench set with their values)."""
+    from ftbench.inference.models import resolve_model
+    from ftbench.training.config import read_config_yaml, resolve_path
+
+    raw = read_config_yaml(config.source).values if config.source else {}
+    resolved, untouched = config.to_yaml_dict(), TrainConfig().to_yaml_dict()
+    data: dict = {}
+    changed: dict = {}
+    for key, value in resolved.items():
+        if key in FTBENCH_ONLY_KEYS:
+            continue
+        if config.lines.get(key) is not None and key in raw:
+            data[key] = raw[key]  # the user's value, as written
+        elif key in config.lines:
+            data[key] = value  # a key=value override
+        elif value != untouched.get(key) and value is not None:
+            changed[key] = value
+    changed["output_dir"] = os.path.abspath(config.output_dir)
+    model = resolve_model(resolve_path(config, config.model_name_or_path))
+    if os.path.isdir(model):
+        changed["model_name_or_path"] = os.path.abspath(model)
+    dataset_dir = resolve_path(config, config.dataset_dir)
+    if os.path.isdir(dataset_dir):
+        changed["dataset_dir"] = os.path.abspath(dataset_dir)
+    if any(os.path.exists(resolve_path(config, n)) for n in config.dataset + (config.eval_dataset or [])):
+        changed.update(_files_as_datasets(config))
+    if config.val_size or config.eval_dataset:  # every checkpoint evaluated, so the best one can be chosen
+        if config.eval_strategy != "steps" or config.eval_steps != config.save_steps:
+            changed.update(eval_strategy="steps", eval_steps=config.save_steps)
+        if config.save_strategy != "steps":
+            changed["save_strategy"] = "steps"
+    changed = {k: v for k, v in changed.items() if data.get(k) != v}
+    data.update(changed)
+    return data, changed
+
+
+_SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "observation": "observation", "function_call": "function_call"}
+
+
+def _files_as_datasets(config: TrainConfig) -> dict:
+    """LLaMA-Factory reads datasets only by their dataset_info.json name, while ftbench also takes file paths:
+    write the samples of every named file (as ftbench read them) as sharegpt files with a dataset_info.json of
+    their own, next to the output folder, and name them. Names declared in the config's dataset_dir are copied."""
+    import json
+
+    from ftbench.data.dataset_info import DATASET_INFO
+    from ftbench.data.loader import load_samples
+    from ftbench.io import atomic_write_text
+    from ftbench.training.config import resolve_path
+
+    folder = os.path.join(config.output_dir, "ftbench_datasets")
+    os.makedirs(folder, exist_ok=True)
+    info_path = os.path.join(resolve_path(config, config.dataset_dir), DATASET_INFO)
+    info = {}
+    if os.path.isfile(info_path):
+        with open(info_path, encoding="utf-8") as fh:
+            info = {name: dict(entry, file_name=os.path.join(os.path.dirname(os.path.abspath(info_path)),
+                                                                 entry["file_name"]))
+                    if isinstance(entry, dict) and "file_name" in entry else entry for name, entry in json.load(fh).items()}
+    names = {}
+    for key in ("dataset", "eval_dataset"):
+        listed = []
+        for name in getattr(config, key) or []:
+            path = resolve_path(config, name)
+            if name in info or not os.path.exists(path):
+                listed.append(name)
+                continue
+            stem = f"ftbench_{key}_{len(listed)}_{os.path.splitext(os.path.basename(path))[0]}"
+            rows = [{"conversations": [{"from": _SHAREGPT_ROLE[role], "value": text} for role, text in s.turns],
+                     "system": s.system, "tools": s.tools} for s in load_samples(path)]
+            atomic_write_text(os.path.join(folder, stem + ".json"), json.dumps(rows, ensure_ascii=False))
+            info[stem] = {"file_name": stem + ".json", "formatting": "sharegpt",
+                          "columns": {"messages": "conversations", "system": "system", "tools": "tools"}}
+            listed.append(stem)
+        if listed:
+            names[key] = ",".join(listed)
+    atomic_write_text(os.path.join(folder, DATASET_INFO), json.dumps(info, ensure_ascii=False, indent=1))
+    return {"dataset_dir": os.path.abspath(folder), **names}
+
+
+def write_run_yaml(config: TrainConfig) -> tuple[str, dict]:
+    """`ftbench_llamafactory.yaml` in the output folder (values that YAML 1.1 would misread, like "no", are
+    quoted by the dumper); returns its path and the keys ftbench set."""
+    import yaml
+
+    from ftbench.io import atomic_write_text
+
+    data, changed = run_yaml(config)
+    path = os.path.join(config.output_dir, RUN_YAML)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path, changed
+
+
+def run_llamafactory(cli: str, yaml_path: str, log_path: str, *, cwd: str, quiet: bool) -> tuple[int, int]:
+    """Run `llamafactory-cli train YAML`, appending its whole output to ``log_path`` and echoing progress lines;
+    returns the (training, eval) sample counts it reported. A failure is an InputError quoting LLaMA-Factory's own
+    error line and naming the log; an interrupt stops it (its checkpoints stay, so the run resumes)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    counts: list[int] = []
+    last_error = None
+    with open(log_path, "a", encoding="utf-8") as log:
+        process = subprocess.Popen([cli, "train", yaml_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   cwd=cwd, env=env, text=True, errors="replace", bufsize=1)
+        try:
+            for raw in process.stdout:
+                log.write(raw)
+                for line in raw.rstrip("\n").split("\r"):
+                    found = re.search(r"Num examples = ([\d,]+)", line)
+                    if found:
+                        counts.append(int(found.group(1).replace(",", "")))
+                    error = _ERROR_LINE.match(line.strip())
+                    if error:
+                        last_error = line.strip()
+                    if not quiet and _PROGRESS.search(line):
+                        say(f"llamafactory: {line.strip()}")
+            code = process.wait()
+        except KeyboardInterrupt:
+            process.terminate()
+            process.wait()
+            raise
+    if code != 0:
+        what = last_error or f"llamafactory-cli exited with code {code}"
+        raise InputError(f"LLaMA-Factory failed: {what} (full log: {log_path})")
+    return (counts[0] if counts else 0), (counts[1] if len(counts) > 1 else 0)
