@@ -10,8 +10,10 @@ STAMP := $(VENV)/.ftbench-installed
 QUIET_PIP := sed '/is ignored: it is neither a file nor a directory/d'
 # byte-compiling every installed file (torch alone: ~30 s) is left to Python, which compiles what it imports
 NO_COMPILE := --no-compile
+LF_VENV ?= .venv-llamafactory
+LF_STAMP := $(LF_VENV)/.installed
 
-.PHONY: demo test setup clean-venv
+.PHONY: demo test setup clean-venv llamafactory
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -28,8 +30,27 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/ftbench train-and-compare
 
-test: $(STAMP)
-	$(PY) -m pytest -q -n 2
+test: $(STAMP) $(LF_STAMP)
+	FTBENCH_LLAMAFACTORY_CLI=$(abspath $(LF_VENV))/bin/llamafactory-cli FTBENCH_REQUIRE_LLAMAFACTORY=1 \
+		$(PY) -m pytest -q -n 2
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LF_VENV)
+
+# LLaMA-Factory in its own venv (it pins its own transformers), for `--backend llamafactory` and the tests that
+# compare against it. PyPI has only CUDA builds of torchvision/torchaudio, which LLaMA-Factory requires: without
+# them loaded, transformers treats vision as absent, and torchaudio imports as pure Python (text SFT needs neither).
+llamafactory: $(LF_STAMP)
+
+$(LF_STAMP):
+	test -x $(LF_VENV)/bin/python || python3 -m venv $(LF_VENV)
+	$(LF_VENV)/bin/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(LF_VENV)/bin/python -m pip install -q $(NO_COMPILE) "torch==2.13.0" 2>&1 | $(QUIET_PIP)
+	$(LF_VENV)/bin/python -m pip install -q $(NO_COMPILE) "llamafactory==0.9.5" "torch==2.13.0" nltk jieba \
+		rouge-chinese 2>&1 | $(QUIET_PIP)
+	$(LF_VENV)/bin/python -m pip uninstall -q -y torchvision
+	mkdir -p $(LF_VENV)/torchaudio-cuda-libs
+	for so in $(LF_VENV)/lib/python3*/site-packages/torchaudio/lib/*.so; do \
+		[ -e "$$so" ] && mv "$$so" $(LF_VENV)/torchaudio-cuda-libs/ || true; done
+	DISABLE_VERSION_CHECK=1 $(LF_VENV)/bin/llamafactory-cli version >/dev/null
+	touch $@

@@ -1,0 +1,135 @@
+"""Against a real LLaMA-Factory (its own venv, driven through its CLI): `--backend llamafactory` trains and is
+compared end to end, `--trained-run` evaluates a run LLaMA-Factory made by itself, a failure inside it is one line,
+and ftbench predict + score reproduce LLaMA-Factory's own do_predict rows and printed metrics exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, run_cli
+
+TRAIN = {"stage": "sft", "do_train": True, "finetuning_type": "lora", "lora_target": "all", "lora_rank": 8,
+         "dataset": "identity", "dataset_dir": os.path.join(REPO, "datasets"), "template": "qwen", "cutoff_len": 256,
+         "max_samples": 40, "val_size": 0.2, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 4,
+         "num_train_epochs": 1.0, "learning_rate": 1.0e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.1,
+         "logging_steps": 1, "save_steps": 5, "report_to": "none", "disable_gradient_checkpointing": True,
+         "flash_attn": "disabled"}
+
+
+@pytest.fixture()
+def lf_env(llamafactory_cli, monkeypatch):
+    monkeypatch.setenv("FTBENCH_LLAMAFACTORY_CLI", llamafactory_cli)
+    for key, value in {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                       "DISABLE_VERSION_CHECK": "1"}.items():
+        monkeypatch.setenv(key, value)
+    return llamafactory_cli
+
+
+def write_yaml(path, **keys) -> str:
+    path.write_text(yaml.safe_dump(keys, sort_keys=False))
+    return str(path)
+
+
+def llamafactory(cli, command: str, config: str, cwd) -> subprocess.CompletedProcess:
+    done = subprocess.run([cli, command, config], capture_output=True, text=True, cwd=cwd, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done
+
+
+def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
+    config = write_yaml(tmp_path / "train.yaml", model_name_or_path=tiny_model, output_dir="unused", **TRAIN)
+    run = tmp_path / "run"
+    result = run_cli("train-and-compare", "--config", config, "--backend", "llamafactory", "--gsm8k", "none",
+                     "--max-new-tokens", "16", "--threads", "1", "--output-dir", str(run))
+    assert result.exit_code == 0, result.output[-3000:]
+    train = run / "train"
+    ran = yaml.safe_load((train / "ftbench_llamafactory.yaml").read_text())
+    assert ran["output_dir"] == str(train) and ran["eval_strategy"] == "steps" and ran["eval_steps"] == 5
+    assert ran["template"] == "qwen" and "backend" not in ran
+    assert "keys set by ftbench: output_dir=" in result.output
+    # what the report evaluates is LLaMA-Factory's own record of the run
+    state = json.loads((train / "trainer_state.json").read_text())
+    evals = {h["step"]: h["eval_loss"] for h in state["log_history"] if "eval_loss" in h}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["checkpoint"]["eval_loss"] == min(evals.values())
+    assert metrics["checkpoint"]["step"] == min(s for s, v in evals.items() if v == min(evals.values()))
+    lf_log = [json.loads(line) for line in (train / "trainer_log.jsonl").read_text().splitlines()]
+    ours = [json.loads(line) for line in (run / "trainer_log.jsonl").read_text().splitlines()]
+    assert [r.get("loss") for r in ours] == [r.get("loss") for r in lf_log]
+    assert (run / "report.html").exists() and metrics["after"]["rouge-l"] is not None
+
+
+def test_trained_run_evaluates_a_run_llamafactory_made(tiny_model, lf_env, tmp_path):
+    keys = dict(TRAIN, eval_strategy="steps", eval_steps=5)
+    lf_config = write_yaml(tmp_path / "lf.yaml", model_name_or_path=tiny_model, output_dir=str(tmp_path / "lf"),
+                           **keys)
+    llamafactory(lf_env, "train", lf_config, tmp_path)
+    result = run_cli("train-and-compare", "--trained-run", str(tmp_path / "lf"), "--config", lf_config,
+                     "--gsm8k", "none", "--max-new-tokens", "16", "--threads", "1", "--output-dir",
+                     str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output[-3000:]
+    assert "training: not run; reading the finished run" in result.output
+    state = json.loads((tmp_path / "lf" / "trainer_state.json").read_text())
+    best = min(h["eval_loss"] for h in state["log_history"] if "eval_loss" in h)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["checkpoint"]["eval_loss"] == best
+    assert metrics["checkpoint"]["path"].startswith(str(tmp_path / "lf"))
+    # the held-out rows are LLaMA-Factory's own eval split: 8 of the first 40
+    assert sum(1 for _ in open(tmp_path / "run" / "predictions_after.jsonl")) == 8
+    # without --config, a folder LLaMA-Factory made alone does not say what it was trained on
+    again = run_cli("train-and-compare", "--trained-run", str(tmp_path / "lf"), "--output-dir", str(tmp_path / "r2"))
+    assert again.exit_code == 2 and "give --config" in again.output and "Traceback" not in again.output
+
+
+def test_a_failure_inside_llamafactory_is_one_line(tiny_model, lf_env, tmp_path):
+    config = write_yaml(tmp_path / "train.yaml", model_name_or_path=tiny_model, output_dir=str(tmp_path / "out"),
+                        **dict(TRAIN, lora_target="no_such_module"))
+    result = run_cli("train", config, "--backend", "llamafactory", "-q")
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "LLaMA-Factory failed: ValueError: Target modules {'no_such_module'} not found" in \
+        lines[0] and "llamafactory.log" in lines[0], result.output
+
+
+def test_predict_and_score_reproduce_llamafactory_do_predict(tiny_model, lf_env, tmp_path):
+    """The same model, data, template and greedy settings: LLaMA-Factory's generated_predictions.jsonl rows and
+    its printed predict_bleu-4 / predict_rouge-* equal ftbench predict's rows and ftbench score's figures."""
+    keys = {"model_name_or_path": tiny_model, "stage": "sft", "do_predict": True, "predict_with_generate": True,
+            "finetuning_type": "lora", "eval_dataset": "identity", "dataset_dir": os.path.join(REPO, "datasets"),
+            "template": "qwen", "cutoff_len": 1024, "max_samples": 12, "per_device_eval_batch_size": 4,
+            "max_new_tokens": 24, "do_sample": False, "flash_attn": "disabled", "report_to": "none",
+            "output_dir": str(tmp_path / "lf")}
+    llamafactory(lf_env, "train", write_yaml(tmp_path / "predict.yaml", **keys), tmp_path)
+    lf_rows = [json.loads(line) for line in (tmp_path / "lf" / "generated_predictions.jsonl").read_text().splitlines()]
+    lf_metrics = json.loads((tmp_path / "lf" / "predict_results.json").read_text())
+
+    out = tmp_path / "ftbench.jsonl"
+    result = run_cli("predict", "--model", tiny_model, "--data", os.path.join(REPO, "datasets", "identity.json"),
+                     "--template", "qwen", "--limit", "12", "--max-new-tokens", "24", "--batch-size", "4",
+                     "--cutoff-len", "1024", "--threads", "1", "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [{k: r[k] for k in ("prompt", "predict", "label")} for r in rows] == lf_rows
+    scored = run_cli("score", str(out), "--json")
+    assert scored.exit_code == 0, scored.output
+    figures = json.loads(scored.stdout)
+    for name in ("bleu-4", "rouge-1", "rouge-2", "rouge-l"):
+        assert figures["metrics"][name] == lf_metrics[f"predict_{name}"], name
+
+
+@pytest.mark.parametrize("n,val_size,seed", [(40, 0.2, 42), (90, 0.1, 7), (13, 3, 42), (7, 0.5, 0)])
+def test_val_size_holds_out_the_rows_llamafactory_holds_out(n, val_size, seed):
+    """LLaMA-Factory splits with datasets' train_test_split(test_size, seed); ftbench's split is the same rows in
+    the same order, so either backend's run is evaluated on rows it never trained on."""
+    from datasets import Dataset
+
+    from ftbench.training.data import split
+
+    expected = Dataset.from_dict({"i": list(range(n))}).train_test_split(
+        test_size=int(val_size) if val_size > 1 else val_size, seed=seed)
+    assert split(list(range(n)), val_size, seed) == (expected["train"]["i"], expected["test"]["i"])
