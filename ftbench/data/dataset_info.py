@@ -18,6 +18,7 @@ from ftbench.api.findings import Finding
 from ftbench.data import jsonsyntax
 from ftbench.data.encoding import decode_text
 from ftbench.data.formats import FORMATS, REQUIRED_TAGS, SHAREGPT_TAGS
+from ftbench.data.reader import read_small_file
 from ftbench.data.sources import parse_split, split_windows
 from ftbench.data.spec import DatasetSpec
 
@@ -35,9 +36,8 @@ def declared_names(info_path: str) -> set[str]:
     """The dataset names a dataset_info.json declares (none if it is missing or not a JSON object; its syntax
     errors are reported, located, by `parse_dataset_info`)."""
     try:
-        with open(info_path, encoding="utf-8") as fh:
-            info = json.load(fh)
-    except (OSError, ValueError):
+        info = json.loads(read_small_file(info_path, "dataset_info.json"))
+    except (OSError, ValueError, RecursionError, UsageError):
         return set()
     return set(info) if isinstance(info, dict) else set()
 
@@ -49,14 +49,11 @@ def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[F
     is where media paths are relative to (LLaMA-Factory's default: the dataset_info.json folder)."""
     if os.path.isdir(info_path):
         info_path = os.path.join(info_path, DATASET_INFO)
-    if not os.path.isfile(info_path):
-        raise UsageError(f"{info_path}: no such file")
-    with open(info_path, "rb") as fh:
-        text, problems = decode_text(fh.read(), info_path)
+    text, problems = decode_text(read_small_file(info_path, "dataset_info.json"), info_path)
     findings.extend(problems)
     try:
         info = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         findings.extend(jsonsyntax.diagnose_json(text, info_path)[1])
         return []
     if not isinstance(info, dict):
