@@ -16,12 +16,14 @@ syntax error names file:line:column. Which settings a backend cannot honour is t
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import fields
 from typing import Any
 
 from ftbench.api.backends import TrainConfig
 from ftbench.api.errors import InputError, UsageError
+from ftbench.data.yamlfile import compose_yaml, yaml_error
 
 # typed keys: name -> kind. Kinds: str, str?, int, int?, float, steps (int, or a float ratio < 1), steps?,
 # bool, list (a YAML list or LLaMA-Factory's "a,b" string), list?
@@ -151,17 +153,7 @@ def read_config_yaml(path: str) -> ConfigSource:
     import yaml
 
     src = ConfigSource(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        raise InputError(_yaml_error(path, e)) from None
+    node = compose_yaml(path, what="training config (YAML)")
     if node is None:
         raise InputError(f"{path}: the config is empty")
     if not isinstance(node, yaml.MappingNode):
@@ -174,7 +166,7 @@ def read_config_yaml(path: str) -> ConfigSource:
             key = loader.construct_object(key_node, deep=True)
             value = loader.construct_object(value_node, deep=True)
         except yaml.YAMLError as e:
-            raise InputError(_yaml_error(path, e)) from None
+            raise InputError(yaml_error(path, e)) from None
         if not isinstance(key, str):
             raise InputError(f"{path}:{line}: keys must be names, got {key!r}")
         if key in src.values:
@@ -183,14 +175,6 @@ def read_config_yaml(path: str) -> ConfigSource:
         src.values[key] = value
         src.lines[key] = line
     return src
-
-
-def _yaml_error(path: str, e) -> str:
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    context = getattr(e, "context", None)
-    return f"{where}: YAML syntax error: {problem}" + (f" ({context})" if context else "")
 
 
 def apply_overrides(src: ConfigSource, overrides: list[str] | tuple[str, ...]) -> None:
@@ -238,6 +222,8 @@ def resolve(src: ConfigSource) -> TrainConfig:
             except ValueError as e:
                 errors.append(f"{src.where(raw_key)}: {raw_key}: {e}")
         elif key in PASSTHROUGH:
+            if isinstance(value, float) and not math.isfinite(value):  # refused now, not after a base evaluation
+                errors.append(f"{src.where(raw_key)}: {raw_key}: expected a finite number, got {value!r}")
             cfg.training_args[key] = value
         elif key in ACCEPTED or key in UNSUPPORTED:
             cfg.extra[key] = value
@@ -284,15 +270,17 @@ def convert(key: str, kind: str, value: Any) -> Any:
             return int(value)
         try:
             return int(str(value).strip())
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(f"expected an integer, got {value!r}") from None
     if kind in ("float", "steps"):
         if isinstance(value, bool):
             raise ValueError(f"expected a number, got {value!r}")
         try:
             number = float(value)  # also YAML 1.1's string "5e-5"
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # .nan / .inf in YAML: no setting takes them
+            raise ValueError(f"expected a finite number, got {value!r}")
         if kind == "steps" and number >= 1:
             if not number.is_integer():
                 raise ValueError(f"expected a whole number of steps, or a fraction of the run below 1, got {value!r}")
