@@ -52,6 +52,14 @@ def _field_problem(path: str, line: int | None, index: int, name: str, message: 
                    path=f"[{index}].{name}")
 
 
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _pair_of(value, path: str, line: int | None, index: int, numeric_labels: bool,
              problems: list[Finding]) -> tuple[str, str] | None:
     if not isinstance(value, dict):
@@ -74,6 +82,11 @@ def _pair_of(value, path: str, line: int | None, index: int, numeric_labels: boo
                                            _LLAMAFACTORY_HINT))
             ok = False
         elif isinstance(item, str):
+            if not item.isascii() and _lone_surrogate(item):
+                problems.append(_field_problem(path, line, index, name, "a lone surrogate (half of a \\ud83d-style "
+                                               "escape pair) is not text any scorer can read",
+                                               "write the character itself, or both halves of its escape pair"))
+                ok = False
             continue
         elif name in ("label", "target") and numeric_labels and isinstance(item, (int, float)) \
                 and not isinstance(item, bool):

@@ -8,13 +8,25 @@ errors carry the path of the bad value (`$.rows[3].prediction`), which becomes t
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
 _PATH = re.compile(r" - at `\$(.*)`$")
+
+Finite = Annotated[float, msgspec.Meta(ge=-1.7e308, le=1.7e308)]  # NaN and +-Infinity fail both bounds
+
+
+class MetricsFile(msgspec.Struct):
+    """What `compare` reads from a train-and-compare metrics.json: figures are numbers (or null), signatures text.
+    Other keys are kept by the caller and not checked."""
+
+    after: dict[str, Optional[Finite]]
+    before: Optional[dict[str, Optional[Finite]]] = None
+    signatures: Optional[dict[str, Optional[str]]] = None
 
 
 class SchemaError(ValueError):
@@ -37,7 +49,35 @@ def check(data: Any, schema: type[T], *, coerce: bool = False) -> T:
         match = _PATH.search(message)
         path = match.group(1) if match else ""
         allowed = message[:match.start()] if match else message
-        raise SchemaError(path, _lookup(data, path), _explain(allowed)) from None
+        if "[...]" in path:  # msgspec names no key inside a mapping: find the first value that fails
+            path = _mapping_key(data, schema, path, coerce)
+        value = _lookup(data, path)
+        if isinstance(value, float) and not math.isfinite(value):
+            allowed = "expected a finite number"
+        raise SchemaError(path, value, _explain(allowed)) from None
+
+
+def _mapping_key(data: Any, schema: Any, path: str, coerce: bool) -> str:
+    """`.after[...]` -> `.after.rouge-l`: try the mapping's entries one at a time (metrics files are small)."""
+    prefix, _, rest = path.partition("[...]")
+    container = _lookup(data, prefix)
+    if not isinstance(container, dict):
+        return path
+    for key, value in container.items():
+        try:
+            msgspec.convert(_replace(data, prefix, {key: value}), schema, strict=not coerce)
+        except msgspec.ValidationError:
+            return f"{prefix}.{key}{rest}"
+    return path
+
+
+def _replace(data: Any, path: str, new: Any) -> Any:
+    """A copy of ``data`` with the value at a `.a.b` path replaced (copies along the path only)."""
+    names = re.findall(r"\.([^.\[]+)", path)
+    if not names:
+        return new
+    head, tail = names[0], "".join("." + n for n in names[1:])
+    return {**data, head: _replace(data[head], tail, new)}
 
 
 def _lookup(data: Any, path: str) -> Any:
