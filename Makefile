@@ -11,7 +11,7 @@ QUIET_PIP := sed '/is ignored: it is neither a file nor a directory/d'
 # byte-compiling every installed file (torch alone: ~30 s) is left to Python, which compiles what it imports
 NO_COMPILE := --no-compile
 
-.PHONY: demo test setup clean-venv
+.PHONY: demo test fuzz setup clean-venv
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -30,6 +30,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
+
+# the fuzz suite with random seeds and many more examples than CI's seeded 40 per test (about 10 minutes)
+fuzz: $(STAMP)
+	FTBENCH_FUZZ=1 FTBENCH_FUZZ_EXAMPLES=$${FTBENCH_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -q tests/test_fuzz_validate.py
 
 clean-venv:
 	rm -rf $(VENV)

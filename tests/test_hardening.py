@@ -1,0 +1,170 @@
+"""Issue 12's reproducers, each a regression test through the real CLI: bad input is one located line and exit
+1 or 2, never an internal error (exit 3), a hang or a blow-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import REPO, run_cli, validate_json
+from ftbench.api.errors import InputError
+
+
+def _findings(report: dict) -> list[dict]:
+    return report["errors"] + report["warnings"]
+
+
+@pytest.mark.parametrize("role", [["human"], {"a": 1}, 5])
+def test_sharegpt_role_of_wrong_type(tmp_path, role):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"conversations": [{"from": role, "value": "q"}, {"from": "gpt", "value": "a"}]}]))
+    code, report = validate_json(str(path))
+    assert code == 1
+    assert [(f["code"], f["path"]) for f in report["errors"]] == [("wrong-type", "[0].conversations[0].from")]
+    assert "expected a role string" in report["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("entry, code, message", [
+    ({"file_name": 5}, "dataset-info-invalid", "file_name must be a path"),
+    ({"file_name": "a.json", "columns": ["prompt"]}, "dataset-info-invalid", '"columns" must map'),
+    ({"file_name": "a.json", "columns": 5}, "dataset-info-invalid", '"columns" must map'),
+    ({"file_name": "a.json", "columns": {"prompt": None}}, "dataset-info-invalid", "maps no text column"),
+    ({"file_name": "a.json", "formatting": "sharegpt", "tags": "role"}, "dataset-info-invalid", '"tags" must map'),
+    ({"file_name": "a.json", "formatting": "sharegpt", "tags": {"user_tag": ["human"]}}, "dataset-info-invalid",
+     '"tags" must map'),
+    ({"file_name": "a.json", "formatting": ["alpaca"]}, "dataset-info-invalid", "unknown formatting"),
+    (None, "dataset-info-invalid", "must be an object"),
+])
+def test_dataset_info_values_of_wrong_type(tmp_path, entry, code, message):
+    (tmp_path / "a.json").write_text('[{"instruction": "q", "output": "a"}]')
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"d": entry}))
+    exit_code, report = validate_json("--dataset-info", str(tmp_path / "dataset_info.json"), "--dataset", "d")
+    assert exit_code == 1
+    assert [(f["code"], f["path"], f["line"]) for f in report["errors"]] == [(code, report["errors"][0]["path"], 1)]
+    assert report["errors"][0]["path"].startswith("d")
+    assert message in report["errors"][0]["message"]
+
+
+def test_deep_nesting_is_located(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"a":' * 998)
+    code, report = validate_json(str(path))
+    assert code == 1
+    assert [(f["code"], f["line"], f["column"]) for f in report["errors"]] == [("nesting-too-deep", 1, 5 * 500 + 1)]
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_special_files_refused_by_stat(tmp_path, special):
+    if special == "fifo":
+        special = str(tmp_path / "pipe.json")
+        os.mkfifo(special)
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"d": {"file_name": special}}))
+    t = time.perf_counter()
+    result = run_cli("validate", special)
+    assert result.exit_code == 2 and "not a regular file" in result.output
+    code, report = validate_json("--dataset-info", str(tmp_path / "dataset_info.json"))
+    assert code == 1 and report["errors"][0]["code"] in ("not-a-file", "unsupported-file-type")
+    assert report["errors"][0]["path"] == "d.file_name"
+    assert time.perf_counter() - t < 10
+
+
+def test_huge_integer_is_located_on_its_line(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text("[\n" + '{"instruction": "q", "output": "a"},\n' * 3 + '{"instruction": "q", "output": '
+                    + "1" * 100_000 + "}\n]\n")
+    code, report = validate_json(str(path))
+    assert code == 1
+    codes = {(f["code"], f["line"]) for f in report["errors"]}
+    assert ("number-too-long", 5) in codes
+    assert ("wrong-type", 5) in codes  # repaired to 0, so the record is still checked: output is not a string
+    assert "set_int_max_str_digits" not in json.dumps(report)
+
+
+def test_large_one_line_file_is_diagnosed_in_bounded_time(tmp_path):
+    path = tmp_path / "oneline.json"
+    one = "{'instruction': 'q', 'output': True}, "
+    path.write_text("[" + one * (8 * 2**20 // len(one)) + "{}]")
+    t = time.perf_counter()
+    code, report = validate_json(str(path))
+    assert time.perf_counter() - t < 30
+    assert code == 1
+    assert [f["code"] for f in report["errors"]] == ["single-quotes", "python-literal"]
+    assert report["warnings"][-1]["code"] == "too-many-findings"
+
+
+def test_json_size_limit_is_a_finding(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('[{"instruction": "q", "output": "a"}]')
+    env = {**os.environ, "FTBENCH_MAX_JSON_MB": "0.00001"}
+    out = subprocess.run([sys.executable, "-m", "ftbench", "validate", "--json", str(path)], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert [f["code"] for f in json.loads(out.stdout)["errors"]] == ["file-too-large"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("max_new_tokens: 0", "max_new_tokens: 0 is not allowed: expected an integer >= 1"),
+    ("threads: -2", "threads: -2 is not allowed: expected an integer >= 1"),
+    ("gsm8k_limit: -3", "gsm8k_limit: -3 is not allowed: expected an integer >= 1"),
+    ("learning_rate: .nan", "learning_rate: expected a finite number, got nan"),
+    ("adam_beta2: .inf", "adam_beta2: expected a finite number, got inf"),
+])
+def test_train_and_compare_settings_refused_before_any_model(tmp_path, line, message):
+    from ftbench.recipes.run_settings import prepare_run
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: {REPO}/datasets/alpaca_demo.json\n{line}\n")
+    with pytest.raises(InputError) as err:
+        prepare_run(str(config), output_dir=str(tmp_path / "run"))
+    assert str(err.value) == f"{config}:3: {message}"
+
+
+def test_yaml_alias_bomb_refused_quickly(tmp_path):
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefg", "bcdefgh")]
+    config = tmp_path / "bomb.yaml"
+    config.write_text("\n".join(lines) + "\nlora_rank: *h\n")
+    t = time.perf_counter()
+    result = run_cli("train-and-compare", "--config", str(config), "--output-dir", str(tmp_path / "run"))
+    assert time.perf_counter() - t < 10
+    assert result.exit_code == 1
+    assert "YAML aliases (*name) expand to more than 100,000 values" in result.output
+    assert len(result.output) < 500
+
+
+def test_score_lone_surrogate_is_located(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "q", "label": "a", "predict": "\\ud800 x"}\n')
+    result = run_cli("score", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:1 [0].predict" in result.output and "lone surrogate" in result.output
+
+
+def test_score_metric_names_with_commas(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "q", "label": "#### 4", "predict": "#### 4"}\n')
+    result = run_cli("score", str(path), "--task", "gsm8k", "--metrics", "exact_match,strict-match", "--json")
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)["metrics"]) == ["exact_match,strict-match"]
+
+
+def test_compare_metrics_with_string_figures(tmp_path):
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text('{"after": {"rouge-l": "61.8"}}')
+    result = run_cli("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    assert result.exit_code == 1
+    assert "after.rouge-l: '61.8' is not allowed: expected a number or null, got text" in result.output
+
+
+def test_compare_json_array_of_prediction_rows(tmp_path):
+    rows = [{"prompt": "q", "label": "a b", "predict": "a b"}]
+    (tmp_path / "a.json").write_text(json.dumps(rows))
+    (tmp_path / "b.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    result = run_cli("compare", str(tmp_path / "a.json"), str(tmp_path / "b.jsonl"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kind"] == "predictions"
