@@ -108,9 +108,11 @@ def test_json_size_limit_is_a_finding(tmp_path):
 
 
 @pytest.mark.parametrize("line, message", [
-    ("max_new_tokens: 0", "max_new_tokens: 0 is not allowed: expected an integer >= 1"),
-    ("threads: -2", "threads: -2 is not allowed: expected an integer >= 1"),
-    ("gsm8k_limit: -3", "gsm8k_limit: -3 is not allowed: expected an integer >= 1"),
+    ("max_new_tokens: 0", "max_new_tokens: must be > 0, got 0"),
+    ("threads: -2", "threads: must be > 0, got -2"),
+    ("threads: 100000", "threads: must be <= 1024, got 100000"),
+    ("gsm8k_limit: -3", "gsm8k_limit: must be > 0, got -3"),
+    ("max_new_tokens: 99999999", "max_new_tokens: must be <= 1048576, got 99999999"),
     ("learning_rate: .nan", "learning_rate: expected a finite number, got nan"),
     ("adam_beta2: .inf", "adam_beta2: expected a finite number, got inf"),
 ])
@@ -158,7 +160,7 @@ def test_compare_metrics_with_string_figures(tmp_path):
         (tmp_path / name).write_text('{"after": {"rouge-l": "61.8"}}')
     result = run_cli("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
     assert result.exit_code == 1
-    assert "after.rouge-l: '61.8' is not allowed: expected a number or null, got text" in result.output
+    assert "after.rouge-l: expected a number or null, got '61.8'" in result.output
 
 
 def test_compare_json_array_of_prediction_rows(tmp_path):
@@ -168,3 +170,30 @@ def test_compare_json_array_of_prediction_rows(tmp_path):
     result = run_cli("compare", str(tmp_path / "a.json"), str(tmp_path / "b.jsonl"), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["kind"] == "predictions"
+
+
+# --- every structure read against its declared schema: a bad type, a value out of range, NaN, through the CLI ---
+
+def _one_error_line(result) -> str:
+    """The single `ftbench: error:` line of a failed command (no traceback, nothing else on stderr)."""
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("ftbench: error:")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("lora_rank: eight", "lora_rank: expected an integer, got 'eight'"),
+    ("lora_dropout: 1.5", "lora_dropout: must be in [0, 1), got 1.5"),
+    ("cutoff_len: 2000000", "cutoff_len: must be <= 1048576, got 2000000"),
+    ("seed: 99999999999", "seed: must be <= 4294967295, got 99999999999"),
+    ("warmup_ratio: .nan", "warmup_ratio: expected a finite number, got nan"),
+    ("save_total_limit: 0", "save_total_limit: must be > 0, got 0"),
+])
+def test_training_yaml_schema_through_the_cli(tmp_path, line, message):
+    config = tmp_path / "t.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: {REPO}/datasets/alpaca_demo.json\n"
+                      f"output_dir: {tmp_path / 'out'}\n{line}\n")
+    result = run_cli("train", str(config))
+    assert result.exit_code == 1
+    assert _one_error_line(result) == f"ftbench: error: {config}:4: {message}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 @click.command()
 @click.option("--config", type=click.Path(dir_okay=False), help="A LLaMA-Factory-style training YAML (plus the "
@@ -16,10 +17,10 @@ from ftbench.cli.options import common_options, print_json, settings
 @click.option("--backend", help="Training backend (see `ftbench backends`; default peft).")
 @click.option("--gsm8k", help="GSM8K test set: a local JSONL (question/answer), openai/gsm8k (hub), or none.")
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate (default 100).")
-@click.option("--max-new-tokens", type=click.IntRange(1), help="Generation length for every evaluation.")
-@click.option("--gsm8k-max-new-tokens", type=click.IntRange(1), help="Generation length for GSM8K (default: "
+@click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for every evaluation.")
+@click.option("--gsm8k-max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for GSM8K (default: "
               "--max-new-tokens).")
-@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @common_options
 @click.pass_context
 def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k, gsm8k_limit, max_new_tokens,

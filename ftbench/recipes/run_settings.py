@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Optional
+from typing import Optional
 
 import msgspec
 
 from ftbench.api.backends import TrainConfig
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import world_size
-from ftbench.data.schema import SchemaError, check
+from ftbench.data.schema import PositiveInt, SchemaError, Threads, Tokens, check
 from ftbench.recipes.run_folder import RunFolder
-
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]  # what click's IntRange(1) allows for the same options
 
 
 class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
@@ -27,11 +25,11 @@ class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
     as options): one schema, so `threads: -2` in a YAML is refused as `--threads -2` is."""
 
     gsm8k: Optional[str] = None
-    gsm8k_limit: Optional[PositiveInt] = None
-    max_new_tokens: Optional[PositiveInt] = None
-    gsm8k_max_new_tokens: Optional[PositiveInt] = None
-    predict_batch_size: Optional[PositiveInt] = None
-    threads: Optional[PositiveInt] = None
+    gsm8k_limit: Optional[PositiveInt] = None  # no upper bound: past the test set's size, the whole set
+    max_new_tokens: Optional[Tokens] = None
+    gsm8k_max_new_tokens: Optional[Tokens] = None
+    predict_batch_size: Optional[PositiveInt] = None  # no upper bound: past the prompts' count, one batch
+    threads: Optional[Threads] = None
 
 
 COMPARE_KEYS = tuple(CompareKeys.__struct_fields__)
