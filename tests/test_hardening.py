@@ -197,3 +197,23 @@ def test_training_yaml_schema_through_the_cli(tmp_path, line, message):
     result = run_cli("train", str(config))
     assert result.exit_code == 1
     assert _one_error_line(result) == f"ftbench: error: {config}:4: {message}"
+
+
+@pytest.mark.parametrize("entry, path, message", [
+    ({"file_name": "a.json", "ranking": "true"}, "d.ranking", "ranking: expected true or false, got 'true'"),
+    ({"file_name": "a.json", "num_samples": 0}, "d.num_samples", "num_samples: must be > 0, got 0"),
+    ({"file_name": "a.json", "num_samples": float("nan")}, "d.num_samples",
+     "num_samples: expected an integer or null, got nan"),
+    ({"file_name": "a.json", "columns": {"prompt": 5}}, "d.columns.prompt",
+     "\"columns\" must map column names to the data's keys: prompt: expected text or null, got 5"),
+    ({"file_name": "a.json", "formatting": "xml"}, "d.formatting",
+     "unknown formatting: 'xml' is not one of alpaca, sharegpt, openai"),
+])
+def test_dataset_info_schema_through_the_cli(tmp_path, entry, path, message):
+    (tmp_path / "a.json").write_text('[{"instruction": "q", "output": "a"}]')
+    info = tmp_path / "dataset_info.json"
+    info.write_text(json.dumps({"d": entry}))
+    result = run_cli("validate", "--dataset-info", str(info))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    findings = [line.strip() for line in result.output.splitlines() if "error [dataset-info-invalid]" in line]
+    assert len(findings) == 1 and findings[0].startswith(f"{info}:1 {path}: error [dataset-info-invalid] {message}")

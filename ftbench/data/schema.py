@@ -90,7 +90,7 @@ def _reason(message: str, value: Any, declared: Any) -> str:
     if "contains unknown field" in message:
         return "unknown key"
     meta, choices = _declared(declared)
-    if _non_finite(value) and "`float" in message:
+    if _non_finite(value) and message.startswith("Expected `float"):
         return f"expected a finite number, got {shown}"
     if message.startswith("Invalid enum value"):
         return f"{shown} is not one of {', '.join(map(str, choices))}" if choices else f"{shown} is not allowed"
