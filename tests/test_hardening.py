@@ -205,7 +205,7 @@ def test_training_yaml_schema_through_the_cli(tmp_path, line, message):
     ({"file_name": "a.json", "num_samples": float("nan")}, "d.num_samples",
      "num_samples: expected an integer or null, got nan"),
     ({"file_name": "a.json", "columns": {"prompt": 5}}, "d.columns.prompt",
-     "\"columns\" must map column names to the data's keys: prompt: expected text or null, got 5"),
+     "\"columns\" must map column names to the data's keys: prompt: expected a string or null, got 5"),
     ({"file_name": "a.json", "formatting": "xml"}, "d.formatting",
      "unknown formatting: 'xml' is not one of alpaca, sharegpt, openai"),
 ])
@@ -217,3 +217,23 @@ def test_dataset_info_schema_through_the_cli(tmp_path, entry, path, message):
     assert result.exit_code == 1 and "Traceback" not in result.output
     findings = [line.strip() for line in result.output.splitlines() if "error [dataset-info-invalid]" in line]
     assert len(findings) == 1 and findings[0].startswith(f"{info}:1 {path}: error [dataset-info-invalid] {message}")
+
+
+@pytest.mark.parametrize("command, row, message", [
+    (["score"], {"prompt": "q", "predict": "a", "label": 5}, ":1 [0].label: error [bad-prediction-record] expected "
+     "a string, got 5"),
+    (["score"], {"prompt": ["q"], "predict": "a", "label": "a"}, ":1 [0].prompt: error [bad-prediction-record] "
+     "expected a string or null, got ['q']"),
+    (["score", "--task", "gsm8k"], '{"predict": "#### 4", "label": 1e400}', ":1 [0].label: error "
+     "[bad-prediction-record] expected a finite number, got inf"),
+    (["score", "--task", "gsm8k"], {"predict": "#### 4", "label": float("nan")}, ":1:32 [0]: error [nan-infinity]"),
+    (["compare"], {"prompt": "q", "predict": None, "label": "a"}, ":1 [0].predict: error [bad-prediction-record] "
+     "expected a string, got null"),
+])
+def test_prediction_row_schema_through_the_cli(tmp_path, command, row, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    args = [*command, str(path)] + ([str(path)] if command == ["compare"] else [])
+    result = run_cli(*args)
+    assert result.exit_code == 1
+    assert _one_error_line(result).startswith(f"ftbench: error: {path}{message}")

@@ -56,7 +56,7 @@ class DatasetEntry(msgspec.Struct):
     folder: Optional[str] = None
 
 
-# what a wrong value of a key says before the schema's reason ("columns.prompt: expected text or null, got 5"),
+# what a wrong value of a key says before the schema's reason ("columns.prompt: expected a string or null, got 5"),
 # and a hint
 _EXPECTED = {
     **{key: (f"{key} must be a path or an id", None) for key in

@@ -84,7 +84,7 @@ def check(data: Any, schema: Any, *, coerce: bool = False, name: str = "") -> An
 
 def _reason(message: str, value: Any, declared: Any) -> str:
     """msgspec's "Expected `int` >= 1" in words, stated as declared: "must be > 0, got 0"."""
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    shown = "null" if value is None else repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
     if "missing required field" in message:
         return "required"
     if "contains unknown field" in message:
@@ -214,6 +214,6 @@ def _lookup(data: Any, path: str) -> Any:
 
 def _words(kind: str) -> str:
     """msgspec's type names in words: `int | null` -> "an integer or null"."""
-    words = {"int": "an integer", "float": "a number", "str": "text", "bool": "true or false", "array": "a list",
+    words = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false", "array": "a list",
              "object": "a mapping", "null": "null"}
     return " or ".join(words.get(part.strip(), part.strip()) for part in kind.split("|"))
