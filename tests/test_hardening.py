@@ -237,3 +237,36 @@ def test_prediction_row_schema_through_the_cli(tmp_path, command, row, message):
     result = run_cli(*args)
     assert result.exit_code == 1
     assert _one_error_line(result).startswith(f"ftbench: error: {path}{message}")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("threads: 5000", "threads: must be <= 1024, got 5000"),
+    ("max_new_tokens: fast", "max_new_tokens: expected an integer or null, got 'fast'"),
+    ("learning_rate: .inf", "learning_rate: expected a finite number, got inf"),
+])
+def test_train_and_compare_yaml_schema_through_the_cli(tmp_path, line, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: {REPO}/datasets/alpaca_demo.json\n{line}\n")
+    result = run_cli("train-and-compare", "--config", str(config), "--output-dir", str(tmp_path / "run"))
+    assert result.exit_code == 1
+    assert _one_error_line(result) == f"ftbench: error: {config}:3: {message}"
+    assert not (tmp_path / "run").exists()  # refused before any folder, data or model
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "--threads", "5000"], "5000 is not in the range 1<=x<=1024"),
+    (["train-and-compare", "--max-new-tokens", "2000000"], "2000000 is not in the range 1<=x<=1048576"),
+])
+def test_option_bounds_match_the_schema(tmp_path, args, message):
+    result = run_cli(*args, str(tmp_path / "data.json"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert message in result.output
+
+
+def test_metrics_json_nan_figure_is_named(tmp_path):
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text('{"after": {"rouge-l": NaN}}')
+    result = run_cli("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    assert result.exit_code == 1
+    assert _one_error_line(result) == f"ftbench: error: {tmp_path / 'a.json'}: after.rouge-l: expected a finite " \
+        "number, got nan"
