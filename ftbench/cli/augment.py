@@ -131,7 +131,8 @@ def _print_fill(opts, data, out, layout, report, max_shown) -> None:
               "$format, $keys, $language; $$ is a dollar sign).")
 @click.option("--temperature", type=click.FloatRange(0.0, 2.0), default=0.9, show_default=True,
               help="Sampling temperature (variety between variants).")
-@click.option("--max-tokens", type=click.IntRange(1, MAX_TOKENS), help="Longest reply in tokens (default: the endpoint's; "
+@click.option("--max-tokens", type=click.IntRange(1, MAX_TOKENS),
+              help="Longest reply in tokens (default: the endpoint's; "
               "512 for a local model).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
               help="DATA's format; auto-detected by default. Generated records must be in the same format.")

@@ -20,7 +20,8 @@ from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 @click.option("--limit", type=click.IntRange(1), help="Only the first N documents of the test split.")
 @click.option("--num-fewshot", type=click.IntRange(0), help="Few-shot examples per prompt (default: the task's).")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--max-gen-toks", type=click.IntRange(1, MAX_TOKENS), help="Most new tokens per answer (default: the task's "
+@click.option("--max-gen-toks", type=click.IntRange(1, MAX_TOKENS),
+              help="Most new tokens per answer (default: the task's "
               "generation_kwargs, else lm-eval's 256).")
 @click.option("--apply-chat-template", is_flag=True, help="Render prompts with the tokenizer's chat template, "
               "as lm-eval's --apply_chat_template does (for chat/instruct models).")

@@ -18,7 +18,8 @@ from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 @click.option("--gsm8k", help="GSM8K test set: a local JSONL (question/answer), openai/gsm8k (hub), or none.")
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate (default 100).")
 @click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for every evaluation.")
-@click.option("--gsm8k-max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for GSM8K (default: "
+@click.option("--gsm8k-max-new-tokens", type=click.IntRange(1, MAX_TOKENS),
+              help="Generation length for GSM8K (default: "
               "--max-new-tokens).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @common_options
