@@ -13,7 +13,7 @@ NO_COMPILE := --no-compile
 LF_VENV ?= .venv-llamafactory
 LF_STAMP := $(LF_VENV)/.installed
 
-.PHONY: demo test setup clean-venv llamafactory
+.PHONY: demo test fuzz setup clean-venv llamafactory
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -33,6 +33,10 @@ demo: $(STAMP)
 test: $(STAMP) $(LF_STAMP)
 	FTBENCH_LLAMAFACTORY_CLI=$(abspath $(LF_VENV))/bin/llamafactory-cli FTBENCH_REQUIRE_LLAMAFACTORY=1 \
 		$(PY) -m pytest -q -n 2
+
+# the fuzz suite with random seeds and many more examples than CI's seeded 40 per test (about 10 minutes)
+fuzz: $(STAMP)
+	FTBENCH_FUZZ=1 FTBENCH_FUZZ_EXAMPLES=$${FTBENCH_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -q tests/test_fuzz_validate.py
 
 clean-venv:
 	rm -rf $(VENV) $(LF_VENV)

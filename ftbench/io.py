@@ -99,3 +99,28 @@ def cache_root() -> Path:
     """Where ftbench keeps what it builds once (models): `$FTBENCH_CACHE`, else `~/.cache/ftbench`."""
     env = os.environ.get("FTBENCH_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ftbench"
+
+
+# Resource limits on what a user hands us (docs/validate.md "Limits"); FTBENCH_MAX_JSON_MB overrides the first.
+MAX_JSON_DOCUMENT_BYTES = int(float(os.environ.get("FTBENCH_MAX_JSON_MB", "1024")) * 2**20)  # a .json read whole
+MAX_SMALL_FILE_BYTES = 64 * 2**20  # dataset_info.json, YAML configs, metrics.json, task YAMLs: read whole
+
+
+def not_a_regular_file(path: str) -> str | None:
+    """Why ``path`` cannot be read as a data file without reading it (FIFOs and devices never end, or never
+    start), or None. Decided by `os.stat` alone, so /dev/zero or a named pipe is refused before any read."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as e:
+        return e.strerror or str(e)
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return f"is {kind}, not a regular file"
+

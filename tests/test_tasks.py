@@ -107,7 +107,7 @@ def test_unknown_and_unsupported_tasks(tmp_path):
         load_task(str(group))
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: x\n  bad: [\n")
-    with pytest.raises(InputError, match=r"bad.yaml:\d+: not valid YAML"):
+    with pytest.raises(InputError, match=r"bad.yaml:\d+:\d+: YAML syntax error"):
         load_task(str(bad))
 
 

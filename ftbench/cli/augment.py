@@ -11,6 +11,7 @@ import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, FtbenchError, InputError, UsageError
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.schema import MAX_TOKENS
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -130,7 +131,8 @@ def _print_fill(opts, data, out, layout, report, max_shown) -> None:
               "$format, $keys, $language; $$ is a dollar sign).")
 @click.option("--temperature", type=click.FloatRange(0.0, 2.0), default=0.9, show_default=True,
               help="Sampling temperature (variety between variants).")
-@click.option("--max-tokens", type=click.IntRange(1), help="Longest reply in tokens (default: the endpoint's; "
+@click.option("--max-tokens", type=click.IntRange(1, MAX_TOKENS),
+              help="Longest reply in tokens (default: the endpoint's; "
               "512 for a local model).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
               help="DATA's format; auto-detected by default. Generated records must be in the same format.")

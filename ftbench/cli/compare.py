@@ -21,18 +21,26 @@ def _kind(path: str) -> str:
     if not os.path.isfile(path):
         raise UsageError(f"{path}: no such file")
     if os.path.basename(path).endswith(".json"):
-        return "metrics"
+        with open(path, "rb") as fh:  # a JSON array of prediction rows is predictions, as `score` reads it
+            head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        return "predictions" if head.startswith(b"[") else "metrics"
     return "predictions"
 
 
 def _load_metrics(path: str) -> dict:
+    from ftbench.data.reader import read_small_file
+    from ftbench.data.schema import MetricsFile, SchemaError, check
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except ValueError as e:
+        data = json.loads(read_small_file(path, "metrics.json"))
+    except (ValueError, RecursionError) as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or "after" not in data:
         raise InputError(f"{path}: not a train-and-compare metrics.json (no \"after\" figures)")
+    try:
+        check(data, MetricsFile)
+    except SchemaError as e:
+        raise InputError(f"{path}: {e}") from None
     return data
 
 

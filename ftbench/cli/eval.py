@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 
 @click.command()
@@ -19,7 +20,8 @@ from ftbench.cli.options import common_options, print_json, settings
 @click.option("--limit", type=click.IntRange(1), help="Only the first N documents of the test split.")
 @click.option("--num-fewshot", type=click.IntRange(0), help="Few-shot examples per prompt (default: the task's).")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--max-gen-toks", type=click.IntRange(1), help="Most new tokens per answer (default: the task's "
+@click.option("--max-gen-toks", type=click.IntRange(1, MAX_TOKENS),
+              help="Most new tokens per answer (default: the task's "
               "generation_kwargs, else lm-eval's 256).")
 @click.option("--apply-chat-template", is_flag=True, help="Render prompts with the tokenizer's chat template, "
               "as lm-eval's --apply_chat_template does (for chat/instruct models).")
@@ -35,7 +37,7 @@ from ftbench.cli.options import common_options, print_json, settings
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto",
               show_default=True, help="auto: bf16 on CUDA if supported (else fp16), fp16 on MPS, fp32 on CPU.")
-@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch (default: torch's choice).")
 @common_options
 @click.pass_context
 def eval(ctx, task, model, adapter, engine, limit, num_fewshot, batch_size, max_gen_toks, apply_chat_template,

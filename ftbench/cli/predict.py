@@ -11,6 +11,7 @@ import click
 
 from ftbench.api.errors import UsageError
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
@@ -93,10 +94,10 @@ def _old_created(path: str):
               "generated_predictions.jsonl rows); rerunning the same command resumes it.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True,
               help="Prompts per batch (same text as batch 1 under greedy decoding on CPU).")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=512, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), default=512, show_default=True)
 @click.option("--stop", multiple=True, help="Stop at this string (repeatable); the text is cut before it.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
-@click.option("--cutoff-len", type=click.IntRange(1), help="Keep only the last N prompt tokens.")
+@click.option("--cutoff-len", type=click.IntRange(1, MAX_TOKENS), help="Keep only the last N prompt tokens.")
 @click.option("--template", help="Render prompts with this LLaMA-Factory template (qwen, llama3, chatml, smollm2, "
               "...; `ftbench templates` lists them) instead of the tokenizer's chat template.")
 @click.option("--default-system", help="System prompt for samples without one (with --template: replaces the "
@@ -108,7 +109,7 @@ def _old_created(path: str):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto",
               show_default=True, help="auto: bf16 on CUDA if supported (else fp16), fp16 on MPS, fp32 on CPU.")
-@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: torch's choice).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch (default: torch's choice).")
 @click.option("--overwrite", is_flag=True, help="Start again even if OUT holds rows from an earlier run.")
 @common_options
 @click.pass_context

@@ -12,8 +12,19 @@ from ftbench.cli.options import common_options, print_json, settings
 TASK_CHOICES = ["similarity", "gsm8k"]
 
 
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+def _split(values: tuple[str, ...], known: frozenset[str] = frozenset()) -> list[str]:
+    """Comma-separated names; a known name that itself holds commas (lm-eval's `exact_match,strict-match`) is
+    kept whole, the longest match first."""
+    names = []
+    for value in values:
+        parts = [p.strip() for p in value.split(",")]
+        i = 0
+        while i < len(parts):
+            j = next((j for j in range(len(parts), i + 1, -1) if ",".join(parts[i:j]) in known), i + 1)
+            if ",".join(parts[i:j]):
+                names.append(",".join(parts[i:j]))
+            i = j
+    return names
 
 
 def write_samples(path: str, predictions, result) -> None:
@@ -56,10 +67,10 @@ def score(ctx, file, task, metric_names, samples_path, until, jobs):
     """
     opts = settings(ctx)
     from ftbench.data.predictions import check_path, read_predictions
-    from ftbench.metrics.registry import SCORERS, get_metric
+    from ftbench.metrics.registry import SCORERS, figure_owners, get_metric
     from ftbench.metrics.scoring import score_pairs
 
-    names = _split(metric_names) or None
+    names = _split(metric_names, frozenset(figure_owners())) or None
     for name in names or ():
         get_metric(name)  # an unknown name fails here, before the file is read
     if until and task != "gsm8k":

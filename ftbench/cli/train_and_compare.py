@@ -7,6 +7,7 @@ import os
 import click
 
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 @click.command()
 @click.option("--config", type=click.Path(dir_okay=False), help="A LLaMA-Factory-style training YAML (plus the "
@@ -18,10 +19,11 @@ from ftbench.cli.options import common_options, print_json, settings
 @click.option("--backend", help="Training backend (see `ftbench backends`; default peft).")
 @click.option("--gsm8k", help="GSM8K test set: a local JSONL (question/answer), openai/gsm8k (hub), or none.")
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate (default 100).")
-@click.option("--max-new-tokens", type=click.IntRange(1), help="Generation length for every evaluation.")
-@click.option("--gsm8k-max-new-tokens", type=click.IntRange(1), help="Generation length for GSM8K (default: "
+@click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for every evaluation.")
+@click.option("--gsm8k-max-new-tokens", type=click.IntRange(1, MAX_TOKENS),
+              help="Generation length for GSM8K (default: "
               "--max-new-tokens).")
-@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @click.option("--trained-run", type=click.Path(file_okay=False, exists=True), help="Evaluate this finished run "
               "(a LLaMA-Factory or ftbench output_dir) instead of training: its best checkpoint against the base "
               "model. The model and data come from --config, else from the YAML ftbench saved in it.")

@@ -9,6 +9,7 @@ import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, UsageError
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.schema import MAX_TOKENS
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
@@ -76,7 +77,8 @@ class _Progress:
               help="Find near-duplicates with MinHash LSH.")
 @click.option("--near-dup-threshold", type=click.FloatRange(0.1, 1.0), default=0.8, show_default=True,
               help="Estimated Jaccard similarity (character 5-grams) from which records are near-duplicates.")
-@click.option("--cutoff-len", type=click.IntRange(1), help="Warn about samples longer than this many tokens.")
+@click.option("--cutoff-len", type=click.IntRange(1, MAX_TOKENS),
+              help="Warn about samples longer than this many tokens.")
 @click.option("--tokenizer", help="Count real tokens with this tokenizer (hub id or path; imports transformers). "
               "Without it, token counts are estimates.")
 @click.option("--against", multiple=True, type=click.Path(), help="A test set: warn about train/test overlap "

@@ -12,12 +12,17 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Literal, Optional
+
+import msgspec
 
 from ftbench.api.errors import UsageError
 from ftbench.api.findings import Finding
 from ftbench.data import jsonsyntax
 from ftbench.data.encoding import decode_text
 from ftbench.data.formats import FORMATS, REQUIRED_TAGS, SHAREGPT_TAGS
+from ftbench.data.reader import read_small_file
+from ftbench.data.schema import PositiveInt, SchemaError, check
 from ftbench.data.sources import parse_split, split_windows
 from ftbench.data.spec import DatasetSpec
 
@@ -31,13 +36,48 @@ KNOWN_TAGS = set(SHAREGPT_TAGS)
 HUB_KEYS = (("hf_hub_url", "hf_hub"), ("ms_hub_url", "ms_hub"), ("om_hub_url", "om_hub"))
 
 
+class DatasetEntry(msgspec.Struct):
+    """What one dataset_info.json entry may hold (other keys are ignored, as LLaMA-Factory ignores them). Which
+    source key wins, and what an empty one means, is `_EntryReader._source`'s; the keys' types are declared here."""
+
+    file_name: str = ""
+    hf_hub_url: str = ""
+    ms_hub_url: str = ""
+    om_hub_url: str = ""
+    script_url: str = ""
+    cloud_file_name: str = ""
+    formatting: Literal[FORMATS] = "alpaca"  # type: ignore[valid-type]
+    ranking: bool = False
+    columns: dict[str, Optional[str]] = {}
+    tags: dict[str, Optional[str]] = {}
+    split: str = "train"
+    num_samples: Optional[PositiveInt] = None  # 0 would train on nothing
+    subset: Optional[str] = None
+    folder: Optional[str] = None
+
+
+# what a wrong value of a key says before the schema's reason ("columns.prompt: expected a string or null, got 5"),
+# and a hint
+_EXPECTED = {
+    **{key: (f"{key} must be a path or an id", None) for key in
+       ("file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")},
+    "formatting": ("unknown formatting", 'use "alpaca", "sharegpt" or "openai"'),
+    "ranking": ("ranking", "true only for preference data (chosen/rejected)"),
+    "columns": ("\"columns\" must map column names to the data's keys",
+                'e.g. "columns": {"prompt": "question", "response": "answer"}'),
+    "tags": ("\"tags\" must map tag names to strings", 'e.g. "tags": {"role_tag": "role", "content_tag": "content", '
+             '"user_tag": "user", "assistant_tag": "assistant"}'),
+    "split": ("split", 'e.g. "train", or a slice of it such as "train[:1000]"'),
+    "num_samples": ("num_samples", "the number of rows LLaMA-Factory draws from this dataset"),
+}
+
+
 def declared_names(info_path: str) -> set[str]:
     """The dataset names a dataset_info.json declares (none if it is missing or not a JSON object; its syntax
     errors are reported, located, by `parse_dataset_info`)."""
     try:
-        with open(info_path, encoding="utf-8") as fh:
-            info = json.load(fh)
-    except (OSError, ValueError):
+        info = json.loads(read_small_file(info_path, "dataset_info.json"))
+    except (OSError, ValueError, RecursionError, UsageError):
         return set()
     return set(info) if isinstance(info, dict) else set()
 
@@ -49,14 +89,11 @@ def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[F
     is where media paths are relative to (LLaMA-Factory's default: the dataset_info.json folder)."""
     if os.path.isdir(info_path):
         info_path = os.path.join(info_path, DATASET_INFO)
-    if not os.path.isfile(info_path):
-        raise UsageError(f"{info_path}: no such file")
-    with open(info_path, "rb") as fh:
-        text, problems = decode_text(fh.read(), info_path)
+    text, problems = decode_text(read_small_file(info_path, "dataset_info.json"), info_path)
     findings.extend(problems)
     try:
         info = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         findings.extend(jsonsyntax.diagnose_json(text, info_path)[1])
         return []
     if not isinstance(info, dict):
@@ -93,20 +130,24 @@ class _EntryReader:
         if not isinstance(entry, dict):
             self.bad("dataset-info-invalid", f"entry '{name}' must be an object")
             return None
+        try:
+            checked = check(entry, DatasetEntry)
+        except SchemaError as e:
+            key, _, inner = e.path.partition(".")
+            lead, hint = _EXPECTED.get(key, (key, None))
+            self.bad("dataset-info-invalid", f"{lead}: {inner + ': ' if inner else ''}{e.reason}", hint=hint,
+                     sub=e.path)
+            return None
         source = self._source(entry)
         if source is None:
             return None
         load_from, location, key = source
-        formatting = entry.get("formatting", "alpaca")
-        if formatting not in FORMATS:
-            self.bad("dataset-info-invalid", f"unknown formatting {formatting!r}", sub="formatting",
-                     hint='use "alpaca", "sharegpt" or "openai"')
+        formatting = checked.formatting
+        columns, tags = self._columns(entry, checked), self._tags(entry, checked)
+        split = self._split(checked.split, load_from)
+        if split is None:
             return None
-        columns, tags = self._columns(entry), self._tags(entry, formatting)
-        split, num_samples = self._split(entry, load_from), self._num_samples(entry)
-        if columns is None or tags is None or split is None or num_samples is False:
-            return None
-        ranking = entry.get("ranking", False) is True
+        num_samples, ranking = checked.num_samples, checked.ranking
         kind = ("ranking" if ranking else "kto" if columns["kto_tag"] else
                 "pretrain" if formatting == "alpaca" and not columns["response"] else "sft")
         if kind == "pretrain" and not (columns["prompt"] or columns["query"]):
@@ -124,7 +165,7 @@ class _EntryReader:
         return DatasetSpec(path, name=name, formatting=formatting, columns=columns, tags=tags,
                            info_file=self.info_path, info_line=self.line, kind=kind, split=split,
                            num_samples=num_samples, media_dir=media_dir, load_from=load_from,
-                           subset=entry.get("subset"), folder=entry.get("folder"), path_key=key)
+                           subset=checked.subset, folder=checked.folder, path_key=key)
 
     def _source(self, entry: dict) -> tuple[str, str, str] | None:
         """(load_from, path or id, key) in LLaMA-Factory's order: hub URLs (ModelScope / OpenMind when their
@@ -146,54 +187,40 @@ class _EntryReader:
             self.bad("dataset-info-invalid", f"entry '{self.name}' has no file_name",
                      hint='add "file_name": "your_data.json" (or a hf_hub_url)')
             return None
-        if not isinstance(found[1], str) or not found[1]:
+        if not found[1]:  # its type is DatasetEntry's
             self.bad("dataset-info-invalid", f"{found[2]} must be a path or an id, not {found[1]!r}", sub=found[2])
             return None
         return found
 
-    def _columns(self, entry: dict) -> dict | None:
+    def _columns(self, entry: dict, checked: DatasetEntry) -> dict:
         """Every column LLaMA-Factory knows, from "columns" when the entry has it (unlisted ones None)."""
         if "columns" not in entry:
             return dict(DEFAULT_COLUMNS)
-        given = entry["columns"]
-        if not isinstance(given, dict) or not all(isinstance(v, str) or v is None for v in given.values()):
-            self.bad("dataset-info-invalid", "\"columns\" must map column names to the data's keys",
-                     sub="columns", hint='e.g. "columns": {"prompt": "question", "response": "answer"}')
-            return None
-        for key in given:
+        for key in checked.columns:
             if key not in KNOWN_COLUMNS:
                 self.bad("dataset-info-invalid", f"unknown column key '{key}'", sub=f"columns.{key}",
                          hint=f"known: {', '.join(sorted(KNOWN_COLUMNS))}", severity="warning")
-        return {key: given.get(key) for key in DEFAULT_COLUMNS}
+        return {key: checked.columns.get(key) for key in DEFAULT_COLUMNS}
 
-    def _tags(self, entry: dict, formatting: str) -> dict | None:
+    def _tags(self, entry: dict, checked: DatasetEntry) -> dict:
         """Every sharegpt tag, from "tags" when the entry has it (unlisted ones None, as in LLaMA-Factory; the
         role/content/user/assistant tags then keep their defaults after an error says so)."""
         if "tags" not in entry:
             return dict(SHAREGPT_TAGS)
-        given = entry["tags"]
-        if not isinstance(given, dict) or not all(isinstance(v, str) or v is None for v in given.values()):
-            self.bad("dataset-info-invalid", "\"tags\" must map tag names to strings", sub="tags",
-                     hint='e.g. "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", '
-                     '"assistant_tag": "assistant"}')
-            return None
+        given = checked.tags
         for key in given:
             if key not in KNOWN_TAGS:
                 self.bad("dataset-info-invalid", f"unknown tag key '{key}'", sub=f"tags.{key}",
                          hint=f"known: {', '.join(sorted(KNOWN_TAGS))}", severity="warning")
         missing = [key for key in REQUIRED_TAGS if not given.get(key)]
-        if missing and formatting != "alpaca":
+        if missing and checked.formatting != "alpaca":
             listed = ", ".join(f'"{k}": "{SHAREGPT_TAGS[k]}"' for k in missing)
             self.bad("dataset-tags-incomplete", f"\"tags\" leaves out {', '.join(missing)}: LLaMA-Factory sets "
                      "every tag left out of \"tags\" to None (it does not keep the defaults), so it rejects every "
                      "conversation", sub="tags", hint=f"list them too, e.g. {listed} (with your data's values)")
         return {key: given.get(key) for key in SHAREGPT_TAGS}
 
-    def _split(self, entry: dict, load_from: str) -> str | None:
-        split = entry.get("split", "train")
-        if not isinstance(split, str):
-            self.bad("dataset-info-invalid", f"split must be a string such as \"train\", not {split!r}", sub="split")
-            return None
+    def _split(self, split: str, load_from: str) -> str | None:
         try:
             parse_split(split)
             if load_from == "file":
@@ -203,16 +230,6 @@ class _EntryReader:
                      '"train[:1000]" or "train[:10%]"')
             return None
         return split
-
-    def _num_samples(self, entry: dict) -> int | None | bool:
-        value = entry.get("num_samples")
-        if value is None:
-            return None
-        if type(value) is not int or value < 0:
-            self.bad("dataset-info-invalid", f"num_samples must be a whole number >= 0, not {value!r}",
-                     sub="num_samples", hint="the number of rows LLaMA-Factory draws from this dataset")
-            return False
-        return value
 
 
 def _key_line(text: str, key: str) -> int | None:

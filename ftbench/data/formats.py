@@ -9,6 +9,7 @@ error here, said out loud.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -339,6 +340,11 @@ class ConversationFormat:
                      if other else None)
             return None
         tag = turn[self.role_tag]
+        if type(tag) is not str:  # a list or object is unhashable, a number is no tag: say so at the field
+            errs.add("wrong-type", f"{path}.{self.role_tag}", f"'{self.role_tag}' is {type_name(tag)}, expected a "
+                     f"role string such as {self.tags['user_tag']!r}", hint=f"write one role as a string: "
+                     f"\"{self.role_tag}\": {json.dumps(self.tags['user_tag'])}")
+            return None
         if tag not in self.role_of:
             known = ", ".join(repr(t) for t in self.role_of)
             errs.add("unknown-role", f"{path}.{self.role_tag}", f"unknown role {tag!r}; expected one of {known}",

@@ -16,6 +16,13 @@ from ftbench.data.jsonrepairs import (GROUPED, HINTS, STRING_OR_CONSTANT, WS, Di
                                       control_character, extra_data, generic, invalid_escape, lexical, next_nonspace,
                                       no_delimiter, no_value, open_containers, prev_nonspace, truncated,
                                       unterminated_at_end)
+from ftbench.data.jsonlimits import too_deep, too_long_number
+
+
+# A broken text costs at most WORK_FACTOR times its length (plus a floor for small texts) in re-parsing and
+# copying: linear in its size, however many repairs it needs (docs/performance.md).
+WORK_FACTOR = 8
+WORK_FLOOR = 32 * 2**20
 
 
 class _Context:
@@ -56,17 +63,25 @@ class _ConstantFound(Exception):
         raise _ConstantFound(name)
 
 
+def _discard(pairs):
+    """object_pairs_hook that keeps nothing: probing where a text stops parsing needs no objects (a 50 MB file's
+    records would take gigabytes)."""
+    return None
+
+
 def _first_problem(work: str) -> tuple[str, int] | None:
     """The json module's (message, position) for the first problem in `work`, or None if it is valid JSON."""
     try:
-        json.loads(work, parse_constant=_ConstantFound.hook)
+        json.loads(work, parse_constant=_ConstantFound.hook, object_pairs_hook=_discard)
     except _ConstantFound:
         # everything before the constant parsed, so this string-aware scan is in step with the parser
         first = next((m for m in STRING_OR_CONSTANT.finditer(work) if m.group(1)), None)
         return "constant", first.start() if first else 0
     except json.JSONDecodeError as err:
         return err.msg, err.pos
-    except (ValueError, RecursionError) as err:  # e.g. a 5000-digit number, or nesting deeper than the stack
+    except RecursionError:
+        return "too deep", 0
+    except ValueError as err:  # e.g. a 5000-digit number
         return str(err) or type(err).__name__, 0
     return None
 
@@ -81,7 +96,17 @@ def diagnose_json(text: str, file: str, *, first_line: int = 1, record: int | No
     ctx = _Context(text, first_line, record)
     work, findings = text, []
     merged: dict[tuple[str, int], list[str]] = {}  # (code, line) -> details of the repeats folded into it
+    budget = WORK_FACTOR * len(text) + WORK_FLOOR  # characters parsed and copied, over all repairs
     for _ in range(max(max_findings, 1) * 20):  # bound the repairs: a grouped finding can take many
+        budget -= len(work)  # each round parses up to the problem and copies the text once
+        if budget < 0:
+            line, column = ctx.line_col(diagnosis.pos)
+            findings.append(Finding("too-many-findings", f"stopped after {len(findings)} problem(s) with "
+                                    f"{sum(map(len, merged.values())) + len(findings)} repairs: a large text with "
+                                    "many problems is diagnosed in bounded time, so the records were not checked",
+                                    "warning", "Fix these (often one script wrote them all) and run validate again.",
+                                    file, line, column, record))
+            return None, _finish(findings, merged)
         problem = _first_problem(work)
         if problem is None:
             return work, _finish(findings, merged)  # no findings: json accepts what the caller's parser refused
@@ -115,6 +140,10 @@ def _finish(findings: list[Finding], merged: dict[tuple[str, int], list[str]]) -
 
 def _classify(work: str, msg: str, pos: int, ctx) -> Diagnosis:
     """Decide what the problem at `pos` is, from the parser's message and the characters around it."""
+    if msg == "too deep":
+        return too_deep(work) or generic("values nested too deep", 0)
+    if msg.startswith("Exceeds the limit"):  # Python's int conversion limit: json gives no position
+        return too_long_number(work) or generic(msg, 0)
     if msg.startswith("Invalid control character"):
         return control_character(work, pos, ctx)
     if msg.startswith("Invalid \\"):  # the \uXXXX variant points just after the backslash

@@ -124,7 +124,7 @@ class RankingConversation(ConversationFormat):
             return None
         role = turn.get(self.role_tag)
         if role not in self.assistant_side:
-            errs.add("unknown-role" if role not in self.role_of else "role-order", f".{key}.{self.role_tag}",
+            errs.add("unknown-role" if type(role) is not str or role not in self.role_of else "role-order", f".{key}.{self.role_tag}",
                      f"the {key} turn has role {role!r}; an answer is {self.tags['assistant_tag']!r}",
                      hint="LLaMA-Factory drops the record: 'Invalid role tag'")
             return None

@@ -6,7 +6,9 @@ Reading (what `ftbench score` and `compare` accept), one JSON object per line (o
   model output) and ``label`` (the reference); ``prompt`` and any other field are kept out of scoring;
 * lm-eval's ``--log_samples`` files (``samples_<task>_*.jsonl``): ``resps[0][0]`` and ``target``.
 
-A missing or mistyped field is an input error located as file:line [record].field.
+Each row is checked against one declared schema (`PredictionRow`: ``predict`` and ``label`` strings, ``prompt`` a
+string if present; numbers as labels for GSM8K); a missing or mistyped field is an input error located as
+file:line [record].field (`p.jsonl:3 [2].label: error [bad-prediction-record] expected a string, got null`).
 
 Writing (what `ftbench predict` and train-and-compare produce): rows (`prompt`, `predict`, `label`, plus `index`)
 appended in input order, so a killed run resumes where it stopped, with a small `OUT.meta.json` sidecar saying
@@ -21,15 +23,31 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Optional, Union
 
+import msgspec
 import orjson
 
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.findings import Finding
+from ftbench.data.schema import Finite, SchemaError, check
 from ftbench.io import atomic_write_text, sha256_of_path
 
 _LLAMAFACTORY_HINT = "LLaMA-Factory's generated_predictions.jsonl has one {\"prompt\", \"predict\", \"label\"} per line"
+
+
+class PredictionRow(msgspec.Struct):
+    """A prediction row as `score` and `compare` read it; other fields are kept, unread."""
+
+    predict: str
+    label: str
+    prompt: Optional[str] = None
+
+
+class NumericLabelRow(PredictionRow):
+    """GSM8K's rows: a label may be a number (read with str(), as lm-eval does)."""
+
+    label: Union[str, int, Finite]
 
 
 @dataclass
@@ -41,6 +59,7 @@ class PredictionFile:
     references: list[str] = field(default_factory=list)
     lines: list[int | None] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
     format: str = "llamafactory"
 
     def __len__(self) -> int:
@@ -52,38 +71,48 @@ def _field_problem(path: str, line: int | None, index: int, name: str, message: 
                    path=f"[{index}].{name}")
 
 
-def _pair_of(value, path: str, line: int | None, index: int, numeric_labels: bool,
-             problems: list[Finding]) -> tuple[str, str] | None:
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _row_of(value, path: str, line: int | None, index: int, numeric_labels: bool,
+            problems: list[Finding]) -> PredictionRow | None:
+    """The row a record holds, checked against its schema (lm-eval's rows read as predict/label), or None after
+    adding its problem."""
     if not isinstance(value, dict):
         problems.append(Finding("bad-prediction-record", f"expected a JSON object, got {type(value).__name__}",
                                 hint=_LLAMAFACTORY_HINT, file=path, line=line, record=index, path=f"[{index}]"))
         return None
+    row, names = value, {}
     if "predict" not in value and "resps" in value and "target" in value:  # lm-eval --log_samples
         resps = value["resps"]
         while isinstance(resps, list) and resps:
             resps = resps[0]
-        predict, label, names = resps, value["target"], ("resps[0][0]", "target")
-    else:
-        predict, label, names = value.get("predict"), value.get("label"), ("predict", "label")
-    ok = True
-    for name, item in zip(names, (predict, label)):
-        key = name.split("[")[0]
-        if key not in value:
+        row, names = {"predict": resps, "label": value["target"]}, {"predict": "resps[0][0]", "label": "target"}
+    try:
+        checked = check(row, NumericLabelRow if numeric_labels else PredictionRow)
+    except SchemaError as e:
+        key = e.path.split(".")[0].split("[")[0]
+        if e.reason == "required":
             fields = ", ".join(sorted(value)) or "none"
-            problems.append(_field_problem(path, line, index, name, f"no '{key}' field (fields: {fields})",
+            problems.append(_field_problem(path, line, index, key, f"no '{key}' field (fields: {fields})",
                                            _LLAMAFACTORY_HINT))
-            ok = False
-        elif isinstance(item, str):
-            continue
-        elif name in ("label", "target") and numeric_labels and isinstance(item, (int, float)) \
-                and not isinstance(item, bool):
-            continue
         else:
-            kind = "null" if item is None else type(item).__name__
-            problems.append(_field_problem(path, line, index, name, f"expected a string, got {kind}",
+            problems.append(_field_problem(path, line, index, names.get(key, key), e.reason,
                                            "predictions and labels are text"))
-            ok = False
-    return (predict, str(label)) if ok else None
+        return None
+    for key in ("predict", "label"):
+        text = getattr(checked, key)
+        if isinstance(text, str) and not text.isascii() and _lone_surrogate(text):
+            problems.append(_field_problem(path, line, index, names.get(key, key), "a lone surrogate (half of a "
+                                           "\\ud83d-style escape pair) is not text any scorer can read",
+                                           "write the character itself, or both halves of its escape pair"))
+            return None
+    return checked
 
 
 def read_predictions(path: str, *, numeric_labels: bool = False) -> PredictionFile:
@@ -97,13 +126,14 @@ def read_predictions(path: str, *, numeric_labels: bool = False) -> PredictionFi
     problems: list[Finding] = []
     out = PredictionFile(path)
     for record in read_records(path, findings):
-        pair = _pair_of(record.value, path, record.line, record.index, numeric_labels, problems)
-        if pair is None:
+        row = _row_of(record.value, path, record.line, record.index, numeric_labels, problems)
+        if row is None:
             continue
         if out.indices == [] and "resps" in record.value and "predict" not in record.value:
             out.format = "lm-eval-samples"
-        out.predictions.append(pair[0])
-        out.references.append(pair[1])
+        out.predictions.append(row.predict)
+        out.references.append(str(row.label))
+        out.prompts.append(row.prompt or "")
         out.lines.append(record.line)
         out.indices.append(record.index)
     # a BOM is harmless here (the reader strips it); any other syntax finding means a record was lost or
@@ -128,12 +158,9 @@ def check_path(path: str) -> None:
 
 def read_prediction_rows(path: str) -> list[dict]:
     """Prediction rows (prompt/predict/label) of a generated_predictions.jsonl; a bad row raises with file:line."""
-    from ftbench.data.reader import read_records
-
     pf = read_predictions(path)
-    prompts = {r.index: r.value.get("prompt", "") for r in read_records(path, []) if isinstance(r.value, dict)}
-    return [{"prompt": prompts.get(i, ""), "predict": pred, "label": label}
-            for i, pred, label in zip(pf.indices, pf.predictions, pf.references)]
+    return [{"prompt": prompt, "predict": pred, "label": label}
+            for prompt, pred, label in zip(pf.prompts, pf.predictions, pf.references)]
 
 
 # --- writing ---------------------------------------------------------------------------------------------

@@ -22,14 +22,20 @@ from ftbench.data import jsonsyntax
 from ftbench.data.encoding import decode_text
 from ftbench.data.record import RawRecord, Windows, in_windows
 from ftbench.data.sources import file_type
+from ftbench.io import MAX_JSON_DOCUMENT_BYTES, MAX_SMALL_FILE_BYTES, not_a_regular_file
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
-__all__ = ["RawRecord", "read_records", "peek_records", "is_jsonl", "split_jsonl", "check_readable", "loads_line"]
+__all__ = ["RawRecord", "read_records", "peek_records", "is_jsonl", "split_jsonl", "check_readable", "loads_line",
+           "read_small_file"]
 
 
 def _strict_loads(text: str | bytes) -> Any:
-    """Python's json, but NaN/Infinity are errors as in every other JSON reader (pyarrow, orjson, JS)."""
-    return json.loads(text, parse_constant=_reject_constant)
+    """Python's json, but NaN/Infinity are errors as in every other JSON reader (pyarrow, orjson, JS), and
+    nesting deeper than the interpreter's stack is a ValueError like any other unreadable text."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("values nested too deep") from None
 
 
 def loads_line(raw: bytes) -> Any:
@@ -42,10 +48,26 @@ def loads_line(raw: bytes) -> Any:
 
 
 def check_readable(path: str) -> None:
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file")
-    if os.path.isdir(path):
+    """Refuse, by `stat` and before any read, what is not a data file: a missing path, a folder, a FIFO or a
+    device such as /dev/zero (UsageError, exit 2)."""
+    problem = not_a_regular_file(path)
+    if problem == "is a directory, not a regular file":
         raise UsageError(f"{path}: is a directory (give a data file, or --dataset-info DIR/dataset_info.json)")
+    if problem:
+        raise UsageError(f"{path}: {problem} (give a data file)")
+
+
+def read_small_file(path: str, what: str, *, limit: int = MAX_SMALL_FILE_BYTES) -> bytes:
+    """The bytes of a small input file read whole (a config, dataset_info.json, a metrics file), refusing special
+    files and files over ``limit`` with one line (UsageError, exit 2) before reading."""
+    problem = not_a_regular_file(path)
+    if problem:
+        raise UsageError(f"{path}: {problem} (give a {what})")
+    size = os.path.getsize(path)
+    if size > limit:
+        raise UsageError(f"{path}: {size / 2**20:.0f} MB is too large for a {what} (limit {limit / 2**20:.0f} MB)")
+    with open(path, "rb") as fh:
+        return fh.read(limit + 1)
 
 
 def is_jsonl(path: str) -> bool:
@@ -114,6 +136,8 @@ def peek_records(path: str, limit: int) -> list[RawRecord]:
         return list(itertools.islice(read_records(path, ignored), limit))
     if is_jsonl(path):
         return list(itertools.islice(_read_jsonl(path, path, ignored, None, (0, None), None), limit))
+    if os.path.getsize(path) > MAX_JSON_DOCUMENT_BYTES:
+        return []  # read_records reports it
     with open(path, "rb") as fh:
         text = fh.read().decode("utf-8", errors="replace").lstrip("\ufeff")
     try:
@@ -137,7 +161,7 @@ def _looks_like_jsonl(path: str, head: bytes) -> bool:
             second = fh.readline()
     try:
         loads_line(first)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return second.strip().startswith(b"{")
 
@@ -215,6 +239,13 @@ def _read_json_document(path: str, name: str, findings: list[Finding], on_progre
 
 def _json_document_records(path: str, name: str, findings: list[Finding],
                            on_progress: Callable[[int], None] | None) -> Iterator[RawRecord]:
+    size = os.path.getsize(path)
+    if size > MAX_JSON_DOCUMENT_BYTES:
+        findings.append(Finding("file-too-large", f"a .json array of {size / 2**20:,.0f} MB is read whole, and this "
+                                f"is more than the {MAX_JSON_DOCUMENT_BYTES / 2**20:,.0f} MB limit",
+                                hint="save it as JSON Lines (.jsonl, one record per line), which is streamed; or "
+                                "raise the limit with FTBENCH_MAX_JSON_MB", file=name, line=1, column=1))
+        return
     with open(path, "rb") as fh:
         data = fh.read()
     if on_progress is not None:
@@ -225,13 +256,16 @@ def _json_document_records(path: str, name: str, findings: list[Finding],
         findings.append(Finding("empty-file", "the file is empty", hint="a dataset file holds a JSON array of records",
                                 file=name, line=1, column=1))
         return
-    if text.lstrip().startswith("["):
+    array = text.lstrip().startswith("[")
+    if array:
         try:  # fast path: one pass of the C scanner, element by element, keeping each element's line
             yield from _iter_array(text)
             return
         except (ValueError, RecursionError):
-            pass  # _iter_array yields nothing on failure: diagnose the whole text below
+            pass  # _iter_array yields nothing on failure: diagnose the whole text below (no second full parse)
     try:
+        if array:
+            raise ValueError("not a valid array")
         value = _strict_loads(text)
     except (ValueError, RecursionError):
         repaired, diagnosed = jsonsyntax.diagnose_json(text, name)
@@ -251,6 +285,7 @@ def _json_document_records(path: str, name: str, findings: list[Finding],
                                 hint="a dataset file holds a JSON array of objects: [ {...}, {...} ]",
                                 file=name, line=1, column=1))
         return
+    value = None  # _iter_array parses again, keeping lines: do not hold two copies of every record
     yield from _iter_array(text)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ftbench.api.errors import UsageError
 from ftbench.api.findings import Finding
+from ftbench.io import not_a_regular_file
 
 # LLaMA-Factory's extras/constants.py FILEEXT2TYPE; .ndjson is ftbench's own leniency for direct paths
 FILE_TYPES = {"arrow": "arrow", "csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet", "txt": "text"}
@@ -52,7 +53,7 @@ def data_files(spec, findings: list[Finding]) -> list[str]:
                                     hint="put the data files in it, or point file_name at a file", **where(spec)))
             return []
         files = [os.path.join(path, e) for e in entries]
-        if _refuse_mixed(spec, files, findings):
+        if _refuse_mixed(spec, files, findings) or _refuse_special(spec, files, findings):
             return []
         return files
     if not os.path.exists(path):
@@ -62,9 +63,24 @@ def data_files(spec, findings: list[Finding]) -> list[str]:
                                     **where(spec)))
             return []
         raise UsageError(f"{path}: no such file")
-    if spec.declared and _refuse_mixed(spec, [path], findings):
+    if spec.declared and (_refuse_mixed(spec, [path], findings) or _refuse_special(spec, [path], findings)):
         return []
+    problem = not_a_regular_file(path)
+    if problem:
+        raise UsageError(f"{path}: {problem} (give a data file)")
     return [path]  # a path given directly is read as JSON whatever its extension, unless it is a known type
+
+
+def _refuse_special(spec, files: list[str], findings: list[Finding]) -> bool:
+    """A FIFO, a device (/dev/zero) or a folder where a data file belongs, found by `stat` before any read."""
+    for f in files:
+        problem = not_a_regular_file(f)
+        if problem:
+            findings.append(Finding("not-a-file", f"{f} {problem}: it cannot be read as data",
+                                    hint="point file_name at a data file (a named pipe or a device never ends)",
+                                    **where(spec)))
+            return True
+    return False
 
 
 def _refuse_mixed(spec, files: list[str], findings: list[Finding]) -> bool:

@@ -74,13 +74,10 @@ def read_task_yaml(path: Path) -> dict:
         pass
 
     Loader.add_constructor("!function", lambda loader, node: FunctionRef(path.parent, loader.construct_scalar(node)))
-    try:
-        with open(path, encoding="utf-8") as fh:
-            cfg = yaml.load(fh, Loader=Loader)  # noqa: S506 (SafeLoader plus one tag)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InputError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    from ftbench.data.yamlfile import compose_yaml, construct
+
+    node = compose_yaml(str(path), Loader, what="task YAML")  # SafeLoader plus one tag; aliases within a budget
+    cfg = None if node is None else construct(str(path), node, Loader)
     if not isinstance(cfg, dict):
         raise InputError(f"{path}: a task file holds a mapping (task: ..., dataset_path: ...)")
     includes = cfg.pop("include", None)

@@ -9,15 +9,30 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Optional
+
+import msgspec
 
 from ftbench.api.backends import TrainConfig
-from ftbench.api.errors import UsageError
+from ftbench.api.errors import InputError, UsageError
 from ftbench.console import world_size
+from ftbench.data.schema import PositiveInt, SchemaError, Threads, Tokens, check
 from ftbench.recipes.run_folder import RunFolder
 
-# keys train-and-compare reads on top of LLaMA-Factory's training keys (in the YAML or as key=value)
-COMPARE_KEYS = {"gsm8k": str, "gsm8k_limit": int, "max_new_tokens": int, "gsm8k_max_new_tokens": int,
-                "predict_batch_size": int, "threads": int}
+
+class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
+    """The keys train-and-compare reads on top of LLaMA-Factory's training keys (in the YAML, as key=value, or
+    as options): one schema, so `threads: -2` in a YAML is refused as `--threads -2` is."""
+
+    gsm8k: Optional[str] = None
+    gsm8k_limit: Optional[PositiveInt] = None  # no upper bound: past the test set's size, the whole set
+    max_new_tokens: Optional[Tokens] = None
+    gsm8k_max_new_tokens: Optional[Tokens] = None
+    predict_batch_size: Optional[PositiveInt] = None  # no upper bound: past the prompts' count, one batch
+    threads: Optional[Threads] = None
+
+
+COMPARE_KEYS = tuple(CompareKeys.__struct_fields__)
 # what a user's training config gets unless it says otherwise: an eval split and checkpoints evaluated on it
 TRAINING_DEFAULTS = {"val_size": 0.1, "eval_strategy": "steps", "eval_steps": 100, "save_steps": 100,
                      "logging_steps": 10}
@@ -73,15 +88,18 @@ def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = No
     model, backend = options.pop("model", None), options.pop("backend", None)
     apply_overrides(src, list(overrides) + ([f"model_name_or_path={model}"] if model else [])
                     + ([f"backend={backend}"] if backend else []))
-    compare = {}
-    for key, kind in COMPARE_KEYS.items():
+    compare, lines = {}, {}
+    for key in COMPARE_KEYS:
         if key in src.values:
+            lines[key] = src.where(key)
             src.lines.pop(key, None)
             value = src.values.pop(key)
-            try:
-                compare[key] = None if value is None else kind(value)
-            except (TypeError, ValueError):
-                raise UsageError(f"{key}: expected {kind.__name__}, got {value!r}") from None
+            compare[key] = str(value) if key == "gsm8k" and isinstance(value, (int, float)) else value
+    try:
+        checked = check(compare, CompareKeys)
+    except SchemaError as e:
+        raise InputError(f"{lines.get(e.path, src.path or 'command line')}: {e}") from None
+    compare = {k: getattr(checked, k) for k in compare}
     compare.update({k: v for k, v in options.items() if v is not None})
     if world_size() > 1 and not output_dir:
         raise UsageError("under accelerate launch / torchrun give --output-dir: every process must use the same "
