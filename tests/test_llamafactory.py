@@ -64,26 +64,56 @@ def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
     assert (run / "report.html").exists() and metrics["after"]["rouge-l"] is not None
 
 
-def test_trained_run_evaluates_a_run_llamafactory_made(tiny_model, lf_env, tmp_path):
-    keys = dict(TRAIN, eval_strategy="steps", eval_steps=5)
-    lf_config = write_yaml(tmp_path / "lf.yaml", model_name_or_path=tiny_model, output_dir=str(tmp_path / "lf"),
-                           **keys)
-    llamafactory(lf_env, "train", lf_config, tmp_path)
-    result = run_cli("train-and-compare", "--trained-run", str(tmp_path / "lf"), "--config", lf_config,
+@pytest.fixture(scope="module")
+def lf_run(tiny_model, llamafactory_cli, tmp_path_factory):
+    """A LoRA run made by `llamafactory-cli train` alone (no ftbench involved): (its YAML, its output folder)."""
+    folder = tmp_path_factory.mktemp("lf-run")
+    config = write_yaml(folder / "lf.yaml", model_name_or_path=tiny_model, output_dir=str(folder / "lf"),
+                        **dict(TRAIN, eval_strategy="steps", eval_steps=5))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DISABLE_VERSION_CHECK": "1"}
+    done = subprocess.run([llamafactory_cli, "train", config], capture_output=True, text=True, cwd=folder,
+                          timeout=900, env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return config, folder / "lf"
+
+
+def test_trained_run_evaluates_a_run_llamafactory_made(lf_run, lf_env, tmp_path):
+    lf_config, lf_out = lf_run
+    result = run_cli("train-and-compare", "--trained-run", str(lf_out), "--config", lf_config,
                      "--gsm8k", "none", "--max-new-tokens", "16", "--threads", "1", "--output-dir",
                      str(tmp_path / "run"))
     assert result.exit_code == 0, result.output[-3000:]
     assert "training: not run; reading the finished run" in result.output
-    state = json.loads((tmp_path / "lf" / "trainer_state.json").read_text())
+    state = json.loads((lf_out / "trainer_state.json").read_text())
     best = min(h["eval_loss"] for h in state["log_history"] if "eval_loss" in h)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["checkpoint"]["eval_loss"] == best
-    assert metrics["checkpoint"]["path"].startswith(str(tmp_path / "lf"))
+    assert metrics["checkpoint"]["path"].startswith(str(lf_out))
     # the held-out rows are LLaMA-Factory's own eval split: 8 of the first 40
     assert sum(1 for _ in open(tmp_path / "run" / "predictions_after.jsonl")) == 8
     # without --config, a folder LLaMA-Factory made alone does not say what it was trained on
-    again = run_cli("train-and-compare", "--trained-run", str(tmp_path / "lf"), "--output-dir", str(tmp_path / "r2"))
+    again = run_cli("train-and-compare", "--trained-run", str(lf_out), "--output-dir", str(tmp_path / "r2"))
     assert again.exit_code == 2 and "give --config" in again.output and "Traceback" not in again.output
+
+
+def test_peft_backend_trains_like_llamafactory(lf_run, one_torch_thread, tmp_path):
+    """The same YAML through ftbench's own backend: the same rows trained and held out, per-step training losses
+    equal to LLaMA-Factory's (float noise only), the same final eval loss, and the result files with its keys."""
+    lf_config, lf_out = lf_run
+    result = run_cli("train", lf_config, f"output_dir={tmp_path / 'ftbench'}", "-q")
+    assert result.exit_code == 0, result.output
+    ours = [json.loads(line) for line in (tmp_path / "ftbench" / "trainer_log.jsonl").read_text().splitlines()]
+    theirs = [json.loads(line) for line in (lf_out / "trainer_log.jsonl").read_text().splitlines()]
+    losses = {r["current_steps"]: r["loss"] for r in ours if "loss" in r}
+    lf_losses = {r["current_steps"]: r["loss"] for r in theirs if "loss" in r}
+    assert losses.keys() == lf_losses.keys() and len(losses) == 8
+    assert max(abs(losses[s] - lf_losses[s]) for s in losses) < 1e-5
+    evals = {r["current_steps"]: r["eval_loss"] for r in ours if "eval_loss" in r}
+    lf_evals = {r["current_steps"]: r["eval_loss"] for r in theirs if "eval_loss" in r}
+    assert evals.keys() == lf_evals.keys() and max(abs(evals[s] - lf_evals[s]) for s in evals) < 1e-5
+    for name in ("all_results.json", "train_results.json", "eval_results.json"):
+        assert json.loads((tmp_path / "ftbench" / name).read_text()).keys() == \
+            json.loads((lf_out / name).read_text()).keys(), name
 
 
 def test_a_failure_inside_llamafactory_is_one_line(tiny_model, lf_env, tmp_path):

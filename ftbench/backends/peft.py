@@ -109,13 +109,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     started = time.time()
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.time() - started
-    final_eval = None
-    if eval_set is not None:
+    final_eval, eval_metrics = None, {}
+    if eval_set is not None:  # LLaMA-Factory's eval_results.json: the final weights' evaluation
         evaluated = [h for h in trainer.state.log_history if "eval_loss" in h]
         if evaluated and evaluated[-1]["step"] == trainer.state.global_step:
-            final_eval = evaluated[-1]["eval_loss"]
+            eval_metrics = {k: v for k, v in evaluated[-1].items() if k != "step"}
         else:
-            final_eval = trainer.evaluate()["eval_loss"]
+            eval_metrics = trainer.evaluate()
+        final_eval = eval_metrics["eval_loss"]
 
     # 7. Run records (rank 0): adapter + tokenizer, resolved config, metrics, checkpoints.json, plots
     trainer.save_model(out)
@@ -123,7 +124,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     metrics = dict(train_output.metrics)
     trainer.save_metrics("train", metrics)
     if final_eval is not None:
-        trainer.save_metrics("eval", {"eval_loss": final_eval})
+        trainer.save_metrics("eval", eval_metrics)  # also merged into all_results.json, as LLaMA-Factory does
     history = trainer.state.log_history
     table = checkpoint_table(out, history, trainer.state.global_step, final_eval)
     chosen = choose_checkpoint(table).checkpoint
