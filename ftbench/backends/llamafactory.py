@@ -84,20 +84,20 @@ def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
     Returns (yaml dict, the keys ftbench set with their values)."""
     from ftbench.inference.models import resolve_model
     from ftbench.training.config import read_config_yaml, resolve_path
+    from ftbench.training.config_keys import ALIASES
 
     raw = read_config_yaml(config.source).values if config.source else {}
     resolved, untouched = config.to_yaml_dict(), TrainConfig().to_yaml_dict()
-    data: dict = {}
-    changed: dict = {}
-    for key, value in resolved.items():
-        if key in FTBENCH_ONLY_KEYS:
-            continue
-        if config.lines.get(key) is not None and key in raw:
-            data[key] = raw[key]  # the user's value, as written
-        elif key in config.lines:
-            data[key] = value  # a key=value override
-        elif value != untouched.get(key) and value is not None:
-            changed[key] = value
+    # the user's keys as written (not the compare keys train-and-compare takes out of the same file)
+    data = {k: v for k, v in raw.items() if config.lines.get(ALIASES.get(k, k)) is not None}
+    for key, line in config.lines.items():
+        if line is None and key in resolved:
+            data[key] = resolved[key]  # a key=value override
+    changed = {k: v for k, v in resolved.items()  # what this run set that the YAML does not hold
+               if k not in config.lines and v is not None and v != untouched.get(k)}
+    for key in FTBENCH_ONLY_KEYS:
+        data.pop(key, None)
+        changed.pop(key, None)
     changed["output_dir"] = os.path.abspath(config.output_dir)
     model = resolve_model(resolve_path(config, config.model_name_or_path))
     if os.path.isdir(model):

@@ -130,6 +130,12 @@ def resolve(src: ConfigSource) -> TrainConfig:
             close = difflib.get_close_matches(key, sorted(KNOWN), n=1, cutoff=0.75)
             hint = f"; did you mean {close[0]}?" if close else " (not a LLaMA-Factory training key)"
             src.warnings.append(f"{src.where(key)}: {key}: unknown key, ignored{hint}")
+    gc_off = cfg.extra.pop("disable_gradient_checkpointing", None)
+    if gc_off is not None and "gradient_checkpointing" not in src.values:
+        # LLaMA-Factory's key (its default, false, means checkpointing ON); ftbench's default is off, which is
+        # faster while memory allows, so only an explicit value changes it
+        cfg.gradient_checkpointing = not bool(gc_off)
+        cfg.lines["gradient_checkpointing"] = cfg.lines.get("disable_gradient_checkpointing")
     errors += [f"{src.where(k)}: {k}: {msg}" for k, msg in _check_values(cfg, src)]
     if errors:
         more = (f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the config)"

@@ -102,6 +102,7 @@ PASSTHROUGH = frozenset({
 
 # known keys without effect in ftbench training, and why
 ACCEPTED: dict[str, str] = {
+    "disable_gradient_checkpointing": "LLaMA-Factory's switch: sets gradient_checkpointing to its opposite",
     **dict.fromkeys(("overwrite_cache", "preprocessing_num_workers", "preprocessing_batch_size"),
                     "ftbench tokenizes in memory, with no cache"),
     **dict.fromkeys(("do_eval",), "evaluation follows val_size and eval_strategy"),
@@ -110,7 +111,7 @@ ACCEPTED: dict[str, str] = {
                      "include_effective_tokens_per_second"), "ftbench prints its own progress"),
     **dict.fromkeys(("ignore_pad_token_for_loss",), "padding is always masked out of the loss"),
     **dict.fromkeys(("use_fast_tokenizer", "low_cpu_mem_usage", "use_cache", "upcast_layernorm",
-                     "upcast_lmhead_output", "disable_gradient_checkpointing", "use_reentrant_gc", "cache_dir",
+                     "upcast_lmhead_output", "use_reentrant_gc", "cache_dir",
                      "model_revision", "hf_hub_token", "ms_hub_token", "om_hub_token", "split_special_tokens",
                      "save_on_each_node", "mix_strategy", "buffer_size", "media_dir", "image_max_pixels",
                      "image_min_pixels", "video_max_pixels", "video_min_pixels", "video_fps", "video_maxlen",
