@@ -1,0 +1,134 @@
+"""ftbench against LLaMA-Factory itself, same model, data, YAML and threads, in one run.
+
+- training: `llamafactory-cli train` (its defaults: gradient checkpointing on; and with
+  `disable_gradient_checkpointing: true`) against `ftbench train` on the same YAML; train samples/s as each
+  Trainer reports it (`train_results.json`), and the largest per-step training-loss difference;
+- prediction: LLaMA-Factory's batched `do_predict` (greedy, `per_device_eval_batch_size` 16) against
+  `ftbench predict --batch-size 16` on GSM8K test problems (answers of mixed lengths); generation seconds
+  (LLaMA-Factory's `predict_runtime`, ftbench's `generation_seconds`) and the share of identical rows.
+
+Needs LLaMA-Factory in its own venv: `make llamafactory`, or FTBENCH_LLAMAFACTORY_CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def run(cmd: list[str], cwd: str, env: dict) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return time.perf_counter() - start
+
+
+def write_yaml(path: str, data: dict) -> str:
+    import yaml
+
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return path
+
+
+def bench_train(cli: str, model: str, tmp: str, env: dict, steps: int) -> None:
+    base = {"model_name_or_path": model, "stage": "sft", "do_train": True, "finetuning_type": "lora",
+            "lora_target": "all", "lora_rank": 8, "dataset": "identity,alpaca_demo,sharegpt_demo,openai_demo",
+            "dataset_dir": os.path.join(REPO, "datasets"), "template": "qwen", "cutoff_len": 1024,
+            "per_device_train_batch_size": 8, "max_steps": steps, "learning_rate": 1.0e-3,
+            "lr_scheduler_type": "cosine", "warmup_ratio": 0.1, "logging_steps": 1, "save_steps": 10_000,
+            "report_to": "none", "flash_attn": "sdpa", "seed": 42}
+    rows = []
+    for label, extra, ftbench in [("LLaMA-Factory (its defaults: gradient checkpointing)", {}, False),
+                                  ("LLaMA-Factory, disable_gradient_checkpointing: true",
+                                   {"disable_gradient_checkpointing": True}, False),
+                                  ("ftbench train (peft backend)", {"disable_gradient_checkpointing": True}, True)]:
+        out = os.path.join(tmp, f"train{len(rows)}")
+        config = write_yaml(os.path.join(tmp, f"train{len(rows)}.yaml"), {**base, **extra, "output_dir": out})
+        cmd = ([sys.executable, "-m", "ftbench", "train", config, "-q"] if ftbench else [cli, "train", config])
+        wall = run(cmd, tmp, env)
+        with open(os.path.join(out, "train_results.json"), encoding="utf-8") as fh:
+            rate = json.load(fh)["train_samples_per_second"]
+        with open(os.path.join(out, "trainer_log.jsonl"), encoding="utf-8") as fh:
+            losses = {r["current_steps"]: r["loss"] for r in map(json.loads, fh) if "loss" in r}
+        rows.append((label, rate, wall, losses))
+    ours = rows[-1]
+    print(f"training: {model}, {steps} steps x batch 8, cutoff_len 1024, {env['OMP_NUM_THREADS']} thread(s)")
+    for label, rate, wall, losses in rows:
+        diff = max(abs(losses[s] - ours[3][s]) for s in ours[3]) if losses.keys() == ours[3].keys() else None
+        print(f"  {label:<55} {rate:8.2f} samples/s  (wall {wall:6.1f}s)  ftbench/this {ours[1] / rate:5.2f}x"
+              f"  max loss diff vs ftbench {diff:.2e}" if diff is not None else "")
+
+
+def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tokens: int) -> None:
+    with open(os.path.join(REPO, "datasets", "gsm8k", "test.jsonl"), encoding="utf-8") as fh:
+        problems = [json.loads(line) for line in fh][:n]
+    data = os.path.join(tmp, "gsm8k.json")
+    with open(data, "w", encoding="utf-8") as fh:
+        json.dump([{"instruction": p["question"], "output": p["answer"]} for p in problems], fh, ensure_ascii=False)
+    with open(os.path.join(tmp, "dataset_info.json"), "w", encoding="utf-8") as fh:
+        json.dump({"gsm8k": {"file_name": "gsm8k.json"}}, fh)
+    lf_out = os.path.join(tmp, "lf_predict")
+    config = write_yaml(os.path.join(tmp, "predict.yaml"), {
+        "model_name_or_path": model, "stage": "sft", "do_predict": True, "predict_with_generate": True,
+        "finetuning_type": "lora", "eval_dataset": "gsm8k", "dataset_dir": tmp, "template": "smollm2",
+        "cutoff_len": 2048, "per_device_eval_batch_size": 16, "max_new_tokens": max_new_tokens,
+        "do_sample": False, "flash_attn": "sdpa", "report_to": "none", "output_dir": lf_out})
+    lf_wall = run([cli, "train", config], tmp, env)
+    with open(os.path.join(lf_out, "predict_results.json"), encoding="utf-8") as fh:
+        lf_seconds = json.load(fh)["predict_runtime"]
+    out = os.path.join(tmp, "ftbench_predict.jsonl")
+    done = subprocess.run([sys.executable, "-m", "ftbench", "predict", "--model", model, "--data", data, "--template",
+                           "smollm2", "--batch-size", "16", "--max-new-tokens", str(max_new_tokens), "-o", out,
+                           "--json", "-q"], cwd=tmp, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"ftbench predict failed:\n{done.stderr[-3000:]}")
+    ft_seconds = json.loads(done.stdout)["generation_seconds"]
+    with open(os.path.join(lf_out, "generated_predictions.jsonl"), encoding="utf-8") as fh:
+        theirs = [json.loads(line) for line in fh]
+    with open(out, encoding="utf-8") as fh:
+        ours = [json.loads(line) for line in fh]
+    same = sum(1 for a, b in zip(ours, theirs) if (a["prompt"], a["predict"], a["label"]) ==
+               (b["prompt"], b["predict"], b["label"]))
+    lengths = sorted(len(r["predict"]) for r in theirs)
+    print(f"prediction: {model}, {n} GSM8K problems, greedy, max_new_tokens {max_new_tokens}, batch 16 "
+          f"(answer lengths {lengths[0]}-{lengths[-1]} chars)")
+    print(f"  LLaMA-Factory do_predict  {lf_seconds:7.1f}s generating (predict_runtime; wall {lf_wall:.1f}s)")
+    print(f"  ftbench predict           {ft_seconds:7.1f}s generating (generation_seconds)")
+    print(f"  speed-up: {lf_seconds / ft_seconds:.2f}x; identical rows {same}/{len(theirs)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train-model", default="tiny")
+    parser.add_argument("--predict-model", default="smollm2")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("-n", type=int, default=32, help="GSM8K problems")
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip", choices=["train", "predict"])
+    args = parser.parse_args()
+    from ftbench.inference.models import resolve_model
+
+    cli = os.environ.get("FTBENCH_LLAMAFACTORY_CLI") or os.path.join(REPO, ".venv-llamafactory", "bin",
+                                                                      "llamafactory-cli")
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "DISABLE_VERSION_CHECK": "1",
+           "PYTHONPATH": REPO}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.skip != "train":
+            bench_train(cli, resolve_model(args.train_model), tmp, env, args.steps)
+        if args.skip != "predict":
+            bench_predict(cli, resolve_model(args.predict_model), tmp, env, args.n, args.max_new_tokens)
+
+
+if __name__ == "__main__":
+    main()
