@@ -4,7 +4,6 @@ de-duplicated variants of every record with an LLM (`llm`), resumably."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import click
@@ -13,7 +12,6 @@ from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, FtbenchError, InputEr
 from ftbench.cli.options import common_options, print_json, settings
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @click.group()
@@ -156,7 +154,7 @@ def llm(ctx, data, out, n, provider, base_url, model, adapter, api_key_env, conc
     the same command continues where it stopped, without losing or repeating records. Exit code 0: every
     record got its N variants; 1: some did not (rerun to retry them) or DATA has errors; 2: usage problem.
     """
-    from ftbench.augment.http import Redactor
+    from ftbench.augment.http import Redactor, api_key_from_env
 
     opts = settings(ctx)
     if provider == "openai" and not base_url:
@@ -167,10 +165,8 @@ def llm(ctx, data, out, n, provider, base_url, model, adapter, api_key_env, conc
         raise UsageError("--adapter needs --provider local")
     if adapter and not os.path.isdir(adapter):
         raise UsageError(f"--adapter {adapter}: no such folder")
-    if not _ENV_NAME.fullmatch(api_key_env):
-        # not repeated back: what was given may well be the key itself, pasted in the wrong place
-        raise UsageError("--api-key-env takes the NAME of an environment variable (like OPENAI_API_KEY), not the key")
-    api_key = os.environ.get(api_key_env) if provider == "openai" else None
+    api_key = api_key_from_env(api_key_env)  # checks the name whatever the provider
+    api_key = api_key if provider == "openai" else None
     redact = Redactor(api_key)
     if not os.path.exists(data):
         raise UsageError(f"{data}: no such file")

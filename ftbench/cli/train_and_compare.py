@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
+
 
 @click.command()
 @click.option("--config", type=click.Path(dir_okay=False), help="A LLaMA-Factory-style training YAML (plus the "
@@ -20,10 +21,13 @@ from ftbench.cli.options import common_options, print_json, settings
 @click.option("--gsm8k-max-new-tokens", type=click.IntRange(1), help="Generation length for GSM8K (default: "
               "--max-new-tokens).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+@engine_options
+@click.option("--served-model-after", help="(openai) the fine-tuned model's name at the server (e.g. a vLLM LoRA "
+              "module); default: the chosen checkpoint is merged into <run>/merged and asked for by its path.")
 @common_options
 @click.pass_context
 def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k, gsm8k_limit, max_new_tokens,
-                      gsm8k_max_new_tokens, threads):
+                      gsm8k_max_new_tokens, threads, served_model_after, **engine):
     """Answer "did the fine-tune help?" in one command: validate the data, evaluate the base model on a held-out
     split (LLaMA-Factory BLEU/ROUGE) and on GSM8K (lm-eval strict/flexible), train a LoRA adapter, pick the
     checkpoint with the lowest eval loss, evaluate it the same way, and write report.html and metrics.json.
@@ -31,14 +35,24 @@ def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k,
     OVERRIDES are key=value pairs over the config (LLaMA-Factory keys, e.g. num_train_epochs=3).
     With no arguments: the offline demo, the self-cognition tutorial on SmolLM2-135M-Instruct (bundled identity data,
     real GSM8K test problems), a few minutes on a CPU; `--model tiny` runs the fast pipeline demo instead.
+    Evaluations can generate on a server (--engine openai --base-url) or offline vLLM (docs/scaling.md).
     """
+    from dataclasses import replace
+
     from ftbench.recipes.run_settings import prepare_run
     from ftbench.recipes.train_and_compare import run
 
     opts = settings(ctx)
+    engine_name, engine_opts = engine_settings(engine, threads=threads)
+    if served_model_after and engine_name != "openai":
+        from ftbench.api.errors import UsageError
+
+        raise UsageError("--served-model-after is for --engine openai")
+    engine_opts = replace(engine_opts, served_model_after=served_model_after)
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=output_dir, model=model, backend=backend,
                                     gsm8k=gsm8k, gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens,
-                                    gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads)
+                                    gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads,
+                                    engine=engine_name, engine_options=engine_opts)
     if not opts.quiet:
         for w in warnings:
             click.echo(f"warning: {w}", err=True)

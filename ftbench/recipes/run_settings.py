@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from ftbench.api.backends import TrainConfig
+from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions
 from ftbench.api.errors import UsageError
 from ftbench.console import world_size
 from ftbench.recipes.run_folder import RunFolder
@@ -36,6 +37,8 @@ class RunSettings:
     threads: int | None = None
     demo: str | None = None  # the embedded run's name ("real", "tiny"), None for the user's own data
     device: str | None = None  # where evaluation runs (None: the best available)
+    engine: str = DEFAULT_ENGINE  # where evaluation generates: local, openai (a server), vllm
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
     durations: dict = field(default_factory=dict)
 
     @property

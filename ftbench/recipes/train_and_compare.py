@@ -108,6 +108,8 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
                "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens",
                                                        "gsm8k_max_new_tokens")},
                "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
+    if rs.engine != "local":  # predictions of one engine are not continued by another (local: as before engines)
+        current["compare"]["engine"] = rs.engine
     path = rs.folder.run_config
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
@@ -164,11 +166,11 @@ def _gsm8k_samples(rs: RunSettings) -> list:
 
 def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs: RunSettings, side: str,
                  quiet: bool) -> None:
-    """Greedy predictions for every eval set (scorer name -> samples), resumable row by row; the model is
-    loaded once, and only if a prediction file is unfinished."""
+    """Greedy predictions for every eval set (scorer name -> samples), resumable row by row, through the run's
+    engine; the model is loaded (or merged for a server) once, and only if a prediction file is unfinished."""
     from ftbench.data.predictions import read_existing
+    from ftbench.inference.engines import open_engine
     from ftbench.inference.generate import GenerationParams
-    from ftbench.inference.models import load_model_for_generation, load_tokenizer
     from ftbench.inference.predict import generate_rows
 
     todo = []
@@ -179,14 +181,51 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
             todo.append((scorer, samples, path, done))
     if not todo:
         return
-    # the chosen checkpoint is merged into a fresh copy of the base weights: generation then costs what the
-    # base model's does (no LoRA layers at every step)
-    loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device, merge=True), load_tokenizer(model))
-    for scorer, samples, path, done in todo:
-        length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
-        generate_rows(samples, path, done, model=model, adapter=adapter,
-                      params=GenerationParams(max_new_tokens=length), batch_size=rs.predict_batch_size, quiet=quiet,
-                      loaded=loaded)
+    options, loaded = rs.engine_options, None
+    if rs.engine == "local":
+        # the chosen checkpoint is merged into a fresh copy of the base weights: generation then costs what the
+        # base model's does (no LoRA layers at every step)
+        from ftbench.inference.models import load_model_for_generation, load_tokenizer
+
+        loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device, merge=True),
+                  load_tokenizer(model))
+    elif rs.engine == "openai" and adapter:
+        model, adapter, options = _merged_for_server(model, adapter, rs)
+    engine = None
+    try:
+        for scorer, samples, path, done in todo:
+            length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
+            params = GenerationParams(max_new_tokens=length)
+            if engine is None:
+                engine = open_engine(rs.engine, model, adapter, params, options, loaded=loaded)
+            else:
+                engine.use_params(params)
+            generate_rows(samples, path, done, engine=engine, batch_size=rs.predict_batch_size, quiet=quiet)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _merged_for_server(model: str, adapter: str, rs: RunSettings):
+    """For a server: the chosen checkpoint merged into the base model (run folder's merged/), asked for by its
+    path, which servers that load models on request (`transformers serve` without a pinned model) accept.
+    Servers with LoRA support are pointed at an adapter name instead, with `served_model_after`."""
+    from dataclasses import replace
+
+    from ftbench.inference.export import EXPORT_INFO, merge_and_save
+
+    if rs.engine_options.served_model_after:
+        return model, None, replace(rs.engine_options, served_model=rs.engine_options.served_model_after)
+    merged = rs.folder.merged_dir
+    info = os.path.join(merged, EXPORT_INFO)
+    if os.path.isfile(info):
+        with open(info, encoding="utf-8") as fh:
+            done = json.load(fh).get("adapter") == os.path.abspath(adapter)
+    else:
+        done = False
+    if not done:
+        merge_and_save(model, adapter, merged, overwrite=True)
+    return merged, None, replace(rs.engine_options, served_model=os.path.abspath(merged))
 
 
 def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:
