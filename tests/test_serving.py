@@ -198,3 +198,23 @@ def test_engine_usage_errors_are_one_line(tiny_model, mixed_data, tmp_path, args
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_real_default_model_on_the_server_matches_local(tiny_model, tmp_path):
+    """SmolLM2-135M-Instruct (the real default model), pinned in its own server: greedy answers as local."""
+    pytest.importorskip("gguf")
+    from ftbench.inference.models import resolve_model
+
+    path = resolve_model("smollm2")
+    data = os.path.join(REPO, "datasets", "identity.json")
+    common = ["predict", "--model", "smollm2", "--data", data, "--limit", "8", "--max-new-tokens", "24", "-q"]
+    local = tmp_path / "local.jsonl"
+    assert run_cli(*common, "-o", str(local), "--threads", "1").exit_code == 0
+    srv = Server(path, log_path=str(tmp_path / "serve.log")).start()
+    try:
+        served = tmp_path / "served.jsonl"
+        result = run_cli(*common, "-o", str(served), "--engine", "openai", "--base-url", srv.url)
+        assert result.exit_code == 0, result.output
+    finally:
+        srv.kill()
+    assert same_rate(rows(local), rows(served)) >= 0.95
