@@ -114,6 +114,7 @@ class OpenAIEngine(GenerationEngine):
                  ) -> Iterator[list[tuple[int, str]]]:
         """At most ``concurrency`` requests in flight, submitted in input order; each answer is yielded as it
         arrives (``batch_size`` is the server's business)."""
+        self._stop.clear()  # an engine is reused across calls (train-and-compare: one per eval set)
         pending = iter(order)
         pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="ftbench-openai")
         running = set()
