@@ -128,11 +128,13 @@ def test_backend_option_and_yaml_key_choose_the_backend(clean_registry, tmp_path
     assert json.loads(result.output)["global_step"] == 3
     assert RecordingBackend.calls[-1][1] is False
 
-    result = CliRunner().invoke(cli, ["train", str(path)])  # without --backend peft would refuse the key
+    result = CliRunner().invoke(cli, ["train", str(path)])
     assert result.exit_code == 0
+    path.write_text(CONFIG.format(out=tmp_path / "out").replace("quantization_bit: 4", "packing: true"),
+                    encoding="utf-8")
     result = CliRunner().invoke(cli, ["train", str(path), "--backend", "peft"])
     assert result.exit_code == 1
-    assert "quantization_bit: 4 is not supported by the peft backend" in result.output
+    assert "packing: True is not supported by the peft backend" in result.output
 
 
 def test_unknown_backend_in_yaml_points_at_its_line(clean_registry, tmp_path):

@@ -89,10 +89,8 @@ def test_missing_required_keys(tmp_path):
 @pytest.mark.parametrize("line,message", [
     ("stage: dpo", "stage: dpo is not supported by the peft backend (supported: sft)"),
     ("finetuning_type: full", "finetuning_type: full is not supported by the peft backend (supported: lora)"),
-    ("quantization_bit: 4", "quantization_bit: 4 is not supported by the peft backend: QLoRA is not supported"),
     ("packing: true", "packing: True is not supported by the peft backend: sequence packing"),
-    ("deepspeed: ds_z3_config.json", "deepspeed: 'ds_z3_config.json' is not supported by the peft backend: "
-     "multi-GPU is the Trainer's DDP"),
+    ("use_unsloth: true", "use_unsloth: True is not supported by the peft backend: not supported"),
 ])
 def test_known_but_unsupported_settings_are_errors(tmp_path, line, message):
     path = write(tmp_path, BASE.replace("stage: sft\n", "").replace("finetuning_type: lora\n", "") + line + "\n")

@@ -1,4 +1,5 @@
-"""A small client for OpenAI-compatible `POST /chat/completions`, with the retries a long batch job needs.
+"""A small client for OpenAI-compatible `POST /chat/completions` and `POST /completions`, with the retries a
+long batch job needs: the project's one HTTP client (`augment llm` and the `openai` generation engine use it).
 
 Standard library only (`urllib` + the caller's threads): one blocking request per worker thread is all a
 job that waits seconds per reply needs, and it adds no dependency.
@@ -17,7 +18,9 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
+import os
 import random
+import re
 import socket
 import threading
 import time
@@ -28,6 +31,15 @@ from dataclasses import dataclass, field
 from ftbench.api.errors import UsageError
 
 READ_CHUNK = 1 << 16
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def api_key_from_env(name: str) -> str | None:
+    """The API key in environment variable ``name`` (None if unset): keys come only from the environment."""
+    if not _ENV_NAME.fullmatch(name):
+        # not repeated back: what was given may well be the key itself, pasted in the wrong place
+        raise UsageError("--api-key-env takes the NAME of an environment variable (like OPENAI_API_KEY), not the key")
+    return os.environ.get(name) or None
 
 
 class Redactor:
@@ -107,28 +119,39 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def completions_url(base_url: str) -> str:
-    """`https://host/v1` -> `https://host/v1/chat/completions` (a full endpoint URL is kept)."""
+CHAT = "chat/completions"
+COMPLETIONS = "completions"
+
+
+def completions_url(base_url: str, endpoint: str = CHAT) -> str:
+    """`https://host/v1` -> `https://host/v1/chat/completions` (or `.../completions`); a base URL given with
+    either endpoint at its end has it replaced by the one asked for."""
     url = base_url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"--base-url {base_url}: expected an http:// or https:// URL")
-    return url if url.endswith("/chat/completions") else url + "/chat/completions"
+    for suffix in ("/" + CHAT, "/" + COMPLETIONS):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+            break
+    return f"{url}/{endpoint}"
 
 
 class ChatClient:
-    """Sends chat-completion requests; thread-safe (each call opens its own connection)."""
+    """Sends chat-completion (or, with ``endpoint=COMPLETIONS``, completion) requests; thread-safe (each call
+    opens its own connection)."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None, *, key_source: str, timeout: float,
+    def __init__(self, base_url: str, model: str | None, api_key: str | None, *, key_source: str, timeout: float,
                  policy: RetryPolicy, redact: Redactor, temperature: float | None = None,
                  max_tokens: int | None = None, seed: int | None = None, stop: threading.Event | None = None,
-                 on_retry=None):
-        self.url, self.model, self.timeout, self.policy = completions_url(base_url), model, timeout, policy
+                 on_retry=None, endpoint: str = CHAT, user_agent: str = "ftbench-augment"):
+        self.url, self.model, self.timeout, self.policy = completions_url(base_url, endpoint), model, timeout, policy
+        self.endpoint = endpoint
         self.key_source, self.redact = key_source, redact
         self.temperature, self.max_tokens = temperature, max_tokens
         self.stop = stop or threading.Event()
         self.on_retry = on_retry or (lambda kind, delay: None)
         self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": "ftbench-augment"}
+                         "User-Agent": user_agent}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._has_key = bool(api_key)
@@ -138,11 +161,17 @@ class ChatClient:
 
     def complete(self, messages: list[dict]) -> Completion:
         """The reply to ``messages``, after up to max_retries retries; RequestFailed when it cannot be had."""
-        payload = {"model": self.model, "messages": messages}
+        payload = {"messages": messages}
         if self.temperature is not None:
             payload["temperature"] = self.temperature
         if self.max_tokens is not None:
             payload["max_tokens"] = self.max_tokens
+        return self.request(payload)
+
+    def request(self, payload: dict) -> Completion:
+        """POST ``payload`` (plus the model name, if one was given) to the endpoint, retrying as the module
+        docstring says; the text is the chat message's content or the completion's text."""
+        payload = {"model": self.model, **payload} if self.model else payload
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         for retry in range(self.policy.max_retries + 1):
             self._wait_for_pause()
@@ -218,18 +247,19 @@ class ChatClient:
                     f"no API key was sent: set ${self.key_source} (or name another variable with --api-key-env)")
             raise UsageError(f"{self.url} refused the request ({what}); {hint}")
         if status == 404:
-            raise UsageError(f"{self.url}: {what}; check --base-url (most servers want it to end in /v1) and "
-                             f"--model {self.model}")
+            raise UsageError(f"{self.url}: {what}; check --base-url (most servers want it to end in /v1)"
+                             + (f" and the model name {self.model}" if self.model else ""))
         raise RequestFailed(f"http-{status}", what)
 
     def _completion(self, raw: bytes) -> Completion:
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            text = (choice["message"].get("content") if self.endpoint == CHAT else choice["text"]) or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             # a proxy's HTML page or an error object with status 200: transient more often than not
-            raise _Retryable("bad-response", "the reply is not a chat completion: "
+            what = "a chat completion" if self.endpoint == CHAT else "a completion"
+            raise _Retryable("bad-response", f"the reply is not {what}: "
                              + self.redact(_error_message(raw) or repr(raw[:80]))) from None
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return Completion(text if isinstance(text, str) else "", usage, choice.get("finish_reason"))

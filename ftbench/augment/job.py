@@ -26,7 +26,7 @@ class AugmentJob:
     out: str
     n: int
     model: str
-    provider: str = "openai"  # or "local"
+    provider: str = "openai"  # or "local", "vllm"
     base_url: str | None = None
     adapter: str | None = None
     api_key: str | None = field(default=None, repr=False)  # never in a repr, a log or a traceback's message
@@ -169,4 +169,4 @@ def _generate(job: AugmentJob, aug: Augmenter, redact: Redactor) -> None:
 
         run_local(aug, LocalModel(LocalSettings(job.model, job.adapter, job.max_tokens or 512,
                                                 job.temperature or None, job.seed, job.batch_size, job.device,
-                                                job.dtype)))
+                                                job.dtype, job.provider)))

@@ -1,7 +1,8 @@
-"""`--provider local`: the augmentation prompts answered by a local model (and LoRA adapter) through
-`ftbench.inference.generate`'s batched generator, prompts rendered with the model's chat template by `ftbench.inference.chat`.
+"""`--provider local` and `--provider vllm`: the augmentation prompts answered by a model on this machine through
+a generation engine of `ftbench.inference.engines` (`local`: the batched transformers generator; `vllm`: offline
+vLLM on GPUs), prompts rendered with the model's chat template by `ftbench.inference.chat`.
 
-torch/transformers are imported when the model is loaded, never at import time.
+torch/transformers (and vllm) are imported when the model is loaded, never at import time.
 """
 
 from __future__ import annotations
@@ -24,35 +25,32 @@ class LocalSettings:
     batch_size: int = 8
     device: str | None = None
     dtype: str | None = None
+    engine: str = "local"  # or "vllm"
 
 
 class LocalModel:
     """A loaded model answering chat prompts in batches: `complete_many(prompts)` -> (index, text, usage)."""
 
     def __init__(self, settings: LocalSettings):
-        from ftbench.inference.generate import GenerationParams, Generator
-        from ftbench.inference.models import load_model_for_generation, load_tokenizer
+        from ftbench.api.generation import EngineOptions
+        from ftbench.inference.engines import open_engine
+        from ftbench.inference.generate import GenerationParams
 
         self.settings = settings
-        self.tokenizer = load_tokenizer(settings.model)
-        model = load_model_for_generation(settings.model, adapter=settings.adapter, device=settings.device,
-                                          dtype=settings.dtype)
         params = GenerationParams(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature or None,
                                   seed=settings.seed)
-        self.generator = Generator(model, self.tokenizer, params)
-
-    def _prompt_ids(self, prompt: str) -> list[int]:
-        """The prompt as one user turn with the generation prompt, tokenized as `predict` does it."""
-        from ftbench.inference.chat import prompt_text_and_ids
-
-        sample = Sample([(USER, prompt), (ASSISTANT, "")], "", "", "<augment prompt>", 0, None)
-        return prompt_text_and_ids(self.tokenizer, sample)[1]
+        self.engine = open_engine(settings.engine, settings.model, settings.adapter, params,
+                                  EngineOptions(device=settings.device, dtype=settings.dtype))
+        self.tokenizer = self.engine.tokenizer
 
     def complete_many(self, prompts: list[str]) -> Iterator[tuple[int, str, dict]]:
         """Answers in batches (not necessarily in order); usage counts prompt and generated tokens."""
-        ids = [self._prompt_ids(p) for p in prompts]
-        for batch in self.generator.run(ids, self.settings.batch_size):
+        from ftbench.inference.engines import render_prompts
+
+        samples = [Sample([(USER, p), (ASSISTANT, "")], "", "", "<augment prompt>", 0, None) for p in prompts]
+        rendered = render_prompts(self.tokenizer, samples, range(len(samples)))
+        for batch in self.engine.generate(rendered, range(len(samples)), self.settings.batch_size):
             for i, text in batch:
                 completion = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
-                yield i, text, {"prompt_tokens": len(ids[i]), "completion_tokens": completion,
-                                "total_tokens": len(ids[i]) + completion}
+                yield i, text, {"prompt_tokens": len(rendered[i].ids), "completion_tokens": completion,
+                                "total_tokens": len(rendered[i].ids) + completion}

@@ -20,12 +20,12 @@ import warnings
 from dataclasses import dataclass
 
 from ftbench.api.backends import TrainConfig, TrainerBackend, TrainResult
-from ftbench.console import is_main_process, say, warn, world_size
+from ftbench.console import is_main_process, local_rank, say, warn, world_size
 from ftbench.inference.models import is_adapter_dir
 from ftbench.io import atomic_write_text
 from ftbench.training.checkpoints import (CHECKPOINTS_JSON, all_checkpoint_dirs, checkpoint_table, choose_checkpoint,
                                           complete_checkpoints, write_checkpoints_json)
-from ftbench.training.config import check_unsupported, dump_yaml, resolve_path
+from ftbench.training.config import SCALE_KEYS, check_unsupported, dump_yaml, resolve_path
 from ftbench.training.data import DynamicPaddingCollator, encode, template_of, train_and_eval_samples
 from ftbench.training.trainer_log import TRAINER_LOG, read_trainer_log
 
@@ -38,7 +38,10 @@ class PeftBackend(TrainerBackend):
     description = "LoRA SFT with transformers Trainer + peft (CPU, GPU, multi-GPU DDP)"
 
     def check_config(self, config: TrainConfig) -> None:
-        check_unsupported(config, self.name)
+        from ftbench.backends.scaling import check_hardware, scale_plan
+
+        check_unsupported(config, self.name, allow=SCALE_KEYS)
+        check_hardware(scale_plan(config))  # deepspeed/QLoRA: one line if this machine lacks what they need
         template_of(config)  # an unknown template name fails before any model loads
 
     def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
@@ -51,7 +54,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
                               set_seed)
     from transformers.utils import logging as hf_logging
 
-    from ftbench.backends import trainer_callbacks as cb
+    from ftbench.backends import scaling, trainer_callbacks as cb
     from ftbench.inference.models import load_tokenizer, resolve_model
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars; ConsoleCallback reports training progress
@@ -74,13 +77,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     say(f"data: {len(train_set)} training samples, {len(eval_set or [])} eval samples "
         f"(cutoff_len {cfg.cutoff_len})", quiet)
 
-    # 3. The base model, in the precision the hardware supports; seeded first, so the LoRA init is reproducible
+    # 3. The base model, in the precision the hardware supports (4/8-bit with quantization_bit); seeded first, so
+    #    the LoRA init is reproducible
     precision = choose_precision(cfg)
+    plan = scaling.scale_plan(cfg)
+    scaling.check_hardware(plan)
     set_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, precision.dtype),
                                                  attn_implementation=attention_implementation(cfg),
-                                                 trust_remote_code=cfg.trust_remote_code)
+                                                 trust_remote_code=cfg.trust_remote_code,
+                                                 **scaling.model_load_kwargs(plan, precision.dtype, local_rank()))
     model.config.use_cache = False  # the KV cache is useless in training and breaks gradient checkpointing
+    model = scaling.prepare_quantized(model, plan, cfg.gradient_checkpointing)
     if cfg.gradient_checkpointing:
         model.enable_input_require_grads()  # checkpointed LoRA layers need grads flowing from the embeddings
 
@@ -93,7 +101,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
         f"parameters trainable ({trainable / total:.2%})", quiet)
 
     # 5. TrainingArguments, key by key from the LLaMA-Factory config
-    args = TrainingArguments(**training_arguments(cfg, precision, has_eval=eval_set is not None))
+    args = TrainingArguments(**training_arguments(cfg, precision, has_eval=eval_set is not None),
+                             **scaling.training_arguments_kwargs(plan))
 
     # 6. The Trainer: dynamic padding, LLaMA-Factory's trainer_log.jsonl, one console line per log
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,

@@ -4,7 +4,6 @@ de-duplicated variants of every record with an LLM (`llm`), resumably."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import click
@@ -14,7 +13,6 @@ from ftbench.cli.options import common_options, print_json, settings
 from ftbench.data.schema import MAX_TOKENS
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @click.group()
@@ -108,8 +106,9 @@ def _print_fill(opts, data, out, layout, report, max_shown) -> None:
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="JSONL of the new records, each with \"_ftbench\" provenance; rerun the same command to resume.")
 @click.option("-n", "--n", "n", required=True, type=click.IntRange(1, 100), help="New records per original record.")
-@click.option("--provider", type=click.Choice(["openai", "local"]), default="openai", show_default=True,
-              help="openai: any OpenAI-compatible chat-completions endpoint; local: a local model (+ --adapter).")
+@click.option("--provider", type=click.Choice(["openai", "local", "vllm"]), default="openai", show_default=True,
+              help="openai: any OpenAI-compatible chat-completions endpoint (vLLM/SGLang/transformers serve...); "
+              "local: a model in this process (+ --adapter); vllm: offline vLLM on GPUs (+ --adapter).")
 @click.option("--base-url", help="The endpoint's base URL, e.g. https://api.openai.com/v1 or "
               "http://127.0.0.1:8000/v1 (vLLM, Ollama, LM Studio...).")
 @click.option("--model", required=True, help="Model name at the endpoint, or (local) a hub id, folder or 'tiny'.")
@@ -158,21 +157,19 @@ def llm(ctx, data, out, n, provider, base_url, model, adapter, api_key_env, conc
     the same command continues where it stopped, without losing or repeating records. Exit code 0: every
     record got its N variants; 1: some did not (rerun to retry them) or DATA has errors; 2: usage problem.
     """
-    from ftbench.augment.http import Redactor
+    from ftbench.augment.http import Redactor, api_key_from_env
 
     opts = settings(ctx)
     if provider == "openai" and not base_url:
         raise UsageError("--base-url is required with --provider openai (e.g. https://api.openai.com/v1)")
-    if provider == "local" and base_url:
+    if provider != "openai" and base_url:
         raise UsageError("--base-url is for --provider openai; a local model needs only --model")
-    if adapter and provider != "local":
-        raise UsageError("--adapter needs --provider local")
+    if adapter and provider == "openai":
+        raise UsageError("--adapter needs --provider local or vllm")
     if adapter and not os.path.isdir(adapter):
         raise UsageError(f"--adapter {adapter}: no such folder")
-    if not _ENV_NAME.fullmatch(api_key_env):
-        # not repeated back: what was given may well be the key itself, pasted in the wrong place
-        raise UsageError("--api-key-env takes the NAME of an environment variable (like OPENAI_API_KEY), not the key")
-    api_key = os.environ.get(api_key_env) if provider == "openai" else None
+    api_key = api_key_from_env(api_key_env)  # checks the name whatever the provider
+    api_key = api_key if provider == "openai" else None
     redact = Redactor(api_key)
     if not os.path.exists(data):
         raise UsageError(f"{data}: no such file")

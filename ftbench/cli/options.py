@@ -55,3 +55,66 @@ def print_json(obj, *, redact: Callable[[str], str] | None = None) -> None:
         data = redact(data.decode("utf-8")).encode("utf-8")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+
+
+# --- generation engines (predict, eval, train-and-compare) -------------------------------------------------------
+ENGINE_OPTION_NAMES = ("engine", "base_url", "served_model", "api", "concurrency", "api_key_env", "request_timeout",
+                       "max_retries", "tensor_parallel_size", "data_parallel_size")
+
+
+def engine_options(f=None, *, with_engine: bool = True):
+    """--engine and the options of the engines (docs/scaling.md); `engine_settings` turns them into
+    (name, EngineOptions). ``with_engine=False``: the command defines its own --engine (eval)."""
+    if f is None:
+        return lambda g: engine_options(g, with_engine=with_engine)
+    options = [
+        click.option("--engine", default="local", show_default=True, help="Where answers are generated: local (this "
+                     "process), openai (an OpenAI-compatible server at --base-url: vLLM, SGLang, transformers serve, "
+                     "llamafactory-cli api, llama.cpp), vllm (offline vLLM on GPUs)."),
+        click.option("--base-url", help="(openai) the server, e.g. http://127.0.0.1:8000/v1."),
+        click.option("--served-model", help="(openai) the model's name at the server (default: the --model folder's "
+                     "path or hub id; a vLLM LoRA module's name for an adapter)."),
+        click.option("--api", type=click.Choice(["completions", "chat"]), default="completions", show_default=True,
+                     help="(openai) completions: send the prompt ftbench renders (the local engine's, byte for "
+                     "byte); chat: send the messages and let the server's chat template render them."),
+        click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
+                     help="(openai) requests in flight at once."),
+        click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+                     help="(openai) the environment variable holding the API key (never printed or written)."),
+        click.option("--request-timeout", type=click.FloatRange(1.0), default=600.0, show_default=True,
+                     help="(openai) seconds to wait for one answer before retrying."),
+        click.option("--max-retries", type=click.IntRange(0, 20), default=5, show_default=True,
+                     help="(openai) retries of a request on 429/5xx/timeouts/refused connections (Retry-After "
+                     "honoured); then the run stops and the same command resumes it."),
+        click.option("--tensor-parallel-size", type=click.IntRange(1), default=1, show_default=True,
+                     help="(vllm) GPUs per model replica."),
+        click.option("--data-parallel-size", type=click.IntRange(1), default=1, show_default=True,
+                     help="(vllm) model replicas."),
+    ]
+    for option in reversed(options[0 if with_engine else 1:]):
+        f = option(f)
+    return f
+
+
+def engine_settings(values: dict, *, device=None, dtype=None, threads=None, engine: str | None = None):
+    """Pop the engine options out of a command's keyword arguments: (engine name, EngineOptions).
+
+    Options of another engine than the chosen one are a usage error, so a forgotten --engine is caught."""
+    from ftbench.api.errors import UsageError
+    from ftbench.api.generation import EngineOptions
+    from ftbench.inference.engines import ENGINES
+
+    given = {k: values.pop(k) for k in ENGINE_OPTION_NAMES if k in values}
+    name = given.get("engine", engine)
+    if name not in ("ftbench", "lm-eval"):  # eval's own engine names
+        ENGINES.load(name)  # an unknown name: one line listing the known ones
+    if name not in ("openai", "lm-eval") and given["base_url"]:
+        raise UsageError("--base-url is for --engine openai (or lm-eval)")
+    if name != "vllm" and (given["tensor_parallel_size"] > 1 or given["data_parallel_size"] > 1):
+        raise UsageError("--tensor-parallel-size/--data-parallel-size are for --engine vllm")
+    return name, EngineOptions(
+        base_url=given["base_url"], served_model=given["served_model"], api=given["api"],
+        concurrency=given["concurrency"], api_key_env=given["api_key_env"], timeout=given["request_timeout"],
+        max_retries=given["max_retries"], tensor_parallel_size=given["tensor_parallel_size"],
+        data_parallel_size=given["data_parallel_size"], device=None if device in (None, "auto") else device,
+        dtype=None if dtype in (None, "auto") else dtype, threads=threads)

@@ -10,7 +10,7 @@ import time
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
@@ -29,7 +29,7 @@ def _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop):
                             top_k=top_k, seed=seed, stop=tuple(stop))
 
 
-def _meta(data, fmt, model, adapter, params, cutoff_len, template=None) -> dict:
+def _meta(data, fmt, model, adapter, params, cutoff_len, engine: str = "local", template=None) -> dict:
     """The sidecar: what the rows are made from (the RESUME_KEYS must match to resume) and how."""
     from ftbench import __version__
     from ftbench.data.predictions import META_KIND, adapter_sha256
@@ -45,7 +45,7 @@ def _meta(data, fmt, model, adapter, params, cutoff_len, template=None) -> dict:
     return {"kind": META_KIND, "ftbench_version": __version__, "data": os.path.abspath(data),
             "data_sha256": sha256_of_path(data), "format": fmt, "model": model_id,
             "adapter": os.path.abspath(adapter) if adapter else None, "adapter_sha256": adapter_sha256(adapter),
-            "generation": generation}
+            "generation": generation, "engine": engine}
 
 
 def _prepare_output(out: str, meta: dict, overwrite: bool) -> int:
@@ -111,21 +111,25 @@ def _old_created(path: str):
               show_default=True, help="auto: bf16 on CUDA if supported (else fp16), fp16 on MPS, fp32 on CPU.")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch (default: torch's choice).")
 @click.option("--overwrite", is_flag=True, help="Start again even if OUT holds rows from an earlier run.")
+@engine_options
 @common_options
 @click.pass_context
 def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, stop, limit, cutoff_len, template,
-            default_system, temperature, top_p, top_k, seed, device, dtype, threads, overwrite):
+            default_system, temperature, top_p, top_k, seed, device, dtype, threads, overwrite, **engine):
     """Generate an answer for every sample of --data and write LLaMA-Factory's prompt/predict/label rows.
 
     Rows are written in input order as batches finish (flushed to disk each batch); if the run is killed,
     the same command continues where it stopped. Greedy decoding unless --temperature/--top-p; the model's own
     generation_config (e.g. a repetition_penalty) is not inherited; the settings used go to OUT.meta.json.
+    With --engine openai the same prompts go to a server (docs/scaling.md), with the same resumable output.
     """
     from ftbench.data.loader import load_samples
 
     opts = settings(ctx)
+    engine_name, engine_opts = engine_settings(engine, device=device, dtype=dtype, threads=threads)
     if not os.path.exists(data):
         raise UsageError(f"--data {data}: no such file")
+    from ftbench.inference.engines import ENGINES
     from ftbench.inference.models import check_adapter, resolve_model
 
     if adapter:
@@ -133,7 +137,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     params = _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop)
     from ftbench.inference.templates import get_template
 
-    chat_template = get_template(template, default_system)
+    chat_template = engine_opts.template = get_template(template, default_system)
 
     resolve_model(model)  # a missing local model fails here, before OUT is touched (and `tiny` is built)
     samples = load_samples(data, formatting=None if fmt == "auto" else fmt)
@@ -142,7 +146,8 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     if default_system and chat_template is None:
         for s in samples:
             s.system = s.system or default_system
-    meta = _meta(data, fmt, model, adapter, params, cutoff_len, chat_template)
+    meta = _meta(data, fmt, model, adapter, params, cutoff_len, ENGINES.load(engine_name).resume_key(engine_opts),
+                 chat_template)
     meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     done = _prepare_output(out, meta, overwrite)
     if done > len(samples):
@@ -151,14 +156,18 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     start = time.perf_counter()
     generated, gen_seconds = 0, 0.0
     if done < len(samples):
-        generated, gen_seconds = _generate(ctx, samples, done, out, meta, params, model=model, adapter=adapter,
-                              batch_size=batch_size, cutoff_len=cutoff_len, device=device, dtype=dtype,
-                              threads=threads, template=chat_template)
+        generated, gen_seconds, usage = _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts,
+                                                  model=model, adapter=adapter, batch_size=batch_size,
+                                                  cutoff_len=cutoff_len)
+    else:
+        usage = {}
     seconds = time.perf_counter() - start
     # samples/s counts generation only: loading the model is a fixed cost that says nothing about throughput
     summary = {"n": len(samples), "generated": generated, "resumed": done, "seconds": round(seconds, 3),
                "generation_seconds": round(gen_seconds, 3),
                "samples_per_second": round(generated / gen_seconds, 3) if gen_seconds > 0 and generated else None,
+               "engine": engine_name, "tokens": {"prompt": usage.get("prompt_tokens", 0),
+                                                 "completion": usage.get("completion_tokens", 0)},
                "output": out, "meta": out + ".meta.json"}
     if opts.json:
         print_json(summary)
@@ -169,19 +178,28 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     return 0
 
 
-def _generate(ctx, samples, done, out, meta, params, *, model, adapter, batch_size, cutoff_len, device, dtype,
-              threads, template) -> tuple[int, float]:
+def _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts, *, model, adapter, batch_size,
+              cutoff_len) -> tuple[int, float, dict]:
     """Generate for samples[done:] into OUT; an interrupt says how far it got and how to resume."""
+    from ftbench.api.errors import FtbenchError
+    from ftbench.inference.engines import open_engine
     from ftbench.inference.predict import generate_rows
 
+    engine = open_engine(engine_name, model, adapter, params, engine_opts)
     try:
-        return generate_rows(samples, out, done, model=model, adapter=adapter, params=params, batch_size=batch_size,
-                             cutoff_len=cutoff_len, device=None if device == "auto" else device,
-                             dtype=None if dtype == "auto" else dtype, threads=threads,
-                             quiet=settings(ctx).quiet, meta=meta, template=template)
+        written, seconds = generate_rows(samples, out, done, engine=engine, batch_size=batch_size,
+                                         cutoff_len=cutoff_len, quiet=settings(ctx).quiet, meta=meta)
+        return written, seconds, dict(engine.usage)
+    except FtbenchError as e:  # a server that stopped answering: what is kept, and how to go on
+        from ftbench.data.predictions import read_existing
+
+        raise type(e)(f"{e}; {read_existing(out).count} of {len(samples)} rows are in {out}: run the same command "
+                      "again to resume", exit_code=e.exit_code) from None
     except KeyboardInterrupt:
         from ftbench.data.predictions import read_existing
 
         click.echo(f"ftbench: interrupted: {read_existing(out).count} of {len(samples)} rows are in {out}; run the "
                    "same command again to resume", err=True)
         sys.exit(130)
+    finally:
+        engine.close()

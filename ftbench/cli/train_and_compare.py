@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 @click.command()
@@ -27,10 +27,13 @@ from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 @click.option("--trained-run", type=click.Path(file_okay=False, exists=True), help="Evaluate this finished run "
               "(a LLaMA-Factory or ftbench output_dir) instead of training: its best checkpoint against the base "
               "model. The model and data come from --config, else from the YAML ftbench saved in it.")
+@engine_options
+@click.option("--served-model-after", help="(openai) the fine-tuned model's name at the server (e.g. a vLLM LoRA "
+              "module); default: the chosen checkpoint is merged into <run>/merged and asked for by its path.")
 @common_options
 @click.pass_context
 def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k, gsm8k_limit, max_new_tokens,
-                      gsm8k_max_new_tokens, threads, trained_run):
+                      gsm8k_max_new_tokens, threads, trained_run, served_model_after, **engine):
     """Answer "did the fine-tune help?" in one command: validate the data, evaluate the base model on a held-out
     split (LLaMA-Factory BLEU/ROUGE) and on GSM8K (lm-eval strict/flexible), train a LoRA adapter, pick the
     checkpoint with the lowest eval loss, evaluate it the same way, and write report.html and metrics.json.
@@ -38,16 +41,26 @@ def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k,
     OVERRIDES are key=value pairs over the config (LLaMA-Factory keys, e.g. num_train_epochs=3).
     With no arguments: the offline demo, the self-cognition tutorial on SmolLM2-135M-Instruct (bundled identity data,
     real GSM8K test problems), a few minutes on a CPU; `--model tiny` runs the fast pipeline demo instead.
+    Evaluations can generate on a server (--engine openai --base-url) or offline vLLM (docs/scaling.md).
     """
+    from dataclasses import replace
+
     from ftbench.recipes.run_settings import prepare_run, trained_run_config
     from ftbench.recipes.train_and_compare import run
 
     opts = settings(ctx)
+    engine_name, engine_opts = engine_settings(engine, threads=threads)
+    if served_model_after and engine_name != "openai":
+        from ftbench.api.errors import UsageError
+
+        raise UsageError("--served-model-after is for --engine openai")
+    engine_opts = replace(engine_opts, served_model_after=served_model_after)
     if trained_run and not config:
         config = trained_run_config(trained_run)
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=output_dir, model=model, backend=backend,
                                     gsm8k=gsm8k, gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens,
                                     gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads,
+                                    engine=engine_name, engine_options=engine_opts,
                                     trained_run=os.path.abspath(trained_run) if trained_run else None)
     if not opts.quiet:
         for w in warnings:

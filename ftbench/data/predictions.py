@@ -167,7 +167,8 @@ def read_prediction_rows(path: str) -> list[dict]:
 META_SUFFIX = ".meta.json"
 META_KIND = "ftbench-predict"
 # meta fields that must match for a run to extend an existing file (batch size, limit, device do not change rows)
-RESUME_KEYS = ("data_sha256", "model", "adapter", "adapter_sha256", "format", "generation")
+RESUME_KEYS = ("data_sha256", "model", "adapter", "adapter_sha256", "format", "generation", "engine")
+_RESUME_DEFAULTS = {"engine": "local"}  # files written before engines existed
 
 
 def meta_path(out: str) -> str:
@@ -236,12 +237,14 @@ def check_resumable(out: str, meta: dict) -> None:
     if not isinstance(old, dict) or old.get("kind") != META_KIND:
         raise UsageError(f"{path}: not an ftbench predict sidecar; pass --overwrite to start again")
     for key in RESUME_KEYS:
-        if old.get(key) != meta.get(key):
+        if old.get(key, _RESUME_DEFAULTS.get(key)) != meta.get(key, _RESUME_DEFAULTS.get(key)):
             what = {"data_sha256": "a different data file (its contents changed)", "model": "another model",
                     "adapter": "another adapter", "adapter_sha256": "a different adapter (its weights changed)",
-                    "format": "another --format", "generation": "other generation settings"}[key]
-            raise UsageError(f"{out} was made from {what}: {key} was {_short(old.get(key))}, now "
-                             f"{_short(meta.get(key))}; use another -o, or --overwrite to start again")
+                    "format": "another --format", "generation": "other generation settings",
+                    "engine": "another --engine (or --api)"}[key]
+            raise UsageError(f"{out} was made from {what}: {key} was {_short(old.get(key, _RESUME_DEFAULTS.get(key)))}"
+                             f", now {_short(meta.get(key, _RESUME_DEFAULTS.get(key)))}; use another -o, or "
+                             "--overwrite to start again")
 
 
 def _short(value) -> str:

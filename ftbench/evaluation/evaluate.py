@@ -26,9 +26,10 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.api.metrics import ScoreResult
 from ftbench.evaluation.lm_eval_conventions import (DEFAULT_FEWSHOT_SEED, build_prompt, check_supported, encode,
                                          fewshot_examples, generation_settings, generation_used,
-                                         lm_eval_generator, max_length, num_fewshot as shots_for)
+                                         lm_eval_generator, max_length, num_fewshot as shots_for,
+                                         result_row)
 
-ENGINES = ("ftbench", "lm-eval")
+ENGINES = ("ftbench", "local", "openai", "vllm", "lm-eval")  # ftbench = local (its old name)
 
 
 @dataclass
@@ -91,11 +92,13 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
                   fewshot_as_multiturn: bool = True, system_instruction: str | None = None,
                   fewshot_seed: int = DEFAULT_FEWSHOT_SEED, device: str | None = None, dtype: str | None = None,
                   threads: int | None = None, include_path=None, samples_path: str | None = None,
-                  progress: bool = False) -> EvalResult:
+                  progress: bool = False, engine_options=None) -> EvalResult:
     """Evaluate ``model`` (hub id, folder or ``tiny``; with a peft ``adapter``) on ``task`` (a name in the task
     folders, see `ftbench.evaluation.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options mean what
     lm-eval's do; ``max_gen_toks`` overrides the YAML's. ``samples_path``: also write the per-sample rows there
-    (JSONL). ``progress``: a progress bar on stderr."""
+    (JSONL). ``progress``: a progress bar on stderr. ``engine`` openai/vllm generates through that generation
+    engine (``engine_options``: `EngineOptions`); lm-eval with ``engine_options.base_url`` uses lm-eval's
+    local-completions model against that server."""
     from ftbench.evaluation.tasks import load_task
     from ftbench.inference.models import check_adapter, pick_placement
 
@@ -107,7 +110,9 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
     spec = load_task(task, include_path)
     shots, notes = shots_for(spec, num_fewshot)
     until, max_new, gen_kwargs = generation_settings(spec, max_gen_toks)
-    if engine == "ftbench":
+    if engine == "local":
+        engine = "ftbench"
+    if engine != "lm-eval":
         check_supported(spec, gen_kwargs)
     docs = spec.docs()[:limit] if limit else spec.docs()
     if not docs:
@@ -127,8 +132,12 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
 
     if engine == "ftbench":
         rows, given = _run_ftbench(plan, progress), None
+    elif engine in ("openai", "vllm"):
+        from ftbench.evaluation.served import run_on_engine
+
+        rows, given = run_on_engine(plan, engine, engine_options, progress), None
     else:
-        rows, given = _run_lm_eval(plan, limit, max_gen_toks)
+        rows, given = _run_lm_eval(plan, limit, max_gen_toks, engine_options)
 
     started = time.perf_counter()
     score = summarise(spec, rows, given)
@@ -187,39 +196,41 @@ def _run_ftbench(plan: _Plan, progress: bool) -> list[dict]:
                 responses[order[j]] = text
             bar.update(len(results))
     plan.timings["generate_seconds"] = round(time.perf_counter() - started, 3)
-    return [_row(plan.spec, i, doc, prompts[i], responses[i]) for i, doc in enumerate(plan.docs)]
-
-
-def _row(spec, doc_id: int, doc: dict, prompt: str, response: str) -> dict:
-    target = spec.doc_to_target(doc)
-    return {"doc_id": doc_id, "doc": doc, "prompt": prompt, "response": response,
-            "target": target if isinstance(target, (str, int, float)) else str(target),
-            "filtered": spec.apply_filters(response, doc), "metrics": spec.process_results(doc, response)}
+    return [result_row(plan.spec, i, doc, prompts[i], responses[i]) for i, doc in enumerate(plan.docs)]
 
 
 # --- the lm-eval engine ---------------------------------------------------------------------------------------
-def _run_lm_eval(plan: _Plan, limit: int | None, max_gen_toks: int | None) -> tuple[list[dict], dict]:
-    """simple_evaluate on the same task file; returns rows like the ftbench engine's and lm-eval's figures."""
+def _run_lm_eval(plan: _Plan, limit: int | None, max_gen_toks: int | None, options=None) -> tuple[list[dict], dict]:
+    """simple_evaluate on the same task file (its HF model, or its local-completions model on a server);
+    returns rows like the ftbench engine's and lm-eval's figures."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    from ftbench.evaluation.served import api_key_for_lm_eval, lm_eval_api_model
     from ftbench.inference.models import generation_attention, resolve_model
 
     spec = plan.spec
-    model_args = {"pretrained": resolve_model(plan.model), "dtype": plan.placement.dtype}
-    attention = generation_attention(model_args["pretrained"], plan.placement.device)
-    if attention:
-        model_args["attn_implementation"] = attention  # as ftbench's engine loads the model
-    if plan.adapter:
-        model_args["peft"] = plan.adapter
+    served = options is not None and options.base_url
+    if served:
+        model, model_args = lm_eval_api_model(plan, options)
+    else:
+        model, model_args = "hf", {"pretrained": resolve_model(plan.model), "dtype": plan.placement.dtype}
+        attention = generation_attention(model_args["pretrained"], plan.placement.device)
+        if attention:
+            model_args["attn_implementation"] = attention  # as ftbench's engine loads the model
+        if plan.adapter:
+            model_args["peft"] = plan.adapter
+    plan.config["lm_eval_model"] = model
     started = time.perf_counter()
     logger = logging.getLogger("lm_eval")
     level, logger.level = logger.level, logging.ERROR  # its INFO/WARNING chatter; ftbench reports what matters
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout is for ftbench's own output (--json)
+        with contextlib.redirect_stdout(sys.stderr), api_key_for_lm_eval(options) if served \
+                else contextlib.nullcontext():  # stdout is for ftbench's own output (--json)
             res = lm_eval.simple_evaluate(
-                model="hf", model_args=model_args, tasks=[spec.name], num_fewshot=plan.shots,
-                batch_size=plan.batch_size, device=plan.placement.device, limit=limit, log_samples=True,
+                model=model, model_args=model_args, tasks=[spec.name], num_fewshot=plan.shots,
+                batch_size=1 if served else plan.batch_size, device=plan.placement.device, limit=limit,
+                log_samples=True,
                 apply_chat_template=plan.chat, fewshot_as_multiturn=plan.multiturn,
                 system_instruction=plan.system_instruction, fewshot_random_seed=plan.seed,
                 gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,

@@ -185,3 +185,11 @@ def generation_used(generator) -> dict:
     return {"do_sample": False, "max_new_tokens": cfg.max_new_tokens, "eos_token_id": generator.eos_ids,
             "pad_token_id": generator.pad_id, "stop": list(generator.params.stop),
             "from_model_generation_config": {k: v for k, v in cfg.to_diff_dict().items() if k not in skip}}
+
+
+def result_row(spec, doc_id: int, doc: dict, prompt: str, response: str) -> dict:
+    """One document's per-sample row (the --samples file): the response filtered and scored by the task."""
+    target = spec.doc_to_target(doc)
+    return {"doc_id": doc_id, "doc": doc, "prompt": prompt, "response": response,
+            "target": target if isinstance(target, (str, int, float)) else str(target),
+            "filtered": spec.apply_filters(response, doc), "metrics": spec.process_results(doc, response)}

@@ -118,6 +118,7 @@ class Generator:
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
         self.config = self._generation_config()
+        self.completion_tokens = 0  # new tokens kept, counting the end-of-turn token as servers do
 
     def _generation_config(self):
         """A complete GenerationConfig: every field that shapes the output is set, so `generate()` fills nothing in
@@ -188,6 +189,7 @@ class Generator:
         """Decoded new tokens up to the first end-of-turn id, cut at the first stop string."""
         eos = set(self.eos_ids)
         end = next((i for i, t in enumerate(new_ids) if t in eos), len(new_ids))
+        self.completion_tokens += min(end + 1, len(new_ids))
         text = self.tokenizer.decode(new_ids[:end], skip_special_tokens=True)
         cuts = [text.find(s) for s in self.params.stop if s in text]
         return text[:min(cuts)] if cuts else text

@@ -6,6 +6,7 @@
     gsm8k_predictions_before.jsonl / gsm8k_predictions_after.jsonl
     train_result.json      the backend's TrainResult        trainer_log.jsonl   the training log (a copy)
     data/                  files the run built (the demo's)  train/              the backend's output_dir
+    merged/                the chosen checkpoint merged into the base model (only for --engine openai)
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class RunFolder:
     @property
     def train_dir(self) -> str:
         return self.file("train")
+
+    @property
+    def merged_dir(self) -> str:
+        return self.file("merged")
 
     def predictions(self, scorer: str, side: str) -> str:
         """The prediction file of one evaluation: ``scorer`` similarity (the held-out split) or gsm8k, ``side``

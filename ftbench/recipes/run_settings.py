@@ -15,6 +15,7 @@ import msgspec
 
 from ftbench.api.backends import TrainConfig
 from ftbench.api.errors import InputError, UsageError
+from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions
 from ftbench.console import world_size
 from ftbench.data.schema import PositiveInt, SchemaError, Threads, Tokens, check
 from ftbench.recipes.run_folder import RunFolder
@@ -52,6 +53,8 @@ class RunSettings:
     demo: str | None = None  # the embedded run's name ("real", "tiny"), None for the user's own data
     device: str | None = None  # where evaluation runs (None: the best available)
     trained_run: str | None = None  # a finished output_dir to evaluate instead of training
+    engine: str = DEFAULT_ENGINE  # where evaluation generates: local, openai (a server), vllm
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
     durations: dict = field(default_factory=dict)
 
     @property

@@ -18,7 +18,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from ftbench.api.backends import TrainConfig, TrainResult
 from ftbench.api.errors import InputError, UsageError
@@ -109,6 +109,8 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
                "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens",
                                                        "gsm8k_max_new_tokens")},
                "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
+    if rs.engine != "local":  # predictions of one engine are not continued by another (local: as before engines)
+        current["compare"]["engine"] = rs.engine
     path = rs.folder.run_config
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
@@ -169,8 +171,8 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     loaded once, and only if a prediction file is unfinished. ``template``: the training config's named
     template, so prompts are the ones the model was trained on."""
     from ftbench.data.predictions import read_existing
+    from ftbench.inference.engines import open_engine
     from ftbench.inference.generate import GenerationParams
-    from ftbench.inference.models import load_model_for_generation, load_tokenizer
     from ftbench.inference.predict import generate_rows
 
     todo = []
@@ -181,14 +183,51 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
             todo.append((scorer, samples, path, done))
     if not todo:
         return
-    # the chosen checkpoint is merged into a fresh copy of the base weights: generation then costs what the
-    # base model's does (no LoRA layers at every step)
-    loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device, merge=True), load_tokenizer(model))
-    for scorer, samples, path, done in todo:
-        length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
-        generate_rows(samples, path, done, model=model, adapter=adapter,
-                      params=GenerationParams(max_new_tokens=length), batch_size=rs.predict_batch_size, quiet=quiet,
-                      loaded=loaded, template=template)
+    options, loaded = replace(rs.engine_options, template=template), None
+    if rs.engine == "local":
+        # the chosen checkpoint is merged into a fresh copy of the base weights: generation then costs what the
+        # base model's does (no LoRA layers at every step)
+        from ftbench.inference.models import load_model_for_generation, load_tokenizer
+
+        loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device, merge=True),
+                  load_tokenizer(model))
+    elif rs.engine == "openai" and adapter:
+        model, adapter, options = _merged_for_server(model, adapter, rs)
+        options = replace(options, template=template)
+    engine = None
+    try:
+        for scorer, samples, path, done in todo:
+            length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
+            params = GenerationParams(max_new_tokens=length)
+            if engine is None:
+                engine = open_engine(rs.engine, model, adapter, params, options, loaded=loaded)
+            else:
+                engine.use_params(params)
+            generate_rows(samples, path, done, engine=engine, batch_size=rs.predict_batch_size, quiet=quiet)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _merged_for_server(model: str, adapter: str, rs: RunSettings):
+    """For a server: the chosen checkpoint merged into the base model (run folder's merged/), asked for by its
+    path, which servers that load models on request (`transformers serve` without a pinned model) accept.
+    Servers with LoRA support are pointed at an adapter name instead, with `served_model_after`."""
+
+    from ftbench.inference.export import EXPORT_INFO, merge_and_save
+
+    if rs.engine_options.served_model_after:
+        return model, None, replace(rs.engine_options, served_model=rs.engine_options.served_model_after)
+    merged = rs.folder.merged_dir
+    info = os.path.join(merged, EXPORT_INFO)
+    if os.path.isfile(info):
+        with open(info, encoding="utf-8") as fh:
+            done = json.load(fh).get("adapter") == os.path.abspath(adapter)
+    else:
+        done = False
+    if not done:
+        merge_and_save(model, adapter, merged, overwrite=True)
+    return merged, None, replace(rs.engine_options, served_model=os.path.abspath(merged))
 
 
 def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:

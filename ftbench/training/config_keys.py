@@ -115,10 +115,11 @@ ACCEPTED: dict[str, str] = {
                      "model_revision", "hf_hub_token", "ms_hub_token", "om_hub_token", "split_special_tokens",
                      "save_on_each_node", "mix_strategy", "buffer_size", "media_dir", "image_max_pixels",
                      "image_min_pixels", "video_max_pixels", "video_min_pixels", "video_fps", "video_maxlen",
-                     "moe_aux_loss_coef", "block_diag_attn", "quantization_method", "quantization_type",
-                     "double_quantization", "quantization_device_map", "compute_accuracy",
+                     "moe_aux_loss_coef", "block_diag_attn", "compute_accuracy",
                      "ddp_broadcast_buffers", "eval_num_beams", "tool_format", "model_max_length"),
                     "no effect on LoRA SFT here"),
+    **dict.fromkeys(("quantization_method", "quantization_type", "double_quantization", "quantization_device_map"),
+                    "read with quantization_bit (QLoRA; the peft backend, backends/scaling.py)"),
     **dict.fromkeys(("do_sample", "temperature", "top_p", "top_k", "num_beams", "max_length", "max_new_tokens",
                      "repetition_penalty", "length_penalty", "skip_special_tokens", "infer_backend", "infer_dtype"),
                     "a generation setting (used by predict, not by training)"),
@@ -132,6 +133,8 @@ ACCEPTED: dict[str, str] = {
 _OFF = (None, False, "", 0, "none", "None", "no")
 # known keys that only the "off" values may take: key -> (off values, what to do instead)
 UNSUPPORTED: dict[str, tuple[tuple, str]] = {
+    # the peft backend runs these two (backends/scaling.py: QLoRA with bitsandbytes, DeepSpeed ZeRO); other
+    # backends refuse them unless they allow them
     "quantization_bit": (_OFF, "QLoRA is not supported; remove it to train a LoRA on the full-precision model"),
     "packing": (_OFF, "sequence packing is not supported; dynamic padding is used instead"),
     "neat_packing": (_OFF, "sequence packing is not supported; dynamic padding is used instead"),
@@ -141,7 +144,7 @@ UNSUPPORTED: dict[str, tuple[tuple, str]] = {
     "interleave_probs": (_OFF, "datasets are concatenated"),
     "eval_on_each_dataset": (_OFF, "one eval set is held out from all datasets"),
     "tokenized_path": (_OFF, "ftbench tokenizes in memory"),
-    "deepspeed": (_OFF, "multi-GPU is the Trainer's DDP: `accelerate launch -m ftbench train ...` (docs/training.md)"),
+    "deepspeed": (_OFF, "DeepSpeed is not supported; the peft backend runs it (docs/scaling.md)"),
     "fsdp": (_OFF, "multi-GPU is the Trainer's DDP: `accelerate launch -m ftbench train ...` (docs/training.md)"),
     "fsdp_config": (_OFF, "multi-GPU is the Trainer's DDP (docs/training.md)"),
     "torch_compile": (_OFF, "not supported"),
@@ -167,5 +170,7 @@ UNSUPPORTED: dict[str, tuple[tuple, str]] = {
     "export_size": (_OFF, "use `ftbench export`"), "export_quantization_bit": (_OFF, "not supported"),
     "auto_find_batch_size": (_OFF, "set per_device_train_batch_size"),
 }
+
+SCALE_KEYS = frozenset({"deepspeed", "quantization_bit"})  # UNSUPPORTED keys the peft backend runs
 
 KNOWN = frozenset(TYPED) | frozenset(ALIASES) | PASSTHROUGH | frozenset(ACCEPTED) | frozenset(UNSUPPORTED)

@@ -1,0 +1,42 @@
+"""Generation engines by name (`--engine local|openai|vllm`), and the one way every command renders prompts for
+them: `render_prompts` gives each engine the same `Prompt`s (`ftbench.inference.chat`), so a server sees
+byte for byte the prompt the local engine tokenizes.
+
+Built-ins are imported only when chosen (vLLM only with `--engine vllm`); packages add engines through the
+`ftbench.engines` entry-point group.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions, GenerationEngine, Prompt
+from ftbench.api.registry import Registry
+
+ENGINES: Registry[type[GenerationEngine]] = Registry(
+    "engine", base=GenerationEngine, entry_point_group="ftbench.engines",
+    builtins={"local": "ftbench.inference.local_engine:LocalEngine",
+              "openai": "ftbench.inference.openai_engine:OpenAIEngine",
+              "vllm": "ftbench.inference.vllm_engine:VllmEngine"})
+
+
+def open_engine(name: str | None, model: str, adapter: str | None, params, options: EngineOptions | None = None,
+                *, loaded: tuple | None = None) -> GenerationEngine:
+    """The engine called ``name`` (default local) for ``model`` (+ ``adapter``) generating with ``params``
+    (`ftbench.inference.generate.GenerationParams`). ``loaded`` = (model, tokenizer) lets the local engine reuse
+    a loaded model."""
+    cls = ENGINES.load(name or DEFAULT_ENGINE)
+    return cls(model, adapter, params, options or EngineOptions(), loaded=loaded)
+
+
+def render_prompts(tokenizer, samples, indices: Iterable[int], cutoff_len: int | None = None,
+                   with_messages: bool = False, template=None) -> Mapping[int, Prompt]:
+    """index -> Prompt for ``samples[i]``: the text and ids `inference.chat` renders (the same as training's),
+    and the messages without the final answer when a chat endpoint needs them."""
+    from ftbench.inference.chat import prompt_text_and_ids, to_messages
+
+    prompts = {}
+    for i in indices:
+        text, ids = prompt_text_and_ids(tokenizer, samples[i], cutoff_len, template)
+        prompts[i] = Prompt(text, ids, to_messages(samples[i])[:-1] if with_messages else None)
+    return prompts

@@ -1,0 +1,69 @@
+"""A real `transformers serve` process on 127.0.0.1 for the tests (the `transformers[serving]` extra, which the
+dev extra installs): started on a free port, waited for, killed with SIGKILL, restarted on the same port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def transformers_cli() -> str:
+    """The venv's `transformers` script (next to this Python), else the one on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "transformers")
+    return here if os.path.exists(here) else shutil.which("transformers") or here
+
+
+class Server:
+    """`transformers serve --host 127.0.0.1 --port PORT [MODEL]` (MODEL pinned if given, else loaded on request)."""
+
+    def __init__(self, model: str | None = None, *extra: str, log_path: str | None = None):
+        self.model, self.extra, self.port = model, extra, free_port()
+        self.log_path = log_path or os.devnull
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout: float = 240.0) -> "Server":
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        cmd = [transformers_cli(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.extra]
+        cmd += [self.model] if self.model else []
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"transformers serve exited with {self.proc.returncode} (log: {self.log_path})")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.kill()
+        raise RuntimeError(f"transformers serve did not answer /health within {timeout:.0f}s")
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies mid-request, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def restart(self) -> "Server":
+        self.kill()
+        return self.start()
