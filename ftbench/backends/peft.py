@@ -25,7 +25,8 @@ from ftbench.inference.models import is_adapter_dir
 from ftbench.io import atomic_write_text
 from ftbench.training.checkpoints import (CHECKPOINTS_JSON, all_checkpoint_dirs, checkpoint_table, choose_checkpoint,
                                           complete_checkpoints, write_checkpoints_json)
-from ftbench.training.config import SCALE_KEYS, check_unsupported, dump_yaml, resolve_path
+from ftbench.training.config import check_unsupported, dump_yaml, resolve_path
+from ftbench.training.config_keys import SCALE_KEYS
 from ftbench.training.data import DynamicPaddingCollator, encode, template_of, train_and_eval_samples
 from ftbench.training.trainer_log import TRAINER_LOG, read_trainer_log
 

@@ -27,7 +27,7 @@ from ftbench.api.backends import TrainConfig
 from ftbench.api.errors import InputError, UsageError
 from ftbench.data.schema import SchemaError, check, unwrap
 from ftbench.data.yamlfile import compose_yaml, yaml_error
-from ftbench.training.config_keys import ACCEPTED, ALIASES, KNOWN, PASSTHROUGH, SCALE_KEYS, STEPS, TYPED, UNSUPPORTED
+from ftbench.training.config_keys import ACCEPTED, ALIASES, KNOWN, PASSTHROUGH, STEPS, TYPED, UNSUPPORTED
 
 
 
