@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 
 import click
 
@@ -137,7 +138,8 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     params = _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop)
     from ftbench.inference.templates import get_template
 
-    chat_template = engine_opts.template = get_template(template, default_system)
+    chat_template = get_template(template, default_system)
+    engine_opts = replace(engine_opts, template=chat_template)
 
     resolve_model(model)  # a missing local model fails here, before OUT is touched (and `tiny` is built)
     samples = load_samples(data, formatting=None if fmt == "auto" else fmt)
