@@ -74,7 +74,8 @@ def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tok
         problems = [json.loads(line) for line in fh][:n]
     data = os.path.join(tmp, "gsm8k.json")
     with open(data, "w", encoding="utf-8") as fh:
-        json.dump([{"instruction": p["question"], "output": p["answer"]} for p in problems], fh, ensure_ascii=False)
+        json.dump([{"instruction": p["question"], "input": "", "output": p["answer"]} for p in problems], fh,
+                  ensure_ascii=False)
     with open(os.path.join(tmp, "dataset_info.json"), "w", encoding="utf-8") as fh:
         json.dump({"gsm8k": {"file_name": "gsm8k.json"}}, fh)
     lf_out = os.path.join(tmp, "lf_predict")
