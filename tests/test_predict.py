@@ -252,3 +252,37 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_answers(tiny_model, refere
     got = dict(pair for batch in generator.run(prompts, 16) for pair in batch)
     assert [got[i] for i in range(16)] == [r["predict"] for r in reference[:16]]
     assert sizes[:3] == [16, 8, 4] and max(s for s in sizes if s <= 3) == 2
+
+
+def test_finished_rows_leave_the_batch_without_changing_any_answer(tiny_model, mixed_data, one_torch_thread):
+    """Greedy decoding drops a row from the batch (and its KV cache) once it ends; every answer equals what
+    transformers' own `generate` makes for that batch, with rows ending at many different steps."""
+    import torch
+    from transformers import GenerationConfig
+
+    from ftbench.data.loader import load_samples
+    from ftbench.inference.chat import encode_prompt
+    from ftbench.inference.greedy import greedy_shrinking
+    from ftbench.inference.models import load_model_for_generation, load_tokenizer
+
+    tokenizer, model = load_tokenizer(tiny_model), load_model_for_generation(tiny_model)
+    prompts = [encode_prompt(tokenizer, s) for s in load_samples(mixed_data)[:16]]
+    width = max(map(len, prompts))
+    ids = torch.full((16, width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((16, width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):], mask[row, width - len(prompt):] = torch.tensor(prompt), 1
+    # the random model never says <|im_end|>: end rows at its commonest tokens instead, so they end at many steps
+    free = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=40, do_sample=False)[:, width:]
+    stops = [t for t, _ in __import__("collections").Counter(free.flatten().tolist()).most_common(3)]
+    config = GenerationConfig(max_new_tokens=40, do_sample=False, eos_token_id=stops,
+                              pad_token_id=tokenizer.pad_token_id)
+    expected = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
+    got = greedy_shrinking(model, ids, mask, 40, lambda row: row[-1] in stops)
+
+    def until_stop(row):
+        end = next((i for i, t in enumerate(row) if t in stops), len(row) - 1)
+        return row[:end + 1]
+
+    assert [until_stop(r) for r in got] == [until_stop(r) for r in expected]
+    assert len({len(until_stop(r)) for r in got}) >= 4  # rows really did end at different steps

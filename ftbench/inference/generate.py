@@ -115,6 +115,7 @@ class Generator:
         end-of-turn id the tokenizer and model know, `end_of_turn_ids`)."""
         self.model, self.tokenizer, self.params = model, tokenizer, params
         self.eos_ids = list(stop_ids) if stop_ids else end_of_turn_ids(tokenizer, model)
+        self._eos_set = set(self.eos_ids)
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
         self.config = self._generation_config()
@@ -173,6 +174,11 @@ class Generator:
             if prompt:
                 ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
                 mask[row, width - len(prompt):] = 1
+        if not self.params.do_sample:  # finished rows leave the batch (`greedy.greedy_shrinking`)
+            from ftbench.inference.greedy import greedy_shrinking
+
+            return [self._answer(row) for row in greedy_shrinking(self.model, ids.to(device), mask.to(device),
+                                                                  self.params.max_new_tokens, self._finished)]
         stopping = StoppingCriteriaList([_StopStrings(self.tokenizer, self.params.stop, width)]) \
             if self.params.stop else None
         base = _base_model(self.model)
@@ -184,6 +190,16 @@ class Generator:
         finally:
             base.generation_config = saved
         return [self._answer(row) for row in out[:, width:].tolist()]
+
+    def _finished(self, new_ids: list[int]) -> bool:
+        """Whether a row has ended: an end-of-turn id, or a stop string in its newest tokens' text."""
+        if new_ids[-1] in self._eos_set:
+            return True
+        if not self.params.stop:
+            return False
+        tail = max(len(s.encode("utf-8")) for s in self.params.stop) + 2  # as `_StopStrings`
+        text = self.tokenizer.decode(new_ids[-tail:], skip_special_tokens=True)
+        return any(s in text for s in self.params.stop)
 
     def _answer(self, new_ids: list[int]) -> str:
         """Decoded new tokens up to the first end-of-turn id, cut at the first stop string."""
