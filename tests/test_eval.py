@@ -207,3 +207,28 @@ def test_what_the_ftbench_engine_does_not_reproduce_is_refused_in_one_line(tmp_p
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "sampling" in lines[0] and "use --engine lm-eval" in lines[0]
+
+
+@needs_gsm8k
+def test_a_named_template_renders_the_chat_prompt(model_dir, tmp_path):
+    """--template qwen with --apply-chat-template: the prompt is LLaMA-Factory's qwen rendering (its default system
+    prompt, here replaced by --default-system), the same text `predict --template` gives; lm-eval's engine,
+    which knows only the tokenizer's template, refuses it in one line."""
+    from ftbench.data.formats import ASSISTANT, USER, Sample
+    from ftbench.inference.chat import render_prompt
+    from ftbench.inference.models import load_tokenizer
+    from ftbench.inference.templates import get_template
+
+    samples = tmp_path / "rows.jsonl"
+    result = run_cli("eval", "--task", "gsm8k_local", "--model", MODEL, "--limit", "2", "--num-fewshot", "0",
+                     "--max-gen-toks", "8", "--threads", "1", "--apply-chat-template", "--template", "qwen",
+                     "--default-system", "Solve it.", "--samples", str(samples))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    tokenizer, template = load_tokenizer(model_dir), get_template("qwen", "Solve it.")
+    question = rows[0]["prompt"].split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
+    expected = render_prompt(tokenizer, Sample([(USER, question), (ASSISTANT, "")], "", "", "x", 0, None), template)
+    assert rows[0]["prompt"] == expected and expected.startswith("<|im_start|>system\nSolve it.<|im_end|>\n")
+    refused = run_cli("eval", "--task", "gsm8k_local", "--model", MODEL, "--engine", "lm-eval", "--template", "qwen",
+                      "--apply-chat-template", "--limit", "1")
+    assert refused.exit_code == 2 and "--template" in refused.output and "Traceback" not in refused.output

@@ -30,6 +30,9 @@ from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 @click.option("--fewshot-as-multiturn/--no-fewshot-as-multiturn", default=True, show_default=True,
               help="With --apply-chat-template: few-shot examples as separate user/assistant turns.")
 @click.option("--system-instruction", help="A system prompt, as lm-eval's --system_instruction.")
+@click.option("--template", help="With --apply-chat-template: render with this LLaMA-Factory template (`ftbench "
+              "templates`) instead of the tokenizer's chat template (ftbench/openai/vllm engines).")
+@click.option("--default-system", help="With --template: its default system prompt (\"\" removes it).")
 @click.option("--seed", "fewshot_seed", type=int, default=1234, show_default=True,
               help="Seed of the few-shot sampler (lm-eval's fewshot_random_seed).")
 @click.option("--samples", "samples_path", type=click.Path(dir_okay=False, writable=True),
@@ -44,8 +47,8 @@ from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 @common_options
 @click.pass_context
 def eval(ctx, task, model, adapter, engine, limit, num_fewshot, batch_size, max_gen_toks, apply_chat_template,
-         fewshot_as_multiturn, system_instruction, fewshot_seed, samples_path, include_path, device, dtype,
-         threads, **engine_values):  # noqa: A001 (the command is called eval)
+         fewshot_as_multiturn, system_instruction, template, default_system, fewshot_seed, samples_path, include_path,
+         device, dtype, threads, **engine_values):  # noqa: A001 (the command is called eval)
     """Evaluate --model (with --adapter) on --task, a task YAML in lm-eval's format (see tasks/ and
     docs/evaluation.md).
 
@@ -57,6 +60,7 @@ def eval(ctx, task, model, adapter, engine, limit, num_fewshot, batch_size, max_
     opts = settings(ctx)
     _, engine_opts = engine_settings(engine_values, device=device, dtype=dtype, threads=threads, engine=engine)
     from ftbench.evaluation.evaluate import evaluate_task
+    from ftbench.inference.templates import get_template
 
     result = evaluate_task(task, model, adapter=adapter, engine=engine, limit=limit, num_fewshot=num_fewshot,
                            batch_size=batch_size, max_gen_toks=max_gen_toks, apply_chat_template=apply_chat_template,
@@ -64,7 +68,7 @@ def eval(ctx, task, model, adapter, engine, limit, num_fewshot, batch_size, max_
                            fewshot_seed=fewshot_seed, device=None if device == "auto" else device,
                            dtype=None if dtype == "auto" else dtype, threads=threads, include_path=include_path,
                            samples_path=samples_path, progress=not (opts.quiet or opts.json),
-                           engine_options=engine_opts)
+                           engine_options=engine_opts, template=get_template(template, default_system))
     if opts.json:
         out = result.to_json()
         if samples_path:

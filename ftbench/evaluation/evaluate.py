@@ -82,6 +82,7 @@ class _Plan:
     system_instruction: str | None
     seed: int
     placement: Any  # ftbench.inference.models.Placement
+    template: Any = None  # a named ChatTemplate (--template), used instead of the tokenizer's chat template
     config: dict = field(default_factory=dict)  # reported as EvalResult.config
     timings: dict = field(default_factory=dict)
 
@@ -92,13 +93,14 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
                   fewshot_as_multiturn: bool = True, system_instruction: str | None = None,
                   fewshot_seed: int = DEFAULT_FEWSHOT_SEED, device: str | None = None, dtype: str | None = None,
                   threads: int | None = None, include_path=None, samples_path: str | None = None,
-                  progress: bool = False, engine_options=None) -> EvalResult:
+                  progress: bool = False, engine_options=None, template=None) -> EvalResult:
     """Evaluate ``model`` (hub id, folder or ``tiny``; with a peft ``adapter``) on ``task`` (a name in the task
     folders, see `ftbench.evaluation.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options mean what
     lm-eval's do; ``max_gen_toks`` overrides the YAML's. ``samples_path``: also write the per-sample rows there
     (JSONL). ``progress``: a progress bar on stderr. ``engine`` openai/vllm generates through that generation
     engine (``engine_options``: `EngineOptions`); lm-eval with ``engine_options.base_url`` uses lm-eval's
-    local-completions model against that server."""
+    local-completions model against that server. ``template``: a named `ChatTemplate` for the chat rendering
+    (with ``apply_chat_template``; not with lm-eval, which knows only the tokenizer's)."""
     from ftbench.evaluation.tasks import load_task
     from ftbench.inference.models import check_adapter, pick_placement
 
@@ -112,6 +114,9 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
     until, max_new, gen_kwargs = generation_settings(spec, max_gen_toks)
     if engine == "local":
         engine = "ftbench"
+    if template is not None and (engine == "lm-eval" or not apply_chat_template):
+        raise UsageError("--template renders the chat prompt: use it with --apply-chat-template and an ftbench "
+                         "engine (lm-eval renders with the tokenizer's own chat template)")
     if engine != "lm-eval":
         check_supported(spec, gen_kwargs)
     docs = spec.docs()[:limit] if limit else spec.docs()
@@ -123,8 +128,8 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
         torch.set_num_threads(threads)
     plan = _Plan(spec, model, adapter, docs, shots, until, max_new, gen_kwargs, batch_size, apply_chat_template,
                  fewshot_as_multiturn and apply_chat_template, system_instruction, fewshot_seed,
-                 pick_placement(device, dtype))
-    plan.config = {"model": model, "adapter": adapter, "num_fewshot": shots, "fewshot_seed": fewshot_seed,
+                 pick_placement(device, dtype), template)
+    plan.config = {"template": template.name if template is not None else None,"model": model, "adapter": adapter, "num_fewshot": shots, "fewshot_seed": fewshot_seed,
                    "apply_chat_template": plan.chat, "fewshot_as_multiturn": plan.multiturn,
                    "system_instruction": system_instruction, "batch_size": batch_size, "limit": limit,
                    "device": plan.placement.device, "dtype": plan.placement.dtype, "task_file": str(spec.path),
@@ -176,7 +181,7 @@ def _run_ftbench(plan: _Plan, progress: bool) -> list[dict]:
 
     examples = fewshot_examples(plan.spec, plan.docs, plan.shots, plan.seed)
     prompts = [build_prompt(plan.spec, doc, ex, tokenizer if plan.chat else None, plan.system_instruction,
-                            plan.multiturn) for doc, ex in zip(plan.docs, examples)]
+                            plan.multiturn, plan.template) for doc, ex in zip(plan.docs, examples)]
     ids = [encode(tokenizer, p) for p in prompts]
     max_ctx = max_length(lm, tokenizer) - plan.max_gen_toks
     if max_ctx <= 0:

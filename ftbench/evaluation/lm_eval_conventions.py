@@ -92,9 +92,10 @@ def fewshot_examples(spec, docs: Sequence[dict], k: int, seed: int = DEFAULT_FEW
 
 
 def build_prompt(spec, doc: dict, examples: Sequence[dict], tokenizer=None, system_instruction: str | None = None,
-                 fewshot_as_multiturn: bool = True) -> str:
+                 fewshot_as_multiturn: bool = True, template=None) -> str:
     """The context lm-eval's ``fewshot_context`` gives `generate_until`: plain text without ``tokenizer``, else the
-    conversation rendered with its chat template (the examples as turns if ``fewshot_as_multiturn``)."""
+    conversation rendered with its chat template (the examples as turns if ``fewshot_as_multiturn``), or with a
+    named LLaMA-Factory ``template`` (`ftbench.inference.templates`) when one is given."""
     from ftbench.evaluation.tasks import render_template
 
     description = spec.config.get("description") or ""
@@ -112,7 +113,18 @@ def build_prompt(spec, doc: dict, examples: Sequence[dict], tokenizer=None, syst
             turns += [{"role": "user", "content": spec.doc_to_text(ex)},
                       {"role": "assistant", "content": str(target[0] if isinstance(target, list) else target)}]
         turns.append({"role": "user", "content": spec.doc_to_text(doc)})
-    return render_chat(tokenizer, ([{"role": "system", "content": system}] if system else []) + turns)
+    messages = ([{"role": "system", "content": system}] if system else []) + turns
+    return render_named(tokenizer, messages, template) if template is not None else render_chat(tokenizer, messages)
+
+
+def render_named(tokenizer, messages: list[dict], template) -> str:
+    """The conversation as a named template renders a prompt (what `ftbench predict --template` gives the model)."""
+    from ftbench.data.formats import ASSISTANT, Sample
+    from ftbench.inference.chat import prompt_text_and_ids
+
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    turns = [(m["role"], m["content"]) for m in messages if m["role"] != "system"] + [(ASSISTANT, "")]
+    return prompt_text_and_ids(tokenizer, Sample(turns, system, "", "<eval>", 0, None), template=template)[0]
 
 
 def _delimit(prefix: str | None, suffix: str | None, delimiter: str) -> str:
