@@ -62,6 +62,7 @@ def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
     ours = [json.loads(line) for line in (run / "trainer_log.jsonl").read_text().splitlines()]
     assert [r.get("loss") for r in ours] == [r.get("loss") for r in lf_log]
     assert (run / "report.html").exists() and metrics["after"]["rouge-l"] is not None
+    assert "Eval losses are LLaMA-Factory" in (run / "report.html").read_text()
 
 
 @pytest.fixture(scope="module")

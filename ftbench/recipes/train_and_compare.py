@@ -328,4 +328,15 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dic
                                                             "nltk")}},
             "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(), "gpu": gpu,
                          "threads": torch.get_num_threads()},
-            "durations": {k: round(v, 1) for k, v in rs.durations.items()}}
+            "durations": {k: round(v, 1) for k, v in rs.durations.items()},
+            "eval_loss_note": _eval_loss_note(cfg, rs)}
+
+
+def _eval_loss_note(cfg: TrainConfig, rs: RunSettings) -> str | None:
+    """Said in the report when the eval losses are LLaMA-Factory's (averaged per batch, not per sample)."""
+    trained_by_ftbench = rs.trained_run and os.path.isfile(os.path.join(rs.trained_run, "ftbench_config.yaml"))
+    if cfg.backend != "llamafactory" and (not rs.trained_run or trained_by_ftbench):
+        return None
+    return ("Eval losses are LLaMA-Factory's, as it logged them: its evaluation weighs a short last eval batch as "
+            "much as a full one (ftbench's own backend reports the mean over samples); the two agree when the eval "
+            "set divides into full batches.")
