@@ -46,8 +46,9 @@ def clean_registry(monkeypatch):
 
 def test_peft_is_built_in_and_default(clean_registry):
     infos = available_backends()
-    assert [(i.name, i.source, i.error) for i in infos] == [("peft", "built-in", None)]
-    assert "transformers Trainer + peft" in infos[0].description
+    assert [(i.name, i.source, i.error) for i in infos] == [("llamafactory", "built-in", None),
+                                                            ("peft", "built-in", None)]
+    assert "transformers Trainer + peft" in infos[1].description and "LLaMA-Factory" in infos[0].description
     backend = get_backend()
     assert backend.name == "peft" and isinstance(backend, TrainerBackend)
 
@@ -55,8 +56,9 @@ def test_peft_is_built_in_and_default(clean_registry):
 def test_unknown_backend_names_the_installed_ones(clean_registry):
     register_backend("recording", RecordingBackend)
     with pytest.raises(UsageError) as err:
-        get_backend("llamafactory")
-    assert str(err.value) == ("unknown backend 'llamafactory'; installed: peft, recording (see `ftbench backends`)")
+        get_backend("axolotl")
+    assert str(err.value) == ("unknown backend 'axolotl'; installed: llamafactory, peft, recording "
+                              "(see `ftbench backends`)")
 
 
 def test_register_twice_needs_replace(clean_registry):
@@ -84,7 +86,7 @@ def test_entry_point_backends_are_discovered(clean_registry, monkeypatch):
     ours = metadata.EntryPoint("peft", registry.BACKENDS.builtins["peft"], registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry.BACKENDS, "_entry_points", lambda: [good, broken, not_a_backend, ours])
     infos = {i.name: i for i in available_backends()}
-    assert set(infos) == {"peft", "recording", "broken", "wrong"}
+    assert set(infos) == {"llamafactory", "peft", "recording", "broken", "wrong"}
     assert infos["peft"].source == "built-in"  # our own entry point is not listed twice
     assert infos["recording"].source.startswith("entry point") and infos["recording"].error is None
     assert infos["recording"].description == "records its calls (tests)"
@@ -100,12 +102,13 @@ def test_cli_backends_lists_text_and_json(clean_registry):
     result = CliRunner().invoke(cli, ["backends"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("peft       built-in (default): LoRA SFT")
-    assert lines[1].startswith("recording  registered in code: records its calls")
+    assert lines[0].startswith("llamafactory  built-in: your own LLaMA-Factory")
+    assert lines[1].startswith("peft          built-in (default): LoRA SFT")
+    assert lines[2].startswith("recording     registered in code: records its calls")
     result = CliRunner().invoke(cli, ["backends", "--json"])
     data = json.loads(result.output)
-    assert [d["name"] for d in data] == ["peft", "recording"]
-    assert data[0]["default"] is True and data[0]["target"] == "ftbench.backends.peft:PeftBackend"
+    assert [d["name"] for d in data] == ["llamafactory", "peft", "recording"]
+    assert data[1]["default"] is True and data[1]["target"] == "ftbench.backends.peft:PeftBackend"
 
 
 CONFIG = "model_name_or_path: tiny\ndataset: identity\noutput_dir: {out}\nquantization_bit: 4\n"
@@ -139,10 +142,11 @@ def test_backend_option_and_yaml_key_choose_the_backend(clean_registry, tmp_path
 
 def test_unknown_backend_in_yaml_points_at_its_line(clean_registry, tmp_path):
     path = tmp_path / "train.yaml"
-    path.write_text(CONFIG.format(out=tmp_path / "out") + "backend: llamafactory\n", encoding="utf-8")
+    path.write_text(CONFIG.format(out=tmp_path / "out") + "backend: axolotl\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["train", str(path)])
     assert result.exit_code == 1
-    assert f"ftbench: error: {path}:5: backend: unknown backend 'llamafactory'; installed: peft" in result.output
+    assert f"ftbench: error: {path}:5: backend: unknown backend 'axolotl'; installed: llamafactory, peft" in \
+        result.output
     result = CliRunner().invoke(cli, ["train", str(path), "--backend", "nope"])
     assert result.exit_code == 2
     assert "unknown backend 'nope'" in result.output

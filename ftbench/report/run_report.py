@@ -76,7 +76,7 @@ def render_run_report(metrics: dict, tasks: dict, log_rows: list[dict], validati
     return render(
         "run_report.html.j2", title=title,
         run={"model": run.get("model", ""), "adapter": run.get("adapter", ""), "backend": run.get("backend", ""),
-             "demo_about": run.get("demo_about")},
+             "demo_about": run.get("demo_about"), "eval_loss_note": run.get("eval_loss_note")},
         headline=_headline(metrics["comparison"]),
         samples_note=", ".join(f"{k} {v}" for k, v in metrics.get("n", {}).items()),
         signatures=metrics.get("signatures", {}), checkpoint=checkpoint,
