@@ -28,7 +28,7 @@ class RunOutcome:
 
     name: str
     lever: str  # "baseline" or one of LEVERS
-    value: object  # the lever's setting: data fraction, learning rate, LoRA rank, model name
+    settings: dict  # every lever's setting in this run: {"data": fraction, "lr": ..., "rank": ..., "model": ...}
     train_size: int
     scores: list[float]  # the chosen metric per held-out sample (chosen checkpoint)
     log: list[dict] = field(default_factory=list)  # trainer_log rows
@@ -72,22 +72,22 @@ def learning_curve(runs: list[RunOutcome]) -> dict | None:
             "next_ci95": percentile_interval(predicted) if len(draws) > 1 else None}
 
 
-def compare_settings(runs: list[RunOutcome]) -> dict:
+def compare_settings(runs: list[RunOutcome], lever: str) -> dict:
     """The best run by mean, and its paired difference to the runner-up with a 95% bootstrap interval: a clear
     winner only when that interval excludes 0 (the samples are shared, so the paired interval is the one that
     answers "is it better on these samples", tighter than whether two separate intervals overlap)."""
     draws = _draws(runs)
     means = [r.mean for r in runs]
     order = sorted(range(len(runs)), key=lambda i: -means[i])
-    out = {"ranking": [{"run": runs[i].name, "value": runs[i].value, "mean": means[i],
+    out = {"ranking": [{"run": runs[i].name, "value": runs[i].settings.get(lever), "mean": means[i],
                         "ci95": percentile_interval(draws[:, i]) if len(draws) > 1 else None} for i in order],
-           "best": runs[order[0]].name, "best_value": runs[order[0]].value}
+           "best": runs[order[0]].name, "best_value": runs[order[0]].settings.get(lever)}
     if len(runs) < 2:
         return {**out, "clear": False, "margin": None, "margin_ci95": None, "runner_up": None}
     b, s = order[0], order[1]
     diff = draws[:, b] - draws[:, s]
     ci = percentile_interval(diff) if len(draws) > 1 else None
-    return {**out, "runner_up": runs[s].name, "runner_up_value": runs[s].value, "margin": means[b] - means[s],
+    return {**out, "runner_up": runs[s].name, "runner_up_value": runs[s].settings.get(lever), "margin": means[b] - means[s],
             "margin_ci95": ci, "clear": bool(ci is not None and ci[0] > 0)}
 
 
@@ -170,7 +170,7 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
         group = by_lever[lever]
         if len(group) < 2:
             continue
-        cmp = compare_settings(group)
+        cmp = compare_settings(group, lever)
         diverged = {r.name: divergence_step(r.log) for r in group}
         cmp["diverged"] = {k: v for k, v in diverged.items() if v is not None}
         out["levers"][lever] = cmp
@@ -180,7 +180,7 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
             evidence.append(f"best − runner-up on the same samples: {_fmt(cmp['margin'], scale100)} "
                             f"({_ci(cmp['margin_ci95'], scale100)})")
         by_name = {r.name: r for r in group}
-        notes = [f"{_setting(lever, by_name[k].value)} diverged at step {v}" for k, v in cmp["diverged"].items()]
+        notes = [f"{_setting(lever, by_name[k].settings.get(lever))} diverged at step {v}" for k, v in cmp["diverged"].items()]
         if cmp["clear"]:
             text = f"{name}: {_setting(lever, cmp['best_value'])} best"
         else:
