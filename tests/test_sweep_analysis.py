@@ -24,7 +24,7 @@ def _data_runs(slope: float, spread: float = 5.0, shared_noise: bool = True) -> 
     for i, (size, lever) in enumerate(((100, "data"), (200, "data"), (400, "baseline"))):
         mean = 30 + slope * np.log2(size / 100)
         scores = (noise - noise.mean() + mean) if shared_noise else np.array(_scores(mean, spread, i))
-        runs.append(RunOutcome(f"data-{size}", lever, size / 400, size, scores.tolist()))
+        runs.append(RunOutcome(f"data-{size}", lever, {"data": size / 400}, size, scores.tolist()))
     return runs
 
 
@@ -56,9 +56,9 @@ def test_learning_rate_winner_and_divergence():
     log_ok = [{"current_steps": s, "loss": 3.0 - 0.1 * s / 10} for s in range(10, 60, 10)]
     log_bad = [{"current_steps": 10, "loss": 3.0}, {"current_steps": 20, "loss": 3.5},
                {"current_steps": 40, "loss": float("nan")}]
-    runs = [RunOutcome("base", "baseline", 1e-3, 100, _scores(40, 3, 1), log_ok),
-            RunOutcome("lr-low", "lr", 3e-4, 100, _scores(48, 3, 2), log_ok),
-            RunOutcome("lr-high", "lr", 3e-3, 100, _scores(5, 3, 3), log_bad)]
+    runs = [RunOutcome("base", "baseline", {"lr": 1e-3}, 100, _scores(40, 3, 1), log_ok),
+            RunOutcome("lr-low", "lr", {"lr": 3e-4}, 100, _scores(48, 3, 2), log_ok),
+            RunOutcome("lr-high", "lr", {"lr": 3e-3}, 100, _scores(5, 3, 3), log_bad)]
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "lr"]
     assert verdict["text"] == "learning rate: 0.0003 best; 0.003 diverged at step 40"
     assert verdict["clear"]
@@ -67,9 +67,9 @@ def test_learning_rate_winner_and_divergence():
 
 
 def test_overlapping_settings_are_no_clear_winner():
-    runs = [RunOutcome("a", "baseline", 8, 100, _scores(40.0, 15, 5)),
-            RunOutcome("b", "rank", 16, 100, _scores(40.5, 15, 6))]
-    cmp = compare_settings(runs)
+    runs = [RunOutcome("a", "baseline", {"rank": 8}, 100, _scores(40.0, 15, 5)),
+            RunOutcome("b", "rank", {"rank": 16}, 100, _scores(40.5, 15, 6))]
+    cmp = compare_settings(runs, "rank")
     assert not cmp["clear"] and cmp["margin_ci95"][0] < 0 < cmp["margin_ci95"][1]
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "rank"]
     assert verdict["text"].startswith("LoRA rank: no clear winner")
@@ -94,13 +94,13 @@ def test_overfitting_after_an_epoch_at_every_data_size():
 
 def test_a_larger_model_against_one_doubling_of_data():
     runs = _data_runs(slope=3.0)
-    runs.append(RunOutcome("model-big", "model", "big-model", 400, _scores(60, 5, 9)))
+    runs.append(RunOutcome("model-big", "model", {"model": "big-model"}, 400, _scores(60, 5, 9)))
     texts = [v["text"] for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "model"]
     assert "the model big-model gains more than doubling the data would" in texts
 
 
 def test_gsm8k_scale_uses_three_decimals():
-    runs = [RunOutcome(f"d{s}", "baseline" if s == 400 else "data", s, s,
+    runs = [RunOutcome(f"d{s}", "baseline" if s == 400 else "data", {"data": s}, s,
                        ([1.0] * int(N * (0.1 + 0.1 * np.log2(s / 100))) + [0.0] * N)[:N]) for s in (100, 200, 400)]
     (verdict,) = [v for v in analyse(runs, "strict-match", scale100=False)["verdicts"] if v["lever"] == "data"]
     assert "+0.100 strict-match per doubling" in verdict["text"]

@@ -59,8 +59,9 @@ def _vary(ctx, param, value):
 @click.option("--ranks", callback=_numbers("an integer", 0, integer=True),
               help="LoRA ranks (default the config's ×½, ×1, ×2; alpha keeps its ratio to the rank).")
 @click.option("--models", help="Base models to compare, comma-separated (the config's is the baseline).")
-@click.option("--metric", default="rouge-l", show_default=True, help="The metric the sweep is judged by: bleu-4, "
-              "rouge-1, rouge-2, rouge-l (held-out split) or strict-match, flexible-extract (GSM8K).")
+@click.option("--metric", default="rouge-l", show_default=True, type=click.Choice(
+              ["bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract"]),
+              help="The metric the sweep is judged by: BLEU/ROUGE on the held-out split, or GSM8K's.")
 @click.option("--devices", help="GPU ids, comma-separated: runs go side by side, one process per GPU.")
 @click.option("--output-dir", type=click.Path(file_okay=False), help="The sweep folder (default reports/sweep-<id>); "
               "rerun with the same folder to resume.")

@@ -291,7 +291,8 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
     result = {"kind": "ftbench-sweep", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "model": cfg.model_name_or_path, "backend": cfg.backend, "demo_note": ss.note,
               "data": cfg.dataset, "settings": {k: v for k, v in asdict(ss).items() if k != "output_dir"},
-              "runs": rows, "analysis": analysis, "seconds": round(time.perf_counter() - t0, 1)}
+              "runs": rows, "analysis": analysis, "seconds": round(time.perf_counter() - t0, 1),
+              "run_seconds": round(sum(sum((r["durations"] or {}).values()) for r in rows), 1)}
     path = os.path.join(ss.output_dir, "sweep.json")
     atomic_write_text(path, json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n")
     atomic_write_text(os.path.join(ss.output_dir, "report.html"), render_sweep_report(result))

@@ -1,0 +1,147 @@
+"""`ftbench sweep` end to end on the tiny model, as a user runs it: killed after its first run and resumed, its
+sweep.json and report read back, the report in headless Chromium (no console error, no network, links to every
+run's report, injected text shown as text); bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import REPO, run_cli
+from test_report_browser import PAYLOADS, page_factory  # noqa: F401 (a fixture)
+
+ARGS = ["sweep", "--model", "tiny", "num_train_epochs=1", "--fractions", "0.5,1", "--lr-factors", "1,3",
+        "--gsm8k", "none", "--max-new-tokens", "24"]
+
+
+def _cmd(out) -> list[str]:
+    return [sys.executable, "-m", "ftbench", *ARGS, "--output-dir", str(out)]
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory, tiny_model):
+    """A sweep killed (SIGKILL) once its first run has finished, then run again to the end."""
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    first = out / "runs" / "baseline" / "metrics.json"
+    proc = subprocess.Popen(_cmd(out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 600
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert first.exists(), proc.stderr.read()[-3000:] if proc.poll() is not None else "timed out"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "sweep.json").exists()  # killed before the end
+    kept = first.stat().st_mtime_ns
+    resumed = subprocess.run(_cmd(out), cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return out, kept, resumed
+
+
+def test_a_killed_sweep_resumes_keeping_finished_runs(killed_and_resumed):
+    out, kept, resumed = killed_and_resumed
+    assert "run baseline: finished earlier, kept" in resumed.stderr
+    assert (out / "runs" / "baseline" / "metrics.json").stat().st_mtime_ns == kept
+    sweep = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    assert [r["name"] for r in sweep["runs"]] == ["baseline", "data-50pct", "lr-0.03"]
+    for r in sweep["runs"]:
+        assert (out / r["report"]).is_file()
+
+
+def test_every_run_is_scored_on_the_same_held_out_samples_with_the_base_shared(killed_and_resumed):
+    out, _, _ = killed_and_resumed
+    runs = out / "runs"
+    labels = {name: [json.loads(line)["label"] for line in (runs / name / "predictions_after.jsonl").open()]
+              for name in ("baseline", "data-50pct", "lr-0.03")}
+    assert labels["baseline"] == labels["data-50pct"] == labels["lr-0.03"] and len(labels["baseline"]) == 36
+    base = (runs / "baseline" / "predictions_before.jsonl").read_bytes()
+    assert all((runs / n / "predictions_before.jsonl").read_bytes() == base for n in ("data-50pct", "lr-0.03"))
+    sweep = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    sizes = {r["name"]: r["train_size"] for r in sweep["runs"]}
+    assert sizes["data-50pct"] == (sizes["baseline"] + 1) // 2
+    half = (out / "data" / "sweep_train_50pct.jsonl").read_text(encoding="utf-8").splitlines()
+    full = set((out / "data" / "sweep_train_100pct.jsonl").read_text(encoding="utf-8").splitlines())
+    assert set(half) <= full  # nested subsets
+
+
+def test_sweep_json_has_the_fit_and_a_verdict_per_lever(killed_and_resumed):
+    out, _, resumed = killed_and_resumed
+    sweep = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    analysis = sweep["analysis"]
+    curve = analysis["levers"]["data"]
+    assert [p["size"] for p in curve["points"]] == sorted(p["size"] for p in curve["points"])
+    lo, hi = curve["slope_ci95"]
+    assert lo <= curve["slope"] <= hi
+    levers = {v["lever"] for v in analysis["verdicts"]}
+    assert {"data", "lr"} <= levers
+    for v in analysis["verdicts"]:
+        assert v["text"] in resumed.stdout and v["evidence"]
+    # the run's figure is the chosen checkpoint's own metrics.json figure
+    base = next(r for r in sweep["runs"] if r["name"] == "baseline")
+    metrics = json.loads((out / "runs" / "baseline" / "metrics.json").read_text(encoding="utf-8"))
+    assert base["value"] == pytest.approx(metrics["after"]["rouge-l"])
+
+
+def test_sweep_report_in_chromium(page_factory, killed_and_resumed):  # noqa: F811
+    out, _, _ = killed_and_resumed
+    page, events = page_factory(out / "report.html")
+    assert not events["errors"] and not events["console"], events
+    assert all(url.startswith("file://") for url in events["requests"])
+    assert page.locator("#verdicts .verdict").count() >= 2
+    assert page.locator("svg[aria-label='metric against data size'] circle.pt").count() == 2
+    assert page.locator("svg[aria-label='metric against data size'] line.fit").count() == 1
+    assert page.locator("svg[aria-label='loss curves of every run'] path").count() == 3
+    links = page.eval_on_selector_all("#runs a", "as => as.map(a => a.href)")
+    assert len(links) == 3 and all(link.startswith("file://") and link.endswith("/report.html") for link in links)
+    for link in links:
+        assert os.path.isfile(link[len("file://"):])
+
+
+def test_injected_names_in_a_sweep_report_are_text(page_factory, tmp_path):  # noqa: F811
+    from ftbench.evaluation.sweep import RunOutcome, analyse
+    from ftbench.report.sweep_report import render_sweep_report
+
+    scores = [[float(i % 7) for i in range(20)], [float(i % 5) + 3 for i in range(20)]]
+    outcomes = [RunOutcome("baseline", "baseline", {"data": 1.0, "lr": 1e-3, "rank": 8, "model": PAYLOADS[0]}, 100,
+                           scores[0]),
+                RunOutcome(PAYLOADS[1], "model", {"data": 1.0, "lr": 1e-3, "rank": 8, "model": PAYLOADS[2]}, 100,
+                           scores[1])]
+    runs = [{"name": o.name, "lever": o.lever, "settings": o.settings, "train_size": 100, "value": o.mean,
+             "ci95": None, "before": 1.0, "checkpoint": {"name": PAYLOADS[3]}, "report": PAYLOADS[4], "log": []}
+            for o in outcomes]
+    sweep = {"model": PAYLOADS[0], "backend": "peft", "demo_note": PAYLOADS[3], "created": "now", "run_seconds": 1,
+             "runs": runs, "analysis": analyse(outcomes, "rouge-l"), "settings": {"models": PAYLOADS[2]}}
+    path = tmp_path / "report.html"
+    path.write_text(render_sweep_report(sweep), encoding="utf-8")
+    page, events = page_factory(path)
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert PAYLOADS[0] in page.inner_text("body") and PAYLOADS[2] in page.inner_text("#verdicts")
+    assert page.locator("body img, #verdicts svg, #runs b").count() == 0
+    assert not events["errors"] and not events["console"], events
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vary", "colour"], "colour: choose from data, lr, epochs, rank, model"),
+    (["--fractions", "0.5,zero"], "'zero' is not a fraction"),
+    (["--lr-factors", "-1"], "-1 must be > 0"),
+    (["--metric", "accuracy"], "'accuracy' is not one of"),
+    (["--vary", "model"], "--vary model needs --models"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    result = run_cli("sweep", "--output-dir", str(tmp_path / "s"), *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_gsm8k_metric_without_gsm8k_is_refused(tmp_path, tiny_model):
+    result = run_cli("sweep", "--model", "tiny", "--gsm8k", "none", "--metric", "strict-match", "--output-dir",
+                     str(tmp_path / "s"))
+    assert result.exit_code == 2 and "needs GSM8K problems" in result.output
