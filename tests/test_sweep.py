@@ -27,7 +27,7 @@ def _cmd(out) -> list[str]:
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory, tiny_model):
     """A sweep killed (SIGKILL) once its first run has finished, then run again to the end."""
-    out = tmp_path_factory.mktemp("sweep") / "s"
+    out = tmp_path_factory.mktemp("sweep") / "reports" / "s"  # in a reports/ folder: the index is rewritten
     first = out / "runs" / "baseline" / "metrics.json"
     proc = subprocess.Popen(_cmd(out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -124,6 +124,29 @@ def test_injected_names_in_a_sweep_report_are_text(page_factory, tmp_path):  # n
     assert PAYLOADS[0] in page.inner_text("body") and PAYLOADS[2] in page.inner_text("#verdicts")
     assert page.locator("body img, #verdicts svg, #runs b").count() == 0
     assert not events["errors"] and not events["console"], events
+
+
+def test_reports_index_lists_the_sweep_and_runs_escaped(page_factory, killed_and_resumed):  # noqa: F811
+    from ftbench.recipes.reports_index import write_index
+
+    out, _, _ = killed_and_resumed
+    reports = out.parent
+    assert (reports / "index.html").is_file()  # written by the sweep itself
+    fake = reports / "run-x"
+    fake.mkdir(exist_ok=True)
+    (fake / "metrics.json").write_text(json.dumps({
+        "before": {"rouge-l": 1.0}, "after": {"rouge-l": 2.5},
+        "run": {"model": PAYLOADS[0], "config": {"dataset": PAYLOADS[1]}}}), encoding="utf-8")
+    (reports / "broken").mkdir(exist_ok=True)
+    (reports / "broken" / "metrics.json").write_text("{not json", encoding="utf-8")  # left out, not a crash
+    page, events = page_factory(write_index(str(reports)))
+    assert not events["errors"] and not events["console"], events
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    text = page.inner_text("#index")
+    assert PAYLOADS[0] in text and "rouge-l 1.00 → 2.50" in text and "more data" in text
+    assert page.locator("#index tr").count() == 3  # header, the sweep, the fake run
+    assert sorted(page.eval_on_selector_all("#index a", "as => as.map(a => a.getAttribute('href'))")) == \
+        ["run-x/report.html", "s/report.html"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import say
 from ftbench.io import atomic_write_text
+from ftbench.recipes.reports_index import update_index_for
 from ftbench.recipes.run_folder import RunFolder
 
 LEVER_CHOICES = ("data", "lr", "epochs", "rank", "model")
@@ -296,6 +297,7 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
     path = os.path.join(ss.output_dir, "sweep.json")
     atomic_write_text(path, json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n")
     atomic_write_text(os.path.join(ss.output_dir, "report.html"), render_sweep_report(result))
+    update_index_for(ss.output_dir)
     return result
 
 

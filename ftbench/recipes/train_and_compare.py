@@ -24,6 +24,7 @@ from ftbench.api.backends import TrainConfig, TrainResult
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import is_main_process, local_rank, say, world_size
 from ftbench.io import atomic_write_text
+from ftbench.recipes.reports_index import update_index_for
 from ftbench.recipes.run_folder import SIDES, RunFolder
 from ftbench.recipes.run_settings import RunSettings
 from ftbench.training.checkpoints import CheckpointChoice, choose_checkpoint
@@ -262,6 +263,7 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, res
             metrics[side].update({"strict-match": None, "flexible-extract": None})
     atomic_write_text(folder.metrics, json.dumps(metrics, ensure_ascii=False, indent=1, default=str) + "\n")
     atomic_write_text(folder.report, render_run_report(metrics, tasks, result.log, validation))
+    update_index_for(folder.root)
     return metrics
 
 
