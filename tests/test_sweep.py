@@ -17,7 +17,7 @@ from helpers import REPO, run_cli
 from test_report_browser import PAYLOADS, page_factory  # noqa: F401 (a fixture)
 
 ARGS = ["sweep", "--model", "tiny", "num_train_epochs=1", "--fractions", "0.5,1", "--lr-factors", "1,3",
-        "--gsm8k", "none", "--max-new-tokens", "24"]
+        "--gsm8k", "none", "--max-new-tokens", "24", "--select-by", "rouge-l"]
 
 
 def _cmd(out) -> list[str]:
@@ -86,6 +86,24 @@ def test_sweep_json_has_the_fit_and_a_verdict_per_lever(killed_and_resumed):
     base = next(r for r in sweep["runs"] if r["name"] == "baseline")
     metrics = json.loads((out / "runs" / "baseline" / "metrics.json").read_text(encoding="utf-8"))
     assert base["value"] == pytest.approx(metrics["after"]["rouge-l"])
+
+
+def test_select_by_scores_every_checkpoint_beside_its_eval_loss(page_factory, killed_and_resumed):  # noqa: F811
+    out, _, _ = killed_and_resumed
+    for name in ("baseline", "data-50pct", "lr-0.03"):
+        metrics = json.loads((out / "runs" / name / "metrics.json").read_text(encoding="utf-8"))
+        sel = metrics["checkpoint"]["selection"]
+        assert sel["by"] == "rouge-l" and len(sel["scores"]) >= (1 if name == "data-50pct" else 2)  # 18 steps: one
+        best = max(sel["scores"], key=lambda c: (c["rouge-l"], -c["step"]))
+        assert metrics["checkpoint"]["step"] == best["step"]
+        assert metrics["after"]["rouge-l"] == pytest.approx(best["rouge-l"])  # the chosen one's own figure
+        lowest = min((c for c in sel["scores"] if c["eval_loss"] is not None), key=lambda c: (c["eval_loss"], c["step"]))
+        assert sel["differ"] == (lowest["step"] != best["step"]) and sel["by_eval_loss"]["step"] == lowest["step"]
+    sel = json.loads((out / "runs" / "baseline" / "metrics.json").read_text(encoding="utf-8"))["checkpoint"]["selection"]
+    page, events = page_factory(out / "runs" / "baseline" / "report.html")
+    assert not events["errors"] and not events["console"], events
+    assert page.locator("#selection-table tr").count() == len(sel["scores"]) + 1
+    assert "lowest eval loss" in page.inner_text("#selection")
 
 
 def test_sweep_report_in_chromium(page_factory, killed_and_resumed):  # noqa: F811

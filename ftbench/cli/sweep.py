@@ -8,6 +8,7 @@ import os
 import click
 
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.train_and_compare import SELECT_BY
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 # the embedded default: the tiny model's demo, shorter (see docs/sweep.md for why not the real model)
@@ -62,6 +63,8 @@ def _vary(ctx, param, value):
 @click.option("--metric", default="rouge-l", show_default=True, type=click.Choice(
               ["bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract"]),
               help="The metric the sweep is judged by: BLEU/ROUGE on the held-out split, or GSM8K's.")
+@click.option("--select-by", type=click.Choice(SELECT_BY), help="Choose each run's checkpoint by this metric of "
+              "its generations on the eval split instead of the lowest eval loss (as train-and-compare --select-by).")
 @click.option("--devices", help="GPU ids, comma-separated: runs go side by side, one process per GPU.")
 @click.option("--output-dir", type=click.Path(file_okay=False), help="The sweep folder (default reports/sweep-<id>); "
               "rerun with the same folder to resume.")
@@ -73,8 +76,8 @@ def _vary(ctx, param, value):
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @common_options
 @click.pass_context
-def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, metric, devices, output_dir, model,
-          backend, gsm8k, gsm8k_limit, max_new_tokens, threads):
+def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, metric, select_by, devices, output_dir,
+          model, backend, gsm8k, gsm8k_limit, max_new_tokens, threads):
     """Which lever to pull: train around your config one change at a time (data size as a learning curve on nested
     subsets, learning rate, LoRA rank, base model; epochs from the checkpoints), evaluate every run exactly as
     train-and-compare does, and write report.html and sweep.json with the verdict and its evidence.
@@ -95,7 +98,8 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
         raise click.BadParameter("--vary model needs --models a,b", param_hint="--vary")
     folder = os.path.abspath(output_dir or os.path.join("reports", "sweep-" + run_id(model or config or "run")))
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=folder, model=model, backend=backend, gsm8k=gsm8k,
-                                    gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens, threads=threads)
+                                    gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens, threads=threads,
+                                    select_by=select_by)
     ss = SweepSettings(output_dir=folder, vary=vary, metric=metric, models=model_list,
                        devices=tuple(d.strip() for d in devices.split(",") if d.strip()) if devices else (),
                        note=DEFAULT_NOTE if embedded else None,

@@ -37,9 +37,8 @@ DEFAULT_VARY = ("data", "lr")
 DEFAULT_FRACTIONS = (0.25, 0.5, 1.0)
 DEFAULT_LR_FACTORS = (1 / 3, 1.0, 3.0)
 DEFAULT_RANK_FACTORS = (0.5, 1.0, 2.0)
-SIMILARITY_METRICS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
-GSM8K_METRICS = ("strict-match", "flexible-extract")
-COMPARE_KEYS = ("gsm8k", "gsm8k_limit", "max_new_tokens", "gsm8k_max_new_tokens", "predict_batch_size", "threads")
+COMPARE_KEYS = ("gsm8k", "gsm8k_limit", "max_new_tokens", "gsm8k_max_new_tokens", "predict_batch_size", "threads",
+                "select_by")
 _OPENAI_ROLE = {"user": "user", "assistant": "assistant", "observation": "tool", "function_call": "function_call"}
 
 
@@ -242,28 +241,24 @@ def _epoch_of(log: list[dict]) -> dict[int, float]:
 def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[list, list[dict]]:
     """(analysis `RunOutcome`s, sweep.json's run rows) from the finished run folders."""
     from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import FIGURE_TASK, score_figure
     from ftbench.evaluation.sweep import RunOutcome
-    from ftbench.metrics.scoring import score_pairs
     from ftbench.training.trainer_log import read_trainer_log
 
-    scorer = "gsm8k" if ss.metric in GSM8K_METRICS else "similarity"
+    scorer = FIGURE_TASK[ss.metric]
     outcomes, rows = [], []
     for r in runs:
         folder = RunFolder(os.path.join(ss.output_dir, "runs", r.name))
         with open(folder.metrics, encoding="utf-8") as fh:
             metrics = json.load(fh)
-        after = read_prediction_rows(folder.predictions(scorer, "after"))
-        scored = score_pairs([x.get("predict", "") for x in after], [x.get("label", "") for x in after],
-                             scorer=scorer, metrics=[ss.metric])
+        value, samples, ci = score_figure(read_prediction_rows(folder.predictions(scorer, "after")), ss.metric)
         log = read_trainer_log(folder.trainer_log)
         epochs = _epoch_of(log)
         checkpoints = [{**c, "epoch": epochs.get(c["step"])} for c in metrics["training"]["checkpoints"]]
         size = subsets[r.settings["data"]][1]
-        outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, list(scored.samples[ss.metric]), log,
-                                   checkpoints))
+        outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints))
         rows.append({"name": r.name, "lever": r.lever, "settings": r.settings, "changes": r.changes,
-                     "train_size": size, "metric": ss.metric, "value": scored.metrics[ss.metric],
-                     "ci95": scored.ci95.get(ss.metric), "before": metrics["before"].get(ss.metric),
+                     "train_size": size, "metric": ss.metric, "value": value, "ci95": ci, "before": metrics["before"].get(ss.metric),
                      "checkpoint": metrics["checkpoint"], "report": os.path.join("runs", r.name, "report.html"),
                      "durations": metrics["run"].get("durations"), "log": log})
     return outcomes, rows
@@ -271,12 +266,13 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
 
 def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
     """Run (or resume) the whole sweep and return sweep.json's content; writes sweep.json and report.html."""
+    from ftbench.evaluation.comparison import FIGURE_TASK
     from ftbench.evaluation.sweep import analyse
     from ftbench.report.sweep_report import render_sweep_report
 
-    if ss.metric not in SIMILARITY_METRICS + GSM8K_METRICS:
-        raise UsageError(f"--metric {ss.metric}: choose one of {', '.join(SIMILARITY_METRICS + GSM8K_METRICS)}")
-    if ss.metric in GSM8K_METRICS and not rs.gsm8k:
+    if ss.metric not in FIGURE_TASK:
+        raise UsageError(f"--metric {ss.metric}: choose one of {', '.join(FIGURE_TASK)}")
+    if FIGURE_TASK[ss.metric] == "gsm8k" and not rs.gsm8k:
         raise UsageError(f"--metric {ss.metric} needs GSM8K problems, and this sweep has gsm8k none")
     os.makedirs(ss.output_dir, exist_ok=True)
     _check_same_sweep(cfg, ss)
@@ -288,7 +284,7 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
         f"of {sum(1 for _ in open(eval_path, encoding='utf-8'))} samples, metric {ss.metric}", quiet)
     run_all(cfg, rs, ss, runs, quiet)
     outcomes, rows = collect(ss, runs, subsets)
-    analysis = analyse(outcomes, ss.metric, scale100=ss.metric in SIMILARITY_METRICS)
+    analysis = analyse(outcomes, ss.metric, scale100=FIGURE_TASK[ss.metric] == "similarity")
     result = {"kind": "ftbench-sweep", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "model": cfg.model_name_or_path, "backend": cfg.backend, "demo_note": ss.note,
               "data": cfg.dataset, "settings": {k: v for k, v in asdict(ss).items() if k != "output_dir"},
