@@ -186,3 +186,40 @@ def test_a_gsm8k_metric_without_gsm8k_is_refused(tmp_path, tiny_model):
     result = run_cli("sweep", "--model", "tiny", "--gsm8k", "none", "--metric", "strict-match", "--output-dir",
                      str(tmp_path / "s"))
     assert result.exit_code == 2 and "needs GSM8K problems" in result.output
+
+
+def test_devices_run_one_process_per_gpu(monkeypatch, tmp_path):
+    """The --devices scheduler (no GPU here): every job is `ftbench train-and-compare` in its own process with
+    CUDA_VISIBLE_DEVICES set to one id, never two jobs on one GPU at a time, and a failed run named in one line."""
+    from ftbench.api.errors import InputError
+    from ftbench.recipes import sweep as recipe
+
+    started, busy = [], {}
+
+    class FakeProcess:
+        def __init__(self, cmd, stdout, stderr, env):
+            device = env["CUDA_VISIBLE_DEVICES"]
+            assert device not in busy  # one run per GPU at a time
+            busy[device] = self
+            started.append((cmd, device))
+            self.device, self.polls, self.returncode = device, 0, None
+            self.config = cmd[cmd.index("--config") + 1]
+
+        def poll(self):  # each job finishes at its second poll; a config named bad fails
+            self.polls += 1
+            if self.polls >= 2:
+                self.returncode = 1 if "bad" in self.config else 0
+                busy.pop(self.device, None)
+            return self.returncode
+
+    monkeypatch.setattr(recipe.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(recipe.time, "sleep", lambda s: None)
+    jobs = [(f"r{i}", f"/cfg/r{i}.yaml", str(tmp_path / f"r{i}")) for i in range(5)]
+    recipe._run_on_devices(jobs, ("0", "1"), quiet=True)
+    assert [cmd[cmd.index("--config") + 1] for cmd, _ in started] == [j[1] for j in jobs]
+    assert {d for _, d in started} == {"0", "1"}
+    assert all(cmd[1:4] == ["-m", "ftbench", "train-and-compare"] and "--output-dir" in cmd for cmd, _ in started)
+    started.clear()
+    with pytest.raises(InputError, match=r"1 sweep run\(s\) failed: bad \(exit 1, log .*sweep_run.log\)"):
+        recipe._run_on_devices([("ok", "/cfg/ok.yaml", str(tmp_path / "ok")),
+                                ("bad", "/cfg/bad.yaml", str(tmp_path / "bad"))], ("0",), quiet=True)
