@@ -79,7 +79,10 @@ def test_sweep_json_has_the_fit_and_a_verdict_per_lever(killed_and_resumed):
     lo, hi = curve["slope_ci95"]
     assert lo <= curve["slope"] <= hi
     levers = {v["lever"] for v in analysis["verdicts"]}
-    assert {"data", "lr"} <= levers
+    assert {"data", "lr", "epochs"} <= levers
+    # --select-by rouge-l scored every checkpoint: the epochs lever reads rouge-l by checkpoint (no extra training)
+    by_checkpoint = analysis["levers"]["epochs"]["metric"]["baseline"]["points"]
+    assert [p["step"] for p in by_checkpoint] == [20, 35] and by_checkpoint[-1]["epoch"] == pytest.approx(1.0)
     for v in analysis["verdicts"]:
         assert v["text"] in resumed.stdout and v["evidence"]
     # the run's figure is the chosen checkpoint's own metrics.json figure
@@ -115,6 +118,7 @@ def test_sweep_report_in_chromium(page_factory, killed_and_resumed):  # noqa: F8
     assert page.locator("svg[aria-label='metric against data size'] circle.pt").count() == 2
     assert page.locator("svg[aria-label='metric against data size'] line.fit").count() == 1
     assert page.locator("svg[aria-label='loss curves of every run'] path").count() == 3
+    assert "20: " in page.inner_text("#epochs")
     links = page.eval_on_selector_all("#runs a", "as => as.map(a => a.href)")
     assert len(links) == 3 and all(link.startswith("file://") and link.endswith("/report.html") for link in links)
     for link in links:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ftbench.evaluation.sweep import (RunOutcome, analyse, compare_settings, divergence_step, epoch_curve,
-                                      learning_curve)
+                                      learning_curve, metric_by_checkpoint)
 
 N = 60
 
@@ -104,3 +104,23 @@ def test_gsm8k_scale_uses_three_decimals():
                        ([1.0] * int(N * (0.1 + 0.1 * np.log2(s / 100))) + [0.0] * N)[:N]) for s in (100, 200, 400)]
     (verdict,) = [v for v in analyse(runs, "strict-match", scale100=False)["verdicts"] if v["lever"] == "data"]
     assert "+0.100 strict-match per doubling" in verdict["text"]
+
+
+def test_metric_by_checkpoint_peaks_and_rises():
+    def ckpts(means, spread=2.0):
+        return [{"step": 10 * (i + 1), "epoch": float(i + 1), "eval_loss": None, "scores": _scores(m, spread, i)}
+                for i, m in enumerate(means)]
+
+    peaked = metric_by_checkpoint(ckpts([20, 40, 30]))
+    assert peaked["peaked"] and not peaked["rising"] and peaked["best_epoch"] == 2.0
+    assert peaked["change"] == pytest.approx(10.0) and peaked["change_ci95"][0] > 0
+    rising = metric_by_checkpoint(ckpts([20, 30, 40]))
+    assert rising["rising"] and not rising["peaked"]
+    flat = metric_by_checkpoint(ckpts([30, 30.2, 30.1], spread=15.0))
+    assert not flat["peaked"] and not flat["rising"]
+    runs = _data_runs(slope=6.0)
+    for r in runs:
+        r.checkpoints = ckpts([20, 40, 30])
+    (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "epochs"]
+    assert verdict["text"].startswith("rouge-l peaks at epoch 2 at every data size and falls after it (by up to +10.0)")
+    assert any("rouge-l by checkpoint step 10 (epoch 1) 20.00" in e for e in verdict["evidence"])

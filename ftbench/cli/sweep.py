@@ -96,6 +96,8 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
     vary = vary or (("data", "lr") + (("model",) if model_list else ()))
     if "model" in vary and not model_list:
         raise click.BadParameter("--vary model needs --models a,b", param_hint="--vary")
+    if "epochs" in vary and not select_by:
+        select_by = metric  # epochs by the metric: every checkpoint's generations scored (no extra training)
     folder = os.path.abspath(output_dir or os.path.join("reports", "sweep-" + run_id(model or config or "run")))
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=folder, model=model, backend=backend, gsm8k=gsm8k,
                                     gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens, threads=threads,

@@ -120,6 +120,81 @@ def epoch_curve(checkpoints: list[dict]) -> dict | None:
             "last_eval_loss": last["eval_loss"], "overfit": overfit, "still_falling": still_falling}
 
 
+def metric_by_checkpoint(checkpoints: list[dict]) -> dict | None:
+    """The metric at each checkpoint whose generations were scored (``scores``: per-sample values, from
+    --select-by): the best one, and whether the metric fell after it (the best minus the last, paired 95% CI above
+    0: "peaked") or was still rising at the end (the last minus the one before, CI above 0). None with fewer than
+    two scored checkpoints."""
+    points = list({c["step"]: c for c in sorted((c for c in checkpoints if c.get("scores")),
+                                                 key=lambda c: -c["step"])}.values())[::-1]
+    if len(points) < 2:
+        return None
+    matrix = np.column_stack([np.asarray(c["scores"], dtype=np.float64) for c in points])
+    draws = Bootstrap(len(matrix)).means(matrix)
+    means = matrix.mean(axis=0)
+    best = max(range(len(points)), key=lambda i: (means[i], -points[i]["step"]))
+    last = len(points) - 1
+    if best != last:
+        ci = percentile_interval(draws[:, best] - draws[:, last])
+        change, peaked, rising = float(means[best] - means[last]), bool(ci and ci[0] > 0), False
+    else:
+        ci = percentile_interval(draws[:, last] - draws[:, last - 1])
+        change, peaked, rising = float(means[last] - means[last - 1]), False, bool(ci and ci[0] > 0)
+    return {"points": [{"step": c["step"], "epoch": c.get("epoch"), "mean": float(m)} for c, m in zip(points, means)],
+            "best_step": points[best]["step"], "best_epoch": points[best].get("epoch"), "change": change,
+            "change_ci95": ci, "peaked": peaked, "rising": rising}
+
+
+def _epoch_text(epochs: list) -> str:
+    values = sorted({round(e, 1) for e in epochs if e is not None})
+    return f" epoch {'/'.join(f'{e:g}' for e in values)}" if values else ""
+
+
+def _epochs(runs: list[RunOutcome], data: list[RunOutcome], metric: str, scale100: bool) -> tuple[dict, dict] | None:
+    """Epochs, from every run's evaluated checkpoints (no extra training): by the metric when the checkpoints'
+    generations were scored, with eval loss beside it; by eval loss alone otherwise."""
+    losses = {r.name: c for r in runs if (c := epoch_curve(r.checkpoints))}
+    scored = {r.name: c for r in runs if (c := metric_by_checkpoint(r.checkpoints))}
+    if not losses and not scored:
+        return None
+    evidence = [f"{k}: {metric} by checkpoint " + ", ".join(
+        f"step {p['step']}" + (f" (epoch {p['epoch']:.2g})" if p.get("epoch") is not None else "") + f" {p['mean']:.2f}"
+        for p in v["points"]) for k, v in scored.items()]
+    evidence += [f"{k}: lowest eval loss {v['best_eval_loss']:.4f} at step {v['best_step']}"
+                 + (f" (epoch {v['best_epoch']:.2g})" if v.get("best_epoch") is not None else "")
+                 + f", last {v['last_eval_loss']:.4f}" for k, v in losses.items()]
+    table = {"eval_loss": losses, "metric": scored}
+
+    def where(hits: dict, curves: dict) -> str:
+        if len(data) > 1 and all(r.name in hits for r in data):
+            return " at every data size"
+        return f" in {len(hits)} of {len(curves)} runs" if len(curves) > 1 else ""
+
+    if scored:
+        peaked = {k: v for k, v in scored.items() if v["peaked"]}
+        rising = {k: v for k, v in scored.items() if v["rising"]}
+        if peaked:
+            drop = max(v["change"] for v in peaked.values())
+            text = (f"{metric} peaks at{_epoch_text([v['best_epoch'] for v in peaked.values()])}"
+                    f"{where(peaked, scored)} and falls after it (by up to {_fmt(drop, scale100)}) — fewer epochs, "
+                    "or keep that checkpoint (--select-by does)")
+        elif len(rising) == len(scored):
+            text = f"{metric} still rising at the last checkpoint of every run — more epochs may help"
+        else:
+            text = f"epochs: no clear change in {metric} over the last checkpoints"
+        return table, {"lever": "epochs", "text": text, "evidence": evidence, "clear": bool(peaked or rising)}
+    overfit = {k: v for k, v in losses.items() if v["overfit"]}
+    falling = {k: v for k, v in losses.items() if v["still_falling"]}
+    if overfit:
+        text = (f"overfits after{_epoch_text([v['best_epoch'] for v in overfit.values()])}{where(overfit, losses)}"
+                " (eval loss) — fewer epochs (the chosen checkpoint already stops there)")
+    elif len(falling) == len(losses):
+        text = "eval loss was still falling at the end of every run — more epochs may help"
+    else:
+        text = "epochs: no overfitting seen (eval loss at the end within 2% of its lowest)"
+    return table, {"lever": "epochs", "text": text, "evidence": evidence, "clear": bool(overfit or falling)}
+
+
 def _fmt(value: float, scale100: bool) -> str:
     return f"{value:+.1f}" if scale100 else f"{value:+.3f}"
 
@@ -189,26 +264,10 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
         verdicts.append({"lever": lever, "text": "; ".join([text] + notes), "evidence": evidence,
                          "clear": cmp["clear"]})
 
-    curves = {r.name: epoch_curve(r.checkpoints) for r in runs}
-    curves = {k: v for k, v in curves.items() if v}
-    if curves:
-        out["levers"]["epochs"] = curves
-        overfit = {k: v for k, v in curves.items() if v["overfit"]}
-        falling = {k: v for k, v in curves.items() if v["still_falling"]}
-        where = "at every data size" if len(data) > 1 and all(r.name in overfit for r in data) else \
-            f"in {len(overfit)} of {len(curves)} runs" if len(curves) > 1 else ""
-        evidence = [f"{k}: lowest eval loss {v['best_eval_loss']:.4f} at step {v['best_step']}"
-                    + (f" (epoch {v['best_epoch']:.2g})" if v.get("best_epoch") is not None else "")
-                    + f", last {v['last_eval_loss']:.4f}" for k, v in curves.items()]
-        if overfit:
-            epochs = sorted({round(v["best_epoch"], 1) for v in overfit.values() if v.get("best_epoch") is not None})
-            after = f" after epoch {'/'.join(f'{e:g}' for e in epochs)}" if epochs else ""
-            text = f"overfits{after} {where}".rstrip() + " — fewer epochs (the chosen checkpoint already stops there)"
-        elif len(falling) == len(curves):
-            text = "eval loss was still falling at the end of every run — more epochs may help"
-        else:
-            text = "epochs: no overfitting seen (eval loss at the end within 2% of its lowest)"
-        verdicts.append({"lever": "epochs", "text": text, "evidence": evidence, "clear": bool(overfit or falling)})
+    epochs = _epochs(runs, data, metric, scale100)
+    if epochs:
+        out["levers"]["epochs"], verdict = epochs
+        verdicts.append(verdict)
 
     if curve and "model" in out["levers"] and curve["slope_ci95"]:
         base_mean = next(r.mean for r in baseline) if baseline else None

@@ -238,6 +238,15 @@ def _epoch_of(log: list[dict]) -> dict[int, float]:
     return {int(r["current_steps"]): float(r["epoch"]) for r in log if "current_steps" in r and "epoch" in r}
 
 
+def _checkpoint_scores(folder: RunFolder, name: str, metric: str) -> list[float]:
+    """Per-sample ``metric`` of one checkpoint's predictions made by --select-by."""
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import score_figure
+
+    label = name if name.startswith("checkpoint-") else "final"
+    return score_figure(read_prediction_rows(folder.checkpoint_predictions(label)), metric)[1]
+
+
 def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[list, list[dict]]:
     """(analysis `RunOutcome`s, sweep.json's run rows) from the finished run folders."""
     from ftbench.data.predictions import read_prediction_rows
@@ -255,6 +264,10 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
         log = read_trainer_log(folder.trainer_log)
         epochs = _epoch_of(log)
         checkpoints = [{**c, "epoch": epochs.get(c["step"])} for c in metrics["training"]["checkpoints"]]
+        selection = metrics["checkpoint"].get("selection") or {}
+        if selection.get("by") == ss.metric:  # each checkpoint's generations were scored: the metric by epoch
+            by_step = {c["step"]: _checkpoint_scores(folder, c["name"], ss.metric) for c in selection["scores"]}
+            checkpoints = [{**c, "scores": by_step.get(c["step"])} for c in checkpoints]
         size = subsets[r.settings["data"]][1]
         outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints))
         rows.append({"name": r.name, "lever": r.lever, "settings": r.settings, "changes": r.changes,

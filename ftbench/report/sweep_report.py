@@ -43,7 +43,10 @@ def render_sweep_report(sweep: dict) -> str:
                 log_x=True, x_label=label, y_label=metric)
     ranked = sorted(runs, key=lambda r: -(r["value"] if r["value"] is not None else float("-inf")))
     table = [{**r, "setting": _setting(r), "lever_name": LEVER_NAMES.get(r["lever"], r["lever"])} for r in ranked]
-    epochs = [{"run": name, **v} for name, v in (levers.get("epochs") or {}).items()]
+    epochs_lever = levers.get("epochs") or {}
+    losses, scored = epochs_lever.get("eval_loss") or {}, epochs_lever.get("metric") or {}
+    epochs = [{"run": name, "loss": losses.get(name), "metric": scored.get(name)} for name in by_name
+              if name in losses or name in scored]
     return render("sweep_report.html.j2", title="ftbench sweep: change the data, the parameters or the model?",
                   sweep=sweep, metric=metric, verdicts=analysis["verdicts"], charts=charts, table=table,
                   curve=curve, models=levers.get("model"), epochs=epochs,
