@@ -100,9 +100,11 @@ def test_select_by_scores_every_checkpoint_beside_its_eval_loss(page_factory, ki
         best = max(sel["scores"], key=lambda c: (c["rouge-l"], -c["step"]))
         assert metrics["checkpoint"]["step"] == best["step"]
         assert metrics["after"]["rouge-l"] == pytest.approx(best["rouge-l"])  # the chosen one's own figure
-        lowest = min((c for c in sel["scores"] if c["eval_loss"] is not None), key=lambda c: (c["eval_loss"], c["step"]))
+        lowest = min((c for c in sel["scores"] if c["eval_loss"] is not None),
+                     key=lambda c: (c["eval_loss"], c["step"]))
         assert sel["differ"] == (lowest["step"] != best["step"]) and sel["by_eval_loss"]["step"] == lowest["step"]
-    sel = json.loads((out / "runs" / "baseline" / "metrics.json").read_text(encoding="utf-8"))["checkpoint"]["selection"]
+    baseline = json.loads((out / "runs" / "baseline" / "metrics.json").read_text(encoding="utf-8"))
+    sel = baseline["checkpoint"]["selection"]
     page, events = page_factory(out / "runs" / "baseline" / "report.html")
     assert not events["errors"] and not events["console"], events
     assert page.locator("#selection-table tr").count() == len(sel["scores"]) + 1

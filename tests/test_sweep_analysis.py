@@ -122,5 +122,5 @@ def test_metric_by_checkpoint_peaks_and_rises():
     for r in runs:
         r.checkpoints = ckpts([20, 40, 30])
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "epochs"]
-    assert verdict["text"].startswith("rouge-l peaks at epoch 2 at every data size and falls after it (by up to +10.0)")
+    assert verdict["text"].startswith("rouge-l peaks at epoch 2 at every data size and falls after it (by up to 10.0)")
     assert any("rouge-l by checkpoint step 10 (epoch 1) 20.00" in e for e in verdict["evidence"])

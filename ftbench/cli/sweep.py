@@ -89,7 +89,8 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
     from ftbench.recipes.sweep import SweepSettings, sweep as run_sweep
 
     opts = settings(ctx)
-    embedded = not config and not model and not any(o.startswith(("dataset=", "model_name_or_path=")) for o in overrides)
+    embedded = not config and not model and not any(o.startswith(("dataset=", "model_name_or_path="))
+                                                    for o in overrides)
     if embedded:
         model, overrides = DEFAULT_MODEL, DEFAULT_OVERRIDES + tuple(overrides)
     model_list = tuple(m.strip() for m in models.split(",") if m.strip()) if models else ()

@@ -87,8 +87,8 @@ def compare_settings(runs: list[RunOutcome], lever: str) -> dict:
     b, s = order[0], order[1]
     diff = draws[:, b] - draws[:, s]
     ci = percentile_interval(diff) if len(draws) > 1 else None
-    return {**out, "runner_up": runs[s].name, "runner_up_value": runs[s].settings.get(lever), "margin": means[b] - means[s],
-            "margin_ci95": ci, "clear": bool(ci is not None and ci[0] > 0)}
+    return {**out, "runner_up": runs[s].name, "runner_up_value": runs[s].settings.get(lever),
+            "margin": means[b] - means[s], "margin_ci95": ci, "clear": bool(ci is not None and ci[0] > 0)}
 
 
 def divergence_step(log: list[dict]) -> int | None:
@@ -175,9 +175,10 @@ def _epochs(runs: list[RunOutcome], data: list[RunOutcome], metric: str, scale10
         rising = {k: v for k, v in scored.items() if v["rising"]}
         if peaked:
             drop = max(v["change"] for v in peaked.values())
+            drop_text = _fmt(drop, scale100).lstrip("+")
             text = (f"{metric} peaks at{_epoch_text([v['best_epoch'] for v in peaked.values()])}"
-                    f"{where(peaked, scored)} and falls after it (by up to {_fmt(drop, scale100)}) — fewer epochs, "
-                    "or keep that checkpoint (--select-by does)")
+                    f"{where(peaked, scored)} and falls after it (by up to {drop_text}) — fewer epochs, or keep that "
+                    "checkpoint (--select-by does)")
         elif len(rising) == len(scored):
             text = f"{metric} still rising at the last checkpoint of every run — more epochs may help"
         else:
@@ -226,10 +227,10 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
         s, ci = curve["slope"], curve["slope_ci95"]
         sizes = ", ".join(str(p["size"]) for p in curve["points"])
         evidence = [f"{metric} at {p['size']} samples: {p['mean']:.2f}" for p in curve["points"]]
+        nci = curve["next_ci95"]
         evidence.append(f"least-squares slope over log2(samples) {sizes}: {_fmt(s, scale100)} per doubling "
                         f"({_ci(ci, scale100)}); predicted at {curve['next_size']} samples: "
-                        f"{curve['next_predicted']:.2f}" + (f" (95% CI {curve['next_ci95'][0]:.2f}…"
-                                                            f"{curve['next_ci95'][1]:.2f})" if curve["next_ci95"] else ""))
+                        f"{curve['next_predicted']:.2f}" + (f" (95% CI {nci[0]:.2f}…{nci[1]:.2f})" if nci else ""))
         if ci and ci[0] > 0:
             text = (f"more data still pays: {_fmt(s, scale100)} {metric} per doubling ({_ci(ci, scale100)}) — "
                     "collect more before tuning")
@@ -255,7 +256,8 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
             evidence.append(f"best − runner-up on the same samples: {_fmt(cmp['margin'], scale100)} "
                             f"({_ci(cmp['margin_ci95'], scale100)})")
         by_name = {r.name: r for r in group}
-        notes = [f"{_setting(lever, by_name[k].settings.get(lever))} diverged at step {v}" for k, v in cmp["diverged"].items()]
+        notes = [f"{_setting(lever, by_name[k].settings.get(lever))} diverged at step {v}"
+                 for k, v in cmp["diverged"].items()]
         if cmp["clear"]:
             text = f"{name}: {_setting(lever, cmp['best_value'])} best"
         else:

@@ -42,7 +42,8 @@ def entries(reports_dir: str) -> list[dict]:
         sweep_json, metrics_json = os.path.join(folder, "sweep.json"), RunFolder(folder).metrics
         if os.path.isfile(sweep_json) and (s := _read(sweep_json)):
             verdicts = (s.get("analysis") or {}).get("verdicts") or []
-            found.append({"kind": "sweep", "name": name, "model": s.get("model", ""), "data": "embedded demo" if s.get("demo_note") else _data_name(s.get("data")),
+            found.append({"kind": "sweep", "name": name, "model": s.get("model", ""),
+                          "data": "embedded demo" if s.get("demo_note") else _data_name(s.get("data")),
                           "date": _date(sweep_json), "link": f"{name}/report.html",
                           "headline": [v.get("text", "") for v in verdicts[:3]] or ["no verdict"],
                           "runs": len(s.get("runs") or [])})

@@ -121,7 +121,8 @@ def plan_runs(cfg, ss: SweepSettings, subsets: dict[float, tuple[str, int]], eva
     if "lr" in ss.vary:
         for x in sorted(set(ss.lr_factors) - {1.0}):
             lr = float(f"{cfg.learning_rate * x:.3g}")
-            runs.append(PlannedRun(f"lr-{_short_number(lr)}", "lr", {**base, "lr": lr}, {**common, "learning_rate": lr}))
+            runs.append(PlannedRun(f"lr-{_short_number(lr)}", "lr", {**base, "lr": lr},
+                                   {**common, "learning_rate": lr}))
     if "rank" in ss.vary:
         alpha = cfg.lora_alpha or 2 * cfg.lora_rank
         ranks = ss.ranks or tuple(max(1, int(cfg.lora_rank * x)) for x in DEFAULT_RANK_FACTORS)
@@ -271,7 +272,8 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
         size = subsets[r.settings["data"]][1]
         outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints))
         rows.append({"name": r.name, "lever": r.lever, "settings": r.settings, "changes": r.changes,
-                     "train_size": size, "metric": ss.metric, "value": value, "ci95": ci, "before": metrics["before"].get(ss.metric),
+                     "train_size": size, "metric": ss.metric, "value": value, "ci95": ci,
+                     "before": metrics["before"].get(ss.metric),
                      "checkpoint": metrics["checkpoint"], "report": os.path.join("runs", r.name, "report.html"),
                      "durations": metrics["run"].get("durations"), "log": log})
     return outcomes, rows
