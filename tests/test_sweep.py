@@ -151,10 +151,11 @@ def test_injected_names_in_a_sweep_report_are_text(page_factory, tmp_path):  # n
 
 
 def test_reports_index_lists_the_sweep_and_runs_escaped(page_factory, killed_and_resumed):  # noqa: F811
-    from ftbench.recipes.reports_index import write_index
+    from ftbench.recipes.reports_index import update_index_for, write_index
 
     out, _, _ = killed_and_resumed
     reports = out.parent
+    assert update_index_for(str(out / "runs" / "baseline")) is None  # only a folder directly in reports/
     assert (reports / "index.html").is_file()  # written by the sweep itself
     fake = reports / "run-x"
     fake.mkdir(exist_ok=True)
@@ -229,3 +230,33 @@ def test_devices_run_one_process_per_gpu(monkeypatch, tmp_path):
     with pytest.raises(InputError, match=r"1 sweep run\(s\) failed: bad \(exit 1, log .*sweep_run.log\)"):
         recipe._run_on_devices([("ok", "/cfg/ok.yaml", str(tmp_path / "ok")),
                                 ("bad", "/cfg/bad.yaml", str(tmp_path / "bad"))], ("0",), quiet=True)
+
+
+def test_another_config_in_a_sweep_folder_is_refused(killed_and_resumed):
+    out, _, _ = killed_and_resumed
+    result = subprocess.run(_cmd(out)[:-2] + ["num_train_epochs=2", "--output-dir", str(out)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "holds a sweep around another config (num_train_epochs differ)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plan_moves_one_lever_at_a_time():
+    from ftbench.api.backends import TrainConfig
+    from ftbench.recipes.sweep import SweepSettings, plan_runs
+
+    cfg = TrainConfig(model_name_or_path="m0", learning_rate=3e-4, lora_rank=8, lora_alpha=32)
+    subsets = {0.25: ("t25", 25), 0.5: ("t50", 50), 1.0: ("t100", 100)}
+    ss = SweepSettings("out", vary=("data", "lr", "rank", "model"), models=("m0", "m1"), ranks=(4, 8, 16))
+    runs = {r.name: r for r in plan_runs(cfg, ss, subsets, "ev")}
+    assert list(runs) == ["baseline", "data-25pct", "data-50pct", "lr-0.0001", "lr-0.0009", "rank-4", "rank-16",
+                          "model-m1"]
+    common = {"dataset": "t100", "eval_dataset": "ev", "val_size": 0.0}
+    assert runs["baseline"].changes == common
+    assert runs["data-25pct"].changes == {**common, "dataset": "t25"}
+    assert runs["lr-0.0009"].changes == {**common, "learning_rate": 0.0009}
+    assert runs["rank-16"].changes == {**common, "lora_rank": 16, "lora_alpha": 64}  # alpha/rank kept at 4
+    assert runs["model-m1"].changes == {**common, "model_name_or_path": "m1"}
+    for r in runs.values():  # every other lever stays at the baseline's setting
+        moved = {k for k in r.settings if r.settings[k] != runs["baseline"].settings[k]}
+        assert moved == (set() if r.lever == "baseline" else {r.lever})

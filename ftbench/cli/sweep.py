@@ -94,7 +94,7 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
     if embedded:
         model, overrides = DEFAULT_MODEL, DEFAULT_OVERRIDES + tuple(overrides)
     model_list = tuple(m.strip() for m in models.split(",") if m.strip()) if models else ()
-    vary = vary or (("data", "lr") + (("model",) if model_list else ()))
+    vary = (vary or ("data", "lr")) + (("model",) if model_list and "model" not in (vary or ()) else ())
     if "model" in vary and not model_list:
         raise click.BadParameter("--vary model needs --models a,b", param_hint="--vary")
     if "epochs" in vary and not select_by:
