@@ -178,6 +178,7 @@ def test_reports_index_lists_the_sweep_and_runs_escaped(page_factory, killed_and
     (["--vary", "colour"], "colour: choose from data, lr, epochs, rank, model"),
     (["--fractions", "0.5,zero"], "'zero' is not a fraction"),
     (["--lr-factors", "-1"], "-1 must be > 0"),
+    (["--fractions", "0.5,2"], "2 must be > 0 and <= 1"),
     (["--metric", "accuracy"], "'accuracy' is not one of"),
     (["--vary", "model"], "--vary model needs --models"),
 ])
@@ -239,6 +240,18 @@ def test_another_config_in_a_sweep_folder_is_refused(killed_and_resumed):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "holds a sweep around another config (num_train_epochs differ)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_figure_lists_agree():
+    import typing
+
+    from ftbench.cli.train_and_compare import SELECT_BY
+    from ftbench.evaluation.comparison import FIGURE_TASK
+    from ftbench.recipes.run_settings import CompareKeys
+
+    assert SELECT_BY == ["eval_loss", *FIGURE_TASK]
+    hints = typing.get_type_hints(CompareKeys)
+    assert list(typing.get_args(typing.get_args(hints["select_by"])[0])) == SELECT_BY
 
 
 def test_plan_moves_one_lever_at_a_time():

@@ -19,7 +19,7 @@ DEFAULT_NOTE = ("the tiny random-weights model on its bundled demo data (identit
                 "minutes on a 2-core CPU. The figures show the sweep machinery, not model quality.")
 
 
-def _numbers(kind, low: float, integer: bool = False):
+def _numbers(kind, low: float, integer: bool = False, high: float | None = None):
     def parse(ctx, param, value):
         if value is None:
             return None
@@ -29,8 +29,8 @@ def _numbers(kind, low: float, integer: bool = False):
                 x = int(part) if integer else float(part)
             except ValueError:
                 raise click.BadParameter(f"{part.strip()!r} is not {kind}") from None
-            if not x > low:
-                raise click.BadParameter(f"{part.strip()} must be > {low:g}")
+            if not x > low or (high is not None and x > high):
+                raise click.BadParameter(f"{part.strip()} must be > {low:g}" + (f" and <= {high:g}" if high else ""))
             out.append(x)
         return tuple(out)
     return parse
@@ -53,15 +53,14 @@ def _vary(ctx, param, value):
 @click.argument("overrides", nargs=-1)
 @click.option("--vary", callback=_vary, help="Levers, comma-separated: data, lr, epochs, rank, model (default "
               "data,lr; model is implied by --models).")
-@click.option("--fractions", callback=_numbers("a fraction", 0), help="Data sizes as fractions of the training "
+@click.option("--fractions", callback=_numbers("a fraction", 0, high=1), help="Data sizes as fractions of the training "
               "data, nested subsets (default 0.25,0.5,1).")
 @click.option("--lr-factors", callback=_numbers("a number", 0), help="Learning rates as multiples of the config's "
               "(default 0.333,1,3).")
 @click.option("--ranks", callback=_numbers("an integer", 0, integer=True),
               help="LoRA ranks (default the config's ×½, ×1, ×2; alpha keeps its ratio to the rank).")
 @click.option("--models", help="Base models to compare, comma-separated (the config's is the baseline).")
-@click.option("--metric", default="rouge-l", show_default=True, type=click.Choice(
-              ["bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract"]),
+@click.option("--metric", default="rouge-l", show_default=True, type=click.Choice(SELECT_BY[1:]),
               help="The metric the sweep is judged by: BLEU/ROUGE on the held-out split, or GSM8K's.")
 @click.option("--select-by", type=click.Choice(SELECT_BY), help="Choose each run's checkpoint by this metric of "
               "its generations on the eval split instead of the lowest eval loss (as train-and-compare --select-by).")

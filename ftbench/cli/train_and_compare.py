@@ -9,6 +9,8 @@ import click
 from ftbench.cli.options import common_options, print_json, settings
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
+# the checkpoint rules: eval loss, or a figure of evaluation.comparison.FIGURE_TASK (kept equal by a test; the
+# command line does not import the scoring code to list them)
 SELECT_BY = ["eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract"]
 
 @click.command()
