@@ -175,6 +175,19 @@ def _run_on_devices(jobs: list[tuple[str, str, str]], devices: tuple[str, ...], 
     """Each job (name, config, folder) as `ftbench train-and-compare` in its own process, one per GPU at a time
     (CUDA_VISIBLE_DEVICES), the next job starting on the first device that frees up."""
     pending, running, failed = list(jobs), {}, []
+    try:
+        _schedule(pending, running, failed, devices, quiet)
+    finally:  # interrupted: stop the runs this process started (each resumes on the next sweep)
+        for _, proc, log in running.values():
+            if proc.poll() is None:
+                proc.terminate()
+            log.close()
+    if failed:
+        raise InputError(f"{len(failed)} sweep run(s) failed: {'; '.join(failed)}; the finished runs are kept, "
+                         "rerun the same command to resume")
+
+
+def _schedule(pending: list, running: dict, failed: list, devices: tuple[str, ...], quiet: bool) -> None:
     while pending or running:
         for device in devices:
             if device not in running and pending:
@@ -195,9 +208,6 @@ def _run_on_devices(jobs: list[tuple[str, str, str]], devices: tuple[str, ...], 
                     failed.append(f"{name} (exit {proc.returncode}, log {log.name})")
                 else:
                     say(f"  {name}: done on GPU {device}", quiet)
-    if failed:
-        raise InputError(f"{len(failed)} sweep run(s) failed: {'; '.join(failed)}; the finished runs are kept, "
-                         "rerun the same command to resume")
 
 
 def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> None:
@@ -231,7 +241,7 @@ def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> 
             continue
         for i, (name, path, folder) in enumerate(todo, 1):
             say(f"run {name} ({i}/{len(todo)} in this phase): {folder}", quiet)
-            _run_in_process(path, folder, quiet=True)
+            _run_in_process(path, folder, quiet)
 
 
 # -- 5: reading the runs and the report -----------------------------------------------------------------------
