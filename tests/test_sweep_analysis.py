@@ -97,6 +97,13 @@ def test_a_larger_model_against_one_doubling_of_data():
     runs.append(RunOutcome("model-big", "model", {"model": "big-model"}, 400, _scores(60, 5, 9)))
     texts = [v["text"] for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "model"]
     assert "the model big-model gains more than doubling the data would" in texts
+    slope_ci = learning_curve(runs[:3])["slope_ci95"]
+    for mean, expected in ((30 + 3 * 2 + (slope_ci[0] + slope_ci[1]) / 2, "moving to big-model is worth about one "
+                            "doubling of the data (within its CI)"),
+                           (30 + 3 * 2 + slope_ci[0] / 2, "doubling the data is worth more than moving to big-model")):
+        runs[3] = RunOutcome("model-big", "model", {"model": "big-model"}, 400, _scores(mean, 5, 9))
+        texts = [v["text"] for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "model"]
+        assert expected in texts
 
 
 def test_gsm8k_scale_uses_three_decimals():

@@ -276,11 +276,14 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
         best = out["levers"]["model"]["ranking"][0]
         if base_mean is not None and best["run"] != baseline[0].name:
             gain = best["mean"] - base_mean
-            more = gain > curve["slope_ci95"][1]
-            verdicts.append({"lever": "model", "clear": more or gain < curve["slope_ci95"][0],
-                             "text": (f"the model {best['value']} gains more than doubling the data would"
-                                      if more else f"doubling the data is worth at least as much as moving to "
-                                      f"{best['value']}"),
+            lo, hi = curve["slope_ci95"]
+            if gain > hi:
+                text = f"the model {best['value']} gains more than doubling the data would"
+            elif gain < lo:
+                text = f"doubling the data is worth more than moving to {best['value']}"
+            else:
+                text = f"moving to {best['value']} is worth about one doubling of the data (within its CI)"
+            verdicts.append({"lever": "model", "clear": not lo <= gain <= hi, "text": text,
                              "evidence": [f"{best['value']}: {_fmt(gain, scale100)} {metric} over the baseline model; "
                                           f"one doubling of data: {_fmt(curve['slope'], scale100)} "
                                           f"({_ci(curve['slope_ci95'], scale100)})"]})
