@@ -273,3 +273,37 @@ def test_plan_moves_one_lever_at_a_time():
     for r in runs.values():  # every other lever stays at the baseline's setting
         moved = {k for k in r.settings if r.settings[k] != runs["baseline"].settings[k]}
         assert moved == (set() if r.lever == "baseline" else {r.lever})
+
+
+def test_each_model_evaluates_its_base_once_and_the_others_copy_it(monkeypatch, tmp_path):
+    """run_all's order: the first run of every model first (each evaluates its base model), then the rest with that
+    model's base predictions copied in; finished runs are skipped."""
+    from ftbench.api.backends import TrainConfig
+    from ftbench.recipes import sweep as recipe
+    from ftbench.recipes.run_folder import RunFolder
+    from ftbench.recipes.run_settings import RunSettings
+
+    order = []
+
+    def fake_run(config, folder, quiet):
+        f = RunFolder(folder)
+        os.makedirs(folder, exist_ok=True)  # as train-and-compare does
+        copied = os.path.exists(f.predictions("similarity", "before"))
+        order.append((os.path.basename(folder), copied))
+        if not copied:
+            with open(f.predictions("similarity", "before"), "w", encoding="utf-8") as fh:
+                fh.write(os.path.basename(folder))  # which run evaluated this base model
+        with open(f.metrics, "w", encoding="utf-8") as fh:
+            fh.write("{}")
+
+    monkeypatch.setattr(recipe, "_run_in_process", fake_run)
+    cfg = TrainConfig(model_name_or_path="m0", learning_rate=1e-3, lora_rank=8)
+    ss = recipe.SweepSettings(str(tmp_path), vary=("lr", "model"), lr_factors=(1, 3), models=("m1",))
+    runs = recipe.plan_runs(cfg, ss, {1.0: ("t", 10)}, "ev")
+    recipe.run_all(cfg, RunSettings(str(tmp_path)), ss, runs, quiet=True)
+    assert order == [("baseline", False), ("model-m1", False), ("lr-0.003", True)]
+    base = RunFolder(str(tmp_path / "runs" / "lr-0.003")).predictions("similarity", "before")
+    assert open(base, encoding="utf-8").read() == "baseline"  # the m0 base evaluation, not m1's
+    order.clear()
+    recipe.run_all(cfg, RunSettings(str(tmp_path)), ss, runs, quiet=True)
+    assert order == []  # all finished: nothing runs again
