@@ -11,7 +11,7 @@ from ftbench.evaluation.comparison import compare_task
 from ftbench.inference.chat import user_text
 from ftbench.metrics.uncertainty import mcnemar
 from ftbench.api.backends import CheckpointInfo
-from ftbench.training.checkpoints import choose_checkpoint
+from ftbench.training.checkpoints import choose_by_metric, choose_checkpoint, distinct_checkpoints
 from ftbench.report.html import json_for_script
 from helpers import run_cli
 
@@ -41,6 +41,19 @@ def test_choose_checkpoint_takes_the_lowest_eval_loss_and_says_why():
            {"path": "o", "step": 60, "eval_loss": 1.7}]
     chosen = choose_checkpoint([CheckpointInfo(**c) for c in cks]).to_json()
     assert chosen["name"] == "checkpoint-40" and "1.5000" in chosen["reason"] and "step 60 had 1.7000" in chosen["reason"]
+
+
+def test_choose_by_metric_takes_the_best_score_of_distinct_checkpoints():
+    cks = [CheckpointInfo("o/checkpoint-20", 20, 2.0), CheckpointInfo("o/checkpoint-40", 40, 1.5),
+           CheckpointInfo("o/checkpoint-60", 60, 1.4), CheckpointInfo("o", 60, 1.4)]
+    distinct = distinct_checkpoints(cks)
+    assert [c.path for c in distinct] == ["o/checkpoint-20", "o/checkpoint-40", "o/checkpoint-60"]
+    chosen = choose_by_metric(distinct, [30.0, 41.5, 39.0], "rouge-l")
+    assert chosen.name == "checkpoint-40" and "highest rouge-l 41.5000" in chosen.reason
+    assert choose_checkpoint(cks).name == "checkpoint-60"  # eval loss would have taken the later one
+    assert choose_by_metric(distinct, [41.5, 41.5, 41.5], "rouge-l").name == "checkpoint-20"  # ties: earlier
+    with pytest.raises(ValueError):
+        choose_by_metric(distinct, [1.0], "rouge-l")
 
 
 def test_json_for_script_cannot_close_the_script_element():

@@ -23,6 +23,8 @@ from ftbench.cli.options import common_options
 _BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "train-and-compare": ("ftbench.cli.train_and_compare:train_and_compare",
                           "The main command: evaluate, train LoRA, evaluate again, and write a before/after report."),
+    "sweep": ("ftbench.cli.sweep:sweep",
+              "Which lever to pull: runs around your config (data size, learning rate, epochs, rank, model) and a verdict."),
     "compare": ("ftbench.cli.compare:compare", "Compare two prediction files, two run folders, or two metrics.json."),
     "validate": ("ftbench.cli.validate:validate", "Check SFT data files for every mistake before training."),
     "make-tiny-model": ("ftbench.cli.make_tiny_model:make_tiny_model",

@@ -9,6 +9,10 @@ import click
 from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
+# the checkpoint rules: eval loss, or a figure of evaluation.comparison.FIGURE_TASK (kept equal by a test; the
+# command line does not import the scoring code to list them)
+SELECT_BY = ["eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract"]
+
 @click.command()
 @click.option("--config", type=click.Path(dir_okay=False), help="A LLaMA-Factory-style training YAML (plus the "
               "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, predict_batch_size, threads).")
@@ -24,6 +28,9 @@ from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
               help="Generation length for GSM8K (default: "
               "--max-new-tokens).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
+@click.option("--select-by", type=click.Choice(SELECT_BY), help="Choose the checkpoint by this metric of its "
+              "generations on the eval split (every saved checkpoint is scored) instead of the lowest eval loss, "
+              "which is shown beside it.")
 @click.option("--trained-run", type=click.Path(file_okay=False, exists=True), help="Evaluate this finished run "
               "(a LLaMA-Factory or ftbench output_dir) instead of training: its best checkpoint against the base "
               "model. The model and data come from --config, else from the YAML ftbench saved in it.")
@@ -33,7 +40,7 @@ from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 @common_options
 @click.pass_context
 def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k, gsm8k_limit, max_new_tokens,
-                      gsm8k_max_new_tokens, threads, trained_run, served_model_after, **engine):
+                      gsm8k_max_new_tokens, threads, select_by, trained_run, served_model_after, **engine):
     """Answer "did the fine-tune help?" in one command: validate the data, evaluate the base model on a held-out
     split (LLaMA-Factory BLEU/ROUGE) and on GSM8K (lm-eval strict/flexible), train a LoRA adapter, pick the
     checkpoint with the lowest eval loss, evaluate it the same way, and write report.html and metrics.json.
@@ -59,7 +66,7 @@ def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k,
         config = trained_run_config(trained_run)
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=output_dir, model=model, backend=backend,
                                     gsm8k=gsm8k, gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens,
-                                    gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads,
+                                    gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads, select_by=select_by,
                                     engine=engine_name, engine_options=engine_opts,
                                     trained_run=os.path.abspath(trained_run) if trained_run else None)
     if not opts.quiet:

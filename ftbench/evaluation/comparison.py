@@ -14,6 +14,18 @@ from ftbench.metrics.scoring import score_pairs
 from ftbench.metrics.uncertainty import mcnemar, paired_difference
 
 PRIMARY = {"similarity": "rouge-l", "gsm8k": "strict-match"}  # decides improved/regressed per sample
+# the figures a run can be judged by (sweep --metric, --select-by) and the eval set each is computed on
+FIGURE_TASK = {"bleu-4": "similarity", "rouge-1": "similarity", "rouge-2": "similarity", "rouge-l": "similarity",
+               "strict-match": "gsm8k", "flexible-extract": "gsm8k"}
+
+
+def score_figure(rows: list[dict], figure: str) -> tuple[float, list[float], list[float] | None]:
+    """One figure of a prediction file's rows, named as the report names it: (value, per-sample values, 95% CI)."""
+    task = FIGURE_TASK[figure]
+    result = score_pairs([r.get("predict", "") for r in rows], [r.get("label", "") for r in rows], scorer=task)
+    if task == "gsm8k":
+        gsm8k.add_report_figures(result)
+    return result.metrics[figure], list(result.samples[figure]), result.ci95.get(figure)
 
 
 @dataclass

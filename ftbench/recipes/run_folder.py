@@ -5,6 +5,7 @@
     predictions_before.jsonl / predictions_after.jsonl      the held-out split, LLaMA-Factory rows
     gsm8k_predictions_before.jsonl / gsm8k_predictions_after.jsonl
     train_result.json      the backend's TrainResult        trainer_log.jsonl   the training log (a copy)
+    checkpoint_predictions/<checkpoint>.jsonl                 each checkpoint's eval predictions (--select-by)
     data/                  files the run built (the demo's)  train/              the backend's output_dir
     merged/                the chosen checkpoint merged into the base model (only for --engine openai)
 """
@@ -68,6 +69,10 @@ class RunFolder:
         if side not in SIDES:
             raise ValueError(side)
         return self.file(f"predictions_{side}.jsonl" if scorer == "similarity" else f"{scorer}_predictions_{side}.jsonl")
+
+    def checkpoint_predictions(self, checkpoint: str) -> str:
+        """The held-out (or GSM8K) predictions of one checkpoint, made to choose among them (--select-by)."""
+        return self.file(os.path.join("checkpoint_predictions", f"{checkpoint}.jsonl"))
 
     @staticmethod
     def holds_run(path: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import msgspec
 
@@ -31,6 +31,8 @@ class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
     gsm8k_max_new_tokens: Optional[Tokens] = None
     predict_batch_size: Optional[PositiveInt] = None  # no upper bound: past the prompts' count, one batch
     threads: Optional[Threads] = None
+    select_by: Optional[Literal["eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match",
+                                "flexible-extract"]] = None
 
 
 COMPARE_KEYS = tuple(CompareKeys.__struct_fields__)
@@ -55,6 +57,7 @@ class RunSettings:
     trained_run: str | None = None  # a finished output_dir to evaluate instead of training
     engine: str = DEFAULT_ENGINE  # where evaluation generates: local, openai (a server), vllm
     engine_options: EngineOptions = field(default_factory=EngineOptions)
+    select_by: str | None = None  # a figure: checkpoints chosen by their generations' score (None: eval loss)
     durations: dict = field(default_factory=dict)
 
     @property
@@ -103,6 +106,8 @@ def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = No
     except SchemaError as e:
         raise InputError(f"{lines.get(e.path, src.path or 'command line')}: {e}") from None
     compare = {k: getattr(checked, k) for k in compare}
+    if compare.get("select_by") == "eval_loss":
+        compare["select_by"] = None
     compare.update({k: v for k, v in options.items() if v is not None})
     if world_size() > 1 and not output_dir:
         raise UsageError("under accelerate launch / torchrun give --output-dir: every process must use the same "

@@ -24,6 +24,7 @@ from ftbench.api.backends import TrainConfig, TrainResult
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import is_main_process, local_rank, say, world_size
 from ftbench.io import atomic_write_text
+from ftbench.recipes.reports_index import update_index_for
 from ftbench.recipes.run_folder import SIDES, RunFolder
 from ftbench.recipes.run_settings import RunSettings
 from ftbench.training.checkpoints import CheckpointChoice, choose_checkpoint
@@ -83,15 +84,21 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     rs.durations["train"] = time.perf_counter() - t
     _free_accelerator_memory()
 
-    # 5. the chosen checkpoint
+    # 5. the chosen checkpoint: lowest eval loss, or (select_by) the best generations on the eval split
     choice = choose_checkpoint(result.checkpoints)
+    selection = None
+    if rs.select_by:
+        t = time.perf_counter()
+        selection = _select_by_metric(cfg, rs, result, eval_sets, choice, quiet)
+        choice = selection.pop("choice")
+        rs.durations["select_checkpoint"] = time.perf_counter() - t
     say(f"[5/6] evaluating {choice.name}: {choice.reason}", quiet)
     t = time.perf_counter()
     _predict_all(cfg.model_name_or_path, choice.checkpoint.path, eval_sets, rs, "after", quiet, template_of(cfg))
     rs.durations["evaluate_after"] = time.perf_counter() - t
 
     # 6. compare, diagnose, report
-    metrics = _compare_and_report(cfg, rs, validation, result, choice, bool(gsm8k_samples))
+    metrics = _compare_and_report(cfg, rs, validation, result, choice, bool(gsm8k_samples), selection)
     say(f"[6/6] report: {folder.report}", quiet)
     return metrics
 
@@ -107,7 +114,8 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
                                                                  else [])
     current = {"train": {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"},
                "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens",
-                                                       "gsm8k_max_new_tokens")},
+                                                       "gsm8k_max_new_tokens")}
+               | ({"select_by": rs.select_by} if rs.select_by else {}),
                "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
     if rs.engine != "local":  # predictions of one engine are not continued by another (local: as before engines)
         current["compare"]["engine"] = rs.engine
@@ -166,10 +174,11 @@ def _gsm8k_samples(rs: RunSettings) -> list:
 
 
 def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs: RunSettings, side: str,
-                 quiet: bool, template=None) -> None:
+                 quiet: bool, template=None, paths: dict[str, str] | None = None) -> None:
     """Greedy predictions for every eval set (scorer name -> samples), resumable row by row; the model is
     loaded once, and only if a prediction file is unfinished. ``template``: the training config's named
-    template, so prompts are the ones the model was trained on."""
+    template, so prompts are the ones the model was trained on. ``paths``: scorer -> file, instead of the run
+    folder's `side` files."""
     from ftbench.data.predictions import read_existing
     from ftbench.inference.engines import open_engine
     from ftbench.inference.generate import GenerationParams
@@ -177,7 +186,7 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
 
     todo = []
     for scorer, samples in eval_sets.items():
-        path = rs.folder.predictions(scorer, side)
+        path = paths[scorer] if paths else rs.folder.predictions(scorer, side)
         done = read_existing(path).count if os.path.exists(path) else 0
         if samples and done < len(samples):
             todo.append((scorer, samples, path, done))
@@ -230,6 +239,35 @@ def _merged_for_server(model: str, adapter: str, rs: RunSettings):
     return merged, None, replace(rs.engine_options, served_model=os.path.abspath(merged))
 
 
+def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, eval_sets: dict, by_loss,
+                      quiet: bool) -> dict:
+    """Generate with every distinct checkpoint on the eval split of ``rs.select_by`` and choose the best by it;
+    returns the choice and, for metrics.json, every checkpoint's score beside its eval loss."""
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import FIGURE_TASK, score_figure
+    from ftbench.training.checkpoints import checkpoint_name, choose_by_metric, distinct_checkpoints
+    from ftbench.training.data import template_of
+
+    metric, scorer = rs.select_by, FIGURE_TASK[rs.select_by]
+    if not eval_sets.get(scorer):
+        raise UsageError(f"--select-by {metric} needs the {scorer} eval set, and this run has none")
+    candidates = distinct_checkpoints(result.checkpoints)
+    scores = []
+    for c in candidates:
+        label = os.path.basename(c.path.rstrip("/")) if checkpoint_name(c).startswith("checkpoint-") else "final"
+        path = rs.folder.checkpoint_predictions(label)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        say(f"[5/6] scoring {checkpoint_name(c)} by {metric} on {len(eval_sets[scorer])} samples", quiet)
+        _predict_all(cfg.model_name_or_path, c.path, {scorer: eval_sets[scorer]}, rs, "after", quiet,
+                     template_of(cfg), paths={scorer: path})
+        scores.append(score_figure(read_prediction_rows(path), metric)[0])
+    choice = choose_by_metric(candidates, scores, metric)
+    return {"choice": choice, "by": metric, "by_eval_loss": by_loss.to_json(),
+            "differ": choice.checkpoint.path != by_loss.checkpoint.path,
+            "scores": [{"name": checkpoint_name(c), "step": c.step, "eval_loss": c.eval_loss, metric: v}
+                       for c, v in zip(candidates, scores)]}
+
+
 def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:
     """Train (or resume an interrupted training) and keep the backend's `TrainResult` in the run folder; a run
     whose training finished reuses it."""
@@ -272,7 +310,7 @@ def _free_accelerator_memory() -> None:
 
 
 def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, result: TrainResult,
-                        choice: CheckpointChoice, with_gsm8k: bool) -> dict:
+                        choice: CheckpointChoice, with_gsm8k: bool, selection: dict | None = None) -> dict:
     from ftbench.data.predictions import read_prediction_rows
     from ftbench.evaluation.comparison import compare_task
     from ftbench.report.run_report import render_run_report
@@ -285,7 +323,7 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, res
     metrics = {
         "before": {f: e["before"] for t in tasks.values() for f, e in t.figures.items()},
         "after": {f: e["after"] for t in tasks.values() for f, e in t.figures.items()},
-        "checkpoint": choice.to_json(),
+        "checkpoint": {**choice.to_json(), **({"selection": selection} if selection else {})},
         "comparison": {f: e for t in tasks.values() for f, e in t.figures.items()},
         "signatures": {f: s for t in tasks.values() for f, s in t.signatures.items()},
         "n": {name: t.n for name, t in tasks.items()},
@@ -299,8 +337,10 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, res
     if not with_gsm8k:
         for side in SIDES:
             metrics[side].update({"strict-match": None, "flexible-extract": None})
-    atomic_write_text(folder.metrics, json.dumps(metrics, ensure_ascii=False, indent=1, default=str) + "\n")
+    # metrics.json last: it marks a finished run (`RunFolder.holds_run`), so a run killed in between is redone
     atomic_write_text(folder.report, render_run_report(metrics, tasks, result.log, validation))
+    atomic_write_text(folder.metrics, json.dumps(metrics, ensure_ascii=False, indent=1, default=str) + "\n")
+    update_index_for(folder.root)
     return metrics
 
 

@@ -105,6 +105,28 @@ def choose_checkpoint(checkpoints: list[CheckpointInfo]) -> CheckpointChoice:
     return CheckpointChoice(best, checkpoint_name(best), reason)
 
 
+def distinct_checkpoints(checkpoints: list[CheckpointInfo]) -> list[CheckpointInfo]:
+    """One checkpoint per step: the final adapter is dropped when a `checkpoint-N` of its step holds the same
+    weights (listed before it)."""
+    seen, out = set(), []
+    for c in checkpoints:
+        if c.step not in seen:
+            seen.add(c.step)
+            out.append(c)
+    return out
+
+
+def choose_by_metric(checkpoints: list[CheckpointInfo], scores: list[float], metric: str) -> CheckpointChoice:
+    """The checkpoint whose generations on the eval split score highest by ``metric`` (``scores`` in the same
+    order); ties go to the earlier step, as with eval loss."""
+    if not checkpoints or len(scores) != len(checkpoints):
+        raise ValueError("one score per checkpoint is needed")
+    i = max(range(len(checkpoints)), key=lambda k: (scores[k], -checkpoints[k].step))
+    best = checkpoints[i]
+    return CheckpointChoice(best, checkpoint_name(best), f"highest {metric} {scores[i]:.4f} on the eval split of "
+                            f"{len(checkpoints)} checkpoints (--select-by {metric})")
+
+
 def write_checkpoints_json(output_dir: str, table: list[CheckpointInfo], best: str | None) -> str:
     """`checkpoints.json` in a training output folder: each checkpoint's step and losses, and the best one."""
     path = os.path.join(output_dir, CHECKPOINTS_JSON)

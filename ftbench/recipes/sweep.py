@@ -1,0 +1,338 @@
+"""The sweep recipe: "change the data, the parameters or the model?" answered with controlled experiments, one lever
+at a time around the user's config, top to bottom:
+
+  1. resolve the base config as train-and-compare does (`prepare_run`; the embedded demo with no dataset)
+  2. fix the data once: the held-out split and the training samples are written to the sweep's data/ folder, the
+     training part in nested subsets (25% ⊂ 50% ⊂ 100%, one seeded order), so every run is scored on the same
+     held-out samples
+  3. plan the runs: the baseline, then each lever's other settings (data size, learning rate, LoRA rank, base
+     model); epochs need no run: they are read from every run's evaluated checkpoints
+  4. run each as a train-and-compare run in runs/<name>/ (its own report.html), from a YAML written next to it;
+     one after another in this process, or one subprocess per GPU (`devices`, CUDA_VISIBLE_DEVICES). The base
+     model's evaluation is done by the first run of each model and copied into the others; a finished run
+     (metrics.json) is kept, so rerunning the same command resumes
+  5. read the runs (`evaluation.sweep.analyse`: learning-curve fit, paired comparisons, verdicts) and write
+     sweep.json and report.html
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from ftbench.api.errors import InputError, UsageError
+from ftbench.console import say
+from ftbench.io import atomic_write_text
+from ftbench.recipes.reports_index import update_index_for
+from ftbench.recipes.run_folder import RunFolder
+
+LEVER_CHOICES = ("data", "lr", "epochs", "rank", "model")
+DEFAULT_VARY = ("data", "lr")
+DEFAULT_FRACTIONS = (0.25, 0.5, 1.0)
+DEFAULT_LR_FACTORS = (1 / 3, 1.0, 3.0)
+DEFAULT_RANK_FACTORS = (0.5, 1.0, 2.0)
+COMPARE_KEYS = ("gsm8k", "gsm8k_limit", "max_new_tokens", "gsm8k_max_new_tokens", "predict_batch_size", "threads",
+                "select_by")
+_OPENAI_ROLE = {"user": "user", "assistant": "assistant", "observation": "tool", "function_call": "function_call"}
+
+
+@dataclass
+class SweepSettings:
+    """What a sweep varies and how it runs (the command line's options)."""
+
+    output_dir: str
+    vary: tuple[str, ...] = DEFAULT_VARY
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    lr_factors: tuple[float, ...] = DEFAULT_LR_FACTORS
+    ranks: tuple[int, ...] = ()  # empty: the config's rank ×½, ×1, ×2
+    models: tuple[str, ...] = ()
+    metric: str = "rouge-l"
+    devices: tuple[str, ...] = ()  # GPU ids: one subprocess per device; empty: one after another here
+    note: str | None = None  # said at the top of the report (the embedded default says what it runs)
+
+
+@dataclass
+class PlannedRun:
+    """One run of the sweep: its name (its folder under runs/), the lever it moves and the keys it changes."""
+
+    name: str
+    lever: str
+    settings: dict  # every lever's setting in this run: data fraction, lr, rank, model
+    changes: dict = field(default_factory=dict)
+
+
+# -- 1-3: the data and the plan --------------------------------------------------------------------------
+def _record(sample) -> dict:
+    """A `Sample` as an OpenAI-messages record (read back into the same Sample by every ftbench reader)."""
+    rec = {"messages": [{"role": _OPENAI_ROLE[role], "content": text} for role, text in sample.turns]}
+    if sample.system:
+        rec["system"] = sample.system
+    if sample.tools:
+        rec["tools"] = sample.tools
+    return rec
+
+
+def fix_data(cfg, data_dir: str, fractions: tuple[float, ...]) -> tuple[str, dict[float, tuple[str, int]]]:
+    """Write the held-out split and nested training subsets once: (eval path, fraction -> (path, samples))."""
+    import random
+
+    from ftbench.training.data import train_and_eval_samples
+
+    train, held_out = train_and_eval_samples(cfg)
+    if not held_out:
+        raise InputError("a sweep needs held-out samples: set val_size (e.g. 0.1) or eval_dataset")
+    os.makedirs(data_dir, exist_ok=True)
+
+    def write(path, samples):
+        atomic_write_text(path, "".join(json.dumps(_record(s), ensure_ascii=False) + "\n" for s in samples))
+
+    eval_path = os.path.join(data_dir, "sweep_eval.jsonl")
+    write(eval_path, held_out)
+    order = list(range(len(train)))
+    random.Random(cfg.seed).shuffle(order)  # one order: each subset is the start of it, so they nest
+    subsets = {}
+    for f in sorted(set(fractions) | {1.0}):
+        n = len(train) if f >= 1 else max(1, math.ceil(f * len(train)))
+        path = os.path.join(data_dir, f"sweep_train_{round(f * 100)}pct.jsonl")
+        write(path, [train[i] for i in sorted(order[:n])])  # the file keeps the data's own order
+        subsets[f] = (path, n)
+    return eval_path, subsets
+
+
+def _short_number(x: float) -> str:
+    return f"{x:.2g}".replace("+", "").replace("e-0", "e-")
+
+
+def plan_runs(cfg, ss: SweepSettings, subsets: dict[float, tuple[str, int]], eval_path: str) -> list[PlannedRun]:
+    """The baseline (the user's config on all the data) and one run per other setting of each varied lever."""
+    base = {"data": 1.0, "lr": cfg.learning_rate, "rank": cfg.lora_rank, "model": cfg.model_name_or_path}
+    common = {"dataset": subsets[1.0][0], "eval_dataset": eval_path, "val_size": 0.0}
+    runs = [PlannedRun("baseline", "baseline", dict(base), dict(common))]
+    if "data" in ss.vary:
+        for f in sorted(set(ss.fractions) - {1.0}):
+            runs.append(PlannedRun(f"data-{round(f * 100)}pct", "data", {**base, "data": f},
+                                   {**common, "dataset": subsets[f][0]}))
+    if "lr" in ss.vary:
+        for x in sorted(set(ss.lr_factors) - {1.0}):
+            lr = float(f"{cfg.learning_rate * x:.3g}")
+            runs.append(PlannedRun(f"lr-{_short_number(lr)}", "lr", {**base, "lr": lr},
+                                   {**common, "learning_rate": lr}))
+    if "rank" in ss.vary:
+        alpha = cfg.lora_alpha or 2 * cfg.lora_rank
+        ranks = ss.ranks or tuple(max(1, int(cfg.lora_rank * x)) for x in DEFAULT_RANK_FACTORS)
+        for r in sorted(set(ranks) - {cfg.lora_rank}):  # alpha keeps its ratio to the rank (same LoRA scale)
+            runs.append(PlannedRun(f"rank-{r}", "rank", {**base, "rank": r},
+                                   {**common, "lora_rank": r, "lora_alpha": max(1, round(alpha * r / cfg.lora_rank))}))
+    if "model" in ss.vary:
+        for m in [m for m in ss.models if m != cfg.model_name_or_path]:
+            safe = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in m)[:40]
+            runs.append(PlannedRun(f"model-{safe}", "model", {**base, "model": m},
+                                   {**common, "model_name_or_path": m}))
+    return runs
+
+
+def _run_yaml(cfg, rs, run: PlannedRun) -> dict:
+    """The run's whole config as a LLaMA-Factory YAML plus the compare keys: `train-and-compare --config` runs it."""
+    values = {k: v for k, v in cfg.to_yaml_dict().items() if v is not None and k != "output_dir"}
+    values.update({k: getattr(rs, k) for k in COMPARE_KEYS if getattr(rs, k) is not None})
+    values["gsm8k"] = rs.gsm8k or "none"
+    values.update(run.changes)
+    return values
+
+
+# -- 4: running ----------------------------------------------------------------------------------------------
+def _share_base_evaluation(source: RunFolder, target: RunFolder) -> None:
+    """Copy the base model's finished predictions (and their sidecars) from one run of a model into another run of
+    the same model on the same eval sets: the base model is evaluated once per sweep."""
+    from ftbench.data.predictions import meta_path
+
+    if not RunFolder.holds_run(source.root):
+        return
+    os.makedirs(target.root, exist_ok=True)
+    for scorer in ("similarity", "gsm8k"):
+        src, dst = source.predictions(scorer, "before"), target.predictions(scorer, "before")
+        for a, b in ((meta_path(src), meta_path(dst)), (src, dst)):  # the sidecar first: a row file implies it
+            if os.path.exists(a) and not os.path.exists(b):
+                shutil.copyfile(a, b + ".tmp")
+                os.replace(b + ".tmp", b)
+
+
+def _run_in_process(config_path: str, folder: str, quiet: bool) -> None:
+    from ftbench.recipes.run_settings import prepare_run
+    from ftbench.recipes.train_and_compare import run
+
+    cfg, rs, _ = prepare_run(config_path, output_dir=folder)
+    run(cfg, rs, quiet=quiet)
+
+
+def _run_on_devices(jobs: list[tuple[str, str, str]], devices: tuple[str, ...], quiet: bool) -> None:
+    """Each job (name, config, folder) as `ftbench train-and-compare` in its own process, one per GPU at a time
+    (CUDA_VISIBLE_DEVICES), the next job starting on the first device that frees up."""
+    pending, running, failed = list(jobs), {}, []
+    try:
+        _schedule(pending, running, failed, devices, quiet)
+    finally:  # interrupted: stop the runs this process started (each resumes on the next sweep)
+        for _, proc, log in running.values():
+            if proc.poll() is None:
+                proc.terminate()
+            log.close()
+    if failed:
+        raise InputError(f"{len(failed)} sweep run(s) failed: {'; '.join(failed)}; the finished runs are kept, "
+                         "rerun the same command to resume")
+
+
+def _schedule(pending: list, running: dict, failed: list, devices: tuple[str, ...], quiet: bool) -> None:
+    while pending or running:
+        for device in devices:
+            if device not in running and pending:
+                name, config, folder = pending.pop(0)
+                os.makedirs(folder, exist_ok=True)
+                log = open(os.path.join(folder, "sweep_run.log"), "w", encoding="utf-8")
+                cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--config", config, "--output-dir",
+                       folder, "--quiet"]
+                env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
+                running[device] = (name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+                say(f"  {name}: started on GPU {device}", quiet)
+        time.sleep(2)
+        for device, (name, proc, log) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                del running[device]
+                if proc.returncode != 0:
+                    failed.append(f"{name} (exit {proc.returncode}, log {log.name})")
+                else:
+                    say(f"  {name}: done on GPU {device}", quiet)
+
+
+def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> None:
+    """Every planned run not finished yet: first one run per model (each evaluates its base model), then the rest
+    with the base evaluation copied in."""
+    import yaml
+
+    root = os.path.join(ss.output_dir, "runs")
+    folders = {r.name: RunFolder(os.path.join(root, r.name)) for r in runs}
+    jobs = []
+    for r in runs:
+        path = os.path.join(root, f"{r.name}.yaml")
+        os.makedirs(root, exist_ok=True)
+        atomic_write_text(path, yaml.safe_dump(_run_yaml(cfg, rs, r), sort_keys=False, allow_unicode=True))
+        jobs.append((r, path, folders[r.name]))
+    first_of_model: dict[str, str] = {}
+    for r in runs:
+        first_of_model.setdefault(r.settings["model"], r.name)
+    phases = [[j for j in jobs if first_of_model[j[0].settings["model"]] == j[0].name],
+              [j for j in jobs if first_of_model[j[0].settings["model"]] != j[0].name]]
+    for phase in phases:
+        todo = []
+        for r, path, folder in phase:
+            if RunFolder.holds_run(folder.root):
+                say(f"run {r.name}: finished earlier, kept ({folder.root})", quiet)
+                continue
+            _share_base_evaluation(folders[first_of_model[r.settings["model"]]], folder)
+            todo.append((r.name, path, folder.root))
+        if ss.devices:
+            _run_on_devices(todo, ss.devices, quiet)
+            continue
+        for i, (name, path, folder) in enumerate(todo, 1):
+            say(f"run {name} ({i}/{len(todo)} in this phase): {folder}", quiet)
+            _run_in_process(path, folder, quiet)
+
+
+# -- 5: reading the runs and the report -----------------------------------------------------------------------
+def _epoch_of(log: list[dict]) -> dict[int, float]:
+    return {int(r["current_steps"]): float(r["epoch"]) for r in log if "current_steps" in r and "epoch" in r}
+
+
+def _checkpoint_scores(folder: RunFolder, name: str, metric: str) -> list[float]:
+    """Per-sample ``metric`` of one checkpoint's predictions made by --select-by."""
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import score_figure
+
+    label = name if name.startswith("checkpoint-") else "final"
+    return score_figure(read_prediction_rows(folder.checkpoint_predictions(label)), metric)[1]
+
+
+def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[list, list[dict]]:
+    """(analysis `RunOutcome`s, sweep.json's run rows) from the finished run folders."""
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import FIGURE_TASK, score_figure
+    from ftbench.evaluation.sweep import RunOutcome
+    from ftbench.training.trainer_log import read_trainer_log
+
+    scorer = FIGURE_TASK[ss.metric]
+    outcomes, rows = [], []
+    for r in runs:
+        folder = RunFolder(os.path.join(ss.output_dir, "runs", r.name))
+        with open(folder.metrics, encoding="utf-8") as fh:
+            metrics = json.load(fh)
+        value, samples, ci = score_figure(read_prediction_rows(folder.predictions(scorer, "after")), ss.metric)
+        log = read_trainer_log(folder.trainer_log)
+        epochs = _epoch_of(log)
+        checkpoints = [{**c, "epoch": epochs.get(c["step"])} for c in metrics["training"]["checkpoints"]]
+        selection = metrics["checkpoint"].get("selection") or {}
+        if selection.get("by") == ss.metric:  # each checkpoint's generations were scored: the metric by epoch
+            by_step = {c["step"]: _checkpoint_scores(folder, c["name"], ss.metric) for c in selection["scores"]}
+            checkpoints = [{**c, "scores": by_step.get(c["step"])} for c in checkpoints]
+        size = subsets[r.settings["data"]][1]
+        outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints))
+        rows.append({"name": r.name, "lever": r.lever, "settings": r.settings, "changes": r.changes,
+                     "train_size": size, "metric": ss.metric, "value": value, "ci95": ci,
+                     "before": metrics["before"].get(ss.metric),
+                     "checkpoint": metrics["checkpoint"], "report": os.path.join("runs", r.name, "report.html"),
+                     "durations": metrics["run"].get("durations"), "log": log})
+    return outcomes, rows
+
+
+def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
+    """Run (or resume) the whole sweep and return sweep.json's content; writes sweep.json and report.html."""
+    from ftbench.evaluation.comparison import FIGURE_TASK
+    from ftbench.evaluation.sweep import analyse
+    from ftbench.report.sweep_report import render_sweep_report
+
+    if ss.metric not in FIGURE_TASK:
+        raise UsageError(f"--metric {ss.metric}: choose one of {', '.join(FIGURE_TASK)}")
+    if FIGURE_TASK[ss.metric] == "gsm8k" and not rs.gsm8k:
+        raise UsageError(f"--metric {ss.metric} needs GSM8K problems, and this sweep has gsm8k none")
+    os.makedirs(ss.output_dir, exist_ok=True)
+    _check_same_sweep(cfg, ss)
+    t0 = time.perf_counter()
+    eval_path, subsets = fix_data(cfg, os.path.join(ss.output_dir, "data"), ss.fractions if "data" in ss.vary
+                                  else (1.0,))
+    runs = plan_runs(cfg, ss, subsets, eval_path)
+    say(f"sweep: {len(runs)} runs ({', '.join(r.name for r in runs)}), {len(subsets)} data sizes, held-out split "
+        f"of {sum(1 for _ in open(eval_path, encoding='utf-8'))} samples, metric {ss.metric}", quiet)
+    run_all(cfg, rs, ss, runs, quiet)
+    outcomes, rows = collect(ss, runs, subsets)
+    analysis = analyse(outcomes, ss.metric, scale100=FIGURE_TASK[ss.metric] == "similarity")
+    result = {"kind": "ftbench-sweep", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "model": cfg.model_name_or_path, "backend": cfg.backend, "demo_note": ss.note,
+              "data": cfg.dataset, "settings": {k: v for k, v in asdict(ss).items() if k != "output_dir"},
+              "runs": rows, "analysis": analysis, "seconds": round(time.perf_counter() - t0, 1),
+              "run_seconds": round(sum(sum((r["durations"] or {}).values()) for r in rows), 1)}
+    path = os.path.join(ss.output_dir, "sweep.json")
+    atomic_write_text(path, json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n")
+    atomic_write_text(os.path.join(ss.output_dir, "report.html"), render_sweep_report(result))
+    update_index_for(ss.output_dir)
+    return result
+
+
+def _check_same_sweep(cfg, ss: SweepSettings) -> None:
+    """A sweep folder is resumed or extended only around the same base config."""
+    current = {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"}
+    current = json.loads(json.dumps(current, default=str))
+    path = os.path.join(ss.output_dir, "sweep_config.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            previous = json.load(fh)
+        changed = sorted(k for k in set(current) | set(previous) if current.get(k) != previous.get(k))
+        if changed:
+            raise UsageError(f"{ss.output_dir} holds a sweep around another config ({', '.join(changed[:5])} differ): "
+                             "give a new --output-dir")
+    else:
+        atomic_write_text(path, json.dumps(current, ensure_ascii=False, indent=1) + "\n")
