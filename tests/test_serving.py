@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from helpers import REPO, run_cli
+from helpers import REPO, SHARED_GSM8K, run_cli
 from serving import Server
 
 pytest.importorskip("fastapi", reason="needs the transformers[serving] extra (pip install -e .[dev])")
@@ -144,6 +144,9 @@ def test_api_key_is_sent_but_never_shown_or_written(server, mixed_data, tmp_path
     assert secret not in result.output and secret not in written
 
 
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED_GSM8K, "train.jsonl")),
+                    reason=f"gsm8k_local reads GSM8K from {SHARED_GSM8K} (the repository next to shared/), as the "
+                           "other eval tests do")
 def test_eval_through_the_server_and_lm_eval_local_completions(server, tmp_path):
     pytest.importorskip("tenacity", reason="lm-eval's API models need lm-eval[api]")
     common = ["eval", "--task", "gsm8k_local", "--model", "tiny", "--limit", "6", "--max-gen-toks", "32", "-q"]
