@@ -97,13 +97,15 @@ class _StopStrings:
         # token of slack for a partial UTF-8 character at the start)
         self.tail = max(len(s.encode("utf-8")) for s in stops) + 2
 
+    def has_stop(self, new_ids: list[int]) -> bool:
+        """Whether the text of a row's newest tokens contains a stop string."""
+        text = self.tokenizer.decode(new_ids[-self.tail:], skip_special_tokens=True)
+        return any(s in text for s in self.stops)
+
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        done = []
-        for row in input_ids[:, self.prompt_len:].tolist():
-            text = self.tokenizer.decode(row[-self.tail:], skip_special_tokens=True)
-            done.append(any(s in text for s in self.stops))
+        done = [self.has_stop(row) for row in input_ids[:, self.prompt_len:].tolist()]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -116,6 +118,7 @@ class Generator:
         self.model, self.tokenizer, self.params = model, tokenizer, params
         self.eos_ids = list(stop_ids) if stop_ids else end_of_turn_ids(tokenizer, model)
         self._eos_set = set(self.eos_ids)
+        self._stops = _StopStrings(tokenizer, params.stop, 0) if params.stop else None
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
         self.config = self._generation_config()
@@ -195,11 +198,7 @@ class Generator:
         """Whether a row has ended: an end-of-turn id, or a stop string in its newest tokens' text."""
         if new_ids[-1] in self._eos_set:
             return True
-        if not self.params.stop:
-            return False
-        tail = max(len(s.encode("utf-8")) for s in self.params.stop) + 2  # as `_StopStrings`
-        text = self.tokenizer.decode(new_ids[-tail:], skip_special_tokens=True)
-        return any(s in text for s in self.params.stop)
+        return self._stops is not None and self._stops.has_stop(new_ids)
 
     def _answer(self, new_ids: list[int]) -> str:
         """Decoded new tokens up to the first end-of-turn id, cut at the first stop string."""
