@@ -286,3 +286,20 @@ def test_finished_rows_leave_the_batch_without_changing_any_answer(tiny_model, m
 
     assert [until_stop(r) for r in got] == [until_stop(r) for r in expected]
     assert len({len(until_stop(r)) for r in got}) >= 4  # rows really did end at different steps
+
+
+def test_only_plain_greedy_configs_skip_generate(tiny_model):
+    """ftbench's own greedy config decodes through `greedy_shrinking`; a config that reshapes the logits (lm-eval's
+    convention inherits a model's repetition_penalty) or samples goes through `generate()`, which applies it."""
+    from ftbench.inference.generate import GenerationParams, Generator
+    from ftbench.inference.greedy import is_plain_greedy
+    from ftbench.inference.models import load_model_for_generation, load_tokenizer
+
+    tokenizer, model = load_tokenizer(tiny_model), load_model_for_generation(tiny_model)
+    greedy = Generator(model, tokenizer, GenerationParams(max_new_tokens=8)).config
+    assert is_plain_greedy(greedy)
+    assert not is_plain_greedy(Generator(model, tokenizer, GenerationParams(temperature=0.7)).config)
+    for field, value in (("repetition_penalty", 1.3), ("no_repeat_ngram_size", 3), ("min_new_tokens", 4),
+                         ("suppress_tokens", [5]), ("bad_words_ids", [[7]])):
+        shaped = greedy.__class__(**{**greedy.to_dict(), field: value})
+        assert not is_plain_greedy(shaped), field

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from ftbench.cli import cli
+from ftbench.training.checkpoints import complete_checkpoints
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASETS = os.path.join(REPO, "datasets")
@@ -315,9 +316,9 @@ def test_resume_after_kill_ends_like_an_uninterrupted_run(tiny_model, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
     proc = subprocess.Popen([sys.executable, "-m", "ftbench", "train", config], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    first = out / "checkpoint-5" / "trainer_state.json"
     deadline = time.time() + 240
-    while not first.exists():
+    # complete = its trainer_state.json parses: the file exists while the Trainer is still writing it
+    while not complete_checkpoints(str(out)):
         assert proc.poll() is None, f"training exited before its first checkpoint: {proc.stderr.read()}"
         assert time.time() < deadline, "no checkpoint within 4 minutes"
         time.sleep(0.005)

@@ -177,16 +177,12 @@ def lm_eval_generator(lm, tokenizer, until: Sequence[str], max_new: int, gen_kwa
 
     eos_text = tokenizer.eos_token if tokenizer.eos_token_id is not None else None
     stops = [s for s in list(until) + ([eos_text] if eos_text not in until else []) if s]
-    generator = Generator(lm, tokenizer, GenerationParams(max_new_tokens=max_new, stop=tuple(stops)))
     model_config = (lm.get_base_model() if hasattr(lm, "get_base_model") else lm).generation_config
     config = copy.deepcopy(model_config)
     config.update(**gen_kwargs)  # the YAML's other generation_kwargs, passed to generate() as lm-eval does
     config.update(do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id,
                   use_cache=True, max_new_tokens=model_config.max_new_tokens or max_new, max_length=None)
-    eos = config.eos_token_id
-    generator.config, generator.pad_id = config, tokenizer.pad_token_id
-    generator.eos_ids = list(eos) if isinstance(eos, (list, tuple)) else [eos] if eos is not None else []
-    return generator
+    return Generator(lm, tokenizer, GenerationParams(max_new_tokens=max_new, stop=tuple(stops)), config=config)
 
 
 def generation_used(generator) -> dict:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from ftbench.api.errors import UsageError
+from ftbench.inference.greedy import greedy_shrinking, is_plain_greedy
 
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 # model generation_config fields that change greedy or sampled output; reported when the model sets them and
@@ -112,16 +113,23 @@ class _StopStrings:
 class Generator:
     """Generates answers for tokenized prompts in batches; see the module docstring for the guarantees."""
 
-    def __init__(self, model, tokenizer, params: GenerationParams, stop_ids: list[int] | None = None):
+    def __init__(self, model, tokenizer, params: GenerationParams, stop_ids: list[int] | None = None,
+                 config=None):
         """``stop_ids``: the ids that end an answer, when a named template says which (default: every
-        end-of-turn id the tokenizer and model know, `end_of_turn_ids`)."""
+        end-of-turn id the tokenizer and model know, `end_of_turn_ids`). ``config``: a complete GenerationConfig
+        to decode with instead of ftbench's explicit one (lm-eval's convention inherits the model's
+        generation_config.json); then its eos ids end an answer and its max_new_tokens rules."""
         self.model, self.tokenizer, self.params = model, tokenizer, params
-        self.eos_ids = list(stop_ids) if stop_ids else end_of_turn_ids(tokenizer, model)
+        if config is not None:
+            eos = config.eos_token_id
+            self.eos_ids = list(eos) if isinstance(eos, (list, tuple)) else [eos] if eos is not None else []
+        else:
+            self.eos_ids = list(stop_ids) if stop_ids else end_of_turn_ids(tokenizer, model)
         self._eos_set = set(self.eos_ids)
         self._stops = _StopStrings(tokenizer, params.stop, 0) if params.stop else None
-        pad = tokenizer.pad_token_id
+        pad = config.pad_token_id if config is not None else tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
-        self.config = self._generation_config()
+        self.config = config if config is not None else self._generation_config()
         self.completion_tokens = 0  # new tokens kept, counting the end-of-turn token as servers do
 
     def _generation_config(self):
@@ -177,11 +185,9 @@ class Generator:
             if prompt:
                 ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
                 mask[row, width - len(prompt):] = 1
-        if not self.params.do_sample:  # finished rows leave the batch (`greedy.greedy_shrinking`)
-            from ftbench.inference.greedy import greedy_shrinking
-
+        if is_plain_greedy(self.config):  # finished rows leave the batch (`greedy.greedy_shrinking`)
             return [self._answer(row) for row in greedy_shrinking(self.model, ids.to(device), mask.to(device),
-                                                                  self.params.max_new_tokens, self._finished)]
+                                                                  self.config.max_new_tokens, self._finished)]
         stopping = StoppingCriteriaList([_StopStrings(self.tokenizer, self.params.stop, width)]) \
             if self.params.stop else None
         base = _base_model(self.model)

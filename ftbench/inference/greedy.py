@@ -13,6 +13,25 @@ from __future__ import annotations
 from typing import Callable
 
 
+# GenerationConfig fields with which generate() adds a logits processor even when greedy, and their neutral values
+# (transformers' `_get_logits_processor`); any other value means generate() must decode, not a bare argmax
+_NEUTRAL = {"guidance_scale": (None, 1, 1.0), "sequence_bias": (None,), "encoder_repetition_penalty": (None, 1.0),
+            "repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0), "encoder_no_repeat_ngram_size":
+            (None, 0), "bad_words_ids": (None,), "min_length": (None, 0), "min_new_tokens": (None, 0),
+            "forced_bos_token_id": (None,), "forced_eos_token_id": (None,), "exponential_decay_length_penalty": (None,),
+            "suppress_tokens": (None,), "begin_suppress_tokens": (None,), "watermarking_config": (None,),
+            "num_beams": (None, 1), "max_time": (None,), "stop_strings": (None,),
+            "prompt_lookup_num_tokens": (None,), "assistant_early_exit": (None,)}
+
+
+def is_plain_greedy(config) -> bool:
+    """Whether ``generate(generation_config=config)`` is greedy argmax decoding with nothing that reshapes the
+    logits (no repetition penalty, banned words, minimum length...), so `greedy_shrinking` gives the same tokens."""
+    if getattr(config, "do_sample", False) or not getattr(config, "max_new_tokens", None):
+        return False
+    return all(getattr(config, name, None) in neutral for name, neutral in _NEUTRAL.items())
+
+
 def greedy_shrinking(model, ids, mask, max_new_tokens: int, finished: Callable[[list[int]], bool]) -> list[list[int]]:
     """The new token ids of every row of ``ids`` (left-padded, with ``mask``), generated greedily until
     ``finished(row_ids)`` says the row has ended (its end-of-turn id or a stop string) or ``max_new_tokens``."""
