@@ -230,62 +230,79 @@ def test_bad_options_are_one_line(mixed_data, tmp_path):
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_the_answers(tiny_model, reference, mixed_data, monkeypatch):
+    """Fixed batches (lm-eval's) are split in half; continuous batching restarts the unfinished prompts at half
+    the batch size, keeping the answers it already has."""
     import torch
 
+    import ftbench.inference.generate as generate
     from ftbench.inference.chat import encode_prompt
     from ftbench.data.loader import load_samples
-    from ftbench.inference.generate import GenerationParams, Generator
     from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
     tokenizer, model = load_tokenizer(tiny_model), load_model_for_generation(tiny_model)
-    generator = Generator(model, tokenizer, GenerationParams(max_new_tokens=24))
-    real, sizes = generator.generate_batch, []
+    prompts = [encode_prompt(tokenizer, s) for s in load_samples(mixed_data)[:16]]
+    generator = generate.Generator(model, tokenizer, generate.GenerationParams(max_new_tokens=24))
+    real_batch, real_decode, sizes, continuous = generator.generate_batch, generate.greedy_decode, [], []
 
     def small_memory(prompts):
         sizes.append(len(prompts))
         if len(prompts) > 3:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(prompts)
+        return real_batch(prompts)
+
+    def small_memory_continuous(model, prompts, pad_id, batch_size, *args):
+        continuous.append((batch_size, len(prompts)))
+        for n, result in enumerate(real_decode(model, prompts, pad_id, batch_size, *args)):
+            if batch_size > 3 and n == 2:  # two answers out, then the memory runs out
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            yield result
 
     monkeypatch.setattr(generator, "generate_batch", small_memory)
-    prompts = [encode_prompt(tokenizer, s) for s in load_samples(mixed_data)[:16]]
-    got = dict(pair for batch in generator.run(prompts, 16) for pair in batch)
+    got = dict(pair for batch in generator.run(prompts, 16, keep_batches=True) for pair in batch)
     assert [got[i] for i in range(16)] == [r["predict"] for r in reference[:16]]
     assert sizes[:3] == [16, 8, 4] and max(s for s in sizes if s <= 3) == 2
 
+    monkeypatch.setattr(generate, "greedy_decode", small_memory_continuous)
+    got = dict(pair for batch in generator.run(prompts, 16) for pair in batch)
+    assert [got[i] for i in range(16)] == [r["predict"] for r in reference[:16]]
+    assert continuous == [(16, 16), (8, 14), (4, 12), (2, 10)]
 
-def test_finished_rows_leave_the_batch_without_changing_any_answer(tiny_model, mixed_data, one_torch_thread):
-    """Greedy decoding drops a row from the batch (and its KV cache) once it ends; every answer equals what
-    transformers' own `generate` makes for that batch, with rows ending at many different steps."""
+
+def test_continuous_batching_gives_each_prompt_its_batch_of_one_answer(tiny_model, mixed_data, one_torch_thread):
+    """Greedy decoding drops a row from the batch (and its KV cache) once it ends and lets the next prompt join
+    the running batch; every answer equals what transformers' own `generate` makes for that prompt alone, with
+    rows ending at many different steps and prompts of different lengths joining mid-way."""
+    from collections import Counter
+
     import torch
     from transformers import GenerationConfig
 
     from ftbench.data.loader import load_samples
     from ftbench.inference.chat import encode_prompt
-    from ftbench.inference.greedy import greedy_shrinking
+    from ftbench.inference.greedy import greedy_decode, left_padded
     from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
     tokenizer, model = load_tokenizer(tiny_model), load_model_for_generation(tiny_model)
     prompts = [encode_prompt(tokenizer, s) for s in load_samples(mixed_data)[:16]]
-    width = max(map(len, prompts))
-    ids = torch.full((16, width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((16, width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt):], mask[row, width - len(prompt):] = torch.tensor(prompt), 1
+    assert len({len(p) for p in prompts}) >= 8
     # the random model never says <|im_end|>: end rows at its commonest tokens instead, so they end at many steps
-    free = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=40, do_sample=False)[:, width:]
-    stops = [t for t, _ in __import__("collections").Counter(free.flatten().tolist()).most_common(3)]
+    ids, mask = left_padded(prompts, tokenizer.pad_token_id, "cpu")
+    free = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=40, do_sample=False)[:, ids.shape[1]:]
+    stops = [t for t, _ in Counter(free.flatten().tolist()).most_common(3)]
     config = GenerationConfig(max_new_tokens=40, do_sample=False, eos_token_id=stops,
                               pad_token_id=tokenizer.pad_token_id)
-    expected = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
-    got = greedy_shrinking(model, ids, mask, 40, lambda row: row[-1] in stops)
 
     def until_stop(row):
         end = next((i for i, t in enumerate(row) if t in stops), len(row) - 1)
         return row[:end + 1]
 
-    assert [until_stop(r) for r in got] == [until_stop(r) for r in expected]
-    assert len({len(until_stop(r)) for r in got}) >= 4  # rows really did end at different steps
+    alone = [until_stop(model.generate(input_ids=torch.tensor([p]), generation_config=config)[0, len(p):].tolist())
+             for p in prompts]
+    got = list(greedy_decode(model, prompts, tokenizer.pad_token_id, 4, 40, lambda row: row[-1] in stops))
+    assert sorted(k for k, _ in got) == list(range(16))
+    assert [k for k, _ in got] != list(range(16))  # short answers overtook long ones: rows joined mid-way
+    assert {k: until_stop(row) for k, row in got} == dict(enumerate(alone))
+    assert len({len(a) for a in alone}) >= 4  # rows really did end at different steps
 
 
 def test_only_plain_greedy_configs_skip_generate(tiny_model):

@@ -196,7 +196,8 @@ def _run_ftbench(plan: _Plan, progress: bool) -> list[dict]:
     responses = [""] * len(prompts)
     with tqdm(total=len(prompts), unit="doc", desc="eval", file=sys.stderr, disable=not progress) as bar:
         # a single window: the generator keeps this order, so its batches are lm-eval's batches
-        for results in generator.run([ids[i][-max_ctx:] for i in order], plan.batch_size, window=len(order)):
+        for results in generator.run([ids[i][-max_ctx:] for i in order], plan.batch_size, window=len(order),
+                                     keep_batches=True):
             for j, text in results:
                 responses[order[j]] = text
             bar.update(len(results))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from ftbench.api.errors import UsageError
-from ftbench.inference.greedy import greedy_shrinking, is_plain_greedy
+from ftbench.inference.greedy import greedy_decode, is_plain_greedy, left_padded
 
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 # model generation_config fields that change greedy or sampled output; reported when the model sets them and
@@ -177,24 +177,19 @@ class Generator:
         import torch
         from transformers import StoppingCriteriaList
 
-        device = next(self.model.parameters()).device
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):  # left padding: every prompt ends at the last column
-            if prompt:
-                ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-                mask[row, width - len(prompt):] = 1
-        if is_plain_greedy(self.config):  # finished rows leave the batch (`greedy.greedy_shrinking`)
-            return [self._answer(row) for row in greedy_shrinking(self.model, ids.to(device), mask.to(device),
-                                                                  self.config.max_new_tokens, self._finished)]
+        if is_plain_greedy(self.config):  # finished rows leave the batch (`greedy.greedy_decode`)
+            rows = dict(greedy_decode(self.model, prompts, self.pad_id, len(prompts), self.config.max_new_tokens,
+                                      self._finished))
+            return [self._answer(rows[k]) for k in range(len(prompts))]
+        ids, mask = left_padded(prompts, self.pad_id, next(self.model.parameters()).device)
+        width = ids.shape[1]
         stopping = StoppingCriteriaList([_StopStrings(self.tokenizer, self.params.stop, width)]) \
             if self.params.stop else None
         base = _base_model(self.model)
         saved, base.generation_config = base.generation_config, self.config  # belt and braces: nothing to inherit
         try:
             with torch.inference_mode():
-                out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                out = self.model.generate(input_ids=ids, attention_mask=mask,
                                           generation_config=self.config, stopping_criteria=stopping)
         finally:
             base.generation_config = saved
@@ -216,11 +211,13 @@ class Generator:
         return text[:min(cuts)] if cuts else text
 
     def run(self, prompts: Sequence[Sequence[int]], batch_size: int, order: Iterable[int] | None = None,
-            window: int | None = None) -> Iterator[list[tuple[int, str]]]:
-        """Generate for the prompts at ``order`` (default: all), yielding one list of (index, answer) per batch.
+            window: int | None = None, keep_batches: bool = False) -> Iterator[list[tuple[int, str]]]:
+        """Generate for the prompts at ``order`` (default: all), yielding lists of (index, answer) as they end.
 
-        Batches come window by window (``window`` consecutive indices, default 8 batches), longest prompts first
-        inside a window; callers that write in input order buffer the few results that arrive early.
+        Prompts are taken window by window (``window`` consecutive indices, default 8 batches), longest first
+        inside a window; callers that write in input order buffer the few results that arrive early. Plain greedy
+        decoding batches continuously (a finished row's slot takes the next prompt, `greedy.greedy_decode`) unless
+        ``keep_batches``, which decodes fixed batches of ``batch_size`` (lm-eval's batches, for its exact numerics).
         """
         import torch
 
@@ -229,9 +226,33 @@ class Generator:
         if self.params.do_sample:
             torch.manual_seed(self.params.seed)
         lengths = {i: len(prompts[i]) for i in order}
+        if is_plain_greedy(self.config) and not keep_batches:
+            queue = [i for batches in windows(order, lengths, batch_size, window) for batch in batches for i in batch]
+            yield from self._decode_continuously(prompts, queue, batch_size)
+            return
         for batches in windows(order, lengths, batch_size, window):
             for batch in batches:
                 yield list(zip(batch, self._generate_fitting([prompts[i] for i in batch])))
+
+    def _decode_continuously(self, prompts, queue: list[int], batch_size: int) -> Iterator[list[tuple[int, str]]]:
+        """`greedy_decode` over ``queue``; when the accelerator runs out of memory, the unfinished prompts start
+        again at half the batch size (an answer does not depend on its batch, so this only costs time)."""
+        import torch
+
+        done: set[int] = set()
+        try:
+            for k, row in greedy_decode(self.model, [prompts[i] for i in queue], self.pad_id, batch_size,
+                                        self.config.max_new_tokens, self._finished):
+                done.add(queue[k])
+                yield [(queue[k], self._answer(row))]
+        except torch.OutOfMemoryError:
+            if batch_size == 1:
+                longest = max(len(prompts[i]) for i in queue if i not in done)
+                raise UsageError(f"out of accelerator memory on a single prompt of up to {longest} tokens: lower "
+                                 "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype") from None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            yield from self._decode_continuously(prompts, [i for i in queue if i not in done], batch_size // 2)
 
     def _generate_fitting(self, prompts: Sequence[Sequence[int]]) -> list[str]:
         """`generate_batch`, halving the batch when the accelerator runs out of memory (the answers do not depend on

@@ -1,17 +1,21 @@
-"""Greedy decoding of a left-padded batch in which finished rows stop costing compute.
+"""Greedy decoding with continuous batching: a finished row leaves the batch and the next prompt takes its slot.
 
-`model.generate` keeps every row in the batch until the last one ends: in a batch of GSM8K solutions where most
-answers take 80 tokens and one runs to 256, the finished rows are computed (and thrown away) for 176 more steps.
-Here a row that has ended is dropped from the batch and from the KV cache (`DynamicCache.batch_select_indices`),
-so each step costs only the rows still generating. The arithmetic per row is `generate`'s: the same forward pass,
-positions from the attention mask, the argmax of the last logits; `tests/test_predict.py` checks the text equals
-`generate`'s and is the same at batch 16 as at batch 1.
+`model.generate` keeps every row of a batch until the last one ends: in a batch of GSM8K solutions where most
+answers take 80 tokens and one runs to 256, the finished rows are computed (and thrown away) for 176 more steps,
+and the next batch waits for the slowest row of this one. Here a row that has ended is dropped from the batch and
+from the KV cache at once, and the next prompt is prefilled and joins the running batch (its cache left-padded to
+the batch's width, the padding masked out), so every step computes up to ``batch_size`` rows that are still
+generating. The arithmetic per row is `generate`'s: the same forward pass, positions from the attention mask, the
+argmax of the last logits; `tests/test_predict.py` checks the text equals `generate`'s at batch 1.
+
+Only plain greedy decoding goes through here (`is_plain_greedy`): a config with a repetition penalty, banned words
+or sampling is decoded by `generate()`, which applies it.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
+from collections import deque
+from typing import Callable, Iterator, Sequence
 
 # GenerationConfig fields with which generate() adds a logits processor even when greedy, and their neutral values
 # (transformers' `_get_logits_processor`); any other value means generate() must decode, not a bare argmax
@@ -26,49 +30,137 @@ _NEUTRAL = {"guidance_scale": (None, 1, 1.0), "sequence_bias": (None,), "encoder
 
 def is_plain_greedy(config) -> bool:
     """Whether ``generate(generation_config=config)`` is greedy argmax decoding with nothing that reshapes the
-    logits (no repetition penalty, banned words, minimum length...), so `greedy_shrinking` gives the same tokens."""
+    logits (no repetition penalty, banned words, minimum length...), so `greedy_decode` gives the same tokens."""
     if getattr(config, "do_sample", False) or not getattr(config, "max_new_tokens", None):
         return False
     return all(getattr(config, name, None) in neutral for name, neutral in _NEUTRAL.items())
 
 
-def greedy_shrinking(model, ids, mask, max_new_tokens: int, finished: Callable[[list[int]], bool]) -> list[list[int]]:
-    """The new token ids of every row of ``ids`` (left-padded, with ``mask``), generated greedily until
-    ``finished(row_ids)`` says the row has ended (its end-of-turn id or a stop string) or ``max_new_tokens``."""
+def greedy_decode(model, prompts: Sequence[Sequence[int]], pad_id: int, batch_size: int, max_new_tokens: int,
+                  finished: Callable[[list[int]], bool]) -> Iterator[tuple[int, list[int]]]:
+    """Yield ``(index into prompts, new token ids)`` as each row ends: ``finished(row_ids)`` (its end-of-turn id or
+    a stop string) or ``max_new_tokens``. Prompts join in the given order, at most ``batch_size`` at a time."""
     import torch
-    from transformers import DynamicCache
 
-    rows = ids.shape[0]
-    answers: list[list[int]] = [[] for _ in range(rows)]
     if max_new_tokens <= 0:
-        return answers
-    cache = DynamicCache()
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache_kw = {_cache_argument(model): cache}
+        yield from ((i, []) for i in range(len(prompts)))
+        return
+    waiting = deque(range(len(prompts)))
+    answers: dict[int, list[int]] = {}
+    batch: _Batch | None = None
     with torch.inference_mode():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                       **cache_kw).logits[:, -1, :]
-        active = list(range(rows))  # answers[active[k]] is row k of the batch still being computed
-        last = positions[:, -1]
-        for step in range(max_new_tokens):
-            tokens = logits.float().argmax(-1)
+        while waiting or batch is not None:
+            free = batch_size - (batch.rows if batch is not None else 0)
+            if waiting and free > 0:
+                joining = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                new = _Batch.prefill(model, [prompts[i] for i in joining], joining, pad_id)
+                batch = new if batch is None else batch.join(new)
+            tokens = batch.logits.float().argmax(-1)
             keep = []
             for k, token in enumerate(tokens.tolist()):
-                answers[active[k]].append(token)
-                if not finished(answers[active[k]]):
+                row = answers.setdefault(batch.active[k], [])
+                row.append(token)
+                if finished(row) or len(row) >= max_new_tokens:
+                    yield batch.active[k], answers.pop(batch.active[k])
+                else:
                     keep.append(k)
-            if not keep or step == max_new_tokens - 1:
-                break
-            if len(keep) < len(active):  # drop the rows that ended, from the batch and from the cache
-                index = torch.tensor(keep, device=ids.device)
-                cache.batch_select_indices(index)
-                tokens, mask, last = tokens[index], mask[index], last[index]
-                active = [active[k] for k in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            last = last + 1
-            logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=last[:, None],
-                           use_cache=True, **cache_kw).logits[:, -1, :]
-    return answers
+            if not keep:
+                batch = None
+                continue
+            batch.keep(keep, tokens)
+            batch.step(model)
+
+
+class _Batch:
+    """The rows being generated: their KV cache, attention mask, last positions and next-token logits."""
+
+    def __init__(self, model, cache, mask, last, logits, active: list[int]):
+        self.cache, self.mask, self.last, self.logits, self.active = cache, mask, last, logits, active
+        self.cache_kw = {_cache_argument(model): cache}
+        self.tokens = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.active)
+
+    @classmethod
+    def prefill(cls, model, prompts: Sequence[Sequence[int]], active: list[int], pad_id: int) -> "_Batch":
+        """Run the prompts (left-padded among themselves) through the model once."""
+        import torch
+        from transformers import DynamicCache
+
+        ids, mask = left_padded(prompts, pad_id, next(model.parameters()).device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                       **{_cache_argument(model): cache}).logits[:, -1, :]
+        return cls(model, cache, mask, positions[:, -1], logits, list(active))
+
+    def join(self, other: "_Batch") -> "_Batch":
+        """This batch with ``other``'s rows appended: the shorter cache and mask are left-padded (masked out)."""
+        import torch
+
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys = torch.cat([_left_pad(mine.keys, width, -2), _left_pad(theirs.keys, width, -2)])
+            mine.values = torch.cat([_left_pad(mine.values, width, -2), _left_pad(theirs.values, width, -2)])
+        self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(other.mask, width, 1)])
+        self.last = torch.cat([self.last, other.last])
+        self.logits = torch.cat([self.logits, other.logits])
+        self.active += other.active
+        return self
+
+    def keep(self, rows: list[int], tokens) -> None:
+        """Keep only ``rows`` (with their newest ``tokens``); drop the columns no remaining row uses."""
+        import torch
+
+        if len(rows) < self.rows:
+            index = torch.tensor(rows, device=self.mask.device)
+            self.cache.batch_select_indices(index)
+            tokens, self.mask, self.last = tokens[index], self.mask[index], self.last[index]
+            self.active = [self.active[k] for k in rows]
+            unused = int(self.mask.any(0).int().argmax())  # leading columns that are padding in every row
+            if unused:
+                self.mask = self.mask[:, unused:]
+                for layer in self.cache.layers:
+                    layer.keys, layer.values = layer.keys[:, :, unused:], layer.values[:, :, unused:]
+        self.tokens = tokens
+
+    def step(self, model) -> None:
+        """Feed every row its newest token: the next logits, one more cache column."""
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
+        self.last = self.last + 1
+        self.logits = model(input_ids=self.tokens[:, None], attention_mask=self.mask, position_ids=self.last[:, None],
+                            use_cache=True, **self.cache_kw).logits[:, -1, :]
+
+
+def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device):
+    """(ids, attention mask) of the prompts left-padded to one width: every prompt ends at the last column, so
+    the next token of every row is predicted from the same column."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        if prompt:
+            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _left_pad(tensor, width: int, dim: int):
+    """``tensor`` zero-padded on the left along ``dim`` to ``width``."""
+    import torch
+
+    missing = width - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
 def _cache_argument(model) -> str:
