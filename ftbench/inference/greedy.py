@@ -6,7 +6,9 @@ and the next batch waits for the slowest row of this one. Here a row that has en
 from the KV cache at once, and the next prompt is prefilled and joins the running batch (its cache left-padded to
 the batch's width, the padding masked out), so every step computes up to ``batch_size`` rows that are still
 generating. The arithmetic per row is `generate`'s: the same forward pass, positions from the attention mask, the
-argmax of the last logits; `tests/test_predict.py` checks the text equals `generate`'s at batch 1.
+argmax of the last logits; `tests/test_predict.py` checks the text equals `generate`'s at batch 1. Two savings
+`generate` does not make besides: the cache grows in place rather than by `torch.cat` at every step
+(`kv_cache.GrowingCache`), and the prefill computes the output layer for the last position only.
 
 Only plain greedy decoding goes through here (`is_plain_greedy`): a config with a repetition penalty, banned words
 or sampling is decoded by `generate()`, which applies it.
@@ -76,7 +78,7 @@ class _Batch:
 
     def __init__(self, model, cache, mask, last, logits, active: list[int]):
         self.cache, self.mask, self.last, self.logits, self.active = cache, mask, last, logits, active
-        self.cache_kw = {_cache_argument(model): cache}
+        self.cache_kw = _forward_kwargs(model, cache)
         self.tokens = None
 
     @property
@@ -86,14 +88,13 @@ class _Batch:
     @classmethod
     def prefill(cls, model, prompts: Sequence[Sequence[int]], active: list[int], pad_id: int) -> "_Batch":
         """Run the prompts (left-padded among themselves) through the model once."""
-        import torch
-        from transformers import DynamicCache
+        from ftbench.inference.kv_cache import GrowingCache
 
         ids, mask = left_padded(prompts, pad_id, next(model.parameters()).device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
+        cache = GrowingCache()
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                       **{_cache_argument(model): cache}).logits[:, -1, :]
+                       **_forward_kwargs(model, cache)).logits[:, -1, :]
         return cls(model, cache, mask, positions[:, -1], logits, list(active))
 
     def join(self, other: "_Batch") -> "_Batch":
@@ -101,9 +102,7 @@ class _Batch:
         import torch
 
         width = max(self.mask.shape[1], other.mask.shape[1])
-        for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys = torch.cat([_left_pad(mine.keys, width, -2), _left_pad(theirs.keys, width, -2)])
-            mine.values = torch.cat([_left_pad(mine.values, width, -2), _left_pad(theirs.values, width, -2)])
+        self.cache.join(other.cache)
         self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(other.mask, width, 1)])
         self.last = torch.cat([self.last, other.last])
         self.logits = torch.cat([self.logits, other.logits])
@@ -122,8 +121,7 @@ class _Batch:
             unused = int(self.mask.any(0).int().argmax())  # leading columns that are padding in every row
             if unused:
                 self.mask = self.mask[:, unused:]
-                for layer in self.cache.layers:
-                    layer.keys, layer.values = layer.keys[:, :, unused:], layer.values[:, :, unused:]
+                self.cache.trim_left(unused)
         self.tokens = tokens
 
     def step(self, model) -> None:
@@ -163,9 +161,13 @@ def _left_pad(tensor, width: int, dim: int):
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
-def _cache_argument(model) -> str:
-    """The forward argument that takes the KV cache: `cache` in newer transformers, `past_key_values` before."""
+def _forward_kwargs(model, cache) -> dict:
+    """The cache under the name this transformers' forward takes (`cache`, `past_key_values` before), and
+    `logits_to_keep=1` where accepted: only the last position's logits are needed (as in `generate`), which
+    spares the output layer over the whole prompt at prefill."""
     import inspect
 
     base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    accepted = inspect.signature(base.forward).parameters
+    return {"cache" if "cache" in accepted else "past_key_values": cache,
+            **({"logits_to_keep": 1} if "logits_to_keep" in accepted else {})}
