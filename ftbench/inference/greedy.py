@@ -6,9 +6,9 @@ and the next batch waits for the slowest row of this one. Here a row that has en
 from the KV cache at once, and the next prompt is prefilled and joins the running batch (its cache left-padded to
 the batch's width, the padding masked out), so every step computes up to ``batch_size`` rows that are still
 generating. The arithmetic per row is `generate`'s: the same forward pass, positions from the attention mask, the
-argmax of the last logits; `tests/test_predict.py` checks the text equals `generate`'s at batch 1. Two savings
-`generate` does not make besides: the cache grows in place rather than by `torch.cat` at every step
-(`kv_cache.GrowingCache`), and the prefill computes the output layer for the last position only.
+argmax of the last logits; `tests/test_predict.py` checks the text equals `generate`'s at batch 1. The cache
+grows in place rather than by `torch.cat` at every step (`kv_cache.GrowingCache`); as in `generate`, the prefill
+computes the output layer for the last position only.
 
 Only plain greedy decoding goes through here (`is_plain_greedy`): a config with a repetition penalty, banned words
 or sampling is decoded by `generate()`, which applies it.
