@@ -2,7 +2,8 @@
 
 - training: `llamafactory-cli train` (its defaults: gradient checkpointing on; and with
   `disable_gradient_checkpointing: true`) against `ftbench train` on the same YAML; train samples/s as each
-  Trainer reports it (`train_results.json`), and the largest per-step training-loss difference;
+  Trainer reports it (`train_results.json`; the median of `--repeat` interleaved runs, since one short run varies
+  by ±15% on a shared machine), and the largest per-step training-loss difference;
 - prediction: LLaMA-Factory's batched `do_predict` (greedy, `per_device_eval_batch_size` 16) against
   `ftbench predict --batch-size 16` on GSM8K test problems (answers of mixed lengths); generation seconds
   (LLaMA-Factory's `predict_runtime`, ftbench's `generation_seconds`) and the share of identical rows.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,33 +42,40 @@ def write_yaml(path: str, data: dict) -> str:
     return path
 
 
-def bench_train(cli: str, model: str, tmp: str, env: dict, steps: int) -> None:
+def bench_train(cli: str, model: str, tmp: str, env: dict, steps: int, repeat: int) -> None:
     base = {"model_name_or_path": model, "stage": "sft", "do_train": True, "finetuning_type": "lora",
             "lora_target": "all", "lora_rank": 8, "dataset": "identity,alpaca_demo,sharegpt_demo,openai_demo",
             "dataset_dir": os.path.join(REPO, "datasets"), "template": "qwen", "cutoff_len": 1024,
             "per_device_train_batch_size": 8, "max_steps": steps, "learning_rate": 1.0e-3,
             "lr_scheduler_type": "cosine", "warmup_ratio": 0.1, "logging_steps": 1, "save_steps": 10_000,
             "report_to": "none", "flash_attn": "sdpa", "seed": 42}
-    rows = []
-    for label, extra, ftbench in [("LLaMA-Factory (its defaults: gradient checkpointing)", {}, False),
-                                  ("LLaMA-Factory, disable_gradient_checkpointing: true",
-                                   {"disable_gradient_checkpointing": True}, False),
-                                  ("ftbench train (peft backend)", {"disable_gradient_checkpointing": True}, True)]:
-        out = os.path.join(tmp, f"train{len(rows)}")
-        config = write_yaml(os.path.join(tmp, f"train{len(rows)}.yaml"), {**base, **extra, "output_dir": out})
-        cmd = ([sys.executable, "-m", "ftbench", "train", config, "-q"] if ftbench else [cli, "train", config])
-        wall = run(cmd, tmp, env)
-        with open(os.path.join(out, "train_results.json"), encoding="utf-8") as fh:
-            rate = json.load(fh)["train_samples_per_second"]
-        with open(os.path.join(out, "trainer_log.jsonl"), encoding="utf-8") as fh:
-            losses = {r["current_steps"]: r["loss"] for r in map(json.loads, fh) if "loss" in r}
-        rows.append((label, rate, wall, losses))
-    ours = rows[-1]
-    print(f"training: {model}, {steps} steps x batch 8, cutoff_len 1024, {env['OMP_NUM_THREADS']} thread(s)")
-    for label, rate, wall, losses in rows:
-        diff = max(abs(losses[s] - ours[3][s]) for s in ours[3]) if losses.keys() == ours[3].keys() else None
-        print(f"  {label:<55} {rate:8.2f} samples/s  (wall {wall:6.1f}s)  ftbench/this {ours[1] / rate:5.2f}x"
-              f"  max loss diff vs ftbench {diff:.2e}" if diff is not None else "")
+    setups = [("LLaMA-Factory (its defaults: gradient checkpointing)", {}, False),
+              ("LLaMA-Factory, disable_gradient_checkpointing: true", {"disable_gradient_checkpointing": True}, False),
+              ("ftbench train (peft backend)", {"disable_gradient_checkpointing": True}, True)]
+    rates: dict[str, list[float]] = {label: [] for label, _, _ in setups}
+    walls: dict[str, list[float]] = {label: [] for label, _, _ in setups}
+    losses: dict[str, dict] = {}
+    for round_ in range(repeat):  # interleaved, so a slow spell of the machine hits every setup alike
+        for n, (label, extra, ftbench) in enumerate(setups):
+            out = os.path.join(tmp, f"train{round_}-{n}")
+            config = write_yaml(os.path.join(tmp, f"train{round_}-{n}.yaml"), {**base, **extra, "output_dir": out})
+            cmd = ([sys.executable, "-m", "ftbench", "train", config, "-q"] if ftbench else [cli, "train", config])
+            walls[label].append(run(cmd, tmp, env))
+            with open(os.path.join(out, "train_results.json"), encoding="utf-8") as fh:
+                rates[label].append(json.load(fh)["train_samples_per_second"])
+            with open(os.path.join(out, "trainer_log.jsonl"), encoding="utf-8") as fh:
+                losses[label] = {r["current_steps"]: r["loss"] for r in map(json.loads, fh) if "loss" in r}
+    ours_label = setups[-1][0]
+    ours_rate, ours_losses = statistics.median(rates[ours_label]), losses[ours_label]
+    print(f"training: {model}, {steps} steps x batch 8, cutoff_len 1024, {env['OMP_NUM_THREADS']} thread(s), "
+          f"median of {repeat} interleaved runs")
+    for label, _, _ in setups:
+        rate, theirs = statistics.median(rates[label]), losses[label]
+        diff = max(abs(theirs[s] - ours_losses[s]) for s in ours_losses) if theirs.keys() == ours_losses.keys() \
+            else float("nan")
+        runs = ", ".join(f"{r:.1f}" for r in rates[label])
+        print(f"  {label:<55} {rate:8.2f} samples/s ({runs}; wall {statistics.median(walls[label]):5.1f}s)  "
+              f"ftbench/this {ours_rate / rate:5.2f}x  max loss diff vs ftbench {diff:.2e}")
 
 
 def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tokens: int) -> None:
@@ -112,7 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-model", default="tiny")
     parser.add_argument("--predict-model", default="smollm2")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3, help="training runs per setup (median reported)")
     parser.add_argument("-n", type=int, default=32, help="GSM8K problems")
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--threads", type=int, default=2)
@@ -126,7 +136,7 @@ def main() -> None:
            "PYTHONPATH": REPO}
     with tempfile.TemporaryDirectory() as tmp:
         if args.skip != "train":
-            bench_train(cli, resolve_model(args.train_model), tmp, env, args.steps)
+            bench_train(cli, resolve_model(args.train_model), tmp, env, args.steps, args.repeat)
         if args.skip != "predict":
             bench_predict(cli, resolve_model(args.predict_model), tmp, env, args.n, args.max_new_tokens)
 

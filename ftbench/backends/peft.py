@@ -105,10 +105,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     args = TrainingArguments(**training_arguments(cfg, precision, has_eval=eval_set is not None),
                              **scaling.training_arguments_kwargs(plan))
 
-    # 6. The Trainer: dynamic padding, LLaMA-Factory's trainer_log.jsonl, one console line per log
+    # 6. The Trainer: dynamic padding to a multiple of 8 (LLaMA-Factory's SFT collator when training: the same
+    #    tensor shapes, so the same kernels and losses), LLaMA-Factory's trainer_log.jsonl, one console line per log
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                      data_collator=DynamicPaddingCollator(tokenizer.pad_token_id, 8 if precision.device == "cuda"
-                                                           else None),
+                      data_collator=DynamicPaddingCollator(tokenizer.pad_token_id, 8),
                       processing_class=tokenizer,
                       callbacks=[cb.TrainerLogCallback(out, resume_step=step_of(resume_from)),
                                  cb.ConsoleCallback(quiet)])

@@ -155,7 +155,7 @@ def encode(tokenizer, samples: list, cfg: TrainConfig, which: str) -> list[dict]
 @dataclass
 class DynamicPaddingCollator:
     """Pads each batch to its own longest sample (not to cutoff_len): input_ids with the pad token, labels with
-    -100, attention_mask 0 on padding; right-padded. ``pad_to_multiple_of`` rounds the length up (8 on GPUs)."""
+    -100, attention_mask 0 on padding; right-padded. ``pad_to_multiple_of`` rounds the length up."""
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
