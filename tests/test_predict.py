@@ -320,3 +320,14 @@ def test_only_plain_greedy_configs_skip_generate(tiny_model):
                          ("suppress_tokens", [5]), ("bad_words_ids", [[7]])):
         shaped = greedy.__class__(**{**greedy.to_dict(), field: value})
         assert not is_plain_greedy(shaped), field
+
+
+def test_hybrid_models_are_decoded_by_generate(tiny_model):
+    """A model with layers that keep no key/value cache (linear attention, recurrent) is left to `generate()`."""
+    from ftbench.inference.greedy import attention_only
+    from ftbench.inference.models import load_model_for_generation
+
+    model = load_model_for_generation(tiny_model)
+    assert attention_only(model)
+    model.config.layer_types = ["full_attention", "linear_attention"]
+    assert not attention_only(model)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from ftbench.api.errors import UsageError
-from ftbench.inference.greedy import greedy_decode, is_plain_greedy, left_padded
+from ftbench.inference.greedy import attention_only, greedy_decode, is_plain_greedy, left_padded
 
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 # model generation_config fields that change greedy or sampled output; reported when the model sets them and
@@ -130,6 +130,8 @@ class Generator:
         pad = config.pad_token_id if config is not None else tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
         self.config = config if config is not None else self._generation_config()
+        # plain greedy decoding runs through greedy.greedy_decode (finished rows leave, the next prompts join)
+        self.decodes_greedily = is_plain_greedy(self.config) and attention_only(model)
         self.completion_tokens = 0  # new tokens kept, counting the end-of-turn token as servers do
 
     def _generation_config(self):
@@ -177,7 +179,7 @@ class Generator:
         import torch
         from transformers import StoppingCriteriaList
 
-        if is_plain_greedy(self.config):  # finished rows leave the batch (`greedy.greedy_decode`)
+        if self.decodes_greedily:
             rows = dict(greedy_decode(self.model, prompts, self.pad_id, len(prompts), self.config.max_new_tokens,
                                       self._finished))
             return [self._answer(rows[k]) for k in range(len(prompts))]
@@ -226,7 +228,7 @@ class Generator:
         if self.params.do_sample:
             torch.manual_seed(self.params.seed)
         lengths = {i: len(prompts[i]) for i in order}
-        if is_plain_greedy(self.config) and not keep_batches:
+        if self.decodes_greedily and not keep_batches:
             queue = [i for batches in windows(order, lengths, batch_size, window) for batch in batches for i in batch]
             yield from self._decode_continuously(prompts, queue, batch_size)
             return

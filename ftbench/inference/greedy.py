@@ -10,8 +10,8 @@ argmax of the last logits; `tests/test_predict.py` checks the text equals `gener
 grows in place rather than by `torch.cat` at every step (`kv_cache.GrowingCache`); as in `generate`, the prefill
 computes the output layer for the last position only.
 
-Only plain greedy decoding goes through here (`is_plain_greedy`): a config with a repetition penalty, banned words
-or sampling is decoded by `generate()`, which applies it.
+Only plain greedy decoding of attention-only models goes through here (`is_plain_greedy`, `attention_only`): a
+config with a repetition penalty, banned words or sampling, or a hybrid model, is decoded by `generate()`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,15 @@ def is_plain_greedy(config) -> bool:
     if getattr(config, "do_sample", False) or not getattr(config, "max_new_tokens", None):
         return False
     return all(getattr(config, name, None) in neutral for name, neutral in _NEUTRAL.items())
+
+
+def attention_only(model) -> bool:
+    """Whether every layer of ``model`` keeps a plain key/value cache (full or sliding-window attention), which
+    `greedy_decode` can grow, trim and join; hybrid models with recurrent or linear-attention layers keep other
+    state, which only `generate()` manages."""
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    config = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+    return all(kind in ("full_attention", "sliding_attention") for kind in getattr(config, "layer_types", None) or [])
 
 
 def greedy_decode(model, prompts: Sequence[Sequence[int]], pad_id: int, batch_size: int, max_new_tokens: int,
