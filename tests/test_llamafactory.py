@@ -51,7 +51,11 @@ def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
     ran = yaml.safe_load((train / "ftbench_llamafactory.yaml").read_text())
     assert ran["output_dir"] == str(train) and ran["eval_strategy"] == "steps" and ran["eval_steps"] == 5
     assert ran["template"] == "qwen" and "backend" not in ran
-    assert "keys set by ftbench: output_dir=" in result.output
+    announced = next(line for line in result.output.splitlines() if "keys set by ftbench: " in line)
+    written = yaml.safe_load(open(config).read())
+    assert "output_dir=" in announced
+    # every key whose value differs from the user's YAML is said (train-and-compare's own defaults included)
+    assert [k for k in ran if ran[k] != written.get(k) and f" {k}=" not in announced] == []
     # what the report evaluates is LLaMA-Factory's own record of the run
     state = json.loads((train / "trainer_state.json").read_text())
     evals = {h["step"]: h["eval_loss"] for h in state["log_history"] if "eval_loss" in h}

@@ -81,7 +81,7 @@ def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
     """The YAML LLaMA-Factory runs: the user's own keys as written (command-line overrides applied), plus the
     keys this run needs: where to write, evaluation at every checkpoint, absolute paths, and the settings
     ftbench's run chose that the YAML does not hold (train-and-compare's defaults, the embedded demo's).
-    Returns (yaml dict, the keys ftbench set with their values)."""
+    Returns (yaml dict, the keys ftbench set or overrode with their values)."""
     from ftbench.inference.models import resolve_model
     from ftbench.training.config import read_config_yaml, resolve_path
     from ftbench.training.config_keys import ALIASES
@@ -90,9 +90,12 @@ def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
     resolved, untouched = config.to_yaml_dict(), TrainConfig().to_yaml_dict()
     # the user's keys as written (not the compare keys train-and-compare takes out of the same file)
     data = {k: v for k, v in raw.items() if config.lines.get(ALIASES.get(k, k)) is not None}
+    overrides = {}  # key=value overrides: the command line's, train-and-compare's defaults
     for key, line in config.lines.items():
         if line is None and key in resolved:
-            data[key] = resolved[key]  # a key=value override
+            data[key] = resolved[key]
+            if raw.get(key) != resolved[key] and key not in FTBENCH_ONLY_KEYS:
+                overrides[key] = resolved[key]
     changed = {k: v for k, v in resolved.items()  # what this run set that the YAML does not hold
                if k not in config.lines and v is not None and v != untouched.get(k)}
     for key in FTBENCH_ONLY_KEYS:
@@ -114,7 +117,7 @@ def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
             changed["save_strategy"] = "steps"
     changed = {k: v for k, v in changed.items() if data.get(k) != v}
     data.update(changed)
-    return data, changed
+    return data, {**overrides, **changed}
 
 
 _SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "observation": "observation", "function_call": "function_call"}
