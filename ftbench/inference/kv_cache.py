@@ -62,14 +62,15 @@ class GrowingLayer(DynamicLayer):
         """Append ``other``'s rows; both are right-aligned to the longer length, the gap on the left zero (the
         attention mask hides it; zeros, not garbage, because a masked weight of 0 times NaN is still NaN)."""
         width = max(self.length, other.length)
-        rows = self.keys.shape[0] + other.keys.shape[0]
-        keys = self.keys.new_zeros((rows, *self.keys.shape[1:2], width + SPARE, self.keys.shape[-1]))
-        values = self.values.new_zeros((rows, *self.values.shape[1:2], width + SPARE, self.values.shape[-1]))
-        split = self.keys.shape[0]
-        keys[:split, :, width - self.length:width], values[:split, :, width - self.length:width] = self.keys, self.values
-        keys[split:, :, width - other.length:width] = other.keys
-        values[split:, :, width - other.length:width] = other.values
-        self.key_buffer, self.value_buffer = keys, values
+
+        def stacked(mine, theirs):
+            rows = mine.shape[0] + theirs.shape[0]
+            buffer = mine.new_zeros((rows, mine.shape[1], width + SPARE, mine.shape[-1]))
+            buffer[:mine.shape[0], :, width - mine.shape[-2]:width] = mine
+            buffer[mine.shape[0]:, :, width - theirs.shape[-2]:width] = theirs
+            return buffer
+
+        self.key_buffer, self.value_buffer = stacked(self.keys, other.keys), stacked(self.values, other.values)
         self._set_length(width)
 
 
