@@ -307,3 +307,33 @@ def test_each_model_evaluates_its_base_once_and_the_others_copy_it(monkeypatch, 
     order.clear()
     recipe.run_all(cfg, RunSettings(str(tmp_path)), ss, runs, quiet=True)
     assert order == []  # all finished: nothing runs again
+
+
+def test_the_sweep_trains_exactly_the_samples_it_reports(tmp_path, tiny_model):
+    """max_samples is applied per dataset (as LLaMA-Factory applies it) before the split and the nested subsets,
+    and not again to the merged file: the baseline trains every sample sweep.json reports, and it is the same run
+    train-and-compare makes of the same YAML (issue 24, point 1: the baseline trained 30 of 54 samples)."""
+    config = tmp_path / "two.yaml"
+    config.write_text(f"model_name_or_path: {tiny_model}\ndataset: identity,alpaca_demo\n"
+                      f"dataset_dir: {os.path.join(REPO, 'datasets')}\nmax_samples: 30\nval_size: 0.1\n"
+                      "num_train_epochs: 1\nper_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n"
+                      "gsm8k: none\nmax_new_tokens: 8\n", encoding="utf-8")
+    out = tmp_path / "sweep"
+    result = run_cli("sweep", "--config", str(config), "--vary", "data", "--fractions", "0.5,1",
+                     "--output-dir", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    sweep = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    sizes = {r["name"]: r["train_size"] for r in sweep["runs"]}
+    assert sizes == {"baseline": 54, "data-50pct": 27}  # 2 x 30 samples, 6 held out
+    for name, size in sizes.items():
+        run_yaml = (out / "runs" / f"{name}.yaml").read_text(encoding="utf-8")
+        state = json.loads((out / "runs" / name / "train_result.json").read_text(encoding="utf-8"))
+        steps = max(c["step"] for c in state["checkpoints"])
+        assert steps == -(-size // 4), (name, steps, run_yaml)  # one epoch of every reported sample
+    alone = tmp_path / "alone"
+    result = run_cli("train-and-compare", "--config", str(config), "--output-dir", str(alone), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert ((alone / "predictions_after.jsonl").read_bytes()
+            == (out / "runs" / "baseline" / "predictions_after.jsonl").read_bytes())
+    assert (json.loads((alone / "metrics.json").read_text())["after"]
+            == json.loads((out / "runs" / "baseline" / "metrics.json").read_text())["after"])

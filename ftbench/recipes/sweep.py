@@ -139,7 +139,10 @@ def plan_runs(cfg, ss: SweepSettings, subsets: dict[float, tuple[str, int]], eva
 
 def _run_yaml(cfg, rs, run: PlannedRun) -> dict:
     """The run's whole config as a LLaMA-Factory YAML plus the compare keys: `train-and-compare --config` runs it."""
-    values = {k: v for k, v in cfg.to_yaml_dict().items() if v is not None and k != "output_dir"}
+    # max_samples was applied per dataset (as LLaMA-Factory does) when the subsets were written: applied again to
+    # the merged file, it would cut every run to max_samples samples
+    values = {k: v for k, v in cfg.to_yaml_dict().items()
+              if v is not None and k not in ("output_dir", "max_samples")}
     values.update({k: getattr(rs, k) for k in COMPARE_KEYS if getattr(rs, k) is not None})
     values["gsm8k"] = rs.gsm8k or "none"
     values.update(run.changes)
