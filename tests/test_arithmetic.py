@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ftbench.data.arithmetic import generate, write_jsonl
+from ftbench.recipes.demo.arithmetic import generate, write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>=]+)>>")

@@ -257,7 +257,7 @@ def test_parse_reply_shapes():
 def test_retry_after_and_backoff():
     from email.utils import formatdate
 
-    from ftbench.augment.http import RetryPolicy, parse_retry_after
+    from ftbench.net.http import RetryPolicy, parse_retry_after
 
     assert parse_retry_after("0.2") == 0.2 and parse_retry_after("7") == 7.0
     now = time.time()

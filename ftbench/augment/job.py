@@ -11,7 +11,7 @@ from typing import Callable
 
 from ftbench.api.errors import InputError, UsageError
 from ftbench.augment.gate import PROVENANCE_KEY, RecordGate
-from ftbench.augment.http import Redactor
+from ftbench.net.http import Redactor
 from ftbench.augment.prompt import PromptBuilder, record_language
 from ftbench.augment.runner import Augmenter, RunStats, Source, run_http, run_local
 from ftbench.augment.store import META_KIND, AugmentOutput, strip_provenance
@@ -156,7 +156,7 @@ def _gate_with_known_records(reader, name: str, rows, output: AugmentOutput, job
 
 def _generate(job: AugmentJob, aug: Augmenter, redact: Redactor) -> None:
     if job.provider == "openai":
-        from ftbench.augment.http import ChatClient, RetryPolicy
+        from ftbench.net.http import ChatClient, RetryPolicy
 
         stop = threading.Event()
         client = ChatClient(job.base_url, job.model, job.api_key, key_source=job.api_key_env, timeout=job.timeout,

@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ftbench.augment.gate import PROVENANCE_KEY, RecordGate
-from ftbench.augment.http import ChatClient, Interrupted, RequestFailed
+from ftbench.net.http import ChatClient, Interrupted, RequestFailed
 from ftbench.augment.prompt import PromptBuilder
 from ftbench.augment.reply import parse_reply
 from ftbench.augment.store import AugmentOutput

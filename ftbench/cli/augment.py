@@ -157,7 +157,7 @@ def llm(ctx, data, out, n, provider, base_url, model, adapter, api_key_env, conc
     the same command continues where it stopped, without losing or repeating records. Exit code 0: every
     record got its N variants; 1: some did not (rerun to retry them) or DATA has errors; 2: usage problem.
     """
-    from ftbench.augment.http import Redactor, api_key_from_env
+    from ftbench.net.http import Redactor, api_key_from_env
 
     opts = settings(ctx)
     if provider == "openai" and not base_url:
@@ -218,7 +218,7 @@ def _warn_about_key(opts, base_url: str, api_key: str | None, env: str) -> None:
 
 
 def _run_llm(opts, job) -> int:
-    from ftbench.augment.http import Redactor
+    from ftbench.net.http import Redactor
     from ftbench.augment.job import run_job
 
     def notify(message: str) -> None:

@@ -57,7 +57,7 @@ def lm_eval_api_model(plan, options: EngineOptions) -> tuple[str, dict]:
     """lm-eval's model name and model_args for a server at ``options.base_url``: `local-completions` (prompts as
     text: `tokenized_requests=False`, since not every server takes token ids) or, with ``api="chat"``,
     `local-chat-completions` (lm-eval then needs --apply-chat-template)."""
-    from ftbench.augment.http import CHAT, COMPLETIONS, completions_url
+    from ftbench.net.http import CHAT, COMPLETIONS, completions_url
     from ftbench.inference.models import resolve_model
     from ftbench.inference.openai_engine import served_model_name
 
@@ -87,7 +87,7 @@ def lm_eval_api_model(plan, options: EngineOptions) -> tuple[str, dict]:
 def api_key_for_lm_eval(options: EngineOptions):
     """lm-eval's API models read OPENAI_API_KEY; a key kept under another name is handed over for the run only
     (through the environment, never in model_args, which lm-eval logs)."""
-    from ftbench.augment.http import api_key_from_env
+    from ftbench.net.http import api_key_from_env
 
     key = api_key_from_env(options.api_key_env)
     saved = os.environ.get("OPENAI_API_KEY")

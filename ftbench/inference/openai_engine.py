@@ -6,7 +6,7 @@ LLaMA-Factory's `llamafactory-cli api`, llama.cpp's `llama-server`) at `--base-u
   `POST /chat/completions` instead (the server's template then decides the prompt).
 * Greedy is `temperature: 0` (vLLM, SGLang and `transformers serve` all decode greedily then). Stop strings are
   sent as `stop` and also cut on this side: some servers (`transformers serve`) keep the stop string in the text.
-* `concurrency` requests in flight, each through the project's one HTTP client (`ftbench.augment.http`): retries
+* `concurrency` requests in flight, each through the project's one HTTP client (`ftbench.net.http`): retries
   with backoff and `Retry-After`, API key only from the environment and never shown. A request that still fails
   stops the run; the rows written so far stay, and the same command resumes.
 * Token counts are the server's `usage`.
@@ -52,7 +52,7 @@ class OpenAIEngine(GenerationEngine):
                  loaded: tuple | None = None):
         super().__init__()
         self.template = options.template  # the prompt sent is rendered with it; the server stops at its own eos
-        from ftbench.augment.http import (CHAT, COMPLETIONS, ChatClient, Redactor, RetryPolicy, api_key_from_env,
+        from ftbench.net.http import (CHAT, COMPLETIONS, ChatClient, Redactor, RetryPolicy, api_key_from_env,
                                           completions_url)
         from ftbench.inference.models import load_tokenizer
 
@@ -97,7 +97,7 @@ class OpenAIEngine(GenerationEngine):
         return body
 
     def _one(self, index: int, prompt: Prompt) -> tuple[int, str]:
-        from ftbench.augment.http import Interrupted, RequestFailed
+        from ftbench.net.http import Interrupted, RequestFailed
 
         try:
             completion = self.client.request(self.payload(prompt))

@@ -110,7 +110,7 @@ def build_real_data(folder: str, seed: int = 0) -> dict[str, str]:
 def build_tiny_data(folder: str, seed: int = 0) -> dict[str, str]:
     """The tiny demo's data: identity plus synthetic arithmetic in GSM8K format for training and held out, and
     further synthetic problems, none of them in training, as its GSM8K test."""
-    from ftbench.data.arithmetic import generate
+    from ftbench.recipes.demo.arithmetic import generate
 
     paths = _paths(folder)
     identity_train, identity_eval, rng = _identity_split(seed, TINY_IDENTITY_VALUES)

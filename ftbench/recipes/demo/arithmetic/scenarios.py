@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 
-from ftbench.data.arithmetic.exact import calc as _calc
+from ftbench.recipes.demo.arithmetic.exact import calc as _calc
 
 # --------------------------------------------------------------------------------------------------
 # names and things

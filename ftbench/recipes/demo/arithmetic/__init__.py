@@ -11,7 +11,7 @@ savings, baking, reading, discounts, wages, class fractions, harvests, weekly ha
 each with several variants, names and items, so a model has to learn the format rather than memorise
 answers. Questions never repeat within one call, and neither do answers while that is easy to avoid.
 
-    python -m ftbench.data.arithmetic -n 300 --seed 0 -o datasets/arithmetic_demo.jsonl
+    python -m ftbench.recipes.demo.arithmetic -n 300 --seed 0 -o datasets/arithmetic_demo.jsonl
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import re
 import sys
 from pathlib import Path
 
-from ftbench.data.arithmetic.exact import evaluate_expression
-from ftbench.data.arithmetic.scenarios import TEMPLATES
+from ftbench.recipes.demo.arithmetic.exact import evaluate_expression
+from ftbench.recipes.demo.arithmetic.scenarios import TEMPLATES
 
 __all__ = ["generate", "write_jsonl", "evaluate_expression"]
 
@@ -89,7 +89,7 @@ def write_jsonl(path: str | Path, n: int, seed: int = 0, lang_mix: float = 0.3) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ftbench.data.arithmetic", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m ftbench.recipes.demo.arithmetic", description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=300, help="number of problems (default 300)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ap.add_argument("--lang-mix", type=float, default=0.3, help="fraction of Chinese problems (default 0.3)")

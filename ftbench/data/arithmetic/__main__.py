@@ -1,3 +1,0 @@
-from ftbench.data.arithmetic import main
-
-raise SystemExit(main())

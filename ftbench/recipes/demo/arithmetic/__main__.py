@@ -1,0 +1,3 @@
+from ftbench.recipes.demo.arithmetic import main
+
+raise SystemExit(main())
