@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ftbench.evaluation.comparison import compare_task
+from ftbench.evaluation.comparison import compare_scorer
 from ftbench.inference.chat import user_text
 from ftbench.metrics.uncertainty import mcnemar
 from ftbench.api.backends import CheckpointInfo
@@ -72,7 +72,7 @@ def test_compare_gsm8k_files(tmp_path):
               enumerate(zip(["#### 3", "no idea", "#### 5", "#### 12"], labels))]
     after = [{"prompt": f"q{i}", "predict": p, "label": l} for i, (p, l) in
              enumerate(zip(["#### 3", "#### 10", "#### 7", "I think 12"], labels))]
-    result = compare_task("gsm8k", before, after)
+    result = compare_scorer("gsm8k", before, after)
     strict = result.figures["strict-match"]
     assert (strict["before"], strict["after"]) == (0.5, 0.75)
     assert strict["mcnemar"]["wrong_to_right"] == 2 and strict["mcnemar"]["right_to_wrong"] == 1
@@ -100,7 +100,7 @@ def test_comparing_metrics_files_warns_when_signatures_differ(tmp_path):
     `compare` says so for exactly those figures."""
     rows = [{"prompt": f"q{i}", "predict": p, "label": "the answer is 42"}
             for i, p in enumerate(["the answer is 41", "42", "the answer is 42"])]
-    result = compare_task("similarity", rows, rows)
+    result = compare_scorer("similarity", rows, rows)
     base = {"after": {f: e["after"] for f, e in result.figures.items()}, "signatures": dict(result.signatures)}
     other = json.loads(json.dumps(base))
     other["signatures"]["rouge-l"] = other["signatures"]["rouge-l"].replace("jieba-", "jieba-0.0.1-")

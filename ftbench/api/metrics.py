@@ -65,10 +65,10 @@ class ScoreResult:
     """Figures for one prediction file, with their uncertainty and signatures, and per-sample values.
 
     ``samples`` maps a figure (or a per-sample field such as "strict") to its list of per-sample values in
-    input order; ``details`` holds task-specific explanations (e.g. the GSM8K disagreement diagnosis).
+    input order; ``details`` holds scorer-specific explanations (e.g. the GSM8K disagreement diagnosis).
     """
 
-    task: str
+    scorer: str
     n: int
     metrics: dict[str, float]
     stderr: dict[str, float | None]
@@ -79,20 +79,69 @@ class ScoreResult:
     uncertainty: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The `ftbench score --json` object (per-sample values are left out: see ``--samples``)."""
-        out = {"task": self.task, "metrics": self.metrics, "n": self.n, "stderr": self.stderr,
+        """The `ftbench score --json` object (per-sample values are left out: see ``--samples``). Its "task" key
+        names the scorer, as it always has (scripts read it)."""
+        out = {"scorer": self.scorer, "task": self.scorer, "metrics": self.metrics, "n": self.n, "stderr": self.stderr,
                "ci95": self.ci95, "signatures": self.signatures, "uncertainty": self.uncertainty}
         out.update(self.details)
         return out
 
 
+@dataclass
+class Comparison:
+    """One scorer's before/after comparison over the same samples: every figure's before, after and delta (with
+    its paired CI, wins/losses/ties, McNemar for accuracies), the signatures, each side's `ScoreResult.to_json()`
+    and a per-sample row for the report (prompt, reference, both answers, scores, improved/regressed/unchanged)."""
+
+    scorer: str
+    n: int
+    figures: dict  # figure -> {before, after, delta, ci95, stderr, wins, losses, ties, [mcnemar]}
+    signatures: dict
+    before: dict
+    after: dict
+    rows: list
+
+    def to_json(self, with_rows: bool = False) -> dict:
+        out = {"scorer": self.scorer, "n": self.n, "figures": self.figures, "signatures": self.signatures,
+               "before": self.before, "after": self.after}
+        if with_rows:
+            out["rows"] = self.rows
+        return out
+
+
 class Scorer(ABC):
-    """A named way to score a prediction file (``similarity``, ``gsm8k``): which metrics run by default, how
-    options reach them, and what is explained beside the figures (e.g. why two GSM8K extractions disagree)."""
+    """A named way to score prediction files and to judge a fine-tune by them (``similarity``, ``gsm8k``).
+
+    Everything that differs between scorers is declared here, so the commands, the run folder, the report and
+    the sweep ask the scorer instead of testing its name: a new scorer is one class plus one registry line.
+
+    * scoring a file: the metrics run by default and their options, whether labels may be numbers, what is
+      explained beside the figures, and the figures as reports name them (``report_figures``);
+    * judging: ``figures`` in report order, ``primary`` (decides improved/regressed per sample), which figures
+      can choose a checkpoint or judge a sweep (``judged_figures``), which are 0/1 accuracies (McNemar);
+    * in a train-and-compare run: the eval set it scores (``eval_samples``), the generation length setting
+      it uses, its prediction file's name, what of its details goes into metrics.json;
+    * comparing: ``compare`` scores both sides and pairs them (the default, in
+      ``ftbench.metrics.scorers.SampleScorer``); a pairwise scorer (a judge that sees before and after together)
+      implements ``compare`` itself.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     default_metrics: ClassVar[tuple[str, ...]] = ()
+    eval_set: ClassVar[str] = "its eval set"  # what it evaluates in a run, in words ("GSM8K problems")
+    figures: ClassVar[tuple[str, ...]] = ()  # as reports name them, in report order
+    primary: ClassVar[str] = ""  # decides improved/regressed per sample
+    tie_breaker: ClassVar[str | None] = None  # decides when the primary figure ties
+    judged: ClassVar[tuple[str, ...] | None] = None  # figures a run can be judged by (None: all of ``figures``)
+    accuracies: ClassVar[tuple[str, ...]] = ()  # 0/1 per sample: McNemar's test beside the paired bootstrap
+    higher_is_better: ClassVar[bool] = True
+    percent: ClassVar[bool] = False  # figures on a 0-100 scale
+    numeric_labels: ClassVar[bool] = False  # labels may be JSON numbers (read as lm-eval does, with str())
+    predictions_file: ClassVar[str] = "{name}_predictions_{side}.jsonl"  # in the run folder
+    length_setting: ClassVar[str] = "max_new_tokens"  # the run setting giving its generation length
+    sample_fields: ClassVar[tuple[str, ...]] = ()  # per-sample fields shown beside the scores in report rows
+    run_detail: ClassVar[str | None] = None  # a `ScoreResult.details` key metrics.json keeps per side
 
     def metric_options(self, metric_name: str, options: dict) -> dict:
         """Options for one metric constructor from the caller's options (unknown ones are not passed)."""
@@ -101,3 +150,37 @@ class Scorer(ABC):
     def explain(self, predictions: Sequence[str], references: Sequence[str], metrics: list[Metric],
                 result: ScoreResult, lines: Sequence[int | None] | None) -> None:
         """Add scorer-specific per-sample fields and details to ``result`` (nothing by default)."""
+
+    def report_figures(self, result: ScoreResult) -> None:
+        """Rename or add figures of ``result`` as reports name them (nothing by default)."""
+
+    def recognises(self, labels: Sequence[str]) -> bool:
+        """Whether prediction files with these labels are this scorer's (`compare --scorer auto`)."""
+        return False
+
+    @classmethod
+    def judged_figures(cls) -> tuple[str, ...]:
+        return cls.figures if cls.judged is None else cls.judged
+
+    def eval_samples(self, held_out: list, settings: Any) -> list:
+        """The samples a train-and-compare run evaluates with this scorer, given the training config's held-out
+        split and the run's settings; empty: not part of the run (the default)."""
+        return []
+
+    def generation_length(self, settings: Any) -> int:
+        """New tokens per answer for this scorer's eval set: its ``length_setting``, else max_new_tokens."""
+        return getattr(settings, self.length_setting, None) or settings.max_new_tokens
+
+    def prediction_file(self, side: str) -> str:
+        """Its prediction file's name in a run folder, for ``side`` before or after."""
+        return self.predictions_file.format(name=self.name, side=side)
+
+    def score(self, rows: list[dict]) -> ScoreResult:
+        """One side's prediction rows scored, figures named as reports name them (how `--select-by` and the sweep
+        judge a run). A pairwise scorer has no per-side figures: it keeps ``judged`` empty and this unimplemented."""
+        raise NotImplementedError(f"scorer {self.name} does not score one prediction file on its own")
+
+    @abstractmethod
+    def compare(self, before: list[dict], after: list[dict]) -> Comparison:
+        """Compare two prediction lists (LLaMA-Factory rows: prompt/predict/label) over the same samples, paired
+        by position (the caller has checked that prompts and labels agree)."""

@@ -8,7 +8,7 @@ import os
 import click
 
 from ftbench.api.errors import InputError, UsageError
-from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.options import common_options, print_json, scorer_option, settings
 
 
 def _kind(path: str) -> str:
@@ -60,12 +60,12 @@ def _compare_metrics(a: str, b: str) -> tuple[dict, dict, list[str]]:
 @click.command()
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
-@click.option("--task", type=click.Choice(["auto", "similarity", "gsm8k"]), default="auto", show_default=True,
-              help="How to score prediction files (auto: gsm8k if the labels end in '#### N').")
+@scorer_option(default="auto", extra=("auto",), help="How to score prediction files (auto: the scorer that "
+               "recognises the labels, gsm8k if they end in '#### N', else similarity).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML page.")
 @common_options
 @click.pass_context
-def compare(ctx, a, b, task, html_path):
+def compare(ctx, a, b, scorer, html_path):
     """Compare A (before / baseline) with B (after / candidate) on the same samples: each figure's delta with a
     95% paired-bootstrap CI, wins/losses/ties, McNemar's test for GSM8K accuracy.
 
@@ -74,37 +74,36 @@ def compare(ctx, a, b, task, html_path):
     statistics), with a warning for every figure whose signatures differ.
     """
     from ftbench.data.predictions import read_prediction_rows
-    from ftbench.evaluation.comparison import compare_task
-    from ftbench.metrics.gsm8k import looks_like_gsm8k
+    from ftbench.evaluation.comparison import compare_scorer
+    from ftbench.metrics.registry import SCORERS, recognise_scorer
     from ftbench.recipes.run_folder import RunFolder
 
     opts = settings(ctx)
     kind_a, kind_b = _kind(a), _kind(b)
     if kind_a != kind_b:
         raise UsageError(f"A is {kind_a} and B is {kind_b}: compare like with like")
-    tasks, warnings = {}, []
+    compared, warnings = {}, []
     if kind_a == "predictions":
         rows_a, rows_b = read_prediction_rows(a), read_prediction_rows(b)
-        name = ("gsm8k" if looks_like_gsm8k([r["label"] for r in rows_a]) else "similarity") if task == "auto" \
-            else task
-        tasks[name] = compare_task(name, rows_a, rows_b)
+        name = recognise_scorer([r["label"] for r in rows_a]) if scorer == "auto" else scorer
+        compared[name] = compare_scorer(name, rows_a, rows_b)
     elif kind_a == "run":
-        for name in ("similarity", "gsm8k"):
+        for name in SCORERS.targets():
             pa, pb = RunFolder(a).predictions(name, "after"), RunFolder(b).predictions(name, "after")
             if os.path.exists(pa) and os.path.exists(pb):
-                tasks[name] = compare_task(name, read_prediction_rows(pa), read_prediction_rows(pb))
-    if tasks:
-        figures = {f: e for t in tasks.values() for f, e in t.figures.items()}
-        signatures = {f: s for t in tasks.values() for f, s in t.signatures.items()}
+                compared[name] = compare_scorer(name, read_prediction_rows(pa), read_prediction_rows(pb))
+    if compared:
+        figures = {f: e for t in compared.values() for f, e in t.figures.items()}
+        signatures = {f: s for t in compared.values() for f, s in t.signatures.items()}
     else:  # two metrics.json: the figures only
         figures, signatures, warnings = _compare_metrics(a, b)
     result = {"a": a, "b": b, "kind": kind_a, "comparison": figures, "signatures": signatures,
-              "n": {name: t.n for name, t in tasks.items()}, "warnings": warnings}
+              "n": {name: t.n for name, t in compared.items()}, "warnings": warnings}
     if html_path:
         from ftbench.io import atomic_write_text
         from ftbench.report.run_report import render_run_report
 
-        atomic_write_text(html_path, render_run_report({**result, "run": {}}, tasks, [], None,
+        atomic_write_text(html_path, render_run_report({**result, "run": {}}, compared, [], None,
                                                        title=f"ftbench compare: {a} → {b}"))
     if not opts.quiet:
         for warning in warnings:

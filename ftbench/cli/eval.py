@@ -82,7 +82,7 @@ def eval(ctx, task, model, adapter, engine, limit, num_fewshot, batch_size, max_
     shots = result.config["num_fewshot"]
     about = (f"{model}{' + ' + adapter if adapter else ''}, engine {engine}, {shots}-shot"
              f"{', chat template' if apply_chat_template else ''}")
-    click.echo(score_text(result.score, source=result.task, description=about))
+    click.echo(score_text(result.score, source=result.task, description=about, kind="task"))
     t = result.timings
     click.echo(f"took {t['total_seconds']:.1f}s" + (f" (generation {t['generate_seconds']:.1f}s)"
                                                     if "generate_seconds" in t else ""))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import click
 
@@ -55,6 +56,59 @@ def print_json(obj, *, redact: Callable[[str], str] | None = None) -> None:
         data = redact(data.decode("utf-8")).encode("utf-8")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+
+
+# --- choices read from a registry --------------------------------------------------------------------------------
+class LazyChoice(click.Choice):
+    """A click.Choice whose choices are asked for only when click needs them (to validate a value, to print
+    --help), so listing registered names (the scorers, their figures) costs nothing at import."""
+
+    def __init__(self, choices: Callable[[], Sequence[str]]):
+        self._choices = choices
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._choices())
+
+    @choices.setter
+    def choices(self, _value) -> None:  # click.Choice.__init__ assigns it
+        pass
+
+
+def scorer_names(*extra: str) -> Callable[[], list[str]]:
+    """The registered scorers' names (after ``extra`` choices such as auto), read from the registry when asked."""
+    def names() -> list[str]:
+        from ftbench.metrics.registry import SCORERS
+
+        return [*extra, *SCORERS.targets()]
+    return names
+
+
+def judged_figure_names() -> list[str]:
+    """Every figure a run can be judged by (`sweep --metric`; `--select-by` adds eval_loss)."""
+    from ftbench.metrics.registry import judged_figures
+
+    return list(judged_figures())
+
+
+def scorer_option(*, default: str, extra: tuple[str, ...] = (), help: str):
+    """--scorer NAME (a registered scorer, or one of ``extra``), passed to the command as ``scorer``; --task is
+    kept as its hidden old name (in `eval`, --task names an lm-eval task YAML: one word, one meaning)."""
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, scorer=None, task=None, **kwargs):
+            if scorer and task and scorer != task:
+                from ftbench.api.errors import UsageError
+
+                raise UsageError(f"--task is the old name of --scorer: give one of them (got --scorer {scorer}, "
+                                 f"--task {task})")
+            return f(*args, scorer=scorer or task or default, **kwargs)
+
+        choice = LazyChoice(scorer_names(*extra))
+        command = click.option("--task", "task", type=choice, hidden=True)(command)
+        return click.option("--scorer", "scorer", type=choice, help=f"{help} (default: {default})")(command)
+    return decorate
 
 
 # --- generation engines (predict, eval, train-and-compare) -------------------------------------------------------

@@ -7,9 +7,7 @@ from __future__ import annotations
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli.options import common_options, print_json, settings
-
-TASK_CHOICES = ["similarity", "gsm8k"]
+from ftbench.cli.options import common_options, print_json, scorer_option, settings
 
 
 def _split(values: tuple[str, ...], known: frozenset[str] = frozenset()) -> list[str]:
@@ -41,11 +39,11 @@ def write_samples(path: str, predictions, result) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path())
-@click.option("--task", type=click.Choice(TASK_CHOICES), default="similarity", show_default=True,
-              help="similarity: LLaMA-Factory's predict metrics (bleu-4, rouge-1/2/l). "
-                   "gsm8k: lm-eval's gsm8k exact_match (strict-match, flexible-extract).")
+@scorer_option(default="similarity", help="How to score: similarity, LLaMA-Factory's predict metrics (bleu-4, "
+               "rouge-1/2/l); gsm8k, lm-eval's gsm8k exact_match (strict-match, flexible-extract); or a scorer a "
+               "package registers (ftbench.scorers entry points).")
 @click.option("--metrics", "metric_names", multiple=True, metavar="NAMES",
-              help="Metrics or figures to compute, comma-separated (default: the task's). Also available: "
+              help="Metrics or figures to compute, comma-separated (default: the scorer's). Also available: "
                    "sacrebleu (corpus BLEU), rouge-score (rouge1, rouge2, rougeL, rougeLsum).")
 @click.option("--samples", "samples_path", type=click.Path(dir_okay=False, writable=True),
               help="Write per-sample scores (and GSM8K extractions) to this JSONL file, one row per input.")
@@ -56,7 +54,7 @@ def write_samples(path: str, predictions, result) -> None:
               "for large files).")
 @common_options
 @click.pass_context
-def score(ctx, file, task, metric_names, samples_path, until, jobs):
+def score(ctx, file, scorer, metric_names, samples_path, until, jobs):
     """Score FILE, a LLaMA-Factory generated_predictions.jsonl (prompt/predict/label), an ftbench prediction
     file (same fields) or an lm-eval samples file (resps/target).
 
@@ -73,11 +71,14 @@ def score(ctx, file, task, metric_names, samples_path, until, jobs):
     names = _split(metric_names, frozenset(figure_owners())) or None
     for name in names or ():
         get_metric(name)  # an unknown name fails here, before the file is read
-    if until and task != "gsm8k":
-        raise UsageError("--until applies to --task gsm8k only")
+    chosen = SCORERS.create(scorer)
+    if until and not any(chosen.metric_options(name, {"until": until}).get("until")
+                         for name in names or chosen.default_metrics):
+        raise UsageError(f"--until applies to generations a stop sequence cuts (--scorer gsm8k), not to --scorer "
+                         f"{scorer}{' --metrics ' + ','.join(names) if names else ''}")
     check_path(file)
-    predictions = read_predictions(file, numeric_labels=task == "gsm8k")
-    result = score_pairs(predictions.predictions, predictions.references, scorer=task, metrics=names,
+    predictions = read_predictions(file, numeric_labels=chosen.numeric_labels)
+    result = score_pairs(predictions.predictions, predictions.references, scorer=scorer, metrics=names,
                          jobs=jobs, until=until, lines=predictions.lines)
     if samples_path:
         write_samples(samples_path, predictions, result)
@@ -91,7 +92,7 @@ def score(ctx, file, task, metric_names, samples_path, until, jobs):
         return 0
     from ftbench.report.score_text import score_text
 
-    click.echo(score_text(result, source=file, description=SCORERS.load(task).description))
+    click.echo(score_text(result, source=file, description=chosen.description))
     if samples_path:
         click.echo(f"per-sample scores: {samples_path}")
     return 0

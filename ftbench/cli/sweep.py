@@ -7,7 +7,7 @@ import os
 
 import click
 
-from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.options import LazyChoice, common_options, judged_figure_names, print_json, settings
 from ftbench.cli.train_and_compare import SELECT_BY
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
@@ -60,9 +60,9 @@ def _vary(ctx, param, value):
 @click.option("--ranks", callback=_numbers("an integer", 0, integer=True),
               help="LoRA ranks (default the config's ×½, ×1, ×2; alpha keeps its ratio to the rank).")
 @click.option("--models", help="Base models to compare, comma-separated (the config's is the baseline).")
-@click.option("--metric", default="rouge-l", show_default=True, type=click.Choice(SELECT_BY[1:]),
+@click.option("--metric", default="rouge-l", show_default=True, type=LazyChoice(judged_figure_names),
               help="The metric the sweep is judged by: BLEU/ROUGE on the held-out split, or GSM8K's.")
-@click.option("--select-by", type=click.Choice(SELECT_BY), help="Choose each run's checkpoint by this metric of "
+@click.option("--select-by", type=SELECT_BY, help="Choose each run's checkpoint by this metric of "
               "its generations on the eval split instead of the lowest eval loss (as train-and-compare --select-by).")
 @click.option("--devices", help="GPU ids, comma-separated: runs go side by side, one process per GPU.")
 @click.option("--output-dir", type=click.Path(file_okay=False), help="The sweep folder (default reports/sweep-<id>); "

@@ -6,12 +6,18 @@ import os
 
 import click
 
-from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
+from ftbench.cli.options import LazyChoice, common_options, engine_options, engine_settings, print_json, settings
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
-# the checkpoint rules: eval loss, or a figure of evaluation.comparison.FIGURE_TASK (kept equal by a test; the
-# command line does not import the scoring code to list them)
-SELECT_BY = ["eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract"]
+
+def _select_by_choices() -> list[str]:
+    from ftbench.recipes.run_settings import select_by_choices
+
+    return select_by_choices()
+
+
+# the checkpoint rules: eval loss, or a figure a scorer judges runs by (asked for only when click needs them)
+SELECT_BY = LazyChoice(_select_by_choices)
 
 @click.command()
 @click.option("--config", type=click.Path(dir_okay=False), help="A LLaMA-Factory-style training YAML (plus the "
@@ -28,7 +34,7 @@ SELECT_BY = ["eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-mat
               help="Generation length for GSM8K (default: "
               "--max-new-tokens).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
-@click.option("--select-by", type=click.Choice(SELECT_BY), help="Choose the checkpoint by this metric of its "
+@click.option("--select-by", type=SELECT_BY, help="Choose the checkpoint by this metric of its "
               "generations on the eval split (every saved checkpoint is scored) instead of the lowest eval loss, "
               "which is shown beside it.")
 @click.option("--trained-run", type=click.Path(file_okay=False, exists=True), help="Evaluate this finished run "

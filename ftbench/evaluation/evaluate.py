@@ -270,7 +270,7 @@ def summarise(spec, rows: list[dict], given: dict | None = None) -> ScoreResult:
 
     n, figures = len(rows), list(rows[0]["metrics"]) if rows else []
     aggregation = {m["metric"]: m.get("aggregation", "mean") for m in spec.metrics}
-    result = ScoreResult(task=spec.name, n=n, metrics={}, stderr={}, ci95={}, signatures={},
+    result = ScoreResult(scorer=spec.name, n=n, metrics={}, stderr={}, ci95={}, signatures={},  # the task scores
                          uncertainty={"stderr": uncertainty.STDERR_METHOD, "ci95": uncertainty.CI_METHOD})
     means = {}
     for f in figures:

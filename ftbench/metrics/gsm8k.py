@@ -37,6 +37,14 @@ STRICT_FIGURE = "exact_match,strict-match"  # lm-eval's result keys
 FLEXIBLE_FIGURE = "exact_match,flexible-extract"
 
 
+def target(label) -> str:
+    """lm-eval's target from a prediction file's label: the GSM8K answer as the dataset has it. LLaMA-Factory
+    writes a label as the decoded answer ids, so it ends in what the chat template adds after the answer (qwen:
+    the "\\n" after <|im_end|>); exact_match would compare "18" with "18\\n" and never match. lm-eval's gold
+    is cast to a string first (a number in an lm-eval samples file)."""
+    return str(label).rstrip()
+
+
 def truncate_at(text: str, until: Sequence[str]) -> str:
     """Cut a generation at the first stop sequence, as lm-eval does with the task's `until` list."""
     for term in until:
@@ -129,7 +137,7 @@ class Gsm8kExactMatch(SampleMetric):
     def per_sample(self, predictions, references):
         if self.until:
             predictions = [truncate_at(p, self.until) for p in predictions]
-        references = [str(r) for r in references]  # lm-eval casts the gold to the response's type
+        references = [target(r) for r in references]
         self.extracted = {"strict": extract(predictions, "strict-match"),
                           "flexible": extract(predictions, "flexible-extract")}
         return {STRICT_FIGURE: exact_match(self.extracted["strict"], references),

@@ -2,7 +2,8 @@
 only its module; packages add their own through the ``ftbench.metrics`` / ``ftbench.scorers`` entry-point groups.
 
 A metric is asked for by its name (``llamafactory``) or by one of its figures (``bleu-4``): a figure runs its
-metric and reports that figure only.
+metric and reports that figure only. Everything that lists scorers or their figures (command-line choices, the
+run folder, train-and-compare, the sweep) asks `scorers()` / `judged_figures()` here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,30 @@ SCORERS: Registry[type[Scorer]] = Registry("scorer", base=Scorer, entry_point_gr
     "similarity": "ftbench.metrics.scorers:SimilarityScorer",
     "gsm8k": "ftbench.metrics.scorers:Gsm8kScorer",
 })
+DEFAULT_SCORER = "similarity"  # `score` without --scorer; `compare` when no scorer recognises the labels
+
+
+def scorers() -> dict[str, Scorer]:
+    """name -> a scorer instance, in registration order (built-ins first): the report's order."""
+    return {name: SCORERS.create(name) for name in SCORERS.targets()}
+
+
+def judged_figures() -> dict[str, str]:
+    """figure -> its scorer, for every figure a run can be judged by (`--select-by`, `sweep --metric`)."""
+    return {figure: name for name, scorer in scorers().items() for figure in scorer.judged_figures()}
+
+
+def scorer_for_figure(figure: str) -> Scorer:
+    """The scorer reporting ``figure``; UsageError naming the figures there are."""
+    figures = judged_figures()
+    if figure not in figures:
+        raise UsageError(f"unknown figure '{figure}'; choose from: {', '.join(figures)}")
+    return SCORERS.create(figures[figure])
+
+
+def recognise_scorer(labels: list[str]) -> str:
+    """The scorer whose prediction files have such labels (`compare --scorer auto`), else the default."""
+    return next((name for name, scorer in scorers().items() if scorer.recognises(labels)), DEFAULT_SCORER)
 
 
 def figure_owners() -> dict[str, str]:

@@ -33,8 +33,8 @@ def _resolve_metrics(scorer: Scorer, names: Sequence[str] | None, options: dict
 def score_pairs(predictions: Sequence[str], references: Sequence[str], scorer: str = "similarity",
                 metrics: Sequence[str] | None = None, *, jobs: int | None = None, until: Sequence[str] = (),
                 lines: Sequence[int | None] | None = None) -> ScoreResult:
-    """Score (prediction, reference) pairs with a scorer's metrics (``similarity`` or ``gsm8k``, see
-    `ftbench.metrics.registry.SCORERS`).
+    """Score (prediction, reference) pairs with a scorer's metrics (a name in `ftbench.metrics.registry.SCORERS`:
+    ``similarity``, ``gsm8k``, ...).
 
     ``metrics``: metric or figure names (default: the scorer's, e.g. LLaMA-Factory's four for "similarity").
     ``jobs``: worker processes for the LLaMA-Factory metrics (None: automatic). ``until``: stop sequences
@@ -46,7 +46,7 @@ def score_pairs(predictions: Sequence[str], references: Sequence[str], scorer: s
     chosen_scorer = SCORERS.create(scorer)
     chosen, figures = _resolve_metrics(chosen_scorer, metrics, {"jobs": jobs, "until": until})
     n = len(predictions)
-    result = ScoreResult(task=scorer, n=n, metrics={}, stderr={}, ci95={}, signatures={},
+    result = ScoreResult(scorer=scorer, n=n, metrics={}, stderr={}, ci95={}, signatures={},
                          uncertainty={"stderr": uncertainty.STDERR_METHOD, "ci95": uncertainty.CI_METHOD})
     per_sample: dict[str, np.ndarray] = {}
     for metric in chosen:

@@ -3,7 +3,7 @@
     report.html            the before/after report          metrics.json        every figure, for machines
     run_config.json        what the run is (resume check)   validation.json     the training data's checks
     predictions_before.jsonl / predictions_after.jsonl      the held-out split, LLaMA-Factory rows
-    gsm8k_predictions_before.jsonl / gsm8k_predictions_after.jsonl
+    gsm8k_predictions_before.jsonl / gsm8k_predictions_after.jsonl     (each scorer names its file: Scorer.predictions_file)
     train_result.json      the backend's TrainResult        trainer_log.jsonl   the training log (a copy)
     checkpoint_predictions/<checkpoint>.jsonl                 each checkpoint's eval predictions (--select-by)
     data/                  files the run built (the demo's)  train/              the backend's output_dir
@@ -64,11 +64,14 @@ class RunFolder:
         return self.file("merged")
 
     def predictions(self, scorer: str, side: str) -> str:
-        """The prediction file of one evaluation: ``scorer`` similarity (the held-out split) or gsm8k, ``side``
-        before (the base model) or after (the chosen checkpoint)."""
+        """The prediction file of one evaluation: the eval set of ``scorer`` (a name in SCORERS, which names the
+        file: similarity's held-out split is predictions_{side}.jsonl), ``side`` before (the base model) or after
+        (the chosen checkpoint)."""
+        from ftbench.metrics.registry import SCORERS
+
         if side not in SIDES:
             raise ValueError(side)
-        return self.file(f"predictions_{side}.jsonl" if scorer == "similarity" else f"{scorer}_predictions_{side}.jsonl")
+        return self.file(SCORERS.create(scorer).prediction_file(side))
 
     def checkpoint_predictions(self, checkpoint: str) -> str:
         """The held-out (or GSM8K) predictions of one checkpoint, made to choose among them (--select-by)."""

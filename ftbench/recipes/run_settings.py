@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+import typing
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Optional
 
 import msgspec
 
@@ -31,11 +32,19 @@ class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
     gsm8k_max_new_tokens: Optional[Tokens] = None
     predict_batch_size: Optional[PositiveInt] = None  # no upper bound: past the prompts' count, one batch
     threads: Optional[Threads] = None
-    select_by: Optional[Literal["eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match",
-                                "flexible-extract"]] = None
+    select_by: Optional[str] = None  # eval_loss or a judged figure of a scorer (checked in `prepare_run`)
 
 
 COMPARE_KEYS = tuple(CompareKeys.__struct_fields__)
+_TEXT_KEYS = tuple(k for k, t in typing.get_type_hints(CompareKeys).items() if t == Optional[str])
+EVAL_LOSS = "eval_loss"  # select_by's default rule: the checkpoint with the lowest eval loss
+
+
+def select_by_choices() -> list[str]:
+    """What select_by accepts: eval_loss, then every figure a scorer can judge a run by."""
+    from ftbench.metrics.registry import judged_figures
+
+    return [EVAL_LOSS, *judged_figures()]
 # what a user's training config gets unless it says otherwise: an eval split and checkpoints evaluated on it
 TRAINING_DEFAULTS = {"val_size": 0.1, "eval_strategy": "steps", "eval_steps": 100, "save_steps": 100,
                      "logging_steps": 10}
@@ -100,13 +109,18 @@ def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = No
             lines[key] = src.where(key)
             src.lines.pop(key, None)
             value = src.values.pop(key)
-            compare[key] = str(value) if key == "gsm8k" and isinstance(value, (int, float)) else value
+            text = key in _TEXT_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool)
+            compare[key] = str(value) if text else value  # a YAML number where text is meant
     try:
         checked = check(compare, CompareKeys)
     except SchemaError as e:
         raise InputError(f"{lines.get(e.path, src.path or 'command line')}: {e}") from None
     compare = {k: getattr(checked, k) for k in compare}
-    if compare.get("select_by") == "eval_loss":
+    select_by = compare.get("select_by")
+    if select_by is not None and select_by not in select_by_choices():
+        raise InputError(f"{lines.get('select_by', src.path or 'command line')}: select_by: {select_by!r} is not "
+                         f"one of {', '.join(select_by_choices())}")
+    if select_by == EVAL_LOSS:
         compare["select_by"] = None
     compare.update({k: v for k, v in options.items() if v is not None})
     if world_size() > 1 and not output_dir:

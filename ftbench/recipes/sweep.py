@@ -78,15 +78,11 @@ def _record(sample) -> dict:
     return rec
 
 
-def fix_data(cfg, data_dir: str, fractions: tuple[float, ...]) -> tuple[str, dict[float, tuple[str, int]]]:
+def fix_data(train: list, held_out: list, seed: int, data_dir: str, fractions: tuple[float, ...]
+             ) -> tuple[str, dict[float, tuple[str, int]]]:
     """Write the held-out split and nested training subsets once: (eval path, fraction -> (path, samples))."""
     import random
 
-    from ftbench.training.data import train_and_eval_samples
-
-    train, held_out = train_and_eval_samples(cfg)
-    if not held_out:
-        raise InputError("a sweep needs held-out samples: set val_size (e.g. 0.1) or eval_dataset")
     os.makedirs(data_dir, exist_ok=True)
 
     def write(path, samples):
@@ -95,7 +91,7 @@ def fix_data(cfg, data_dir: str, fractions: tuple[float, ...]) -> tuple[str, dic
     eval_path = os.path.join(data_dir, "sweep_eval.jsonl")
     write(eval_path, held_out)
     order = list(range(len(train)))
-    random.Random(cfg.seed).shuffle(order)  # one order: each subset is the start of it, so they nest
+    random.Random(seed).shuffle(order)  # one order: each subset is the start of it, so they nest
     subsets = {}
     for f in sorted(set(fractions) | {1.0}):
         n = len(train) if f >= 1 else max(1, math.ceil(f * len(train)))
@@ -158,7 +154,9 @@ def _share_base_evaluation(source: RunFolder, target: RunFolder) -> None:
     if not RunFolder.holds_run(source.root):
         return
     os.makedirs(target.root, exist_ok=True)
-    for scorer in ("similarity", "gsm8k"):
+    from ftbench.metrics.registry import SCORERS
+
+    for scorer in SCORERS.targets():
         src, dst = source.predictions(scorer, "before"), target.predictions(scorer, "before")
         for a, b in ((meta_path(src), meta_path(dst)), (src, dst)):  # the sidecar first: a row file implies it
             if os.path.exists(a) and not os.path.exists(b):
@@ -264,11 +262,12 @@ def _checkpoint_scores(folder: RunFolder, name: str, metric: str) -> list[float]
 def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[list, list[dict]]:
     """(analysis `RunOutcome`s, sweep.json's run rows) from the finished run folders."""
     from ftbench.data.predictions import read_prediction_rows
-    from ftbench.evaluation.comparison import FIGURE_TASK, score_figure
+    from ftbench.evaluation.comparison import score_figure
     from ftbench.evaluation.sweep import RunOutcome
+    from ftbench.metrics.registry import scorer_for_figure
     from ftbench.training.trainer_log import read_trainer_log
 
-    scorer = FIGURE_TASK[ss.metric]
+    scorer = scorer_for_figure(ss.metric).name
     outcomes, rows = [], []
     for r in runs:
         folder = RunFolder(os.path.join(ss.output_dir, "runs", r.name))
@@ -294,25 +293,30 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
 
 def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
     """Run (or resume) the whole sweep and return sweep.json's content; writes sweep.json and report.html."""
-    from ftbench.evaluation.comparison import FIGURE_TASK
     from ftbench.evaluation.sweep import analyse
+    from ftbench.metrics.registry import judged_figures, scorer_for_figure
     from ftbench.report.sweep_report import render_sweep_report
+    from ftbench.training.data import train_and_eval_samples
 
-    if ss.metric not in FIGURE_TASK:
-        raise UsageError(f"--metric {ss.metric}: choose one of {', '.join(FIGURE_TASK)}")
-    if FIGURE_TASK[ss.metric] == "gsm8k" and not rs.gsm8k:
-        raise UsageError(f"--metric {ss.metric} needs GSM8K problems, and this sweep has gsm8k none")
+    if ss.metric not in judged_figures():
+        raise UsageError(f"--metric {ss.metric}: choose one of {', '.join(judged_figures())}")
+    scorer = scorer_for_figure(ss.metric)
+    train, held_out = train_and_eval_samples(cfg)
+    if not held_out:
+        raise InputError("a sweep needs held-out samples: set val_size (e.g. 0.1) or eval_dataset")
+    if not scorer.eval_samples(held_out, rs):
+        raise UsageError(f"--metric {ss.metric} needs {scorer.eval_set}, and this sweep has none")
     os.makedirs(ss.output_dir, exist_ok=True)
     _check_same_sweep(cfg, ss)
     t0 = time.perf_counter()
-    eval_path, subsets = fix_data(cfg, os.path.join(ss.output_dir, "data"), ss.fractions if "data" in ss.vary
-                                  else (1.0,))
+    eval_path, subsets = fix_data(train, held_out, cfg.seed, os.path.join(ss.output_dir, "data"),
+                                  ss.fractions if "data" in ss.vary else (1.0,))
     runs = plan_runs(cfg, ss, subsets, eval_path)
     say(f"sweep: {len(runs)} runs ({', '.join(r.name for r in runs)}), {len(subsets)} data sizes, held-out split "
         f"of {sum(1 for _ in open(eval_path, encoding='utf-8'))} samples, metric {ss.metric}", quiet)
     run_all(cfg, rs, ss, runs, quiet)
     outcomes, rows = collect(ss, runs, subsets)
-    analysis = analyse(outcomes, ss.metric, scale100=FIGURE_TASK[ss.metric] == "similarity")
+    analysis = analyse(outcomes, ss.metric, scale100=scorer.percent)
     result = {"kind": "ftbench-sweep", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "model": cfg.model_name_or_path, "backend": cfg.backend, "demo_note": ss.note,
               "data": cfg.dataset, "settings": {k: v for k, v in asdict(ss).items() if k != "output_dir"},

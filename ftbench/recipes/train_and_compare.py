@@ -61,16 +61,16 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     say(f"[1/6] data: {validation['records']} records, {len(validation['warnings'])} warnings "
         f"(details in {folder.validation})", quiet)
 
-    # 2. the eval sets
+    # 2. the eval sets: each scorer's (the held-out split, GSM8K problems, ...); an empty one is not evaluated
+    from ftbench.metrics.registry import scorers
     from ftbench.training.data import template_of, train_and_eval_samples
 
-    _, eval_samples = train_and_eval_samples(cfg)
-    if not eval_samples:
+    _, held_out = train_and_eval_samples(cfg)
+    if not held_out:
         raise InputError("train-and-compare needs held-out samples: set val_size (e.g. 0.1) or eval_dataset")
-    gsm8k_samples = _gsm8k_samples(rs)
-    say(f"[2/6] eval sets: {len(eval_samples)} held-out samples, "
-        f"{len(gsm8k_samples)} GSM8K problems" + (f" from {rs.gsm8k}" if rs.gsm8k else " (GSM8K skipped)"), quiet)
-    eval_sets = {"similarity": eval_samples, "gsm8k": gsm8k_samples}
+    eval_sets = {name: scorer.eval_samples(held_out, rs) for name, scorer in scorers().items()}
+    say("[2/6] eval sets (samples): " + ", ".join(f"{name} {len(samples) or 'none'}"
+                                                  for name, samples in eval_sets.items()), quiet)
 
     # 3. the base model
     t = time.perf_counter()
@@ -98,7 +98,7 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     rs.durations["evaluate_after"] = time.perf_counter() - t
 
     # 6. compare, diagnose, report
-    metrics = _compare_and_report(cfg, rs, validation, result, choice, bool(gsm8k_samples), selection)
+    metrics = _compare_and_report(cfg, rs, validation, result, choice, eval_sets, selection)
     say(f"[6/6] report: {folder.report}", quiet)
     return metrics
 
@@ -151,28 +151,6 @@ def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
     return summary
 
 
-def _gsm8k_samples(rs: RunSettings) -> list:
-    from ftbench.data.loader import load_samples
-
-    if not rs.gsm8k:
-        return []
-    if os.path.exists(rs.gsm8k):
-        return load_samples(rs.gsm8k)[: rs.gsm8k_limit]
-    if rs.gsm8k != "openai/gsm8k":
-        raise UsageError(f"gsm8k: {rs.gsm8k}: no such file (give a GSM8K JSONL path, openai/gsm8k, or none)")
-    try:  # users have the hub; this machine may not
-        from datasets import load_dataset
-
-        rows = load_dataset("openai/gsm8k", "main", split="test")
-    except Exception as e:
-        raise UsageError(f"cannot load openai/gsm8k from the hub ({str(e).splitlines()[0][:120]}); pass --gsm8k "
-                         "PATH to a local GSM8K test.jsonl, or --gsm8k none") from None
-    from ftbench.data.formats import ASSISTANT, USER, Sample
-
-    return [Sample([(USER, r["question"]), (ASSISTANT, r["answer"])], "", "", "openai/gsm8k", i, None)
-            for i, r in enumerate(rows.select(range(min(rs.gsm8k_limit, len(rows)))))]
-
-
 def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs: RunSettings, side: str,
                  quiet: bool, template=None, paths: dict[str, str] | None = None) -> None:
     """Greedy predictions for every eval set (scorer name -> samples), resumable row by row; the model is
@@ -183,6 +161,7 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     from ftbench.inference.engines import open_engine
     from ftbench.inference.generate import GenerationParams
     from ftbench.inference.predict import generate_rows
+    from ftbench.metrics.registry import SCORERS
 
     todo = []
     for scorer, samples in eval_sets.items():
@@ -206,8 +185,7 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     engine = None
     try:
         for scorer, samples, path, done in todo:
-            length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
-            params = GenerationParams(max_new_tokens=length)
+            params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
             if engine is None:
                 engine = open_engine(rs.engine, model, adapter, params, options, loaded=loaded)
             else:
@@ -244,11 +222,12 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     """Generate with every distinct checkpoint on the eval split of ``rs.select_by`` and choose the best by it;
     returns the choice and, for metrics.json, every checkpoint's score beside its eval loss."""
     from ftbench.data.predictions import read_prediction_rows
-    from ftbench.evaluation.comparison import FIGURE_TASK, score_figure
+    from ftbench.evaluation.comparison import score_figure
+    from ftbench.metrics.registry import scorer_for_figure
     from ftbench.training.checkpoints import checkpoint_name, choose_by_metric, distinct_checkpoints
     from ftbench.training.data import template_of
 
-    metric, scorer = rs.select_by, FIGURE_TASK[rs.select_by]
+    metric, scorer = rs.select_by, scorer_for_figure(rs.select_by).name
     if not eval_sets.get(scorer):
         raise UsageError(f"--select-by {metric} needs the {scorer} eval set, and this run has none")
     candidates = distinct_checkpoints(result.checkpoints)
@@ -310,35 +289,38 @@ def _free_accelerator_memory() -> None:
 
 
 def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, result: TrainResult,
-                        choice: CheckpointChoice, with_gsm8k: bool, selection: dict | None = None) -> dict:
+                        choice: CheckpointChoice, eval_sets: dict[str, list], selection: dict | None = None) -> dict:
     from ftbench.data.predictions import read_prediction_rows
-    from ftbench.evaluation.comparison import compare_task
+    from ftbench.evaluation.comparison import compare_scorer
+    from ftbench.metrics.registry import scorers
     from ftbench.report.run_report import render_run_report
     from ftbench.training.diagnosis import diagnose_training
 
-    folder = rs.folder
-    tasks = {scorer: compare_task(scorer, *(read_prediction_rows(folder.predictions(scorer, side)) for side in SIDES))
-             for scorer in (("similarity", "gsm8k") if with_gsm8k else ("similarity",))}
+    folder, every = rs.folder, scorers()
+    compared = {name: compare_scorer(name, *(read_prediction_rows(folder.predictions(name, side)) for side in SIDES))
+                for name in every if eval_sets.get(name)}
     diagnosis = diagnose_training(result.log)
     metrics = {
-        "before": {f: e["before"] for t in tasks.values() for f, e in t.figures.items()},
-        "after": {f: e["after"] for t in tasks.values() for f, e in t.figures.items()},
+        "before": {f: e["before"] for t in compared.values() for f, e in t.figures.items()},
+        "after": {f: e["after"] for t in compared.values() for f, e in t.figures.items()},
         "checkpoint": {**choice.to_json(), **({"selection": selection} if selection else {})},
-        "comparison": {f: e for t in tasks.values() for f, e in t.figures.items()},
-        "signatures": {f: s for t in tasks.values() for f, s in t.signatures.items()},
-        "n": {name: t.n for name, t in tasks.items()},
-        "gsm8k": {side: tasks["gsm8k"].to_json()[side].get("disagreement") for side in SIDES}
-        if with_gsm8k else None,
+        "comparison": {f: e for t in compared.values() for f, e in t.figures.items()},
+        "signatures": {f: s for t in compared.values() for f, s in t.signatures.items()},
+        "n": {name: t.n for name, t in compared.items()},
+        # a scorer's own explanation of each side (gsm8k: why strict and flexible disagree); null when not run
+        **{name: {side: getattr(compared[name], side).get(scorer.run_detail) for side in SIDES}
+           if name in compared else None for name, scorer in every.items() if scorer.run_detail},
         "training": {"diagnosis": diagnosis.to_json(), "checkpoints": [asdict(c) for c in result.checkpoints]},
         "validation": {"records": validation["records"], "ok": validation["ok"],
                        "warnings": len(validation["warnings"]), "stats": validation["stats"]},
         "run": run_info(cfg, rs, choice),
     }
-    if not with_gsm8k:
-        for side in SIDES:
-            metrics[side].update({"strict-match": None, "flexible-extract": None})
+    for name, scorer in every.items():  # a scorer not run (gsm8k: none): its figures stated as not measured
+        if name not in compared:
+            for side in SIDES:
+                metrics[side].update({f: None for f in scorer.judged_figures()})
     # metrics.json last: it marks a finished run (`RunFolder.holds_run`), so a run killed in between is redone
-    atomic_write_text(folder.report, render_run_report(metrics, tasks, result.log, validation))
+    atomic_write_text(folder.report, render_run_report(metrics, compared, result.log, validation))
     atomic_write_text(folder.metrics, json.dumps(metrics, ensure_ascii=False, indent=1, default=str) + "\n")
     update_index_for(folder.root)
     return metrics

@@ -9,14 +9,13 @@ from __future__ import annotations
 from ftbench.report.charts import loss_chart
 from ftbench.report.html import render
 
-FIGURE_ORDER = ("bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract", "strict-parsable")
 _WARNINGS_SHOWN = 20
 
 
 def _headline(comparison: dict) -> list[dict]:
+    """A card per figure, in the comparison's order (each scorer's figures in its report order)."""
     cards = []
-    for fig in FIGURE_ORDER:
-        e = comparison.get(fig)
+    for fig, e in comparison.items():
         if e is None:
             continue
         cards.append({"figure": fig, "before": e["before"], "after": e["after"], "delta": e["delta"],
@@ -65,9 +64,10 @@ def _checkpoint_label(path: str) -> str:
     return name if name.startswith("checkpoint-") else "final adapter"
 
 
-def render_run_report(metrics: dict, tasks: dict, log_rows: list[dict], validation: dict | None,
+def render_run_report(metrics: dict, compared: dict, log_rows: list[dict], validation: dict | None,
                       title: str = "ftbench: did the fine-tune help?") -> str:
-    """The whole page from metrics.json's content, the per-scorer comparisons and the trainer log rows."""
+    """The whole page from metrics.json's content, the per-scorer comparisons (scorer -> `Comparison`) and the
+    trainer log rows."""
     run = metrics.get("run", {})
     checkpoint = metrics.get("checkpoint") or {}
     training = metrics.get("training") or {}
@@ -82,5 +82,5 @@ def render_run_report(metrics: dict, tasks: dict, log_rows: list[dict], validati
         signatures=metrics.get("signatures", {}), checkpoint=checkpoint,
         chart=loss_chart(log_rows, checkpoint.get("step")), diagnosis=training.get("diagnosis"),
         checkpoints=[{**c, "label": _checkpoint_label(c["path"])} for c in training.get("checkpoints") or []],
-        gsm8k=_gsm8k(metrics), tasks=list(tasks), samples=[r for t in tasks.values() for r in t.rows],
+        gsm8k=_gsm8k(metrics), scorers=list(compared), samples=[r for t in compared.values() for r in t.rows],
         validation=_validation(validation), run_tables=run_tables, config=run.get("config") or {})

@@ -56,10 +56,12 @@ def render_disagreement(result: ScoreResult) -> list[str]:
     return lines
 
 
-def score_text(result: ScoreResult, source: str | None = None, description: str | None = None) -> str:
+def score_text(result: ScoreResult, source: str | None = None, description: str | None = None,
+               kind: str = "scorer") -> str:
+    """`ftbench score`'s text (``kind`` "scorer"), or `ftbench eval`'s ("task": the result is an eval task's)."""
     head = f"{source}: " if source else ""
     about = f" ({description})" if description else ""
-    lines = [f"{head}{result.n:,} samples, task {result.task}{about}", ""]
+    lines = [f"{head}{result.n:,} samples, {kind} {result.scorer}{about}", ""]
     lines += render_figures(result)
     lines += render_disagreement(result)
     for note in result.details.get("notes", []):

@@ -1,8 +1,8 @@
 (function () {
   var data = JSON.parse(document.getElementById('samples-data').textContent);
   var body = document.getElementById('samples-body'), count = document.getElementById('samples-count');
-  var state = {status: 'all', task: 'all', q: '', sort: 'index'};
-  function primary(r) { return r.task === 'gsm8k' ? 'strict-match' : 'rouge-l'; }
+  var state = {status: 'all', scorer: 'all', q: '', sort: 'index'};
+  function primary(r) { return r.primary; }  // the figure deciding the row's status (its scorer's)
   function delta(r) { var k = primary(r); return (r.scores_after[k] || 0) - (r.scores_before[k] || 0); }
   function cell(tr, text, cls) {
     var td = document.createElement('td'); if (cls) td.className = cls;
@@ -16,7 +16,7 @@
     var q = state.q.toLowerCase();
     var rows = data.filter(function (r) {
       if (state.status !== 'all' && r.status !== state.status) return false;
-      if (state.task !== 'all' && r.task !== state.task) return false;
+      if (state.scorer !== 'all' && r.scorer !== state.scorer) return false;
       if (!q) return true;
       return [r.prompt, r.reference, r.before, r.after].join('\n').toLowerCase().indexOf(q) >= 0;
     });
@@ -25,7 +25,7 @@
     body.textContent = '';
     rows.forEach(function (r) {
       var tr = document.createElement('tr'); tr.className = 'row st-' + r.status; tr.dataset.status = r.status;
-      num(tr, String(r.i)); num(tr, r.task);
+      num(tr, String(r.i)); num(tr, r.scorer);
       cell(tr, r.prompt, 't'); cell(tr, r.reference, 't'); cell(tr, r.before, 't'); cell(tr, r.after, 't');
       var k = primary(r);
       num(tr, k + ' ' + fmt(r.scores_before[k]) + ' → ' + fmt(r.scores_after[k]));
@@ -42,7 +42,7 @@
       render();
     });
   });
-  document.getElementById('task-filter').addEventListener('change', function (e) { state.task = e.target.value; render(); });
+  document.getElementById('scorer-filter').addEventListener('change', function (e) { state.scorer = e.target.value; render(); });
   document.getElementById('sort').addEventListener('change', function (e) { state.sort = e.target.value; render(); });
   document.getElementById('search').addEventListener('input', function (e) { state.q = e.target.value; render(); });
   render();
