@@ -157,3 +157,19 @@ def test_until_cuts_like_lm_eval_generation():
 def test_numeric_labels_are_cast_like_lm_eval():
     result = score_pairs(["#### 42"], [42], scorer="gsm8k")
     assert result.metrics["exact_match,strict-match"] == 1.0
+
+
+def test_llamafactory_labels_end_in_the_chat_templates_newline(tmp_path):
+    """LLaMA-Factory writes a label as the answer's decoded ids: "... #### 3\\n", the "\\n" after qwen's <|im_end|>.
+    lm-eval's target is the dataset's answer, without it; compared with "3\\n", no answer was ever right (the tiny
+    demo's strict-match read 0.000 -> 0.000)."""
+    labels = ["She has 3.\n#### 3\n", "x\n#### 5\n", "y\n#### 7\n"]
+    result = score_pairs(["#### 3", "The answer is 5", "#### 8"], labels, scorer="gsm8k")
+    assert result.samples["exact_match,strict-match"] == [1.0, 0.0, 0.0]
+    assert result.samples["exact_match,flexible-extract"] == [1.0, 1.0, 0.0]
+    before = [{"prompt": f"q{i}", "predict": "no idea", "label": label} for i, label in enumerate(labels)]
+    after = [{**row, "predict": p} for row, p in zip(before, ["#### 3", "#### 5", "#### 7"])]
+    from ftbench.evaluation.comparison import compare_scorer
+
+    strict = compare_scorer("gsm8k", before, after).figures["strict-match"]
+    assert (strict["before"], strict["after"], strict["mcnemar"]["wrong_to_right"]) == (0.0, 1.0, 3)

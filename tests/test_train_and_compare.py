@@ -54,6 +54,20 @@ def test_metrics_show_a_real_measured_improvement(demo_run):
     assert parsable["before"] < 0.2 and parsable["after"] > 0.5  # GSM8K's '#### N' answer format was learned
 
 
+def test_gsm8k_strict_match_rises(demo_run):
+    """After training, the tiny model gets some of its synthetic GSM8K problems right (2 of 64 at 4 epochs).
+    Its labels are LLaMA-Factory's, ending in the chat template's "\\n": scored against that, no answer was ever
+    right and strict-match read 0.000 -> 0.000."""
+    out, _, _, _ = demo_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = [json.loads(line) for line in (out / "gsm8k_predictions_after.jsonl").read_text().splitlines()]
+    assert all(r["label"].endswith("\n") for r in rows)
+    for figure in ("strict-match", "flexible-extract"):
+        entry = metrics["comparison"][figure]
+        assert entry["before"] == 0 and entry["after"] > 0 and entry["wins"] > 0 and entry["losses"] == 0, figure
+        assert entry["mcnemar"]["wrong_to_right"] == entry["wins"]
+
+
 def test_checkpoint_is_the_lowest_eval_loss(demo_run):
     out, _, _, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())
