@@ -145,7 +145,8 @@ def test_listing_scorers_in_help_imports_no_scoring_code():
     code = ("import sys; from click.testing import CliRunner; from ftbench.cli import cli; "
             "out = CliRunner().invoke(cli, ['score', '--help']).output; "
             "assert 'similarity|gsm8k' in out, out; "
-            "heavy = {'torch', 'lm_eval', 'jieba', 'ftbench.metrics.scoring', 'ftbench.metrics.gsm8k'} & set(sys.modules);"
+            "heavy = {'torch', 'lm_eval', 'jieba', 'ftbench.metrics.scoring', 'ftbench.metrics.gsm8k'}"
+            " & set(sys.modules); "
             "assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-1000:]

@@ -63,7 +63,7 @@ class SampleScorer(Scorer):
                 s = {f: result.samples[f][i] for f in result.metrics if f in result.samples}
                 s.update({f: result.samples[f][i] for f in self.sample_fields})
                 scores.append(s)
-            rows.append({"i": i, "task": self.name, "scorer": self.name, "primary": self.primary,
+            rows.append({"i": i, "scorer": self.name, "primary": self.primary,
                          "prompt": x.get("prompt", ""), "reference": x.get("label", ""),
                          "before": x.get("predict", ""), "after": y.get("predict", ""), "scores_before": scores[0],
                          "scores_after": scores[1], "status": self.status(*scores)})

@@ -3,7 +3,8 @@
     report.html            the before/after report          metrics.json        every figure, for machines
     run_config.json        what the run is (resume check)   validation.json     the training data's checks
     predictions_before.jsonl / predictions_after.jsonl      the held-out split, LLaMA-Factory rows
-    gsm8k_predictions_before.jsonl / gsm8k_predictions_after.jsonl     (each scorer names its file: Scorer.predictions_file)
+    gsm8k_predictions_before.jsonl / gsm8k_predictions_after.jsonl
+                           (each scorer names its eval set's files: Scorer.predictions_file)
     train_result.json      the backend's TrainResult        trainer_log.jsonl   the training log (a copy)
     checkpoint_predictions/<checkpoint>.jsonl                 each checkpoint's eval predictions (--select-by)
     data/                  files the run built (the demo's)  train/              the backend's output_dir
