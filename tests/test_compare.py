@@ -54,6 +54,8 @@ def test_choose_by_metric_takes_the_best_score_of_distinct_checkpoints():
     assert choose_by_metric(distinct, [41.5, 41.5, 41.5], "rouge-l").name == "checkpoint-20"  # ties: earlier
     with pytest.raises(ValueError):
         choose_by_metric(distinct, [1.0], "rouge-l")
+    lowest = choose_by_metric(distinct, [30.0, 41.5, 29.0], "wer", higher_is_better=False)  # a scorer's declaration
+    assert lowest.name == "checkpoint-60" and "lowest wer 29.0000" in lowest.reason
 
 
 def test_json_for_script_cannot_close_the_script_element():

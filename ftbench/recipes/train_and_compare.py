@@ -227,7 +227,8 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     from ftbench.training.checkpoints import checkpoint_name, choose_by_metric, distinct_checkpoints
     from ftbench.training.data import template_of
 
-    metric, scorer = rs.select_by, scorer_for_figure(rs.select_by).name
+    metric, judge = rs.select_by, scorer_for_figure(rs.select_by)
+    scorer = judge.name
     if not eval_sets.get(scorer):
         raise UsageError(f"--select-by {metric} needs the {scorer} eval set, and this run has none")
     candidates = distinct_checkpoints(result.checkpoints)
@@ -240,7 +241,7 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
         _predict_all(cfg.model_name_or_path, c.path, {scorer: eval_sets[scorer]}, rs, "after", quiet,
                      template_of(cfg), paths={scorer: path})
         scores.append(score_figure(read_prediction_rows(path), metric)[0])
-    choice = choose_by_metric(candidates, scores, metric)
+    choice = choose_by_metric(candidates, scores, metric, judge.higher_is_better)
     return {"choice": choice, "by": metric, "by_eval_loss": by_loss.to_json(),
             "differ": choice.checkpoint.path != by_loss.checkpoint.path,
             "scores": [{"name": checkpoint_name(c), "step": c.step, "eval_loss": c.eval_loss, metric: v}

@@ -116,15 +116,17 @@ def distinct_checkpoints(checkpoints: list[CheckpointInfo]) -> list[CheckpointIn
     return out
 
 
-def choose_by_metric(checkpoints: list[CheckpointInfo], scores: list[float], metric: str) -> CheckpointChoice:
-    """The checkpoint whose generations on the eval split score highest by ``metric`` (``scores`` in the same
-    order); ties go to the earlier step, as with eval loss."""
+def choose_by_metric(checkpoints: list[CheckpointInfo], scores: list[float], metric: str,
+                     higher_is_better: bool = True) -> CheckpointChoice:
+    """The checkpoint whose generations on the eval split score best by ``metric`` (``scores`` in the same
+    order): highest, or lowest for a figure where lower is better; ties go to the earlier step, as with eval loss."""
     if not checkpoints or len(scores) != len(checkpoints):
         raise ValueError("one score per checkpoint is needed")
-    i = max(range(len(checkpoints)), key=lambda k: (scores[k], -checkpoints[k].step))
+    sign = 1 if higher_is_better else -1
+    i = max(range(len(checkpoints)), key=lambda k: (sign * scores[k], -checkpoints[k].step))
     best = checkpoints[i]
-    return CheckpointChoice(best, checkpoint_name(best), f"highest {metric} {scores[i]:.4f} on the eval split of "
-                            f"{len(checkpoints)} checkpoints (--select-by {metric})")
+    return CheckpointChoice(best, checkpoint_name(best), f"{'highest' if higher_is_better else 'lowest'} {metric} "
+                            f"{scores[i]:.4f} on the eval split of {len(checkpoints)} checkpoints (--select-by {metric})")
 
 
 def write_checkpoints_json(output_dir: str, table: list[CheckpointInfo], best: str | None) -> str:
