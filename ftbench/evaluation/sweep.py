@@ -3,9 +3,10 @@ per-sample scores on the shared held-out split and its training log, so every ru
 results with known answers.
 
 Uncertainty: every run is scored on the same held-out samples, so one set of bootstrap resamples of those samples
-(`metrics.uncertainty.Bootstrap`, fixed seed) gives every run's mean at once; a slope or a difference computed on
-each resample gives its 95% interval. That is the evaluation-sample uncertainty; the training seed's is not in it
-(one training run per setting), which the report says.
+gives every run's mean at once; a slope or a difference computed on each resample gives its 95% interval. A
+setting trained with several seeds also has its seeds resampled in each draw
+(`metrics.uncertainty.seed_and_sample_means`), so its intervals cover training-seed noise too; with one seed per
+setting they cover the evaluation samples only, which the report says.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ftbench.metrics.uncertainty import Bootstrap, percentile_interval
+from ftbench.metrics.uncertainty import Bootstrap, percentile_interval, seed_and_sample_means
 
 LEVERS = ("data", "lr", "epochs", "rank", "model")
 DIVERGE_FACTOR = 1.5  # a train loss this many times its first logged value (or not finite) is divergence
@@ -30,9 +31,19 @@ class RunOutcome:
     lever: str  # "baseline" or one of LEVERS
     settings: dict  # every lever's setting in this run: {"data": fraction, "lr": ..., "rank": ..., "model": ...}
     train_size: int
-    scores: list[float]  # the chosen metric per held-out sample (chosen checkpoint)
+    scores: list[float]  # the chosen metric per held-out sample (chosen checkpoint; the mean over seeds)
     log: list[dict] = field(default_factory=list)  # trainer_log rows
     checkpoints: list[dict] = field(default_factory=list)  # {step, eval_loss, epoch}
+    seed_scores: list[list[float]] = field(default_factory=list)  # per training seed, per sample (>= 2 seeds)
+
+    @property
+    def by_seed(self) -> np.ndarray:
+        """(seeds, samples) scores: one row per training seed (one row when the setting ran once)."""
+        return np.asarray(self.seed_scores if self.seed_scores else [self.scores], dtype=np.float64)
+
+    @property
+    def seeds(self) -> int:
+        return len(self.seed_scores) or 1
 
     @property
     def mean(self) -> float:
@@ -40,12 +51,12 @@ class RunOutcome:
 
 
 def _draws(runs: list[RunOutcome]) -> np.ndarray:
-    """(resamples, runs) means of the runs' scores over the same bootstrap resamples of the held-out samples."""
+    """(resamples, runs) means of the runs' scores over the same bootstrap resamples of the held-out samples, and
+    of each run's training seeds where it has several."""
     n = len(runs[0].scores)
     if any(len(r.scores) != n for r in runs):
         raise ValueError("every run of a sweep is scored on the same held-out samples")
-    matrix = np.column_stack([np.asarray(r.scores, dtype=np.float64) for r in runs])
-    return Bootstrap(n).means(matrix) if n >= 2 else matrix.mean(axis=0, keepdims=True)
+    return seed_and_sample_means([r.by_seed for r in runs])
 
 
 def learning_curve(runs: list[RunOutcome]) -> dict | None:

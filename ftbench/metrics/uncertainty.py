@@ -112,3 +112,43 @@ def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict:
     p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n)
     return {"wrong_to_right": b, "right_to_wrong": c, "p_value": p,
             "method": "McNemar exact (two-sided binomial on discordant pairs)"}
+
+
+SEED_CI_METHOD = (f"two-level percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}: each "
+                  "resample draws the held-out samples (shared by every run) and, independently for each setting, "
+                  "its training seeds, both with replacement")
+
+
+def seed_and_sample_means(per_run: list, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+                          ) -> np.ndarray:
+    """(resamples, runs) bootstrap means of runs trained with several seeds and scored on the same samples.
+
+    ``per_run[r]`` is a (seeds, n) array: run r's per-sample values under each of its training seeds. Every
+    resample draws one set of sample indices for all runs (the held-out samples are shared, so differences stay
+    paired) and, for each run independently, a resample of its seeds (trainings with other seeds are independent);
+    the run's value is the mean over those seeds and samples. With one seed per run this is the sample bootstrap
+    alone (`Bootstrap.means`), the same draws."""
+    arrays = [np.atleast_2d(np.asarray(v, dtype=np.float64)) for v in per_run]
+    n = arrays[0].shape[1]
+    if any(a.shape[1] != n for a in arrays):
+        raise ValueError("every run must be scored on the same samples")
+    if n < 2:
+        return np.array([[a.mean() for a in arrays]])
+    sample_means = Bootstrap(n, resamples, seed).means(np.concatenate(arrays, axis=0).T)  # (resamples, all seeds)
+    rng = np.random.default_rng(seed + 1)
+    out, start = np.empty((len(sample_means), len(arrays))), 0
+    for r, a in enumerate(arrays):
+        block = sample_means[:, start:start + len(a)]
+        start += len(a)
+        if len(a) == 1:
+            out[:, r] = block[:, 0]
+        else:
+            picks = rng.integers(0, len(a), size=(len(block), len(a)))
+            out[:, r] = np.take_along_axis(block, picks, axis=1).mean(axis=1)
+    return out
+
+
+def seed_spread(per_seed_means) -> float | None:
+    """The seed-to-seed standard deviation (ddof=1) of a figure, or None with fewer than two seeds."""
+    values = [float(x) for x in per_seed_means]
+    return float(np.std(values, ddof=1)) if len(values) >= 2 else None
