@@ -65,6 +65,9 @@ def _vary(ctx, param, value):
 @click.option("--select-by", type=SELECT_BY, help="Choose each run's checkpoint by this metric of "
               "its generations on the eval split instead of the lowest eval loss (as train-and-compare --select-by).")
 @click.option("--devices", help="GPU ids, comma-separated: runs go side by side, one process per GPU.")
+@click.option("--ray", "ray_address", metavar="ADDRESS", help="Run each run as a task on this existing Ray cluster "
+              "(host:port of `ray start --head`; one GPU per task, or one CPU on a cluster without GPUs). The "
+              "sweep folder must be on a filesystem every node sees.")
 @click.option("--output-dir", type=click.Path(file_okay=False), help="The sweep folder (default reports/sweep-<id>); "
               "rerun with the same folder to resume.")
 @click.option("--model", help="Shortcut for model_name_or_path.")
@@ -75,7 +78,8 @@ def _vary(ctx, param, value):
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @common_options
 @click.pass_context
-def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, metric, select_by, devices, output_dir,
+def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, metric, select_by, devices, ray_address,
+          output_dir,
           model, backend, gsm8k, gsm8k_limit, max_new_tokens, threads):
     """Which lever to pull: train around your config one change at a time (data size as a learning curve on nested
     subsets, learning rate, LoRA rank, base model; epochs from the checkpoints), evaluate every run exactly as
@@ -96,14 +100,21 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
     vary = (vary or ("data", "lr")) + (("model",) if model_list and "model" not in (vary or ()) else ())
     if "model" in vary and not model_list:
         raise click.BadParameter("--vary model needs --models a,b", param_hint="--vary")
+    if ray_address and devices:
+        raise click.BadParameter("give --devices (one machine) or --ray (a cluster), not both", param_hint="--ray")
     if "epochs" in vary and not select_by:
         select_by = metric  # epochs by the metric: every checkpoint's generations scored (no extra training)
     folder = os.path.abspath(output_dir or os.path.join("reports", "sweep-" + run_id(model or config or "run")))
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=folder, model=model, backend=backend, gsm8k=gsm8k,
                                     gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens, threads=threads,
                                     select_by=select_by)
+    if ray_address:  # a cluster that is not there is said before anything is trained
+        from ftbench.recipes.ray_jobs import connect
+
+        connect(ray_address)
     ss = SweepSettings(output_dir=folder, vary=vary, metric=metric, models=model_list,
                        devices=tuple(d.strip() for d in devices.split(",") if d.strip()) if devices else (),
+                       ray=ray_address,
                        note=DEFAULT_NOTE if embedded else None,
                        **{k: v for k, v in (("fractions", fractions), ("lr_factors", lr_factors), ("ranks", ranks))
                           if v})

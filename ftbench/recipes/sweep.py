@@ -54,6 +54,7 @@ class SweepSettings:
     models: tuple[str, ...] = ()
     metric: str = "rouge-l"
     devices: tuple[str, ...] = ()  # GPU ids: one subprocess per device; empty: one after another here
+    ray: str | None = None  # a Ray cluster's address: each run a Ray task there (recipes/ray_jobs.py)
     note: str | None = None  # said at the top of the report (the embedded default says what it runs)
 
 
@@ -237,6 +238,11 @@ def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> 
                 continue
             _share_base_evaluation(folders[first_of_model[r.settings["model"]]], folder)
             todo.append((r.name, path, folder.root))
+        if ss.ray:
+            from ftbench.recipes.ray_jobs import run_on_ray
+
+            run_on_ray(todo, ss.ray, quiet)
+            continue
         if ss.devices:
             _run_on_devices(todo, ss.devices, quiet)
             continue
