@@ -193,7 +193,7 @@ def run_http(aug: Augmenter, client: ChatClient, concurrency: int, stop: threadi
             if f.exception() is not None:
                 raise f.exception()
     except BaseException:
-        stop.set()  # requests in flight are cut (the client shuts their sockets); replies already received are written
+        stop.set()  # requests in flight are cut (the client shuts their sockets); replies received are written
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
