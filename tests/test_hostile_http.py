@@ -200,3 +200,28 @@ def test_ctrl_c_ends_a_run_waiting_on_a_silent_server(tiny_model, servers, data,
 def test_a_bad_base_url_is_one_line(tiny_model, data, tmp_path):
     result = predict("http://127.0.0.1:notaport/v1", data, tmp_path / "o.jsonl")
     one_error_line(result, 2, "--base-url http://127.0.0.1:notaport/v1")
+
+
+def test_augment_writes_no_part_of_an_echoed_key(servers, tmp_path):
+    """A chat server that echoes the key in its answers, once past the 4000 characters the rejected file keeps:
+    the key is masked before the reply is cut, so no run of it reaches a file (augment goes through the same
+    client)."""
+    def behave(req, conn):
+        key = req.headers.get("authorization", "")[len("Bearer "):]
+        content = "no JSON here " + "x" * 3980 + key + " and again " + key
+        server.send(conn, response(200, {"choices": [{"index": 0, "message": {"role": "assistant",
+                                                                                "content": content}}]}))
+
+    server = servers(behave)
+    data = tmp_path / "seeds.json"
+    data.write_text(json.dumps([{"instruction": "What is 2+2?", "input": "", "output": "4"}]), encoding="utf-8")
+    os.environ["HOSTILE_KEY"] = KEY
+    try:
+        result = run_cli("augment", "llm", str(data), "-o", str(tmp_path / "out.jsonl"), "--base-url", server.url,
+                         "--model", "m", "--api-key-env", "HOSTILE_KEY", "--n", "1", "--max-retries", "0")
+    finally:
+        os.environ.pop("HOSTILE_KEY", None)
+    assert result.exit_code == 1, result.output  # the record did not get its variant
+    assert server.requests and server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    written = "".join(p.read_text(encoding="utf-8") for p in tmp_path.iterdir() if p.name.startswith("out"))
+    assert "no JSON here" in written and leaked(written) == [] and leaked(result.output) == []

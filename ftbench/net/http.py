@@ -260,7 +260,8 @@ class ChatClient:
 
     def _redirect(self, url: str, location: str | None) -> str:
         """The same-origin URL a redirect names; another origin is refused (the request carries the key)."""
-        target = urllib.parse.urljoin(url, location or "")
+        # percent-encoded: a header is Latin-1, a request line ASCII
+        target = urllib.parse.quote(urllib.parse.urljoin(url, location or ""), safe=":/?#[]@!$&'()*+,;=%~")
         if not location or _origin(target) != _origin(url):
             where = shown(target, self.redact, 120) if location else "nowhere"
             raise UsageError(f"{self.url}: the server redirects to {where}, another origin; not followed (the "
@@ -292,7 +293,7 @@ class ChatClient:
                 raise Interrupted() from None
             if time.monotonic() >= deadline or isinstance(e, (TimeoutError, socket.timeout)):
                 raise _Retryable("timeout", f"no complete reply within {self.timeout:g} s") from None
-            what = type(e).__name__ if isinstance(e, http.client.HTTPException) else (e.strerror or type(e).__name__)
+            what = (isinstance(e, OSError) and e.strerror) or type(e).__name__
             raise _Retryable("connection", f"connection to {self.url} failed: {shown(str(what), self.redact)}") \
                 from None
         finally:
@@ -353,7 +354,8 @@ class ChatClient:
                              f"{_json_kind(text)}, not a string")
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         finish = choice.get("finish_reason")
-        return Completion(repair_surrogates(text), usage, finish if isinstance(finish, str) else None)
+        # a server that echoes the key into its answer must not get it written into a predictions file
+        return Completion(self.redact(repair_surrogates(text)), usage, finish if isinstance(finish, str) else None)
 
 
 def _json_kind(value) -> str:
