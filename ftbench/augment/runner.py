@@ -123,7 +123,7 @@ class Augmenter:
                 cut = " (the reply hit the token limit)" if finish_reason == "length" else ""
                 self.output.rejected.append([{**self._meta(src, attempt, reason="no-json",
                                                             detail=parsed.problem + cut),
-                                              "reply": self.redact(text)[:REPLY_KEPT_CHARS]}])
+                                              "reply": self.redact.partial(text)[:REPLY_KEPT_CHARS]}])
                 self.stats.no_json += 1
                 src.last_problem = "no-json"
                 return

@@ -355,7 +355,7 @@ class ChatClient:
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         finish = choice.get("finish_reason")
         # a server that echoes the key into its answer must not get it written into a predictions file
-        return Completion(self.redact(repair_surrogates(text)), usage, finish if isinstance(finish, str) else None)
+        return Completion(self.redact.partial(repair_surrogates(text)), usage, finish if isinstance(finish, str) else None)
 
 
 def _json_kind(value) -> str:

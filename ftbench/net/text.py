@@ -18,8 +18,10 @@ PARTIAL = 8  # a run of this many of the key's characters in a row is masked as 
 
 
 class Redactor:
-    """Removes a secret from text before it is printed, logged or written anywhere: the whole key, and any run
-    of `PARTIAL` or more of its characters (a server that echoes part of the Authorization header)."""
+    """Removes a secret from text before it is printed, logged or written anywhere. Calling it masks the whole
+    key; `partial` also masks any run of `PARTIAL` or more of its characters, for text a server wrote (one that
+    echoes part of the Authorization header). Only server text gets `partial`: ftbench's own text (paths,
+    hashes, the "ftbench-" of its names) may share a run with a key by chance."""
 
     MASK = "***"
 
@@ -27,6 +29,11 @@ class Redactor:
         self.secret = secret or None
 
     def __call__(self, text: str) -> str:
+        if self.secret and isinstance(text, str):
+            return text.replace(self.secret, self.MASK)
+        return text
+
+    def partial(self, text: str) -> str:
         secret = self.secret
         if not secret or not isinstance(text, str):
             return text
@@ -63,7 +70,7 @@ def printable(text: str) -> str:
 
 def shown(text: str, redact: Redactor, limit: int = 300) -> str:
     """Server text as ftbench may show it: masked, made printable, then cut to ``limit`` characters."""
-    text = printable(redact(text))
+    text = printable(redact.partial(text))
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
