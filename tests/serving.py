@@ -1,5 +1,6 @@
 """A real `transformers serve` process on 127.0.0.1 for the tests (the `transformers[serving]` extra, which the
-dev extra installs): started on a free port, waited for, killed with SIGKILL, restarted on the same port."""
+dev extra installs): started on a free port in its own process group (`ftbench.processes`), waited for, killed
+with SIGKILL (the whole group), restarted on the same port."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+from ftbench.processes.group import OwnedProcess
 
 
 def free_port() -> int:
@@ -31,7 +34,7 @@ class Server:
     def __init__(self, model: str | None = None, *extra: str, log_path: str | None = None):
         self.model, self.extra, self.port = model, extra, free_port()
         self.log_path = log_path or os.devnull
-        self.proc: subprocess.Popen | None = None
+        self.proc: OwnedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -42,12 +45,12 @@ class Server:
         cmd = [transformers_cli(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.extra]
         cmd += [self.model] if self.model else []
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.proc = OwnedProcess(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).start()
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"transformers serve exited with {self.proc.returncode} (log: {self.log_path})")
+                raise RuntimeError(f"transformers serve exited with {self.proc.poll()} (log: {self.log_path})")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
                     if r.status == 200:
@@ -58,10 +61,9 @@ class Server:
         raise RuntimeError(f"transformers serve did not answer /health within {timeout:.0f}s")
 
     def kill(self) -> None:
-        """SIGKILL: the server dies mid-request, as a crash would."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        """SIGKILL to its whole group: the server dies mid-request, as a crash would, and nothing of it stays."""
+        if self.proc is not None:
+            self.proc.close(signal.SIGKILL)
         self.proc = None
 
     def restart(self) -> "Server":

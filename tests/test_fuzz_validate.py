@@ -1,5 +1,8 @@
 """Property-based fuzzing of `ftbench validate` (issue 12): mutations of the bundled valid files and of
-dataset_info.json never reach an internal error (exit 3), a hang or a finding without a location.
+dataset_info.json never reach an internal error (exit 3), a hang or a finding without a location. And of the
+HTTP reply surface (issue 22): whatever status, headers and body a server on 127.0.0.1 answers,
+`ftbench predict --engine openai` ends with exit 0, 1 or 2, at most one line, and no run of the key's characters
+in its output or its files.
 
 Every example runs the real CLI in-process. CI runs the seeded "ci" profile (derandomized: the same examples
 every run); `make fuzz` runs the "fuzz" profile (FTBENCH_FUZZ_EXAMPLES examples per test, random seeds).
@@ -143,3 +146,84 @@ def test_deep_nesting_in_json_and_jsonl(tmp_path, depth):
                        ("open.json", '{"a":' * depth)):
         (tmp_path / name).write_text(text)
         _assert_well_behaved([str(tmp_path / name)])
+
+
+# -- the HTTP reply surface: whatever a server answers, `ftbench predict --engine openai` ends well -------------
+HTTP_KEY = "sk-fz" + "Q4v8Jw2Xk6Rp9Tm3Hs7Gd"  # distinctive: a 6-character run of it is never a coincidence
+STATUSES = [200, 200, 200, 201, 204, 301, 302, 307, 308, 400, 401, 403, 404, 408, 413, 429, 500, 502, 503]
+_header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=40)
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
+JSON_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+
+
+@st.composite
+def http_replies(draw) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of one reply; "{KEY}" in a body or header is replaced by the key the request
+    carried (a server echoing it back)."""
+    status = draw(st.sampled_from(STATUSES) | st.integers(100, 599))
+    headers = draw(st.dictionaries(st.sampled_from(["Retry-After", "Location", "Content-Type", "Content-Length",
+                                                    "Transfer-Encoding", "X-Echo"]),
+                                   _header_text | st.sampled_from(["999999", "-1", "1e400", "0", "chunked",
+                                                                   "http://127.0.0.1:9/v1/completions", "/v1/x",
+                                                                   "{KEY}", "Wed, 21 Oct 2099 07:28:00 GMT"]),
+                                   max_size=3))
+    text = draw(JSON_VALUES | st.text(max_size=60) | st.sampled_from(["{KEY}", "\ud800", "\x1b]0;t\x07\x00"]))
+    body = draw(st.sampled_from(["completion", "error", "raw"]))
+    if body == "completion":
+        data = json.dumps({"choices": [{"text": text, "finish_reason": draw(JSON_VALUES)}],
+                           "usage": draw(JSON_VALUES)}).encode()
+    elif body == "error":
+        data = json.dumps({"error": {"message": text if isinstance(text, str) else json.dumps(text)}}).encode()
+    else:
+        data = draw(st.binary(max_size=200)) + (b"{KEY}" if draw(st.booleans()) else b"")
+    return status, headers, data
+
+
+@pytest.fixture(scope="module")
+def reply_server(tiny_model):
+    from hostile import HostileServer
+
+    from ftbench.inference.models import load_tokenizer
+
+    load_tokenizer(tiny_model)  # transformers imported once, so that SECONDS_PER_RUN times the request alone
+    state = {}
+
+    def behave(req, conn):
+        status, headers, body = state["reply"]
+        key = req.headers.get("authorization", "")[len("Bearer "):]
+        head = {"Content-Length": str(len(body)), "Connection": "close", **headers}
+        lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in head.items()]
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
+        server.send(conn, raw.replace(b"{KEY}", key.encode()))
+
+    server = HostileServer(behave)
+    yield server, state
+    server.close()
+
+
+@given(http_replies())
+def test_any_http_reply_ends_in_one_line_without_the_key(tiny_model, reply_server, tmp_path_factory, reply):
+    server, state = reply_server
+    state["reply"] = reply
+    folder = tmp_path_factory.mktemp("reply")
+    data = folder / "d.jsonl"
+    data.write_text(json.dumps({"instruction": "q", "output": "a"}) + "\n")
+    os.environ["FUZZ_KEY"] = HTTP_KEY
+    try:
+        t = time.perf_counter()
+        result = run_cli("predict", "--model", "tiny", "--data", str(data), "-o", str(folder / "o.jsonl"),
+                         "--engine", "openai", "--base-url", server.url, "--api-key-env", "FUZZ_KEY",
+                         "--max-retries", "0", "--request-timeout", "3", "--max-new-tokens", "8", "-q")
+        seconds = time.perf_counter() - t
+    finally:
+        os.environ.pop("FUZZ_KEY", None)
+    assert seconds < SECONDS_PER_RUN, f"predict took {seconds:.1f} s"
+    assert result.exit_code in (0, 1, 2), (reply, result.output[-2000:])
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) <= 1 and (result.exit_code == 0 or len(lines) == 1), (reply, result.output)
+    written = "".join(p.read_text(errors="replace") for p in folder.iterdir() if p.is_file())
+    runs = [HTTP_KEY[i:i + 6] for i in range(len(HTTP_KEY) - 5)]
+    assert not [r for r in runs if r in result.output or r in written], (reply, result.output)
+    assert not set("\x1b\x00\x07") & set(result.output), (reply, result.output)

@@ -205,7 +205,9 @@ def test_devices_run_one_process_per_gpu(monkeypatch, tmp_path):
     started, busy = [], {}
 
     class FakeProcess:
-        def __init__(self, cmd, stdout, stderr, env):
+        def __init__(self, cmd, stdout, stderr, env, **group):
+            assert group == {"process_group": 0}  # each run leads its own process group
+            self.pid = 2 ** 22 + len(started)  # above any Linux pid: its group is never alive
             device = env["CUDA_VISIBLE_DEVICES"]
             assert device not in busy  # one run per GPU at a time
             busy[device] = self

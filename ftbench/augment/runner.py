@@ -123,7 +123,7 @@ class Augmenter:
                 cut = " (the reply hit the token limit)" if finish_reason == "length" else ""
                 self.output.rejected.append([{**self._meta(src, attempt, reason="no-json",
                                                             detail=parsed.problem + cut),
-                                              "reply": text[:REPLY_KEPT_CHARS]}])
+                                              "reply": self.redact.partial(text)[:REPLY_KEPT_CHARS]}])
                 self.stats.no_json += 1
                 src.last_problem = "no-json"
                 return
@@ -193,7 +193,7 @@ def run_http(aug: Augmenter, client: ChatClient, concurrency: int, stop: threadi
             if f.exception() is not None:
                 raise f.exception()
     except BaseException:
-        stop.set()  # workers finish their current request (its reply is still written) and stop
+        stop.set()  # requests in flight are cut (the client shuts their sockets); replies received are written
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

@@ -64,7 +64,10 @@ class LlamaFactoryBackend(TrainerBackend):
     def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
         from ftbench.training.checkpoints import read_trained_run, write_checkpoints_json
 
+        from ftbench.processes.group import refuse_if_running
+
         cli = find_cli()
+        refuse_if_running(config.output_dir)  # before anything in it changes
         os.makedirs(config.output_dir, exist_ok=True)
         yaml_path, changed = write_run_yaml(config)
         say(f"llamafactory: {cli} train {yaml_path}", quiet)
@@ -181,29 +184,30 @@ def run_llamafactory(cli: str, yaml_path: str, log_path: str, *, cwd: str, quiet
     """Run `llamafactory-cli train YAML`, appending its whole output to ``log_path`` and echoing progress lines;
     returns the (training, eval) sample counts it reported. A failure is an InputError quoting LLaMA-Factory's own
     error line and naming the log; an interrupt stops it (its checkpoints stay, so the run resumes)."""
+    from ftbench.processes.group import OwnedProcess, signals_raised
+
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     counts: list[int] = []
     last_error = None
-    with open(log_path, "a", encoding="utf-8") as log:
-        process = subprocess.Popen([cli, "train", yaml_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   cwd=cwd, env=env, text=True, errors="replace", bufsize=1)
-        try:
-            for raw in process.stdout:
-                log.write(raw)
-                for line in raw.rstrip("\n").split("\r"):
-                    found = re.search(r"Num examples = ([\d,]+)", line)
-                    if found:
-                        counts.append(int(found.group(1).replace(",", "")))
-                    error = _ERROR_LINE.match(line.strip())
-                    if error:
-                        last_error = line.strip()
-                    if not quiet and _PROGRESS.search(line):
-                        say(f"llamafactory: {line.strip()}")
-            code = process.wait()
-        except KeyboardInterrupt:
-            process.terminate()
-            process.wait()
-            raise
+    # its own process group (torchrun's workers included), signals forwarded, stopped when this block is left;
+    # the owner file in output_dir makes a rerun refuse while an orphaned trainer still runs there
+    with open(log_path, "a", encoding="utf-8") as log, signals_raised(), \
+            OwnedProcess([cli, "train", yaml_path], owner_dir=os.path.dirname(log_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, cwd=cwd, env=env, text=True, errors="replace",
+                         bufsize=1) as owned:
+        process = owned.process
+        for raw in process.stdout:
+            log.write(raw)
+            for line in raw.rstrip("\n").split("\r"):
+                found = re.search(r"Num examples = ([\d,]+)", line)
+                if found:
+                    counts.append(int(found.group(1).replace(",", "")))
+                error = _ERROR_LINE.match(line.strip())
+                if error:
+                    last_error = line.strip()
+                if not quiet and _PROGRESS.search(line):
+                    say(f"llamafactory: {line.strip()}")
+        code = process.wait()
     if code != 0:
         what = last_error or f"llamafactory-cli exited with code {code}"
         raise InputError(f"LLaMA-Factory failed: {what} (full log: {log_path})")

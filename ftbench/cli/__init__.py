@@ -81,17 +81,19 @@ class FtbenchGroup(click.Group):
                 hint = f" (see '{e.ctx.command_path} --help')"
             click.echo(f"{where}error: {e.format_message()}{hint}", err=True)
             sys.exit(e.exit_code)
-        except click.exceptions.Abort:
-            click.echo("ftbench: aborted", err=True)
-            sys.exit(130)
+        except click.exceptions.Abort as e:  # click's name for a KeyboardInterrupt in a command
+            signum = getattr(e.__cause__, "signum", 2)  # SIGTERM/SIGHUP while a child runs: processes.Stopped
+            click.echo("ftbench: aborted" + (f" ({e.__cause__})" if signum != 2 else ""), err=True)
+            sys.exit(128 + signum)
         except FtbenchError as e:
             if debug:
                 traceback.print_exc()
             click.echo(f"ftbench: error: {e}", err=True)
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("ftbench: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", 2)
+            click.echo("ftbench: interrupted" + (f" ({e})" if signum != 2 else ""), err=True)
+            sys.exit(128 + signum)
         except BrokenPipeError:  # `ftbench ... | head`
             sys.stderr.close()
             sys.exit(0)

@@ -121,10 +121,10 @@ def _print_fill(opts, data, out, layout, report, max_shown) -> None:
               help="Retries of a request on 429/5xx/timeouts/connection errors; also the extra requests a record "
               "gets when a reply has no usable JSON or too few acceptable records.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
-              help="Seconds to wait for a reply before retrying.")
+              help="Seconds one request may take in all (connect, headers, body) before it is retried.")
 @click.option("--backoff", type=click.FloatRange(0.0), default=1.0, show_default=True,
               help="First retry waits up to this many seconds (random), doubling per retry up to 60 s; a "
-              "Retry-After header is always honoured.")
+              "Retry-After header is honoured up to 60 s (and --timeout), announced when a second or more.")
 @click.option("--prompt-template", type=click.Path(dir_okay=False),
               help="A text file used as the request instead of the built-in ones (variables: $n, $record, "
               "$format, $keys, $language; $$ is a dollar sign).")

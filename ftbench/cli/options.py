@@ -136,10 +136,10 @@ def engine_options(f=None, *, with_engine: bool = True):
         click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
                      help="(openai) the environment variable holding the API key (never printed or written)."),
         click.option("--request-timeout", type=click.FloatRange(1.0), default=600.0, show_default=True,
-                     help="(openai) seconds to wait for one answer before retrying."),
+                     help="(openai) seconds one request may take in all: connect, headers and body."),
         click.option("--max-retries", type=click.IntRange(0, 20), default=5, show_default=True,
                      help="(openai) retries of a request on 429/5xx/timeouts/refused connections (Retry-After "
-                     "honoured); then the run stops and the same command resumes it."),
+                     "honoured up to 60 s); then the run stops and the same command resumes it."),
         click.option("--tensor-parallel-size", type=click.IntRange(1), default=1, show_default=True,
                      help="(vllm) GPUs per model replica."),
         click.option("--data-parallel-size", type=click.IntRange(1), default=1, show_default=True,

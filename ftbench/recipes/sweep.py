@@ -176,13 +176,18 @@ def _run_in_process(config_path: str, folder: str, quiet: bool) -> None:
 def _run_on_devices(jobs: list[tuple[str, str, str]], devices: tuple[str, ...], quiet: bool) -> None:
     """Each job (name, config, folder) as `ftbench train-and-compare` in its own process, one per GPU at a time
     (CUDA_VISIBLE_DEVICES), the next job starting on the first device that frees up."""
+    from ftbench.processes.group import signals_raised, stop_all, stop_signal
+
     pending, running, failed = list(jobs), {}, []
     try:
-        _schedule(pending, running, failed, devices, quiet)
-    finally:  # interrupted: stop the runs this process started (each resumes on the next sweep)
+        with signals_raised():
+            _schedule(pending, running, failed, devices, quiet)
+    except BaseException as e:  # interrupted: stop the runs this process started (each resumes on the next sweep)
+        stop_all([proc for _, proc, _ in running.values()], stop_signal(e))
+        raise
+    finally:
         for _, proc, log in running.values():
-            if proc.poll() is None:
-                proc.terminate()
+            proc.close()
             log.close()
     if failed:
         raise InputError(f"{len(failed)} sweep run(s) failed: {'; '.join(failed)}; the finished runs are kept, "
@@ -190,6 +195,8 @@ def _run_on_devices(jobs: list[tuple[str, str, str]], devices: tuple[str, ...], 
 
 
 def _schedule(pending: list, running: dict, failed: list, devices: tuple[str, ...], quiet: bool) -> None:
+    from ftbench.processes.group import OwnedProcess
+
     while pending or running:
         for device in devices:
             if device not in running and pending:
@@ -199,15 +206,17 @@ def _schedule(pending: list, running: dict, failed: list, devices: tuple[str, ..
                 cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--config", config, "--output-dir",
                        folder, "--quiet"]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
-                running[device] = (name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+                proc = OwnedProcess(cmd, owner_dir=folder, stdout=log, stderr=subprocess.STDOUT, env=env).start()
+                running[device] = (name, proc, log)
                 say(f"  {name}: started on GPU {device}", quiet)
         time.sleep(2)
         for device, (name, proc, log) in list(running.items()):
             if proc.poll() is not None:
+                proc.close()  # whatever the run left in its group goes with it
                 log.close()
                 del running[device]
-                if proc.returncode != 0:
-                    failed.append(f"{name} (exit {proc.returncode}, log {log.name})")
+                if proc.poll() != 0:
+                    failed.append(f"{name} (exit {proc.poll()}, log {log.name})")
                 else:
                     say(f"  {name}: done on GPU {device}", quiet)
 
