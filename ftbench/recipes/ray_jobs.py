@@ -18,26 +18,18 @@ from ftbench.console import say
 
 
 def _run_task(name: str, config: str, folder: str) -> tuple[str, int, str]:
-    """Inside a Ray worker: the run as its own process group, stopped with it."""
-    import signal
+    """Inside a Ray worker: the run as its own process group, which a cancelled task stops with it."""
     import subprocess
     import sys
 
-    os.makedirs(folder, exist_ok=True)
+    from ftbench.processes.group import OwnedProcess
+
     log = os.path.join(folder, "sweep_run.log")
-    with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ftbench", "train-and-compare", "--config", config,
-                                 "--output-dir", folder, "--quiet"], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            code = proc.wait()
-        except BaseException:  # the task was cancelled: the run's whole process group goes with it
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-            raise
+    os.makedirs(folder, exist_ok=True)
+    cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--config", config, "--output-dir", folder, "--quiet"]
+    with open(log, "w", encoding="utf-8") as out, OwnedProcess(cmd, owner_dir=folder, stdout=out,
+                                                               stderr=subprocess.STDOUT) as proc:
+        code = proc.process.wait()
     return name, code, log
 
 
