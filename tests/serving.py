@@ -69,3 +69,45 @@ class Server:
     def restart(self) -> "Server":
         self.kill()
         return self.start()
+
+
+class Recorder:
+    """A threaded OpenAI-compatible server on 127.0.0.1 that records every request body and answers each with a
+    fixed completion (``/completions`` and ``/chat/completions``): what ftbench sends, seen from the server."""
+
+    def __init__(self, answer: str = "The answer is 42."):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                recorder.bodies.append({"path": self.path, **body})
+                choice = {"index": 0, "finish_reason": "stop"}
+                choice.update({"message": {"role": "assistant", "content": answer}} if "messages" in body
+                              else {"text": answer})
+                data = json.dumps({"choices": [choice], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

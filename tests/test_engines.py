@@ -15,6 +15,7 @@ from ftbench.inference.generate import GenerationParams
 from ftbench.inference.openai_engine import cut_at_stop
 from ftbench.inference.vllm_engine import llm_kwargs, lora_rank, sampling_kwargs
 from helpers import run_cli
+from serving import Recorder
 
 
 def test_vllm_greedy_sampling_params_stop_where_the_local_engine_stops():
@@ -90,3 +91,45 @@ def test_retries_honour_retry_after(tiny_model, flaky, tmp_path):
     assert len(times) == 5 and times[1] - times[0] >= 0.5  # two retries, the first after Retry-After
     assert {path for _, path, _ in _Flaky.seen} == {"/v1/completions"}
     assert json.loads(result.stdout)["tokens"] == {"prompt": 9, "completion": 6}
+
+
+@pytest.fixture
+def recorder():
+    server = Recorder()
+    yield server
+    server.close()
+
+
+def _prompts(path) -> list[str]:
+    return [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_generation_settings_travel_with_each_request(recorder, tiny_model, tmp_path, one_torch_thread):
+    """Issue 19: the held-out requests carry --max-new-tokens, the GSM8K ones --gsm8k-max-new-tokens, on both
+    sides (the engine is reused across eval sets; the settings are the request's, not the engine's)."""
+    out = tmp_path / "run"
+    result = run_cli("train-and-compare", "--model", "tiny", "--output-dir", str(out), "--engine", "openai",
+                     "--base-url", recorder.url, "--max-new-tokens", "7", "--gsm8k-max-new-tokens", "13",
+                     "--gsm8k-limit", "3", "num_train_epochs=1", "-q")
+    assert result.exit_code == 0, result.output
+    held_out = set(_prompts(out / "predictions_before.jsonl"))
+    gsm8k = set(_prompts(out / "gsm8k_predictions_before.jsonl"))
+    assert held_out and len(gsm8k) == 3 and not held_out & gsm8k
+    sent = {(b["prompt"] in gsm8k, b["max_tokens"]) for b in recorder.bodies}
+    assert sent == {(False, 7), (True, 13)}
+    assert len(recorder.bodies) == 2 * (len(held_out) + 3)  # before and after, every prompt once
+
+
+def test_eval_on_a_server_sends_the_named_templates_prompts(recorder, tiny_model, tmp_path, one_torch_thread):
+    """Issue 19: `eval --engine openai --apply-chat-template --template alpaca` sends the prompts the local engine
+    generates from (one prompt path for every engine), rendered with the alpaca template."""
+    common = ["eval", "--task", "sft_similarity", "--model", "tiny", "--limit", "2", "--max-gen-toks", "4",
+              "--apply-chat-template", "--template", "alpaca", "-q"]
+    local, served = tmp_path / "local.jsonl", tmp_path / "served.jsonl"
+    result = run_cli(*common, "--samples", str(local), "--threads", "1")
+    assert result.exit_code == 0, result.output
+    result = run_cli(*common, "--samples", str(served), "--engine", "openai", "--base-url", recorder.url)
+    assert result.exit_code == 0, result.output
+    sent = [b["prompt"] for b in recorder.bodies]
+    assert len(sent) == 2 and sorted(sent) == sorted(_prompts(local)) == sorted(_prompts(served))
+    assert all(p.startswith("### Instruction:\n") and p.endswith("\n\n### Response:\n") for p in sent), sent
