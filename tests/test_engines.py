@@ -132,4 +132,4 @@ def test_eval_on_a_server_sends_the_named_templates_prompts(recorder, tiny_model
     assert result.exit_code == 0, result.output
     sent = [b["prompt"] for b in recorder.bodies]
     assert len(sent) == 2 and sorted(sent) == sorted(_prompts(local)) == sorted(_prompts(served))
-    assert all(p.startswith("### Instruction:\n") and p.endswith("\n\n### Response:\n") for p in sent), sent
+    assert all(p.startswith("Below is an instruction") and "\n\n### Instruction:\n" in p and p.endswith("\n\n### Response:\n") for p in sent), sent
