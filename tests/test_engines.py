@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ftbench.api.generation import EngineOptions, Prompt
+from ftbench.api.generation import Prompt
 from ftbench.inference.generate import GenerationParams
-from ftbench.inference.openai_engine import cut_at_stop
-from ftbench.inference.vllm_engine import llm_kwargs, lora_rank, sampling_kwargs
+from ftbench.inference.openai_engine import OpenAIOptions, cut_at_stop
+from ftbench.inference.vllm_engine import VllmOptions, llm_kwargs, lora_rank, sampling_kwargs
 from helpers import run_cli
 from serving import Recorder
 
@@ -30,20 +30,21 @@ def test_vllm_greedy_sampling_params_stop_where_the_local_engine_stops():
 def test_vllm_llm_arguments(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 12}), encoding="utf-8")
     assert lora_rank(str(tmp_path)) == 16  # rounded up to a rank vLLM accepts
-    options = EngineOptions(tensor_parallel_size=2, data_parallel_size=2, dtype="bfloat16")
-    kwargs = llm_kwargs("/m", str(tmp_path), GenerationParams(seed=5), options)
+    options = VllmOptions(tensor_parallel_size=2, data_parallel_size=2, dtype="bfloat16", seed=5)
+    kwargs = llm_kwargs("/m", str(tmp_path), options)
     assert kwargs == {"model": "/m", "tokenizer": "/m", "tensor_parallel_size": 2, "dtype": "bfloat16", "seed": 5,
                       "data_parallel_size": 2, "enable_lora": True, "max_lora_rank": 16, "max_loras": 1}
-    assert "data_parallel_size" not in llm_kwargs("/m", None, GenerationParams(), EngineOptions())
+    assert "data_parallel_size" not in llm_kwargs("/m", None, VllmOptions())
 
 
 def test_openai_request_body(tiny_model):
-    from ftbench.inference.engines import open_engine
+    from ftbench.inference.engines import ENGINES
 
-    options = EngineOptions(base_url="http://127.0.0.1:9/v1")  # nothing is sent when the engine is made
-    engine = open_engine("openai", "tiny", None, GenerationParams(max_new_tokens=7, stop=("</s>",)), options)
+    options = OpenAIOptions(base_url="http://127.0.0.1:9/v1")  # nothing is sent when the engine is made
+    engine = ENGINES.create("openai", "tiny", None, options)
     assert engine.served == tiny_model and engine.client.url == "http://127.0.0.1:9/v1/completions"
-    assert engine.payload(Prompt("hi", [1])) == {"prompt": "hi", "max_tokens": 7, "temperature": 0, "stop": ["</s>"]}
+    params = GenerationParams(max_new_tokens=7, stop=("</s>",))
+    assert engine.payload(Prompt("hi", [1]), params) == {"prompt": "hi", "max_tokens": 7, "temperature": 0, "stop": ["</s>"]}
     assert cut_at_stop("a.</s>b</s>", ["</s>"]) == "a."  # servers that keep the stop string
 
 

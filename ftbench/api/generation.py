@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
+
+from ftbench.api.errors import UsageError
 
 DEFAULT_ENGINE = "local"
 
@@ -29,29 +31,19 @@ class Prompt:
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How to reach or run an engine (the command line's --engine options); each engine reads its own."""
-
-    base_url: str | None = None  # openai: the server, e.g. http://127.0.0.1:8000/v1
-    served_model: str | None = None  # openai: the model name at the server (default: the model's resolved path)
-    served_model_after: str | None = None  # openai, train-and-compare: the fine-tuned model's name at the server
-    api: str = "completions"  # openai: "completions" (the prompt ftbench renders) or "chat" (the messages)
-    concurrency: int = 4  # openai: requests in flight
-    api_key_env: str = "OPENAI_API_KEY"  # openai: the environment variable holding the key
-    timeout: float = 600.0  # openai: seconds per reply
-    max_retries: int = 5  # openai: retries of a request (429/5xx/timeouts/refused connections)
-    backoff: float = 1.0  # openai: first retry waits up to this long, doubling
-    tensor_parallel_size: int = 1  # vllm
-    data_parallel_size: int = 1  # vllm
-    gpu_memory_utilization: float | None = None  # vllm
-    device: str | None = None  # local
-    dtype: str | None = None  # local, vllm
-    threads: int | None = None  # local
-    template: Any = None  # every engine: a named `ChatTemplate` (prompts, labels, local/vllm stop ids) or None
+    """How to reach or run an engine: each engine has its own frozen subclass (its ``options_type``), whose field
+    names are the command line's option names (``base_url`` is ``--base-url``) and whose ``__post_init__`` checks
+    them; an option another engine owns is refused by `GenerationEngine.options_from`."""
 
 
 class GenerationEngine(ABC):
-    """Answers for rendered prompts. Subclasses set ``name``, a ``tokenizer`` (the model's, which renders the
-    prompts) and implement `generate`.
+    """Answers for rendered prompts. Subclasses set ``name``, ``options_type``, a ``tokenizer`` (the model's, which
+    renders the prompts) and implement `generate`.
+
+    Every engine is created the same way, ``cls(model, adapter, options, template=..., loaded=...)`` (what
+    `ftbench.inference.engines.ENGINES` does); generation settings (`GenerationParams`) come with each `generate`
+    call, as lm-eval passes gen_kwargs per request, so one engine serves eval sets of different lengths. How an
+    engine takes a trained checkpoint is its own business (`for_checkpoint`).
 
     ``usage`` counts prompt_tokens and completion_tokens over the engine's life (a server's own counts when it
     reports them). `resume_key` is what must match for a prediction file to be extended by this engine;
@@ -60,33 +52,86 @@ class GenerationEngine(ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    options_type: ClassVar[type] = EngineOptions
     wants_messages: bool = False  # True: the prompts must carry their messages (a chat endpoint)
 
-    def __init__(self) -> None:
+    def __init__(self, model: str, adapter: str | None, options: Any, *, template: Any = None,
+                 loaded: tuple | None = None) -> None:
+        """``model`` (+ ``adapter``) with this engine's ``options``; ``template``: a named `ChatTemplate` the
+        prompts are rendered with (local/vllm stop at its end-of-turn ids); ``loaded``: (model, tokenizer) already
+        in memory, for engines that can use them."""
         self.usage: Counter = Counter()
         self.tokenizer: Any = None
-        self.template: Any = None  # EngineOptions.template: how prompts and labels are rendered
+        self.template: Any = template
+        self.options = options
 
+    # --- options --------------------------------------------------------------------------------------------
+    @classmethod
+    def option_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in fields(cls.options_type))
+
+    @classmethod
+    def options_from(cls, given: Mapping[str, Any]):
+        """This engine's options from the values the user gave (command-line option names, without dashes);
+        `ForeignOption` for a value that is not one of its options; the options type checks the rest."""
+        for key in given:
+            if key not in cls.option_names():
+                raise ForeignOption(key, cls.name)
+        return cls.options_type(**given)
+
+    # --- how workflows open an engine -----------------------------------------------------------------------
+    @classmethod
+    def for_checkpoint(cls, model: str, adapter: str | None, options: Any, *, scratch_dir: str,
+                       template: Any = None, device: str | None = None) -> "GenerationEngine":
+        """The engine evaluating ``model`` with a trained ``adapter`` (train-and-compare's before and after
+        sides; ``adapter`` None for the base model). ``scratch_dir``: a folder of the run this engine may fill
+        (the run folder's merged/, for a merged model); ``device``: where this process evaluates, for engines that place a model.
+        Default: the adapter as the constructor takes it."""
+        return cls(model, adapter, options, template=template)
+
+    @classmethod
+    def for_evaluation(cls, model: str, adapter: str | None, options: Any, *, template: Any = None
+                       ) -> "GenerationEngine":
+        """The engine `ftbench eval` generates with. Default: the constructor's; an engine running a model in
+        this process loads it as lm-eval's HF model does, so the figures match lm-eval's."""
+        return cls(model, adapter, options, template=template)
+
+    # --- generation -----------------------------------------------------------------------------------------
     @abstractmethod
-    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int
+    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params: Any
                  ) -> Iterator[list[tuple[int, str]]]:
-        """Answers for the prompts at ``order``; each yielded list is durable-worthy (written and flushed by the
-        caller). Results may come out of order; every index comes exactly once."""
+        """Answers for the prompts at ``order``, generated with ``params`` (`GenerationParams`); each yielded
+        list is durable-worthy (written and flushed by the caller). Results may come out of order; every index
+        comes exactly once."""
+
+    def in_process_model(self) -> Any:
+        """The transformers model this engine generates with in this process, or None (a server, vLLM).
+        `ftbench eval` decodes such a model exactly as lm-eval's HF model does (its generation_config, its
+        batches); other engines get the same prompts through `generate`."""
+        return None
 
     @classmethod
-    def use_params(self, params) -> None:
-        """Generate with other settings (`GenerationParams`) from now on, keeping the loaded model."""
-        self.params = params
-
-    @classmethod
-    def resume_key(cls, options: EngineOptions) -> str:
+    def resume_key(cls, options: Any) -> str:
         """Recorded in a prediction file's sidecar: engines whose answers may differ do not extend each other's
         files."""
         return cls.name
 
-    def describe(self) -> dict[str, Any]:
-        """The effective generation settings, for the prediction file's sidecar."""
+    def describe(self, params: Any) -> dict[str, Any]:
+        """The effective generation settings with ``params``, for the prediction file's sidecar."""
         return {"engine": self.name}
 
     def close(self) -> None:
         """Release what the engine holds (threads, GPU memory)."""
+
+
+class ForeignOption(UsageError):
+    """An option given to an engine that does not take it (``option``: its name, e.g. ``base_url``)."""
+
+    def __init__(self, option: str, engine: str):
+        super().__init__(f"{option_flag(option)} is not an option of --engine {engine}")
+        self.option, self.engine = option, engine
+
+
+def option_flag(name: str) -> str:
+    """The command line's spelling of an engine option: ``base_url`` -> ``--base-url``."""
+    return "--" + name.replace("_", "-")

@@ -32,15 +32,15 @@ class LocalModel:
     """A loaded model answering chat prompts in batches: `complete_many(prompts)` -> (index, text, usage)."""
 
     def __init__(self, settings: LocalSettings):
-        from ftbench.api.generation import EngineOptions
-        from ftbench.inference.engines import open_engine
+        from ftbench.inference.engines import engine_options
         from ftbench.inference.generate import GenerationParams
 
         self.settings = settings
-        params = GenerationParams(max_new_tokens=settings.max_new_tokens, temperature=settings.temperature or None,
-                                  seed=settings.seed)
-        self.engine = open_engine(settings.engine, settings.model, settings.adapter, params,
-                                  EngineOptions(device=settings.device, dtype=settings.dtype))
+        self.params = GenerationParams(max_new_tokens=settings.max_new_tokens,
+                                       temperature=settings.temperature or None, seed=settings.seed)
+        placement = {k: v for k, v in (("device", settings.device), ("dtype", settings.dtype)) if v is not None}
+        cls, options = engine_options(settings.engine, placement)
+        self.engine = cls(settings.model, settings.adapter, options)
         self.tokenizer = self.engine.tokenizer
 
     def complete_many(self, prompts: list[str]) -> Iterator[tuple[int, str, dict]]:
@@ -49,7 +49,7 @@ class LocalModel:
 
         samples = [Sample([(USER, p), (ASSISTANT, "")], "", "", "<augment prompt>", 0, None) for p in prompts]
         rendered = render_prompts(self.tokenizer, samples, range(len(samples)))
-        for batch in self.engine.generate(rendered, range(len(samples)), self.settings.batch_size):
+        for batch in self.engine.generate(rendered, range(len(samples)), self.settings.batch_size, self.params):
             for i, text in batch:
                 completion = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
                 yield i, text, {"prompt_tokens": len(rendered[i].ids), "completion_tokens": completion,

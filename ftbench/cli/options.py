@@ -112,19 +112,19 @@ def scorer_option(*, default: str, extra: tuple[str, ...] = (), help: str):
 
 
 # --- generation engines (predict, eval, train-and-compare) -------------------------------------------------------
-ENGINE_OPTION_NAMES = ("engine", "base_url", "served_model", "api", "concurrency", "api_key_env", "request_timeout",
-                       "max_retries", "tensor_parallel_size", "data_parallel_size")
+# the engines' options as the command line spells them; each engine class takes its own (`GenerationEngine.
+# options_from`), so this file only collects what was given
+ENGINE_OPTION_NAMES = ("base_url", "served_model", "served_model_after", "api", "concurrency", "api_key_env",
+                       "request_timeout", "max_retries", "tensor_parallel_size", "data_parallel_size")
 
 
-def engine_options(f=None, *, with_engine: bool = True):
-    """--engine and the options of the engines (docs/scaling.md); `engine_settings` turns them into
-    (name, EngineOptions). ``with_engine=False``: the command defines its own --engine (eval)."""
-    if f is None:
-        return lambda g: engine_options(g, with_engine=with_engine)
+def engine_options(f):
+    """--engine and the engines' options (docs/scaling.md); `engine_settings` hands the given ones to the chosen
+    engine."""
     options = [
         click.option("--engine", default="local", show_default=True, help="Where answers are generated: local (this "
                      "process), openai (an OpenAI-compatible server at --base-url: vLLM, SGLang, transformers serve, "
-                     "llamafactory-cli api, llama.cpp), vllm (offline vLLM on GPUs)."),
+                     "llamafactory-cli api, llama.cpp), vllm (offline vLLM on GPUs), or an installed plug-in's name."),
         click.option("--base-url", help="(openai) the server, e.g. http://127.0.0.1:8000/v1."),
         click.option("--served-model", help="(openai) the model's name at the server (default: the --model folder's "
                      "path or hub id; a vLLM LoRA module's name for an adapter)."),
@@ -145,30 +145,27 @@ def engine_options(f=None, *, with_engine: bool = True):
         click.option("--data-parallel-size", type=click.IntRange(1), default=1, show_default=True,
                      help="(vllm) model replicas."),
     ]
-    for option in reversed(options[0 if with_engine else 1:]):
+    for option in reversed(options):
         f = option(f)
     return f
 
 
-def engine_settings(values: dict, *, device=None, dtype=None, threads=None, engine: str | None = None):
-    """Pop the engine options out of a command's keyword arguments: (engine name, EngineOptions).
+def engine_settings(values: dict, *, engine: str | None = None, **placement):
+    """Pop --engine and the engines' options out of a command's keyword arguments and hand the ones the user gave
+    (a default is not "given") to the chosen engine class: (engine name, its options). ``placement``: device,
+    dtype, threads when the command has them ("auto"/None: not given). The engine refuses what is not its own in
+    one line ("--base-url is for --engine openai"), so a forgotten --engine is caught."""
+    from click.core import ParameterSource
 
-    Options of another engine than the chosen one are a usage error, so a forgotten --engine is caught."""
-    from ftbench.api.errors import UsageError
-    from ftbench.api.generation import EngineOptions
-    from ftbench.inference.engines import ENGINES
+    from ftbench.inference.engines import engine_options as make_options
 
-    given = {k: values.pop(k) for k in ENGINE_OPTION_NAMES if k in values}
-    name = given.get("engine", engine)
-    if name not in ("ftbench", "lm-eval"):  # eval's own engine names
-        ENGINES.load(name)  # an unknown name: one line listing the known ones
-    if name not in ("openai", "lm-eval") and given["base_url"]:
-        raise UsageError("--base-url is for --engine openai (or lm-eval)")
-    if name != "vllm" and (given["tensor_parallel_size"] > 1 or given["data_parallel_size"] > 1):
-        raise UsageError("--tensor-parallel-size/--data-parallel-size are for --engine vllm")
-    return name, EngineOptions(
-        base_url=given["base_url"], served_model=given["served_model"], api=given["api"],
-        concurrency=given["concurrency"], api_key_env=given["api_key_env"], timeout=given["request_timeout"],
-        max_retries=given["max_retries"], tensor_parallel_size=given["tensor_parallel_size"],
-        data_parallel_size=given["data_parallel_size"], device=None if device in (None, "auto") else device,
-        dtype=None if dtype in (None, "auto") else dtype, threads=threads)
+    ctx = click.get_current_context()
+    name = values.pop("engine", None) or engine
+    given = {}
+    for key in ENGINE_OPTION_NAMES:
+        if key in values:
+            value = values.pop(key)
+            if ctx.get_parameter_source(key) not in (None, ParameterSource.DEFAULT):
+                given[key] = value
+    given.update({k: v for k, v in placement.items() if v not in (None, "auto")})
+    return name, make_options(name, given)[1]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import replace
-
 import click
 
 from ftbench.api.errors import UsageError
@@ -139,7 +137,6 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     from ftbench.inference.templates import get_template
 
     chat_template = get_template(template, default_system)
-    engine_opts = replace(engine_opts, template=chat_template)
 
     resolve_model(model)  # a missing local model fails here, before OUT is touched (and `tiny` is built)
     samples = load_samples(data, formatting=None if fmt == "auto" else fmt)
@@ -160,7 +157,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     if done < len(samples):
         generated, gen_seconds, usage = _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts,
                                                   model=model, adapter=adapter, batch_size=batch_size,
-                                                  cutoff_len=cutoff_len)
+                                                  cutoff_len=cutoff_len, template=chat_template)
     else:
         usage = {}
     seconds = time.perf_counter() - start
@@ -181,15 +178,15 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
 
 
 def _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts, *, model, adapter, batch_size,
-              cutoff_len) -> tuple[int, float, dict]:
+              cutoff_len, template) -> tuple[int, float, dict]:
     """Generate for samples[done:] into OUT; an interrupt says how far it got and how to resume."""
     from ftbench.api.errors import FtbenchError
-    from ftbench.inference.engines import open_engine
+    from ftbench.inference.engines import ENGINES
     from ftbench.inference.predict import generate_rows
 
-    engine = open_engine(engine_name, model, adapter, params, engine_opts)
+    engine = ENGINES.create(engine_name, model, adapter, engine_opts, template=template)
     try:
-        written, seconds = generate_rows(samples, out, done, engine=engine, batch_size=batch_size,
+        written, seconds = generate_rows(samples, out, done, engine=engine, params=params, batch_size=batch_size,
                                          cutoff_len=cutoff_len, quiet=settings(ctx).quiet, meta=meta)
         return written, seconds, dict(engine.usage)
     except FtbenchError as e:  # a server that stopped answering: what is kept, and how to go on

@@ -56,18 +56,12 @@ def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k,
     real GSM8K test problems), a few minutes on a CPU; `--model tiny` runs the fast pipeline demo instead.
     Evaluations can generate on a server (--engine openai --base-url) or offline vLLM (docs/scaling.md).
     """
-    from dataclasses import replace
-
     from ftbench.recipes.run_settings import prepare_run, trained_run_config
     from ftbench.recipes.train_and_compare import run
 
     opts = settings(ctx)
-    engine_name, engine_opts = engine_settings(engine, threads=threads)
-    if served_model_after and engine_name != "openai":
-        from ftbench.api.errors import UsageError
-
-        raise UsageError("--served-model-after is for --engine openai")
-    engine_opts = replace(engine_opts, served_model_after=served_model_after)
+    # --threads is the run's (training and evaluation), not the engine's
+    engine_name, engine_opts = engine_settings(dict(engine, served_model_after=served_model_after))
     if trained_run and not config:
         config = trained_run_config(trained_run)
     cfg, rs, warnings = prepare_run(config, overrides, output_dir=output_dir, model=model, backend=backend,

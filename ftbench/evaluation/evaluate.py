@@ -1,14 +1,17 @@
 """Evaluate a model (plus an optional LoRA adapter) on an lm-eval-format task YAML from `tasks/`.
 
-`evaluate_task(task, model, ...)` -> `EvalResult`, with one of two engines:
+`evaluate_task(task, model, ...)` -> `EvalResult`, run by one of two harnesses (who runs the evaluation), with a
+generation engine (who generates: `ftbench.inference.engines.ENGINES`, plug-ins included):
 
-* ``"ftbench"``: ftbench's batched generator and issue 3's scoring, doing what lm-eval's `simple_evaluate` and
-  `HFLM.generate_until` do: the same documents, few-shot draws (one ``random.Random(1234)`` for all documents in
-  order), prompt text or chat rendering, tokens, batches, greedy decoding under the model's own
-  generation_config, stop-string cut and scoring (the YAML's filters and metrics through lm-eval's code). So
-  both engines give the same prompts, answers and figures; docs/evaluation.md lists every point that had to match.
-* ``"lm-eval"``: `lm_eval.simple_evaluate` with its HF model (``peft=`` for the adapter), mapped into the same
-  result shape.
+* ``"ftbench"``: ftbench's harness doing what lm-eval's `simple_evaluate` and `HFLM.generate_until` do: the same
+  documents, few-shot draws (one ``random.Random(1234)`` for all documents in order), prompt text or chat
+  rendering (`eval_prompts`, the one prompt path for every engine), tokens, stop-string cut and scoring (the YAML's
+  filters and metrics through lm-eval's code). A model in this process (`--engine local`) is decoded as lm-eval's
+  HF model decodes it (its batches, greedy under the model's own generation_config), so both harnesses give the
+  same prompts, answers and figures; docs/evaluation.md lists every point that had to match. Other engines
+  (`openai`, `vllm`, plug-ins) answer the same prompts through `GenerationEngine.generate`.
+* ``"lm-eval"``: `lm_eval.simple_evaluate` with its HF model (``peft=`` for the adapter), or its
+  local-completions model on a server (`--engine openai --base-url`), mapped into the same result shape.
 
 Heavy libraries (torch, transformers, lm-eval) are imported inside functions.
 """
@@ -23,13 +26,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftbench.api.errors import InputError, UsageError
+from ftbench.api.generation import DEFAULT_ENGINE, Prompt
 from ftbench.api.metrics import ScoreResult
 from ftbench.evaluation.lm_eval_conventions import (DEFAULT_FEWSHOT_SEED, build_prompt, check_supported, encode,
                                          fewshot_examples, generation_settings, generation_used,
                                          lm_eval_generator, max_length, num_fewshot as shots_for,
                                          result_row)
 
-ENGINES = ("ftbench", "local", "openai", "vllm", "lm-eval")  # ftbench = local (its old name)
+HARNESSES = ("ftbench", "lm-eval")  # who runs the evaluation (the generation engine is --engine)
+
+
+def harness_and_engine(harness: str | None, engine: str | None, served: bool = False) -> tuple[str, str]:
+    """(harness, generation engine) from eval's options, the old spellings included: ``--engine ftbench`` is
+    harness ftbench with engine local; ``--engine lm-eval`` is harness lm-eval, generating with its HF model
+    (engine local) or, with --base-url (``served``), with its local-completions model on that server (engine
+    openai, whose options describe the server)."""
+    if engine in HARNESSES:  # the old --engine spelling of a harness
+        if harness not in (None, engine):
+            raise UsageError(f"--engine {engine} is the old spelling of --harness {engine}, which contradicts "
+                             f"--harness {harness}: give --harness and a generation --engine")
+        harness, engine = engine, "openai" if served else DEFAULT_ENGINE
+    harness = harness or HARNESSES[0]
+    if harness not in HARNESSES:
+        raise UsageError(f"--harness {harness}: choose from {', '.join(HARNESSES)}")
+    return harness, engine or DEFAULT_ENGINE
 
 
 @dataclass
@@ -43,7 +63,8 @@ class EvalResult:
     """
 
     task: str
-    engine: str
+    harness: str
+    generation_engine: str
     n: int
     metrics: dict[str, float]
     stderr: dict[str, float | None]
@@ -54,9 +75,18 @@ class EvalResult:
     timings: dict[str, float] = field(default_factory=dict)
     score: ScoreResult | None = None
 
+    @property
+    def engine(self) -> str:
+        """The old --engine name of this run (ftbench, openai, vllm, lm-eval, ...), kept in the text and --json
+        output for scripts that read it: the harness, or the generation engine when it is not the default."""
+        if self.harness == HARNESSES[0] and self.generation_engine != DEFAULT_ENGINE:
+            return self.generation_engine
+        return self.harness
+
     def to_json(self) -> dict[str, Any]:
         """The `ftbench eval --json` object (rows are left out: see ``--samples``)."""
-        out = {"task": self.task, "engine": self.engine, "n": self.n, "metrics": self.metrics, "stderr": self.stderr,
+        out = {"task": self.task, "engine": self.engine, "harness": self.harness,
+               "generation_engine": self.generation_engine, "n": self.n, "metrics": self.metrics, "stderr": self.stderr,
                "ci95": self.ci95, "signatures": self.signatures, "config": self.config, "timings": self.timings}
         if self.score is not None:
             out["uncertainty"] = self.score.uncertainty
@@ -66,7 +96,7 @@ class EvalResult:
 
 @dataclass
 class _Plan:
-    """Everything both engines need to run one evaluation."""
+    """Everything both harnesses need to run one evaluation."""
 
     spec: Any  # ftbench.evaluation.tasks.TaskSpec
     model: str
@@ -87,37 +117,45 @@ class _Plan:
     timings: dict = field(default_factory=dict)
 
 
-def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str = "ftbench",
+def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str | None = None,
                   limit: int | None = None, num_fewshot: int | None = None, batch_size: int = 16,
                   max_gen_toks: int | None = None, apply_chat_template: bool = False,
                   fewshot_as_multiturn: bool = True, system_instruction: str | None = None,
                   fewshot_seed: int = DEFAULT_FEWSHOT_SEED, device: str | None = None, dtype: str | None = None,
                   threads: int | None = None, include_path=None, samples_path: str | None = None,
-                  progress: bool = False, engine_options=None, template=None) -> EvalResult:
+                  progress: bool = False, engine_options=None, template=None, harness: str | None = None
+                  ) -> EvalResult:
     """Evaluate ``model`` (hub id, folder or ``tiny``; with a peft ``adapter``) on ``task`` (a name in the task
-    folders, see `ftbench.evaluation.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options mean what
-    lm-eval's do; ``max_gen_toks`` overrides the YAML's. ``samples_path``: also write the per-sample rows there
-    (JSONL). ``progress``: a progress bar on stderr. ``engine`` openai/vllm generates through that generation
-    engine (``engine_options``: `EngineOptions`); lm-eval with ``engine_options.base_url`` uses lm-eval's
-    local-completions model against that server. ``template``: a named `ChatTemplate` for the chat rendering
-    (with ``apply_chat_template``; not with lm-eval, which knows only the tokenizer's)."""
+    folders, see `ftbench.evaluation.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options
+    mean what lm-eval's do; ``max_gen_toks`` overrides the YAML's. ``samples_path``: also write the per-sample rows
+    there (JSONL). ``progress``: a progress bar on stderr.
+
+    ``harness`` ftbench (default) or lm-eval runs the evaluation; ``engine`` (a name in `ENGINES`, default local)
+    generates, with ``engine_options`` (that engine's options; default: made from ``device``/``dtype``/``threads``
+    for engines that take them). The old names ``engine="ftbench"``/``"lm-eval"`` select the harness (see
+    `harness_and_engine`). With harness lm-eval, engine openai means lm-eval's local-completions model against
+    ``engine_options.base_url``. ``template``: a named `ChatTemplate` for the chat rendering (with
+    ``apply_chat_template``; not with lm-eval, which knows only the tokenizer's)."""
     from ftbench.evaluation.tasks import load_task
+    from ftbench.inference.engines import ENGINES
     from ftbench.inference.models import check_adapter, pick_placement
 
     start = time.perf_counter()
-    if engine not in ENGINES:
-        raise UsageError(f"--engine {engine}: choose from {', '.join(ENGINES)}")
+    harness, engine = harness_and_engine(harness, engine, bool(getattr(engine_options, "base_url", None)))
+    engine_cls = ENGINES.load(engine)
+    if engine_options is None:  # a Python caller: the placement arguments, for an engine that takes them
+        placement = {"device": device, "dtype": dtype, "threads": threads}
+        engine_options = engine_cls.options_from({k: v for k, v in placement.items()
+                                                  if v is not None and k in engine_cls.option_names()})
     if adapter:
         check_adapter(adapter)
     spec = load_task(task, include_path)
     shots, notes = shots_for(spec, num_fewshot)
     until, max_new, gen_kwargs = generation_settings(spec, max_gen_toks)
-    if engine == "local":
-        engine = "ftbench"
-    if template is not None and (engine == "lm-eval" or not apply_chat_template):
-        raise UsageError("--template renders the chat prompt: use it with --apply-chat-template and an ftbench "
-                         "engine (lm-eval renders with the tokenizer's own chat template)")
-    if engine != "lm-eval":
+    if template is not None and (harness == "lm-eval" or not apply_chat_template):
+        raise UsageError("--template renders the chat prompt: use it with --apply-chat-template and the ftbench "
+                         "harness (lm-eval renders with the tokenizer's own chat template)")
+    if harness != "lm-eval":
         check_supported(spec, gen_kwargs)
     docs = spec.docs()[:limit] if limit else spec.docs()
     if not docs:
@@ -129,20 +167,17 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
     plan = _Plan(spec, model, adapter, docs, shots, until, max_new, gen_kwargs, batch_size, apply_chat_template,
                  fewshot_as_multiturn and apply_chat_template, system_instruction, fewshot_seed,
                  pick_placement(device, dtype), template)
-    plan.config = {"template": template.name if template is not None else None,"model": model, "adapter": adapter, "num_fewshot": shots, "fewshot_seed": fewshot_seed,
+    plan.config = {"template": template.name if template is not None else None, "model": model, "adapter": adapter,
+                   "num_fewshot": shots, "fewshot_seed": fewshot_seed,
                    "apply_chat_template": plan.chat, "fewshot_as_multiturn": plan.multiturn,
                    "system_instruction": system_instruction, "batch_size": batch_size, "limit": limit,
                    "device": plan.placement.device, "dtype": plan.placement.dtype, "task_file": str(spec.path),
                    "generation": {"until": until, "max_gen_toks": max_new, **gen_kwargs}}
 
-    if engine == "ftbench":
-        rows, given = _run_ftbench(plan, progress), None
-    elif engine in ("openai", "vllm"):
-        from ftbench.evaluation.served import run_on_engine
-
-        rows, given = run_on_engine(plan, engine, engine_options, progress), None
-    else:
+    if harness == "lm-eval":
         rows, given = _run_lm_eval(plan, limit, max_gen_toks, engine_options)
+    else:
+        rows, given = _run_ftbench(plan, engine_cls, engine_options, progress), None
 
     started = time.perf_counter()
     score = summarise(spec, rows, given)
@@ -156,33 +191,53 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
     plan.timings["total_seconds"] = round(time.perf_counter() - start, 3)
     if samples_path:
         write_rows(samples_path, rows)
-    return EvalResult(spec.name, engine, len(rows), score.metrics, score.stderr, score.ci95, score.signatures,
-                      rows, plan.config, plan.timings, score)
+    return EvalResult(spec.name, harness, engine, len(rows), score.metrics, score.stderr, score.ci95,
+                      score.signatures, rows, plan.config, plan.timings, score)
 
 
-# --- the ftbench engine ---------------------------------------------------------------------------------------
-def _run_ftbench(plan: _Plan, progress: bool) -> list[dict]:
-    from tqdm import tqdm
+# --- the ftbench harness ------------------------------------------------------------------------------------
+def eval_prompts(plan: _Plan, tokenizer) -> list[str]:
+    """Every document's prompt, as lm-eval's ``fewshot_context`` gives it (few-shot draws, plain text or chat
+    rendering, a named template): the one prompt path, whichever engine generates."""
+    examples = fewshot_examples(plan.spec, plan.docs, plan.shots, plan.seed)
+    return [build_prompt(plan.spec, doc, ex, tokenizer if plan.chat else None, plan.system_instruction,
+                         plan.multiturn, plan.template) for doc, ex in zip(plan.docs, examples)]
 
-    from ftbench.inference.models import apply_adapter, load_model_for_generation, load_tokenizer
+
+def _run_ftbench(plan: _Plan, engine_cls, options, progress: bool) -> list[dict]:
+    """The prompts of `eval_prompts`, answered by the generation engine: a model in this process decodes as
+    lm-eval's HF model does (`_decode_like_hflm`); any other engine gets them through its `generate`."""
+    from ftbench.inference.generate import GenerationParams
 
     started = time.perf_counter()
-    tokenizer = load_tokenizer(plan.model)
-    if tokenizer.pad_token_id is None:  # lm-eval's configure_pad_token
-        tokenizer.pad_token_id = tokenizer.unk_token_id if tokenizer.unk_token_id is not None \
-            else tokenizer.eos_token_id
-    lm = load_model_for_generation(plan.model, device=plan.placement.device, dtype=plan.placement.dtype)
-    if plan.adapter:
-        if lm.config.get_text_config().vocab_size != len(tokenizer):  # lm-eval resizes before applying the adapter
-            lm.resize_token_embeddings(len(tokenizer))
-        lm = apply_adapter(lm, plan.adapter)
-        lm.eval()
+    engine = engine_cls.for_evaluation(plan.model, plan.adapter, options, template=plan.template)
     plan.timings["load_seconds"] = round(time.perf_counter() - started, 3)
+    try:
+        if engine.wants_messages:
+            raise UsageError("--api chat: the ftbench harness sends the prompts it renders; use --api completions, "
+                             "or --harness lm-eval (its chat model)")
+        prompts = eval_prompts(plan, engine.tokenizer)
+        ids = [encode(engine.tokenizer, p) for p in prompts]
+        started = time.perf_counter()
+        lm = engine.in_process_model()
+        if lm is not None:
+            responses = _decode_like_hflm(plan, lm, engine.tokenizer, prompts, ids, progress)
+        else:  # the server (or vLLM) decides on context length: prompts are not truncated here
+            params = GenerationParams(max_new_tokens=plan.max_gen_toks, stop=tuple(u for u in plan.until if u))
+            plan.config["generation"].update(engine=engine.describe(params), truncated_prompts=None)
+            responses = _collect(engine.generate({i: Prompt(p, ids[i]) for i, p in enumerate(prompts)},
+                                                 range(len(prompts)), plan.batch_size, params), len(prompts), progress)
+            plan.config["tokens"] = dict(engine.usage)
+        plan.timings["generate_seconds"] = round(time.perf_counter() - started, 3)
+    finally:
+        engine.close()
+    return [result_row(plan.spec, i, doc, prompts[i], responses[i]) for i, doc in enumerate(plan.docs)]
 
-    examples = fewshot_examples(plan.spec, plan.docs, plan.shots, plan.seed)
-    prompts = [build_prompt(plan.spec, doc, ex, tokenizer if plan.chat else None, plan.system_instruction,
-                            plan.multiturn, plan.template) for doc, ex in zip(plan.docs, examples)]
-    ids = [encode(tokenizer, p) for p in prompts]
+
+def _decode_like_hflm(plan: _Plan, lm, tokenizer, prompts: list[str], ids: list[list[int]], progress: bool
+                      ) -> list[str]:
+    """lm-eval's HFLM.generate_until: prompts left-truncated to the model's length minus max_gen_toks, its
+    Collator order and fixed batches, greedy under the model's own generation_config."""
     max_ctx = max_length(lm, tokenizer) - plan.max_gen_toks
     if max_ctx <= 0:
         raise UsageError(f"--max-gen-toks {plan.max_gen_toks}: must be below the model's maximum length "
@@ -190,33 +245,47 @@ def _run_ftbench(plan: _Plan, progress: bool) -> list[dict]:
     plan.config["truncated_prompts"] = sum(len(x) > max_ctx for x in ids)
     generator = lm_eval_generator(lm, tokenizer, plan.until, plan.max_gen_toks, plan.gen_kwargs)
     plan.config["generation"].update(generation_used(generator))
-
-    started = time.perf_counter()
     order = sorted(range(len(prompts)), key=lambda i: (-len(ids[i]), prompts[i]))  # lm-eval's Collator order
+    # a single window: the generator keeps this order, so its batches are lm-eval's batches
+    results = generator.run([ids[i][-max_ctx:] for i in order], plan.batch_size, window=len(order),
+                            keep_batches=True)
+    by_position = _collect(results, len(order), progress)
     responses = [""] * len(prompts)
-    with tqdm(total=len(prompts), unit="doc", desc="eval", file=sys.stderr, disable=not progress) as bar:
-        # a single window: the generator keeps this order, so its batches are lm-eval's batches
-        for results in generator.run([ids[i][-max_ctx:] for i in order], plan.batch_size, window=len(order),
-                                     keep_batches=True):
-            for j, text in results:
-                responses[order[j]] = text
-            bar.update(len(results))
-    plan.timings["generate_seconds"] = round(time.perf_counter() - started, 3)
-    return [result_row(plan.spec, i, doc, prompts[i], responses[i]) for i, doc in enumerate(plan.docs)]
+    for j, text in enumerate(by_position):
+        responses[order[j]] = text
+    return responses
 
 
-# --- the lm-eval engine ---------------------------------------------------------------------------------------
+def _collect(results, n: int, progress: bool) -> list[str]:
+    """The answers of (index, text) result lists, by index, with a progress bar."""
+    from tqdm import tqdm
+
+    responses = [""] * n
+    with tqdm(total=n, unit="doc", desc="eval", file=sys.stderr, disable=not progress) as bar:
+        for batch in results:
+            for i, text in batch:
+                responses[i] = text
+            bar.update(len(batch))
+    return responses
+
+
+# --- the lm-eval harness --------------------------------------------------------------------------------------
 def _run_lm_eval(plan: _Plan, limit: int | None, max_gen_toks: int | None, options=None) -> tuple[list[dict], dict]:
     """simple_evaluate on the same task file (its HF model, or its local-completions model on a server);
-    returns rows like the ftbench engine's and lm-eval's figures."""
+    returns rows like the ftbench harness's and lm-eval's figures."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     from ftbench.evaluation.served import api_key_for_lm_eval, lm_eval_api_model
     from ftbench.inference.models import generation_attention, resolve_model
 
+    from ftbench.inference.local_engine import LocalOptions
+
     spec = plan.spec
-    served = options is not None and options.base_url
+    served = getattr(options, "base_url", None)
+    if not served and not isinstance(options, LocalOptions):
+        raise UsageError("--harness lm-eval generates with its own HF model (--engine local) or on a server "
+                         "(--engine openai --base-url)")
     if served:
         model, model_args = lm_eval_api_model(plan, options)
     else:

@@ -1,6 +1,6 @@
-"""Generation engines by name (`--engine local|openai|vllm`), and the one way every command renders prompts for
-them: `render_prompts` gives each engine the same `Prompt`s (`ftbench.inference.chat`), so a server sees
-byte for byte the prompt the local engine tokenizes.
+"""Generation engines by name (`--engine local|openai|vllm`, plug-ins), their options, and the one way every
+command renders prompts for them: `render_prompts` gives each engine the same `Prompt`s
+(`ftbench.inference.chat`), so a server sees byte for byte the prompt the local engine tokenizes.
 
 Built-ins are imported only when chosen (vLLM only with `--engine vllm`); packages add engines through the
 `ftbench.engines` entry-point group.
@@ -8,9 +8,10 @@ Built-ins are imported only when chosen (vLLM only with `--engine vllm`); packag
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions, GenerationEngine, Prompt
+from ftbench.api.errors import UsageError
+from ftbench.api.generation import DEFAULT_ENGINE, ForeignOption, GenerationEngine, Prompt, option_flag
 from ftbench.api.registry import Registry
 
 ENGINES: Registry[type[GenerationEngine]] = Registry(
@@ -20,13 +21,26 @@ ENGINES: Registry[type[GenerationEngine]] = Registry(
               "vllm": "ftbench.inference.vllm_engine:VllmEngine"})
 
 
-def open_engine(name: str | None, model: str, adapter: str | None, params, options: EngineOptions | None = None,
-                *, loaded: tuple | None = None) -> GenerationEngine:
-    """The engine called ``name`` (default local) for ``model`` (+ ``adapter``) generating with ``params``
-    (`ftbench.inference.generate.GenerationParams`). ``loaded`` = (model, tokenizer) lets the local engine reuse
-    a loaded model."""
-    cls = ENGINES.load(name or DEFAULT_ENGINE)
-    return cls(model, adapter, params, options or EngineOptions(), loaded=loaded)
+def engine_options(name: str | None, given: Mapping[str, Any] | None = None) -> tuple[type[GenerationEngine], Any]:
+    """The engine class called ``name`` (default local) and its options made from ``given`` (option name ->
+    value, only what the user gave). An option the engine does not take is one line naming the engines that take
+    it ("--base-url is for --engine openai"), so a forgotten --engine is caught."""
+    name = name or DEFAULT_ENGINE
+    cls = ENGINES.load(name)
+    try:
+        return cls, cls.options_from(dict(given or {}))
+    except ForeignOption as e:
+        owners = [n for n in ENGINES.names() if n != name and e.option in _option_names(n)]
+        if not owners:
+            raise
+        raise UsageError(f"{option_flag(e.option)} is for --engine {' or '.join(owners)}") from None
+
+
+def _option_names(name: str) -> frozenset[str]:
+    try:
+        return ENGINES.load(name).option_names()
+    except UsageError:  # a plug-in that does not load owns nothing here
+        return frozenset()
 
 
 def render_prompts(tokenizer, samples, indices: Iterable[int], cutoff_len: int | None = None,

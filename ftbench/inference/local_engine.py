@@ -3,9 +3,19 @@ default, the same text at batch 16 as at batch 1)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
 from ftbench.api.generation import EngineOptions, GenerationEngine, Prompt
+
+
+@dataclass(frozen=True)
+class LocalOptions(EngineOptions):
+    """Where and how the model runs here (None: the best available device, its dtype, torch's thread count)."""
+
+    device: str | None = None
+    dtype: str | None = None
+    threads: int | None = None
 
 
 class LocalEngine(GenerationEngine):
@@ -13,10 +23,11 @@ class LocalEngine(GenerationEngine):
 
     name = "local"
     description = "in-process batched generation (transformers + peft)"
+    options_type = LocalOptions
 
-    def __init__(self, model: str, adapter: str | None, params, options: EngineOptions, *,
+    def __init__(self, model: str, adapter: str | None, options: LocalOptions, *, template=None,
                  loaded: tuple | None = None):
-        super().__init__()
+        super().__init__(model, adapter, options, template=template, loaded=loaded)
         from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
         if options.threads:
@@ -29,29 +40,59 @@ class LocalEngine(GenerationEngine):
                                                    dtype=options.dtype)
         else:
             self.model, self.tokenizer = loaded
-        self.template = options.template
-        self.params, self.generator = params, self._generator(params)
+        self._generators: dict = {}  # params -> Generator (one per generation length in train-and-compare)
+
+    @classmethod
+    def for_checkpoint(cls, model, adapter, options, *, scratch_dir, template=None, device=None):
+        """The checkpoint merged into a fresh copy of the base weights: generation then costs what the base
+        model's does (no LoRA layers at every step)."""
+        from ftbench.inference.models import load_model_for_generation, load_tokenizer
+
+        loaded = (load_model_for_generation(model, adapter=adapter, device=device or options.device,
+                                            dtype=options.dtype, merge=True), load_tokenizer(model))
+        return cls(model, None, options, template=template, loaded=loaded)
+
+    @classmethod
+    def for_evaluation(cls, model, adapter, options, *, template=None):
+        """Loaded as lm-eval's HF model loads it: the pad token its `configure_pad_token` picks (the tokenizer's,
+        else unk, else eos), embeddings resized to the tokenizer before the adapter is applied, unmerged."""
+        from ftbench.inference.models import apply_adapter, load_model_for_generation, load_tokenizer
+
+        tokenizer = load_tokenizer(model)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token_id = tokenizer.unk_token_id if tokenizer.unk_token_id is not None \
+                else tokenizer.eos_token_id
+        lm = load_model_for_generation(model, device=options.device, dtype=options.dtype)
+        if adapter:
+            if lm.config.get_text_config().vocab_size != len(tokenizer):
+                lm.resize_token_embeddings(len(tokenizer))
+            lm = apply_adapter(lm, adapter)
+            lm.eval()
+        return cls(model, None, options, template=template, loaded=(lm, tokenizer))
 
     def _generator(self, params):
         from ftbench.inference.generate import Generator
 
-        stop_ids = self.template.stop_ids(self.tokenizer) if self.template is not None else None
-        return Generator(self.model, self.tokenizer, params, stop_ids=stop_ids)
+        if params not in self._generators:
+            stop_ids = self.template.stop_ids(self.tokenizer) if self.template is not None else None
+            self._generators[params] = Generator(self.model, self.tokenizer, params, stop_ids=stop_ids)
+        return self._generators[params]
 
-    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int
+    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
                  ) -> Iterator[list[tuple[int, str]]]:
+        generator = self._generator(params)
         ids = {i: prompts[i].ids for i in order}
-        before = self.generator.completion_tokens
-        for results in self.generator.run(ids, batch_size, order=order):
+        before = generator.completion_tokens
+        for results in generator.run(ids, batch_size, order=order):
             self.usage["prompt_tokens"] += sum(len(ids[i]) for i, _ in results)
-            self.usage["completion_tokens"] += self.generator.completion_tokens - before
-            before = self.generator.completion_tokens
+            self.usage["completion_tokens"] += generator.completion_tokens - before
+            before = generator.completion_tokens
             yield results
 
-    def use_params(self, params) -> None:
-        self.params, self.generator = params, self._generator(params)
+    def in_process_model(self):
+        return self.model
 
-    def describe(self) -> dict:
+    def describe(self, params) -> dict:
         parameter = next(self.model.parameters())
-        return {"engine": self.name, **self.generator.effective_config().to_dict(), "device": str(parameter.device),
-                "dtype": str(parameter.dtype).replace("torch.", "")}
+        return {"engine": self.name, **self._generator(params).effective_config().to_dict(),
+                "device": str(parameter.device), "dtype": str(parameter.dtype).replace("torch.", "")}

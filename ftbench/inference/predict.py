@@ -6,15 +6,15 @@ from __future__ import annotations
 from ftbench.data.predictions import OrderedRowWriter, make_row, write_meta
 
 
-def generate_rows(samples: list, out: str, done: int, *, engine, batch_size: int, cutoff_len: int | None = None,
-                  quiet: bool = False, meta: dict | None = None) -> tuple[int, float]:
-    """Generate answers for samples[done:] with ``engine`` (`ftbench.inference.engines.open_engine`) and append
-    their rows to ``out`` in order (durable as each result list arrives).
+def generate_rows(samples: list, out: str, done: int, *, engine, params, batch_size: int,
+                  cutoff_len: int | None = None, quiet: bool = False, meta: dict | None = None) -> tuple[int, float]:
+    """Generate answers for samples[done:] with ``engine`` (a `GenerationEngine`) and ``params``
+    (`GenerationParams`), and append their rows to ``out`` in order (durable as each result list arrives).
 
     Returns (rows written, seconds spent generating; model loading excluded). ``meta`` (if given) is completed
     with the engine's effective settings and rewritten. Prompts, and labels as LLaMA-Factory's predict writes them
-    (`label_text`), follow the engine's named template (`EngineOptions.template`) if it has one. A KeyboardInterrupt leaves every finished row on disk and
-    propagates.
+    (`label_text`), follow the engine's named template (``engine.template``) if it has one. A KeyboardInterrupt leaves every finished
+    row on disk and propagates.
     """
     import sys
     import time
@@ -25,7 +25,7 @@ def generate_rows(samples: list, out: str, done: int, *, engine, batch_size: int
     from ftbench.inference.engines import render_prompts
 
     if meta is not None:
-        described = engine.describe()
+        described = engine.describe(params)
         for key in ("device", "dtype"):
             if key in described:
                 meta[key] = described.pop(key)
@@ -40,7 +40,7 @@ def generate_rows(samples: list, out: str, done: int, *, engine, batch_size: int
     bar = tqdm(total=len(samples), initial=done, unit="sample", desc="predict", file=sys.stderr, disable=quiet,
                dynamic_ncols=True)
     try:
-        for results in engine.generate(prompts, todo, batch_size):
+        for results in engine.generate(prompts, todo, batch_size, params):
             writer.add(make_row(i, prompts[i].text, text, labels[i]) for i, text in results)
             writer.flush()  # durable per result list: a kill loses at most what waits for an earlier row
             bar.update(len(results))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
 from ftbench.api.errors import UsageError
@@ -41,10 +42,27 @@ def lora_rank(adapter: str) -> int:
     return next((r for r in _LORA_RANKS if r >= rank), rank)
 
 
-def llm_kwargs(path: str, adapter: str | None, params, options: EngineOptions) -> dict:
+@dataclass(frozen=True)
+class VllmOptions(EngineOptions):
+    """How vLLM spreads the model over GPUs, and its memory share and dtype (None: vLLM's defaults)."""
+
+    tensor_parallel_size: int = 1  # GPUs per model replica
+    data_parallel_size: int = 1  # model replicas
+    gpu_memory_utilization: float | None = None
+    dtype: str | None = None
+    seed: int = 0  # vLLM's engine seed (each request's sampling seed is its own)
+
+    def __post_init__(self):
+        if self.tensor_parallel_size < 1 or self.data_parallel_size < 1:
+            raise UsageError("--tensor-parallel-size/--data-parallel-size: must be at least 1")
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise UsageError(f"gpu_memory_utilization {self.gpu_memory_utilization}: must be in (0, 1]")
+
+
+def llm_kwargs(path: str, adapter: str | None, options: VllmOptions) -> dict:
     """The keyword arguments of `vllm.LLM(...)`."""
     kwargs = {"model": path, "tokenizer": path, "tensor_parallel_size": options.tensor_parallel_size,
-              "dtype": options.dtype or "auto", "seed": params.seed}
+              "dtype": options.dtype or "auto", "seed": options.seed}
     if options.data_parallel_size > 1:
         kwargs["data_parallel_size"] = options.data_parallel_size
     if options.gpu_memory_utilization:
@@ -76,50 +94,46 @@ class VllmEngine(GenerationEngine):
 
     name = "vllm"
     description = "offline vLLM (GPU): tensor/data parallel, LoRA requests"
+    options_type = VllmOptions
 
-    def __init__(self, model: str, adapter: str | None, params, options: EngineOptions, *,
+    def __init__(self, model: str, adapter: str | None, options: VllmOptions, *, template=None,
                  loaded: tuple | None = None):
-        super().__init__()
+        super().__init__(model, adapter, options, template=template, loaded=loaded)
         vllm = import_vllm()
         from ftbench.inference.generate import end_of_turn_ids
         from ftbench.inference.models import load_tokenizer, resolve_model
 
         path = resolve_model(model)
-        self.params, self.adapter = params, adapter
+        self.adapter = adapter
         self.tokenizer = load_tokenizer(model)
-        self.template = options.template
         self.stop_ids = (self.template.stop_ids(self.tokenizer) if self.template is not None
                          else end_of_turn_ids(self.tokenizer))
-        self.kwargs = llm_kwargs(path, adapter, params, options)
+        self.kwargs = llm_kwargs(path, adapter, options)
         self.llm = vllm.LLM(**self.kwargs)
-        self.sampling = vllm.SamplingParams(**sampling_kwargs(params, self.stop_ids))
         self.lora = None
         if adapter:
             from vllm.lora.request import LoRARequest
 
             self.lora = LoRARequest(LORA_NAME, 1, os.path.abspath(adapter))
 
-    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int
+    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
                  ) -> Iterator[list[tuple[int, str]]]:
         """vLLM schedules its own batches; ftbench hands it windows of prompts so rows reach the disk as they go."""
+        import vllm
         from vllm.inputs import TokensPrompt
 
+        sampling = vllm.SamplingParams(**sampling_kwargs(params, self.stop_ids))
         order = list(order)
         window = max(256, batch_size * 16)
         for start in range(0, len(order), window):
             chunk = order[start:start + window]
             outputs = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i].ids) for i in chunk],
-                                        self.sampling, lora_request=self.lora, use_tqdm=False)
+                                        sampling, lora_request=self.lora, use_tqdm=False)
             for i, out in zip(chunk, outputs):
                 self.usage["prompt_tokens"] += len(prompts[i].ids)
                 self.usage["completion_tokens"] += len(out.outputs[0].token_ids)
             yield [(i, out.outputs[0].text) for i, out in zip(chunk, outputs)]
 
-    def use_params(self, params) -> None:
-        import vllm
-
-        self.params, self.sampling = params, vllm.SamplingParams(**sampling_kwargs(params, self.stop_ids))
-
-    def describe(self) -> dict:
+    def describe(self, params) -> dict:
         return {"engine": self.name, "llm": {k: v for k, v in self.kwargs.items() if k not in ("model", "tokenizer")},
-                "sampling": sampling_kwargs(self.params, self.stop_ids)}
+                "sampling": sampling_kwargs(params, self.stop_ids)}

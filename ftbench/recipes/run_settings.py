@@ -64,8 +64,8 @@ class RunSettings:
     demo: str | None = None  # the embedded run's name ("real", "tiny"), None for the user's own data
     device: str | None = None  # where evaluation runs (None: the best available)
     trained_run: str | None = None  # a finished output_dir to evaluate instead of training
-    engine: str = DEFAULT_ENGINE  # where evaluation generates: local, openai (a server), vllm
-    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    engine: str = DEFAULT_ENGINE  # where evaluation generates: a generation engine's name (local, openai, vllm)
+    engine_options: EngineOptions | None = None  # that engine's options (None: its defaults)
     select_by: str | None = None  # a figure: checkpoints chosen by their generations' score (None: eval loss)
     durations: dict = field(default_factory=dict)
 

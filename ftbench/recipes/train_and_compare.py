@@ -18,10 +18,11 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 from ftbench.api.backends import TrainConfig, TrainResult
 from ftbench.api.errors import InputError, UsageError
+from ftbench.api.generation import DEFAULT_ENGINE
 from ftbench.console import is_main_process, local_rank, say, world_size
 from ftbench.io import atomic_write_text
 from ftbench.recipes.reports_index import update_index_for
@@ -117,7 +118,9 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
                                                        "gsm8k_max_new_tokens")}
                | ({"select_by": rs.select_by} if rs.select_by else {}),
                "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
-    if rs.engine != "local":  # predictions of one engine are not continued by another (local: as before engines)
+    # predictions of one engine are not continued by another; the default engine is not recorded, so run folders
+    # made before engines existed still resume
+    if rs.engine != DEFAULT_ENGINE:
         current["compare"]["engine"] = rs.engine
     path = rs.folder.run_config
     if os.path.exists(path):
@@ -158,7 +161,7 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     template, so prompts are the ones the model was trained on. ``paths``: scorer -> file, instead of the run
     folder's `side` files."""
     from ftbench.data.predictions import read_existing
-    from ftbench.inference.engines import open_engine
+    from ftbench.inference.engines import ENGINES
     from ftbench.inference.generate import GenerationParams
     from ftbench.inference.predict import generate_rows
     from ftbench.metrics.registry import SCORERS
@@ -171,50 +174,20 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
             todo.append((scorer, samples, path, done))
     if not todo:
         return
-    options, loaded = replace(rs.engine_options, template=template), None
-    if rs.engine == "local":
-        # the chosen checkpoint is merged into a fresh copy of the base weights: generation then costs what the
-        # base model's does (no LoRA layers at every step)
-        from ftbench.inference.models import load_model_for_generation, load_tokenizer
-
-        loaded = (load_model_for_generation(model, adapter=adapter, device=rs.device, merge=True),
-                  load_tokenizer(model))
-    elif rs.engine == "openai" and adapter:
-        model, adapter, options = _merged_for_server(model, adapter, rs)
-        options = replace(options, template=template)
+    cls = ENGINES.load(rs.engine)
+    options = rs.engine_options if rs.engine_options is not None else cls.options_from({})
     engine = None
     try:
         for scorer, samples, path, done in todo:
             params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
-            if engine is None:
-                engine = open_engine(rs.engine, model, adapter, params, options, loaded=loaded)
-            else:
-                engine.use_params(params)
-            generate_rows(samples, path, done, engine=engine, batch_size=rs.predict_batch_size, quiet=quiet)
+            if engine is None:  # how an engine takes the checkpoint is its own: merged here, or by a server
+                engine = cls.for_checkpoint(model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template,
+                                            device=rs.device)
+            generate_rows(samples, path, done, engine=engine, params=params, batch_size=rs.predict_batch_size,
+                          quiet=quiet)
     finally:
         if engine is not None:
             engine.close()
-
-
-def _merged_for_server(model: str, adapter: str, rs: RunSettings):
-    """For a server: the chosen checkpoint merged into the base model (run folder's merged/), asked for by its
-    path, which servers that load models on request (`transformers serve` without a pinned model) accept.
-    Servers with LoRA support are pointed at an adapter name instead, with `served_model_after`."""
-
-    from ftbench.inference.export import EXPORT_INFO, merge_and_save
-
-    if rs.engine_options.served_model_after:
-        return model, None, replace(rs.engine_options, served_model=rs.engine_options.served_model_after)
-    merged = rs.folder.merged_dir
-    info = os.path.join(merged, EXPORT_INFO)
-    if os.path.isfile(info):
-        with open(info, encoding="utf-8") as fh:
-            done = json.load(fh).get("adapter") == os.path.abspath(adapter)
-    else:
-        done = False
-    if not done:
-        merge_and_save(model, adapter, merged, overwrite=True)
-    return merged, None, replace(rs.engine_options, served_model=os.path.abspath(merged))
 
 
 def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, eval_sets: dict, by_loss,
