@@ -44,7 +44,8 @@ def test_openai_request_body(tiny_model):
     engine = ENGINES.create("openai", "tiny", None, options)
     assert engine.served == tiny_model and engine.client.url == "http://127.0.0.1:9/v1/completions"
     params = GenerationParams(max_new_tokens=7, stop=("</s>",))
-    assert engine.payload(Prompt("hi", [1]), params) == {"prompt": "hi", "max_tokens": 7, "temperature": 0, "stop": ["</s>"]}
+    assert engine.payload(Prompt("hi", [1]), params) == {"prompt": "hi", "max_tokens": 7, "temperature": 0,
+                                                         "stop": ["</s>"]}
     assert cut_at_stop("a.</s>b</s>", ["</s>"]) == "a."  # servers that keep the stop string
 
 
@@ -133,4 +134,5 @@ def test_eval_on_a_server_sends_the_named_templates_prompts(recorder, tiny_model
     assert result.exit_code == 0, result.output
     sent = [b["prompt"] for b in recorder.bodies]
     assert len(sent) == 2 and sorted(sent) == sorted(_prompts(local)) == sorted(_prompts(served))
-    assert all(p.startswith("Below is an instruction") and "\n\n### Instruction:\n" in p and p.endswith("\n\n### Response:\n") for p in sent), sent
+    assert all(p.startswith("Below is an instruction") and "\n\n### Instruction:\n" in p
+               and p.endswith("\n\n### Response:\n") for p in sent), sent

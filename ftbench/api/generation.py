@@ -85,7 +85,8 @@ class GenerationEngine(ABC):
                        template: Any = None, device: str | None = None) -> "GenerationEngine":
         """The engine evaluating ``model`` with a trained ``adapter`` (train-and-compare's before and after
         sides; ``adapter`` None for the base model). ``scratch_dir``: a folder of the run this engine may fill
-        (the run folder's merged/, for a merged model); ``device``: where this process evaluates, for engines that place a model.
+        (the run folder's merged/, for a merged model); ``device``: where this process evaluates, for engines
+        that place a model.
         Default: the adapter as the constructor takes it."""
         return cls(model, adapter, options, template=template)
 

@@ -18,8 +18,6 @@ Heavy libraries (torch, transformers, lm-eval) are imported inside functions.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -175,7 +173,9 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
                    "generation": {"until": until, "max_gen_toks": max_new, **gen_kwargs}}
 
     if harness == "lm-eval":
-        rows, given = _run_lm_eval(plan, limit, max_gen_toks, engine_options)
+        from ftbench.evaluation.lm_eval_harness import run_lm_eval
+
+        rows, given = run_lm_eval(plan, limit, max_gen_toks, engine_options)
     else:
         rows, given = _run_ftbench(plan, engine_cls, engine_options, progress), None
 
@@ -267,66 +267,6 @@ def _collect(results, n: int, progress: bool) -> list[str]:
                 responses[i] = text
             bar.update(len(batch))
     return responses
-
-
-# --- the lm-eval harness --------------------------------------------------------------------------------------
-def _run_lm_eval(plan: _Plan, limit: int | None, max_gen_toks: int | None, options=None) -> tuple[list[dict], dict]:
-    """simple_evaluate on the same task file (its HF model, or its local-completions model on a server);
-    returns rows like the ftbench harness's and lm-eval's figures."""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
-    from ftbench.evaluation.served import api_key_for_lm_eval, lm_eval_api_model
-    from ftbench.inference.models import generation_attention, resolve_model
-
-    from ftbench.inference.local_engine import LocalOptions
-
-    spec = plan.spec
-    served = getattr(options, "base_url", None)
-    if not served and not isinstance(options, LocalOptions):
-        raise UsageError("--harness lm-eval generates with its own HF model (--engine local) or on a server "
-                         "(--engine openai --base-url)")
-    if served:
-        model, model_args = lm_eval_api_model(plan, options)
-    else:
-        model, model_args = "hf", {"pretrained": resolve_model(plan.model), "dtype": plan.placement.dtype}
-        attention = generation_attention(model_args["pretrained"], plan.placement.device)
-        if attention:
-            model_args["attn_implementation"] = attention  # as ftbench's engine loads the model
-        if plan.adapter:
-            model_args["peft"] = plan.adapter
-    plan.config["lm_eval_model"] = model
-    started = time.perf_counter()
-    logger = logging.getLogger("lm_eval")
-    level, logger.level = logger.level, logging.ERROR  # its INFO/WARNING chatter; ftbench reports what matters
-    try:
-        with contextlib.redirect_stdout(sys.stderr), api_key_for_lm_eval(options) if served \
-                else contextlib.nullcontext():  # stdout is for ftbench's own output (--json)
-            res = lm_eval.simple_evaluate(
-                model=model, model_args=model_args, tasks=[spec.name], num_fewshot=plan.shots,
-                batch_size=1 if served else plan.batch_size, device=plan.placement.device, limit=limit,
-                log_samples=True,
-                apply_chat_template=plan.chat, fewshot_as_multiturn=plan.multiturn,
-                system_instruction=plan.system_instruction, fewshot_random_seed=plan.seed,
-                gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
-                task_manager=TaskManager(include_path=str(spec.path.parent), include_defaults=False))
-    finally:
-        logger.setLevel(level)
-    plan.timings["lm_eval_seconds"] = round(time.perf_counter() - started, 3)
-    rows: dict[int, dict] = {}
-    for s in sorted(res["samples"][spec.name], key=lambda s: s["doc_id"]):
-        row = rows.setdefault(s["doc_id"], {
-            "doc_id": s["doc_id"], "doc": s["doc"], "prompt": s["arguments"][0][0], "response": s["resps"][0][0],
-            "target": s["target"], "filtered": {}, "metrics": {}})
-        row["filtered"][s["filter"]] = s["filtered_resps"][0]
-        row["metrics"].update({f"{m},{s['filter']}": s[m] for m in s["metrics"]})
-    figures, given = res["results"][spec.name], {"metrics": {}, "stderr": {}}
-    for key in rows[min(rows)]["metrics"]:
-        metric, _, filt = key.partition(",")
-        stderr = figures.get(f"{metric}_stderr,{filt}")
-        given["metrics"][key] = float(figures[key])
-        given["stderr"][key] = float(stderr) if isinstance(stderr, (int, float)) else None
-    return [rows[k] for k in sorted(rows)], given
 
 
 # --- scoring --------------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ def generate_rows(samples: list, out: str, done: int, *, engine, params, batch_s
 
     Returns (rows written, seconds spent generating; model loading excluded). ``meta`` (if given) is completed
     with the engine's effective settings and rewritten. Prompts, and labels as LLaMA-Factory's predict writes them
-    (`label_text`), follow the engine's named template (``engine.template``) if it has one. A KeyboardInterrupt leaves every finished
-    row on disk and propagates.
+    (`label_text`), follow the engine's named template (``engine.template``) if it has one. A KeyboardInterrupt
+    leaves every finished row on disk and propagates.
     """
     import sys
     import time

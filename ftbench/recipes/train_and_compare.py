@@ -181,8 +181,8 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
         for scorer, samples, path, done in todo:
             params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
             if engine is None:  # how an engine takes the checkpoint is its own: merged here, or by a server
-                engine = cls.for_checkpoint(model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template,
-                                            device=rs.device)
+                engine = cls.for_checkpoint(model, adapter, options, scratch_dir=rs.folder.merged_dir,
+                                            template=template, device=rs.device)
             generate_rows(samples, path, done, engine=engine, params=params, batch_size=rs.predict_batch_size,
                           quiet=quiet)
     finally:
