@@ -1,4 +1,4 @@
-"""lm-eval's conventions for `generate_until` tasks, reproduced for ftbench's evaluation engine.
+"""lm-eval's conventions for `generate_until` tasks, reproduced for ftbench's evaluation harness.
 
 How lm-eval 0.4.x (`simple_evaluate`, `ConfigurableTask.fewshot_context`, `HFLM.generate_until`) turns a task
 YAML and its options into model inputs and one `generate()` call: the shot count, the generation settings, the
@@ -46,7 +46,7 @@ def generation_settings(spec, max_gen_toks: int | None = None) -> tuple[list[str
 
 
 def check_supported(spec, gen_kwargs: dict) -> None:
-    """Refuse, in one line, what the ftbench engine does not reproduce (lm-eval runs these tasks)."""
+    """Refuse, in one line, what the ftbench harness does not reproduce (lm-eval runs these tasks)."""
     fewshot_cfg = dict(spec.config.get("fewshot_config") or {})
     sampler = fewshot_cfg.get("sampler", "default")
     problems = [f"fewshot_config.{k}" for k in sorted(set(fewshot_cfg) - {"sampler", "samples", "split"})]
@@ -56,8 +56,8 @@ def check_supported(spec, gen_kwargs: dict) -> None:
     problems += ["sampling (do_sample/temperature)"] if gen_kwargs.get("do_sample") or float(
         gen_kwargs.get("temperature") or 0.0) > 0 else []
     if problems:
-        raise InputError(f"{spec.path}: {', '.join(problems)}: not reproduced by the ftbench engine; "
-                         "use --engine lm-eval")
+        raise InputError(f"{spec.path}: {', '.join(problems)}: not reproduced by the ftbench harness; "
+                         "use --engine lm-eval (= --harness lm-eval)")
 
 
 def fewshot_examples(spec, docs: Sequence[dict], k: int, seed: int = DEFAULT_FEWSHOT_SEED) -> list[list[dict]]:
