@@ -136,3 +136,28 @@ def test_eval_on_a_server_sends_the_named_templates_prompts(recorder, tiny_model
     assert len(sent) == 2 and sorted(sent) == sorted(_prompts(local)) == sorted(_prompts(served))
     assert all(p.startswith("Below is an instruction") and "\n\n### Instruction:\n" in p
                and p.endswith("\n\n### Response:\n") for p in sent), sent
+
+
+def test_harness_and_engine_old_spellings():
+    from ftbench.evaluation.evaluate import harness_and_engine
+
+    assert harness_and_engine(None, None) == ("ftbench", "local")
+    assert harness_and_engine(None, "ftbench") == ("ftbench", "local")
+    assert harness_and_engine(None, "lm-eval") == ("lm-eval", "local")
+    assert harness_and_engine(None, "lm-eval", served=True) == ("lm-eval", "openai")  # local-completions
+    assert harness_and_engine("lm-eval", "openai", served=True) == ("lm-eval", "openai")
+    assert harness_and_engine(None, "example") == ("ftbench", "example")  # a plug-in's name passes through
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--harness", "ftbench", "--engine", "lm-eval"], "contradicts --harness ftbench"),
+    (["--harness", "lm-eval", "--engine", "vllm"], "--harness lm-eval generates with its own HF model"),
+    (["--engine", "local", "--concurrency", "3"], "--concurrency is for --engine openai"),
+    (["--harness", "lm-eval", "--engine", "openai"], "--engine openai needs --base-url"),
+    (["--engine", "openai", "--base-url", "http://127.0.0.1:1/v1", "--api", "chat"], "--api chat: the ftbench"),
+])
+def test_eval_harness_and_engine_errors_are_one_line(tiny_model, args, message):
+    result = run_cli("eval", "--task", "sft_similarity", "--model", "tiny", "--limit", "1", *args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
