@@ -158,9 +158,9 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
                  quiet: bool, template=None, paths: dict[str, str] | None = None) -> None:
     """Greedy predictions for every eval set (scorer name -> samples), resumable row by row; the engine is
     opened once, and only if a prediction file is unfinished, taking the checkpoint its own way
-    (`GenerationEngine.for_checkpoint`); each eval set's generation length goes with its requests. ``template``: the training config's named
-    template, so prompts are the ones the model was trained on. ``paths``: scorer -> file, instead of the run
-    folder's `side` files."""
+    (`GenerationEngine.for_checkpoint`); each eval set's generation length goes with its requests.
+    ``template``: the training config's named template, so prompts are the ones the model was trained on.
+    ``paths``: scorer -> file, instead of the run folder's `side` files."""
     from ftbench.data.predictions import read_existing
     from ftbench.inference.engines import ENGINES
     from ftbench.inference.generate import GenerationParams
