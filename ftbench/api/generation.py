@@ -1,5 +1,5 @@
 """The generation-engine interface: what produces answers for rendered prompts, in this process (`local`), on an
-OpenAI-compatible server (`openai`) or in offline vLLM (`vllm`).
+OpenAI-compatible server (`openai`), in offline vLLM (`vllm`), or by an installed plug-in.
 
 Every engine gets the same `Prompt`s, rendered once by `ftbench.inference.chat` with the model's tokenizer (text,
 token ids and the messages they came from), and yields (index, answer) pairs; the caller writes them through
