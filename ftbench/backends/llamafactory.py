@@ -134,7 +134,7 @@ def _files_as_datasets(config: TrainConfig) -> dict:
 
     from ftbench.data.dataset_info import DATASET_INFO
     from ftbench.data.loader import load_samples
-    from ftbench.io import atomic_write_text
+    from ftbench.io import write_json
     from ftbench.training.config import resolve_path
 
     folder = os.path.join(config.output_dir, "ftbench_datasets")
@@ -157,13 +157,13 @@ def _files_as_datasets(config: TrainConfig) -> dict:
             stem = f"ftbench_{key}_{len(listed)}_{os.path.splitext(os.path.basename(path))[0]}"
             rows = [{"conversations": [{"from": _SHAREGPT_ROLE[role], "value": text} for role, text in s.turns],
                      "system": s.system, "tools": s.tools} for s in load_samples(path)]
-            atomic_write_text(os.path.join(folder, stem + ".json"), json.dumps(rows, ensure_ascii=False))
+            write_json(os.path.join(folder, stem + ".json"), rows)
             info[stem] = {"file_name": stem + ".json", "formatting": "sharegpt",
                           "columns": {"messages": "conversations", "system": "system", "tools": "tools"}}
             listed.append(stem)
         if listed:
             names[key] = ",".join(listed)
-    atomic_write_text(os.path.join(folder, DATASET_INFO), json.dumps(info, ensure_ascii=False, indent=1))
+    write_json(os.path.join(folder, DATASET_INFO), info)
     return {"dataset_dir": os.path.abspath(folder), **names}
 
 

@@ -31,7 +31,7 @@ import orjson
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.findings import Finding
 from ftbench.data.schema import Finite, SchemaError, check
-from ftbench.io import atomic_write_text, sha256_of_path
+from ftbench.io import sha256_of_path, write_json
 
 _LLAMAFACTORY_HINT = "LLaMA-Factory's generated_predictions.jsonl has one {\"prompt\", \"predict\", \"label\"} per line"
 
@@ -253,7 +253,7 @@ def _short(value) -> str:
 
 
 def write_meta(out: str, meta: dict) -> None:
-    atomic_write_text(meta_path(out), json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    write_json(meta_path(out), meta)
 
 
 class OrderedRowWriter:

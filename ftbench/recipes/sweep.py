@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import say
-from ftbench.io import atomic_write_text
+from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
 from ftbench.recipes.run_folder import RunFolder
 
@@ -87,7 +87,7 @@ def fix_data(train: list, held_out: list, seed: int, data_dir: str, fractions: t
     os.makedirs(data_dir, exist_ok=True)
 
     def write(path, samples):
-        atomic_write_text(path, "".join(json.dumps(_record(s), ensure_ascii=False) + "\n" for s in samples))
+        write_jsonl(path, [_record(s) for s in samples])
 
     eval_path = os.path.join(data_dir, "sweep_eval.jsonl")
     write(eval_path, held_out)
@@ -338,7 +338,7 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
               "runs": rows, "analysis": analysis, "seconds": round(time.perf_counter() - t0, 1),
               "run_seconds": round(sum(sum((r["durations"] or {}).values()) for r in rows), 1)}
     path = os.path.join(ss.output_dir, "sweep.json")
-    atomic_write_text(path, json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n")
+    write_json(path, result)
     atomic_write_text(os.path.join(ss.output_dir, "report.html"), render_sweep_report(result))
     update_index_for(ss.output_dir)
     return result
@@ -357,4 +357,4 @@ def _check_same_sweep(cfg, ss: SweepSettings) -> None:
             raise UsageError(f"{ss.output_dir} holds a sweep around another config ({', '.join(changed[:5])} differ): "
                              "give a new --output-dir")
     else:
-        atomic_write_text(path, json.dumps(current, ensure_ascii=False, indent=1) + "\n")
+        write_json(path, current)

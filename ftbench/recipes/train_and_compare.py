@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 from ftbench.api.backends import TrainConfig, TrainResult
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import is_main_process, local_rank, say, world_size
-from ftbench.io import atomic_write_text
+from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
 from ftbench.recipes.run_folder import SIDES, RunFolder
 from ftbench.recipes.run_settings import RunSettings
@@ -129,7 +129,7 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
             raise UsageError(f"{rs.output_dir} holds a run with a different config ({', '.join(changed[:5])} "
                              "differ): give a new --output-dir to start another run")
     else:
-        atomic_write_text(path, json.dumps(current, ensure_ascii=False, indent=2, default=str) + "\n")
+        write_json(path, current)
 
 
 def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
@@ -143,7 +143,7 @@ def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
     against = resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
     report = validate(specs, QualityOptions(cutoff_len=cfg.cutoff_len), against=against)
     summary = report.to_json()
-    atomic_write_text(folder.validation, json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
+    write_json(folder.validation, summary)
     if not report.ok:
         first = report.errors[0].one_line()
         raise InputError(f"the training data has {len(report.errors)} error(s); first: {first} "
@@ -259,8 +259,8 @@ def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainRe
     result = backend.train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=quiet)
     if not result.checkpoints:
         raise UsageError(f"backend {backend.name} reported no adapter (TrainResult.checkpoints is empty)")
-    atomic_write_text(folder.trainer_log, "".join(json.dumps(row) + "\n" for row in result.log))
-    atomic_write_text(folder.train_result, json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
+    write_jsonl(folder.trainer_log, result.log)
+    write_json(folder.train_result, result.to_json())
     return result
 
 
@@ -273,8 +273,8 @@ def _read_trained_run(rs: RunSettings, folder: RunFolder, quiet: bool) -> TrainR
     say(f"[4/6] training: not run; reading the finished run {rs.trained_run} (eval losses as it logged them: "
         "LLaMA-Factory weighs a short last eval batch like a full one, see docs/train-and-compare.md)", quiet)
     result = read_trained_run(rs.trained_run)
-    atomic_write_text(folder.trainer_log, "".join(json.dumps(row) + "\n" for row in result.log))
-    atomic_write_text(folder.train_result, json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
+    write_jsonl(folder.trainer_log, result.log)
+    write_json(folder.train_result, result.to_json())
     return result
 
 
@@ -322,7 +322,7 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, res
                 metrics[side].update({f: None for f in scorer.judged_figures()})
     # metrics.json last: it marks a finished run (`RunFolder.holds_run`), so a run killed in between is redone
     atomic_write_text(folder.report, render_run_report(metrics, compared, result.log, validation))
-    atomic_write_text(folder.metrics, json.dumps(metrics, ensure_ascii=False, indent=1, default=str) + "\n")
+    write_json(folder.metrics, metrics)
     update_index_for(folder.root)
     return metrics
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from ftbench.api.backends import CheckpointInfo, TrainResult
 from ftbench.api.errors import UsageError
 from ftbench.inference.models import is_adapter_dir
-from ftbench.io import atomic_write_text
+from ftbench.io import write_json
 from ftbench.training.trainer_log import TRAINER_LOG, from_log_history, read_trainer_log
 
 CHECKPOINTS_JSON = "checkpoints.json"
@@ -134,7 +134,7 @@ def write_checkpoints_json(output_dir: str, table: list[CheckpointInfo], best: s
     path = os.path.join(output_dir, CHECKPOINTS_JSON)
     data = {"best_checkpoint": best, "selection": "lowest eval_loss (ties: the earlier step)",
             "checkpoints": [asdict(c) for c in table]}
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    write_json(path, data)
     return path
 
 
