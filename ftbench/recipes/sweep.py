@@ -280,6 +280,7 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
     from ftbench.evaluation.comparison import score_figure
     from ftbench.evaluation.sweep import RunOutcome
     from ftbench.metrics.registry import scorer_for_figure
+    from ftbench.training.diagnosis import diagnose_training
     from ftbench.training.trainer_log import read_trainer_log
 
     scorer = scorer_for_figure(ss.metric).name
@@ -297,7 +298,9 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
             by_step = {c["step"]: _checkpoint_scores(folder, c["name"], ss.metric) for c in selection["scores"]}
             checkpoints = [{**c, "scores": by_step.get(c["step"])} for c in checkpoints]
         size = subsets[r.settings["data"]][1]
-        outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints))
+        # the run's own verdict on its loss curve (the rule its report applies), not a second one
+        outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints,
+                                   diverged_at=diagnose_training(log).diverged_at))
         rows.append({"name": r.name, "lever": r.lever, "settings": r.settings, "changes": r.changes,
                      "train_size": size, "metric": ss.metric, "value": value, "ci95": ci,
                      "before": metrics["before"].get(ss.metric),
