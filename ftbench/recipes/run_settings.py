@@ -75,12 +75,13 @@ class RunSettings:
 
 
 def trained_run_config(trained_run: str) -> str:
-    """The YAML a finished run was trained with, as ftbench saved it in the output folder (`ftbench train`'s
-    resolved config, or the one `--backend llamafactory` ran); UsageError asking for --config otherwise."""
-    for name in ("ftbench_config.yaml", "ftbench_llamafactory.yaml"):
-        path = os.path.join(trained_run, name)
-        if os.path.isfile(path):
-            return path
+    """The YAML a finished run was trained with, as the backend that made it saved it in the output folder (each
+    backend declares that file: `TrainerBackend.config_file`); UsageError asking for --config otherwise."""
+    from ftbench.backends import run_config_file
+
+    path = run_config_file(trained_run)
+    if path:
+        return path
     raise UsageError(f"--trained-run {trained_run}: give --config, the YAML the run was trained with (its model and "
                      "data); LLaMA-Factory does not save it in the output folder")
 

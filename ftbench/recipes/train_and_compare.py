@@ -27,7 +27,7 @@ from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
 from ftbench.recipes.run_folder import SIDES, RunFolder
 from ftbench.recipes.run_settings import RunSettings
-from ftbench.training.checkpoints import CheckpointChoice, choose_checkpoint
+from ftbench.training.checkpoints import CheckpointChoice, recorded_choice, settle_choice
 
 
 def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | None:
@@ -84,8 +84,9 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     rs.durations["train"] = time.perf_counter() - t
     _free_accelerator_memory()
 
-    # 5. the chosen checkpoint: lowest eval loss, or (select_by) the best generations on the eval split
-    choice = choose_checkpoint(result.checkpoints)
+    # 5. the chosen checkpoint: lowest eval loss (chosen once, when training finished), or (select_by) the best
+    # generations on the eval split
+    choice = recorded_choice(result)
     selection = None
     if rs.select_by:
         t = time.perf_counter()
@@ -259,6 +260,7 @@ def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainRe
     result = backend.train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=quiet)
     if not result.checkpoints:
         raise UsageError(f"backend {backend.name} reported no adapter (TrainResult.checkpoints is empty)")
+    settle_choice(result)
     write_jsonl(folder.trainer_log, result.log)
     write_json(folder.train_result, result.to_json())
     return result
@@ -273,6 +275,7 @@ def _read_trained_run(rs: RunSettings, folder: RunFolder, quiet: bool) -> TrainR
     say(f"[4/6] training: not run; reading the finished run {rs.trained_run} (eval losses as it logged them: "
         "LLaMA-Factory weighs a short last eval batch like a full one, see docs/train-and-compare.md)", quiet)
     result = read_trained_run(rs.trained_run)
+    settle_choice(result, write=False)  # the run folder keeps the choice (train_result.json); theirs is left alone
     write_jsonl(folder.trainer_log, result.log)
     write_json(folder.train_result, result.to_json())
     return result
@@ -356,10 +359,9 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dic
 
 
 def _eval_loss_note(cfg: TrainConfig, rs: RunSettings) -> str | None:
-    """Said in the report when the eval losses are LLaMA-Factory's (averaged per batch, not per sample)."""
-    trained_by_ftbench = rs.trained_run and os.path.isfile(os.path.join(rs.trained_run, "ftbench_config.yaml"))
-    if cfg.backend != "llamafactory" and (not rs.trained_run or trained_by_ftbench):
-        return None
-    return ("Eval losses are LLaMA-Factory's, as it logged them: its evaluation weighs a short last eval batch as "
-            "much as a full one (ftbench's own backend reports the mean over samples); the two agree when the eval "
-            "set divides into full batches.")
+    """What the backend that trained the run declares about its eval losses (for a `--trained-run`, the backend
+    whose records the folder holds)."""
+    from ftbench.backends import backend_of_run, get_backend
+
+    trained_by = backend_of_run(rs.trained_run) if rs.trained_run else type(get_backend(cfg.backend))
+    return trained_by.eval_loss_note if trained_by else None
