@@ -19,7 +19,7 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions
 from ftbench.console import world_size
 from ftbench.data.schema import PositiveInt, SchemaError, Threads, Tokens, check
-from ftbench.recipes.run_folder import RunFolder
+from ftbench.recipes.run_folder import RunFolder, slug
 
 
 class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,8 +88,7 @@ def trained_run_config(trained_run: str) -> str:
 
 def run_id(model: str) -> str:
     """`20261129-201500-Qwen2.5-0.5B-Instruct`: a default run folder name, sortable by time."""
-    short = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in os.path.basename(model.rstrip("/")))[:40]
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{short or 'model'}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(os.path.basename(model.rstrip('/'))) or 'model'}"
 
 
 def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = None, **options

@@ -25,7 +25,7 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.console import is_main_process, local_rank, say, world_size
 from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import SIDES, RunFolder
+from ftbench.recipes.run_folder import SIDES, RunFolder, check_same_settings
 from ftbench.recipes.run_settings import RunSettings
 from ftbench.training.checkpoints import CheckpointChoice, recorded_choice, settle_choice
 
@@ -120,17 +120,8 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
                "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
     if rs.engine != "local":  # predictions of one engine are not continued by another (local: as before engines)
         current["compare"]["engine"] = rs.engine
-    path = rs.folder.run_config
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as fh:
-            previous = json.load(fh)
-        if previous != json.loads(json.dumps(current)):
-            changed = sorted(k for side in ("train", "compare", "data") for k in set(current[side]) |
-                             set(previous.get(side, {})) if current[side].get(k) != previous.get(side, {}).get(k))
-            raise UsageError(f"{rs.output_dir} holds a run with a different config ({', '.join(changed[:5])} "
-                             "differ): give a new --output-dir to start another run")
-    else:
-        write_json(path, current)
+    check_same_settings(rs.folder.run_config, current, folder=rs.output_dir, holds="a run with a different config",
+                        then="give a new --output-dir to start another run")
 
 
 def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
@@ -225,7 +216,7 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     from ftbench.data.predictions import read_prediction_rows
     from ftbench.evaluation.comparison import score_figure
     from ftbench.metrics.registry import scorer_for_figure
-    from ftbench.training.checkpoints import checkpoint_name, choose_by_metric, distinct_checkpoints
+    from ftbench.training.checkpoints import checkpoint_label, checkpoint_name, choose_by_metric, distinct_checkpoints
     from ftbench.training.data import template_of
 
     metric, judge = rs.select_by, scorer_for_figure(rs.select_by)
@@ -235,8 +226,7 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     candidates = distinct_checkpoints(result.checkpoints)
     scores = []
     for c in candidates:
-        label = os.path.basename(c.path.rstrip("/")) if checkpoint_name(c).startswith("checkpoint-") else "final"
-        path = rs.folder.checkpoint_predictions(label)
+        path = rs.folder.checkpoint_predictions(checkpoint_label(c.path))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         say(f"[5/6] scoring {checkpoint_name(c)} by {metric} on {len(eval_sets[scorer])} samples", quiet)
         _predict_all(cfg.model_name_or_path, c.path, {scorer: eval_sets[scorer]}, rs, "after", quiet,
@@ -245,7 +235,7 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     choice = choose_by_metric(candidates, scores, metric, judge.higher_is_better)
     return {"choice": choice, "by": metric, "by_eval_loss": by_loss.to_json(),
             "differ": choice.checkpoint.path != by_loss.checkpoint.path,
-            "scores": [{"name": checkpoint_name(c), "step": c.step, "eval_loss": c.eval_loss, metric: v}
+            "scores": [{"name": checkpoint_name(c), "label": checkpoint_label(c.path), "step": c.step, "eval_loss": c.eval_loss, metric: v}
                        for c, v in zip(candidates, scores)]}
 
 

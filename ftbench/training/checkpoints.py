@@ -83,10 +83,20 @@ class CheckpointChoice:
         return {"name": self.name, "path": c.path, "step": c.step, "eval_loss": c.eval_loss, "reason": self.reason}
 
 
+FINAL = "final"  # the label of the training's output folder itself (the final adapter)
+
+
+def checkpoint_label(path: str) -> str:
+    """The one label of a checkpoint, used in file names (checkpoint_predictions/<label>.jsonl) and tables:
+    `checkpoint-40` for a `checkpoint-N` folder, `final` for the training's output folder (the final adapter)."""
+    base = os.path.basename(path.rstrip("/"))
+    return base if CHECKPOINT_DIR.match(base) else FINAL
+
+
 def checkpoint_name(checkpoint: CheckpointInfo) -> str:
-    """`checkpoint-40`, or `final adapter (step 60)` for the training's output folder itself."""
-    base = os.path.basename(checkpoint.path.rstrip("/"))
-    return base if CHECKPOINT_DIR.match(base) else f"final adapter (step {checkpoint.step})"
+    """The label in words: `checkpoint-40`, or `final adapter (step 60)` for the final adapter."""
+    label = checkpoint_label(checkpoint.path)
+    return f"final adapter (step {checkpoint.step})" if label == FINAL else label
 
 
 def choose_checkpoint(checkpoints: list[CheckpointInfo]) -> CheckpointChoice:
