@@ -12,9 +12,9 @@ import click
 
 from ftbench.api.errors import UsageError
 from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
+from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
-FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
 
 def _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop):

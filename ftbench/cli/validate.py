@@ -9,9 +9,9 @@ import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, UsageError
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_TOKENS
 
-FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
 
 def _split_names(values: tuple[str, ...]) -> list[str]:
