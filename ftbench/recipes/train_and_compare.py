@@ -149,7 +149,6 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     loaded once, and only if a prediction file is unfinished. ``template``: the training config's named
     template, so prompts are the ones the model was trained on. ``paths``: scorer -> file, instead of the run
     folder's `side` files."""
-    from ftbench.data.predictions import read_existing
     from ftbench.inference.engines import open_engine
     from ftbench.inference.generate import GenerationParams
     from ftbench.inference.predict import generate_rows
@@ -158,7 +157,7 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     todo = []
     for scorer, samples in eval_sets.items():
         path = paths[scorer] if paths else rs.folder.predictions(scorer, side)
-        done = read_existing(path).count if os.path.exists(path) else 0
+        done = _resumable_rows(path, samples, scorer, model, adapter, rs, template) if samples else 0
         if samples and done < len(samples):
             todo.append((scorer, samples, path, done))
     if not todo:
@@ -186,6 +185,22 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     finally:
         if engine is not None:
             engine.close()
+
+
+def _resumable_rows(path: str, samples: list, scorer: str, model: str, adapter: str | None, rs: RunSettings,
+                    template) -> int:
+    """Rows of ``path`` already made, resumed as `ftbench predict` resumes its output (one mechanism: the sidecar
+    says what the rows were made from, `data.predictions.prepare_output` refuses a mismatch)."""
+    from ftbench.data.predictions import prediction_meta, prepare_output, samples_sha256
+    from ftbench.inference.engines import ENGINES
+    from ftbench.inference.generate import GenerationParams
+
+    length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
+    engine = ENGINES.load(rs.engine).resume_key(replace(rs.engine_options, template=template))
+    meta = prediction_meta(data=f"{scorer} eval set", data_sha256=samples_sha256(samples), fmt="auto", model=model,
+                           adapter=adapter, params=GenerationParams(max_new_tokens=length), cutoff_len=None,
+                           engine=engine, template=template)
+    return prepare_output(path, meta).count
 
 
 def _merged_for_server(model: str, adapter: str, rs: RunSettings):
