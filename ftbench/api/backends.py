@@ -178,8 +178,8 @@ class TrainerBackend(ABC):
     trained with (``config_file``: `--trained-run` reads the model and data from it, and a folder holding it is
     known as this backend's run), and ``eval_loss_note``, what a report must say when its eval losses follow
     another convention than ftbench's own. ``reads_unmarked_runs``: a Trainer output folder holding no backend's
-    ``config_file`` (made by a trainer alone) is read as this backend's. A backend writes standard peft adapter folders and
-    describes them in its `TrainResult`; generating with them, merging and exporting are ftbench's job
+    ``config_file`` (made by a trainer alone) is read as this backend's. A backend writes standard peft adapter
+    folders and describes them in its `TrainResult`; generating with them, merging and exporting are ftbench's job
     (`ftbench.inference`), the same for every backend. Register a backend in a package's ``pyproject.toml``::
 
         [project.entry-points."ftbench.backends"]

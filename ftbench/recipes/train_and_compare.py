@@ -250,8 +250,8 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     choice = choose_by_metric(candidates, scores, metric, judge.higher_is_better)
     return {"choice": choice, "by": metric, "by_eval_loss": by_loss.to_json(),
             "differ": choice.checkpoint.path != by_loss.checkpoint.path,
-            "scores": [{"name": checkpoint_name(c), "label": checkpoint_label(c.path), "step": c.step, "eval_loss": c.eval_loss, metric: v}
-                       for c, v in zip(candidates, scores)]}
+            "scores": [{"name": checkpoint_name(c), "label": checkpoint_label(c.path), "step": c.step,
+                        "eval_loss": c.eval_loss, metric: v} for c, v in zip(candidates, scores)]}
 
 
 def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:
