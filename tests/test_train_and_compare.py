@@ -117,6 +117,22 @@ def test_every_prediction_file_resumes_by_its_sidecar_as_ftbench_predict_does(de
         sidecar.write_text(kept)
 
 
+def test_trained_run_of_a_run_ftbench_trained(demo_run, tmp_path):
+    """`--trained-run` on the demo's training folder: the config comes from the file the peft backend declares, the
+    choice is the one rule's (the same checkpoint), and the report does not call the eval losses LLaMA-Factory's."""
+    out, _, _, _ = demo_run
+    again = tmp_path / "again"
+    proc = subprocess.run([_ftbench(), "train-and-compare", "--trained-run", str(out / "train"), "--output-dir",
+                           str(again), "--gsm8k", "none", "--max-new-tokens", "16", "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (out, again))
+    assert second["checkpoint"]["path"] == first["checkpoint"]["path"]
+    assert second["checkpoint"]["reason"] == first["checkpoint"]["reason"]
+    assert json.loads((again / "train_result.json").read_text())["best_checkpoint"] == first["checkpoint"]["path"]
+    assert "Eval losses are LLaMA-Factory" not in (again / "report.html").read_text()
+    assert second["run"]["eval_loss_note"] is None
+
+
 def test_a_different_config_in_the_same_folder_is_refused(demo_run):
     out, _, _, cmd = demo_run
     proc = subprocess.run(cmd[:-1] + ["num_train_epochs=5"], cwd=REPO, capture_output=True, text=True, timeout=300)
