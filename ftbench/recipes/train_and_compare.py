@@ -194,12 +194,12 @@ def _resumable_rows(path: str, samples: list, scorer: str, model: str, adapter: 
     from ftbench.data.predictions import prediction_meta, prepare_output, samples_sha256
     from ftbench.inference.engines import ENGINES
     from ftbench.inference.generate import GenerationParams
+    from ftbench.metrics.registry import SCORERS
 
-    length = rs.gsm8k_max_new_tokens if scorer == "gsm8k" and rs.gsm8k_max_new_tokens else rs.max_new_tokens
+    params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
     engine = ENGINES.load(rs.engine).resume_key(replace(rs.engine_options, template=template))
     meta = prediction_meta(data=f"{scorer} eval set", data_sha256=samples_sha256(samples), fmt="auto", model=model,
-                           adapter=adapter, params=GenerationParams(max_new_tokens=length), cutoff_len=None,
-                           engine=engine, template=template)
+                           adapter=adapter, params=params, cutoff_len=None, engine=engine, template=template)
     return prepare_output(path, meta).count
 
 
