@@ -9,6 +9,7 @@
     checkpoint_predictions/<checkpoint>.jsonl                 each checkpoint's eval predictions (--select-by)
     data/                  files the run built (the demo's)  train/              the backend's output_dir
     merged/                the chosen checkpoint merged into the base model (only for --engine openai)
+    sweep_run.log          the console output, when a sweep runs it in a process of its own
 
 A sweep folder (`SweepFolder`):
 
@@ -102,6 +103,11 @@ class RunFolder:
     @property
     def merged_dir(self) -> str:
         return self.file("merged")
+
+    @property
+    def sweep_log(self) -> str:
+        """The run's whole console output when a sweep runs it in a process of its own (--devices, --ray)."""
+        return self.file("sweep_run.log")
 
     def predictions(self, scorer: str, side: str) -> str:
         """The prediction file of one evaluation: the eval set of ``scorer`` (a name in SCORERS, which names the

@@ -200,7 +200,7 @@ def _schedule(pending: list, running: dict, failed: list, devices: tuple[str, ..
             if device not in running and pending:
                 name, config, folder = pending.pop(0)
                 os.makedirs(folder, exist_ok=True)
-                log = open(os.path.join(folder, "sweep_run.log"), "w", encoding="utf-8")
+                log = open(RunFolder(folder).sweep_log, "w", encoding="utf-8")
                 cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--config", config, "--output-dir",
                        folder, "--quiet"]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
