@@ -4,11 +4,13 @@ that tell whether an input changed."""
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -21,6 +23,51 @@ def atomic_write_text(path: str, text: str) -> None:
             os.fsync(fh.fileno())
 
     atomic_write_with(path, write)
+
+
+def strict_json(value: Any, where: str = "$") -> tuple[Any, list[str]]:
+    """``value`` with every non-finite float (NaN, ±inf) replaced by None, and the JSON paths of those replaced
+    (`$.runs[2].value`): JSON has no NaN, and a reader must be able to say which figures were not numbers."""
+    replaced: list[str] = []
+
+    def clean(v: Any, at: str) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            replaced.append(at)
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x, f"{at}.{k}") for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x, f"{at}[{i}]") for i, x in enumerate(v)]
+        return v
+
+    return clean(value, where), replaced
+
+
+def json_text(value: Any) -> tuple[str, list[str]]:
+    """``value`` as ftbench writes every JSON file (UTF-8 text, indent 1, strict: non-finite floats as null, other
+    objects as their str()), and the paths of the non-finite floats written as null."""
+    cleaned, replaced = strict_json(value)
+    return json.dumps(cleaned, ensure_ascii=False, indent=1, allow_nan=False, default=str) + "\n", replaced
+
+
+def write_json(path: str, value: Any) -> list[str]:
+    """Write ``value`` to ``path`` atomically as `json_text` formats it; returns the JSON paths of the non-finite
+    floats written as null (empty when every number was finite)."""
+    text, replaced = json_text(value)
+    atomic_write_text(path, text)
+    return replaced
+
+
+def write_jsonl(path: str, rows) -> list[str]:
+    """Write ``rows`` to ``path`` atomically, one strict JSON object a line (non-finite floats as null); returns
+    the paths (`[row].key`) of the values replaced."""
+    lines, replaced = [], []
+    for i, row in enumerate(rows):
+        cleaned, found = strict_json(row, f"[{i}]")
+        replaced += found
+        lines.append(json.dumps(cleaned, ensure_ascii=False, allow_nan=False, default=str) + "\n")
+    atomic_write_text(path, "".join(lines))
+    return replaced
 
 
 def atomic_write_with(path: str, write) -> None:

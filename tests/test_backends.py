@@ -158,3 +158,62 @@ def test_listing_backends_imports_no_torch():
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+class ListingBackend(TrainerBackend):
+    """A backend that trains nothing, lists three evaluated checkpoints and leaves the choice to ftbench."""
+
+    name = "listing"
+    description = "lists checkpoints (tests)"
+    config_file = "listing_run.yaml"
+    eval_loss_note = "Eval losses are the listing trainer's."
+
+    def train(self, config, *, resume=False, quiet=False):
+        import os
+
+        from ftbench.api.backends import CheckpointInfo
+
+        os.makedirs(config.output_dir, exist_ok=True)
+        paths = [os.path.join(config.output_dir, n) for n in ("checkpoint-10", "checkpoint-20")]
+        return TrainResult(output_dir=config.output_dir, adapter_dir=config.output_dir, trainer_log="log",
+                           config_path="cfg", global_step=30,
+                           checkpoints=[CheckpointInfo(paths[0], 10, 1.5), CheckpointInfo(paths[1], 20, 1.2),
+                                        CheckpointInfo(config.output_dir, 30, 1.3)])
+
+
+def test_ftbench_train_applies_the_one_checkpoint_rule_to_what_a_backend_returns(clean_registry, tmp_path):
+    """A backend only lists its checkpoints: `ftbench train` chooses once (lowest eval loss), records the choice
+    in the result and in checkpoints.json."""
+    register_backend("listing", ListingBackend)
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: d.json\noutput_dir: {tmp_path / 'out'}\n")
+    result = CliRunner().invoke(cli, ["train", str(config), "--backend", "listing", "--json"])
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.output)
+    assert trained["best_checkpoint"] == str(tmp_path / "out" / "checkpoint-20")
+    assert trained["choice_reason"].startswith("lowest eval loss 1.2000 of 3 evaluations")
+    table = json.loads((tmp_path / "out" / "checkpoints.json").read_text())
+    assert table["best_checkpoint"] == trained["best_checkpoint"]
+
+
+def test_a_backend_declares_its_run_records(clean_registry, tmp_path):
+    """`--trained-run` finds a run's config through the file its backend declares, and the backend that made a
+    folder is known by it (a Trainer folder no backend marked is LLaMA-Factory's, which reads unmarked runs)."""
+    from ftbench.backends import backend_of_run
+    from ftbench.backends.llamafactory import LlamaFactoryBackend
+    from ftbench.backends.peft import PeftBackend
+    from ftbench.recipes.run_settings import trained_run_config
+
+    register_backend("listing", ListingBackend)
+    for name, backend in (("listing_run.yaml", ListingBackend), ("ftbench_config.yaml", PeftBackend),
+                          ("ftbench_llamafactory.yaml", LlamaFactoryBackend)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / name).write_text("model_name_or_path: tiny\n")
+        assert backend_of_run(str(folder)) is backend
+        assert trained_run_config(str(folder)) == str(folder / name)
+    assert ListingBackend.eval_loss_note and PeftBackend.eval_loss_note is None
+    assert "LLaMA-Factory" in LlamaFactoryBackend.eval_loss_note
+    assert backend_of_run(str(tmp_path)) is LlamaFactoryBackend
+    with pytest.raises(UsageError, match="give --config"):
+        trained_run_config(str(tmp_path))

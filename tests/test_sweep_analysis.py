@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftbench.evaluation.sweep import (RunOutcome, analyse, compare_settings, divergence_step, epoch_curve,
+from ftbench.evaluation.sweep import (RunOutcome, analyse, compare_settings, epoch_curve,
                                       learning_curve, metric_by_checkpoint)
+from ftbench.training.diagnosis import diagnose_training, divergence_step
 
 N = 60
 
@@ -58,12 +59,39 @@ def test_learning_rate_winner_and_divergence():
                {"current_steps": 40, "loss": float("nan")}]
     runs = [RunOutcome("base", "baseline", {"lr": 1e-3}, 100, _scores(40, 3, 1), log_ok),
             RunOutcome("lr-low", "lr", {"lr": 3e-4}, 100, _scores(48, 3, 2), log_ok),
-            RunOutcome("lr-high", "lr", {"lr": 3e-3}, 100, _scores(5, 3, 3), log_bad)]
+            RunOutcome("lr-high", "lr", {"lr": 3e-3}, 100, _scores(5, 3, 3), log_bad,
+                       diverged_at=diagnose_training(log_bad).diverged_at)]
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "lr"]
     assert verdict["text"] == "learning rate: 0.0003 best; 0.003 diverged at step 40"
     assert verdict["clear"]
     assert divergence_step(log_ok) is None
     assert divergence_step([{"current_steps": 5, "loss": 2.0}, {"current_steps": 10, "loss": 3.1}]) == 10
+
+
+def test_a_runs_report_and_the_sweep_agree_on_a_diverging_log(tmp_path):
+    """One rule decides "diverged": a loss that climbs past 1.5x its start (finite all along) is diverged in the
+    run's own diagnosis and in the sweep's verdict, at the same step; a NaN written as null reads as diverged."""
+    import json
+
+    from ftbench.io import write_jsonl
+    from ftbench.training.trainer_log import read_trainer_log
+
+    rising = [{"current_steps": s, "loss": 2.0 + 0.1 * s} for s in range(10, 110, 10)]  # 3.0 ... 12.0
+    path = tmp_path / "trainer_log.jsonl"
+    write_jsonl(str(path), rising)
+    log = read_trainer_log(str(path))
+    report = diagnose_training(log)
+    assert report.kind == "diverged" and report.diverged_at == 30 and "step 30" in report.message
+    ok = [{"current_steps": s, "loss": 3.0 - 0.01 * s} for s in range(10, 110, 10)]
+    runs = [RunOutcome("base", "baseline", {"lr": 1e-3}, 100, _scores(40, 3, 1), ok,
+                       diverged_at=diagnose_training(ok).diverged_at),
+            RunOutcome("lr-high", "lr", {"lr": 3e-3}, 100, _scores(5, 3, 3), log, diverged_at=report.diverged_at)]
+    (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "lr"]
+    assert verdict["text"].endswith("0.003 diverged at step 30")
+    assert diagnose_training(ok).kind != "diverged"
+    write_jsonl(str(path), ok[:3] + [{"current_steps": 40, "loss": float("nan")}])
+    assert json.loads(path.read_text().splitlines()[3])["loss"] is None
+    assert diagnose_training(read_trainer_log(str(path))).diverged_at == 40
 
 
 def test_overlapping_settings_are_no_clear_winner():

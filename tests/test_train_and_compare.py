@@ -95,6 +95,44 @@ def test_rerun_resumes_and_reproduces(demo_run):
     assert after["before"] == before["before"] and after["after"] == before["after"]
 
 
+def test_every_prediction_file_resumes_by_its_sidecar_as_ftbench_predict_does(demo_run):
+    """One resume mechanism: each prediction file of the run has the sidecar `ftbench predict` writes, naming the
+    model and adapter its rows came from; a file whose sidecar names another adapter is never extended."""
+    out, _, _, cmd = demo_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in ("predictions", "gsm8k_predictions"):
+        before = json.loads((out / f"{name}_before.jsonl.meta.json").read_text())
+        after = json.loads((out / f"{name}_after.jsonl.meta.json").read_text())
+        assert before["kind"] == after["kind"] == "ftbench-predict" and before["adapter"] is None
+        assert after["adapter"] == os.path.abspath(metrics["checkpoint"]["path"]) and after["adapter_sha256"]
+        assert before["data_sha256"] == after["data_sha256"] and before["generation"] == after["generation"]
+    sidecar = out / "predictions_after.jsonl.meta.json"
+    kept = sidecar.read_text()
+    try:
+        sidecar.write_text(kept.replace(after["adapter_sha256"], "0" * 64))
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "predictions_after.jsonl was made from a different adapter (its weights changed)" in proc.stderr
+    finally:
+        sidecar.write_text(kept)
+
+
+def test_trained_run_of_a_run_ftbench_trained(demo_run, tmp_path):
+    """`--trained-run` on the demo's training folder: the config comes from the file the peft backend declares, the
+    choice is the one rule's (the same checkpoint), and the report does not call the eval losses LLaMA-Factory's."""
+    out, _, _, _ = demo_run
+    again = tmp_path / "again"
+    proc = subprocess.run([_ftbench(), "train-and-compare", "--trained-run", str(out / "train"), "--output-dir",
+                           str(again), "--gsm8k", "none", "--max-new-tokens", "16", "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (out, again))
+    assert second["checkpoint"]["path"] == first["checkpoint"]["path"]
+    assert second["checkpoint"]["reason"] == first["checkpoint"]["reason"]
+    assert json.loads((again / "train_result.json").read_text())["best_checkpoint"] == first["checkpoint"]["path"]
+    assert "Eval losses are LLaMA-Factory" not in (again / "report.html").read_text()
+    assert second["run"]["eval_loss_note"] is None
+
+
 def test_a_different_config_in_the_same_folder_is_refused(demo_run):
     out, _, _, cmd = demo_run
     proc = subprocess.run(cmd[:-1] + ["num_train_epochs=5"], cwd=REPO, capture_output=True, text=True, timeout=300)

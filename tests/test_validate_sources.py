@@ -8,6 +8,7 @@ import json
 import os
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
 from helpers import REPO, located, run_cli, validate_json
@@ -390,3 +391,29 @@ def test_notes_are_shown_in_the_text_and_html_reports(tmp_path, monkeypatch):
         in result.stdout
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Notes: not checked" in html and "not available offline" in html
+
+
+def test_dataset_names_resolve_in_validate_as_in_a_training_config(tmp_path):
+    """One resolution of dataset names: `validate --dataset` takes what a config's `dataset:` takes, a name the
+    dataset_info.json declares or a data file path, and names an unknown one the same way."""
+    from ftbench.api.errors import InputError
+    from ftbench.training.config import load_train_config
+    from ftbench.training.data import resolve_datasets
+
+    declared = tmp_path / "declared.json"
+    declared.write_text(json.dumps([{"instruction": "q", "input": "", "output": "a"}]), encoding="utf-8")
+    loose = tmp_path / "loose.jsonl"
+    loose.write_text(json.dumps({"instruction": "q2", "input": "", "output": ""}) + "\n", encoding="utf-8")
+    info = tmp_path / "dataset_info.json"
+    info.write_text(json.dumps({"mine": {"file_name": "declared.json"}}), encoding="utf-8")
+    code, report = validate_json("--dataset-info", str(info), "--dataset", f"mine,{loose}", "--no-near-dup")
+    assert code == 0 and report["records"] == 2  # the declared entry's record and the file's
+    assert [(f["code"], f["file"]) for f in report["warnings"]] == [("empty-output", str(loose))]
+    cfg, _ = load_train_config(None, [f"dataset=mine,{loose}", f"dataset_dir={tmp_path}", "model_name_or_path=tiny",
+                                      f"output_dir={tmp_path}/out"])
+    assert [(s.name, s.path) for s in resolve_datasets(cfg, cfg.dataset)] == [("mine", str(declared)),
+                                                                             (None, str(loose))]
+    result = run_cli("validate", "--dataset-info", str(info), "--dataset", "Mine")
+    assert result.exit_code == 2 and f"{info}: no dataset named 'Mine' (did you mean 'mine'?)" in result.output
+    with pytest.raises(InputError, match="'Mine' is neither a data file nor a dataset in"):
+        resolve_datasets(cfg, ["Mine"])

@@ -132,9 +132,11 @@ class TrainResult:
     contract between a backend and what follows training (train-and-compare evaluates from it alone).
 
     ``checkpoints`` lists the `checkpoint-N` folders still on disk, oldest first, plus the final adapter
-    (``adapter_dir``) as the last entry, each a peft adapter folder; ``best_checkpoint`` is the path
-    `ftbench.training.checkpoints.choose_checkpoint` picks (None if nothing was evaluated); ``log`` holds the
-    run's LLaMA-Factory `trainer_log.jsonl` rows (loss and eval_loss by step), which the report plots.
+    (``adapter_dir``) as the last entry, each a peft adapter folder; ``log`` holds the run's LLaMA-Factory
+    `trainer_log.jsonl` rows (loss and eval_loss by step), which the report plots. A backend leaves
+    ``best_checkpoint`` and ``choice_reason`` empty: whoever runs the backend (`ftbench train`, train-and-compare)
+    applies the one choosing rule once (`ftbench.training.checkpoints.settle_choice`), which records there the
+    path it chose (None if nothing was evaluated: the final adapter is used) and why.
     """
 
     output_dir: str
@@ -143,6 +145,7 @@ class TrainResult:
     config_path: str
     checkpoints: list[CheckpointInfo] = field(default_factory=list)
     best_checkpoint: str | None = None
+    choice_reason: str | None = None
     global_step: int = 0
     train_samples: int = 0
     eval_samples: int = 0
@@ -170,8 +173,13 @@ class TrainerBackend(ABC):
     """A way to train a LoRA adapter from a `TrainConfig`.
 
     Subclasses set ``name`` and ``description`` and implement `train`. `check_config` rejects settings the
-    backend cannot honour *before* anything heavy is loaded. A backend writes standard peft adapter folders and
-    describes them in its `TrainResult`; generating with them, merging and exporting are ftbench's job
+    backend cannot honour *before* anything heavy is loaded. The class also declares its run records: the
+    files it writes in the output folder (``writes``), the one among them that records the config the run was
+    trained with (``config_file``: `--trained-run` reads the model and data from it, and a folder holding it is
+    known as this backend's run), and ``eval_loss_note``, what a report must say when its eval losses follow
+    another convention than ftbench's own. ``reads_unmarked_runs``: a Trainer output folder holding no backend's
+    ``config_file`` (made by a trainer alone) is read as this backend's. A backend writes standard peft adapter
+    folders and describes them in its `TrainResult`; generating with them, merging and exporting are ftbench's job
     (`ftbench.inference`), the same for every backend. Register a backend in a package's ``pyproject.toml``::
 
         [project.entry-points."ftbench.backends"]
@@ -180,6 +188,10 @@ class TrainerBackend(ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    config_file: ClassVar[str | None] = None
+    writes: ClassVar[dict[str, str]] = {}  # file name in output_dir -> what it holds
+    eval_loss_note: ClassVar[str | None] = None
+    reads_unmarked_runs: ClassVar[bool] = False
 
     def check_config(self, config: TrainConfig) -> None:
         """Raise `InputError` (via ``config.error(key, ...)``) for settings this backend does not support."""

@@ -21,7 +21,7 @@ import orjson
 
 from ftbench.api.errors import UsageError
 from ftbench.augment.gate import PROVENANCE_KEY
-from ftbench.io import atomic_write_text
+from ftbench.io import atomic_write_text, json_text
 
 META_KIND = "ftbench-augment"
 RESUME_KEYS = ("data_sha256", "format")
@@ -108,7 +108,7 @@ class AugmentOutput:
             self._check_meta()
         rows = self.records.open(fresh=fresh)
         self.previous_rejections = len(self.rejected.open(fresh=fresh))
-        atomic_write_text(meta_path(out), redact(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True)) + "\n")
+        atomic_write_text(meta_path(out), redact(json_text(meta)[0]))
         self.variants: dict[int, set[int]] = {}  # source -> variant numbers already in OUT
         self.originals: set[int] = set()
         self.existing: list[dict] = rows

@@ -52,6 +52,13 @@ class LlamaFactoryBackend(TrainerBackend):
 
     name = "llamafactory"
     description = "your own LLaMA-Factory (llamafactory-cli train in its environment), its output read back"
+    config_file = RUN_YAML
+    writes = {RUN_YAML: "the YAML llamafactory-cli ran", RUN_LOG: "LLaMA-Factory's whole output",
+              "ftbench_datasets/": "data files given by path, as datasets LLaMA-Factory can name"}
+    eval_loss_note = ("Eval losses are LLaMA-Factory's, as it logged them: its evaluation weighs a short last eval "
+                      "batch as much as a full one (ftbench's own backend reports the mean over samples); the two "
+                      "agree when the eval set divides into full batches.")
+    reads_unmarked_runs = True  # a Trainer output folder with no ftbench record: LLaMA-Factory's, the usual maker
 
     def check_config(self, config: TrainConfig) -> None:
         find_cli()
@@ -62,7 +69,7 @@ class LlamaFactoryBackend(TrainerBackend):
                                "finetuning_type: lora")
 
     def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
-        from ftbench.training.checkpoints import read_trained_run, write_checkpoints_json
+        from ftbench.training.checkpoints import read_trained_run
 
         from ftbench.processes.group import refuse_if_running
 
@@ -76,7 +83,6 @@ class LlamaFactoryBackend(TrainerBackend):
         counts = run_llamafactory(cli, yaml_path, log_path, cwd=config.config_dir or os.getcwd(), quiet=quiet)
         result = read_trained_run(config.output_dir, config_path=yaml_path)
         result.train_samples, result.eval_samples = counts
-        write_checkpoints_json(config.output_dir, result.checkpoints, result.best_checkpoint)
         return result
 
 
@@ -134,7 +140,7 @@ def _files_as_datasets(config: TrainConfig) -> dict:
 
     from ftbench.data.dataset_info import DATASET_INFO
     from ftbench.data.loader import load_samples
-    from ftbench.io import atomic_write_text
+    from ftbench.io import write_json
     from ftbench.training.config import resolve_path
 
     folder = os.path.join(config.output_dir, "ftbench_datasets")
@@ -157,13 +163,13 @@ def _files_as_datasets(config: TrainConfig) -> dict:
             stem = f"ftbench_{key}_{len(listed)}_{os.path.splitext(os.path.basename(path))[0]}"
             rows = [{"conversations": [{"from": _SHAREGPT_ROLE[role], "value": text} for role, text in s.turns],
                      "system": s.system, "tools": s.tools} for s in load_samples(path)]
-            atomic_write_text(os.path.join(folder, stem + ".json"), json.dumps(rows, ensure_ascii=False))
+            write_json(os.path.join(folder, stem + ".json"), rows)
             info[stem] = {"file_name": stem + ".json", "formatting": "sharegpt",
                           "columns": {"messages": "conversations", "system": "system", "tools": "tools"}}
             listed.append(stem)
         if listed:
             names[key] = ",".join(listed)
-    atomic_write_text(os.path.join(folder, DATASET_INFO), json.dumps(info, ensure_ascii=False, indent=1))
+    write_json(os.path.join(folder, DATASET_INFO), info)
     return {"dataset_dir": os.path.abspath(folder), **names}
 
 

@@ -4,7 +4,8 @@
 dataset/dataset_dir/max_samples/val_size semantics), tokenization with the prompt masked out of the labels,
 the base model in the right precision, LoRA adapters, TrainingArguments mapped key by key from the
 LLaMA-Factory config, the Trainer with a dynamic-padding collator, then the run records: adapter + tokenizer,
-`ftbench_config.yaml`, `trainer_log.jsonl`, `checkpoints.json` and, with plot_loss, the loss plots.
+`ftbench_config.yaml`, `trainer_log.jsonl` and, with plot_loss, the loss plots (`checkpoints.json`, the choice among
+the checkpoints, is written by whoever runs the backend: `training.checkpoints.settle_choice`).
 
 Multi-GPU is the Trainer's own DDP: `torchrun --nproc_per_node N -m ftbench train cfg.yaml` or
 `accelerate launch -m ftbench train cfg.yaml`; only rank 0 prints and writes the run records.
@@ -23,8 +24,7 @@ from ftbench.api.backends import TrainConfig, TrainerBackend, TrainResult
 from ftbench.console import is_main_process, local_rank, say, warn, world_size
 from ftbench.inference.models import is_adapter_dir
 from ftbench.io import atomic_write_text
-from ftbench.training.checkpoints import (CHECKPOINTS_JSON, all_checkpoint_dirs, checkpoint_table, choose_checkpoint,
-                                          complete_checkpoints, write_checkpoints_json)
+from ftbench.training.checkpoints import CHECKPOINTS_JSON, all_checkpoint_dirs, checkpoint_table, complete_checkpoints
 from ftbench.training.config import check_unsupported, dump_yaml, resolve_path
 from ftbench.training.config_keys import SCALE_KEYS
 from ftbench.training.data import DynamicPaddingCollator, encode, template_of, train_and_eval_samples
@@ -37,6 +37,10 @@ class PeftBackend(TrainerBackend):
 
     name = "peft"
     description = "LoRA SFT with transformers Trainer + peft (CPU, GPU, multi-GPU DDP)"
+    config_file = CONFIG_FILE
+    writes = {CONFIG_FILE: "the resolved training config", TRAINER_LOG: "the training log, LLaMA-Factory's rows",
+              "checkpoint-N/": "peft adapter checkpoints with trainer_state.json",
+              "all_results.json": "the Trainer's train and eval figures", "adapter_model.safetensors": "the adapter"}
 
     def check_config(self, config: TrainConfig) -> None:
         from ftbench.backends.scaling import check_hardware, scale_plan
@@ -137,11 +141,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
         trainer.save_metrics("eval", eval_metrics)  # also merged into all_results.json, as LLaMA-Factory does
     history = trainer.state.log_history
     table = checkpoint_table(out, history, trainer.state.global_step, final_eval)
-    chosen = choose_checkpoint(table).checkpoint
-    best = chosen.path if chosen.eval_loss is not None else None
     if trainer.is_world_process_zero():
         atomic_write_text(os.path.join(out, CONFIG_FILE), dump_yaml(resolved_config(cfg)))
-        write_checkpoints_json(out, table, best)
         if cfg.plot_loss:
             from ftbench.training.plots import plot_losses
 
@@ -150,7 +151,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     losses = [h["loss"] for h in history if "loss" in h]
     return TrainResult(
         output_dir=out, adapter_dir=out, trainer_log=os.path.join(out, TRAINER_LOG),
-        config_path=os.path.join(out, CONFIG_FILE), checkpoints=table, best_checkpoint=best,
+        config_path=os.path.join(out, CONFIG_FILE), checkpoints=table,
         global_step=trainer.state.global_step, train_samples=len(train_set), eval_samples=len(eval_set or []),
         train_runtime=round(runtime, 3), train_samples_per_second=metrics.get("train_samples_per_second", 0.0),
         final_loss=losses[-1] if losses else None, final_eval_loss=final_eval, resumed_from=resume_from,

@@ -14,7 +14,7 @@ import time
 
 from transformers import TrainerCallback
 
-from ftbench.io import atomic_write_text
+from ftbench.io import write_jsonl
 from ftbench.training.trainer_log import TRAINER_LOG, hms, log_entry, read_trainer_log, seconds_of
 
 
@@ -42,7 +42,7 @@ class TrainerLogCallback(TrainerCallback):
                 os.remove(self.path)
         else:
             kept = [e for e in read_trainer_log(self.path) if e.get("current_steps", 0) <= self.resume_step]
-            atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in kept))
+            write_jsonl(self.path, kept)
             if kept:
                 offset = seconds_of(kept[-1].get("elapsed_time", "0:00:00"))
         self.start = time.time() - offset

@@ -10,9 +10,9 @@ import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, FtbenchError, InputError, UsageError
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_TOKENS
 
-FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
 
 @click.group()

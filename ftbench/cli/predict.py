@@ -10,9 +10,9 @@ import click
 
 from ftbench.api.errors import UsageError
 from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
+from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
-FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
 
 def _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop):
@@ -30,55 +30,23 @@ def _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop):
 
 def _meta(data, fmt, model, adapter, params, cutoff_len, engine: str = "local", template=None) -> dict:
     """The sidecar: what the rows are made from (the RESUME_KEYS must match to resume) and how."""
-    from ftbench import __version__
-    from ftbench.data.predictions import META_KIND, adapter_sha256
+    from ftbench.data.predictions import prediction_meta
     from ftbench.io import sha256_of_path
 
-    generation = {"max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample, "stop": list(params.stop),
-                  "cutoff_len": cutoff_len}
-    if template is not None:  # only when set, so files made before templates existed still resume
-        generation.update(template=template.name, default_system=template.default_system)
-    if params.do_sample:
-        generation.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k, seed=params.seed)
-    model_id = os.path.abspath(os.path.expanduser(model)) if os.path.isdir(os.path.expanduser(model)) else model
-    return {"kind": META_KIND, "ftbench_version": __version__, "data": os.path.abspath(data),
-            "data_sha256": sha256_of_path(data), "format": fmt, "model": model_id,
-            "adapter": os.path.abspath(adapter) if adapter else None, "adapter_sha256": adapter_sha256(adapter),
-            "generation": generation, "engine": engine}
+    return prediction_meta(data=os.path.abspath(data), data_sha256=sha256_of_path(data), fmt=fmt, model=model,
+                           adapter=adapter, params=params, cutoff_len=cutoff_len, engine=engine, template=template)
 
 
 def _prepare_output(out: str, meta: dict, overwrite: bool) -> int:
-    """Create, reset or check-and-repair the output; returns how many rows are already done."""
-    from ftbench.data.predictions import check_resumable, meta_path, read_existing, write_meta
+    """Create, reset or check-and-repair the output (`data.predictions.prepare_output`); returns how many rows are
+    already done."""
+    from ftbench.data.predictions import prepare_output
 
-    if os.path.isdir(out):
-        raise UsageError(f"-o {out}: is a folder; give a .jsonl file path")
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    # an empty output (e.g. left by a run whose model failed to load) holds nothing to protect: start afresh
-    if overwrite or not os.path.exists(out) or os.path.getsize(out) == 0:
-        write_meta(out, meta)
-        with open(out, "wb"):
-            pass
-        return 0
-    check_resumable(out, meta)
-    existing = read_existing(out)
+    existing = prepare_output(out, meta, overwrite=overwrite)
     if existing.repaired_bytes and not settings(click.get_current_context()).quiet:
         click.echo(f"{out}: cut off a half-written last line ({existing.repaired_bytes} bytes); it is generated again",
                    err=True)
-    meta["created"] = _old_created(meta_path(out)) or meta["created"]
-    write_meta(out, meta)
     return existing.count
-
-
-def _old_created(path: str):
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh).get("created")
-    except (OSError, ValueError):
-        return None
 
 
 @click.command()
@@ -147,7 +115,6 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
             s.system = s.system or default_system
     meta = _meta(data, fmt, model, adapter, params, cutoff_len, ENGINES.load(engine_name).resume_key(engine_opts),
                  chat_template)
-    meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     done = _prepare_output(out, meta, overwrite)
     if done > len(samples):
         raise UsageError(f"{out} already has {done} rows but --data gives {len(samples)} samples"

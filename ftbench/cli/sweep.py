@@ -88,6 +88,7 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
     OVERRIDES are key=value pairs over the config. With no arguments: a data-size and learning-rate sweep of the
     embedded demo on the tiny model (a few minutes on a CPU).
     """
+    from ftbench.recipes.run_folder import SweepFolder
     from ftbench.recipes.run_settings import prepare_run, run_id
     from ftbench.recipes.sweep import SweepSettings, sweep as run_sweep
 
@@ -124,8 +125,8 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
         click.echo(f"sweep folder: {folder} (an interrupted sweep resumes with --output-dir {folder})", err=True)
     result = run_sweep(cfg, rs, ss, quiet=opts.quiet or opts.json)
     if opts.json:
-        print_json({"verdicts": result["analysis"]["verdicts"], "report": os.path.join(folder, "report.html"),
-                    "sweep": os.path.join(folder, "sweep.json")})
+        print_json({"verdicts": result["analysis"]["verdicts"], "report": SweepFolder(folder).report,
+                    "sweep": SweepFolder(folder).sweep_json})
     elif not opts.quiet:
         for v in result["analysis"]["verdicts"]:
             click.echo(f"- {v['text']}")

@@ -42,6 +42,7 @@ def train(ctx, config, overrides, backend, resume):
 def _train(opts, config, overrides, backend, resume):
     from ftbench.backends import get_backend
     from ftbench.console import is_main_process, warn
+    from ftbench.training.checkpoints import settle_choice
     from ftbench.training.config import load_train_config
 
     cfg, warnings = load_train_config(config, overrides)
@@ -58,6 +59,7 @@ def _train(opts, config, overrides, backend, resume):
         raise
     chosen.check_config(cfg)
     result = chosen.train(cfg, resume=resume, quiet=opts.quiet or opts.json)
+    settle_choice(result)
     if not is_main_process():
         return EXIT_OK
     if opts.json:

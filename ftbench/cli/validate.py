@@ -9,9 +9,9 @@ import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, UsageError
 from ftbench.cli.options import common_options, print_json, settings
+from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_TOKENS
 
-FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
 
 
 def _split_names(values: tuple[str, ...]) -> list[str]:
@@ -21,7 +21,7 @@ def _split_names(values: tuple[str, ...]) -> list[str]:
 
 def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
     """Data files and dataset_info entries named on the command line, as DatasetSpecs."""
-    from ftbench.data.dataset_info import parse_dataset_info
+    from ftbench.data.dataset_info import declared_names, parse_dataset_info, resolve_dataset_names, unknown_name
     from ftbench.data.loader import DatasetSpec
 
     specs = []
@@ -38,8 +38,17 @@ def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
         specs.append(DatasetSpec(path, formatting=None if fmt == "auto" else fmt))
     if datasets and not dataset_info:
         raise UsageError("--dataset names a dataset in a dataset_info.json: give --dataset-info FILE too")
-    if dataset_info:
-        specs += parse_dataset_info(dataset_info, _split_names(datasets) or None, findings, media_dir=media_dir)
+    names = _split_names(datasets)
+    info_path = os.path.join(dataset_info, "dataset_info.json") if dataset_info and os.path.isdir(dataset_info) \
+        else dataset_info
+    if dataset_info and names and os.path.isfile(info_path):  # names resolve as a training config's `dataset:`
+        found, unknown = resolve_dataset_names(names, info_path, findings, media_dir=media_dir,
+                                               formatting=None if fmt == "auto" else fmt)
+        if unknown:
+            raise UsageError(unknown_name(info_path, unknown[0], declared_names(info_path)))
+        specs += found
+    elif dataset_info:
+        specs += parse_dataset_info(dataset_info, names or None, findings, media_dir=media_dir)
     return specs
 
 
@@ -67,8 +76,8 @@ class _Progress:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--dataset-info", type=click.Path(), help="A LLaMA-Factory dataset_info.json (file paths in it are "
               "relative to it).")
-@click.option("--dataset", "datasets", multiple=True, help="Dataset name(s) in --dataset-info (repeat, or a,b). "
-              "Default: all of them.")
+@click.option("--dataset", "datasets", multiple=True, help="Dataset name(s) in --dataset-info (repeat, or a,b), or "
+              "data file paths, as a training config's dataset: takes them. Default: all of them.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
               help="Data format of PATHS; auto-detection says what it chose and why.")
 @click.option("--media-dir", type=click.Path(file_okay=False), help="Where image/video/audio paths in the data are "

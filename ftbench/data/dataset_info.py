@@ -82,6 +82,42 @@ def declared_names(info_path: str) -> set[str]:
     return set(info) if isinstance(info, dict) else set()
 
 
+def unknown_name(info_path: str, name: str, declared: set[str]) -> str:
+    """The message for a dataset name ``info_path`` does not declare: what it has, or the name it differs from
+    only in case."""
+    close = [n for n in sorted(declared) if n.lower() == name.lower()]
+    return (f"{info_path}: no dataset named '{name}'"
+            + (f" (did you mean '{close[0]}'?)" if close else f"; it has: {', '.join(sorted(declared))}"))
+
+
+def resolve_dataset_names(names: list[str], info_path: str, findings: list[Finding], *, locate=None,
+                          formatting: str | None = None, media_dir: str | None = None
+                          ) -> tuple[list[DatasetSpec], list[str]]:
+    """Dataset names as LLaMA-Factory resolves them, plus ftbench's file paths: a name ``info_path`` declares is
+    its entry (its problems become findings), else a data file or folder at ``locate(name)`` (default: the name
+    itself) read with ``formatting``. The one implementation of dataset names (`ftbench validate --dataset`,
+    a config's ``dataset``/``eval_dataset``). Returns the specs in the names' order and the names that are
+    neither (the caller says so in its own terms)."""
+    declared = declared_names(info_path) if os.path.isfile(info_path) else set()
+    if os.path.isfile(info_path) and not declared:
+        parse_dataset_info(info_path, None, findings)  # a broken registry: its syntax problems, located
+    wanted = [n for n in dict.fromkeys(names) if n in declared]
+    parsed = {s.name: s for s in parse_dataset_info(info_path, wanted, findings, media_dir=media_dir)} if wanted \
+        else {}
+    specs, unknown = [], []
+    for name in names:
+        if name in declared:
+            if name in parsed:
+                specs.append(parsed[name])
+            continue
+        path = locate(name) if locate else name
+        if os.path.exists(path):
+            specs.append(DatasetSpec(path, formatting=formatting))
+        else:
+            unknown.append(name)
+    return specs, unknown
+
+
 def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[Finding], *,
                        media_dir: str | None = None) -> list[DatasetSpec]:
     """The datasets a LLaMA-Factory dataset_info.json declares (all, or those named), with file paths resolved
@@ -105,9 +141,7 @@ def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[F
     for name in names or list(info):
         entry = info.get(name)
         if name not in info:
-            close = [n for n in info if n.lower() == name.lower()]
-            raise UsageError(f"{info_path}: no dataset named '{name}'"
-                             + (f" (did you mean '{close[0]}'?)" if close else f"; it has: {', '.join(sorted(info))}"))
+            raise UsageError(unknown_name(info_path, name, set(info)))
         spec = _EntryReader(info_path, base, name, _key_line(text, name), findings).spec(entry, media_dir or base)
         if spec is not None:
             specs.append(spec)

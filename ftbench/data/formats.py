@@ -29,6 +29,7 @@ OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
 REQUIRED_TAGS = ("role_tag", "content_tag", "user_tag", "assistant_tag")
 FORMATS = ("alpaca", "sharegpt", "openai")
+FORMAT_CHOICES = ("auto", *FORMATS)  # what --format takes: auto = chosen from the first records
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ import orjson
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.findings import Finding
 from ftbench.data.schema import Finite, SchemaError, check
-from ftbench.io import atomic_write_text, sha256_of_path
+from ftbench.io import sha256_of_path, write_json
 
 _LLAMAFACTORY_HINT = "LLaMA-Factory's generated_predictions.jsonl has one {\"prompt\", \"predict\", \"label\"} per line"
 
@@ -253,7 +253,64 @@ def _short(value) -> str:
 
 
 def write_meta(out: str, meta: dict) -> None:
-    atomic_write_text(meta_path(out), json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    write_json(meta_path(out), meta)
+
+
+def prediction_meta(*, data: str, data_sha256: str, fmt: str, model: str, adapter: str | None, params,
+                    cutoff_len: int | None, engine: str, template=None) -> dict:
+    """The sidecar of a prediction file: what its rows are made from (the RESUME_KEYS must match to extend it)
+    and how. ``params``: the `GenerationParams`; ``template``: the named chat template, if any. `ftbench
+    predict` and train-and-compare describe their files with it, and resume them with `prepare_output`."""
+    import time
+
+    from ftbench import __version__
+
+    generation = {"max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample, "stop": list(params.stop),
+                  "cutoff_len": cutoff_len}
+    if template is not None:  # only when set, so files made before templates existed still resume
+        generation.update(template=template.name, default_system=template.default_system)
+    if params.do_sample:
+        generation.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k, seed=params.seed)
+    model_id = os.path.abspath(os.path.expanduser(model)) if os.path.isdir(os.path.expanduser(model)) else model
+    return {"kind": META_KIND, "ftbench_version": __version__, "data": data, "data_sha256": data_sha256,
+            "format": fmt, "model": model_id, "adapter": os.path.abspath(adapter) if adapter else None,
+            "adapter_sha256": adapter_sha256(adapter), "generation": generation, "engine": engine,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def samples_sha256(samples) -> str:
+    """sha256 of what a list of `Sample`s asks (turns, system prompt, tools): the identity of a data set that was
+    not read from one file (a run's held-out split)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(orjson.dumps([s.turns, s.system, s.tools], default=str) + b"\n")
+    return h.hexdigest()
+
+
+def prepare_output(out: str, meta: dict, *, overwrite: bool = False) -> ExistingRows:
+    """The one resume mechanism for prediction files: create ``out`` (empty) with its sidecar, or, when it has
+    rows, refuse unless its sidecar matches ``meta`` (`check_resumable`), cut off a half-written last line and
+    keep the first run's creation time. Returns the rows already there (an empty file holds nothing to protect,
+    e.g. one left by a run whose model failed to load: it starts afresh)."""
+    if os.path.isdir(out):
+        raise UsageError(f"-o {out}: is a folder; give a .jsonl file path")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    if overwrite or not os.path.exists(out) or os.path.getsize(out) == 0:
+        write_meta(out, meta)
+        with open(out, "wb"):
+            pass
+        return ExistingRows(0, 0)
+    check_resumable(out, meta)
+    existing = read_existing(out)
+    try:
+        with open(meta_path(out), encoding="utf-8") as fh:
+            meta["created"] = json.load(fh).get("created") or meta.get("created")
+    except (OSError, ValueError):
+        pass
+    write_meta(out, meta)
+    return existing
 
 
 class OrderedRowWriter:

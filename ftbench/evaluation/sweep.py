@@ -11,7 +11,6 @@ setting they cover the evaluation samples only, which the report says.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +18,6 @@ import numpy as np
 from ftbench.metrics.uncertainty import Bootstrap, percentile_interval, seed_and_sample_means
 
 LEVERS = ("data", "lr", "epochs", "rank", "model")
-DIVERGE_FACTOR = 1.5  # a train loss this many times its first logged value (or not finite) is divergence
 OVERFIT_TOLERANCE = 0.02  # eval loss 2% above its minimum at the end of training counts as overfitting
 
 
@@ -35,6 +33,7 @@ class RunOutcome:
     log: list[dict] = field(default_factory=list)  # trainer_log rows
     checkpoints: list[dict] = field(default_factory=list)  # {step, eval_loss, epoch}
     seed_scores: list[list[float]] = field(default_factory=list)  # per training seed, per sample (>= 2 seeds)
+    diverged_at: int | None = None  # the step the run's own diagnosis says training diverged at (its report's)
 
     @property
     def by_seed(self) -> np.ndarray:
@@ -100,19 +99,6 @@ def compare_settings(runs: list[RunOutcome], lever: str) -> dict:
     ci = percentile_interval(diff) if len(draws) > 1 else None
     return {**out, "runner_up": runs[s].name, "runner_up_value": runs[s].settings.get(lever),
             "margin": means[b] - means[s], "margin_ci95": ci, "clear": bool(ci is not None and ci[0] > 0)}
-
-
-def divergence_step(log: list[dict]) -> int | None:
-    """The first logged step whose train loss is not finite or exceeds DIVERGE_FACTOR × the first logged loss."""
-    losses = [(int(r["current_steps"]), float(r["loss"])) for r in log
-              if r.get("loss") is not None and r.get("current_steps") is not None]
-    if not losses:
-        return None
-    first = losses[0][1]
-    for step, loss in losses:
-        if not math.isfinite(loss) or loss > DIVERGE_FACTOR * first:
-            return step
-    return None
 
 
 def epoch_curve(checkpoints: list[dict]) -> dict | None:
@@ -258,8 +244,7 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
         if len(group) < 2:
             continue
         cmp = compare_settings(group, lever)
-        diverged = {r.name: divergence_step(r.log) for r in group}
-        cmp["diverged"] = {k: v for k, v in diverged.items() if v is not None}
+        cmp["diverged"] = {r.name: r.diverged_at for r in group if r.diverged_at is not None}
         out["levers"][lever] = cmp
         evidence = [f"{_setting(lever, e['value'])}: {metric} {e['mean']:.2f}" +
                     (f" (95% CI {e['ci95'][0]:.2f}…{e['ci95'][1]:.2f})" if e["ci95"] else "") for e in cmp["ranking"]]

@@ -7,12 +7,12 @@ and the tokenizer (the adapter's copy if training saved one, else the base model
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import warnings
 
 from ftbench.api.errors import UsageError
+from ftbench.io import write_json
 
 EXPORT_INFO = "ftbench_export.json"
 
@@ -47,9 +47,7 @@ def merge_and_save(model: str, adapter: str, output_dir: str, *, overwrite: bool
     info = {"base_model": model, "base_model_path": os.path.abspath(path) if os.path.isdir(path) else path,
             "adapter": os.path.abspath(adapter), "dtype": str(next(merged.parameters()).dtype).replace("torch.", ""),
             "tokenizer_from": "adapter" if tokenizer_source == adapter else "base model"}
-    with open(os.path.join(tmp, EXPORT_INFO), "w", encoding="utf-8") as fh:
-        json.dump(info, fh, indent=2)
-        fh.write("\n")
+    write_json(os.path.join(tmp, EXPORT_INFO), info)
     if os.path.isdir(output_dir):
         shutil.rmtree(output_dir)
     os.replace(tmp, output_dir)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ftbench.api.errors import UsageError
 from ftbench.console import say
-from ftbench.io import build_folder_atomically, cache_root, sha256_of_path
+from ftbench.io import build_folder_atomically, cache_root, sha256_of_path, write_json
 
 CONVERSION_VERSION = 1  # bump when convert_gguf changes, so stale cached folders are not reused
 BUILD_INFO = "ftbench_gguf.json"
@@ -151,5 +151,5 @@ def convert_gguf(gguf_path: str, out_dir: str | os.PathLike) -> None:
     info = {"ftbench_conversion_version": CONVERSION_VERSION, "source": str(source),
             "source_sha256": sha256_of_path(str(source)), "dtype": "float32", "files": files,
             "note": "GGUF weights dequantised to float32 by transformers; the quantisation error of the GGUF stays"}
-    (out / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_json(str(out / BUILD_INFO), info)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ftbench.api.errors import UsageError
 from ftbench.data.bundled import datasets_dir
-from ftbench.io import build_folder_atomically, cache_root
+from ftbench.io import build_folder_atomically, cache_root, write_json
 
 TINY_VERSION = 1  # bump when the recipe below changes, so stale caches are not reused
 TINY_NAME = "tiny"
@@ -168,7 +168,7 @@ def build_tiny_model(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED) -> st
     info = {"ftbench_tiny_version": TINY_VERSION, "seed": seed, "corpus_sha256": _corpus_hash(texts),
             "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()),
             "note": "random weights: a pipeline model for offline tests and demos, not for quality"}
-    (out / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_json(str(out / BUILD_INFO), info)
     return str(out)
 
 

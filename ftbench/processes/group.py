@@ -185,11 +185,11 @@ class OwnedProcess:
 
 
 def _write_owner(folder: str, pid: int, cmd: list[str]) -> None:
-    from ftbench.io import atomic_write_text
+    from ftbench.io import write_json
 
     os.makedirs(folder, exist_ok=True)
-    atomic_write_text(os.path.join(folder, OWNER_FILE), json.dumps(
-        {"pgid": pid, "ftbench_pid": os.getpid(), "command": cmd, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+    write_json(os.path.join(folder, OWNER_FILE),
+               {"pgid": pid, "ftbench_pid": os.getpid(), "command": cmd, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
 def refuse_if_running(folder: str) -> None:

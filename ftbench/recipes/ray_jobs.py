@@ -23,8 +23,9 @@ def _run_task(name: str, config: str, folder: str) -> tuple[str, int, str]:
     import sys
 
     from ftbench.processes.group import OwnedProcess
+    from ftbench.recipes.run_folder import RunFolder
 
-    log = os.path.join(folder, "sweep_run.log")
+    log = RunFolder(folder).sweep_log
     os.makedirs(folder, exist_ok=True)
     cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--config", config, "--output-dir", folder, "--quiet"]
     with open(log, "w", encoding="utf-8") as out, OwnedProcess(cmd, owner_dir=folder, stdout=out,

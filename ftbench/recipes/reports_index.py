@@ -9,7 +9,7 @@ import os
 import time
 
 from ftbench.io import atomic_write_text
-from ftbench.recipes.run_folder import RunFolder
+from ftbench.recipes.run_folder import RunFolder, SweepFolder
 
 INDEX = "index.html"
 HEADLINE = ("rouge-l", "bleu-4", "strict-match")
@@ -39,7 +39,7 @@ def entries(reports_dir: str) -> list[dict]:
     found = []
     for name in sorted(os.listdir(reports_dir)):
         folder = os.path.join(reports_dir, name)
-        sweep_json, metrics_json = os.path.join(folder, "sweep.json"), RunFolder(folder).metrics
+        sweep_json, metrics_json = SweepFolder(folder).sweep_json, RunFolder(folder).metrics
         if os.path.isfile(sweep_json) and (s := _read(sweep_json)):
             verdicts = (s.get("analysis") or {}).get("verdicts") or []
             found.append({"kind": "sweep", "name": name, "model": s.get("model", ""),

@@ -9,14 +9,54 @@
     checkpoint_predictions/<checkpoint>.jsonl                 each checkpoint's eval predictions (--select-by)
     data/                  files the run built (the demo's)  train/              the backend's output_dir
     merged/                the chosen checkpoint merged into the base model (only for --engine openai)
+    sweep_run.log          the console output, when a sweep runs it in a process of its own
+
+A sweep folder (`SweepFolder`):
+
+    report.html  sweep.json (the analysis, for machines)  sweep_config.json (the base config: resume check)
+    data/sweep_eval.jsonl, data/sweep_train_<N>pct.jsonl  the held-out split and the nested training subsets
+    runs/<name>.yaml, runs/<name>/                        each run's YAML and its run folder
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
+from ftbench.api.errors import UsageError
+from ftbench.io import json_text, write_json
+
 SIDES = ("before", "after")
+
+
+def slug(text: str) -> str:
+    """A folder-name-safe form of a model name or path (`Qwen/Qwen2.5-0.5B` -> `Qwen-Qwen2.5-0.5B`), at most 40
+    characters: run ids and sweep run names use it."""
+    return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)[:40]
+
+
+def check_same_settings(path: str, current: dict, *, folder: str, holds: str, then: str) -> None:
+    """A folder is resumed only by the same experiment: the first time, keep ``current`` (what the experiment is)
+    in ``path``; later, refuse with a UsageError naming the keys that differ (``holds`` says what the folder
+    holds, ``then`` what to do). Values are compared as the JSON file keeps them. Sections (dict values of dicts,
+    as run_config.json's train/compare/data) are compared key by key."""
+    current = json.loads(json_text(current)[0])
+    if not os.path.exists(path):
+        write_json(path, current)
+        return
+    with open(path, encoding="utf-8") as fh:
+        previous = json.load(fh)
+    if previous == current:
+        return
+    changed = set()
+    for key in set(current) | set(previous):
+        now, before = current.get(key), previous.get(key)
+        if isinstance(now, dict) and isinstance(before, dict):
+            changed |= {k for k in set(now) | set(before) if now.get(k) != before.get(k)}
+        elif now != before:
+            changed.add(key)
+    raise UsageError(f"{folder} holds {holds} ({', '.join(sorted(changed)[:5])} differ): {then}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +104,11 @@ class RunFolder:
     def merged_dir(self) -> str:
         return self.file("merged")
 
+    @property
+    def sweep_log(self) -> str:
+        """The run's whole console output when a sweep runs it in a process of its own (--devices, --ray)."""
+        return self.file("sweep_run.log")
+
     def predictions(self, scorer: str, side: str) -> str:
         """The prediction file of one evaluation: the eval set of ``scorer`` (a name in SCORERS, which names the
         file: similarity's held-out split is predictions_{side}.jsonl), ``side`` before (the base model) or after
@@ -82,3 +127,57 @@ class RunFolder:
     def holds_run(path: str) -> bool:
         """Whether ``path`` is a finished run folder (it has metrics.json)."""
         return os.path.isfile(os.path.join(path, "metrics.json"))
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    """Paths of one sweep's files (nothing is created by asking for a path)."""
+
+    root: str
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    @property
+    def report(self) -> str:
+        return self.file("report.html")
+
+    @property
+    def sweep_json(self) -> str:
+        return self.file("sweep.json")
+
+    @property
+    def config(self) -> str:
+        return self.file("sweep_config.json")
+
+    @property
+    def data_dir(self) -> str:
+        return self.file("data")
+
+    @property
+    def eval_data(self) -> str:
+        return os.path.join(self.data_dir, "sweep_eval.jsonl")
+
+    def train_data(self, fraction: float) -> str:
+        """The nested training subset holding ``fraction`` of the training samples."""
+        return os.path.join(self.data_dir, f"sweep_train_{round(fraction * 100)}pct.jsonl")
+
+    @property
+    def runs_dir(self) -> str:
+        return self.file("runs")
+
+    def run(self, name: str) -> RunFolder:
+        return RunFolder(os.path.join(self.runs_dir, name))
+
+    def run_yaml(self, name: str) -> str:
+        return os.path.join(self.runs_dir, f"{name}.yaml")
+
+    @staticmethod
+    def run_report_link(name: str) -> str:
+        """The run's report, relative to the sweep folder (links in sweep.json and its report)."""
+        return os.path.join("runs", name, "report.html")
+
+    @staticmethod
+    def holds_sweep(path: str) -> bool:
+        """Whether ``path`` is a finished sweep folder (it has sweep.json)."""
+        return os.path.isfile(SweepFolder(path).sweep_json)

@@ -19,7 +19,7 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions
 from ftbench.console import world_size
 from ftbench.data.schema import PositiveInt, SchemaError, Threads, Tokens, check
-from ftbench.recipes.run_folder import RunFolder
+from ftbench.recipes.run_folder import RunFolder, slug
 
 
 class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,20 +75,20 @@ class RunSettings:
 
 
 def trained_run_config(trained_run: str) -> str:
-    """The YAML a finished run was trained with, as ftbench saved it in the output folder (`ftbench train`'s
-    resolved config, or the one `--backend llamafactory` ran); UsageError asking for --config otherwise."""
-    for name in ("ftbench_config.yaml", "ftbench_llamafactory.yaml"):
-        path = os.path.join(trained_run, name)
-        if os.path.isfile(path):
-            return path
+    """The YAML a finished run was trained with, as the backend that made it saved it in the output folder (each
+    backend declares that file: `TrainerBackend.config_file`); UsageError asking for --config otherwise."""
+    from ftbench.backends import run_config_file
+
+    path = run_config_file(trained_run)
+    if path:
+        return path
     raise UsageError(f"--trained-run {trained_run}: give --config, the YAML the run was trained with (its model and "
                      "data); LLaMA-Factory does not save it in the output folder")
 
 
 def run_id(model: str) -> str:
     """`20261129-201500-Qwen2.5-0.5B-Instruct`: a default run folder name, sortable by time."""
-    short = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in os.path.basename(model.rstrip("/")))[:40]
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{short or 'model'}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(os.path.basename(model.rstrip('/'))) or 'model'}"
 
 
 def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = None, **options

@@ -28,17 +28,16 @@ from dataclasses import asdict, dataclass, field
 
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import say
-from ftbench.io import atomic_write_text
+from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import RunFolder
+from ftbench.recipes.run_folder import RunFolder, SweepFolder, check_same_settings, slug
+from ftbench.recipes.run_settings import COMPARE_KEYS
 
 LEVER_CHOICES = ("data", "lr", "epochs", "rank", "model")
 DEFAULT_VARY = ("data", "lr")
 DEFAULT_FRACTIONS = (0.25, 0.5, 1.0)
 DEFAULT_LR_FACTORS = (1 / 3, 1.0, 3.0)
 DEFAULT_RANK_FACTORS = (0.5, 1.0, 2.0)
-COMPARE_KEYS = ("gsm8k", "gsm8k_limit", "max_new_tokens", "gsm8k_max_new_tokens", "predict_batch_size", "threads",
-                "select_by")
 _OPENAI_ROLE = {"user": "user", "assistant": "assistant", "observation": "tool", "function_call": "function_call"}
 
 
@@ -79,24 +78,24 @@ def _record(sample) -> dict:
     return rec
 
 
-def fix_data(train: list, held_out: list, seed: int, data_dir: str, fractions: tuple[float, ...]
+def fix_data(train: list, held_out: list, seed: int, folder: SweepFolder, fractions: tuple[float, ...]
              ) -> tuple[str, dict[float, tuple[str, int]]]:
     """Write the held-out split and nested training subsets once: (eval path, fraction -> (path, samples))."""
     import random
 
-    os.makedirs(data_dir, exist_ok=True)
+    os.makedirs(folder.data_dir, exist_ok=True)
 
     def write(path, samples):
-        atomic_write_text(path, "".join(json.dumps(_record(s), ensure_ascii=False) + "\n" for s in samples))
+        write_jsonl(path, [_record(s) for s in samples])
 
-    eval_path = os.path.join(data_dir, "sweep_eval.jsonl")
+    eval_path = folder.eval_data
     write(eval_path, held_out)
     order = list(range(len(train)))
     random.Random(seed).shuffle(order)  # one order: each subset is the start of it, so they nest
     subsets = {}
     for f in sorted(set(fractions) | {1.0}):
         n = len(train) if f >= 1 else max(1, math.ceil(f * len(train)))
-        path = os.path.join(data_dir, f"sweep_train_{round(f * 100)}pct.jsonl")
+        path = folder.train_data(f)
         write(path, [train[i] for i in sorted(order[:n])])  # the file keeps the data's own order
         subsets[f] = (path, n)
     return eval_path, subsets
@@ -128,8 +127,7 @@ def plan_runs(cfg, ss: SweepSettings, subsets: dict[float, tuple[str, int]], eva
                                    {**common, "lora_rank": r, "lora_alpha": max(1, round(alpha * r / cfg.lora_rank))}))
     if "model" in ss.vary:
         for m in [m for m in ss.models if m != cfg.model_name_or_path]:
-            safe = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in m)[:40]
-            runs.append(PlannedRun(f"model-{safe}", "model", {**base, "model": m},
+            runs.append(PlannedRun(f"model-{slug(m)}", "model", {**base, "model": m},
                                    {**common, "model_name_or_path": m}))
     return runs
 
@@ -202,7 +200,7 @@ def _schedule(pending: list, running: dict, failed: list, devices: tuple[str, ..
             if device not in running and pending:
                 name, config, folder = pending.pop(0)
                 os.makedirs(folder, exist_ok=True)
-                log = open(os.path.join(folder, "sweep_run.log"), "w", encoding="utf-8")
+                log = open(RunFolder(folder).sweep_log, "w", encoding="utf-8")
                 cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--config", config, "--output-dir",
                        folder, "--quiet"]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
@@ -226,12 +224,12 @@ def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> 
     with the base evaluation copied in."""
     import yaml
 
-    root = os.path.join(ss.output_dir, "runs")
-    folders = {r.name: RunFolder(os.path.join(root, r.name)) for r in runs}
+    sweep_folder = SweepFolder(ss.output_dir)
+    folders = {r.name: sweep_folder.run(r.name) for r in runs}
     jobs = []
     for r in runs:
-        path = os.path.join(root, f"{r.name}.yaml")
-        os.makedirs(root, exist_ok=True)
+        path = sweep_folder.run_yaml(r.name)
+        os.makedirs(sweep_folder.runs_dir, exist_ok=True)
         atomic_write_text(path, yaml.safe_dump(_run_yaml(cfg, rs, r), sort_keys=False, allow_unicode=True))
         jobs.append((r, path, folders[r.name]))
     first_of_model: dict[str, str] = {}
@@ -265,12 +263,12 @@ def _epoch_of(log: list[dict]) -> dict[int, float]:
     return {int(r["current_steps"]): float(r["epoch"]) for r in log if "current_steps" in r and "epoch" in r}
 
 
-def _checkpoint_scores(folder: RunFolder, name: str, metric: str) -> list[float]:
-    """Per-sample ``metric`` of one checkpoint's predictions made by --select-by."""
+def _checkpoint_scores(folder: RunFolder, label: str, metric: str) -> list[float]:
+    """Per-sample ``metric`` of one checkpoint's predictions made by --select-by (``label``: its
+    `checkpoint_label`, as metrics.json's selection scores list it)."""
     from ftbench.data.predictions import read_prediction_rows
     from ftbench.evaluation.comparison import score_figure
 
-    label = name if name.startswith("checkpoint-") else "final"
     return score_figure(read_prediction_rows(folder.checkpoint_predictions(label)), metric)[1]
 
 
@@ -280,12 +278,13 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
     from ftbench.evaluation.comparison import score_figure
     from ftbench.evaluation.sweep import RunOutcome
     from ftbench.metrics.registry import scorer_for_figure
+    from ftbench.training.diagnosis import diagnose_training
     from ftbench.training.trainer_log import read_trainer_log
 
     scorer = scorer_for_figure(ss.metric).name
     outcomes, rows = [], []
     for r in runs:
-        folder = RunFolder(os.path.join(ss.output_dir, "runs", r.name))
+        folder = SweepFolder(ss.output_dir).run(r.name)
         with open(folder.metrics, encoding="utf-8") as fh:
             metrics = json.load(fh)
         value, samples, ci = score_figure(read_prediction_rows(folder.predictions(scorer, "after")), ss.metric)
@@ -294,14 +293,16 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
         checkpoints = [{**c, "epoch": epochs.get(c["step"])} for c in metrics["training"]["checkpoints"]]
         selection = metrics["checkpoint"].get("selection") or {}
         if selection.get("by") == ss.metric:  # each checkpoint's generations were scored: the metric by epoch
-            by_step = {c["step"]: _checkpoint_scores(folder, c["name"], ss.metric) for c in selection["scores"]}
+            by_step = {c["step"]: _checkpoint_scores(folder, c["label"], ss.metric) for c in selection["scores"]}
             checkpoints = [{**c, "scores": by_step.get(c["step"])} for c in checkpoints]
         size = subsets[r.settings["data"]][1]
-        outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints))
+        # the run's own verdict on its loss curve (the rule its report applies), not a second one
+        outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints,
+                                   diverged_at=diagnose_training(log).diverged_at))
         rows.append({"name": r.name, "lever": r.lever, "settings": r.settings, "changes": r.changes,
                      "train_size": size, "metric": ss.metric, "value": value, "ci95": ci,
                      "before": metrics["before"].get(ss.metric),
-                     "checkpoint": metrics["checkpoint"], "report": os.path.join("runs", r.name, "report.html"),
+                     "checkpoint": metrics["checkpoint"], "report": SweepFolder.run_report_link(r.name),
                      "durations": metrics["run"].get("durations"), "log": log})
     return outcomes, rows
 
@@ -324,8 +325,8 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
     os.makedirs(ss.output_dir, exist_ok=True)
     _check_same_sweep(cfg, ss)
     t0 = time.perf_counter()
-    eval_path, subsets = fix_data(train, held_out, cfg.seed, os.path.join(ss.output_dir, "data"),
-                                  ss.fractions if "data" in ss.vary else (1.0,))
+    folder = SweepFolder(ss.output_dir)
+    eval_path, subsets = fix_data(train, held_out, cfg.seed, folder, ss.fractions if "data" in ss.vary else (1.0,))
     runs = plan_runs(cfg, ss, subsets, eval_path)
     say(f"sweep: {len(runs)} runs ({', '.join(r.name for r in runs)}), {len(subsets)} data sizes, held-out split "
         f"of {sum(1 for _ in open(eval_path, encoding='utf-8'))} samples, metric {ss.metric}", quiet)
@@ -337,9 +338,8 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
               "data": cfg.dataset, "settings": {k: v for k, v in asdict(ss).items() if k != "output_dir"},
               "runs": rows, "analysis": analysis, "seconds": round(time.perf_counter() - t0, 1),
               "run_seconds": round(sum(sum((r["durations"] or {}).values()) for r in rows), 1)}
-    path = os.path.join(ss.output_dir, "sweep.json")
-    atomic_write_text(path, json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n")
-    atomic_write_text(os.path.join(ss.output_dir, "report.html"), render_sweep_report(result))
+    write_json(folder.sweep_json, result)
+    atomic_write_text(folder.report, render_sweep_report(result))
     update_index_for(ss.output_dir)
     return result
 
@@ -347,14 +347,5 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
 def _check_same_sweep(cfg, ss: SweepSettings) -> None:
     """A sweep folder is resumed or extended only around the same base config."""
     current = {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"}
-    current = json.loads(json.dumps(current, default=str))
-    path = os.path.join(ss.output_dir, "sweep_config.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as fh:
-            previous = json.load(fh)
-        changed = sorted(k for k in set(current) | set(previous) if current.get(k) != previous.get(k))
-        if changed:
-            raise UsageError(f"{ss.output_dir} holds a sweep around another config ({', '.join(changed[:5])} differ): "
-                             "give a new --output-dir")
-    else:
-        atomic_write_text(path, json.dumps(current, ensure_ascii=False, indent=1) + "\n")
+    check_same_settings(SweepFolder(ss.output_dir).config, current, folder=ss.output_dir,
+                        holds="a sweep around another config", then="give a new --output-dir")

@@ -24,11 +24,11 @@ from ftbench.api.backends import TrainConfig, TrainResult
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.generation import DEFAULT_ENGINE
 from ftbench.console import is_main_process, local_rank, say, world_size
-from ftbench.io import atomic_write_text
+from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import SIDES, RunFolder
+from ftbench.recipes.run_folder import SIDES, RunFolder, check_same_settings
 from ftbench.recipes.run_settings import RunSettings
-from ftbench.training.checkpoints import CheckpointChoice, choose_checkpoint
+from ftbench.training.checkpoints import CheckpointChoice, recorded_choice, settle_choice
 
 
 def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | None:
@@ -85,8 +85,9 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     rs.durations["train"] = time.perf_counter() - t
     _free_accelerator_memory()
 
-    # 5. the chosen checkpoint: lowest eval loss, or (select_by) the best generations on the eval split
-    choice = choose_checkpoint(result.checkpoints)
+    # 5. the chosen checkpoint: lowest eval loss (chosen once, when training finished), or (select_by) the best
+    # generations on the eval split
+    choice = recorded_choice(result)
     selection = None
     if rs.select_by:
         t = time.perf_counter()
@@ -122,17 +123,8 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
     # made before engines existed still resume
     if rs.engine != DEFAULT_ENGINE:
         current["compare"]["engine"] = rs.engine
-    path = rs.folder.run_config
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as fh:
-            previous = json.load(fh)
-        if previous != json.loads(json.dumps(current)):
-            changed = sorted(k for side in ("train", "compare", "data") for k in set(current[side]) |
-                             set(previous.get(side, {})) if current[side].get(k) != previous.get(side, {}).get(k))
-            raise UsageError(f"{rs.output_dir} holds a run with a different config ({', '.join(changed[:5])} "
-                             "differ): give a new --output-dir to start another run")
-    else:
-        atomic_write_text(path, json.dumps(current, ensure_ascii=False, indent=2, default=str) + "\n")
+    check_same_settings(rs.folder.run_config, current, folder=rs.output_dir, holds="a run with a different config",
+                        then="give a new --output-dir to start another run")
 
 
 def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
@@ -146,7 +138,7 @@ def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
     against = resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
     report = validate(specs, QualityOptions(cutoff_len=cfg.cutoff_len), against=against)
     summary = report.to_json()
-    atomic_write_text(folder.validation, json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
+    write_json(folder.validation, summary)
     if not report.ok:
         first = report.errors[0].one_line()
         raise InputError(f"the training data has {len(report.errors)} error(s); first: {first} "
@@ -161,7 +153,6 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     (`GenerationEngine.for_checkpoint`); each eval set's generation length goes with its requests.
     ``template``: the training config's named template, so prompts are the ones the model was trained on.
     ``paths``: scorer -> file, instead of the run folder's `side` files."""
-    from ftbench.data.predictions import read_existing
     from ftbench.inference.engines import ENGINES
     from ftbench.inference.generate import GenerationParams
     from ftbench.inference.predict import generate_rows
@@ -170,7 +161,7 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
     todo = []
     for scorer, samples in eval_sets.items():
         path = paths[scorer] if paths else rs.folder.predictions(scorer, side)
-        done = read_existing(path).count if os.path.exists(path) else 0
+        done = _resumable_rows(path, samples, scorer, model, adapter, rs, template) if samples else 0
         if samples and done < len(samples):
             todo.append((scorer, samples, path, done))
     if not todo:
@@ -191,6 +182,23 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
             engine.close()
 
 
+def _resumable_rows(path: str, samples: list, scorer: str, model: str, adapter: str | None, rs: RunSettings,
+                    template) -> int:
+    """Rows of ``path`` already made, resumed as `ftbench predict` resumes its output (one mechanism: the sidecar
+    says what the rows were made from, `data.predictions.prepare_output` refuses a mismatch)."""
+    from ftbench.data.predictions import prediction_meta, prepare_output, samples_sha256
+    from ftbench.inference.engines import ENGINES
+    from ftbench.inference.generate import GenerationParams
+    from ftbench.metrics.registry import SCORERS
+
+    params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
+    cls = ENGINES.load(rs.engine)
+    engine = cls.resume_key(rs.engine_options if rs.engine_options is not None else cls.options_from({}))
+    meta = prediction_meta(data=f"{scorer} eval set", data_sha256=samples_sha256(samples), fmt="auto", model=model,
+                           adapter=adapter, params=params, cutoff_len=None, engine=engine, template=template)
+    return prepare_output(path, meta).count
+
+
 def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, eval_sets: dict, by_loss,
                       quiet: bool) -> dict:
     """Generate with every distinct checkpoint on the eval split of ``rs.select_by`` and choose the best by it;
@@ -198,7 +206,7 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     from ftbench.data.predictions import read_prediction_rows
     from ftbench.evaluation.comparison import score_figure
     from ftbench.metrics.registry import scorer_for_figure
-    from ftbench.training.checkpoints import checkpoint_name, choose_by_metric, distinct_checkpoints
+    from ftbench.training.checkpoints import checkpoint_label, checkpoint_name, choose_by_metric, distinct_checkpoints
     from ftbench.training.data import template_of
 
     metric, judge = rs.select_by, scorer_for_figure(rs.select_by)
@@ -208,8 +216,7 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     candidates = distinct_checkpoints(result.checkpoints)
     scores = []
     for c in candidates:
-        label = os.path.basename(c.path.rstrip("/")) if checkpoint_name(c).startswith("checkpoint-") else "final"
-        path = rs.folder.checkpoint_predictions(label)
+        path = rs.folder.checkpoint_predictions(checkpoint_label(c.path))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         say(f"[5/6] scoring {checkpoint_name(c)} by {metric} on {len(eval_sets[scorer])} samples", quiet)
         _predict_all(cfg.model_name_or_path, c.path, {scorer: eval_sets[scorer]}, rs, "after", quiet,
@@ -218,8 +225,8 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
     choice = choose_by_metric(candidates, scores, metric, judge.higher_is_better)
     return {"choice": choice, "by": metric, "by_eval_loss": by_loss.to_json(),
             "differ": choice.checkpoint.path != by_loss.checkpoint.path,
-            "scores": [{"name": checkpoint_name(c), "step": c.step, "eval_loss": c.eval_loss, metric: v}
-                       for c, v in zip(candidates, scores)]}
+            "scores": [{"name": checkpoint_name(c), "label": checkpoint_label(c.path), "step": c.step,
+                        "eval_loss": c.eval_loss, metric: v} for c, v in zip(candidates, scores)]}
 
 
 def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:
@@ -233,8 +240,9 @@ def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainRe
     result = backend.train(cfg, resume=os.path.isdir(cfg.output_dir), quiet=quiet)
     if not result.checkpoints:
         raise UsageError(f"backend {backend.name} reported no adapter (TrainResult.checkpoints is empty)")
-    atomic_write_text(folder.trainer_log, "".join(json.dumps(row) + "\n" for row in result.log))
-    atomic_write_text(folder.train_result, json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
+    settle_choice(result)
+    write_jsonl(folder.trainer_log, result.log)
+    write_json(folder.train_result, result.to_json())
     return result
 
 
@@ -247,8 +255,9 @@ def _read_trained_run(rs: RunSettings, folder: RunFolder, quiet: bool) -> TrainR
     say(f"[4/6] training: not run; reading the finished run {rs.trained_run} (eval losses as it logged them: "
         "LLaMA-Factory weighs a short last eval batch like a full one, see docs/train-and-compare.md)", quiet)
     result = read_trained_run(rs.trained_run)
-    atomic_write_text(folder.trainer_log, "".join(json.dumps(row) + "\n" for row in result.log))
-    atomic_write_text(folder.train_result, json.dumps(result.to_json(), ensure_ascii=False, indent=1) + "\n")
+    settle_choice(result, write=False)  # the run folder keeps the choice (train_result.json); theirs is left alone
+    write_jsonl(folder.trainer_log, result.log)
+    write_json(folder.train_result, result.to_json())
     return result
 
 
@@ -296,7 +305,7 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, res
                 metrics[side].update({f: None for f in scorer.judged_figures()})
     # metrics.json last: it marks a finished run (`RunFolder.holds_run`), so a run killed in between is redone
     atomic_write_text(folder.report, render_run_report(metrics, compared, result.log, validation))
-    atomic_write_text(folder.metrics, json.dumps(metrics, ensure_ascii=False, indent=1, default=str) + "\n")
+    write_json(folder.metrics, metrics)
     update_index_for(folder.root)
     return metrics
 
@@ -330,10 +339,9 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dic
 
 
 def _eval_loss_note(cfg: TrainConfig, rs: RunSettings) -> str | None:
-    """Said in the report when the eval losses are LLaMA-Factory's (averaged per batch, not per sample)."""
-    trained_by_ftbench = rs.trained_run and os.path.isfile(os.path.join(rs.trained_run, "ftbench_config.yaml"))
-    if cfg.backend != "llamafactory" and (not rs.trained_run or trained_by_ftbench):
-        return None
-    return ("Eval losses are LLaMA-Factory's, as it logged them: its evaluation weighs a short last eval batch as "
-            "much as a full one (ftbench's own backend reports the mean over samples); the two agree when the eval "
-            "set divides into full batches.")
+    """What the backend that trained the run declares about its eval losses (for a `--trained-run`, the backend
+    whose records the folder holds)."""
+    from ftbench.backends import backend_of_run, get_backend
+
+    trained_by = backend_of_run(rs.trained_run) if rs.trained_run else type(get_backend(cfg.backend))
+    return trained_by.eval_loss_note if trained_by else None

@@ -6,8 +6,10 @@ autoescaped by the template or inserted in the browser with `textContent` from a
 
 from __future__ import annotations
 
+from ftbench.api.backends import CheckpointInfo
 from ftbench.report.charts import loss_chart
 from ftbench.report.html import render
+from ftbench.training.checkpoints import checkpoint_name
 
 _WARNINGS_SHOWN = 20
 
@@ -59,11 +61,6 @@ def _validation(validation: dict | None) -> dict | None:
             "shown": validation.get("warnings", [])[:_WARNINGS_SHOWN]}
 
 
-def _checkpoint_label(path: str) -> str:
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    return name if name.startswith("checkpoint-") else "final adapter"
-
-
 def render_run_report(metrics: dict, compared: dict, log_rows: list[dict], validation: dict | None,
                       title: str = "ftbench: did the fine-tune help?") -> str:
     """The whole page from metrics.json's content, the per-scorer comparisons (scorer -> `Comparison`) and the
@@ -81,6 +78,7 @@ def render_run_report(metrics: dict, compared: dict, log_rows: list[dict], valid
         samples_note=", ".join(f"{k} {v}" for k, v in metrics.get("n", {}).items()),
         signatures=metrics.get("signatures", {}), checkpoint=checkpoint,
         chart=loss_chart(log_rows, checkpoint.get("step")), diagnosis=training.get("diagnosis"),
-        checkpoints=[{**c, "label": _checkpoint_label(c["path"])} for c in training.get("checkpoints") or []],
+        checkpoints=[{**c, "label": checkpoint_name(CheckpointInfo(c["path"], c["step"]))}
+                     for c in training.get("checkpoints") or []],
         gsm8k=_gsm8k(metrics), scorers=list(compared), samples=[r for t in compared.values() for r in t.rows],
         validation=_validation(validation), run_tables=run_tables, config=run.get("config") or {})

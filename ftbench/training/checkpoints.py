@@ -1,6 +1,8 @@
 """Checkpoints of a training run: which are on disk and complete, each one's eval loss, and the one rule that
-chooses which to keep. Every backend fills `TrainResult.best_checkpoint` with `choose_checkpoint`, and the
-train-and-compare recipe evaluates what it chooses, so `ftbench train` and the report never disagree.
+chooses which to keep. Backends only list their checkpoints; whoever runs a backend (`ftbench train`,
+train-and-compare, `--trained-run`) calls `settle_choice` once on the `TrainResult`, which applies
+`choose_checkpoint`, records the choice in the result (kept as train_result.json) and in `checkpoints.json`;
+everything after reads it back with `recorded_choice`, so `ftbench train` and the report never disagree.
 
 `read_trained_run` turns a finished Hugging Face Trainer output folder (LLaMA-Factory's or ftbench's: adapter,
 `checkpoint-N/`, `trainer_state.json`, `trainer_log.jsonl`) into a `TrainResult`, for backends that train in
@@ -17,7 +19,7 @@ from dataclasses import asdict, dataclass
 from ftbench.api.backends import CheckpointInfo, TrainResult
 from ftbench.api.errors import UsageError
 from ftbench.inference.models import is_adapter_dir
-from ftbench.io import atomic_write_text
+from ftbench.io import write_json
 from ftbench.training.trainer_log import TRAINER_LOG, from_log_history, read_trainer_log
 
 CHECKPOINTS_JSON = "checkpoints.json"
@@ -81,10 +83,20 @@ class CheckpointChoice:
         return {"name": self.name, "path": c.path, "step": c.step, "eval_loss": c.eval_loss, "reason": self.reason}
 
 
+FINAL = "final"  # the label of the training's output folder itself (the final adapter)
+
+
+def checkpoint_label(path: str) -> str:
+    """The one label of a checkpoint, used in file names (checkpoint_predictions/<label>.jsonl) and tables:
+    `checkpoint-40` for a `checkpoint-N` folder, `final` for the training's output folder (the final adapter)."""
+    base = os.path.basename(path.rstrip("/"))
+    return base if CHECKPOINT_DIR.match(base) else FINAL
+
+
 def checkpoint_name(checkpoint: CheckpointInfo) -> str:
-    """`checkpoint-40`, or `final adapter (step 60)` for the training's output folder itself."""
-    base = os.path.basename(checkpoint.path.rstrip("/"))
-    return base if CHECKPOINT_DIR.match(base) else f"final adapter (step {checkpoint.step})"
+    """The label in words: `checkpoint-40`, or `final adapter (step 60)` for the final adapter."""
+    label = checkpoint_label(checkpoint.path)
+    return f"final adapter (step {checkpoint.step})" if label == FINAL else label
 
 
 def choose_checkpoint(checkpoints: list[CheckpointInfo]) -> CheckpointChoice:
@@ -103,6 +115,32 @@ def choose_checkpoint(checkpoints: list[CheckpointInfo]) -> CheckpointChoice:
     if final.step != best.step and final.eval_loss is not None:
         reason += f" (the final adapter at step {final.step} had {final.eval_loss:.4f})"
     return CheckpointChoice(best, checkpoint_name(best), reason)
+
+
+def settle_choice(result: TrainResult, *, write: bool = True) -> CheckpointChoice | None:
+    """Choose the checkpoint of a finished training (the one call of `choose_checkpoint` per run) and record the
+    choice: ``result.best_checkpoint`` (None when nothing was evaluated), ``result.choice_reason`` and, with
+    ``write``, the output folder's `checkpoints.json` (by the main process only; a run trained elsewhere and
+    only read is left as it is). None when the result lists no checkpoint (nothing to choose from)."""
+    from ftbench.console import is_main_process
+
+    if not result.checkpoints:
+        return None
+    choice = choose_checkpoint(result.checkpoints)
+    result.best_checkpoint = choice.checkpoint.path if choice.checkpoint.eval_loss is not None else None
+    result.choice_reason = choice.reason
+    if write and is_main_process() and os.path.isdir(result.output_dir):
+        write_checkpoints_json(result.output_dir, result.checkpoints, result.best_checkpoint)
+    return choice
+
+
+def recorded_choice(result: TrainResult) -> CheckpointChoice:
+    """The choice `settle_choice` recorded in ``result``, read back without applying the rule again (a result
+    kept before choices were recorded is settled now)."""
+    if result.choice_reason is None:
+        return settle_choice(result)
+    chosen = next((c for c in result.checkpoints if c.path == result.best_checkpoint), result.checkpoints[-1])
+    return CheckpointChoice(chosen, checkpoint_name(chosen), result.choice_reason)
 
 
 def distinct_checkpoints(checkpoints: list[CheckpointInfo]) -> list[CheckpointInfo]:
@@ -134,7 +172,7 @@ def write_checkpoints_json(output_dir: str, table: list[CheckpointInfo], best: s
     path = os.path.join(output_dir, CHECKPOINTS_JSON)
     data = {"best_checkpoint": best, "selection": "lowest eval_loss (ties: the earlier step)",
             "checkpoints": [asdict(c) for c in table]}
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    write_json(path, data)
     return path
 
 
@@ -146,8 +184,8 @@ def is_trained_run(output_dir: str) -> bool:
 
 def read_trained_run(output_dir: str, *, config_path: str = "") -> TrainResult:
     """A `TrainResult` for a finished Trainer output folder: checkpoints with their eval loss (from
-    trainer_state.json's log_history, else from trainer_log.jsonl), the log, the best checkpoint, and the
-    figures the Trainer saved (all_results.json)."""
+    trainer_state.json's log_history, else from trainer_log.jsonl), the log, and the figures the Trainer saved
+    (all_results.json). The choice among the checkpoints is `settle_choice`'s, made by the caller."""
     if not os.path.isdir(output_dir):
         raise UsageError(f"{output_dir}: no such folder")
     state = _read_json(os.path.join(output_dir, TRAINER_STATE))
@@ -172,11 +210,9 @@ def read_trained_run(output_dir: str, *, config_path: str = "") -> TrainResult:
     if not table:
         raise UsageError(f"{output_dir}: no adapter and no complete checkpoint-N folder: not a finished run")
     losses = [h["loss"] for h in history if "loss" in h]
-    best = choose_checkpoint(table).checkpoint
     return TrainResult(
         output_dir=output_dir, adapter_dir=table[-1].path, trainer_log=os.path.join(output_dir, TRAINER_LOG),
-        config_path=config_path, checkpoints=table, best_checkpoint=best.path if best.eval_loss is not None else None,
-        log=log, global_step=global_step, train_runtime=float(results.get("train_runtime") or 0.0),
+        config_path=config_path, checkpoints=table, log=log, global_step=global_step, train_runtime=float(results.get("train_runtime") or 0.0),
         train_samples_per_second=float(results.get("train_samples_per_second") or 0.0),
         final_loss=losses[-1] if losses else None, final_eval_loss=table[-1].eval_loss)
 

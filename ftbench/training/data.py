@@ -23,29 +23,20 @@ def resolve_datasets(cfg: TrainConfig, names: list[str], key: str = "dataset") -
     tags, split and num_samples; a hub entry too), else a data file or folder path. The one place dataset names
     are resolved."""
     from ftbench.api.findings import Finding
-    from ftbench.data.dataset_info import DATASET_INFO, declared_names, parse_dataset_info
-    from ftbench.data.loader import DatasetSpec
+    from ftbench.data.dataset_info import DATASET_INFO, declared_names, resolve_dataset_names
 
-    dataset_dir = resolve_path(cfg, cfg.dataset_dir)
-    info_path = os.path.join(dataset_dir, DATASET_INFO)
-    declared = declared_names(info_path)
-    specs = []
-    for name in names:
-        if name in declared:
-            findings: list[Finding] = []
-            found = parse_dataset_info(info_path, [name], findings)
-            errors = [f for f in findings if f.severity == "error"]
-            if errors or not found:
-                raise InputError(errors[0].one_line() if errors else f"{info_path}: dataset '{name}' cannot be read")
-            specs.append(_trainable(found[0]))
-            continue
-        path = resolve_path(cfg, name)
-        if not os.path.exists(path):
-            where = f"{info_path}" + ("" if os.path.isfile(info_path) else " (which does not exist)")
-            raise cfg.error(key, f"'{name}' is neither a data file nor a dataset in {where}"
-                            + (f"; it has: {', '.join(sorted(declared))}" if declared else ""))
-        specs.append(DatasetSpec(path))
-    return specs
+    info_path = os.path.join(resolve_path(cfg, cfg.dataset_dir), DATASET_INFO)
+    findings: list[Finding] = []
+    specs, unknown = resolve_dataset_names(names, info_path, findings, locate=lambda n: resolve_path(cfg, n))
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise InputError(errors[0].one_line())
+    if unknown:
+        declared = declared_names(info_path)
+        where = f"{info_path}" + ("" if os.path.isfile(info_path) else " (which does not exist)")
+        raise cfg.error(key, f"'{unknown[0]}' is neither a data file nor a dataset in {where}"
+                        + (f"; it has: {', '.join(sorted(declared))}" if declared else ""))
+    return [_trainable(s) if s.declared else s for s in specs]
 
 
 def _trainable(spec):

@@ -16,6 +16,7 @@ from ftbench.training.trainer_log import curves
 FALLING = 0.03  # a curve "still falls" if its last quarter drops by more than 3% of its level
 RISE = 0.02  # eval loss "rises" if it ends more than 2% above its minimum
 NO_PROGRESS = 0.05  # "not converging": train loss ended within 5% of where it started
+DIVERGE_FACTOR = 1.5  # a train loss this many times its first logged value (or not finite) is divergence
 
 
 @dataclass
@@ -27,6 +28,7 @@ class TrainingDiagnosis:
     message: str
     evidence: list[str] = field(default_factory=list)
     keep_step: int | None = None  # the step whose checkpoint to keep
+    diverged_at: int | None = None  # kind "diverged": the step `divergence_step` found
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -47,14 +49,31 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def divergence_step(rows: list[dict]) -> int | None:
+    """The first logged step whose loss (train or eval) is not finite, or whose train loss exceeds
+    DIVERGE_FACTOR × the first logged one: the one rule for "diverged", used by a run's report and by the sweep."""
+    train, evals = curves(rows)
+    for step, value in sorted(train + evals):
+        if not math.isfinite(value):
+            return step
+    first = train[0][1] if train else None
+    return next((s for s, v in train if first is not None and v > DIVERGE_FACTOR * first), None)
+
+
 def diagnose_training(rows: list[dict]) -> TrainingDiagnosis:
     """Under-trained, overfitting, not converging, diverged or converged — with the evidence."""
     train, evals = curves(rows)
-    if any(not math.isfinite(v) for _, v in train + evals):
-        step = next(s for s, v in train + evals if not math.isfinite(v))
-        return TrainingDiagnosis("diverged", f"The loss became NaN/infinite at step {step}: training diverged. "
-                                 "Lower the learning rate (e.g. by 10x), check max_grad_norm, and look for broken "
-                                 "samples.", [f"non-finite loss at step {step}"])
+    step = divergence_step(rows)
+    if step is not None:
+        value = dict(train + evals)[step] if step in dict(train + evals) else float("nan")
+        evidence = ([f"non-finite loss at step {step}"] if not math.isfinite(value) else
+                    [f"train loss {train[0][1]:.4f} at step {train[0][0]}, {value:.4f} at step {step} "
+                     f"(over {DIVERGE_FACTOR}× the first)"])
+        what = ("The loss became NaN/infinite" if not math.isfinite(value) else
+                f"The train loss rose above {DIVERGE_FACTOR}× its first value")
+        return TrainingDiagnosis("diverged", f"{what} at step {step}: training diverged. Lower the learning rate "
+                                 "(e.g. by 10x), check max_grad_norm, and look for broken samples.", evidence,
+                                 diverged_at=step)
     if len(train) < 4:
         return TrainingDiagnosis("too-short", f"Only {len(train)} training loss points were logged: too few to "
                                  "judge the curve. Lower logging_steps or train longer.", [])

@@ -70,14 +70,15 @@ def from_log_history(log_history: list[dict], total_steps: int) -> list[dict]:
 
 
 def curves(rows: list[dict]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, train loss) and (step, eval loss) points, in step order, from trainer_log rows."""
+    """(step, train loss) and (step, eval loss) points, in step order, from trainer_log rows. A loss logged as
+    null is a non-finite one written as strict JSON (`io.write_jsonl`; rows leave out keys they do not have), so
+    it comes back as NaN."""
     train, evals = [], []
     for row in rows:
         step = row.get("current_steps")
         if step is None:
             continue
-        if row.get("loss") is not None:
-            train.append((int(step), float(row["loss"])))
-        if row.get("eval_loss") is not None:
-            evals.append((int(step), float(row["eval_loss"])))
+        for key, points in (("loss", train), ("eval_loss", evals)):
+            if key in row:
+                points.append((int(step), float("nan") if row[key] is None else float(row[key])))
     return sorted(train), sorted(evals)

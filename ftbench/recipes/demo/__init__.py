@@ -12,13 +12,12 @@ Each writes its files into the run's `data/` folder: train.jsonl, eval.jsonl, gs
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from dataclasses import dataclass
 from typing import Callable
 
-from ftbench.io import atomic_write_text
+from ftbench.io import atomic_write_text, write_jsonl
 
 IDENTITY_VALUES = {"name": "Lumen", "author": "ftbench"}  # a distinctive name the report shows being learnt
 TINY_IDENTITY_VALUES = {"name": "ftbench 小助手", "author": "ftbench"}
@@ -70,7 +69,7 @@ class Demo:
 
 
 def _write_jsonl(path: str, records: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_jsonl(path, records)
 
 
 def _identity_split(seed: int, values: dict[str, str]) -> tuple[list[dict], list[dict], random.Random]:

@@ -23,6 +23,7 @@ class ExampleBackend(TrainerBackend):
 
     name = "example"
     description = "trains in a child process (python -m ftbench train) and reads its output folder"
+    config_file = "example_train_args.yaml"  # what --trained-run reads the model and data from
 
     def check_config(self, config: TrainConfig) -> None:
         if config.stage != "sft":

@@ -1,0 +1,85 @@
+"""`ftbench.inference.kv_cache`: the in-place growing KV cache holds exactly what transformers' `torch.cat` cache
+would, grows without copying at every step, drops and trims like it, and joins left-padded caches."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from transformers import DynamicCache
+
+from ftbench.inference.kv_cache import SPARE, GrowingCache
+
+LAYERS, HEADS, DIM = 2, 3, 4
+
+
+def _states(batch: int, length: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(batch, HEADS, length, DIM, generator=g), torch.randn(batch, HEADS, length, DIM, generator=g))
+            for _ in range(LAYERS)]
+
+
+def _feed(cache, steps):
+    out = None
+    for states in steps:
+        for layer, (k, v) in enumerate(states):
+            out = cache.update(k, v, layer)
+    return out
+
+
+def test_growing_equals_torch_cat_step_by_step():
+    steps = [_states(2, 5, 0)] + [_states(2, 1, s) for s in range(1, 2 * SPARE)]  # prefill, then one token a step
+    ours, theirs = GrowingCache(), DynamicCache()
+    for states in steps:
+        for layer, (k, v) in enumerate(states):
+            mine, ref = ours.update(k, v, layer), theirs.update(k, v, layer)
+            assert torch.equal(mine[0], ref[0]) and torch.equal(mine[1], ref[1])
+    assert ours.get_seq_length() == theirs.get_seq_length() == 5 + 2 * SPARE - 1
+
+
+def test_a_step_writes_in_place_without_reallocating():
+    cache = GrowingCache()
+    _feed(cache, [_states(1, 3, 0)])
+    layer = cache.layers[0]
+    buffer = layer.key_buffer
+    for s in range(SPARE):  # room was left for SPARE more tokens
+        _feed(cache, [_states(1, 1, s + 1)])
+        assert layer.key_buffer is buffer
+        assert layer.keys.data_ptr() == buffer.data_ptr()  # the model reads a view of the buffer
+    _feed(cache, [_states(1, 1, 999)])  # past the spare room: one new buffer, contents kept
+    assert layer.key_buffer is not buffer and torch.equal(layer.keys[:, :, :3 + SPARE], buffer[:, :, :3 + SPARE])
+
+
+def test_dropping_rows_and_trimming_columns_keep_the_rest():
+    cache = GrowingCache()
+    _feed(cache, [_states(3, 4, 0), _states(3, 1, 1)])
+    keys = cache.layers[1].keys.clone()
+    for layer in cache.layers:
+        layer.batch_select_indices(torch.tensor([0, 2]))
+    assert torch.equal(cache.layers[1].keys, keys[[0, 2]])
+    cache.trim_left(2)
+    assert torch.equal(cache.layers[1].keys, keys[[0, 2]][:, :, 2:]) and cache.layers[0].keys.shape[-2] == 3
+    _feed(cache, [[(k[:2], v[:2]) for k, v in _states(3, 1, 2)]])  # still grows after both
+    assert cache.get_seq_length() == 4
+
+
+def test_join_right_aligns_left_padded_caches_with_zeros():
+    short, long = GrowingCache(), GrowingCache()
+    _feed(short, [_states(1, 2, 0)])
+    _feed(long, [_states(2, 5, 1)])
+    a, b = short.layers[0].keys.clone(), long.layers[0].keys.clone()
+    short.join(long)
+    joined = short.layers[0].keys
+    assert joined.shape == (3, HEADS, 5, DIM)
+    assert torch.equal(joined[0, :, 3:], a[0]) and torch.all(joined[0, :, :3] == 0)  # the gap on the left is zero
+    assert torch.equal(joined[1:], b)
+    ref = DynamicCache()
+    _feed(ref, [[(torch.cat([torch.nn.functional.pad(k0, (0, 0, 3, 0)), k1]),
+                  torch.cat([torch.nn.functional.pad(v0, (0, 0, 3, 0)), v1]))
+                 for (k0, v0), (k1, v1) in zip(_states(1, 2, 0), _states(2, 5, 1))]])
+    assert torch.equal(short.layers[1].values, ref.layers[1].values)
+    step = _states(3, 1, 7)
+    _feed(short, [step])
+    _feed(ref, [step])
+    assert torch.equal(short.layers[0].keys, ref.layers[0].keys)  # the joined cache keeps growing like torch.cat
