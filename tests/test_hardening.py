@@ -270,3 +270,57 @@ def test_metrics_json_nan_figure_is_named(tmp_path):
     assert result.exit_code == 1
     assert _one_error_line(result) == f"ftbench: error: {tmp_path / 'a.json'}: after.rouge-l: expected a finite " \
         "number, got nan"
+
+
+# --- issue 22: CSV as `datasets` reads it --------------------------------------------------------------------
+
+def _datasets_csv(path, cache) -> list[dict]:
+    """The records `datasets`' own CSV loader (LLaMA-Factory's reader) makes of a file."""
+    from datasets import load_dataset
+
+    return load_dataset("csv", data_files=str(path), split="train", cache_dir=str(cache)).to_list()
+
+
+def _ftbench_csv(path) -> tuple[list[dict], list]:
+    from ftbench.data.reader import read_records
+
+    findings: list = []
+    return [r.value for r in read_records(str(path), findings)], findings
+
+
+def test_csv_records_equal_datasets_loader_with_a_50mb_cell(tmp_path):
+    big = "x" * (50 * 2**20)
+    path = tmp_path / "qa.csv"
+    path.write_text('instruction,input,output,score\n'
+                    f'"Write two lines\nof verse",,"Roses, ""red""\nviolets",1\n'
+                    f'big,NA,{big},2\n'
+                    '\n'
+                    'q"uote,None,"a"b,\n'
+                    'last,x,"multi\r\nline",4\n', encoding="utf-8")
+    ours, findings = _ftbench_csv(path)
+    assert findings == []
+    assert ours == _datasets_csv(path, tmp_path / "cache")
+    assert ours[1]["output"] == big
+    code, report = validate_json(str(path), "--no-near-dup")
+    assert code in (0, 1) and not [f for f in report["errors"] if f["code"] == "invalid-csv"]
+
+
+@pytest.mark.parametrize("text, line", [
+    ('instruction,output\n"a,b\nc,d\n', 2),
+    ('instruction,output\nq,a\nq2,"a2 ""quoted""\nmore\n', 3),
+    ('instruction,output\nq,a\n\nq3,"x"y\nq4,"open\n', 5),
+])
+def test_csv_unclosed_quote_is_an_error_at_its_line(tmp_path, text, line):
+    path = tmp_path / "u.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(Exception) as err:
+        _datasets_csv(path, tmp_path / "cache")  # pandas, so datasets and LLaMA-Factory, refuse the file
+    causes = [err.value]
+    while causes[-1].__cause__ or causes[-1].__context__:
+        causes.append(causes[-1].__cause__ or causes[-1].__context__)
+    assert any("EOF inside string" in str(c) for c in causes)
+    code, report = validate_json(str(path), "--no-near-dup")
+    assert code == 1
+    errors = [f for f in report["errors"] if f["code"] == "invalid-csv"]
+    assert [(f["line"], f["file"]) for f in errors] == [(line, str(path))]
+    assert "never closed" in errors[0]["message"] and "close the quote" in errors[0]["hint"]
