@@ -11,7 +11,8 @@ from dataclasses import replace
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
+from ftbench.cli.options import (SEED, FiniteFloat, common_options, engine_options, engine_settings, print_json,
+                                  settings)
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 FORMAT_CHOICES = ["auto", "alpaca", "sharegpt", "openai"]
@@ -103,10 +104,10 @@ def _old_created(path: str):
               "...; `ftbench templates` lists them) instead of the tokenizer's chat template.")
 @click.option("--default-system", help="System prompt for samples without one (with --template: replaces the "
               "template's default; \"\" removes it).")
-@click.option("--temperature", type=float, help="Sample with this temperature (default: greedy).")
-@click.option("--top-p", type=float, help="Nucleus sampling threshold (turns sampling on).")
+@click.option("--temperature", type=FiniteFloat(), help="Sample with this temperature (default: greedy).")
+@click.option("--top-p", type=FiniteFloat(), help="Nucleus sampling threshold (turns sampling on).")
 @click.option("--top-k", type=click.IntRange(0), help="Top-k when sampling (default: off).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for sampling.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed for sampling.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto",
               show_default=True, help="auto: bf16 on CUDA if supported (else fp16), fp16 on MPS, fp32 on CPU.")
