@@ -324,3 +324,60 @@ def test_csv_unclosed_quote_is_an_error_at_its_line(tmp_path, text, line):
     errors = [f for f in report["errors"] if f["code"] == "invalid-csv"]
     assert [(f["line"], f["file"]) for f in errors] == [(line, str(path))]
     assert "never closed" in errors[0]["message"] and "close the quote" in errors[0]["hint"]
+
+
+# --- issue 22: inputs that would take the machine ----------------------------------------------------------------
+
+def _peak_rss_run(args: list[str]) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `ftbench ARGS` in a child process; (its result, its peak resident memory in GB)."""
+    wrapper = ("import resource, subprocess, sys\n"
+               "proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+               "sys.stdout.write(proc.stdout); sys.stderr.write(proc.stderr)\n"
+               "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+               "sys.exit(proc.returncode)\n")
+    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "ftbench", *args], cwd=REPO,
+                         capture_output=True, text=True, timeout=540)
+    peak = [line for line in out.stderr.splitlines() if line.startswith("PEAK_KB")]
+    return out, int(peak[-1].split()[1]) / 2**20
+
+
+@pytest.mark.parametrize("case", ["long-prompt", "long-default-system"])
+def test_a_prompt_longer_than_the_context_keeps_its_last_tokens_in_bounded_memory(tmp_path, tiny_model, case):
+    """A 200,000-character prompt (or a 120 KB --default-system on every sample) allocated 14-40 GB of attention
+    and died (exit 3): prompts keep the model's context (4,096 tokens for tiny), in batches small enough."""
+    import random
+
+    rng = random.Random(0)
+    long = " ".join(rng.choice(["alpha", "beta", "gamma", "你好", "世界"]) for _ in range(50_000))[:200_000]
+    data = tmp_path / "d.json"
+    if case == "long-prompt":
+        data.write_text(json.dumps([{"instruction": long, "output": "ok"}], ensure_ascii=False), encoding="utf-8")
+        extra = []
+    else:
+        data.write_text(json.dumps([{"instruction": f"q{i}", "output": "a"} for i in range(2)]), encoding="utf-8")
+        # 120 KB, ASCII: one command-line argument may hold at most 128 KiB
+        extra = ["--default-system", " ".join(rng.choice(["alpha", "beta", "gamma"]) for _ in range(30_000))[:120_000]]
+    out = tmp_path / "p.jsonl"
+    proc, peak_gb = _peak_rss_run(["predict", "--model", "tiny", "--data", str(data), "-o", str(out),
+                                   "--max-new-tokens", "4", *extra])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert peak_gb < 2, f"peak RSS {peak_gb:.2f} GB"
+    assert "longer than 4,096 tokens (the model's context) keep their last 4,096 tokens" in proc.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == (1 if case == "long-prompt" else 2)
+
+
+def test_max_prompt_tokens_keeps_the_last_tokens(tmp_path, tiny_model):
+    from ftbench.inference.models import load_tokenizer
+
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([{"instruction": "one two three four five six seven eight nine ten " * 4,
+                                 "output": "ok"}]), encoding="utf-8")
+    out = tmp_path / "p.jsonl"
+    result = run_cli("predict", "--model", "tiny", "--data", str(data), "-o", str(out), "--max-new-tokens", "2",
+                     "--max-prompt-tokens", "12")
+    assert result.exit_code == 0, result.output
+    assert "1 prompt(s) longer than 12 tokens (--max-prompt-tokens) keep their last 12 tokens" in result.output
+    prompt = json.loads(out.read_text(encoding="utf-8"))["prompt"]
+    assert len(load_tokenizer("tiny")(prompt, add_special_tokens=False)["input_ids"]) <= 12
+    assert "assistant" in prompt  # the generation prompt at the end is kept

@@ -100,6 +100,8 @@ def _old_created(path: str):
 @click.option("--stop", multiple=True, help="Stop at this string (repeatable); the text is cut before it.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--cutoff-len", type=click.IntRange(1, MAX_TOKENS), help="Keep only the last N prompt tokens.")
+@click.option("--max-prompt-tokens", type=click.IntRange(1, MAX_TOKENS), help="A longer prompt keeps its last N "
+              "tokens, with a warning (default: the model's context, so a huge prompt cannot exhaust memory).")
 @click.option("--template", help="Render prompts with this LLaMA-Factory template (qwen, llama3, chatml, smollm2, "
               "...; `ftbench templates` lists them) instead of the tokenizer's chat template.")
 @click.option("--default-system", help="System prompt for samples without one (with --template: replaces the "
@@ -116,8 +118,8 @@ def _old_created(path: str):
 @engine_options
 @common_options
 @click.pass_context
-def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, stop, limit, cutoff_len, template,
-            default_system, temperature, top_p, top_k, seed, device, dtype, threads, overwrite, **engine):
+def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, stop, limit, cutoff_len, max_prompt_tokens,
+            template, default_system, temperature, top_p, top_k, seed, device, dtype, threads, overwrite, **engine):
     """Generate an answer for every sample of --data and write LLaMA-Factory's prompt/predict/label rows.
 
     Rows are written in input order as batches finish (flushed to disk each batch); if the run is killed,
@@ -161,7 +163,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     if done < len(samples):
         generated, gen_seconds, usage = _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts,
                                                   model=model, adapter=adapter, batch_size=batch_size,
-                                                  cutoff_len=cutoff_len)
+                                                  cutoff_len=cutoff_len, max_prompt_tokens=max_prompt_tokens)
     else:
         usage = {}
     seconds = time.perf_counter() - start
@@ -182,7 +184,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
 
 
 def _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts, *, model, adapter, batch_size,
-              cutoff_len) -> tuple[int, float, dict]:
+              cutoff_len, max_prompt_tokens=None) -> tuple[int, float, dict]:
     """Generate for samples[done:] into OUT; an interrupt says how far it got and how to resume."""
     from ftbench.api.errors import FtbenchError
     from ftbench.inference.engines import open_engine
@@ -191,7 +193,8 @@ def _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts, *
     engine = open_engine(engine_name, model, adapter, params, engine_opts)
     try:
         written, seconds = generate_rows(samples, out, done, engine=engine, batch_size=batch_size,
-                                         cutoff_len=cutoff_len, quiet=settings(ctx).quiet, meta=meta)
+                                         cutoff_len=cutoff_len, quiet=settings(ctx).quiet, meta=meta,
+                                         max_prompt_tokens=max_prompt_tokens)
         return written, seconds, dict(engine.usage)
     except FtbenchError as e:  # a server that stopped answering: what is kept, and how to go on
         from ftbench.data.predictions import read_existing
