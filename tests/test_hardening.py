@@ -381,3 +381,56 @@ def test_max_prompt_tokens_keeps_the_last_tokens(tmp_path, tiny_model):
     prompt = json.loads(out.read_text(encoding="utf-8"))["prompt"]
     assert len(load_tokenizer("tiny")(prompt, add_special_tokens=False)["input_ids"]) <= 12
     assert "assistant" in prompt  # the generation prompt at the end is kept
+
+
+@pytest.mark.parametrize("line, message", [
+    ("learning_rate: 1.0e+39", "learning_rate: must be <= 10.0, got 1e+39"),
+    ("learning_rate: 1e39", "learning_rate: must be <= 10.0, got '1e39'"),  # YAML 1.1 reads it as text
+    ("learning_rate: 11", "learning_rate: must be <= 10.0, got 11"),
+])
+def test_learning_rate_within_a_sane_range(tmp_path, line, message):
+    config = tmp_path / "t.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: {REPO}/datasets/alpaca_demo.json\n"
+                      f"output_dir: {tmp_path / 'out'}\n{line}\n")
+    result = run_cli("train", str(config))
+    assert result.exit_code == 1
+    assert _one_error_line(result) == f"ftbench: error: {config}:4: {message}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--request-timeout", "inf"], "inf is not in the range 1.0<=x<=86400.0"),
+    (["--request-timeout", "nan"], "'nan' is not a finite number"),
+    (["--request-timeout", "1e300"], "1e+300 is not in the range 1.0<=x<=86400.0"),
+    (["--temperature", "nan"], "'nan' is not a finite number"),
+    (["--seed", "99999999999999999999"], "is not in the range 0<=x<=4294967295"),
+    (["--base-url", "http://[::1/v1"], "--base-url http://[::1/v1: not a URL ftbench can reach"),
+    (["--base-url", "http://127.0.0.1:99999/v1"], "not a URL ftbench can reach"),
+    (["--base-url", "http:///v1"], "not a URL ftbench can reach"),
+])
+def test_engine_numbers_and_urls_are_one_line(tmp_path, tiny_model, args, message):
+    result = run_cli("predict", "--model", "tiny", "--data", "datasets/alpaca_demo.json", "-o",
+                     str(tmp_path / "p.jsonl"), "--engine", "openai", *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and message in result.output
+    assert len([line for line in result.output.splitlines() if "error:" in line]) == 1
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr-factors", "inf"], "inf is not a finite number"),
+    (["--lr-factors", "1e308"], "--lr-factors 1e+308: learning_rate: must be <= 10.0, got "),
+    (["--vary", "lr", "--lr-factors", "1,500000"], "--lr-factors 500000: learning_rate: must be <= 10.0"),
+    (["--vary", "rank", "--ranks", "4,100000000"], "100000000 must be > 0 and <= 65536"),
+    (["--vary", "rank", "lora_rank=40000"], "--ranks 80000: lora_rank: must be <= 65536, got 80000"),
+    (["--models", "no-such-model"], "cannot load the config of 'no-such-model'"),
+    (["--models", "./no/such/folder"], "./no/such/folder: no such model folder"),
+    (["--devices", "abc"], "--devices abc: abc is not a GPU here"),
+])
+def test_sweep_refuses_every_setting_before_the_first_run(tmp_path, tiny_model, args, message):
+    """A sweep refused a bad learning rate, rank, model or device only after its baseline had trained (hours on a
+    real model), and ran --devices abc on the CPU, reporting "done on GPU abc"."""
+    result = run_cli("sweep", "--model", "tiny", "--output-dir", str(tmp_path / "s"), *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and message in result.output, result.output
+    assert len([line for line in result.output.splitlines() if "error:" in line]) == 1
+    assert not (tmp_path / "s" / "runs").exists()  # nothing trained

@@ -182,6 +182,10 @@ def engine_settings(values: dict, *, device=None, dtype=None, threads=None, engi
         ENGINES.load(name)  # an unknown name: one line listing the known ones
     if name not in ("openai", "lm-eval") and given["base_url"]:
         raise UsageError("--base-url is for --engine openai (or lm-eval)")
+    if given["base_url"]:
+        from ftbench.net.http import completions_url
+
+        completions_url(given["base_url"])  # a malformed URL is one line before any output file is touched
     if name != "vllm" and (given["tensor_parallel_size"] > 1 or given["data_parallel_size"] > 1):
         raise UsageError("--tensor-parallel-size/--data-parallel-size are for --engine vllm")
     return name, EngineOptions(
