@@ -227,3 +227,70 @@ def test_any_http_reply_ends_in_one_line_without_the_key(tiny_model, reply_serve
     runs = [HTTP_KEY[i:i + 6] for i in range(len(HTTP_KEY) - 5)]
     assert not [r for r in runs if r in result.output or r in written], (reply, result.output)
     assert not set("\x1b\x00\x07") & set(result.output), (reply, result.output)
+
+
+# --- issue 22: the CLI-number surface: every numeric option and YAML key, any number -> exit 0/1/2, never 3 -------
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70),
+    st.sampled_from(["inf", "-inf", "nan", "1e308", "1e39", "-0", "1e-320", "9" * 400, "0x10", "1_000", ""]))
+
+
+def _one_line_failure(result) -> None:
+    """Exit 0, 1 or 2; a failure is one `error:` line and no traceback."""
+    assert result.exit_code in (0, 1, 2), (result.exit_code, result.output[-2000:])
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output[-2000:]
+    if result.exit_code:
+        assert len([line for line in result.output.splitlines() if "error:" in line]) == 1, result.output
+
+
+# (command, option, the arguments that make a valid value stop early, before any model runs)
+_MISSING_MODEL = ["--model", "/nonexistent/model", "--data", "datasets/alpaca_demo.json", "-o", "/nonexistent/o"]
+OPTIONS = [
+    *[("predict", o, _MISSING_MODEL) for o in ("--batch-size", "--max-new-tokens", "--limit", "--cutoff-len",
+                                               "--max-prompt-tokens", "--temperature", "--top-p", "--top-k",
+                                               "--seed", "--threads")],
+    *[("predict", o, ["--engine", "openai", "--base-url", "http://127.0.0.1:9/v1", *_MISSING_MODEL])
+      for o in ("--request-timeout", "--concurrency", "--max-retries")],
+    *[("sweep", o, ["--devices", "not-a-gpu"]) for o in ("--fractions", "--lr-factors", "--ranks", "--gsm8k-limit",
+                                                       "--max-new-tokens", "--threads")],
+    *[("validate", o, ["datasets/alpaca_demo.json"]) for o in ("--near-dup-threshold", "--cutoff-len")],
+    *[("augment", o, ["llm", "/nonexistent/data.json", "--model", "m", "--provider", "openai", "--base-url",
+                      "http://127.0.0.1:9/v1", "-o", "/nonexistent/out.json"])
+      for o in ("--timeout", "--backoff", "--temperature", "--near-dup-threshold", "--seed", "--n",
+                "--concurrency", "--max-retries", "--max-tokens", "--batch-size")],
+]
+
+
+@given(st.sampled_from(OPTIONS), NUMBERS)
+def test_numeric_options_never_crash(tmp_path_factory, option, value):
+    command, name, rest = option
+    args = [command, *rest[:1], name, str(value), *rest[1:]] if command == "augment" else \
+        [command, name, str(value), *rest]
+    if command == "sweep":
+        args += ["--model", "tiny", "--output-dir", str(tmp_path_factory.mktemp("sweep"))]
+    _one_line_failure(run_cli(*args))
+
+
+def _numeric_yaml_keys() -> list[str]:
+    import msgspec
+
+    from ftbench.data.schema import unwrap
+    from ftbench.recipes.run_settings import CompareKeys
+    from ftbench.training.config_keys import TYPED
+
+    compare = {f.name: f.type for f in msgspec.structs.fields(CompareKeys)}
+    return sorted(key for key, declared in {**TYPED, **compare}.items() if unwrap(declared)[0] in (int, float))
+
+
+@given(st.sampled_from(_numeric_yaml_keys()), NUMBERS)
+def test_numeric_yaml_keys_never_crash(tmp_path_factory, key, value):
+    folder = tmp_path_factory.mktemp("yaml")
+    shown = {float("inf"): ".inf", float("-inf"): "-.inf"}.get(value, str(value)) if isinstance(value, float) \
+        else str(value)
+    if isinstance(value, float) and value != value:
+        shown = ".nan"
+    config = folder / "c.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: /nonexistent/data.json\n{key}: {shown!s}\n",
+                      encoding="utf-8")
+    _one_line_failure(run_cli("train-and-compare", "--config", str(config), "--output-dir", str(folder / "run")))

@@ -270,3 +270,167 @@ def test_metrics_json_nan_figure_is_named(tmp_path):
     assert result.exit_code == 1
     assert _one_error_line(result) == f"ftbench: error: {tmp_path / 'a.json'}: after.rouge-l: expected a finite " \
         "number, got nan"
+
+
+# --- issue 22: CSV as `datasets` reads it --------------------------------------------------------------------
+
+def _datasets_csv(path, cache) -> list[dict]:
+    """The records `datasets`' own CSV loader (LLaMA-Factory's reader) makes of a file."""
+    from datasets import load_dataset
+
+    return load_dataset("csv", data_files=str(path), split="train", cache_dir=str(cache)).to_list()
+
+
+def _ftbench_csv(path) -> tuple[list[dict], list]:
+    from ftbench.data.reader import read_records
+
+    findings: list = []
+    return [r.value for r in read_records(str(path), findings)], findings
+
+
+def test_csv_records_equal_datasets_loader_with_a_50mb_cell(tmp_path):
+    big = "x" * (50 * 2**20)
+    path = tmp_path / "qa.csv"
+    path.write_text('instruction,input,output,score\n'
+                    f'"Write two lines\nof verse",,"Roses, ""red""\nviolets",1\n'
+                    f'big,NA,{big},2\n'
+                    '\n'
+                    'q"uote,None,"a"b,\n'
+                    'last,x,"multi\r\nline",4\n', encoding="utf-8")
+    ours, findings = _ftbench_csv(path)
+    assert findings == []
+    assert ours == _datasets_csv(path, tmp_path / "cache")
+    assert ours[1]["output"] == big
+    code, report = validate_json(str(path), "--no-near-dup")
+    assert code in (0, 1) and not [f for f in report["errors"] if f["code"] == "invalid-csv"]
+
+
+@pytest.mark.parametrize("text, line", [
+    ('instruction,output\n"a,b\nc,d\n', 2),
+    ('instruction,output\nq,a\nq2,"a2 ""quoted""\nmore\n', 3),
+    ('instruction,output\nq,a\n\nq3,"x"y\nq4,"open\n', 5),
+])
+def test_csv_unclosed_quote_is_an_error_at_its_line(tmp_path, text, line):
+    path = tmp_path / "u.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(Exception) as err:
+        _datasets_csv(path, tmp_path / "cache")  # pandas, so datasets and LLaMA-Factory, refuse the file
+    causes = [err.value]
+    while causes[-1].__cause__ or causes[-1].__context__:
+        causes.append(causes[-1].__cause__ or causes[-1].__context__)
+    assert any("EOF inside string" in str(c) for c in causes)
+    code, report = validate_json(str(path), "--no-near-dup")
+    assert code == 1
+    errors = [f for f in report["errors"] if f["code"] == "invalid-csv"]
+    assert [(f["line"], f["file"]) for f in errors] == [(line, str(path))]
+    assert "never closed" in errors[0]["message"] and "close the quote" in errors[0]["hint"]
+
+
+# --- issue 22: inputs that would take the machine ----------------------------------------------------------------
+
+def _peak_rss_run(args: list[str]) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `ftbench ARGS` in a child process; (its result, its peak resident memory in GB)."""
+    wrapper = ("import resource, subprocess, sys\n"
+               "proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+               "sys.stdout.write(proc.stdout); sys.stderr.write(proc.stderr)\n"
+               "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+               "sys.exit(proc.returncode)\n")
+    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "ftbench", *args], cwd=REPO,
+                         capture_output=True, text=True, timeout=540)
+    peak = [line for line in out.stderr.splitlines() if line.startswith("PEAK_KB")]
+    return out, int(peak[-1].split()[1]) / 2**20
+
+
+@pytest.mark.parametrize("case", ["long-prompt", "long-default-system"])
+def test_a_prompt_longer_than_the_context_keeps_its_last_tokens_in_bounded_memory(tmp_path, tiny_model, case):
+    """A 200,000-character prompt (or a 120 KB --default-system on every sample) allocated 14-40 GB of attention
+    and died (exit 3): prompts keep the model's context (4,096 tokens for tiny), in batches small enough."""
+    import random
+
+    rng = random.Random(0)
+    long = " ".join(rng.choice(["alpha", "beta", "gamma", "你好", "世界"]) for _ in range(50_000))[:200_000]
+    data = tmp_path / "d.json"
+    if case == "long-prompt":
+        data.write_text(json.dumps([{"instruction": long, "output": "ok"}], ensure_ascii=False), encoding="utf-8")
+        extra = []
+    else:
+        data.write_text(json.dumps([{"instruction": f"q{i}", "output": "a"} for i in range(2)]), encoding="utf-8")
+        # 120 KB, ASCII: one command-line argument may hold at most 128 KiB
+        extra = ["--default-system", " ".join(rng.choice(["alpha", "beta", "gamma"]) for _ in range(30_000))[:120_000]]
+    out = tmp_path / "p.jsonl"
+    proc, peak_gb = _peak_rss_run(["predict", "--model", "tiny", "--data", str(data), "-o", str(out),
+                                   "--max-new-tokens", "4", *extra])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert peak_gb < 2, f"peak RSS {peak_gb:.2f} GB"
+    assert "longer than 4,096 tokens (the model's context) keep their last 4,096 tokens" in proc.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == (1 if case == "long-prompt" else 2)
+
+
+def test_max_prompt_tokens_keeps_the_last_tokens(tmp_path, tiny_model):
+    from ftbench.inference.models import load_tokenizer
+
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([{"instruction": "one two three four five six seven eight nine ten " * 4,
+                                 "output": "ok"}]), encoding="utf-8")
+    out = tmp_path / "p.jsonl"
+    result = run_cli("predict", "--model", "tiny", "--data", str(data), "-o", str(out), "--max-new-tokens", "2",
+                     "--max-prompt-tokens", "12")
+    assert result.exit_code == 0, result.output
+    assert "1 prompt(s) longer than 12 tokens (--max-prompt-tokens) keep their last 12 tokens" in result.output
+    prompt = json.loads(out.read_text(encoding="utf-8"))["prompt"]
+    assert len(load_tokenizer("tiny")(prompt, add_special_tokens=False)["input_ids"]) <= 12
+    assert "assistant" in prompt  # the generation prompt at the end is kept
+
+
+@pytest.mark.parametrize("line, message", [
+    ("learning_rate: 1.0e+39", "learning_rate: must be <= 10.0, got 1e+39"),
+    ("learning_rate: 1e39", "learning_rate: must be <= 10.0, got '1e39'"),  # YAML 1.1 reads it as text
+    ("learning_rate: 11", "learning_rate: must be <= 10.0, got 11"),
+])
+def test_learning_rate_within_a_sane_range(tmp_path, line, message):
+    config = tmp_path / "t.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: {REPO}/datasets/alpaca_demo.json\n"
+                      f"output_dir: {tmp_path / 'out'}\n{line}\n")
+    result = run_cli("train", str(config))
+    assert result.exit_code == 1
+    assert _one_error_line(result) == f"ftbench: error: {config}:4: {message}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--request-timeout", "inf"], "inf is not in the range 1.0<=x<=86400.0"),
+    (["--request-timeout", "nan"], "'nan' is not a finite number"),
+    (["--request-timeout", "1e300"], "1e+300 is not in the range 1.0<=x<=86400.0"),
+    (["--temperature", "nan"], "'nan' is not a finite number"),
+    (["--seed", "99999999999999999999"], "is not in the range 0<=x<=4294967295"),
+    (["--base-url", "http://[::1/v1"], "--base-url http://[::1/v1: not a URL ftbench can reach"),
+    (["--base-url", "http://127.0.0.1:99999/v1"], "not a URL ftbench can reach"),
+    (["--base-url", "http:///v1"], "not a URL ftbench can reach"),
+])
+def test_engine_numbers_and_urls_are_one_line(tmp_path, tiny_model, args, message):
+    result = run_cli("predict", "--model", "tiny", "--data", "datasets/alpaca_demo.json", "-o",
+                     str(tmp_path / "p.jsonl"), "--engine", "openai", *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and message in result.output
+    assert len([line for line in result.output.splitlines() if "error:" in line]) == 1
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr-factors", "inf"], "inf is not a finite number"),
+    (["--lr-factors", "1e308"], "--lr-factors 1e+308: learning_rate: must be <= 10.0, got "),
+    (["--vary", "lr", "--lr-factors", "1,500000"], "--lr-factors 500000: learning_rate: must be <= 10.0"),
+    (["--vary", "rank", "--ranks", "4,100000000"], "100000000 must be > 0 and <= 65536"),
+    (["--vary", "rank", "lora_rank=40000"], "--ranks 80000: lora_rank: must be <= 65536, got 80000"),
+    (["--models", "no-such-model"], "cannot load the config of 'no-such-model'"),
+    (["--models", "./no/such/folder"], "./no/such/folder: no such model folder"),
+    (["--devices", "abc"], "--devices abc: abc is not a GPU here"),
+])
+def test_sweep_refuses_every_setting_before_the_first_run(tmp_path, tiny_model, args, message):
+    """A sweep refused a bad learning rate, rank, model or device only after its baseline had trained (hours on a
+    real model), and ran --devices abc on the CPU, reporting "done on GPU abc"."""
+    result = run_cli("sweep", "--model", "tiny", "--output-dir", str(tmp_path / "s"), *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and message in result.output, result.output
+    assert len([line for line in result.output.splitlines() if "error:" in line]) == 1
+    assert not (tmp_path / "s" / "runs").exists()  # nothing trained

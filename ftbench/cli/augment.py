@@ -9,7 +9,7 @@ import sys
 import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, FtbenchError, InputError, UsageError
-from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.options import MAX_WAIT_SECONDS, SEED, FiniteFloat, common_options, print_json, settings
 from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_TOKENS
 
@@ -120,15 +120,15 @@ def _print_fill(opts, data, out, layout, report, max_shown) -> None:
 @click.option("--max-retries", type=click.IntRange(0, 20), default=5, show_default=True,
               help="Retries of a request on 429/5xx/timeouts/connection errors; also the extra requests a record "
               "gets when a reply has no usable JSON or too few acceptable records.")
-@click.option("--timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+@click.option("--timeout", type=FiniteFloat(0.1, MAX_WAIT_SECONDS), default=60.0, show_default=True,
               help="Seconds one request may take in all (connect, headers, body) before it is retried.")
-@click.option("--backoff", type=click.FloatRange(0.0), default=1.0, show_default=True,
+@click.option("--backoff", type=FiniteFloat(0.0, MAX_WAIT_SECONDS), default=1.0, show_default=True,
               help="First retry waits up to this many seconds (random), doubling per retry up to 60 s; a "
               "Retry-After header is honoured up to 60 s (and --timeout), announced when a second or more.")
 @click.option("--prompt-template", type=click.Path(dir_okay=False),
               help="A text file used as the request instead of the built-in ones (variables: $n, $record, "
               "$format, $keys, $language; $$ is a dollar sign).")
-@click.option("--temperature", type=click.FloatRange(0.0, 2.0), default=0.9, show_default=True,
+@click.option("--temperature", type=FiniteFloat(0.0, 2.0), default=0.9, show_default=True,
               help="Sampling temperature (variety between variants).")
 @click.option("--max-tokens", type=click.IntRange(1, MAX_TOKENS),
               help="Longest reply in tokens (default: the endpoint's; "
@@ -136,10 +136,10 @@ def _print_fill(opts, data, out, layout, report, max_shown) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
               help="DATA's format; auto-detected by default. Generated records must be in the same format.")
 @click.option("--include-original", is_flag=True, help="Also copy the original records into OUT.")
-@click.option("--near-dup-threshold", type=click.FloatRange(0.1, 0.99), default=0.8, show_default=True,
+@click.option("--near-dup-threshold", type=FiniteFloat(0.1, 0.99), default=0.8, show_default=True,
               help="Estimated Jaccard similarity from which a generated record is a near-duplicate.")
 @click.option("--no-near-dup", is_flag=True, help="Reject exact duplicates only.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the retry jitter and local sampling.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for the retry jitter and local sampling.")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="(local) prompts per batch.")
 @click.option("--device", default="auto", show_default=True, help="(local) auto, cpu, cuda, cuda:N or mps.")
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto",

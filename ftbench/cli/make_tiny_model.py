@@ -9,12 +9,12 @@ import os
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.options import SEED, common_options, print_json, settings
 
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the random weights.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random weights.")
 @click.option("--force", is_flag=True, help="Replace DIRECTORY if it already exists.")
 @common_options
 @click.pass_context

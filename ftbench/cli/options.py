@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -111,6 +112,22 @@ def scorer_option(*, default: str, extra: tuple[str, ...] = (), help: str):
     return decorate
 
 
+# --- numbers -----------------------------------------------------------------------------------------------------
+class FiniteFloat(click.FloatRange):
+    """A float option that must be a real number within its range: click's FloatRange lets nan through every
+    bound and inf through a one-sided one, and either fails later, deep inside a library."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+MAX_WAIT_SECONDS = 86_400.0  # a timeout or back-off past a day is a typo (and past ~1e9 s sockets overflow)
+SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range
+
+
 # --- generation engines (predict, eval, train-and-compare) -------------------------------------------------------
 # the engines' options as the command line spells them; each engine class takes its own (`GenerationEngine.
 # options_from`), so this file only collects what was given
@@ -135,7 +152,8 @@ def engine_options(f):
                      help="(openai) requests in flight at once."),
         click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
                      help="(openai) the environment variable holding the API key (never printed or written)."),
-        click.option("--request-timeout", type=click.FloatRange(1.0), default=600.0, show_default=True,
+        click.option("--request-timeout", type=FiniteFloat(1.0, MAX_WAIT_SECONDS), default=600.0,
+                     show_default=True,
                      help="(openai) seconds one request may take in all: connect, headers and body."),
         click.option("--max-retries", type=click.IntRange(0, 20), default=5, show_default=True,
                      help="(openai) retries of a request on 429/5xx/timeouts/refused connections (Retry-After "

@@ -9,7 +9,8 @@ import time
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
+from ftbench.cli.options import (SEED, FiniteFloat, common_options, engine_options, engine_settings, print_json,
+                                  settings)
 from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
@@ -65,14 +66,16 @@ def _prepare_output(out: str, meta: dict, overwrite: bool) -> int:
 @click.option("--stop", multiple=True, help="Stop at this string (repeatable); the text is cut before it.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--cutoff-len", type=click.IntRange(1, MAX_TOKENS), help="Keep only the last N prompt tokens.")
+@click.option("--max-prompt-tokens", type=click.IntRange(1, MAX_TOKENS), help="A longer prompt keeps its last N "
+              "tokens, with a warning (default: the model's context, so a huge prompt cannot exhaust memory).")
 @click.option("--template", help="Render prompts with this LLaMA-Factory template (qwen, llama3, chatml, smollm2, "
               "...; `ftbench templates` lists them) instead of the tokenizer's chat template.")
 @click.option("--default-system", help="System prompt for samples without one (with --template: replaces the "
               "template's default; \"\" removes it).")
-@click.option("--temperature", type=float, help="Sample with this temperature (default: greedy).")
-@click.option("--top-p", type=float, help="Nucleus sampling threshold (turns sampling on).")
+@click.option("--temperature", type=FiniteFloat(), help="Sample with this temperature (default: greedy).")
+@click.option("--top-p", type=FiniteFloat(), help="Nucleus sampling threshold (turns sampling on).")
 @click.option("--top-k", type=click.IntRange(0), help="Top-k when sampling (default: off).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for sampling.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed for sampling.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto",
               show_default=True, help="auto: bf16 on CUDA if supported (else fp16), fp16 on MPS, fp32 on CPU.")
@@ -81,8 +84,8 @@ def _prepare_output(out: str, meta: dict, overwrite: bool) -> int:
 @engine_options
 @common_options
 @click.pass_context
-def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, stop, limit, cutoff_len, template,
-            default_system, temperature, top_p, top_k, seed, device, dtype, threads, overwrite, **engine):
+def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, stop, limit, cutoff_len, max_prompt_tokens,
+            template, default_system, temperature, top_p, top_k, seed, device, dtype, threads, overwrite, **engine):
     """Generate an answer for every sample of --data and write LLaMA-Factory's prompt/predict/label rows.
 
     Rows are written in input order as batches finish (flushed to disk each batch); if the run is killed,
@@ -124,7 +127,8 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
     if done < len(samples):
         generated, gen_seconds, usage = _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts,
                                                   model=model, adapter=adapter, batch_size=batch_size,
-                                                  cutoff_len=cutoff_len, template=chat_template)
+                                                  cutoff_len=cutoff_len, template=chat_template,
+                                                  max_prompt_tokens=max_prompt_tokens)
     else:
         usage = {}
     seconds = time.perf_counter() - start
@@ -145,7 +149,7 @@ def predict(ctx, model, adapter, data, fmt, out, batch_size, max_new_tokens, sto
 
 
 def _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts, *, model, adapter, batch_size,
-              cutoff_len, template) -> tuple[int, float, dict]:
+              cutoff_len, template, max_prompt_tokens=None) -> tuple[int, float, dict]:
     """Generate for samples[done:] into OUT; an interrupt says how far it got and how to resume."""
     from ftbench.api.errors import FtbenchError
     from ftbench.inference.engines import ENGINES
@@ -154,7 +158,8 @@ def _generate(ctx, samples, done, out, meta, params, engine_name, engine_opts, *
     engine = ENGINES.create(engine_name, model, adapter, engine_opts, template=template)
     try:
         written, seconds = generate_rows(samples, out, done, engine=engine, params=params, batch_size=batch_size,
-                                         cutoff_len=cutoff_len, quiet=settings(ctx).quiet, meta=meta)
+                                         cutoff_len=cutoff_len, quiet=settings(ctx).quiet, meta=meta,
+                                         max_prompt_tokens=max_prompt_tokens)
         return written, seconds, dict(engine.usage)
     except FtbenchError as e:  # a server that stopped answering: what is kept, and how to go on
         from ftbench.data.predictions import read_existing

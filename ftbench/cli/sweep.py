@@ -3,6 +3,7 @@ read out in a report that says which change moves the metric. With no arguments:
 
 from __future__ import annotations
 
+import math
 import os
 
 import click
@@ -10,6 +11,7 @@ import click
 from ftbench.cli.options import LazyChoice, common_options, judged_figure_names, print_json, settings
 from ftbench.cli.train_and_compare import SELECT_BY
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
+from ftbench.training.config_keys import MAX_LORA_RANK
 
 # the embedded default: the tiny model's demo, shorter (see docs/sweep.md for why not the real model)
 DEFAULT_MODEL = "tiny"
@@ -29,6 +31,8 @@ def _numbers(kind, low: float, integer: bool = False, high: float | None = None)
                 x = int(part) if integer else float(part)
             except ValueError:
                 raise click.BadParameter(f"{part.strip()!r} is not {kind}") from None
+            if not math.isfinite(x):
+                raise click.BadParameter(f"{part.strip()} is not a finite number")
             if not x > low or (high is not None and x > high):
                 raise click.BadParameter(f"{part.strip()} must be > {low:g}" + (f" and <= {high:g}" if high else ""))
             out.append(x)
@@ -57,7 +61,7 @@ def _vary(ctx, param, value):
               "data, nested subsets (default 0.25,0.5,1).")
 @click.option("--lr-factors", callback=_numbers("a number", 0), help="Learning rates as multiples of the config's "
               "(default 0.333,1,3).")
-@click.option("--ranks", callback=_numbers("an integer", 0, integer=True),
+@click.option("--ranks", callback=_numbers("an integer", 0, integer=True, high=MAX_LORA_RANK),
               help="LoRA ranks (default the config's ×½, ×1, ×2; alpha keeps its ratio to the rank).")
 @click.option("--models", help="Base models to compare, comma-separated (the config's is the baseline).")
 @click.option("--metric", default="rouge-l", show_default=True, type=LazyChoice(judged_figure_names),
@@ -90,7 +94,7 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
     """
     from ftbench.recipes.run_folder import SweepFolder
     from ftbench.recipes.run_settings import prepare_run, run_id
-    from ftbench.recipes.sweep import SweepSettings, sweep as run_sweep
+    from ftbench.recipes.sweep import SweepSettings, check_settings, sweep as run_sweep
 
     opts = settings(ctx)
     embedded = not config and not model and not any(o.startswith(("dataset=", "model_name_or_path="))
@@ -119,6 +123,7 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
                        note=DEFAULT_NOTE if embedded else None,
                        **{k: v for k, v in (("fractions", fractions), ("lr_factors", lr_factors), ("ranks", ranks))
                           if v})
+    check_settings(cfg, ss)  # before anything is written (the recipe checks again for library callers)
     if not opts.quiet:
         for w in warnings:
             click.echo(f"warning: {w}", err=True)

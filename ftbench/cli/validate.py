@@ -8,7 +8,7 @@ import sys
 import click
 
 from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, UsageError
-from ftbench.cli.options import common_options, print_json, settings
+from ftbench.cli.options import FiniteFloat, common_options, print_json, settings
 from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_TOKENS
 
@@ -84,7 +84,7 @@ class _Progress:
               "relative to (LLaMA-Factory's media_dir). Default: the folder of dataset_info.json.")
 @click.option("--near-dup/--no-near-dup", default=True, show_default=True,
               help="Find near-duplicates with MinHash LSH.")
-@click.option("--near-dup-threshold", type=click.FloatRange(0.1, 1.0), default=0.8, show_default=True,
+@click.option("--near-dup-threshold", type=FiniteFloat(0.1, 1.0), default=0.8, show_default=True,
               help="Estimated Jaccard similarity (character 5-grams) from which records are near-duplicates.")
 @click.option("--cutoff-len", type=click.IntRange(1, MAX_TOKENS),
               help="Warn about samples longer than this many tokens.")

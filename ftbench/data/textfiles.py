@@ -4,13 +4,18 @@ LLaMA-Factory reads CSV through `datasets`, which uses pandas in chunks of 10,00
 skipped, an empty cell and pandas' NA words ("NA", "None", "null", "nan", ...) become null, and a column whose
 cells in a chunk are all numbers (or all True/False) becomes numbers (or booleans), so a numeric `output`
 column is not text. The same happens here, row by row in bounded memory, and each record keeps the file line
-its row starts on. A `.txt` file is one record {"text": line} per line, as `datasets`' text builder reads it.
+its row starts on. Cells of any size are read (pandas has no field limit; Python's csv module's 128 KiB default
+is lifted), and a quote left open at the end of the file is an error at the line it opens on, as pandas' "EOF
+inside string" is. A `.txt` file is one record {"text": line} per line, as `datasets`' text builder reads it.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
+import itertools
 import re
+import sys
 from typing import Callable, Iterator
 
 from ftbench.api.findings import Finding
@@ -30,9 +35,11 @@ def read_csv(path: str, name: str, findings: list[Finding], *, windows: Windows 
              on_progress: Callable[[int], None] | None = None, counts: dict | None = None) -> Iterator[RawRecord]:
     """The rows of a CSV file as records (index = data row, line = the file line the row starts on)."""
     read = 0
+    csv.field_size_limit(sys.maxsize)  # pandas (so datasets) reads a cell of any size
     with open(path, encoding="utf-8-sig", newline="") as fh:
         progress = _Progress(fh, on_progress)
-        reader = csv.reader(fh)
+        lines = _RowLines(fh)
+        reader = csv.reader(lines)
         try:
             header, header_line = _header(reader)
             if header is None:
@@ -40,10 +47,19 @@ def read_csv(path: str, name: str, findings: list[Finding], *, windows: Windows 
                                         hint="the first line names the columns: instruction,input,output",
                                         file=name, line=1))
                 return
+            lines.current = []
             chunk: list[tuple[int, list[str]]] = []
             index, previous = 0, reader.line_num
             for row in reader:
                 start, previous = previous + 1, reader.line_num
+                raw, lines.current = lines.current, []
+                if lines.exhausted and (opened := _unclosed_quote(raw)) is not None:
+                    findings.append(Finding(
+                        "invalid-csv", "this quoted field is never closed: the rest of the file would be its text "
+                        "(pandas, which LLaMA-Factory uses, stops: EOF inside string)", record=index,
+                        line=start + opened, file=name,
+                        hint='close the quote this field opens (write a " inside a quoted field as "")'))
+                    break
                 if not row:
                     continue  # a blank line: pandas skips it
                 if len(row) > len(header):
@@ -66,12 +82,57 @@ def read_csv(path: str, name: str, findings: list[Finding], *, windows: Windows 
                 yield record
         except UnicodeDecodeError:
             findings.append(_not_utf8(path, name))
-        except csv.Error as err:
+        except csv.Error as err:  # not expected with the lenient default dialect and no field limit
             findings.append(Finding("invalid-csv", f"the CSV cannot be read here: {err}", file=name,
-                                    line=reader.line_num, hint="close the quote this field opens (write a \" inside "
-                                    "a quoted field as \"\")"))
+                                    line=reader.line_num, hint="check this line's quoting (write a \" inside a "
+                                    "quoted field as \"\")"))
     if counts is not None:
         counts["lines"], counts["records"] = 0, read
+
+
+class _RowLines:
+    """The file's lines as csv.reader pulls them, keeping those of the row being read (``current``, cleared by
+    the caller after each row) and whether the file has ended (``exhausted``)."""
+
+    def __init__(self, fh):
+        self.fh, self.current, self.exhausted = fh, [], False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.fh.readline()
+        if not line:
+            self.exhausted = True
+            raise StopIteration
+        self.current.append(line)
+        return line
+
+
+def _unclosed_quote(lines: list[str]) -> int | None:
+    """The line (counted from 0 within ``lines``, one row's text) on which a quoted field opens that the file
+    never closes, or None. Follows csv's default dialect: a quote opens a field only at its start, "" inside a
+    quoted field is a quote, and text after a closing quote joins the field."""
+    text = "".join(lines)
+    i, n, at_start, opened = 0, len(text), True, None
+    while i < n:
+        if at_start and text[i] == '"':
+            opened, close = i, i + 1
+            while True:  # skip to the quote that closes it ("" is an escaped quote)
+                close = text.find('"', close)
+                if close < 0:
+                    return bisect.bisect_right(list(itertools.accumulate(map(len, lines))), opened)
+                if text.startswith('"', close + 1):
+                    close += 2
+                    continue
+                break
+            i, at_start = close + 1, False
+            continue
+        nxt = min((j for j in (text.find(",", i), text.find("\n", i), text.find("\r", i)) if j >= 0), default=n)
+        if nxt >= n:
+            break
+        i, at_start = nxt + 1, True  # a new field (or record) starts after a comma or line break
+    return None
 
 
 def _header(reader) -> tuple[list[str] | None, int]:

@@ -173,6 +173,26 @@ def _encode(tokenizer, segment: Segment) -> list[int]:
     return ids
 
 
+_NO_LIMIT = 10**9  # transformers' "no model_max_length" is 1e30; no model has a billion positions
+
+
+def context_length(tokenizer) -> int | None:
+    """The model's context in tokens: the tokenizer's model_max_length, else the max_position_embeddings of the
+    config.json next to it; None if neither says."""
+    import os
+
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < _NO_LIMIT:
+        return limit
+    config = os.path.join(str(getattr(tokenizer, "name_or_path", "") or ""), "config.json")
+    try:
+        with open(config, encoding="utf-8") as fh:
+            positions = json.load(fh).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return positions if isinstance(positions, int) and 0 < positions < _NO_LIMIT else None
+
+
 def render_prompt(tokenizer, sample: Sample, template: ChatTemplate | None = None) -> str:
     """The text the model is given at prediction time: everything before the final answer, with the generation
     prompt (e.g. ending in `<|im_start|>assistant\\n`)."""

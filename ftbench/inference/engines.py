@@ -44,13 +44,23 @@ def _option_names(name: str) -> frozenset[str]:
 
 
 def render_prompts(tokenizer, samples, indices: Iterable[int], cutoff_len: int | None = None,
-                   with_messages: bool = False, template=None) -> Mapping[int, Prompt]:
+                   with_messages: bool = False, template=None, max_prompt_tokens: int | None = None,
+                   cut: list[int] | None = None) -> Mapping[int, Prompt]:
     """index -> Prompt for ``samples[i]``: the text and ids `inference.chat` renders (the same as training's),
-    and the messages without the final answer when a chat endpoint needs them."""
-    from ftbench.inference.chat import prompt_text_and_ids, to_messages
+    and the messages without the final answer when a chat endpoint needs them.
 
+    A prompt longer than ``max_prompt_tokens`` (default: the model's context, `chat.context_length`) keeps its
+    last tokens, as ``cutoff_len`` does, and its index goes to ``cut``: a 200,000-character prompt would
+    otherwise ask the model for tens of gigabytes of attention before failing."""
+    from ftbench.inference.chat import context_length, prompt_text_and_ids, to_messages
+
+    limit = max_prompt_tokens or context_length(tokenizer)
     prompts = {}
     for i in indices:
         text, ids = prompt_text_and_ids(tokenizer, samples[i], cutoff_len, template)
+        if limit and len(ids) > limit:
+            text, ids = prompt_text_and_ids(tokenizer, samples[i], limit, template)
+            if cut is not None:
+                cut.append(i)
         prompts[i] = Prompt(text, ids, to_messages(samples[i])[:-1] if with_messages else None)
     return prompts

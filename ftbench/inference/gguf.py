@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import struct
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -70,6 +72,7 @@ def cached_conversion(gguf_path: str, name: str) -> str:
     if str(folder) in _verified:
         return str(folder)
     if not is_intact(folder):
+        check_gguf_layout(gguf_path)  # a cut or forged file is one line, not an error deep inside gguf/numpy
         damaged = folder.exists()
         say(f"{'rebuilding the damaged' if damaged else 'building the'} model folder {folder} from {gguf_path} "
             "(GGUF weights dequantised to float32, once)")
@@ -80,6 +83,97 @@ def cached_conversion(gguf_path: str, name: str) -> str:
                              "(set FTBENCH_CACHE to a writable folder)") from e
     _verified.add(str(folder))
     return str(folder)
+
+
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_STRING, _ARRAY = 8, 9
+_MAX_DIMS = 8  # ggml has 4; anything far past that is a forged count
+
+
+class _GgufLayout:
+    """Walks a GGUF file's header (key/values, tensor descriptions) and checks every length, count and tensor
+    extent against the file's size before gguf and numpy read it: a cut or forged file is one UsageError saying
+    where it breaks, instead of a struct.error, an OverflowError or a multi-gigabyte allocation."""
+
+    def __init__(self, path: str):
+        self.path, self.size, self.pos, self.order = path, os.path.getsize(path), 0, "<"
+        self.fh = open(path, "rb")
+
+    def fail(self, what: str) -> UsageError:
+        return UsageError(f"{self.path}: not a readable GGUF file: {what} (at byte {self.pos:,} of {self.size:,}; "
+                          "the file is cut short or damaged: copy or download it again)")
+
+    def take(self, n: int, what: str, *, keep: bool = True) -> bytes:
+        if not 0 <= n <= self.size - self.pos:
+            raise self.fail(f"{what} needs {n:,} bytes, {self.size - self.pos:,} are left")
+        self.pos += n
+        if keep:
+            return self.fh.read(n)
+        self.fh.seek(self.pos)
+        return b""
+
+    def number(self, code: str, what: str):
+        return struct.unpack(self.order + code, self.take(struct.calcsize(code), what))[0]
+
+    def value(self, kind: int, what: str, depth: int = 0):
+        if kind in _SCALARS:
+            return self.number(_SCALARS[kind], what)
+        if kind == _STRING:
+            return self.take(self.number("Q", f"{what}'s length"), what, keep=False)
+        if kind == _ARRAY and depth < 4:
+            item, count = self.number("I", f"{what}'s item type"), self.number("Q", f"{what}'s length")
+            if item in _SCALARS:
+                return self.take(count * struct.calcsize(_SCALARS[item]), what, keep=False)
+            for _ in range(count):  # each item takes at least one byte: a forged count runs out of file
+                self.value(item, what, depth + 1)
+            return None
+        raise self.fail(f"{what} has an unknown value type {kind}")
+
+    def check(self) -> None:
+        from gguf.constants import GGML_QUANT_SIZES
+
+        if self.take(4, "the magic number") != b"GGUF":
+            raise self.fail("it does not start with GGUF")
+        version = self.number("I", "the version")
+        if version not in (2, 3):
+            self.order, version = ">", struct.unpack(">I", struct.pack("<I", version))[0]  # a big-endian file
+            if version not in (2, 3):
+                raise self.fail("only GGUF versions 2 and 3 are read")
+        tensors, keys = self.number("Q", "the tensor count"), self.number("Q", "the key count")
+        alignment = 32
+        for i in range(keys):
+            key = self.take(self.number("Q", f"key {i}'s length"), f"key {i}")
+            value = self.value(self.number("I", f"key {i}'s type"), f"the value of key {i}")
+            if key == b"general.alignment":
+                alignment = value if isinstance(value, int) and value > 0 else 0
+                if not alignment:
+                    raise self.fail("general.alignment is not a positive integer")
+        extents = []
+        for i in range(tensors):
+            self.take(self.number("Q", f"tensor {i}'s name length"), f"tensor {i}'s name", keep=False)
+            dims = self.number("I", f"tensor {i}'s dimension count")
+            if dims > _MAX_DIMS:
+                raise self.fail(f"tensor {i} has {dims:,} dimensions")
+            shape = [self.number("Q", f"tensor {i}'s shape") for _ in range(dims)]
+            kind, offset = self.number("I", f"tensor {i}'s type"), self.number("Q", f"tensor {i}'s offset")
+            if kind not in GGML_QUANT_SIZES:
+                raise self.fail(f"tensor {i} has an unknown type {kind}")
+            block, block_bytes = GGML_QUANT_SIZES[kind]
+            elements = math.prod(shape)
+            if elements % block:
+                raise self.fail(f"tensor {i}'s {elements:,} values are not whole blocks of {block}")
+            extents.append((i, offset, elements // block * block_bytes))
+        start = -(-self.pos // alignment) * alignment
+        for i, offset, nbytes in extents:
+            if start + offset + nbytes > self.size:
+                raise self.fail(f"tensor {i}'s data ends at byte {start + offset + nbytes:,}, past the end")
+
+
+def check_gguf_layout(path: str) -> None:
+    """UsageError unless every length and tensor in the GGUF file at ``path`` lies inside the file."""
+    layout = _GgufLayout(path)
+    with layout.fh:
+        layout.check()
 
 
 @contextmanager
@@ -134,7 +228,7 @@ def convert_gguf(gguf_path: str, out_dir: str | os.PathLike) -> None:
                                                          dtype=torch.float32)
     except ImportError as e:
         raise UsageError(f"reading GGUF files needs the gguf package: pip install gguf ({e})") from e
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, struct.error, OverflowError, IndexError) as e:
         raise UsageError(f"{gguf_path}: cannot read this GGUF file with transformers: {str(e).splitlines()[0]}") \
             from e
     # The weights are dense float32 tensors already, but the model still carries the GGUF quantizer state,

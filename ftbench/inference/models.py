@@ -47,6 +47,41 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def check_model_exists(name_or_path: str) -> str:
+    """`resolve_model`, and for a hub id its config.json fetched (or found in the cache), so a misspelt or
+    unreachable model is one line naming it before any work depends on it (a sweep's runs)."""
+    import logging
+
+    path = resolve_model(name_or_path)
+    if os.path.isdir(path):
+        return path
+    from huggingface_hub import hf_hub_download
+
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # not a warning per retry: the one line below says what failed
+    try:
+        hf_hub_download(path, "config.json")
+    except Exception as e:  # noqa: BLE001 - unreachable hub, unknown or gated repo, malformed id: all one line
+        raise _friendly_load_error("the config of", name_or_path, e) from None
+    finally:
+        logger.setLevel(level)
+    return path
+
+
+def cuda_device_ids(devices: tuple[str, ...]) -> tuple[str, ...]:
+    """GPU ids as `--devices` gives them, each checked to be a CUDA device of this machine; UsageError if not."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    bad = [d for d in devices if not d.isdigit() or int(d) >= count]
+    if bad:
+        have = f"GPUs 0..{count - 1}" if count else "no CUDA GPU"
+        raise UsageError(f"--devices {','.join(devices)}: {', '.join(bad)} is not a GPU here (this machine has "
+                         f"{have}); {'give ids from that range' if count else 'leave out --devices to run here'}")
+    return devices
+
+
 def _looks_like_path(name: str) -> bool:
     """Hub ids are `name` or `org/name`; anything with ./, ../, ~, a leading / or more slashes is a path."""
     return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name)

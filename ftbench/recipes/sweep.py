@@ -105,6 +105,39 @@ def _short_number(x: float) -> str:
     return f"{x:.2g}".replace("+", "").replace("e-0", "e-")
 
 
+def _scaled_lr(cfg, factor: float) -> float:
+    return float(f"{cfg.learning_rate * factor:.3g}")
+
+
+def _ranks(cfg, ss: SweepSettings) -> tuple[int, ...]:
+    return ss.ranks or tuple(max(1, int(cfg.lora_rank * x)) for x in DEFAULT_RANK_FACTORS)
+
+
+def check_settings(cfg, ss: SweepSettings) -> None:
+    """Everything a run could refuse, refused before the first (the baseline may train for hours): each learning
+    rate and rank against the training schema, each model resolved (a hub id's config fetched), each device a
+    GPU of this machine. UsageError naming the option."""
+    from ftbench.data.schema import SchemaError
+    from ftbench.inference.models import check_model_exists, cuda_device_ids
+    from ftbench.training.config import convert
+
+    checks = []
+    if "lr" in ss.vary:
+        checks += [("--lr-factors", f"{x:g}", "learning_rate", _scaled_lr(cfg, x)) for x in ss.lr_factors]
+    if "rank" in ss.vary:
+        checks += [("--ranks", str(r), "lora_rank", r) for r in _ranks(cfg, ss)]
+    for option, given, key, value in checks:
+        try:
+            convert(key, value)
+        except SchemaError as e:
+            raise UsageError(f"{option} {given}: {e}") from None
+    if "model" in ss.vary:
+        for m in ss.models:
+            check_model_exists(m)
+    if ss.devices:
+        cuda_device_ids(ss.devices)
+
+
 def plan_runs(cfg, ss: SweepSettings, subsets: dict[float, tuple[str, int]], eval_path: str) -> list[PlannedRun]:
     """The baseline (the user's config on all the data) and one run per other setting of each varied lever."""
     base = {"data": 1.0, "lr": cfg.learning_rate, "rank": cfg.lora_rank, "model": cfg.model_name_or_path}
@@ -116,13 +149,13 @@ def plan_runs(cfg, ss: SweepSettings, subsets: dict[float, tuple[str, int]], eva
                                    {**common, "dataset": subsets[f][0]}))
     if "lr" in ss.vary:
         for x in sorted(set(ss.lr_factors) - {1.0}):
-            lr = float(f"{cfg.learning_rate * x:.3g}")
+            lr = _scaled_lr(cfg, x)
             runs.append(PlannedRun(f"lr-{_short_number(lr)}", "lr", {**base, "lr": lr},
                                    {**common, "learning_rate": lr}))
     if "rank" in ss.vary:
         alpha = cfg.lora_alpha or 2 * cfg.lora_rank
-        ranks = ss.ranks or tuple(max(1, int(cfg.lora_rank * x)) for x in DEFAULT_RANK_FACTORS)
-        for r in sorted(set(ranks) - {cfg.lora_rank}):  # alpha keeps its ratio to the rank (same LoRA scale)
+        # alpha keeps its ratio to the rank (same LoRA scale)
+        for r in sorted(set(_ranks(cfg, ss)) - {cfg.lora_rank}):
             runs.append(PlannedRun(f"rank-{r}", "rank", {**base, "rank": r},
                                    {**common, "lora_rank": r, "lora_alpha": max(1, round(alpha * r / cfg.lora_rank))}))
     if "model" in ss.vary:
@@ -316,6 +349,7 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
 
     if ss.metric not in judged_figures():
         raise UsageError(f"--metric {ss.metric}: choose one of {', '.join(judged_figures())}")
+    check_settings(cfg, ss)
     scorer = scorer_for_figure(ss.metric)
     train, held_out = train_and_eval_samples(cfg)
     if not held_out:

@@ -22,6 +22,9 @@ Names = list[str]  # a YAML list, or LLaMA-Factory's "a,b" string (`config.conve
 # past 65,536 is larger than any layer it adapts (cutoff_len: see schema.MAX_TOKENS). Batch sizes, accumulation
 # steps and max_samples need none: a value past the data's size takes all of it, once.
 MAX_STEPS = 1_000_000_000
+MAX_LORA_RANK = 65_536
+# A learning rate past 10 only diverges, and past float32's 3.4e38 it overflows inside the optimizer (exit 3).
+MAX_LEARNING_RATE = 10.0
 
 
 class TrainKeys(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,7 +38,7 @@ class TrainKeys(msgspec.Struct, forbid_unknown_fields=True):
     do_train: bool
     finetuning_type: str
     adapter_name_or_path: Optional[str]
-    lora_rank: Annotated[int, msgspec.Meta(gt=0, le=65_536)]
+    lora_rank: Annotated[int, msgspec.Meta(gt=0, le=MAX_LORA_RANK)]
     lora_alpha: Optional[PositiveInt]
     lora_dropout: number(ge=0, lt=1)
     lora_target: Names
@@ -54,7 +57,7 @@ class TrainKeys(msgspec.Struct, forbid_unknown_fields=True):
     per_device_train_batch_size: PositiveInt
     per_device_eval_batch_size: PositiveInt
     gradient_accumulation_steps: PositiveInt
-    learning_rate: number(gt=0)
+    learning_rate: number(gt=0, le=MAX_LEARNING_RATE)
     num_train_epochs: number(ge=0, le=1_000_000)  # 0 only with max_steps (`config` checks)
     max_steps: Annotated[int, msgspec.Meta(ge=-1, le=MAX_STEPS)]  # -1: num_train_epochs decides
     lr_scheduler_type: str
