@@ -172,14 +172,14 @@ class Limits:
             self.decode_compute(rows, context)
         return (memory, "bandwidth") if memory >= compute else (compute, "compute")
 
-    def prefill(self, lengths: list[int]) -> float:
-        """Prompts of ``lengths`` tokens run once; the output layer on their last positions only (as ftbench and
-        `generate` do)."""
+    def prefill(self, lengths: list[int]) -> tuple[float, str]:
+        """(seconds, bound) for prompts of ``lengths`` tokens run once; the output layer on their last positions
+        only (as ftbench and `generate` do)."""
         compute = (self._linears(sum(lengths), "prefill") + self._head(len(lengths), "decode")
                    + self._attention(sum(n * (n + 1) // 2 for n in lengths)))
         memory = (self.shape.weights() * self.tp.bytes_per
                   + self.shape.kv_bytes_per_token(self.tp.bytes_per) * sum(lengths)) / (self.tp.bandwidth * 1e9)
-        return max(compute, memory)
+        return (memory, "bandwidth") if memory >= compute else (compute, "compute")
 
     def training_step(self, lengths: list[int], full: bool = False) -> float:
         """Forward and backward over sequences of ``lengths`` tokens (padding excluded), LoRA on every linear

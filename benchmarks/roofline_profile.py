@@ -52,7 +52,7 @@ class Timed:
             call["seconds"] = time.perf_counter() - call["start"]
             self.calls.append(call)
             if number == self.profile_call:
-                self.profile["call_seconds"] = call["seconds"]
+                self.profile["call_seconds"], call["profiled"] = call["seconds"], True
             return out
 
         setattr(self.owner, self.name, classmethod(wrapper) if isinstance(raw, classmethod) else wrapper)
