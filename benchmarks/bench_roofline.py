@@ -18,7 +18,7 @@ In one run:
 
 ftbench's code is not changed: its functions are wrapped with timers for the length of the run (`Timed`).
 
-    .venv/bin/python benchmarks/bench_roofline.py                    # about 3 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_roofline.py                    # about 4 minutes on 2 cores
     .venv/bin/python benchmarks/bench_roofline.py --gsm8k-limit 32   # a batch that stays full (32 problems)
     .venv/bin/python benchmarks/bench_roofline.py --train-steps 8 --skip-bf16
 """
