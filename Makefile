@@ -13,7 +13,7 @@ NO_COMPILE := --no-compile
 LF_VENV ?= .venv-llamafactory
 LF_STAMP := $(LF_VENV)/.installed
 
-.PHONY: demo test fuzz setup clean-venv llamafactory
+.PHONY: demo test lint fuzz setup clean-venv llamafactory
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -30,9 +30,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/ftbench train-and-compare
 
-test: $(STAMP) $(LF_STAMP)
+test: lint $(STAMP) $(LF_STAMP)
 	FTBENCH_LLAMAFACTORY_CLI=$(abspath $(LF_VENV))/bin/llamafactory-cli FTBENCH_REQUIRE_LLAMAFACTORY=1 \
 		$(PY) -m pytest -q -n 2
+
+# lint and format check (ruff, configured in pyproject.toml); `ruff format .` fixes the format
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # the fuzz suite with random seeds and many more examples than CI's seeded 40 per test (about 10 minutes)
 fuzz: $(STAMP)

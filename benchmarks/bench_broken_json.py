@@ -73,11 +73,15 @@ def main() -> None:
         sizes = {name: os.path.getsize(p) for name, p in paths.items()}
         results = {name: run(p) for name, p in paths.items()}
     ref_t, ref_m, _ = results["valid"]
-    print(f"{'case':<11} {'MB':>6} {'seconds':>8} {'peak MB':>8} {'time/valid':>10} {'mem/valid':>9} {'mem/file':>8}"
-          "  result")
+    print(
+        f"{'case':<11} {'MB':>6} {'seconds':>8} {'peak MB':>8} {'time/valid':>10} {'mem/valid':>9} {'mem/file':>8}"
+        "  result"
+    )
     for name, (t, m, what) in results.items():
-        print(f"{name:<11} {sizes[name] / 2**20:6.1f} {t:8.2f} {m / 2**20:8.0f} {t / ref_t:10.2f} {m / ref_m:9.2f} "
-              f"{m / sizes[name]:8.2f}  {what}")
+        print(
+            f"{name:<11} {sizes[name] / 2**20:6.1f} {t:8.2f} {m / 2**20:8.0f} {t / ref_t:10.2f} {m / ref_m:9.2f} "
+            f"{m / sizes[name]:8.2f}  {what}"
+        )
 
 
 if __name__ == "__main__":

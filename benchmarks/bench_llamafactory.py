@@ -43,15 +43,33 @@ def write_yaml(path: str, data: dict) -> str:
 
 
 def bench_train(cli: str, model: str, tmp: str, env: dict, steps: int, repeat: int) -> None:
-    base = {"model_name_or_path": model, "stage": "sft", "do_train": True, "finetuning_type": "lora",
-            "lora_target": "all", "lora_rank": 8, "dataset": "identity,alpaca_demo,sharegpt_demo,openai_demo",
-            "dataset_dir": os.path.join(REPO, "datasets"), "template": "qwen", "cutoff_len": 1024,
-            "per_device_train_batch_size": 8, "max_steps": steps, "learning_rate": 1.0e-3,
-            "lr_scheduler_type": "cosine", "warmup_ratio": 0.1, "logging_steps": 1, "save_steps": 10_000,
-            "report_to": "none", "flash_attn": "sdpa", "seed": 42}
-    setups = [("LLaMA-Factory (its defaults: gradient checkpointing)", {}, False),
-              ("LLaMA-Factory, disable_gradient_checkpointing: true", {"disable_gradient_checkpointing": True}, False),
-              ("ftbench train (peft backend)", {"disable_gradient_checkpointing": True}, True)]
+    base = {
+        "model_name_or_path": model,
+        "stage": "sft",
+        "do_train": True,
+        "finetuning_type": "lora",
+        "lora_target": "all",
+        "lora_rank": 8,
+        "dataset": "identity,alpaca_demo,sharegpt_demo,openai_demo",
+        "dataset_dir": os.path.join(REPO, "datasets"),
+        "template": "qwen",
+        "cutoff_len": 1024,
+        "per_device_train_batch_size": 8,
+        "max_steps": steps,
+        "learning_rate": 1.0e-3,
+        "lr_scheduler_type": "cosine",
+        "warmup_ratio": 0.1,
+        "logging_steps": 1,
+        "save_steps": 10_000,
+        "report_to": "none",
+        "flash_attn": "sdpa",
+        "seed": 42,
+    }
+    setups = [
+        ("LLaMA-Factory (its defaults: gradient checkpointing)", {}, False),
+        ("LLaMA-Factory, disable_gradient_checkpointing: true", {"disable_gradient_checkpointing": True}, False),
+        ("ftbench train (peft backend)", {"disable_gradient_checkpointing": True}, True),
+    ]
     rates: dict[str, list[float]] = {label: [] for label, _, _ in setups}
     walls: dict[str, list[float]] = {label: [] for label, _, _ in setups}
     losses: dict[str, dict] = {}
@@ -59,7 +77,7 @@ def bench_train(cli: str, model: str, tmp: str, env: dict, steps: int, repeat: i
         for n, (label, extra, ftbench) in enumerate(setups):
             out = os.path.join(tmp, f"train{round_}-{n}")
             config = write_yaml(os.path.join(tmp, f"train{round_}-{n}.yaml"), {**base, **extra, "output_dir": out})
-            cmd = ([sys.executable, "-m", "ftbench", "train", config, "-q"] if ftbench else [cli, "train", config])
+            cmd = [sys.executable, "-m", "ftbench", "train", config, "-q"] if ftbench else [cli, "train", config]
             walls[label].append(run(cmd, tmp, env))
             with open(os.path.join(out, "train_results.json"), encoding="utf-8") as fh:
                 rates[label].append(json.load(fh)["train_samples_per_second"])
@@ -67,15 +85,22 @@ def bench_train(cli: str, model: str, tmp: str, env: dict, steps: int, repeat: i
                 losses[label] = {r["current_steps"]: r["loss"] for r in map(json.loads, fh) if "loss" in r}
     ours_label = setups[-1][0]
     ours_rate, ours_losses = statistics.median(rates[ours_label]), losses[ours_label]
-    print(f"training: {model}, {steps} steps x batch 8, cutoff_len 1024, {env['OMP_NUM_THREADS']} thread(s), "
-          f"median of {repeat} interleaved runs")
+    print(
+        f"training: {model}, {steps} steps x batch 8, cutoff_len 1024, {env['OMP_NUM_THREADS']} thread(s), "
+        f"median of {repeat} interleaved runs"
+    )
     for label, _, _ in setups:
         rate, theirs = statistics.median(rates[label]), losses[label]
-        diff = max(abs(theirs[s] - ours_losses[s]) for s in ours_losses) if theirs.keys() == ours_losses.keys() \
+        diff = (
+            max(abs(theirs[s] - ours_losses[s]) for s in ours_losses)
+            if theirs.keys() == ours_losses.keys()
             else float("nan")
+        )
         runs = ", ".join(f"{r:.1f}" for r in rates[label])
-        print(f"  {label:<55} {rate:8.2f} samples/s ({runs}; wall {statistics.median(walls[label]):5.1f}s)  "
-              f"ftbench/this {ours_rate / rate:5.2f}x  max loss diff vs ftbench {diff:.2e}")
+        print(
+            f"  {label:<55} {rate:8.2f} samples/s ({runs}; wall {statistics.median(walls[label]):5.1f}s)  "
+            f"ftbench/this {ours_rate / rate:5.2f}x  max loss diff vs ftbench {diff:.2e}"
+        )
 
 
 def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tokens: int) -> None:
@@ -83,23 +108,64 @@ def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tok
         problems = [json.loads(line) for line in fh][:n]
     data = os.path.join(tmp, "gsm8k.json")
     with open(data, "w", encoding="utf-8") as fh:
-        json.dump([{"instruction": p["question"], "input": "", "output": p["answer"]} for p in problems], fh,
-                  ensure_ascii=False)
+        json.dump(
+            [{"instruction": p["question"], "input": "", "output": p["answer"]} for p in problems],
+            fh,
+            ensure_ascii=False,
+        )
     with open(os.path.join(tmp, "dataset_info.json"), "w", encoding="utf-8") as fh:
         json.dump({"gsm8k": {"file_name": "gsm8k.json"}}, fh)
     lf_out = os.path.join(tmp, "lf_predict")
-    config = write_yaml(os.path.join(tmp, "predict.yaml"), {
-        "model_name_or_path": model, "stage": "sft", "do_predict": True, "predict_with_generate": True,
-        "finetuning_type": "lora", "eval_dataset": "gsm8k", "dataset_dir": tmp, "template": "smollm2",
-        "cutoff_len": 2048, "per_device_eval_batch_size": 16, "max_new_tokens": max_new_tokens,
-        "do_sample": False, "flash_attn": "sdpa", "report_to": "none", "output_dir": lf_out})
+    config = write_yaml(
+        os.path.join(tmp, "predict.yaml"),
+        {
+            "model_name_or_path": model,
+            "stage": "sft",
+            "do_predict": True,
+            "predict_with_generate": True,
+            "finetuning_type": "lora",
+            "eval_dataset": "gsm8k",
+            "dataset_dir": tmp,
+            "template": "smollm2",
+            "cutoff_len": 2048,
+            "per_device_eval_batch_size": 16,
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "flash_attn": "sdpa",
+            "report_to": "none",
+            "output_dir": lf_out,
+        },
+    )
     lf_wall = run([cli, "train", config], tmp, env)
     with open(os.path.join(lf_out, "predict_results.json"), encoding="utf-8") as fh:
         lf_seconds = json.load(fh)["predict_runtime"]
     out = os.path.join(tmp, "ftbench_predict.jsonl")
-    done = subprocess.run([sys.executable, "-m", "ftbench", "predict", "--model", model, "--data", data, "--template",
-                           "smollm2", "--batch-size", "16", "--max-new-tokens", str(max_new_tokens), "-o", out,
-                           "--json", "-q"], cwd=tmp, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftbench",
+            "predict",
+            "--model",
+            model,
+            "--data",
+            data,
+            "--template",
+            "smollm2",
+            "--batch-size",
+            "16",
+            "--max-new-tokens",
+            str(max_new_tokens),
+            "-o",
+            out,
+            "--json",
+            "-q",
+        ],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         sys.exit(f"ftbench predict failed:\n{done.stderr[-3000:]}")
     ft_seconds = json.loads(done.stdout)["generation_seconds"]
@@ -107,11 +173,16 @@ def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tok
         theirs = [json.loads(line) for line in fh]
     with open(out, encoding="utf-8") as fh:
         ours = [json.loads(line) for line in fh]
-    same = sum(1 for a, b in zip(ours, theirs) if (a["prompt"], a["predict"], a["label"]) ==
-               (b["prompt"], b["predict"], b["label"]))
+    same = sum(
+        1
+        for a, b in zip(ours, theirs)
+        if (a["prompt"], a["predict"], a["label"]) == (b["prompt"], b["predict"], b["label"])
+    )
     lengths = sorted(len(r["predict"]) for r in theirs)
-    print(f"prediction: {model}, {n} GSM8K problems, greedy, max_new_tokens {max_new_tokens}, batch 16 "
-          f"(answer lengths {lengths[0]}-{lengths[-1]} chars)")
+    print(
+        f"prediction: {model}, {n} GSM8K problems, greedy, max_new_tokens {max_new_tokens}, batch 16 "
+        f"(answer lengths {lengths[0]}-{lengths[-1]} chars)"
+    )
     print(f"  LLaMA-Factory do_predict  {lf_seconds:7.1f}s generating (predict_runtime; wall {lf_wall:.1f}s)")
     print(f"  ftbench predict           {ft_seconds:7.1f}s generating (generation_seconds)")
     print(f"  speed-up: {lf_seconds / ft_seconds:.2f}x; identical rows {same}/{len(theirs)}")
@@ -130,10 +201,16 @@ def main() -> None:
     args = parser.parse_args()
     from ftbench.inference.models import resolve_model
 
-    cli = os.environ.get("FTBENCH_LLAMAFACTORY_CLI") or os.path.join(REPO, ".venv-llamafactory", "bin",
-                                                                      "llamafactory-cli")
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "DISABLE_VERSION_CHECK": "1",
-           "PYTHONPATH": REPO}
+    cli = os.environ.get("FTBENCH_LLAMAFACTORY_CLI") or os.path.join(
+        REPO, ".venv-llamafactory", "bin", "llamafactory-cli"
+    )
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "HF_HUB_OFFLINE": "1",
+        "DISABLE_VERSION_CHECK": "1",
+        "PYTHONPATH": REPO,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         if args.skip != "train":
             bench_train(cli, resolve_model(args.train_model), tmp, env, args.steps, args.repeat)

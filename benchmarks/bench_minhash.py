@@ -44,8 +44,12 @@ def _english_words(rng: np.random.Generator, count: int) -> list[str]:
     words = set()
     while len(words) < count:
         syllables = rng.integers(1, 4)
-        words.add("".join(onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))]
-                          + codas[rng.integers(len(codas))] for _ in range(syllables)))
+        words.add(
+            "".join(
+                onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] + codas[rng.integers(len(codas))]
+                for _ in range(syllables)
+            )
+        )
     return sorted(words)
 
 
@@ -73,11 +77,11 @@ def make_corpus(n: int, seed: int = 0, chunk: int = 10000) -> list[str]:
                 texts.append(english[en_at:end])
                 en_at = end + 1
             elif k == 1:
-                texts.append(cjk[cjk_at:cjk_at + length])
+                texts.append(cjk[cjk_at : cjk_at + length])
                 cjk_at += length
             else:
                 end = english.find(" ", en_at + length // 3)
-                texts.append(cjk[cjk_at:cjk_at + length * 2 // 3] + "：" + english[en_at:end])
+                texts.append(cjk[cjk_at : cjk_at + length * 2 // 3] + "：" + english[en_at:end])
                 cjk_at, en_at = cjk_at + length * 2 // 3, end + 1
     return texts
 
@@ -87,7 +91,7 @@ def plant_near_duplicates(texts: list[str], fraction: float, seed: int = 1) -> l
     rng = np.random.default_rng(seed)
     n = len(texts)
     chosen = rng.choice(n, size=2 * int(n * fraction), replace=False)
-    sources, copies = chosen[: len(chosen) // 2], chosen[len(chosen) // 2:]
+    sources, copies = chosen[: len(chosen) // 2], chosen[len(chosen) // 2 :]
     alphabet = "abcdefghijklmnopqrstuvwxyz的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年"
     planted = []
     for s, c in zip(sources.tolist(), copies.tolist()):
@@ -138,8 +142,9 @@ def write_corpus(path: str, n: int) -> None:
     with open(path + ".tmp", "w", encoding="utf-8") as out:
         for text in texts:
             cut = len(text) // 3
-            out.write(json.dumps({"instruction": text[:cut], "input": "", "output": text[cut:]},
-                                 ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps({"instruction": text[:cut], "input": "", "output": text[cut:]}, ensure_ascii=False) + "\n"
+            )
     with open(path + ".planted.json", "w") as out:
         json.dump(planted, out)
     os.replace(path + ".tmp", path)
@@ -165,16 +170,20 @@ def timed_run(path: str, threshold: float, num_perm: int) -> None:
             add_wall += time.perf_counter() - wall
             add_cpu += time.process_time() - cpu
     wall, cpu = time.perf_counter(), time.process_time()
-    index.signatures  # the last partial batch belongs to the add phase
+    _ = index.signatures  # the last partial batch belongs to the add phase
     pairs = index.pairs()
     pairs_wall, pairs_cpu = time.perf_counter() - wall, time.process_time() - cpu
     rss = peak_rss_mb()
     total = add_wall + pairs_wall
-    print(f"add {add_wall:.2f} s (cpu {add_cpu:.2f}) + pairs {pairs_wall:.2f} s (cpu {pairs_cpu:.2f}) = "
-          f"{total:.2f} s wall, {add_cpu + pairs_cpu:.2f} s cpu; {len(index) / total:,.0f} records/s; "
-          f"peak RSS {rss:.0f} MB (signatures {index.signatures.nbytes / 2**20:.0f} MB)")
-    print(f"index: {index.num_perm} hashes, {index.bands} bands x {index.rows} rows, "
-          f"character {index.ngram}-grams, threshold {index.threshold}")
+    print(
+        f"add {add_wall:.2f} s (cpu {add_cpu:.2f}) + pairs {pairs_wall:.2f} s (cpu {pairs_cpu:.2f}) = "
+        f"{total:.2f} s wall, {add_cpu + pairs_cpu:.2f} s cpu; {len(index) / total:,.0f} records/s; "
+        f"peak RSS {rss:.0f} MB (signatures {index.signatures.nbytes / 2**20:.0f} MB)"
+    )
+    print(
+        f"index: {index.num_perm} hashes, {index.bands} bands x {index.rows} rows, "
+        f"character {index.ngram}-grams, threshold {index.threshold}"
+    )
     recall_report(kept, pairs, planted, threshold)
 
 
@@ -184,8 +193,12 @@ def recall_report(texts: dict[int, str], pairs: list, planted: list[tuple[int, i
     found = np.array([root.get(s, s) == root.get(c, c) for s, c in planted])
     true_j = np.array([jaccard(texts[s], texts[c]) for s, c in planted])
     print(f"planted pairs: {len(planted)}, true Jaccard min {true_j.min():.3f} median {np.median(true_j):.3f}")
-    for lo, hi in ((threshold + 0.1, 1.01), (threshold + 0.05, threshold + 0.1), (threshold, threshold + 0.05),
-                   (0.0, threshold)):
+    for lo, hi in (
+        (threshold + 0.1, 1.01),
+        (threshold + 0.05, threshold + 0.1),
+        (threshold, threshold + 0.05),
+        (0.0, threshold),
+    ):
         band = (true_j >= lo) & (true_j < hi)
         if band.any():
             print(f"  true Jaccard [{lo:.2f}, {min(hi, 1):.2f}): {band.sum():6d} pairs, found {found[band].mean():.2%}")
@@ -238,16 +251,31 @@ def main() -> None:
         start = time.perf_counter()
         write_corpus(path, args.n)
         print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
-    print(f"{args.n:,} records, {os.path.getsize(path) / 2**20:.0f} MB; json.loads of every line: "
-          f"{json_floor(path):.2f} s")
+    print(
+        f"{args.n:,} records, {os.path.getsize(path) / 2**20:.0f} MB; json.loads of every line: "
+        f"{json_floor(path):.2f} s"
+    )
     for run in range(args.runs):
         print(f"--- run {run + 1} ---", flush=True)
-        subprocess.run([sys.executable, __file__, "--run-one", path, "--threshold", str(args.threshold),
-                        "--num-perm", str(args.num_perm)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--run-one",
+                path,
+                "--threshold",
+                str(args.threshold),
+                "--num-perm",
+                str(args.num_perm),
+            ],
+            check=True,
+        )
     if args.datasketch_n:
         per_record = datasketch_speed(path, args.datasketch_n, args.threshold, args.num_perm)
-        print(f"datasketch (update_batch + LSH query/insert) on {args.datasketch_n:,} records: "
-              f"{per_record * 1e6:.0f} us/record, extrapolated to {args.n:,}: {per_record * args.n:.0f} s")
+        print(
+            f"datasketch (update_batch + LSH query/insert) on {args.datasketch_n:,} records: "
+            f"{per_record * 1e6:.0f} us/record, extrapolated to {args.n:,}: {per_record * args.n:.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ FILES = ["identity.json", "alpaca_demo.json", "sharegpt_demo.json", "openai_demo
 
 def bundled_prompts(n: int) -> list[dict]:
     """n conversations taken round-robin from the bundled files, as OpenAI-messages records."""
-    from ftbench.inference.chat import to_messages
     from ftbench.data.loader import load_samples
+    from ftbench.inference.chat import to_messages
 
     groups = [load_samples(os.path.join(REPO, "datasets", name)) for name in FILES]
     records, i = [], 0
@@ -47,8 +47,24 @@ def bundled_prompts(n: int) -> list[dict]:
 
 def run_predict(data: str, out: str, batch_size: int, max_new_tokens: int, threads: int, model: str) -> dict:
     """One in-process `ftbench predict --json` run; returns its summary."""
-    args = ["predict", "--model", model, "--data", data, "-o", out, "--batch-size", str(batch_size),
-            "--max-new-tokens", str(max_new_tokens), "--threads", str(threads), "--overwrite", "--json", "-q"]
+    args = [
+        "predict",
+        "--model",
+        model,
+        "--data",
+        data,
+        "-o",
+        out,
+        "--batch-size",
+        str(batch_size),
+        "--max-new-tokens",
+        str(max_new_tokens),
+        "--threads",
+        str(threads),
+        "--overwrite",
+        "--json",
+        "-q",
+    ]
     result = CliRunner().invoke(cli, args)
     if result.exit_code != 0:
         sys.exit(f"ftbench predict failed: {result.output}")
@@ -84,12 +100,16 @@ def main() -> None:
         rows = [json.loads(line) for line in base["bytes"].splitlines()]
 
     ratio = batched["samples_per_second"] / base["samples_per_second"]
-    print(f"{a.n} prompts from the bundled data, model {a.model}, greedy, max_new_tokens {a.max_new_tokens}, "
-          f"{a.threads} torch thread(s)")
+    print(
+        f"{a.n} prompts from the bundled data, model {a.model}, greedy, max_new_tokens {a.max_new_tokens}, "
+        f"{a.threads} torch thread(s)"
+    )
     print(f"distinct predictions: {len({r['predict'] for r in rows})} of {len(rows)}")
     for batch_size, s in results.items():
-        print(f"  batch {batch_size:>3}: {s['samples_per_second']:8.2f} samples/s  "
-              f"generation {s['generation_seconds']:7.2f}s  (wall {s['wall']:.2f}s with model loading)")
+        print(
+            f"  batch {batch_size:>3}: {s['samples_per_second']:8.2f} samples/s  "
+            f"generation {s['generation_seconds']:7.2f}s  (wall {s['wall']:.2f}s with model loading)"
+        )
     print(f"  speed-up batch {a.batch_size} / batch 1: {ratio:.2f}x   outputs identical: {identical}")
     if not identical:
         sys.exit("outputs differ between batch sizes")

@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roofline_model import Limits, ModelShape, Throughput, bandwidth, matmul_table, streamed_matmuls
-from roofline_profile import Timed, profile_breakdown, print_breakdown
+from roofline_profile import Timed, print_breakdown, profile_breakdown
 
 
 def uptime() -> str:
@@ -52,8 +52,12 @@ def measure_decoding(model, tokenizer, sets: list[tuple[str, list, int]], batch_
     from ftbench.inference.generate import GenerationParams, Generator
 
     def prefill_facts(cls, model, prompts, active, pad_id):
-        return {"rows": len(prompts), "tokens": sum(len(p) for p in prompts),
-                "lengths": [len(p) for p in prompts], "width": max(len(p) for p in prompts)}
+        return {
+            "rows": len(prompts),
+            "tokens": sum(len(p) for p in prompts),
+            "lengths": [len(p) for p in prompts],
+            "width": max(len(p) for p in prompts),
+        }
 
     def step_facts(batch, model):  # the context each row attends over, this step's token included
         return {"rows": batch.rows, "context": int(batch.mask.sum()) + batch.rows}
@@ -68,22 +72,35 @@ def measure_decoding(model, tokenizer, sets: list[tuple[str, list, int]], batch_
         tokenise = time.perf_counter() - started
         generator = Generator(model, tokenizer, GenerationParams(max_new_tokens=max_new))
         assert generator.decodes_greedily
-        with Timed(greedy._Batch, "prefill", prefill_facts) as prefill, \
-                Timed(greedy._Batch, "step", step_facts) as step:
+        with (
+            Timed(greedy._Batch, "prefill", prefill_facts) as prefill,
+            Timed(greedy._Batch, "step", step_facts) as step,
+        ):
             started = time.perf_counter()
             answers = [a for chunk in generator.run({i: p.ids for i, p in prompts.items()}, batch_size) for a in chunk]
             wall = time.perf_counter() - started
         assert len(answers) == len(samples)
         new_tokens = generator.completion_tokens
-        results.append({"name": name, "prompts": len(samples), "max_new_tokens": max_new, "wall": wall,
-                        "tokenise": tokenise, "prefill": prefill.calls, "steps": step.calls,
-                        "new_tokens": new_tokens})
+        results.append(
+            {
+                "name": name,
+                "prompts": len(samples),
+                "max_new_tokens": max_new,
+                "wall": wall,
+                "tokenise": tokenise,
+                "prefill": prefill.calls,
+                "steps": step.calls,
+                "new_tokens": new_tokens,
+            }
+        )
     # the profile: a separate, shorter pass over the first set, so that no measured step pays for profiling
     name, samples, _ = sets[0]
     prompts = render_prompts(tokenizer, samples, range(len(samples)))
     generator = Generator(model, tokenizer, GenerationParams(max_new_tokens=profile_step + 2))
-    with Timed(greedy._Batch, "prefill", prefill_facts), \
-            Timed(greedy._Batch, "step", step_facts, profile_call=profile_step) as step:
+    with (
+        Timed(greedy._Batch, "prefill", prefill_facts),
+        Timed(greedy._Batch, "step", step_facts, profile_call=profile_step) as step,
+    ):
         list(generator.run({i: p.ids for i, p in prompts.items()}, batch_size))
     return results, {**step.profile, "set": name} if step.profile else None
 
@@ -100,17 +117,28 @@ def measure_training(cfg, profile_step: int) -> dict:
 
     def batch_facts(trainer, model, inputs, *args, **kwargs):
         mask = inputs["attention_mask"]
-        return {"rows": int(mask.shape[0]), "width": int(mask.shape[1]), "tokens": int(mask.sum()),
-                "lengths": [int(n) for n in mask.sum(1)]}
+        return {
+            "rows": int(mask.shape[0]),
+            "width": int(mask.shape[1]),
+            "tokens": int(mask.sum()),
+            "lengths": [int(n) for n in mask.sum(1)],
+        }
 
     print(f"training {cfg.max_steps} steps...", file=sys.stderr, flush=True)
-    with Timed(peft_backend, "encode") as encode, \
-            Timed(data.DynamicPaddingCollator, "__call__", None, label="ftbench.collate") as collate, \
-            Timed(transformers.Trainer, "training_step", batch_facts, profile_call=profile_step) as step:
+    with (
+        Timed(peft_backend, "encode") as encode,
+        Timed(data.DynamicPaddingCollator, "__call__", None, label="ftbench.collate") as collate,
+        Timed(transformers.Trainer, "training_step", batch_facts, profile_call=profile_step) as step,
+    ):
         result = peft_backend.train(cfg, quiet=True)
-    return {"steps": step.calls, "profile": step.profile, "encode": sum(c["seconds"] for c in encode.calls),
-            "collate": [c["seconds"] for c in collate.calls], "runtime": result.train_runtime,
-            "global_step": result.global_step}
+    return {
+        "steps": step.calls,
+        "profile": step.profile,
+        "encode": sum(c["seconds"] for c in encode.calls),
+        "collate": [c["seconds"] for c in collate.calls],
+        "runtime": result.train_runtime,
+        "global_step": result.global_step,
+    }
 
 
 # -- report ---------------------------------------------------------------------------------------------------
@@ -119,8 +147,10 @@ HEADER = f"  {'':<40}{'tokens/s':>10}{'limit':>10}{'share':>8}  {'bound':<11}{'b
 
 def share_row(what: str, tokens: float, seconds: float, limit: float, bound: str, bf16: float | None) -> None:
     """One table row: the measured rate, the rate the limit allows, measured / limit, and with bf16 weights."""
-    print(f"  {what:<40}{tokens / seconds:>10,.1f}{tokens / limit:>10,.0f}{100 * limit / seconds:>7.1f}%  "
-          f"{bound:<11}" + (f"{tokens / bf16:>10,.0f}" if bf16 else ""))
+    print(
+        f"  {what:<40}{tokens / seconds:>10,.1f}{tokens / limit:>10,.0f}{100 * limit / seconds:>7.1f}%  "
+        f"{bound:<11}" + (f"{tokens / bf16:>10,.0f}" if bf16 else "")
+    )
 
 
 def _most(bounds: list[tuple[float, str]]) -> str:
@@ -140,21 +170,47 @@ def report_decoding(decoding: list[dict], limits: list) -> None:
         bounds = [[lim.decode_step(c["rows"], c["context"]) for c in steps] for lim in limits]
         step_limits = [sum(t for t, _ in b) for b in bounds]
         bound = _most(bounds[0])
-        print(f"  {s['name']}: {s['prompts']} prompts, up to {s['max_new_tokens']} new tokens; {len(steps)} decode "
-              f"steps of {step_tokens / max(len(steps), 1):.1f} rows on average")
+        print(
+            f"  {s['name']}: {s['prompts']} prompts, up to {s['max_new_tokens']} new tokens; {len(steps)} decode "
+            f"steps of {step_tokens / max(len(steps), 1):.1f} rows on average"
+        )
         bf = len(limits) > 1
-        share_row("  prefill (prompt tokens)", pre_tokens, pre_seconds, pre_limits[0], _most(pre_bounds[0]),
-                  pre_limits[1] if bf else None)
-        share_row("  decode steps (new tokens)", step_tokens, step_seconds, step_limits[0], bound,
-                  step_limits[1] if bf else None)
+        share_row(
+            "  prefill (prompt tokens)",
+            pre_tokens,
+            pre_seconds,
+            pre_limits[0],
+            _most(pre_bounds[0]),
+            pre_limits[1] if bf else None,
+        )
+        share_row(
+            "  decode steps (new tokens)",
+            step_tokens,
+            step_seconds,
+            step_limits[0],
+            bound,
+            step_limits[1] if bf else None,
+        )
         loop = s["wall"] - pre_seconds - step_seconds
-        share_row(f"  generation (loop between steps {loop:.1f} s)", s["new_tokens"], s["wall"],
-                  pre_limits[0] + step_limits[0], "", pre_limits[1] + step_limits[1] if bf else None)
+        share_row(
+            f"  generation (loop between steps {loop:.1f} s)",
+            s["new_tokens"],
+            s["wall"],
+            pre_limits[0] + step_limits[0],
+            "",
+            pre_limits[1] + step_limits[1] if bf else None,
+        )
         total["tokens"] += s["new_tokens"]
         total["wall"] += s["wall"]
         total["limits"] = [t + p + d for t, p, d in zip(total["limits"], pre_limits, step_limits)]
-    share_row("both sets: generation (new tokens)", total["tokens"], total["wall"], total["limits"][0], "",
-              total["limits"][1] if len(limits) > 1 else None)
+    share_row(
+        "both sets: generation (new tokens)",
+        total["tokens"],
+        total["wall"],
+        total["limits"][0],
+        "",
+        total["limits"][1] if len(limits) > 1 else None,
+    )
 
 
 def report_full_batch(limits, rows: int, context: int) -> None:
@@ -162,10 +218,12 @@ def report_full_batch(limits, rows: int, context: int) -> None:
     for lim in limits:
         seconds, bound = lim.decode_step(rows, rows * context)
         memory = lim.decode_bytes(rows, rows * context)
-        print(f"  {rows} rows at {context} tokens of context, {lim.tp.bytes_per * 8}-bit weights: "
-              f"{rows / seconds:,.0f} tokens/s ({bound}-bound: {memory / 1e6:,.0f} MB of weights and KV cache / "
-              f"{lim.tp.bandwidth:.1f} GB/s = {1e3 * memory / lim.tp.bandwidth / 1e9:.0f} ms, matmuls "
-              f"{1e3 * lim.decode_compute(rows, rows * context):.0f} ms per step)")
+        print(
+            f"  {rows} rows at {context} tokens of context, {lim.tp.bytes_per * 8}-bit weights: "
+            f"{rows / seconds:,.0f} tokens/s ({bound}-bound: {memory / 1e6:,.0f} MB of weights and KV cache / "
+            f"{lim.tp.bandwidth:.1f} GB/s = {1e3 * memory / lim.tp.bandwidth / 1e9:.0f} ms, matmuls "
+            f"{1e3 * lim.decode_compute(rows, rows * context):.0f} ms per step)"
+        )
 
 
 def report_training(training: dict, limits: list, batch: int) -> list[dict]:
@@ -177,14 +235,24 @@ def report_training(training: dict, limits: list, batch: int) -> list[dict]:
     tokens, seconds = sum(c["tokens"] for c in steady), sum(c.get("period", c["seconds"]) for c in steady)
     padded = sum(c["rows"] * c["width"] for c in steady)
     step_limits = [sum(lim.training_step(c["lengths"]) for c in steady) for lim in limits]
-    print(f"  LoRA training, batch {batch}: {len(steady)} of {len(steps)} steps, {tokens / len(steady):.0f} "
-          f"tokens per step ({padded / len(steady):.0f} with padding)")
-    share_row("  training (tokens, padding excluded)", tokens, seconds, step_limits[0], "compute",
-              step_limits[1] if len(limits) > 1 else None)
+    print(
+        f"  LoRA training, batch {batch}: {len(steady)} of {len(steps)} steps, {tokens / len(steady):.0f} "
+        f"tokens per step ({padded / len(steady):.0f} with padding)"
+    )
+    share_row(
+        "  training (tokens, padding excluded)",
+        tokens,
+        seconds,
+        step_limits[0],
+        "compute",
+        step_limits[1] if len(limits) > 1 else None,
+    )
     full = sum(limits[0].training_step(c["lengths"], full=True) for c in steady)
-    print(f"    the whole train() call: {sum(c['tokens'] for c in steps) / training['runtime']:.1f} tokens/s "
-          f"({training['runtime']:.1f} s for {len(steps)} steps, the first one's warm-up included); full "
-          f"fine-tuning (frozen weights' gradients too) would be limited to {tokens / full:,.0f} tokens/s")
+    print(
+        f"    the whole train() call: {sum(c['tokens'] for c in steps) / training['runtime']:.1f} tokens/s "
+        f"({training['runtime']:.1f} s for {len(steps)} steps, the first one's warm-up included); full "
+        f"fine-tuning (frozen weights' gradients too) would be limited to {tokens / full:,.0f} tokens/s"
+    )
     return steady
 
 
@@ -214,30 +282,44 @@ def main() -> int:
     bf16 = not a.skip_bf16 and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
     with tempfile.TemporaryDirectory(prefix="bench-roofline-") as tmp:
-        cfg, rs, _ = prepare_run(None, [f"max_steps={a.train_steps}", "save_strategy=no", "eval_strategy=no",
-                                        "logging_steps=1000"], output_dir=os.path.join(tmp, "run"))
+        cfg, rs, _ = prepare_run(
+            None,
+            [f"max_steps={a.train_steps}", "save_strategy=no", "eval_strategy=no", "logging_steps=1000"],
+            output_dir=os.path.join(tmp, "run"),
+        )
         tokenizer = load_tokenizer(path)
         train_samples, eval_samples = train_and_eval_samples(cfg)
-        gsm8k = load_samples(rs.gsm8k)[:a.gsm8k_limit]
-        sets = [("identity (held out)", eval_samples, rs.max_new_tokens),
-                ("GSM8K", gsm8k, rs.gsm8k_max_new_tokens or rs.max_new_tokens)]
+        gsm8k = load_samples(rs.gsm8k)[: a.gsm8k_limit]
+        sets = [
+            ("identity (held out)", eval_samples, rs.max_new_tokens),
+            ("GSM8K", gsm8k, rs.gsm8k_max_new_tokens or rs.max_new_tokens),
+        ]
         # the matmul shapes: decode rows, the first prefill's rows x width, a training batch's padded tokens
         from ftbench.inference.engines import render_prompts
 
-        widths = sorted((len(p.ids) for p in render_prompts(tokenizer, eval_samples, range(len(eval_samples)))
-                         .values()), reverse=True)
+        widths = sorted(
+            (len(p.ids) for p in render_prompts(tokenizer, eval_samples, range(len(eval_samples))).values()),
+            reverse=True,
+        )
         prefill_rows = min(a.batch_size, len(widths)) * widths[0]
         lengths = sorted(len(r["input_ids"]) for r in encode(tokenizer, train_samples, cfg, "train"))
         train_rows = cfg.per_device_train_batch_size * -(-int(statistics.median(lengths)) // 8) * 8
         rows = {"decode": a.batch_size, "prefill": prefill_rows, "train": train_rows}
 
-        print(f"machine: {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-              f"{torch.backends.cpu.get_cpu_capability()}, bf16 matmul: {'yes' if bf16 else 'no'}; "
-              f"load {load_before}", flush=True)
+        print(
+            f"machine: {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"{torch.backends.cpu.get_cpu_capability()}, bf16 matmul: {'yes' if bf16 else 'no'}; "
+            f"load {load_before}",
+            flush=True,
+        )
         dtypes = [torch.float32] + ([torch.bfloat16] if bf16 else [])
-        tables = {dt: {kind: matmul_table(shape, m, dt, head=kind != "prefill", backward=kind == "train")
-                      for kind, m in rows.items()}
-                  for dt in dtypes}
+        tables = {
+            dt: {
+                kind: matmul_table(shape, m, dt, head=kind != "prefill", backward=kind == "train")
+                for kind, m in rows.items()
+            }
+            for dt in dtypes
+        }
         bw = bandwidth()
         streamed = {dt: streamed_matmuls(shape, a.batch_size, dt) for dt in dtypes}
         print("\nmatmul GFLOP/s (F.linear, rows x in -> out; best of 3 timed blocks)")
@@ -245,18 +327,24 @@ def main() -> int:
             for (k, n), fp32 in tables[torch.float32][kind].items():
                 other = f"{tables[torch.bfloat16][kind][(k, n)]:>8.1f}" if bf16 else ""
                 print(f"  {kind:<8}{m:>6} x {k:>5} -> {n:<6}  fp32 {fp32:>8.1f}" + (f"  bf16{other}" if bf16 else ""))
-        print(f"memory bandwidth: copy {bw['copy']:.1f} GB/s, triad {bw['triad']:.1f} GB/s, read {bw['read']:.1f} "
-              f"GB/s (the limits use the best of the three)", flush=True)
+        print(
+            f"memory bandwidth: copy {bw['copy']:.1f} GB/s, triad {bw['triad']:.1f} GB/s, read {bw['read']:.1f} "
+            f"GB/s (the limits use the best of the three)",
+            flush=True,
+        )
         limits = Limits(shape, Throughput(tables[torch.float32], max(bw.values()), 4, cfg.lora_rank))
-        limits_bf16 = Limits(shape, Throughput(tables[torch.bfloat16], max(bw.values()), 2, cfg.lora_rank)) \
-            if bf16 else None
+        limits_bf16 = (
+            Limits(shape, Throughput(tables[torch.bfloat16], max(bw.values()), 2, cfg.lora_rank)) if bf16 else None
+        )
 
         limits = [lim for lim in (limits, limits_bf16) if lim is not None]
         model = load_model_for_generation(path)
         decoding, decode_profile = measure_decoding(model, tokenizer, sets, a.batch_size, profile_step=8)
         del model
-        print(f"\nthe default run, SmolLM2-135M-Instruct fp32, {torch.get_num_threads()} threads (load "
-              f"{load_before} before, {uptime()} after decoding)")
+        print(
+            f"\nthe default run, SmolLM2-135M-Instruct fp32, {torch.get_num_threads()} threads (load "
+            f"{load_before} before, {uptime()} after decoding)"
+        )
         print(HEADER)
         report_decoding(decoding, limits)
         sys.stdout.flush()
@@ -266,29 +354,38 @@ def main() -> int:
     print("\nwhat a decoding batch that stays full would be limited to:")
     report_full_batch(limits, a.batch_size, 200)
     for dt, seconds in streamed.items():
-        print(f"  the model's matmuls alone at {a.batch_size} rows, {str(dt).replace('torch.', '')}, each layer with "
-              f"its own weights (measured): {1e3 * seconds:.0f} ms per step = {a.batch_size / seconds:,.0f} tokens/s")
+        print(
+            f"  the model's matmuls alone at {a.batch_size} rows, {str(dt).replace('torch.', '')}, each layer with "
+            f"its own weights (measured): {1e3 * seconds:.0f} ms per step = {a.batch_size / seconds:,.0f} tokens/s"
+        )
 
     tokenise = sum(s["tokenise"] for s in decoding)
     gen_wall = sum(s["wall"] for s in decoding)
-    print(f"\ntokenisation: rendering and tokenising {sum(s['prompts'] for s in decoding)} prompts took "
-          f"{1e3 * tokenise:.0f} ms ({100 * tokenise / (tokenise + gen_wall):.2f}% of generation); the "
-          f"{len(lengths)} training samples {1e3 * training['encode']:.0f} ms "
-          f"({100 * training['encode'] / (training['encode'] + training['runtime']):.2f}% of this training run)")
+    print(
+        f"\ntokenisation: rendering and tokenising {sum(s['prompts'] for s in decoding)} prompts took "
+        f"{1e3 * tokenise:.0f} ms ({100 * tokenise / (tokenise + gen_wall):.2f}% of generation); the "
+        f"{len(lengths)} training samples {1e3 * training['encode']:.0f} ms "
+        f"({100 * training['encode'] / (training['encode'] + training['runtime']):.2f}% of this training run)"
+    )
     collate = training["collate"]
     print(f"data collation: {1e3 * statistics.median(collate):.2f} ms per batch (median of {len(collate)})")
     if decode_profile:
-        unprofiled = statistics.median(c["seconds"] for s in decoding for c in s["steps"]
-                                       if c["rows"] == decode_profile["facts"]["rows"])
-        print_breakdown(f"one decode step ({decode_profile['set']}, {decode_profile['facts']['rows']} rows, "
-                        f"{decode_profile['facts']['context']} context tokens; unprofiled median at these rows "
-                        f"{1e3 * unprofiled:.0f} ms + the loop between steps)",
-                        profile_breakdown(decode_profile))
+        unprofiled = statistics.median(
+            c["seconds"] for s in decoding for c in s["steps"] if c["rows"] == decode_profile["facts"]["rows"]
+        )
+        print_breakdown(
+            f"one decode step ({decode_profile['set']}, {decode_profile['facts']['rows']} rows, "
+            f"{decode_profile['facts']['context']} context tokens; unprofiled median at these rows "
+            f"{1e3 * unprofiled:.0f} ms + the loop between steps)",
+            profile_breakdown(decode_profile),
+        )
     if training["profile"]:
-        print_breakdown(f"one training step ({training['profile']['facts']['rows']} rows x "
-                        f"{training['profile']['facts']['width']} tokens; unprofiled median "
-                        f"{1e3 * statistics.median(c.get('period', c['seconds']) for c in steady):.0f} ms)",
-                        profile_breakdown(training["profile"]))
+        print_breakdown(
+            f"one training step ({training['profile']['facts']['rows']} rows x "
+            f"{training['profile']['facts']['width']} tokens; unprofiled median "
+            f"{1e3 * statistics.median(c.get('period', c['seconds']) for c in steady):.0f} ms)",
+            profile_breakdown(training["profile"]),
+        )
     return 0
 
 

@@ -35,9 +35,11 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FTBENCH = os.path.join(os.path.dirname(sys.executable), "ftbench")
 
-ENGLISH = ("LoRA adapter learning rate batch size epoch checkpoint tokenizer prompt template GPU memory "
-           "Qwen2.5 LLaMA-Factory loss eval step warmup cosine scheduler gradient accumulation fp16 bf16 "
-           "dataset alpaca sharegpt JSON Python API model output inference vLLM token").split()
+ENGLISH = (
+    "LoRA adapter learning rate batch size epoch checkpoint tokenizer prompt template GPU memory "
+    "Qwen2.5 LLaMA-Factory loss eval step warmup cosine scheduler gradient accumulation fp16 bf16 "
+    "dataset alpaca sharegpt JSON Python API model output inference vLLM token"
+).split()
 PUNCT_CLAUSE = "，，，、；："
 PUNCT_END = "。。。！？"
 
@@ -137,8 +139,9 @@ def reference_scores(rows: list[dict]) -> tuple[dict[str, float], dict[str, list
 
 def ftbench_scores(path: str, samples: str) -> tuple[dict, dict[str, list[float]], float]:
     start = time.perf_counter()
-    proc = subprocess.run([FTBENCH, "score", path, "--json", "--samples", samples], capture_output=True,
-                          text=True, cwd=REPO)
+    proc = subprocess.run(
+        [FTBENCH, "score", path, "--json", "--samples", samples], capture_output=True, text=True, cwd=REPO
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"ftbench score failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -172,16 +175,21 @@ def run(n: int, workdir: str) -> dict:
     mismatched = {k: sum(1 for a, b in zip(ref_samples[k], our_samples[k]) if a != b) for k in ref}
     identical = all(v == 0 for v in mismatched.values()) and all(ref[k] == ours[k] for k in ref)
     printed_equal = all(f"{ref[k]:.4f}" == f"{ours[k]:.4f}" for k in ref)
-    print(f"\n{n:,} pairs, {chars:.0f} characters per text on average; "
-          f"load average {' / '.join(f'{x:.1f}' for x in loads)} (before / between / after)")
+    print(
+        f"\n{n:,} pairs, {chars:.0f} characters per text on average; "
+        f"load average {' / '.join(f'{x:.1f}' for x in loads)} (before / between / after)"
+    )
     for k in sorted(ref):
-        print(f"  {k:8} LLaMA-Factory {ref[k]:.4f}   ftbench {ours[k]:.4f}   "
-              f"per-sample mismatches {mismatched[k]}")
+        print(f"  {k:8} LLaMA-Factory {ref[k]:.4f}   ftbench {ours[k]:.4f}   per-sample mismatches {mismatched[k]}")
     print(f"  LLaMA-Factory formula: {ref_s:8.2f} s   ({ref_s / n * 1000:.2f} ms/pair, jieba load excluded)")
-    print(f"  ftbench score process: {our_s:8.2f} s   ({our_s / n * 1000:.2f} ms/pair, everything included; "
-          f"runs: {our_s1:.2f} s, {our_s2:.2f} s)")
-    print(f"  speed-up {ref_s / our_s:.1f}x; figures identical: {'yes' if identical else 'NO'}"
-          f" (printed to 4 decimals: {'yes' if printed_equal else 'NO'})")
+    print(
+        f"  ftbench score process: {our_s:8.2f} s   ({our_s / n * 1000:.2f} ms/pair, everything included; "
+        f"runs: {our_s1:.2f} s, {our_s2:.2f} s)"
+    )
+    print(
+        f"  speed-up {ref_s / our_s:.1f}x; figures identical: {'yes' if identical else 'NO'}"
+        f" (printed to 4 decimals: {'yes' if printed_equal else 'NO'})"
+    )
     return {"n": n, "reference_s": ref_s, "ftbench_s": our_s, "ratio": ref_s / our_s, "identical": identical}
 
 

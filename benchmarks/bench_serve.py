@@ -64,35 +64,80 @@ def main() -> None:
             for record in bundled_prompts(a.prompts):
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         common = ["--model", a.model, "--data", data, "--max-new-tokens", str(a.max_new_tokens)]
-        local = predict([*common, "-o", os.path.join(tmp, "local.jsonl"), "--batch-size", str(a.batch_size),
-                         "--threads", str(a.threads)])
+        local = predict(
+            [
+                *common,
+                "-o",
+                os.path.join(tmp, "local.jsonl"),
+                "--batch-size",
+                str(a.batch_size),
+                "--threads",
+                str(a.threads),
+            ]
+        )
         server = None
         if not a.base_url:
             from serving import Server
 
-            server = Server(path, *(["--continuous-batching"] if a.continuous_batching else []),
-                            log_path=os.path.join(tmp, "serve.log")).start()
+            server = Server(
+                path,
+                *(["--continuous-batching"] if a.continuous_batching else []),
+                log_path=os.path.join(tmp, "serve.log"),
+            ).start()
         try:
             url = a.base_url or server.url
-            predict([*common, "-o", os.path.join(tmp, "warm.jsonl"), "--engine", "openai", "--base-url", url,
-                     "--limit", "2"])  # the first requests pay the server's warm-up (CB's set-up)
-            served = predict([*common, "-o", os.path.join(tmp, "served.jsonl"), "--engine", "openai",
-                              "--base-url", url, "--concurrency", str(a.concurrency)])
+            predict(
+                [
+                    *common,
+                    "-o",
+                    os.path.join(tmp, "warm.jsonl"),
+                    "--engine",
+                    "openai",
+                    "--base-url",
+                    url,
+                    "--limit",
+                    "2",
+                ]
+            )  # the first requests pay the server's warm-up (CB's set-up)
+            served = predict(
+                [
+                    *common,
+                    "-o",
+                    os.path.join(tmp, "served.jsonl"),
+                    "--engine",
+                    "openai",
+                    "--base-url",
+                    url,
+                    "--concurrency",
+                    str(a.concurrency),
+                ]
+            )
         finally:
             if server is not None:
                 server.kill()
-        rows = [[json.loads(line) for line in open(os.path.join(tmp, f), encoding="utf-8")]
-                for f in ("local.jsonl", "served.jsonl")]
+        rows = [
+            [json.loads(line) for line in open(os.path.join(tmp, f), encoding="utf-8")]
+            for f in ("local.jsonl", "served.jsonl")
+        ]
     same = sum(x["predict"] == y["predict"] for x, y in zip(*rows))
-    mode = f"transformers serve{' --continuous-batching' if a.continuous_batching else ''}" if not a.base_url \
+    mode = (
+        f"transformers serve{' --continuous-batching' if a.continuous_batching else ''}"
+        if not a.base_url
         else a.base_url
+    )
     print(f"model {a.model}, {a.prompts} prompts, {a.max_new_tokens} new tokens, {a.threads} thread(s)")
-    print(f"local  batch {a.batch_size:>3}: {local['generation_seconds']:7.2f} s  "
-          f"({local['samples_per_second']} samples/s, {local['tokens']['completion']} completion tokens)")
-    print(f"server conc. {a.concurrency:>3}: {served['generation_seconds']:7.2f} s  "
-          f"({served['samples_per_second']} samples/s, {served['tokens']['completion']} completion tokens) [{mode}]")
-    print(f"ratio server/local time: {served['generation_seconds'] / local['generation_seconds']:.2f}x; "
-          f"identical outputs: {same}/{len(rows[0])} ({same / len(rows[0]):.0%})")
+    print(
+        f"local  batch {a.batch_size:>3}: {local['generation_seconds']:7.2f} s  "
+        f"({local['samples_per_second']} samples/s, {local['tokens']['completion']} completion tokens)"
+    )
+    print(
+        f"server conc. {a.concurrency:>3}: {served['generation_seconds']:7.2f} s  "
+        f"({served['samples_per_second']} samples/s, {served['tokens']['completion']} completion tokens) [{mode}]"
+    )
+    print(
+        f"ratio server/local time: {served['generation_seconds'] / local['generation_seconds']:.2f}x; "
+        f"identical outputs: {same}/{len(rows[0])} ({same / len(rows[0]):.0%})"
+    )
 
 
 if __name__ == "__main__":

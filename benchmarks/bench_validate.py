@@ -30,8 +30,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _vocabulary() -> tuple[list[str], list[str]]:
     """English words and Chinese characters of the bundled datasets, most frequent first (Zipf-like draws
     from them give text whose n-gram statistics look like real SFT data, not like a dozen stock phrases)."""
-    from collections import Counter
     import re
+    from collections import Counter
 
     words, chars = Counter(), Counter()
     for name in os.listdir(os.path.join(REPO, "datasets")):
@@ -71,11 +71,26 @@ def _en(rng: random.Random, chars: int) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-INSTRUCTIONS_ZH = ["请总结下面的内容。", "把这段话翻译成英文。", "解释一下这个概念。", "写一段简短的介绍。", "回答下面的问题。",
-                   "给出三个建议。", "改写这句话，使它更正式。", "分析下面文本的情感倾向。"]
-INSTRUCTIONS_EN = ["Summarise the following text.", "Translate this into Chinese.", "Explain the concept below.",
-                   "Write a short introduction.", "Answer the question.", "Give three suggestions.",
-                   "Rewrite this sentence more formally.", "Classify the sentiment of the review."]
+INSTRUCTIONS_ZH = [
+    "请总结下面的内容。",
+    "把这段话翻译成英文。",
+    "解释一下这个概念。",
+    "写一段简短的介绍。",
+    "回答下面的问题。",
+    "给出三个建议。",
+    "改写这句话，使它更正式。",
+    "分析下面文本的情感倾向。",
+]
+INSTRUCTIONS_EN = [
+    "Summarise the following text.",
+    "Translate this into Chinese.",
+    "Explain the concept below.",
+    "Write a short introduction.",
+    "Answer the question.",
+    "Give three suggestions.",
+    "Rewrite this sentence more formally.",
+    "Classify the sentiment of the review.",
+]
 
 
 def _text(rng: random.Random, chars: int) -> str:
@@ -91,7 +106,7 @@ def generate(path: str, n: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     recent: list[dict] = []
     with open(path, "w", encoding="utf-8") as fh:
-        for i in range(n):
+        for _ in range(n):
             r = rng.random()
             if recent and r < 0.01:  # exact duplicate (up to case/whitespace)
                 rec = dict(rng.choice(recent))
@@ -100,16 +115,18 @@ def generate(path: str, n: int, seed: int = 0) -> None:
                 rec = dict(rng.choice(recent))
                 out = rec["output"]
                 k = rng.randrange(max(1, len(out) - 3))
-                rec["output"] = out[:k] + "的" + out[k + 2:]
+                rec["output"] = out[:k] + "的" + out[k + 2 :]
             else:
                 zh = rng.random() < 0.5
                 instruction = rng.choice(INSTRUCTIONS_ZH if zh else INSTRUCTIONS_EN)
                 with_input = rng.random() < 0.35
                 if not with_input:  # a task with no input carries its content in the instruction
                     instruction += " " + _text(rng, int(rng.lognormvariate(3.5, 0.6)))
-                rec = {"instruction": instruction,
-                       "input": _text(rng, int(rng.lognormvariate(4.5, 0.5))) if with_input else "",
-                       "output": _text(rng, max(5, int(rng.lognormvariate(5.4, 0.6))))}
+                rec = {
+                    "instruction": instruction,
+                    "input": _text(rng, int(rng.lognormvariate(4.5, 0.5))) if with_input else "",
+                    "output": _text(rng, max(5, int(rng.lognormvariate(5.4, 0.6)))),
+                }
                 if rng.random() < 0.001:
                     rec["output"] = "我是 {{name}}，由 {{author}} 开发。" + rec["output"]
             recent.append(rec)
@@ -181,7 +198,9 @@ def main() -> None:
         t = time.perf_counter()
         generate(path + ".part", args.n)
         os.replace(path + ".part", path)
-        print(f"generated {args.n:,} records ({os.path.getsize(path) / 2**20:.0f} MB) in {time.perf_counter() - t:.0f} s")
+        print(
+            f"generated {args.n:,} records ({os.path.getsize(path) / 2**20:.0f} MB) in {time.perf_counter() - t:.0f} s"
+        )
     size_mb = os.path.getsize(path) / 2**20
     with open(path, "rb") as fh:  # warm the page cache, so no side of the comparison pays for the disk
         while fh.read(1 << 24):
@@ -190,16 +209,24 @@ def main() -> None:
     fast, fast_rss, fast_report = run_validate(path, "--no-near-dup")
     full, full_rss, full_report = run_validate(path)
     stats = full_report["stats"]
-    print(f"data: {path} ({full_report['records']:,} records, {size_mb:.0f} MB, {os.cpu_count()} CPUs, "
-          f"{stats['workers']} validate workers)")
+    print(
+        f"data: {path} ({full_report['records']:,} records, {size_mb:.0f} MB, {os.cpu_count()} CPUs, "
+        f"{stats['workers']} validate workers)"
+    )
     print(f"(a) json.loads per line (floor)     {floor:7.2f} s")
-    print(f"(b) ftbench validate --no-near-dup  {fast:7.2f} s  {fast / floor:5.2f}x floor  peak RSS {fast_rss:6.0f} MB"
-          "  (target <= 3x)")
-    print(f"(c) ftbench validate (near-dup on)  {full:7.2f} s  {full / floor:5.2f}x floor  peak RSS {full_rss:6.0f} MB"
-          "  (target <= 10x, RSS <= 2048 MB)")
-    print(f"findings: {len(full_report['warnings']):,} warnings ({stats['exact_duplicates']:,} exact duplicates, "
-          f"{stats['near_duplicates']:,} near), {len(full_report['errors']):,} errors; "
-          f"--no-near-dup found {len(fast_report['warnings']):,} warnings")
+    print(
+        f"(b) ftbench validate --no-near-dup  {fast:7.2f} s  {fast / floor:5.2f}x floor  peak RSS {fast_rss:6.0f} MB"
+        "  (target <= 3x)"
+    )
+    print(
+        f"(c) ftbench validate (near-dup on)  {full:7.2f} s  {full / floor:5.2f}x floor  peak RSS {full_rss:6.0f} MB"
+        "  (target <= 10x, RSS <= 2048 MB)"
+    )
+    print(
+        f"findings: {len(full_report['warnings']):,} warnings ({stats['exact_duplicates']:,} exact duplicates, "
+        f"{stats['near_duplicates']:,} near), {len(full_report['errors']):,} errors; "
+        f"--no-near-dup found {len(fast_report['warnings']):,} warnings"
+    )
 
 
 if __name__ == "__main__":

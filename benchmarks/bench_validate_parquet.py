@@ -79,8 +79,10 @@ def main() -> None:
             os.replace(jsonl + ".part", jsonl)
         write_parquet(jsonl, path + ".part")
         os.replace(path + ".part", path)
-        print(f"generated {args.n:,} records ({os.path.getsize(path) / 2**20:.0f} MB of Parquet) in "
-              f"{time.perf_counter() - t:.0f} s")
+        print(
+            f"generated {args.n:,} records ({os.path.getsize(path) / 2**20:.0f} MB of Parquet) in "
+            f"{time.perf_counter() - t:.0f} s"
+        )
     with open(path, "rb") as fh:  # warm the page cache, so no side of the comparison pays for the disk
         while fh.read(1 << 24):
             pass
@@ -89,13 +91,19 @@ def main() -> None:
     fast, fast_rss, report = run_validate(path, "--no-near-dup")
     fast_cpu = children_cpu() - before
     stats = report["stats"]
-    print(f"data: {path} ({rows:,} rows, {os.path.getsize(path) / 2**20:.0f} MB, {os.cpu_count()} CPUs, "
-          f"{stats['workers']} validate workers; load average {os.getloadavg()[0]:.1f} at the end)")
+    print(
+        f"data: {path} ({rows:,} rows, {os.path.getsize(path) / 2**20:.0f} MB, {os.cpu_count()} CPUs, "
+        f"{stats['workers']} validate workers; load average {os.getloadavg()[0]:.1f} at the end)"
+    )
     print(f"(a) pyarrow iter_batches + to_pylist (floor)  {floor:7.2f} s  (CPU {floor_cpu:6.2f} s)")
-    print(f"(b) ftbench validate --no-near-dup           {fast:7.2f} s  {fast / floor:5.2f}x floor  "
-          f"peak RSS {fast_rss:6.0f} MB  (targets <= 3x, RSS <= 2048 MB)  (CPU {fast_cpu:6.2f} s in all processes)")
-    print(f"findings: {len(report['warnings']):,} warnings ({stats['exact_duplicates']:,} exact duplicates), "
-          f"{len(report['errors']):,} errors; {report['records']:,} records read")
+    print(
+        f"(b) ftbench validate --no-near-dup           {fast:7.2f} s  {fast / floor:5.2f}x floor  "
+        f"peak RSS {fast_rss:6.0f} MB  (targets <= 3x, RSS <= 2048 MB)  (CPU {fast_cpu:6.2f} s in all processes)"
+    )
+    print(
+        f"findings: {len(report['warnings']):,} warnings ({stats['exact_duplicates']:,} exact duplicates), "
+        f"{len(report['errors']):,} errors; {report['records']:,} records read"
+    )
 
 
 if __name__ == "__main__":

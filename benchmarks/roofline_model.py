@@ -40,9 +40,15 @@ class ModelShape:
     @classmethod
     def from_config(cls, config: dict) -> "ModelShape":
         head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-        return cls(config["hidden_size"], config["intermediate_size"], config["num_attention_heads"],
-                   config.get("num_key_value_heads") or config["num_attention_heads"], head_dim,
-                   config["vocab_size"], config["num_hidden_layers"])
+        return cls(
+            config["hidden_size"],
+            config["intermediate_size"],
+            config["num_attention_heads"],
+            config.get("num_key_value_heads") or config["num_attention_heads"],
+            head_dim,
+            config["vocab_size"],
+            config["num_hidden_layers"],
+        )
 
     def layer_linears(self) -> list[tuple[int, int]]:
         """(in, out) of each linear layer of one decoder layer: q, k, v, o, gate, up, down."""
@@ -77,8 +83,9 @@ def best_seconds(fn, block: float = 0.1, blocks: int = 3) -> float:
     return best
 
 
-def matmul_table(shape: ModelShape, rows: int, dtype, *, head: bool = True, backward: bool = False
-                 ) -> dict[tuple[int, int], float]:
+def matmul_table(
+    shape: ModelShape, rows: int, dtype, *, head: bool = True, backward: bool = False
+) -> dict[tuple[int, int], float]:
     """GFLOP/s of `F.linear` on (rows x in) inputs for each distinct (in, out) of the model (the output layer with
     ``head``; with ``backward`` the transposed shapes too, which the backward pass through activations runs)."""
     import torch
@@ -101,8 +108,9 @@ def streamed_matmuls(shape: ModelShape, rows: int, dtype) -> float:
     import torch
     import torch.nn.functional as F
 
-    weights = [torch.empty(o, i, dtype=dtype).fill_(0.01) for _ in range(shape.layers)
-               for i, o in shape.layer_linears()] + [torch.empty(shape.head[::-1], dtype=dtype).fill_(0.01)]
+    weights = [
+        torch.empty(o, i, dtype=dtype).fill_(0.01) for _ in range(shape.layers) for i, o in shape.layer_linears()
+    ] + [torch.empty(shape.head[::-1], dtype=dtype).fill_(0.01)]
     inputs = {w.shape[1]: torch.randn(rows, w.shape[1], dtype=dtype) for w in weights}
 
     def step():
@@ -119,9 +127,11 @@ def bandwidth(mib: int = 256) -> dict[str, float]:
 
     n = mib * 1024 * 1024 // 4
     a, b, c = torch.empty(n), torch.rand(n), torch.rand(n)
-    return {"copy": 2 * 4 * n / best_seconds(lambda: a.copy_(b), 0.3) / 1e9,
-            "triad": 3 * 4 * n / best_seconds(lambda: torch.add(b, c, alpha=3.0, out=a), 0.3) / 1e9,
-            "read": 4 * n / best_seconds(lambda: b.sum(), 0.3) / 1e9}
+    return {
+        "copy": 2 * 4 * n / best_seconds(lambda: a.copy_(b), 0.3) / 1e9,
+        "triad": 3 * 4 * n / best_seconds(lambda: torch.add(b, c, alpha=3.0, out=a), 0.3) / 1e9,
+        "read": 4 * n / best_seconds(lambda: b.sum(), 0.3) / 1e9,
+    }
 
 
 @dataclass(frozen=True)
@@ -148,8 +158,9 @@ class Limits:
 
     def _linears(self, tokens: int, use: str, transposed: bool = False) -> float:
         table = self.tp.tables[use]
-        return self.shape.layers * sum(2 * tokens * i * o / (table[(o, i) if transposed else (i, o)] * 1e9)
-                                       for i, o in self.shape.layer_linears())
+        return self.shape.layers * sum(
+            2 * tokens * i * o / (table[(o, i) if transposed else (i, o)] * 1e9) for i, o in self.shape.layer_linears()
+        )
 
     def _head(self, tokens: int, use: str, transposed: bool = False) -> float:
         i, o = self.shape.head
@@ -168,17 +179,23 @@ class Limits:
 
     def decode_step(self, rows: int, context: int) -> tuple[float, str]:
         """(seconds, "bandwidth" or "compute"): the larger bound on one decode step."""
-        memory, compute = self.decode_bytes(rows, context) / (self.tp.bandwidth * 1e9), \
-            self.decode_compute(rows, context)
+        memory, compute = (
+            self.decode_bytes(rows, context) / (self.tp.bandwidth * 1e9),
+            self.decode_compute(rows, context),
+        )
         return (memory, "bandwidth") if memory >= compute else (compute, "compute")
 
     def prefill(self, lengths: list[int]) -> tuple[float, str]:
         """(seconds, bound) for prompts of ``lengths`` tokens run once; the output layer on their last positions
         only (as ftbench and `generate` do)."""
-        compute = (self._linears(sum(lengths), "prefill") + self._head(len(lengths), "decode")
-                   + self._attention(sum(n * (n + 1) // 2 for n in lengths)))
-        memory = (self.shape.weights() * self.tp.bytes_per
-                  + self.shape.kv_bytes_per_token(self.tp.bytes_per) * sum(lengths)) / (self.tp.bandwidth * 1e9)
+        compute = (
+            self._linears(sum(lengths), "prefill")
+            + self._head(len(lengths), "decode")
+            + self._attention(sum(n * (n + 1) // 2 for n in lengths))
+        )
+        memory = (
+            self.shape.weights() * self.tp.bytes_per + self.shape.kv_bytes_per_token(self.tp.bytes_per) * sum(lengths)
+        ) / (self.tp.bandwidth * 1e9)
         return (memory, "bandwidth") if memory >= compute else (compute, "compute")
 
     def training_step(self, lengths: list[int], full: bool = False) -> float:
@@ -189,6 +206,10 @@ class Limits:
         backward = self._linears(tokens, "train", transposed=True) + self._head(tokens, "train", transposed=True)
         attention = 3 * self._attention(sum(n * (n + 1) // 2 for n in lengths))
         r = self.tp.lora_rank
-        lora = 3 * self.shape.layers * sum(2 * tokens * r * (i + o) for i, o in self.shape.layer_linears()) \
+        lora = (
+            3
+            * self.shape.layers
+            * sum(2 * tokens * r * (i + o) for i, o in self.shape.layer_linears())
             / (self.tp.peak * 1e9)
+        )
         return forward + backward + attention + lora + (forward if full else 0.0)

@@ -11,12 +11,25 @@ import time
 from collections import defaultdict
 
 # grouping of aten ops by the outermost aten op they run under (so SDPA's internal copies count as attention)
-MATMUL = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear", "aten::addmv",
-          "aten::mv", "aten::dot"}
+MATMUL = {
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::matmul",
+    "aten::linear",
+    "aten::addmv",
+    "aten::mv",
+    "aten::dot",
+}
 # record_function annotations whose whole time (their ops and their Python) is one group
 OPTIMIZER = "optimizer (AdamW on the LoRA weights)"
-GROUPS = {"ftbench.collate": "data collation", "ftbench.prefill": "prefill of joining prompts",
-          "Optimizer.step": OPTIMIZER, "Optimizer.zero_grad": OPTIMIZER}
+GROUPS = {
+    "ftbench.collate": "data collation",
+    "ftbench.prefill": "prefill of joining prompts",
+    "Optimizer.step": OPTIMIZER,
+    "Optimizer.zero_grad": OPTIMIZER,
+}
 
 
 class Timed:
@@ -125,8 +138,14 @@ def profile_breakdown(profile: dict) -> dict:
             top_ops += 1
     inside["Python and framework between ops"] = profile["call_seconds"] - sum(inside.values())
     rest["Python and framework between ops"] = profile["window"] - profile["call_seconds"] - sum(rest.values())
-    return {"call": dict(inside), "rest": dict(rest), "window": profile["window"],
-            "call_seconds": profile["call_seconds"], "ops": top_ops, "label": call_label}
+    return {
+        "call": dict(inside),
+        "rest": dict(rest),
+        "window": profile["window"],
+        "call_seconds": profile["call_seconds"],
+        "ops": top_ops,
+        "label": call_label,
+    }
 
 
 def print_breakdown(title: str, b: dict) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename: a crash
     leaves either the old file or the new one, never half of it."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -111,8 +112,13 @@ def _hash_file(path: str, h) -> None:
             h.update(block)
 
 
-def build_folder_atomically(final_dir: str | os.PathLike, build: Callable[[Path], None],
-                            complete: Callable[[Path], bool], *, replace: bool = False) -> str:
+def build_folder_atomically(
+    final_dir: str | os.PathLike,
+    build: Callable[[Path], None],
+    complete: Callable[[Path], bool],
+    *,
+    replace: bool = False,
+) -> str:
     """Run ``build(tmp)`` into a temporary sibling folder and rename it to ``final_dir``: readers see no folder
     or a whole one, never half of one (a killed build leaves only a hidden temporary folder).
 
@@ -166,8 +172,17 @@ def not_a_regular_file(path: str) -> str | None:
         return e.strerror or str(e)
     if stat.S_ISREG(mode):
         return None
-    kind = ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    kind = (
+        "a directory"
+        if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
     return f"is {kind}, not a regular file"
-

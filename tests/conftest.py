@@ -38,8 +38,10 @@ def llamafactory_cli():
     cli = os.environ.get("FTBENCH_LLAMAFACTORY_CLI") or shutil.which("llamafactory-cli")
     if not cli or not os.path.isfile(cli):
         if os.environ.get("FTBENCH_REQUIRE_LLAMAFACTORY"):
-            pytest.fail("FTBENCH_REQUIRE_LLAMAFACTORY is set but no llamafactory-cli was found "
-                        "(set FTBENCH_LLAMAFACTORY_CLI or run `make llamafactory`)")
+            pytest.fail(
+                "FTBENCH_REQUIRE_LLAMAFACTORY is set but no llamafactory-cli was found "
+                "(set FTBENCH_LLAMAFACTORY_CLI or run `make llamafactory`)"
+            )
         pytest.skip("LLaMA-Factory is not installed (`make llamafactory` installs it in its own venv)")
     return cli
 

@@ -97,20 +97,27 @@ def response(status: int, body: bytes | str | dict, headers: dict | None = None)
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode("utf-8")
-    head = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close",
-            **(headers or {})}
+    head = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        "Connection": "close",
+        **(headers or {}),
+    }
     lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in head.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def completion(text, **extra) -> dict:
     """A `/completions` reply whose text is ``text`` (any JSON value)."""
-    return {"choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1}, **extra}
+    return {
+        "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+        **extra,
+    }
 
 
 def drip(server: HostileServer, conn: socket.socket, data: bytes, every: float) -> None:
     """Send ``data`` one byte at a time, ``every`` seconds apart (until the client hangs up)."""
     for i in range(len(data)):
-        server.send(conn, data[i:i + 1])
+        server.send(conn, data[i : i + 1])
         time.sleep(every)

@@ -91,8 +91,9 @@ class Recorder:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 recorder.bodies.append({"path": self.path, **body})
                 choice = {"index": 0, "finish_reason": "stop"}
-                choice.update({"message": {"role": "assistant", "content": answer}} if "messages" in body
-                              else {"text": answer})
+                choice.update(
+                    {"message": {"role": "assistant", "content": answer}} if "messages" in body else {"text": answer}
+                )
                 data = json.dumps({"choices": [choice], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

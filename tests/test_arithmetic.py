@@ -29,8 +29,12 @@ IMPLICIT_CONSTANTS = {2, 7, 60, 100}
 
 def safe_eval(expr: str) -> Fraction:
     """Exact value of an expression made only of integer literals, + - * /, unary minus and parentheses."""
-    ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
-           ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+    ops = {
+        ast.Add: lambda a, b: a + b,
+        ast.Sub: lambda a, b: a - b,
+        ast.Mult: lambda a, b: a * b,
+        ast.Div: lambda a, b: a / b,
+    }
 
     def walk(node: ast.AST) -> Fraction:
         if isinstance(node, ast.Expression):
@@ -88,7 +92,7 @@ def test_annotations_are_correct_and_lead_to_the_final_answer(problems):
             assert value.denominator == 1, f"non-integer step {expr} in {answer!r}"
             assert int(stated) == value, f"{expr}={stated} is wrong in {answer!r}"
             # the text right after the annotation repeats the result, GSM8K style
-            assert answer[m.end():].startswith(stated), answer
+            assert answer[m.end() :].startswith(stated), answer
             # the expression's text before the annotation is the same expression
             assert answer[: m.start()].endswith(f"{expr} = "), answer
             # no number is conjured: every operand comes from the question or an earlier step

@@ -8,7 +8,6 @@ import os
 import shutil
 
 import pytest
-
 from helpers import REPO, run_cli
 
 IDENTITY = os.path.join(REPO, "datasets", "identity.json")
@@ -27,8 +26,9 @@ def test_identity_dataset_filled_in_place_of_every_slot(tmp_path):
     original = json.load(open(IDENTITY, encoding="utf-8"))
     text = out.read_text(encoding="utf-8")
     assert "{{" not in text and "意琦行" in text  # ensure_ascii=False: Chinese stays readable
-    expected = json.loads(json.dumps(original, ensure_ascii=False).replace("{{name}}", "Archer")
-                          .replace("{{author}}", "意琦行"))
+    expected = json.loads(
+        json.dumps(original, ensure_ascii=False).replace("{{name}}", "Archer").replace("{{author}}", "意琦行")
+    )
     assert json.loads(text) == expected
     assert text == json.dumps(expected, ensure_ascii=False, indent=2) + "\n"  # laid out like the input
     raw = json.dumps(original, ensure_ascii=False)
@@ -40,8 +40,7 @@ def test_identity_dataset_filled_in_place_of_every_slot(tmp_path):
 
 def test_spacing_variants_nested_fields_and_unfilled_paths(tmp_path):
     out = tmp_path / "out.json"
-    result = fill(SHAREGPT, "-o", str(out), "--set", "name=Archer", "--set", "author=ACME", "--set", "team=x",
-                  "--json")
+    result = fill(SHAREGPT, "-o", str(out), "--set", "name=Archer", "--set", "author=ACME", "--set", "team=x", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data[0]["conversations"][1]["value"] == "我是 Archer，由 ACME 开发的 AI 助手。"
@@ -50,11 +49,14 @@ def test_spacing_variants_nested_fields_and_unfilled_paths(tmp_path):
     report = json.loads(result.stdout)
     assert report["filled"] == {"name": 4, "author": 2, "team": 0} and report["unused_keys"] == ["team"]
     assert [(u["record"], u["path"], u["placeholder"]) for u in report["unfilled"]] == [
-        (1, "[1].conversations[1].value", "{{model}}"), (1, "[1].conversations[3].value", "【名字】")]
+        (1, "[1].conversations[1].value", "{{model}}"),
+        (1, "[1].conversations[3].value", "【名字】"),
+    ]
     assert out.read_text(encoding="utf-8").startswith('[\n    {\n        "conversations"')  # 4-space indent kept
 
-    text = fill(SHAREGPT, "-o", str(tmp_path / "t.json"), "--set", "name=Archer", "--set", "author=ACME",
-                "--set", "team=x")
+    text = fill(
+        SHAREGPT, "-o", str(tmp_path / "t.json"), "--set", "name=Archer", "--set", "author=ACME", "--set", "team=x"
+    )
     assert text.exit_code == 0
     assert "[1].conversations[1].value: {{model}}" in text.stderr and "【名字】" in text.stderr
     assert "--set team: DATA has no {{team}} placeholder" in text.stderr
@@ -65,8 +67,10 @@ def test_strict_refuses_to_write_when_slots_remain(tmp_path):
     out = tmp_path / "out.json"
     result = fill(SHAREGPT, "-o", str(out), "--set", "name=Archer", "--set", "author=ACME", "--strict")
     assert result.exit_code == 1 and not out.exists()
-    assert result.stderr.strip().splitlines()[-1] == "ftbench: error: 2 placeholder(s) left unfilled (--strict): " \
+    assert (
+        result.stderr.strip().splitlines()[-1] == "ftbench: error: 2 placeholder(s) left unfilled (--strict): "
         f"{out} not written"
+    )
     ok = fill(SHAREGPT, "-o", str(out), "--set", "name=A", "--set", "author=B", "--set", "model=M", "--strict")
     assert ok.exit_code == 1  # 【名字】 is not a {{ }} slot: it still needs editing
     assert "【名字】" in ok.stderr
@@ -74,8 +78,10 @@ def test_strict_refuses_to_write_when_slots_remain(tmp_path):
 
 def test_jsonl_stays_jsonl(tmp_path):
     data = tmp_path / "chat.jsonl"
-    rows = [{"messages": [{"role": "user", "content": "name?"}, {"role": "assistant", "content": "I'm {{ name }}."}]},
-            {"messages": [{"role": "user", "content": "作者？"}, {"role": "assistant", "content": "{{author}} 写的"}]}]
+    rows = [
+        {"messages": [{"role": "user", "content": "name?"}, {"role": "assistant", "content": "I'm {{ name }}."}]},
+        {"messages": [{"role": "user", "content": "作者？"}, {"role": "assistant", "content": "{{author}} 写的"}]},
+    ]
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "filled.jsonl"
     result = fill(str(data), "-o", str(out), "--set", "name=Archer", "--set", "author=意琦行", "-q")
@@ -92,8 +98,12 @@ def test_never_overwrites_data(tmp_path, how):
     data = tmp_path / "identity.json"
     shutil.copy(IDENTITY, data)
     before = data.read_bytes()
-    out = {"same": str(data), "relative": os.path.relpath(data, REPO), "symlink": str(tmp_path / "link.json"),
-           "hardlink": str(tmp_path / "hard.json")}[how]
+    out = {
+        "same": str(data),
+        "relative": os.path.relpath(data, REPO),
+        "symlink": str(tmp_path / "link.json"),
+        "hardlink": str(tmp_path / "hard.json"),
+    }[how]
     if how == "symlink":
         os.symlink(data, out)
     if how == "hardlink":
@@ -104,13 +114,16 @@ def test_never_overwrites_data(tmp_path, how):
     assert data.read_bytes() == before
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--set", "name"], "expected KEY=VALUE"),
-    (["--set", "=Archer"], "the key must be"),
-    (["--set", "my name=Archer"], "the key must be"),
-    (["--set", "name=a", "--set", "name=b"], "given twice"),
-    ([], "give at least one --set"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "name"], "expected KEY=VALUE"),
+        (["--set", "=Archer"], "the key must be"),
+        (["--set", "my name=Archer"], "the key must be"),
+        (["--set", "name=a", "--set", "name=b"], "given twice"),
+        ([], "give at least one --set"),
+    ],
+)
 def test_bad_assignments(tmp_path, args, message):
     result = fill(IDENTITY, "-o", str(tmp_path / "o.json"), *args)
     assert result.exit_code == 2 and message in result.stderr

@@ -19,15 +19,16 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from helpers import REPO, run_cli
 
 KEY = "sk-ftbench-TEST-7c1e9a53d2b84f60"  # distinctive, so a leak anywhere is found by grep
-WORDS = ("apple river stone cloud paper window garden yellow silent quick bridge candle forest ocean pencil "
-         "market winter summer silver engine rocket violin marble castle desert harbor island jungle ladder "
-         "mirror needle orange planet quartz saddle tunnel velvet wagon anchor basket cactus dragon falcon "
-         "glacier hammer igloo jacket kettle lantern magnet nectar oyster pepper quiver ribbon shovel temple "
-         "umbrella valley walnut zipper 苹果 河流 石头 云朵 纸张 窗户 花园 黄色 安静 快速 桥梁 蜡烛 森林 海洋").split()
+WORDS = (
+    "apple river stone cloud paper window garden yellow silent quick bridge candle forest ocean pencil "
+    "market winter summer silver engine rocket violin marble castle desert harbor island jungle ladder "
+    "mirror needle orange planet quartz saddle tunnel velvet wagon anchor basket cactus dragon falcon "
+    "glacier hammer igloo jacket kettle lantern magnet nectar oyster pepper quiver ribbon shovel temple "
+    "umbrella valley walnut zipper 苹果 河流 石头 云朵 纸张 窗户 花园 黄色 安静 快速 桥梁 蜡烛 森林 海洋"
+).split()
 
 
 # ---------------------------------------------------------------------------------------------------- server
@@ -108,10 +109,21 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def _reply(self, content: str, prompt_tokens: int = 100, completion_tokens: int = 50):
-        self._send(200, {"id": "x", "object": "chat.completion", "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}})
+        self._send(
+            200,
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
 
     def do_POST(self):
         s = self.script
@@ -121,8 +133,18 @@ class Handler(BaseHTTPRequestHandler):
         source = source_key(original)
         k, action = s.next_action(source)
         with s.lock:
-            s.log.append({"source": source, "k": k, "action": action, "t": time.monotonic(), "n": n,
-                          "auth": self.headers.get("Authorization"), "prompt": prompt, "model": body["model"]})
+            s.log.append(
+                {
+                    "source": source,
+                    "k": k,
+                    "action": action,
+                    "t": time.monotonic(),
+                    "n": n,
+                    "auth": self.headers.get("Authorization"),
+                    "prompt": prompt,
+                    "model": body["model"],
+                }
+            )
         if s.delay:
             time.sleep(s.delay)
         if action == "429":
@@ -143,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
         variants = s.new_variants(source, original, n)
         if action == "truncated":  # cut in the middle of the last record, inside a fence that never closes
             text = "```json\n" + json.dumps({"records": variants}, ensure_ascii=False)
-            return self._reply(text[:text.rindex("{") + 15])
+            return self._reply(text[: text.rindex("{") + 15])
         if action == "dup-and-bad":  # a copy of the original, a record missing its answer, and n good ones
             bad = {k: v for k, v in variants[0].items() if k not in ("output", "messages", "conversations")}
             return self._reply("Here you go:\n" + json.dumps([original, bad] + variants, ensure_ascii=False))
@@ -208,8 +230,22 @@ def read_jsonl(path) -> list[dict]:
 
 
 def llm_args(server: Server, data: str, out: str, *extra: str) -> list[str]:
-    return ["augment", "llm", data, "-o", out, "--base-url", server.url, "--model", "fake-model", "--backoff", "0.01",
-            "--timeout", "0.5", *extra]
+    return [
+        "augment",
+        "llm",
+        data,
+        "-o",
+        out,
+        "--base-url",
+        server.url,
+        "--model",
+        "fake-model",
+        "--backoff",
+        "0.01",
+        "--timeout",
+        "0.5",
+        *extra,
+    ]
 
 
 def variants_by_source(rows: list[dict]) -> dict[int, list[int]]:
@@ -249,8 +285,14 @@ def test_parse_reply_shapes():
     assert parse_reply("```\n" + json.dumps(two)).records == two  # fence never closed
     cut = parse_reply(json.dumps({"records": two})[:-12])  # stopped inside the second record
     assert cut.records == [rec] and cut.truncated
-    for bad in ("", "I cannot help with that.", "[NaN]", "{'instruction': 'python literal'}", "[1, 2, 3]",
-                "__import__('os').system('echo pwned')"):
+    for bad in (
+        "",
+        "I cannot help with that.",
+        "[NaN]",
+        "{'instruction': 'python literal'}",
+        "[1, 2, 3]",
+        "__import__('os').system('echo pwned')",
+    ):
         assert not parse_reply(bad).usable, bad
 
 
@@ -267,8 +309,8 @@ def test_retry_after_and_backoff():
     policy, rng = RetryPolicy(max_retries=8, base=0.5, cap=4.0), random.Random(1)
     for retry in range(8):  # full jitter: uniform in [0, min(cap, base * 2**retry)]
         delays = [policy.delay(retry, None, rng) for _ in range(200)]
-        assert 0 <= min(delays) and max(delays) <= min(4.0, 0.5 * 2 ** retry)
-        assert max(delays) > 0.6 * min(4.0, 0.5 * 2 ** retry)  # really spread, not a constant
+        assert 0 <= min(delays) and max(delays) <= min(4.0, 0.5 * 2**retry)
+        assert max(delays) > 0.6 * min(4.0, 0.5 * 2**retry)  # really spread, not a constant
     assert all(policy.delay(r, 3.0, rng) >= 3.0 for r in range(8))  # Retry-After is a floor
     assert policy.delay(0, 10_000, rng) == policy.max_retry_after  # ... but a bogus one is capped
 
@@ -278,13 +320,19 @@ def test_gate_validates_and_deduplicates():
     from ftbench.data.formats import AlpacaFormat
 
     gate = RecordGate(AlpacaFormat(), "seed.json")
-    answer = ("I am {{name}}, an AI assistant developed by {{author}}. I can answer questions, write and edit text, "
-              "and help you plan your day.")
+    answer = (
+        "I am {{name}}, an AI assistant developed by {{author}}. I can answer questions, write and edit text, "
+        "and help you plan your day."
+    )
     source = {"instruction": "Who are you?", "input": "", "output": answer}
     src_sample, _ = gate.to_sample(source)
     gate.add_known(src_sample, "original #0")
-    good = {"instruction": "Please introduce yourself.", "input": "",
-            "output": "Hello! My name is {{name}} and {{author}} built me to help with questions.", "id": 7}
+    good = {
+        "instruction": "Please introduce yourself.",
+        "input": "",
+        "output": "Hello! My name is {{name}} and {{author}} built me to help with questions.",
+        "id": 7,
+    }
     candidates = [
         "just a string",
         {"instruction": "Tell me your name"},  # no output
@@ -300,8 +348,19 @@ def test_gate_validates_and_deduplicates():
     ]
     verdicts = gate.check(candidates, source, src_sample, want=2, labels=["source 0 variant 0", "source 0 variant 1"])
     reasons = [v.reason for v in verdicts]
-    assert reasons == ["not-an-object", "missing-field", "empty-output", "placeholder", "mojibake", "duplicate",
-                       "near-duplicate", None, "duplicate", None, "surplus"], reasons
+    assert reasons == [
+        "not-an-object",
+        "missing-field",
+        "empty-output",
+        "placeholder",
+        "mojibake",
+        "duplicate",
+        "near-duplicate",
+        None,
+        "duplicate",
+        None,
+        "surplus",
+    ], reasons
     assert verdicts[7].record == {k: v for k, v in good.items() if k != "id"}  # keys the original lacks: dropped
     # accepted records are registered: the next reply cannot repeat them
     again = gate.check([dict(good)], source, src_sample, want=1, labels=["source 0 variant 2"])
@@ -325,8 +384,9 @@ REQUESTS = {0: 2, 1: 3, 2: 2, 3: 2, 4: 1, 5: 2}  # the requests each source need
 def test_every_record_gets_its_variants_despite_faults(serve, key_env, tmp_path):
     server = serve(faults=FAULTS)
     data, out = write_seeds(tmp_path / "seeds.json"), tmp_path / "out.jsonl"
-    result = run_cli(*llm_args(server, data, str(out), "--n", "3", "--concurrency", "3", "--max-retries", "3",
-                               "--json"))
+    result = run_cli(
+        *llm_args(server, data, str(out), "--n", "3", "--concurrency", "3", "--max-retries", "3", "--json")
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     rows = read_jsonl(out)
@@ -335,7 +395,9 @@ def test_every_record_gets_its_variants_despite_faults(serve, key_env, tmp_path)
     assert len(set(all_texts)) == len(all_texts)  # no duplicates among variants, nor of an original
     for r in rows:
         assert set(r) == {"instruction", "input", "output", "_ftbench"}
-        assert set(r["_ftbench"]) == {"source", "variant", "model", "attempt"} and r["_ftbench"]["model"] == "fake-model"
+        assert (
+            set(r["_ftbench"]) == {"source", "variant", "model", "attempt"} and r["_ftbench"]["model"] == "fake-model"
+        )
 
     log = server.script.log
     per_source = Counter(SEEDS.index(next(s for s in SEEDS if s["instruction"] == e["source"])) for e in log)
@@ -396,8 +458,11 @@ def test_key_never_leaks(serve, key_env, tmp_path):
     result = run_cli(*llm_args(server, data, str(tmp_path / "b.jsonl"), "--n", "1", "--concurrency", "1"))
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
-    assert "refused the request (HTTP 401" in lines[-1] and "$OPENAI_API_KEY" in lines[-1] and "Traceback" not in \
-        result.stderr
+    assert (
+        "refused the request (HTTP 401" in lines[-1]
+        and "$OPENAI_API_KEY" in lines[-1]
+        and "Traceback" not in result.stderr
+    )
     assert len(server.script.log) == 1  # a refused key stops the run: no request after the first
     assert_no_leak(result.output, tmp_path)
 
@@ -406,18 +471,31 @@ def test_conversations_with_originals_and_custom_template(serve, key_env, tmp_pa
     from ftbench.data.loader import load_samples
 
     data = tmp_path / "chat.jsonl"
-    chats = [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q},
-                           {"role": "assistant", "content": a}]}
-             for q, a in [("Why is the sea salty?", "Rivers carry dissolved minerals into it."),
-                          ("什么是光合作用？", "植物利用光能把二氧化碳和水变成糖和氧气。")]]
+    chats = [
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": q},
+                {"role": "assistant", "content": a},
+            ]
+        }
+        for q, a in [
+            ("Why is the sea salty?", "Rivers carry dissolved minerals into it."),
+            ("什么是光合作用？", "植物利用光能把二氧化碳和水变成糖和氧气。"),
+        ]
+    ]
     data.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in chats), encoding="utf-8")
     template = tmp_path / "prompt.txt"
-    template.write_text("Format: $format; language: $language; keys: $keys.\n$record\n"
-                        "Write $n new records. Keep {{name}} as is; $$5 is a price.", encoding="utf-8")
+    template.write_text(
+        "Format: $format; language: $language; keys: $keys.\n$record\n"
+        "Write $n new records. Keep {{name}} as is; $$5 is a price.",
+        encoding="utf-8",
+    )
     server = serve()
     out = tmp_path / "out.jsonl"
-    result = run_cli(*llm_args(server, str(data), str(out), "--n", "2", "--include-original",
-                               "--prompt-template", str(template)))
+    result = run_cli(
+        *llm_args(server, str(data), str(out), "--n", "2", "--include-original", "--prompt-template", str(template))
+    )
     assert result.exit_code == 0, result.output
     rows = read_jsonl(out)
     assert sum(1 for r in rows if r["_ftbench"].get("original")) == 2 and len(rows) == 6
@@ -464,13 +542,19 @@ def test_usage_errors_are_one_line(serve, key_env, tmp_path):
 def test_sigkill_then_resume(serve, tmp_path):
     """Kill a real `python -m ftbench augment llm` mid-run, damage its last line as a crash mid-write would,
     and rerun: every source ends with exactly N variants, nothing lost, nothing repeated."""
-    seeds = [{"instruction": f"Question number {i}: {w}?", "input": "", "output": f"Answer {i} about {w}."}
-             for i, w in enumerate(WORDS[:16])]
+    seeds = [
+        {"instruction": f"Question number {i}: {w}?", "input": "", "output": f"Answer {i} about {w}."}
+        for i, w in enumerate(WORDS[:16])
+    ]
     data, out = write_seeds(tmp_path / "seeds.json", seeds), tmp_path / "out.jsonl"
     server = serve(delay=0.2)  # slow replies: the kill lands mid-run
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": REPO}
-    cmd = [sys.executable, "-m", "ftbench", *llm_args(server, data, str(out), "--n", "3", "--concurrency", "2",
-                                                       "--timeout", "5")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftbench",
+        *llm_args(server, data, str(out), "--n", "3", "--concurrency", "2", "--timeout", "5"),
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 9):
@@ -488,7 +572,7 @@ def test_sigkill_then_resume(serve, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cut off a half-written last line" in done.stderr
     after = out.read_bytes()
-    assert after.startswith(before[:before.rfind(b"\n") + 1])  # every line written before the kill is kept
+    assert after.startswith(before[: before.rfind(b"\n") + 1])  # every line written before the kill is kept
     rows = read_jsonl(out)
     assert {k: sorted(v) for k, v in variants_by_source(rows).items()} == {i: [0, 1, 2] for i in range(16)}
     assert len(rows) == 48 and len(set(texts(rows))) == 48
@@ -505,8 +589,24 @@ def test_local_provider_sets_aside_garbage(tiny_model, tmp_path):
 
     torch.set_num_threads(1)
     data, out = write_seeds(tmp_path / "seeds.json", SEEDS[:2]), tmp_path / "out.jsonl"
-    result = run_cli("augment", "llm", data, "-o", str(out), "--n", "2", "--provider", "local", "--model", "tiny",
-                     "--max-tokens", "16", "--max-retries", "1", "--json")
+    result = run_cli(
+        "augment",
+        "llm",
+        data,
+        "-o",
+        str(out),
+        "--n",
+        "2",
+        "--provider",
+        "local",
+        "--model",
+        "tiny",
+        "--max-tokens",
+        "16",
+        "--max-retries",
+        "1",
+        "--json",
+    )
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
     assert summary["replies"] == 4 and summary["accepted"] == 0 and summary["incomplete_sources"] == [0, 1]
@@ -514,6 +614,19 @@ def test_local_provider_sets_aside_garbage(tiny_model, tmp_path):
     reasons = Counter(r["_ftbench"]["reason"] for r in read_jsonl(str(out) + ".rejected.jsonl"))
     assert reasons["incomplete"] == 2 and sum(reasons.values()) == 6
     assert read_jsonl(out) == []
-    result = run_cli("augment", "llm", data, "-o", str(out), "--n", "1", "--provider", "local", "--model", "tiny",
-                     "--adapter", str(tmp_path / "no-adapter"))
+    result = run_cli(
+        "augment",
+        "llm",
+        data,
+        "-o",
+        str(out),
+        "--n",
+        "1",
+        "--provider",
+        "local",
+        "--model",
+        "tiny",
+        "--adapter",
+        str(tmp_path / "no-adapter"),
+    )
     assert result.exit_code == 2 and "no such folder" in result.stderr

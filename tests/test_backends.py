@@ -32,8 +32,13 @@ class RecordingBackend(TrainerBackend):
 
     def train(self, config, *, resume=False, quiet=False):
         RecordingBackend.calls.append((config, resume))
-        return TrainResult(output_dir=config.output_dir, adapter_dir=config.output_dir, trainer_log="log",
-                           config_path="cfg", global_step=3)
+        return TrainResult(
+            output_dir=config.output_dir,
+            adapter_dir=config.output_dir,
+            trainer_log="log",
+            config_path="cfg",
+            global_step=3,
+        )
 
 
 @pytest.fixture
@@ -46,8 +51,10 @@ def clean_registry(monkeypatch):
 
 def test_peft_is_built_in_and_default(clean_registry):
     infos = available_backends()
-    assert [(i.name, i.source, i.error) for i in infos] == [("llamafactory", "built-in", None),
-                                                            ("peft", "built-in", None)]
+    assert [(i.name, i.source, i.error) for i in infos] == [
+        ("llamafactory", "built-in", None),
+        ("peft", "built-in", None),
+    ]
     assert "transformers Trainer + peft" in infos[1].description and "LLaMA-Factory" in infos[0].description
     backend = get_backend()
     assert backend.name == "peft" and isinstance(backend, TrainerBackend)
@@ -57,8 +64,9 @@ def test_unknown_backend_names_the_installed_ones(clean_registry):
     register_backend("recording", RecordingBackend)
     with pytest.raises(UsageError) as err:
         get_backend("axolotl")
-    assert str(err.value) == ("unknown backend 'axolotl'; installed: llamafactory, peft, recording "
-                              "(see `ftbench backends`)")
+    assert str(err.value) == (
+        "unknown backend 'axolotl'; installed: llamafactory, peft, recording (see `ftbench backends`)"
+    )
 
 
 def test_register_twice_needs_replace(clean_registry):
@@ -79,8 +87,7 @@ def _fake_entry_point(monkeypatch, name, value, module_name=None, cls=None):
 
 
 def test_entry_point_backends_are_discovered(clean_registry, monkeypatch):
-    good = _fake_entry_point(monkeypatch, "recording", "fake_pkg.backend:Backend", "fake_pkg.backend",
-                             RecordingBackend)
+    good = _fake_entry_point(monkeypatch, "recording", "fake_pkg.backend:Backend", "fake_pkg.backend", RecordingBackend)
     broken = _fake_entry_point(monkeypatch, "broken", "no_such_module_xyz:Backend")
     not_a_backend = _fake_entry_point(monkeypatch, "wrong", "fake_pkg.other:Backend", "fake_pkg.other", dict)
     ours = metadata.EntryPoint("peft", registry.BACKENDS.builtins["peft"], registry.ENTRY_POINT_GROUP)
@@ -133,8 +140,9 @@ def test_backend_option_and_yaml_key_choose_the_backend(clean_registry, tmp_path
 
     result = CliRunner().invoke(cli, ["train", str(path)])
     assert result.exit_code == 0
-    path.write_text(CONFIG.format(out=tmp_path / "out").replace("quantization_bit: 4", "packing: true"),
-                    encoding="utf-8")
+    path.write_text(
+        CONFIG.format(out=tmp_path / "out").replace("quantization_bit: 4", "packing: true"), encoding="utf-8"
+    )
     result = CliRunner().invoke(cli, ["train", str(path), "--backend", "peft"])
     assert result.exit_code == 1
     assert "packing: True is not supported by the peft backend" in result.output
@@ -145,17 +153,20 @@ def test_unknown_backend_in_yaml_points_at_its_line(clean_registry, tmp_path):
     path.write_text(CONFIG.format(out=tmp_path / "out") + "backend: axolotl\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["train", str(path)])
     assert result.exit_code == 1
-    assert f"ftbench: error: {path}:5: backend: unknown backend 'axolotl'; installed: llamafactory, peft" in \
-        result.output
+    assert (
+        f"ftbench: error: {path}:5: backend: unknown backend 'axolotl'; installed: llamafactory, peft" in result.output
+    )
     result = CliRunner().invoke(cli, ["train", str(path), "--backend", "nope"])
     assert result.exit_code == 2
     assert "unknown backend 'nope'" in result.output
 
 
 def test_listing_backends_imports_no_torch():
-    code = ("import sys; from ftbench.cli import main; sys.argv=['ftbench','backends']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    code = (
+        "import sys; from ftbench.cli import main; sys.argv=['ftbench','backends']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
 
@@ -175,10 +186,18 @@ class ListingBackend(TrainerBackend):
 
         os.makedirs(config.output_dir, exist_ok=True)
         paths = [os.path.join(config.output_dir, n) for n in ("checkpoint-10", "checkpoint-20")]
-        return TrainResult(output_dir=config.output_dir, adapter_dir=config.output_dir, trainer_log="log",
-                           config_path="cfg", global_step=30,
-                           checkpoints=[CheckpointInfo(paths[0], 10, 1.5), CheckpointInfo(paths[1], 20, 1.2),
-                                        CheckpointInfo(config.output_dir, 30, 1.3)])
+        return TrainResult(
+            output_dir=config.output_dir,
+            adapter_dir=config.output_dir,
+            trainer_log="log",
+            config_path="cfg",
+            global_step=30,
+            checkpoints=[
+                CheckpointInfo(paths[0], 10, 1.5),
+                CheckpointInfo(paths[1], 20, 1.2),
+                CheckpointInfo(config.output_dir, 30, 1.3),
+            ],
+        )
 
 
 def test_ftbench_train_applies_the_one_checkpoint_rule_to_what_a_backend_returns(clean_registry, tmp_path):
@@ -205,8 +224,11 @@ def test_a_backend_declares_its_run_records(clean_registry, tmp_path):
     from ftbench.recipes.run_settings import trained_run_config
 
     register_backend("listing", ListingBackend)
-    for name, backend in (("listing_run.yaml", ListingBackend), ("ftbench_config.yaml", PeftBackend),
-                          ("ftbench_llamafactory.yaml", LlamaFactoryBackend)):
+    for name, backend in (
+        ("listing_run.yaml", ListingBackend),
+        ("ftbench_config.yaml", PeftBackend),
+        ("ftbench_llamafactory.yaml", LlamaFactoryBackend),
+    ):
         folder = tmp_path / name
         folder.mkdir()
         (folder / name).write_text("model_name_or_path: tiny\n")

@@ -9,10 +9,18 @@ import warnings
 
 import pytest
 
-from ftbench.inference.chat import (IGNORE_INDEX, conversation_segments, encode_for_training, encode_prompt, infer_seqlen,
-                          prompt_text_and_ids, render_prompt, to_messages)
 from ftbench.data.formats import Sample
 from ftbench.data.loader import load_samples
+from ftbench.inference.chat import (
+    IGNORE_INDEX,
+    conversation_segments,
+    encode_for_training,
+    encode_prompt,
+    infer_seqlen,
+    prompt_text_and_ids,
+    render_prompt,
+    to_messages,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = ["identity.json", "alpaca_demo.json", "sharegpt_demo.json", "openai_demo.jsonl", "arithmetic_demo.jsonl"]
@@ -21,8 +29,8 @@ DATA = ["identity.json", "alpaca_demo.json", "sharegpt_demo.json", "openai_demo.
 QWEN25_TEMPLATE = (
     "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0]['role'] == 'system' %}"
     "{{- messages[0]['content'] }}{%- else %}{{- 'You are Qwen, created by Alibaba Cloud. You are a helpful "
-    "assistant.' }}{%- endif %}{{- \"\\n\\n# Tools\\n\\n<tools>\" }}{%- for tool in tools %}{{- \"\\n\" }}"
-    "{{- tool | tojson }}{%- endfor %}{{- \"\\n</tools><|im_end|>\\n\" }}{%- else %}"
+    'assistant.\' }}{%- endif %}{{- "\\n\\n# Tools\\n\\n<tools>" }}{%- for tool in tools %}{{- "\\n" }}'
+    '{{- tool | tojson }}{%- endfor %}{{- "\\n</tools><|im_end|>\\n" }}{%- else %}'
     "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + "
     "'<|im_end|>\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a "
     "helpful assistant.<|im_end|>\\n' }}{%- endif %}{%- endif %}"
@@ -86,8 +94,13 @@ def test_ids_match_the_chat_template_and_end_of_turn_is_trained(tokenizer):
 
 
 def test_every_assistant_turn_of_a_multi_turn_sample_is_trained(tokenizer):
-    s = sample(("user", "你好"), ("assistant", "你好！有什么可以帮你？"), ("user", "What is 2+2?"), ("assistant", "4."),
-               system="Be brief.")
+    s = sample(
+        ("user", "你好"),
+        ("assistant", "你好！有什么可以帮你？"),
+        ("user", "What is 2+2?"),
+        ("assistant", "4."),
+        system="Be brief.",
+    )
     ids, labels = encode_for_training(tokenizer, s, None)
     assert trained_text(tokenizer, ids, labels) == "你好！有什么可以帮你？<|im_end|>\n4.<|im_end|>\n"
     prompt = render_prompt(tokenizer, s)
@@ -99,13 +112,18 @@ def test_every_assistant_turn_of_a_multi_turn_sample_is_trained(tokenizer):
 
 def test_default_system_prompt_and_tool_results(tokenizer):
     tokenizer.chat_template = QWEN25_TEMPLATE
-    s = sample(("user", "Weather in Paris?"), ("function_call", '{"name": "weather"}'), ("observation", "18°C"),
-               ("assistant", "It is 18 °C."))
+    s = sample(
+        ("user", "Weather in Paris?"),
+        ("function_call", '{"name": "weather"}'),
+        ("observation", "18°C"),
+        ("assistant", "It is 18 °C."),
+    )
     segments = conversation_segments(tokenizer, s)
     assert [seg.assistant for seg in segments] == [False, True, False, True]
     assert segments[0].text.startswith("<|im_start|>system\nYou are Qwen")
-    assert segments[2].text == ("<|im_start|>user\n<tool_response>\n18°C\n</tool_response><|im_end|>\n"
-                                "<|im_start|>assistant\n")
+    assert segments[2].text == (
+        "<|im_start|>user\n<tool_response>\n18°C\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+    )
     assert segments[3].text == "It is 18 °C.<|im_end|>\n"
 
 
@@ -113,12 +131,12 @@ def test_truncation_keeps_the_prompt_tail_and_the_answer_head(tokenizer):
     s = load_samples(os.path.join(REPO, "datasets", "alpaca_demo.json"))[0]
     full_ids, full_labels = encode_for_training(tokenizer, s, None)
     prompt = encode_prompt(tokenizer, s)
-    answer = full_ids[len(prompt):]
+    answer = full_ids[len(prompt) :]
     for cutoff in (8, 16, len(full_ids) // 2, len(full_ids) - 1):
         ids, labels = encode_for_training(tokenizer, s, cutoff)
         assert len(ids) == len(labels) <= cutoff
         source_len, target_len = infer_seqlen(len(prompt), len(answer), cutoff)
-        assert ids == prompt[len(prompt) - source_len:] + answer[:target_len]
+        assert ids == prompt[len(prompt) - source_len :] + answer[:target_len]
         if source_len:  # the assistant header stays right before the answer
             assert tokenizer.decode(ids[:source_len]).endswith("<|im_start|>assistant\n"[-source_len:])
     assert encode_for_training(tokenizer, s, len(full_ids)) == (full_ids, full_labels)
@@ -126,10 +144,15 @@ def test_truncation_keeps_the_prompt_tail_and_the_answer_head(tokenizer):
 
 
 def test_later_turns_are_dropped_when_the_budget_is_spent(tokenizer):
-    s = sample(("user", "first question " * 5), ("assistant", "first answer " * 5), ("user", "second"),
-               ("assistant", "second answer"))
-    segments = [tokenizer(seg.text, add_special_tokens=False)["input_ids"]
-                for seg in conversation_segments(tokenizer, s)]
+    s = sample(
+        ("user", "first question " * 5),
+        ("assistant", "first answer " * 5),
+        ("user", "second"),
+        ("assistant", "second answer"),
+    )
+    segments = [
+        tokenizer(seg.text, add_special_tokens=False)["input_ids"] for seg in conversation_segments(tokenizer, s)
+    ]
     first_pair = len(segments[0]) + len(segments[1])
     ids, labels = encode_for_training(tokenizer, s, first_pair)
     assert ids == segments[0] + segments[1]

@@ -88,21 +88,36 @@ def test_jsonl_saved_as_json_is_read_line_by_line(tmp_path):
 
 
 def test_installed_console_script_runs_as_a_user_would():
-    out = subprocess.run([_console_script(), "validate", "--json", "datasets/broken/empty-field.jsonl"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [_console_script(), "validate", "--json", "datasets/broken/empty-field.jsonl"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1
     report = json.loads(out.stdout)
     assert report["errors"][0]["path"] == "[1].instruction"
-    module = subprocess.run([sys.executable, "-m", "ftbench", "validate", "datasets/identity.json"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    module = subprocess.run(
+        [sys.executable, "-m", "ftbench", "validate", "datasets/identity.json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert module.returncode == 0 and "OK" in module.stdout
 
 
 def test_start_up_does_not_import_heavy_libraries():
     for args in (["--help"], ["validate", "datasets/identity.json"]):
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-X", "importtime", "-m", "ftbench", *args], cwd=REPO,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "ftbench", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         elapsed = time.perf_counter() - start
         assert out.returncode == 0, out.stderr[-500:]
         imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}

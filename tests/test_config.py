@@ -29,8 +29,11 @@ def write(tmp_path, text, name="train.yaml"):
 
 
 def test_llamafactory_keys_are_typed_with_llamafactory_defaults(tmp_path):
-    path = write(tmp_path, BASE + "lora_rank: 16\nlearning_rate: 5e-5\nnum_train_epochs: 3\nlora_target: q_proj, v_proj\n"
-                 "max_samples: null\nreport_to: none\nval_size: 0.1\neval_strategy: steps\neval_steps: 50\n")
+    path = write(
+        tmp_path,
+        BASE + "lora_rank: 16\nlearning_rate: 5e-5\nnum_train_epochs: 3\nlora_target: q_proj, v_proj\n"
+        "max_samples: null\nreport_to: none\nval_size: 0.1\neval_strategy: steps\neval_steps: 50\n",
+    )
     cfg, warnings = load_train_config(path)
     assert warnings == []
     assert cfg.lora_rank == 16 and cfg.lora_alpha is None  # 2 * rank at training time, as in LLaMA-Factory
@@ -49,8 +52,9 @@ def test_yaml_no_is_the_strategy_no(tmp_path):
 
 def test_overrides_are_yaml_typed_and_win(tmp_path):
     path = write(tmp_path, BASE + "lora_rank: 8\nmax_samples: 100\n")
-    cfg, _ = load_train_config(path, ["lora_rank=32", "max_samples=null", "learning_rate=1e-3", "dataset=a,b",
-                                      "bf16=true"])
+    cfg, _ = load_train_config(
+        path, ["lora_rank=32", "max_samples=null", "learning_rate=1e-3", "dataset=a,b", "bf16=true"]
+    )
     assert cfg.lora_rank == 32 and cfg.max_samples is None and cfg.learning_rate == 1e-3
     assert cfg.dataset == ["a", "b"] and cfg.bf16 is True
     assert cfg.where("lora_rank") == "command line"
@@ -64,15 +68,18 @@ def test_unknown_key_warns_with_line_and_suggestion(tmp_path):
     assert cfg.lora_rank == 8
 
 
-@pytest.mark.parametrize("line,message", [
-    ("lora_rank: eight", "lora_rank: expected an integer, got 'eight'"),
-    ("learning_rate: fast", "learning_rate: expected a number, got 'fast'"),
-    ("bf16: yes please", "bf16: expected true or false, got 'yes please'"),
-    ("eval_strategy: sometimes", "eval_strategy: 'sometimes' is not one of no, steps, epoch"),
-    ("lora_rank: 0", "lora_rank: must be > 0, got 0"),
-    ("flash_attn: fa3", "flash_attn: 'fa3' is not one of auto, disabled, sdpa, fa2"),
-    ("eval_strategy: steps", "eval_strategy: steps needs an eval set: set val_size"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("lora_rank: eight", "lora_rank: expected an integer, got 'eight'"),
+        ("learning_rate: fast", "learning_rate: expected a number, got 'fast'"),
+        ("bf16: yes please", "bf16: expected true or false, got 'yes please'"),
+        ("eval_strategy: sometimes", "eval_strategy: 'sometimes' is not one of no, steps, epoch"),
+        ("lora_rank: 0", "lora_rank: must be > 0, got 0"),
+        ("flash_attn: fa3", "flash_attn: 'fa3' is not one of auto, disabled, sdpa, fa2"),
+        ("eval_strategy: steps", "eval_strategy: steps needs an eval set: set val_size"),
+    ],
+)
 def test_bad_values_are_errors_at_their_line(tmp_path, line, message):
     path = write(tmp_path, BASE + line + "\n")
     with pytest.raises(InputError) as err:
@@ -86,12 +93,15 @@ def test_missing_required_keys(tmp_path):
         load_train_config(path)
 
 
-@pytest.mark.parametrize("line,message", [
-    ("stage: dpo", "stage: dpo is not supported by the peft backend (supported: sft)"),
-    ("finetuning_type: full", "finetuning_type: full is not supported by the peft backend (supported: lora)"),
-    ("packing: true", "packing: True is not supported by the peft backend: sequence packing"),
-    ("use_unsloth: true", "use_unsloth: True is not supported by the peft backend: not supported"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("stage: dpo", "stage: dpo is not supported by the peft backend (supported: sft)"),
+        ("finetuning_type: full", "finetuning_type: full is not supported by the peft backend (supported: lora)"),
+        ("packing: true", "packing: True is not supported by the peft backend: sequence packing"),
+        ("use_unsloth: true", "use_unsloth: True is not supported by the peft backend: not supported"),
+    ],
+)
 def test_known_but_unsupported_settings_are_errors(tmp_path, line, message):
     path = write(tmp_path, BASE.replace("stage: sft\n", "").replace("finetuning_type: lora\n", "") + line + "\n")
     cfg, warnings = load_train_config(path)
@@ -102,8 +112,11 @@ def test_known_but_unsupported_settings_are_errors(tmp_path, line, message):
 
 
 def test_off_values_of_unsupported_keys_are_fine(tmp_path):
-    path = write(tmp_path, BASE + "quantization_bit: null\npacking: false\ntrain_on_prompt: false\ndeepspeed: null\n"
-                 "overwrite_cache: true\npreprocessing_num_workers: 16\nddp_timeout: 180000000\n")
+    path = write(
+        tmp_path,
+        BASE + "quantization_bit: null\npacking: false\ntrain_on_prompt: false\ndeepspeed: null\n"
+        "overwrite_cache: true\npreprocessing_num_workers: 16\nddp_timeout: 180000000\n",
+    )
     cfg, warnings = load_train_config(path)
     check_unsupported(cfg, "peft")
     assert warnings == []
@@ -147,7 +160,7 @@ def test_key_tables_do_not_overlap():
 
     groups = [set(TYPED), set(PASSTHROUGH), set(ACCEPTED), set(UNSUPPORTED)]
     for i, a in enumerate(groups):
-        for b in groups[i + 1:]:
+        for b in groups[i + 1 :]:
             assert not a & b, a & b
     assert {"lora_rank", "cutoff_len", "quantization_bit", "overwrite_cache", "adam_beta2"} <= KNOWN
 
@@ -164,6 +177,7 @@ def test_resolved_config_round_trips(tmp_path):
 
 
 # --- through the CLI: one line, exit 1 for config errors, exit 2 for usage; never a traceback ---
+
 
 def test_cli_config_error_is_one_line_exit_1(tmp_path):
     path = write(tmp_path, BASE + "stage: ppo\n")

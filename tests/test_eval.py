@@ -9,12 +9,13 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import REPO, SHARED_GSM8K, run_cli
 
 HAVE_GSM8K = os.path.exists(os.path.join(SHARED_GSM8K, "test.jsonl"))
-needs_gsm8k = pytest.mark.skipif(not HAVE_GSM8K, reason=f"GSM8K not found in {SHARED_GSM8K} (the repository is "
-                                                        "expected next to shared/datasets/gsm8k)")
+needs_gsm8k = pytest.mark.skipif(
+    not HAVE_GSM8K,
+    reason=f"GSM8K not found in {SHARED_GSM8K} (the repository is expected next to shared/datasets/gsm8k)",
+)
 # seed 3 of the tiny model writes a few numbers, so flexible-extract finds something; seed 0 writes none
 MODEL = "tiny:3"
 COMMON = dict(model=MODEL, limit=20, batch_size=8, max_gen_toks=24, threads=1)
@@ -64,7 +65,8 @@ def test_engines_agree_zero_shot(zero_shot):
     assert sum(f != INVALID for f in flexible) >= 2  # the extraction has something to agree on
     assert ours.rows[0]["prompt"] == "Question: " + ours.rows[0]["doc"]["question"] + "\nAnswer:"
     assert ours.score.details["disagreement"]["disagreements"] == sum(
-        (r["metrics"]["exact_match,strict-match"] != r["metrics"]["exact_match,flexible-extract"]) for r in ours.rows)
+        (r["metrics"]["exact_match,strict-match"] != r["metrics"]["exact_match,flexible-extract"]) for r in ours.rows
+    )
 
 
 @needs_gsm8k
@@ -83,30 +85,44 @@ def test_prompts_and_fewshot_examples_are_lm_evals(model_dir, tmp_path):
     from lm_eval.tasks import TaskManager
 
     from ftbench.evaluation.lm_eval_conventions import build_prompt, fewshot_examples
-    from ftbench.inference.models import load_tokenizer
     from ftbench.evaluation.tasks import load_task
+    from ftbench.inference.models import load_tokenizer
 
     (tmp_path / "described.yaml").write_text(
-        f"include: {REPO}/tasks/gsm8k/gsm8k_local.yaml\ntask: gsm8k_described\ndescription: 'Solve:'\n")
+        f"include: {REPO}/tasks/gsm8k/gsm8k_local.yaml\ntask: gsm8k_described\ndescription: 'Solve:'\n"
+    )
     spec = load_task("gsm8k_described", tmp_path)
     theirs = TaskManager(include_path=str(tmp_path), include_defaults=False).load(["gsm8k_described"])
     task = theirs["tasks"]["gsm8k_described"]
     tokenizer = load_tokenizer(MODEL)
 
     def chat(history, add_generation_prompt=True):  # HFLM.apply_chat_template
-        return tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=add_generation_prompt,
-                                             continue_final_message=not add_generation_prompt)
+        return tokenizer.apply_chat_template(
+            history,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=not add_generation_prompt,
+        )
 
     docs = spec.docs()[:12]
     shots = fewshot_examples(spec, docs, 3)
     assert len({tuple(ex["question"] for ex in s) for s in shots}) == len(docs)
-    for system, chat_on, multiturn in [(None, False, False), ("Be brief.", False, False), (None, True, True),
-                                       ("Be brief.", True, False)]:
+    for system, chat_on, multiturn in [
+        (None, False, False),
+        ("Be brief.", False, False),
+        (None, True, True),
+        ("Be brief.", True, False),
+    ]:
         task.set_fewshot_seed(1234)
         for doc, examples in zip(docs, shots):
-            expected = task.fewshot_context(doc, num_fewshot=3, system_instruction=system,
-                                            apply_chat_template=chat_on, fewshot_as_multiturn=multiturn,
-                                            chat_template=chat if chat_on else None)
+            expected = task.fewshot_context(
+                doc,
+                num_fewshot=3,
+                system_instruction=system,
+                apply_chat_template=chat_on,
+                fewshot_as_multiturn=multiturn,
+                chat_template=chat if chat_on else None,
+            )
             got = build_prompt(spec, doc, examples, tokenizer if chat_on else None, system, multiturn)
             assert got == expected
     assert build_prompt(spec, docs[0], []).startswith("Solve:Question: ")  # lm-eval 0.4.13 adds no delimiter
@@ -116,7 +132,8 @@ def test_prompts_and_fewshot_examples_are_lm_evals(model_dir, tmp_path):
 def test_stop_strings_cut_the_same_way(zero_shot, tmp_path):
     (tmp_path / "stops.yaml").write_text(
         f"include: {REPO}/tasks/gsm8k/gsm8k_local.yaml\ntask: gsm8k_stops\n"
-        "generation_kwargs:\n  until: ['e', '，']\n  do_sample: false\n")
+        "generation_kwargs:\n  until: ['e', '，']\n  do_sample: false\n"
+    )
     ours, theirs = both_engines(task="gsm8k_stops", num_fewshot=0, include_path=str(tmp_path))
     assert_same(ours, theirs)
     uncut = [r["response"] for r in zero_shot[0].rows]
@@ -132,11 +149,11 @@ def test_engines_agree_with_a_lora_adapter_on_a_process_results_task(model_dir, 
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(model_dir)
-    lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
-                                           init_lora_weights=False))
+    lora = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     lora.save_pretrained(tmp_path / "adapter")
-    ours, theirs = both_engines(task="sft_similarity", adapter=str(tmp_path / "adapter"), limit=None,
-                                max_gen_toks=16)
+    ours, theirs = both_engines(task="sft_similarity", adapter=str(tmp_path / "adapter"), limit=None, max_gen_toks=16)
     assert_same(ours, theirs)
     assert list(ours.metrics) == ["bleu-4,none", "rouge-1,none", "rouge-2,none", "rouge-l,none"]
     plain, _ = both_engines(task="sft_similarity", limit=None, max_gen_toks=16)
@@ -146,8 +163,23 @@ def test_engines_agree_with_a_lora_adapter_on_a_process_results_task(model_dir, 
 @needs_gsm8k
 def test_cli_text_samples_and_json(zero_shot, tmp_path):
     samples = tmp_path / "rows.jsonl"
-    args = ["eval", "--task", "gsm8k_local", "--model", MODEL, "--limit", "20", "--num-fewshot", "0",
-            "--batch-size", "8", "--max-gen-toks", "24", "--threads", "1"]
+    args = [
+        "eval",
+        "--task",
+        "gsm8k_local",
+        "--model",
+        MODEL,
+        "--limit",
+        "20",
+        "--num-fewshot",
+        "0",
+        "--batch-size",
+        "8",
+        "--max-gen-toks",
+        "24",
+        "--threads",
+        "1",
+    ]
     result = run_cli(*args, "--samples", str(samples))
     assert result.exit_code == 0, result.output
     assert "exact_match,flexible-extract" in result.output and "engine ftbench, 0-shot" in result.output
@@ -155,8 +187,14 @@ def test_cli_text_samples_and_json(zero_shot, tmp_path):
     assert [r["response"] for r in rows] == [r["response"] for r in zero_shot[0].rows]
 
     env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, "-m", "ftbench", *args, "--json"], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftbench", *args, "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert {"task", "engine", "n", "metrics", "stderr", "ci95", "signatures", "config", "timings"} <= set(out)
@@ -202,7 +240,8 @@ def test_the_models_generation_config_applies_as_in_lm_eval(zero_shot, model_dir
 def test_what_the_ftbench_engine_does_not_reproduce_is_refused_in_one_line(tmp_path):
     (tmp_path / "sampled.yaml").write_text(
         f"include: {REPO}/tasks/sft_similarity/sft_similarity.yaml\ntask: sampled\n"
-        "generation_kwargs:\n  until: ['</s>']\n  do_sample: true\n  temperature: 0.7\n")
+        "generation_kwargs:\n  until: ['</s>']\n  do_sample: true\n  temperature: 0.7\n"
+    )
     result = run_cli("eval", "--task", str(tmp_path / "sampled.yaml"), "--model", "tiny")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
@@ -220,15 +259,46 @@ def test_a_named_template_renders_the_chat_prompt(model_dir, tmp_path):
     from ftbench.inference.templates import get_template
 
     samples = tmp_path / "rows.jsonl"
-    result = run_cli("eval", "--task", "gsm8k_local", "--model", MODEL, "--limit", "2", "--num-fewshot", "0",
-                     "--max-gen-toks", "8", "--threads", "1", "--apply-chat-template", "--template", "qwen",
-                     "--default-system", "Solve it.", "--samples", str(samples))
+    result = run_cli(
+        "eval",
+        "--task",
+        "gsm8k_local",
+        "--model",
+        MODEL,
+        "--limit",
+        "2",
+        "--num-fewshot",
+        "0",
+        "--max-gen-toks",
+        "8",
+        "--threads",
+        "1",
+        "--apply-chat-template",
+        "--template",
+        "qwen",
+        "--default-system",
+        "Solve it.",
+        "--samples",
+        str(samples),
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     tokenizer, template = load_tokenizer(model_dir), get_template("qwen", "Solve it.")
     question = rows[0]["prompt"].split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
     expected = render_prompt(tokenizer, Sample([(USER, question), (ASSISTANT, "")], "", "", "x", 0, None), template)
     assert rows[0]["prompt"] == expected and expected.startswith("<|im_start|>system\nSolve it.<|im_end|>\n")
-    refused = run_cli("eval", "--task", "gsm8k_local", "--model", MODEL, "--engine", "lm-eval", "--template", "qwen",
-                      "--apply-chat-template", "--limit", "1")
+    refused = run_cli(
+        "eval",
+        "--task",
+        "gsm8k_local",
+        "--model",
+        MODEL,
+        "--engine",
+        "lm-eval",
+        "--template",
+        "qwen",
+        "--apply-chat-template",
+        "--limit",
+        "1",
+    )
     assert refused.exit_code == 2 and "--template" in refused.output and "Traceback" not in refused.output

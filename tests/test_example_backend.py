@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import REPO
 
 PLUGINS = os.path.join(REPO, "tests", "plugins")
@@ -29,8 +28,14 @@ def plugin_env(tmp_path_factory):
 
 
 def test_the_example_backend_is_discovered_through_its_entry_point(plugin_env):
-    proc = subprocess.run([sys.executable, "-m", "ftbench", "backends", "--json"], cwd=REPO, env=plugin_env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftbench", "backends", "--json"],
+        cwd=REPO,
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     entry = {b["name"]: b for b in json.loads(proc.stdout)}["example"]
     assert entry["source"] == "entry point (package ftbench-example-backend)" and entry["error"] is None
@@ -39,11 +44,31 @@ def test_the_example_backend_is_discovered_through_its_entry_point(plugin_env):
 
 def test_train_and_compare_runs_end_to_end_with_the_example_backend(plugin_env, tmp_path, tiny_model):
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "ftbench", "train-and-compare", "--backend", "example",
-                           "--model", "tiny", "--output-dir", str(out), "num_train_epochs=1", "--gsm8k-limit", "8",
-                           "--max-new-tokens", "16", "--json"],
-                          cwd=REPO, env=dict(plugin_env, FTBENCH_CACHE=os.environ["FTBENCH_CACHE"]),
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftbench",
+            "train-and-compare",
+            "--backend",
+            "example",
+            "--model",
+            "tiny",
+            "--output-dir",
+            str(out),
+            "num_train_epochs=1",
+            "--gsm8k-limit",
+            "8",
+            "--max-new-tokens",
+            "16",
+            "--json",
+        ],
+        cwd=REPO,
+        env=dict(plugin_env, FTBENCH_CACHE=os.environ["FTBENCH_CACHE"]),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -54,5 +79,6 @@ def test_train_and_compare_runs_end_to_end_with_the_example_backend(plugin_env, 
     assert summary["checkpoint"]["path"] == trained["best_checkpoint"]
     assert (out / "train" / "example_train_args.yaml").is_file()  # the example's own record
     assert (out / "report.html").is_file() and "loss curves" in (out / "report.html").read_text()
-    assert [r["current_steps"] for r in trained["log"]] == \
-        [json.loads(line)["current_steps"] for line in (out / "trainer_log.jsonl").read_text().splitlines()]
+    assert [r["current_steps"] for r in trained["log"]] == [
+        json.loads(line)["current_steps"] for line in (out / "trainer_log.jsonl").read_text().splitlines()
+    ]

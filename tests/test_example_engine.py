@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import REPO
 
 PLUGINS = os.path.join(REPO, "tests", "plugins")
@@ -24,13 +23,19 @@ def plugin_env(tmp_path_factory, tiny_model):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ftbench-example-engine\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[ftbench.engines]\nexample = ftbench_example_engine:ExampleEngine\n")
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), PLUGINS, os.environ.get("PYTHONPATH", "")]),
-                FTBENCH_CACHE=os.environ["FTBENCH_CACHE"], HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(site), PLUGINS, os.environ.get("PYTHONPATH", "")]),
+        FTBENCH_CACHE=os.environ["FTBENCH_CACHE"],
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+    )
 
 
 def ftbench(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ftbench", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ftbench", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def echo(prompt: str, n: int) -> str:
@@ -39,11 +44,26 @@ def echo(prompt: str, n: int) -> str:
 
 def test_predict_with_the_example_engine(plugin_env, tmp_path):
     data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps({"instruction": f"say the number {i} please", "output": str(i)}) + "\n"
-                            for i in range(4)), encoding="utf-8")
+    data.write_text(
+        "".join(json.dumps({"instruction": f"say the number {i} please", "output": str(i)}) + "\n" for i in range(4)),
+        encoding="utf-8",
+    )
     out = tmp_path / "o.jsonl"
-    proc = ftbench(plugin_env, "predict", "--engine", "example", "--model", "tiny", "--data", str(data), "-o",
-                   str(out), "--max-new-tokens", "2", "--json")
+    proc = ftbench(
+        plugin_env,
+        "predict",
+        "--engine",
+        "example",
+        "--model",
+        "tiny",
+        "--data",
+        str(data),
+        "-o",
+        str(out),
+        "--max-new-tokens",
+        "2",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["predict"] for r in rows] == [echo(r["prompt"], 2) for r in rows] and len(rows) == 4
@@ -55,20 +75,50 @@ def test_predict_with_the_example_engine(plugin_env, tmp_path):
 
 def test_eval_with_the_example_engine(plugin_env, tmp_path):
     samples = tmp_path / "rows.jsonl"
-    proc = ftbench(plugin_env, "eval", "--engine", "example", "--task", "sft_similarity", "--model", "tiny",
-                   "--limit", "3", "--max-gen-toks", "4", "--samples", str(samples), "--json")
+    proc = ftbench(
+        plugin_env,
+        "eval",
+        "--engine",
+        "example",
+        "--task",
+        "sft_similarity",
+        "--model",
+        "tiny",
+        "--limit",
+        "3",
+        "--max-gen-toks",
+        "4",
+        "--samples",
+        str(samples),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert (out["harness"], out["generation_engine"], out["n"]) == ("ftbench", "example", 3)
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     assert [r["response"] for r in rows] == [echo(r["prompt"], 4) for r in rows]
-    assert out["config"]["generation"]["engine"] == {"engine": "example", "max_new_tokens": 4,
-                                                     "stop": ["</s>", "<|im_end|>", "<|endoftext|>"]}
+    assert out["config"]["generation"]["engine"] == {
+        "engine": "example",
+        "max_new_tokens": 4,
+        "stop": ["</s>", "<|im_end|>", "<|endoftext|>"],
+    }
 
 
 def test_an_option_of_another_engine_is_refused_in_one_line(plugin_env, tmp_path):
-    proc = ftbench(plugin_env, "predict", "--engine", "example", "--model", "tiny", "--data", "x.jsonl", "-o",
-                   str(tmp_path / "o.jsonl"), "--base-url", "http://127.0.0.1:1/v1")
+    proc = ftbench(
+        plugin_env,
+        "predict",
+        "--engine",
+        "example",
+        "--model",
+        "tiny",
+        "--data",
+        "x.jsonl",
+        "-o",
+        str(tmp_path / "o.jsonl"),
+        "--base-url",
+        "http://127.0.0.1:1/v1",
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--base-url is for --engine openai" in lines[0], proc.stderr

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import REPO
 
 SCRIPT = r"""
@@ -34,8 +33,10 @@ def _pairs() -> dict:
         rows = [json.loads(line) for _, line in zip(range(12), fh)]
     references = [r["answer"] for r in rows]
     # a mix of right, wrong, unformatted and Chinese answers
-    predictions = [a if i % 3 == 0 else a.replace("####", "answer:") if i % 3 == 1 else f"我觉得是 {i} #### {i}"
-                   for i, a in enumerate(references)]
+    predictions = [
+        a if i % 3 == 0 else a.replace("####", "answer:") if i % 3 == 1 else f"我觉得是 {i} #### {i}"
+        for i, a in enumerate(references)
+    ]
     return {"predictions": predictions, "references": references}
 
 
@@ -45,10 +46,22 @@ def test_evaluate_modules_give_ftbench_scores_offline(tmp_path):
     pairs = _pairs()
     path = tmp_path / "pairs.json"
     path.write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": REPO}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=str(tmp_path))
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_EVALUATE_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "PYTHONPATH": REPO,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     for name in ("similarity", "gsm8k"):

@@ -14,7 +14,6 @@ import sys
 import time
 
 import pytest
-
 from helpers import REPO, run_cli
 from hostile import HostileServer, completion, drip, response
 
@@ -23,7 +22,7 @@ KEY = "sk-" + "9f3Kq7Zx2Lm4Wv8Rt6Yb1Nc5"  # 27 characters, none of its 6-charact
 
 def leaked(text: str, n: int = 6) -> list[str]:
     """Runs of ``n`` characters of the key found in ``text``."""
-    return [KEY[i:i + n] for i in range(len(KEY) - n + 1) if KEY[i:i + n] in text]
+    return [KEY[i : i + n] for i in range(len(KEY) - n + 1) if KEY[i : i + n] in text]
 
 
 @pytest.fixture
@@ -50,9 +49,23 @@ def predict(server_url: str, data: str, out, *extra: str, key: bool = True):
     """`ftbench predict --engine openai` in-process, the key in $HOSTILE_KEY; returns click's result."""
     os.environ["HOSTILE_KEY"] = KEY
     try:
-        return run_cli("predict", "--model", "tiny", "--data", data, "-o", str(out), "--engine", "openai",
-                       "--base-url", server_url, *(["--api-key-env", "HOSTILE_KEY"] if key else []),
-                       "--max-new-tokens", "8", *extra)
+        return run_cli(
+            "predict",
+            "--model",
+            "tiny",
+            "--data",
+            data,
+            "-o",
+            str(out),
+            "--engine",
+            "openai",
+            "--base-url",
+            server_url,
+            *(["--api-key-env", "HOSTILE_KEY"] if key else []),
+            "--max-new-tokens",
+            "8",
+            *extra,
+        )
     finally:
         os.environ.pop("HOSTILE_KEY", None)
 
@@ -69,8 +82,11 @@ def one_error_line(result, code: int, *needles: str) -> str:
 
 def test_redirect_to_another_origin_never_carries_the_key(tiny_model, servers, data, tmp_path):
     other = servers(lambda req, conn: other.send(conn, response(200, completion("stolen"))))
-    moved = servers(lambda req, conn: moved.send(conn, response(
-        301, "", {"Location": f"http://127.0.0.1:{other.port}/v1/completions"})))
+    moved = servers(
+        lambda req, conn: moved.send(
+            conn, response(301, "", {"Location": f"http://127.0.0.1:{other.port}/v1/completions"})
+        )
+    )
     out = tmp_path / "o.jsonl"
     result = predict(moved.url, data, out)
     one_error_line(result, 2, "redirects to http://127.0.0.1:", "another origin", "--base-url")
@@ -132,8 +148,11 @@ def test_a_huge_reply_is_refused_unread(tiny_model, servers, data, tmp_path, len
 
 
 def test_retry_after_is_capped_and_announced(tiny_model, servers, data, tmp_path):
-    server = servers(lambda req, conn: server.send(conn, response(429, {"error": {"message": "slow down"}},
-                                                                  {"Retry-After": "999999"})))
+    server = servers(
+        lambda req, conn: server.send(
+            conn, response(429, {"error": {"message": "slow down"}}, {"Retry-After": "999999"})
+        )
+    )
     started = time.monotonic()
     result = predict(server.url, data, tmp_path / "o.jsonl", "--request-timeout", "1", "--max-retries", "1")
     assert time.monotonic() - started < 15  # not 999999 s, nor the old 600 s cap
@@ -164,7 +183,7 @@ def test_a_lone_surrogate_is_repaired(tiny_model, servers, data, tmp_path):
 
 def test_server_text_is_masked_before_it_is_cut_and_cleaned(tiny_model, servers, data, tmp_path):
     def behave(req, conn):
-        key = req.headers.get("authorization", "")[len("Bearer "):]
+        key = req.headers.get("authorization", "")[len("Bearer ") :]
         message = "\x1b]0;pwned\x07\x1b[2J" + "x" * 270 + key + "\x00tail " + key[:12] + "\u202e"
         server.send(conn, response(400, {"error": {"message": message}}))
 
@@ -179,9 +198,26 @@ def test_server_text_is_masked_before_it_is_cut_and_cleaned(tiny_model, servers,
 def test_ctrl_c_ends_a_run_waiting_on_a_silent_server(tiny_model, servers, data, tmp_path):
     silent = servers(lambda req, conn: time.sleep(3600))
     env = {**os.environ, "PYTHONPATH": REPO, "HOSTILE_KEY": KEY}
-    cmd = [sys.executable, "-m", "ftbench", "predict", "--model", "tiny", "--data", data, "-o",
-           str(tmp_path / "o.jsonl"), "--engine", "openai", "--base-url", silent.url, "--api-key-env", "HOSTILE_KEY",
-           "--concurrency", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftbench",
+        "predict",
+        "--model",
+        "tiny",
+        "--data",
+        data,
+        "-o",
+        str(tmp_path / "o.jsonl"),
+        "--engine",
+        "openai",
+        "--base-url",
+        silent.url,
+        "--api-key-env",
+        "HOSTILE_KEY",
+        "--concurrency",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert silent.accepted.wait(120), "the request never arrived"
@@ -206,19 +242,36 @@ def test_augment_writes_no_part_of_an_echoed_key(servers, tmp_path):
     """A chat server that echoes the key in its answers, once past the 4000 characters the rejected file keeps:
     the key is masked before the reply is cut, so no run of it reaches a file (augment goes through the same
     client)."""
+
     def behave(req, conn):
-        key = req.headers.get("authorization", "")[len("Bearer "):]
+        key = req.headers.get("authorization", "")[len("Bearer ") :]
         content = "no JSON here " + "x" * 3980 + key + " and again " + key
-        server.send(conn, response(200, {"choices": [{"index": 0, "message": {"role": "assistant",
-                                                                                "content": content}}]}))
+        server.send(
+            conn, response(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})
+        )
 
     server = servers(behave)
     data = tmp_path / "seeds.json"
     data.write_text(json.dumps([{"instruction": "What is 2+2?", "input": "", "output": "4"}]), encoding="utf-8")
     os.environ["HOSTILE_KEY"] = KEY
     try:
-        result = run_cli("augment", "llm", str(data), "-o", str(tmp_path / "out.jsonl"), "--base-url", server.url,
-                         "--model", "m", "--api-key-env", "HOSTILE_KEY", "--n", "1", "--max-retries", "0")
+        result = run_cli(
+            "augment",
+            "llm",
+            str(data),
+            "-o",
+            str(tmp_path / "out.jsonl"),
+            "--base-url",
+            server.url,
+            "--model",
+            "m",
+            "--api-key-env",
+            "HOSTILE_KEY",
+            "--n",
+            "1",
+            "--max-retries",
+            "0",
+        )
     finally:
         os.environ.pop("HOSTILE_KEY", None)
     assert result.exit_code == 1, result.output  # the record did not get its variant

@@ -15,8 +15,10 @@ BROKEN = Path(__file__).resolve().parent.parent / "datasets" / "broken"
 
 def _strict_loads(text: str):
     """json.loads, but NaN / Infinity are errors, as for every JSON reader but Python's."""
+
     def reject(name):
         raise ValueError(name)
+
     return json.loads(text, parse_constant=reject)
 
 
@@ -43,12 +45,18 @@ def _diagnose_file(name: str):
 EXPECTED = {
     "trailing-comma.json": [("trailing-comma", 5, 43), ("trailing-comma", 11, 4)],
     "missing-comma.json": [("missing-comma", 4, 49), ("missing-comma", 7, 45)],
-    "single-quotes.jsonl": [("single-quotes", 2, 2), ("single-quotes", 4, 2), ("single-quotes", 5, 2),
-                            ("python-literal", 5, 71)],
+    "single-quotes.jsonl": [
+        ("single-quotes", 2, 2),
+        ("single-quotes", 4, 2),
+        ("single-quotes", 5, 2),
+        ("python-literal", 5, 71),
+    ],
     "python-literal.json": [("python-literal", 6, 17), ("python-literal", 7, 15)],
     "fullwidth-punctuation.json": [("fullwidth-punctuation", 3, 18), ("fullwidth-punctuation", 5, 52)],
-    "control-character-in-string.json": [("control-character-in-string", 5, 43),
-                                         ("control-character-in-string", 12, 18)],
+    "control-character-in-string.json": [
+        ("control-character-in-string", 5, 43),
+        ("control-character-in-string", 12, 18),
+    ],
     "json-comment.json": [("json-comment", 1, 1), ("json-comment", 5, 19)],
     "nan-infinity.json": [("nan-infinity", 6, 14), ("nan-infinity", 12, 14)],
     "truncated-json.json": [("truncated-json", 10, 77)],
@@ -56,8 +64,7 @@ EXPECTED = {
     "invalid-escape.json": [("invalid-escape", 5, 27), ("invalid-escape", 8, 40)],
     "invalid-json.json": [("invalid-json", 3, 18)],
     "braces-for-list.json": [("braces-for-list", 3, 22)],
-    "multiple-errors.json": [("missing-comma", 4, 24), ("trailing-comma", 5, 25),
-                             ("fullwidth-punctuation", 8, 18)],
+    "multiple-errors.json": [("missing-comma", 4, 24), ("trailing-comma", 5, 25), ("fullwidth-punctuation", 8, 18)],
     "utf8-bom.json": [("utf8-bom", 1, 1)],
     "invalid-utf8.jsonl": [("invalid-utf8", 2, 18)],
     "not-utf8.json": [("not-utf8", 1, 1)],
@@ -130,7 +137,7 @@ def test_messages_name_the_problem():
 
 
 def test_syntax_characters_inside_strings_are_not_flagged():
-    inside = '"，：“”｛｝［］【】 // /* */ # NaN -Infinity True None \'x\' C:\\\\Users \\\\n"'
+    inside = "\"，：“”｛｝［］【】 // /* */ # NaN -Infinity True None 'x' C:\\\\Users \\\\n\""
     valid = '{"instruction": %s, "output": "ok"}' % inside
     assert diagnose_json(valid, "ok.json") == (valid, [])
     broken = '{"instruction": %s, "output": "ok",}' % inside  # one real problem: the trailing comma
@@ -149,24 +156,27 @@ def test_jsonl_line_reports_file_line_and_record():
     assert "the line ends too early" in truncated[1][0].message and "opened at 3:1" in truncated[1][0].message
 
 
-@pytest.mark.parametrize("text, code, line, column", [
-    ('{"a": "写诗,\n "b": ""}', "unterminated-string", 1, 10),
-    ('{"instruction": "hello}', "unterminated-string", 1, 23),
-    ("[1,,2]", "extra-comma", 1, 4),
-    ('{"a" "b"}', "missing-colon", 1, 5),
-    ('{"a": }', "missing-value", 1, 7),
-    ('{instruction: "写诗"}', "unquoted-string", 1, 2),
-    ('{"a": 1}\u00a0', "invisible-character", 1, 9),
-    ('[{"a": 1}}, {"b": 2}]', "mismatched-bracket", 1, 10),
-    ('{"a": 1}\n{"b": 2}\n', "extra-data", 2, 1),
-    ("[01]", "invalid-number", 1, 3),
-    ("  \n", "empty-json", 1, 1),
-    ('{"instruction”: "x"}', "fullwidth-punctuation", 1, 14),
-    ("[1, 2,]", "trailing-comma", 1, 6),
-    ('{“a”：“b”}', "fullwidth-punctuation", 1, 2),
-    ("# note\n[1]", "json-comment", 1, 1),
-    ('{"p": "\\x41"}', "invalid-escape", 1, 8),
-])
+@pytest.mark.parametrize(
+    "text, code, line, column",
+    [
+        ('{"a": "写诗,\n "b": ""}', "unterminated-string", 1, 10),
+        ('{"instruction": "hello}', "unterminated-string", 1, 23),
+        ("[1,,2]", "extra-comma", 1, 4),
+        ('{"a" "b"}', "missing-colon", 1, 5),
+        ('{"a": }', "missing-value", 1, 7),
+        ('{instruction: "写诗"}', "unquoted-string", 1, 2),
+        ('{"a": 1}\u00a0', "invisible-character", 1, 9),
+        ('[{"a": 1}}, {"b": 2}]', "mismatched-bracket", 1, 10),
+        ('{"a": 1}\n{"b": 2}\n', "extra-data", 2, 1),
+        ("[01]", "invalid-number", 1, 3),
+        ("  \n", "empty-json", 1, 1),
+        ('{"instruction”: "x"}', "fullwidth-punctuation", 1, 14),
+        ("[1, 2,]", "trailing-comma", 1, 6),
+        ("{“a”：“b”}", "fullwidth-punctuation", 1, 2),
+        ("# note\n[1]", "json-comment", 1, 1),
+        ('{"p": "\\x41"}', "invalid-escape", 1, 8),
+    ],
+)
 def test_more_causes(text, code, line, column):
     _, findings = diagnose_json(text, "t.json")
     assert (findings[0].code, findings[0].line, findings[0].column) == (code, line, column)
@@ -174,7 +184,7 @@ def test_more_causes(text, code, line, column):
 
 
 def test_fullwidth_quotes_are_repaired_in_pairs():
-    repaired, findings = diagnose_json('{“instruction”：“你好，世界”，“output”：“hi”}', "t.json")
+    repaired, findings = diagnose_json("{“instruction”：“你好，世界”，“output”：“hi”}", "t.json")
     assert _strict_loads(repaired) == {"instruction": "你好，世界", "output": "hi"}
     assert len(findings) == 1 and "more on this line" in findings[0].message
 
@@ -190,7 +200,7 @@ def test_every_problem_is_reported_up_to_the_limit():
 
 
 def test_decode_text():
-    assert decode_text("[1, \"你好\"]".encode(), "a.json") == ('[1, "你好"]', [])
+    assert decode_text('[1, "你好"]'.encode(), "a.json") == ('[1, "你好"]', [])
     text, findings = decode_text((BROKEN / "utf8-bom.json").read_bytes(), "b.json")
     assert text.startswith("[") and _strict_loads(text)[0]["output"] == "凉爽、金黄、丰收"
     assert "without BOM" in findings[0].hint
@@ -217,10 +227,12 @@ def test_windows_line_endings_keep_positions():
 
 
 def test_ten_thousand_bad_jsonl_lines_are_fast():
-    bad = ["{'instruction': '写一首诗', 'input': '', 'output': '春风又绿江南岸', 'ok': True}",
-           '{"instruction": "Translate" "input": "hello", "output": "你好",}',
-           '{"instruction"："翻译"，"output"："你好"}',
-           '{"instruction": "He said "hi"", "output": "x", "score": NaN}']
+    bad = [
+        "{'instruction': '写一首诗', 'input': '', 'output': '春风又绿江南岸', 'ok': True}",
+        '{"instruction": "Translate" "input": "hello", "output": "你好",}',
+        '{"instruction"："翻译"，"output"："你好"}',
+        '{"instruction": "He said "hi"", "output": "x", "score": NaN}',
+    ]
     start = time.perf_counter()
     for i in range(10_000):
         assert diagnose_json(bad[i % 4], "big.jsonl", first_line=i + 1, record=i)[1]
@@ -241,26 +253,35 @@ def test_braces_where_a_list_belongs_are_repaired_and_the_records_still_checked(
     assert [(f["code"], f["line"], f["column"], f["path"]) for f in report["errors"]] == [
         ("wrong-turn-key", 2, None, "[0].conversations[0].input"),
         ("wrong-turn-key", 2, None, "[0].conversations[1].input"),
-        ("braces-for-list", 3, 22, None)]
+        ("braces-for-list", 3, 22, None),
+    ]
     assert report["stats"]["valid_records"] == 1  # the second record is fine
 
 
-@pytest.mark.parametrize("text, code, hint_words", [
-    ('{"a": [ {"b": 1}, ]}', "trailing-comma", ["Delete this comma"]),
-    ('[{"a": 1}}', "mismatched-bracket", ["Write ']' here"]),
-    ('[{"a": 1}]]', "extra-data", ["Delete"]),
-    ('[1, 2] [3]', "extra-data", ["Name the file .jsonl"]),
-    ('[ "instruction": "x" ]', "invalid-json", ["'{' and '}'"]),
-])
+@pytest.mark.parametrize(
+    "text, code, hint_words",
+    [
+        ('{"a": [ {"b": 1}, ]}', "trailing-comma", ["Delete this comma"]),
+        ('[{"a": 1}}', "mismatched-bracket", ["Write ']' here"]),
+        ('[{"a": 1}]]', "extra-data", ["Delete"]),
+        ("[1, 2] [3]", "extra-data", ["Name the file .jsonl"]),
+        ('[ "instruction": "x" ]', "invalid-json", ["'{' and '}'"]),
+    ],
+)
 def test_hints_name_the_fix(text, code, hint_words):
     _, findings = diagnose_json(text, "t.json")
     assert findings[0].code == code
     assert all(word in findings[0].hint for word in hint_words), findings[0].hint
 
 
-@pytest.mark.parametrize("text, hint", [
-    ("[01]", "Write it as 1 (not 01)."), ("[.5]", "Write it as 0.5 (not .5)."), ("[+5]", "Write it as 5 (not +5)."),
-    ('{instruction: "写诗"}', 'Put it in double quotes: "instruction".'),
-])
+@pytest.mark.parametrize(
+    "text, hint",
+    [
+        ("[01]", "Write it as 1 (not 01)."),
+        ("[.5]", "Write it as 0.5 (not .5)."),
+        ("[+5]", "Write it as 5 (not +5)."),
+        ('{instruction: "写诗"}', 'Put it in double quotes: "instruction".'),
+    ],
+)
 def test_number_and_quote_hints_give_the_corrected_text(text, hint):
     assert diagnose_json(text, "t.json")[1][0].hint == hint

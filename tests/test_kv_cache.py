@@ -7,17 +7,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from transformers import DynamicCache
+from transformers import DynamicCache  # noqa: E402 (after the importorskip)
 
-from ftbench.inference.kv_cache import SPARE, GrowingCache
+from ftbench.inference.kv_cache import SPARE, GrowingCache  # noqa: E402
 
 LAYERS, HEADS, DIM = 2, 3, 4
 
 
 def _states(batch: int, length: int, seed: int):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(batch, HEADS, length, DIM, generator=g), torch.randn(batch, HEADS, length, DIM, generator=g))
-            for _ in range(LAYERS)]
+    return [
+        (torch.randn(batch, HEADS, length, DIM, generator=g), torch.randn(batch, HEADS, length, DIM, generator=g))
+        for _ in range(LAYERS)
+    ]
 
 
 def _feed(cache, steps):
@@ -48,7 +50,7 @@ def test_a_step_writes_in_place_without_reallocating():
         assert layer.key_buffer is buffer
         assert layer.keys.data_ptr() == buffer.data_ptr()  # the model reads a view of the buffer
     _feed(cache, [_states(1, 1, 999)])  # past the spare room: one new buffer, contents kept
-    assert layer.key_buffer is not buffer and torch.equal(layer.keys[:, :, :3 + SPARE], buffer[:, :, :3 + SPARE])
+    assert layer.key_buffer is not buffer and torch.equal(layer.keys[:, :, : 3 + SPARE], buffer[:, :, : 3 + SPARE])
 
 
 def test_dropping_rows_and_trimming_columns_keep_the_rest():
@@ -75,9 +77,18 @@ def test_join_right_aligns_left_padded_caches_with_zeros():
     assert torch.equal(joined[0, :, 3:], a[0]) and torch.all(joined[0, :, :3] == 0)  # the gap on the left is zero
     assert torch.equal(joined[1:], b)
     ref = DynamicCache()
-    _feed(ref, [[(torch.cat([torch.nn.functional.pad(k0, (0, 0, 3, 0)), k1]),
-                  torch.cat([torch.nn.functional.pad(v0, (0, 0, 3, 0)), v1]))
-                 for (k0, v0), (k1, v1) in zip(_states(1, 2, 0), _states(2, 5, 1))]])
+    _feed(
+        ref,
+        [
+            [
+                (
+                    torch.cat([torch.nn.functional.pad(k0, (0, 0, 3, 0)), k1]),
+                    torch.cat([torch.nn.functional.pad(v0, (0, 0, 3, 0)), v1]),
+                )
+                for (k0, v0), (k1, v1) in zip(_states(1, 2, 0), _states(2, 5, 1))
+            ]
+        ],
+    )
     assert torch.equal(short.layers[1].values, ref.layers[1].values)
     step = _states(3, 1, 7)
     _feed(short, [step])

@@ -13,19 +13,41 @@ import yaml
 
 from tests.helpers import REPO, run_cli
 
-TRAIN = {"stage": "sft", "do_train": True, "finetuning_type": "lora", "lora_target": "all", "lora_rank": 8,
-         "dataset": "identity", "dataset_dir": os.path.join(REPO, "datasets"), "template": "qwen", "cutoff_len": 256,
-         "max_samples": 40, "val_size": 0.2, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 4,
-         "num_train_epochs": 1.0, "learning_rate": 1.0e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.1,
-         "logging_steps": 1, "save_steps": 5, "report_to": "none", "disable_gradient_checkpointing": True,
-         "flash_attn": "disabled"}
+TRAIN = {
+    "stage": "sft",
+    "do_train": True,
+    "finetuning_type": "lora",
+    "lora_target": "all",
+    "lora_rank": 8,
+    "dataset": "identity",
+    "dataset_dir": os.path.join(REPO, "datasets"),
+    "template": "qwen",
+    "cutoff_len": 256,
+    "max_samples": 40,
+    "val_size": 0.2,
+    "per_device_train_batch_size": 4,
+    "per_device_eval_batch_size": 4,
+    "num_train_epochs": 1.0,
+    "learning_rate": 1.0e-3,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.1,
+    "logging_steps": 1,
+    "save_steps": 5,
+    "report_to": "none",
+    "disable_gradient_checkpointing": True,
+    "flash_attn": "disabled",
+}
 
 
 @pytest.fixture()
 def lf_env(llamafactory_cli, monkeypatch):
     monkeypatch.setenv("FTBENCH_LLAMAFACTORY_CLI", llamafactory_cli)
-    for key, value in {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                       "DISABLE_VERSION_CHECK": "1"}.items():
+    for key, value in {
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "DISABLE_VERSION_CHECK": "1",
+    }.items():
         monkeypatch.setenv(key, value)
     return llamafactory_cli
 
@@ -44,8 +66,21 @@ def llamafactory(cli, command: str, config: str, cwd) -> subprocess.CompletedPro
 def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
     config = write_yaml(tmp_path / "train.yaml", model_name_or_path=tiny_model, output_dir="unused", **TRAIN)
     run = tmp_path / "run"
-    result = run_cli("train-and-compare", "--config", config, "--backend", "llamafactory", "--gsm8k", "none",
-                     "--max-new-tokens", "16", "--threads", "1", "--output-dir", str(run))
+    result = run_cli(
+        "train-and-compare",
+        "--config",
+        config,
+        "--backend",
+        "llamafactory",
+        "--gsm8k",
+        "none",
+        "--max-new-tokens",
+        "16",
+        "--threads",
+        "1",
+        "--output-dir",
+        str(run),
+    )
     assert result.exit_code == 0, result.output[-3000:]
     train = run / "train"
     ran = yaml.safe_load((train / "ftbench_llamafactory.yaml").read_text())
@@ -73,20 +108,37 @@ def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
 def lf_run(tiny_model, llamafactory_cli, tmp_path_factory):
     """A LoRA run made by `llamafactory-cli train` alone (no ftbench involved): (its YAML, its output folder)."""
     folder = tmp_path_factory.mktemp("lf-run")
-    config = write_yaml(folder / "lf.yaml", model_name_or_path=tiny_model, output_dir=str(folder / "lf"),
-                        **dict(TRAIN, eval_strategy="steps", eval_steps=5))
+    config = write_yaml(
+        folder / "lf.yaml",
+        model_name_or_path=tiny_model,
+        output_dir=str(folder / "lf"),
+        **dict(TRAIN, eval_strategy="steps", eval_steps=5),
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DISABLE_VERSION_CHECK": "1"}
-    done = subprocess.run([llamafactory_cli, "train", config], capture_output=True, text=True, cwd=folder,
-                          timeout=900, env=env)
+    done = subprocess.run(
+        [llamafactory_cli, "train", config], capture_output=True, text=True, cwd=folder, timeout=900, env=env
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return config, folder / "lf"
 
 
 def test_trained_run_evaluates_a_run_llamafactory_made(lf_run, lf_env, tmp_path):
     lf_config, lf_out = lf_run
-    result = run_cli("train-and-compare", "--trained-run", str(lf_out), "--config", lf_config,
-                     "--gsm8k", "none", "--max-new-tokens", "16", "--threads", "1", "--output-dir",
-                     str(tmp_path / "run"))
+    result = run_cli(
+        "train-and-compare",
+        "--trained-run",
+        str(lf_out),
+        "--config",
+        lf_config,
+        "--gsm8k",
+        "none",
+        "--max-new-tokens",
+        "16",
+        "--threads",
+        "1",
+        "--output-dir",
+        str(tmp_path / "run"),
+    )
     assert result.exit_code == 0, result.output[-3000:]
     assert "training: not run; reading the finished run" in result.output
     state = json.loads((lf_out / "trainer_state.json").read_text())
@@ -119,36 +171,77 @@ def test_peft_backend_trains_like_llamafactory(lf_run, one_torch_thread, tmp_pat
     lf_evals = {r["current_steps"]: r["eval_loss"] for r in theirs if "eval_loss" in r}
     assert evals.keys() == lf_evals.keys() and max(abs(evals[s] - lf_evals[s]) for s in evals) < 1e-5
     for name in ("all_results.json", "train_results.json", "eval_results.json"):
-        assert json.loads((tmp_path / "ftbench" / name).read_text()).keys() == \
-            json.loads((lf_out / name).read_text()).keys(), name
+        assert (
+            json.loads((tmp_path / "ftbench" / name).read_text()).keys()
+            == json.loads((lf_out / name).read_text()).keys()
+        ), name
 
 
 def test_a_failure_inside_llamafactory_is_one_line(tiny_model, lf_env, tmp_path):
-    config = write_yaml(tmp_path / "train.yaml", model_name_or_path=tiny_model, output_dir=str(tmp_path / "out"),
-                        **dict(TRAIN, lora_target="no_such_module"))
+    config = write_yaml(
+        tmp_path / "train.yaml",
+        model_name_or_path=tiny_model,
+        output_dir=str(tmp_path / "out"),
+        **dict(TRAIN, lora_target="no_such_module"),
+    )
     result = run_cli("train", config, "--backend", "llamafactory", "-q")
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "LLaMA-Factory failed: ValueError: Target modules {'no_such_module'} not found" in \
-        lines[0] and "llamafactory.log" in lines[0], result.output
+    assert (
+        len(lines) == 1
+        and "LLaMA-Factory failed: ValueError: Target modules {'no_such_module'} not found" in lines[0]
+        and "llamafactory.log" in lines[0]
+    ), result.output
 
 
 def test_predict_and_score_reproduce_llamafactory_do_predict(tiny_model, lf_env, tmp_path):
     """The same model, data, template and greedy settings: LLaMA-Factory's generated_predictions.jsonl rows and
     its printed predict_bleu-4 / predict_rouge-* equal ftbench predict's rows and ftbench score's figures."""
-    keys = {"model_name_or_path": tiny_model, "stage": "sft", "do_predict": True, "predict_with_generate": True,
-            "finetuning_type": "lora", "eval_dataset": "identity", "dataset_dir": os.path.join(REPO, "datasets"),
-            "template": "qwen", "cutoff_len": 1024, "max_samples": 12, "per_device_eval_batch_size": 4,
-            "max_new_tokens": 24, "do_sample": False, "flash_attn": "disabled", "report_to": "none",
-            "output_dir": str(tmp_path / "lf")}
+    keys = {
+        "model_name_or_path": tiny_model,
+        "stage": "sft",
+        "do_predict": True,
+        "predict_with_generate": True,
+        "finetuning_type": "lora",
+        "eval_dataset": "identity",
+        "dataset_dir": os.path.join(REPO, "datasets"),
+        "template": "qwen",
+        "cutoff_len": 1024,
+        "max_samples": 12,
+        "per_device_eval_batch_size": 4,
+        "max_new_tokens": 24,
+        "do_sample": False,
+        "flash_attn": "disabled",
+        "report_to": "none",
+        "output_dir": str(tmp_path / "lf"),
+    }
     llamafactory(lf_env, "train", write_yaml(tmp_path / "predict.yaml", **keys), tmp_path)
     lf_rows = [json.loads(line) for line in (tmp_path / "lf" / "generated_predictions.jsonl").read_text().splitlines()]
     lf_metrics = json.loads((tmp_path / "lf" / "predict_results.json").read_text())
 
     out = tmp_path / "ftbench.jsonl"
-    result = run_cli("predict", "--model", tiny_model, "--data", os.path.join(REPO, "datasets", "identity.json"),
-                     "--template", "qwen", "--limit", "12", "--max-new-tokens", "24", "--batch-size", "4",
-                     "--cutoff-len", "1024", "--threads", "1", "-o", str(out), "-q")
+    result = run_cli(
+        "predict",
+        "--model",
+        tiny_model,
+        "--data",
+        os.path.join(REPO, "datasets", "identity.json"),
+        "--template",
+        "qwen",
+        "--limit",
+        "12",
+        "--max-new-tokens",
+        "24",
+        "--batch-size",
+        "4",
+        "--cutoff-len",
+        "1024",
+        "--threads",
+        "1",
+        "-o",
+        str(out),
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [{k: r[k] for k in ("prompt", "predict", "label")} for r in rows] == lf_rows
@@ -164,9 +257,9 @@ def test_val_size_holds_out_the_rows_llamafactory_holds_out(n, val_size, seed):
     """LLaMA-Factory splits with datasets' train_test_split(test_size, seed); ftbench's split is the same rows in
     the same order, so either backend's run is evaluated on rows it never trained on."""
     from datasets import Dataset
-
     from ftbench.training.data import split
 
     expected = Dataset.from_dict({"i": list(range(n))}).train_test_split(
-        test_size=int(val_size) if val_size > 1 else val_size, seed=seed)
+        test_size=int(val_size) if val_size > 1 else val_size, seed=seed
+    )
     assert split(list(range(n)), val_size, seed) == (expected["train"]["i"], expected["test"]["i"])

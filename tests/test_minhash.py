@@ -131,8 +131,18 @@ def test_identical_cluster_is_a_star_not_a_clique():
 
 def test_normalisation_case_whitespace_nul():
     index = NearDuplicateIndex()
-    ids = index.add_many(["Hello   World\tAgain ", "hello world again", "  HELLO\nWORLD again", "hello\x00world again",
-                          "", " \t\n ", "中文 文本", "中文\u3000文本"])
+    ids = index.add_many(
+        [
+            "Hello   World\tAgain ",
+            "hello world again",
+            "  HELLO\nWORLD again",
+            "hello\x00world again",
+            "",
+            " \t\n ",
+            "中文 文本",
+            "中文\u3000文本",
+        ]
+    )
     sig = index.signatures
     for i in ids[1:4]:
         assert (sig[i] == sig[ids[0]]).all()
@@ -201,8 +211,9 @@ def test_deterministic_across_processes():
     outputs = set()
     for hash_seed in ("1", "2"):  # Python's str hash differs per process: the signatures must not
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        run = subprocess.run([sys.executable, "-c", SIGNATURE_DIGEST], capture_output=True, text=True, env=env,
-                             check=True)
+        run = subprocess.run(
+            [sys.executable, "-c", SIGNATURE_DIGEST], capture_output=True, text=True, env=env, check=True
+        )
         outputs.add(run.stdout)
     assert len(outputs) == 1
     digest = outputs.pop().split()[0]
@@ -235,8 +246,9 @@ def test_from_signatures_of_separately_built_indexes():
     assert merged.add("one more") == 1200 and merged.signatures.shape == (1201, 128)
 
 
-@pytest.mark.parametrize("kwargs", [{"threshold": 1.0}, {"threshold": 0}, {"num_perm": 1}, {"ngram": 0},
-                                    {"bands": 20, "rows": 10}])
+@pytest.mark.parametrize(
+    "kwargs", [{"threshold": 1.0}, {"threshold": 0}, {"num_perm": 1}, {"ngram": 0}, {"bands": 20, "rows": 10}]
+)
 def test_bad_parameters_are_refused(kwargs):
     with pytest.raises(ValueError):
         NearDuplicateIndex(**kwargs)

@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from helpers import run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,8 +26,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def mixed_data(tmp_path_factory) -> str:
     """60 varied prompts from every bundled file (zh and en; system prompts, multi-turn, GSM8K), as OpenAI
     messages JSONL, interleaved so each batch mixes lengths."""
-    from ftbench.inference.chat import to_messages
     from ftbench.data.loader import load_samples
+    from ftbench.inference.chat import to_messages
 
     per_file = [load_samples(os.path.join(REPO, "datasets", name))[:12] for name in DATA]
     samples = [s for group in zip(*per_file) for s in group]
@@ -59,8 +58,9 @@ def predict(*args: str):
 
 def test_batch_16_writes_exactly_what_batch_1_writes(reference, mixed_data, tmp_path):
     out = tmp_path / "batch16.jsonl"
-    result = predict("--data", mixed_data, "-o", str(out), "--batch-size", "16", "--max-new-tokens", "24",
-                     "--threads", "1", "--json")
+    result = predict(
+        "--data", mixed_data, "-o", str(out), "--batch-size", "16", "--max-new-tokens", "24", "--threads", "1", "--json"
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["n"] == summary["generated"] == 60 and summary["samples_per_second"] > 0
@@ -83,8 +83,21 @@ def test_labels_are_the_final_answers(reference, mixed_data):
 
 def test_killed_run_resumes_without_loss_or_duplicates(reference, mixed_data, tmp_path):
     out = tmp_path / "killed.jsonl"
-    cmd = [sys.executable, "-m", "ftbench", "predict", "--model", "tiny", "--data", mixed_data, "-o", str(out),
-           "--batch-size", "2", *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftbench",
+        "predict",
+        "--model",
+        "tiny",
+        "--data",
+        mixed_data,
+        "-o",
+        str(out),
+        "--batch-size",
+        "2",
+        *FAST,
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     lines = 0
@@ -108,7 +121,7 @@ def test_half_written_last_line_is_cut_off_and_regenerated(reference, mixed_data
     assert predict("--data", mixed_data, "-o", str(out), "--limit", "10", *FAST).exit_code == 0
     data = out.read_bytes()
     cut = data.rfind(b"\n", 0, len(data) - 1) + 1  # start of the last row
-    out.write_bytes(data[:cut + 25])  # the last row half-written, as a kill mid-write leaves it
+    out.write_bytes(data[: cut + 25])  # the last row half-written, as a kill mid-write leaves it
     result = predict("--data", mixed_data, "-o", str(out), "--limit", "12", *FAST[:-1])
     assert result.exit_code == 0, result.output
     assert "half-written" in result.stderr
@@ -127,9 +140,11 @@ def test_rerun_with_other_data_or_settings_is_refused(mixed_data, tmp_path):
     out = tmp_path / "out.jsonl"
     assert predict("--data", mixed_data, "-o", str(out), "--limit", "2", *FAST).exit_code == 0
     other = os.path.join(REPO, "datasets", "identity.json")
-    for args, reason in ((["--data", other, *FAST], "different data file"),
-                         (["--data", mixed_data, "--max-new-tokens", "25"], "other generation settings"),
-                         (["--data", mixed_data, *FAST, "--temperature", "0.7"], "other generation settings")):
+    for args, reason in (
+        (["--data", other, *FAST], "different data file"),
+        (["--data", mixed_data, "--max-new-tokens", "25"], "other generation settings"),
+        (["--data", mixed_data, *FAST, "--temperature", "0.7"], "other generation settings"),
+    ):
         result = predict(*args, "-o", str(out), "--limit", "3")
         assert result.exit_code == 2, result.output
         assert reason in result.stderr and result.stderr.strip().count("\n") == 0
@@ -156,14 +171,14 @@ def test_model_generation_config_is_not_inherited(tiny_model, reference, mixed_d
 
 def test_stop_strings_cut_the_text(tiny_model, reference, mixed_data):
     """Greedy text with a stop string is the unconstrained text cut before the string's first occurrence."""
-    from ftbench.inference.chat import encode_prompt
     from ftbench.data.loader import load_samples
+    from ftbench.inference.chat import encode_prompt
     from ftbench.inference.generate import GenerationParams, Generator
     from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
     full = [r["predict"] for r in reference[:20]]
     stop = next(t[6:9] for t in full if len(t) > 12 and t[6:9].strip())
-    expected = [t[:t.find(stop)] if stop in t else t for t in full]
+    expected = [t[: t.find(stop)] if stop in t else t for t in full]
     assert sum(stop in t for t in full) >= 1
     tokenizer, model = load_tokenizer(tiny_model), load_model_for_generation(tiny_model)
     prompts = [encode_prompt(tokenizer, s) for s in load_samples(mixed_data)[:20]]
@@ -177,8 +192,21 @@ def test_sampling_is_opt_in_and_seeded(tiny_model, mixed_data, tmp_path):
     outs = []
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
         out = tmp_path / f"{name}.jsonl"
-        result = predict("--data", mixed_data, "-o", str(out), "--limit", "6", "--temperature", "1.0",
-                         "--seed", seed, "--batch-size", "3", *FAST)
+        result = predict(
+            "--data",
+            mixed_data,
+            "-o",
+            str(out),
+            "--limit",
+            "6",
+            "--temperature",
+            "1.0",
+            "--seed",
+            seed,
+            "--batch-size",
+            "3",
+            *FAST,
+        )
         assert result.exit_code == 0, result.output
         outs.append([r["predict"] for r in read_rows(out)])
     assert outs[0] == outs[1] and outs[0] != outs[2]
@@ -195,12 +223,14 @@ def test_adapter_changes_the_predictions(tiny_model, reference, mixed_data, tmp_
 
     torch.manual_seed(0)
     base = load_model_for_generation(tiny_model)
-    lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
-                                           init_lora_weights=False))
+    lora = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     lora.save_pretrained(tmp_path / "adapter")
     out = tmp_path / "out.jsonl"
-    result = predict("--adapter", str(tmp_path / "adapter"), "--data", mixed_data, "-o", str(out), "--limit", "6",
-                     *FAST)
+    result = predict(
+        "--adapter", str(tmp_path / "adapter"), "--data", mixed_data, "-o", str(out), "--limit", "6", *FAST
+    )
     assert result.exit_code == 0, result.output
     rows = read_rows(out)
     assert [r["prompt"] for r in rows] == [r["prompt"] for r in reference[:6]]
@@ -208,11 +238,14 @@ def test_adapter_changes_the_predictions(tiny_model, reference, mixed_data, tmp_
     assert json.loads((tmp_path / "out.jsonl.meta.json").read_text())["adapter_sha256"]
 
 
-@pytest.mark.parametrize("data, code, words", [
-    ("no/such/file.jsonl", 2, "no such file"),
-    (os.path.join("datasets", "broken", "invalid-json.json"), 1, "invalid-json.json"),
-    (os.path.join("datasets", "broken", "truncated-json.json"), 1, "truncated-json.json"),
-])
+@pytest.mark.parametrize(
+    "data, code, words",
+    [
+        ("no/such/file.jsonl", 2, "no such file"),
+        (os.path.join("datasets", "broken", "invalid-json.json"), 1, "invalid-json.json"),
+        (os.path.join("datasets", "broken", "truncated-json.json"), 1, "truncated-json.json"),
+    ],
+)
 def test_bad_data_is_one_line_and_loads_no_model(data, code, words, tmp_path):
     result = predict("--data", data, "-o", str(tmp_path / "out.jsonl"))
     assert result.exit_code == code, result.output
@@ -221,8 +254,14 @@ def test_bad_data_is_one_line_and_loads_no_model(data, code, words, tmp_path):
 
 
 def test_bad_options_are_one_line(mixed_data, tmp_path):
-    for args in (["--adapter", str(tmp_path / "nope")], ["--adapter", str(tmp_path)], ["--top-p", "0"],
-                 ["--stop", ""], ["--batch-size", "0"], ["--model", str(tmp_path / "no-model")]):
+    for args in (
+        ["--adapter", str(tmp_path / "nope")],
+        ["--adapter", str(tmp_path)],
+        ["--top-p", "0"],
+        ["--stop", ""],
+        ["--batch-size", "0"],
+        ["--model", str(tmp_path / "no-model")],
+    ):
         result = run_cli("predict", "--model", "tiny", "--data", mixed_data, "-o", str(tmp_path / "o.jsonl"), *args)
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.strip().count("\n") == 0
@@ -235,8 +274,8 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_answers(tiny_model, refere
     import torch
 
     import ftbench.inference.generate as generate
-    from ftbench.inference.chat import encode_prompt
     from ftbench.data.loader import load_samples
+    from ftbench.inference.chat import encode_prompt
     from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
     tokenizer, model = load_tokenizer(tiny_model), load_model_for_generation(tiny_model)
@@ -287,17 +326,20 @@ def test_continuous_batching_gives_each_prompt_its_batch_of_one_answer(tiny_mode
     assert len({len(p) for p in prompts}) >= 8
     # the random model never says <|im_end|>: end rows at its commonest tokens instead, so they end at many steps
     ids, mask = left_padded(prompts, tokenizer.pad_token_id, "cpu")
-    free = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=40, do_sample=False)[:, ids.shape[1]:]
+    free = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=40, do_sample=False)[:, ids.shape[1] :]
     stops = [t for t, _ in Counter(free.flatten().tolist()).most_common(3)]
-    config = GenerationConfig(max_new_tokens=40, do_sample=False, eos_token_id=stops,
-                              pad_token_id=tokenizer.pad_token_id)
+    config = GenerationConfig(
+        max_new_tokens=40, do_sample=False, eos_token_id=stops, pad_token_id=tokenizer.pad_token_id
+    )
 
     def until_stop(row):
         end = next((i for i, t in enumerate(row) if t in stops), len(row) - 1)
-        return row[:end + 1]
+        return row[: end + 1]
 
-    alone = [until_stop(model.generate(input_ids=torch.tensor([p]), generation_config=config)[0, len(p):].tolist())
-             for p in prompts]
+    alone = [
+        until_stop(model.generate(input_ids=torch.tensor([p]), generation_config=config)[0, len(p) :].tolist())
+        for p in prompts
+    ]
     got = list(greedy_decode(model, prompts, tokenizer.pad_token_id, 4, 40, lambda row: row[-1] in stops))
     assert sorted(k for k, _ in got) == list(range(16))
     assert [k for k, _ in got] != list(range(16))  # short answers overtook long ones: rows joined mid-way
@@ -316,8 +358,13 @@ def test_only_plain_greedy_configs_skip_generate(tiny_model):
     greedy = Generator(model, tokenizer, GenerationParams(max_new_tokens=8)).config
     assert is_plain_greedy(greedy)
     assert not is_plain_greedy(Generator(model, tokenizer, GenerationParams(temperature=0.7)).config)
-    for field, value in (("repetition_penalty", 1.3), ("no_repeat_ngram_size", 3), ("min_new_tokens", 4),
-                         ("suppress_tokens", [5]), ("bad_words_ids", [[7]])):
+    for field, value in (
+        ("repetition_penalty", 1.3),
+        ("no_repeat_ngram_size", 3),
+        ("min_new_tokens", 4),
+        ("suppress_tokens", [5]),
+        ("bad_words_ids", [[7]]),
+    ):
         shaped = greedy.__class__(**{**greedy.to_dict(), field: value})
         assert not is_plain_greedy(shaped), field
 

@@ -11,16 +11,33 @@ import pytest
 
 from ftbench.api.errors import InputError, UsageError
 from ftbench.data.formats import ASSISTANT, USER, Sample
-from ftbench.data.predictions import (OrderedRowWriter, make_row, meta_path, prediction_meta, prepare_output,
-                                      read_existing, read_predictions, samples_sha256)
+from ftbench.data.predictions import (
+    OrderedRowWriter,
+    make_row,
+    meta_path,
+    prediction_meta,
+    prepare_output,
+    read_existing,
+    read_predictions,
+    samples_sha256,
+)
 
-PARAMS = SimpleNamespace(max_new_tokens=16, do_sample=False, stop=(), temperature=None, top_p=None, top_k=None,
-                         seed=None)
+PARAMS = SimpleNamespace(
+    max_new_tokens=16, do_sample=False, stop=(), temperature=None, top_p=None, top_k=None, seed=None
+)
 
 
 def _meta(**changes) -> dict:
-    fields = dict(data="eval set", data_sha256="abc", fmt="auto", model="tiny", adapter=None, params=PARAMS,
-                  cutoff_len=None, engine="local")
+    fields = dict(
+        data="eval set",
+        data_sha256="abc",
+        fmt="auto",
+        model="tiny",
+        adapter=None,
+        params=PARAMS,
+        cutoff_len=None,
+        engine="local",
+    )
     return prediction_meta(**{**fields, **changes})
 
 
@@ -62,11 +79,15 @@ def test_a_run_resumes_after_its_last_complete_row_and_a_torn_line_is_cut(tmp_pa
     assert [json.loads(line)["index"] for line in out.read_text().splitlines()] == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("change, said", [({"data_sha256": "other"}, "a different data file"),
-                                          ({"model": "smollm2"}, "another model"),
-                                          ({"params": SimpleNamespace(**{**vars(PARAMS), "max_new_tokens": 8})},
-                                           "other generation settings"),
-                                          ({"engine": "openai:chat"}, "another --engine")])
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        ({"data_sha256": "other"}, "a different data file"),
+        ({"model": "smollm2"}, "another model"),
+        ({"params": SimpleNamespace(**{**vars(PARAMS), "max_new_tokens": 8})}, "other generation settings"),
+        ({"engine": "openai:chat"}, "another --engine"),
+    ],
+)
 def test_a_file_made_otherwise_is_never_extended(tmp_path, change, said):
     out = tmp_path / "p.jsonl"
     prepare_output(str(out), _meta())

@@ -16,7 +16,6 @@ import time
 
 import pytest
 import yaml
-
 from helpers import REPO
 
 FAKE_TRAINER = """#!{python}
@@ -52,13 +51,28 @@ def fake_run(tiny_model, tmp_path):
     script.chmod(0o755)
     out = tmp_path / "out"
     config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump({
-        "model_name_or_path": tiny_model, "stage": "sft", "do_train": True, "finetuning_type": "lora",
-        "dataset": "identity", "dataset_dir": os.path.join(REPO, "datasets"), "template": "qwen",
-        "output_dir": str(out)}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_name_or_path": tiny_model,
+                "stage": "sft",
+                "do_train": True,
+                "finetuning_type": "lora",
+                "dataset": "identity",
+                "dataset_dir": os.path.join(REPO, "datasets"),
+                "template": "qwen",
+                "output_dir": str(out),
+            }
+        )
+    )
     pids = tmp_path / "pids.json"
-    env = {**os.environ, "PYTHONPATH": REPO, "FTBENCH_LLAMAFACTORY_CLI": str(script), "FTBENCH_STOP_GRACE": str(GRACE),
-           "FAKE_PIDS": str(pids)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": REPO,
+        "FTBENCH_LLAMAFACTORY_CLI": str(script),
+        "FTBENCH_STOP_GRACE": str(GRACE),
+        "FAKE_PIDS": str(pids),
+    }
     cmd = [sys.executable, "-m", "ftbench", "train", str(config), "--backend", "llamafactory", "-q"]
     started: list[int] = []
     yield cmd, env, pids, out, started

@@ -10,7 +10,6 @@ import os
 import shutil
 
 import pytest
-
 from helpers import run_cli
 
 pytest.importorskip("gguf")
@@ -33,8 +32,9 @@ def test_the_folder_is_a_normal_chatml_checkpoint(smollm2):
     assert getattr(config, "quantization_config", None) is None  # a plain float checkpoint, not a GGUF wrapper
     tok = AutoTokenizer.from_pretrained(smollm2)
     assert tok.eos_token == "<|im_end|>"
-    text = tok.apply_chat_template([{"role": "user", "content": "Who are you?"}], tokenize=False,
-                                   add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Who are you?"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>user\nWho are you?<|im_end|>\n<|im_start|>assistant\n")
     info = json.loads(open(os.path.join(smollm2, BUILD_INFO), encoding="utf-8").read())
     assert "model.safetensors" in info["files"] and is_intact(smollm2)
@@ -48,8 +48,9 @@ def test_weights_equal_what_transformers_loads_from_the_gguf_file(smollm2):
     from ftbench.inference.gguf import smollm2_gguf
 
     gguf = smollm2_gguf()
-    direct = AutoModelForCausalLM.from_pretrained(os.path.dirname(gguf), gguf_file=os.path.basename(gguf),
-                                                  dtype=torch.float32).state_dict()
+    direct = AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(gguf), gguf_file=os.path.basename(gguf), dtype=torch.float32
+    ).state_dict()
     saved = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).state_dict()
     assert set(direct) == set(saved)
     assert all(torch.equal(direct[k], saved[k]) for k in direct)
@@ -99,18 +100,21 @@ def test_a_missing_package_is_one_line_that_says_how_to_install_it(monkeypatch):
 def _forge(data: bytes, at: int, value: int) -> bytes:
     import struct
 
-    return data[:at] + struct.pack("<Q", value) + data[at + 8:]
+    return data[:at] + struct.pack("<Q", value) + data[at + 8 :]
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: d[:5000], "the value of key 24's length needs 8 bytes, 6 are left"),  # cut inside the vocabulary
-    (lambda d: d[:len(d) * 9 // 10], "tensor 229's data ends at byte 88,939,072, past the end"),  # cut in the data
-    (lambda d: _forge(d, 24, 2**62), "key 0 needs 4,611,686,018,427,387,904 bytes"),  # a forged string length
-    (lambda d: _forge(d, 16, 2**63 - 1), "needs"),  # a forged key count
-    (lambda d: _forge(d, 8, 2**40), "needs"),  # a forged tensor count
-    (lambda d: b"GGUF" + d[4:8] + d[8:100], "needs"),
-    (lambda d: b"GGUX" + d[4:], "it does not start with GGUF"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: d[:5000], "the value of key 24's length needs 8 bytes, 6 are left"),  # cut inside the vocabulary
+        (lambda d: d[: len(d) * 9 // 10], "tensor 229's data ends at byte 88,939,072, past the end"),  # cut in the data
+        (lambda d: _forge(d, 24, 2**62), "key 0 needs 4,611,686,018,427,387,904 bytes"),  # a forged string length
+        (lambda d: _forge(d, 16, 2**63 - 1), "needs"),  # a forged key count
+        (lambda d: _forge(d, 8, 2**40), "needs"),  # a forged tensor count
+        (lambda d: b"GGUF" + d[4:8] + d[8:100], "needs"),
+        (lambda d: b"GGUX" + d[4:], "it does not start with GGUF"),
+    ],
+)
 def test_a_cut_or_forged_gguf_file_is_one_line(tmp_path, tiny_model, damage, message):
     """Every length in the header and every tensor's extent is checked against the file's size before gguf and
     transformers read it (they raised struct.error or OverflowError: exit 3)."""
@@ -137,9 +141,27 @@ def default_run(smollm2, tmp_path_factory):
     from helpers import REPO
 
     out = tmp_path_factory.mktemp("real-run") / "run"
-    proc = subprocess.run([sys.executable, "-m", "ftbench", "train-and-compare", "--output-dir", str(out),
-                           "--gsm8k-limit", "4", "--gsm8k-max-new-tokens", "32", "--max-new-tokens", "48",
-                           "num_train_epochs=1"], cwd=REPO, capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftbench",
+            "train-and-compare",
+            "--output-dir",
+            str(out),
+            "--gsm8k-limit",
+            "4",
+            "--gsm8k-max-new-tokens",
+            "32",
+            "--max-new-tokens",
+            "48",
+            "num_train_epochs=1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -162,8 +184,13 @@ def test_the_default_run_teaches_the_new_identity(default_run):
 def test_the_default_run_scores_real_gsm8k_problems(default_run):
     metrics = json.loads((default_run / "metrics.json").read_text())
     assert metrics["n"]["gsm8k"] == 4
-    bundled = [json.loads(line) for line in open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "datasets",
-                                                               "gsm8k", "test.jsonl"), encoding="utf-8")][:4]
+    bundled = [
+        json.loads(line)
+        for line in open(
+            os.path.join(os.path.dirname(os.path.dirname(__file__)), "datasets", "gsm8k", "test.jsonl"),
+            encoding="utf-8",
+        )
+    ][:4]
     rows = _rows(default_run / "gsm8k_predictions_before.jsonl")
     # GSM8K's own test problems and answers (as LLaMA-Factory writes a label: with the "\n" after <|im_end|>)
     assert [r["label"] for r in rows] == [b["answer"] + "\n" for b in bundled]

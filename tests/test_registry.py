@@ -43,8 +43,13 @@ def plugin_module(monkeypatch):
 
 
 def _registry(monkeypatch, entry_points: dict[str, str]) -> Registry:
-    reg = Registry("widget", base=Base, entry_point_group="ftbench.widgets", listing="ftbench widgets",
-                   builtins={"alpha": f"{__name__}:Builtin", "beta": f"{__name__}:Builtin"})
+    reg = Registry(
+        "widget",
+        base=Base,
+        entry_point_group="ftbench.widgets",
+        listing="ftbench widgets",
+        builtins={"alpha": f"{__name__}:Builtin", "beta": f"{__name__}:Builtin"},
+    )
     eps = [metadata.EntryPoint(n, v, "ftbench.widgets") for n, v in entry_points.items()]
     monkeypatch.setattr(reg, "_entry_points", lambda: eps)
     return reg
@@ -86,8 +91,9 @@ def test_an_unknown_name_lists_the_known_ones_with_did_you_mean(monkeypatch):
     reg = _registry(monkeypatch, {})
     with pytest.raises(UsageError) as err:
         reg.load("alpah")
-    assert str(err.value) == ("unknown widget 'alpah' (did you mean 'alpha'?); installed: alpha, beta "
-                              "(see `ftbench widgets`)")
+    assert str(err.value) == (
+        "unknown widget 'alpah' (did you mean 'alpha'?); installed: alpha, beta (see `ftbench widgets`)"
+    )
     with pytest.raises(UsageError) as err:
         reg.load("zzz")
     assert "did you mean" not in str(err.value) and "installed: alpha, beta" in str(err.value)
@@ -95,8 +101,14 @@ def test_an_unknown_name_lists_the_known_ones_with_did_you_mean(monkeypatch):
 
 
 def test_broken_plugins_are_listed_with_their_error_and_refused_by_name(monkeypatch, plugin_module):
-    reg = _registry(monkeypatch, {"missing": "ftbench_no_such_module:X", "wrong": "ftbench_test_plugin:Wrong",
-                                  "good": "ftbench_test_plugin:Good"})
+    reg = _registry(
+        monkeypatch,
+        {
+            "missing": "ftbench_no_such_module:X",
+            "wrong": "ftbench_test_plugin:Wrong",
+            "good": "ftbench_test_plugin:Good",
+        },
+    )
     entries = {e.name: e for e in reg.entries()}  # the listing survives both broken plug-ins
     assert entries["good"].error is None and entries["good"].description == "From an installed package."
     assert entries["missing"].error.startswith("ModuleNotFoundError: No module named 'ftbench_no_such_module'")
@@ -104,5 +116,6 @@ def test_broken_plugins_are_listed_with_their_error_and_refused_by_name(monkeypa
     assert entries["alpha"].description == "the built-in one"
     with pytest.raises(UsageError) as err:
         reg.load("wrong")
-    assert str(err.value).startswith("widget 'wrong' (entry point (package") and "cannot be loaded: TypeError" in \
-        str(err.value)
+    assert str(err.value).startswith("widget 'wrong' (entry point (package") and "cannot be loaded: TypeError" in str(
+        err.value
+    )

@@ -12,13 +12,16 @@ import os
 import shutil
 
 import pytest
-
 from helpers import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAYLOADS = ['<script>window.__pwned = "script"</script>', '<img src=x onerror="window.__pwned=\'img\'">',
-            '"><svg onload="window.__pwned=\'svg\'">', "</script><script>window.__pwned='close'</script>",
-            "{{name}} 你好 <b>bold?</b>"]
+PAYLOADS = [
+    '<script>window.__pwned = "script"</script>',
+    "<img src=x onerror=\"window.__pwned='img'\">",
+    '"><svg onload="window.__pwned=\'svg\'">',
+    "</script><script>window.__pwned='close'</script>",
+    "{{name}} 你好 <b>bold?</b>",
+]
 
 
 def _browser():
@@ -26,8 +29,11 @@ def _browser():
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
         pytest.skip("chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else \
-        __import__("playwright.sync_api", fromlist=["sync_playwright"])
+    sync_api = (
+        pytest.importorskip("playwright.sync_api")
+        if not os.environ.get("CI")
+        else __import__("playwright.sync_api", fromlist=["sync_playwright"])
+    )
     return sync_api.sync_playwright
 
 
@@ -35,15 +41,26 @@ def _browser():
 def page_factory():
     sync_playwright = _browser()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
 
         def open_page(path):
             page = browser.new_page()
             events = {"console": [], "requests": [], "errors": []}
-            page.on("console", lambda m: events["console"].append((m.type, m.text)) if m.type in ("error", "warning")
-                    else None)
+            page.on(
+                "console",
+                lambda m: events["console"].append((m.type, m.text)) if m.type in ("error", "warning") else None,
+            )
             page.on("pageerror", lambda e: events["errors"].append(str(e)))
             page.on("request", lambda r: events["requests"].append(r.url))
             page.goto("file://" + os.path.abspath(path))
@@ -60,9 +77,14 @@ def injected_report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("xss")
     labels = [f"reference {i} {p}\n#### {i}" for i, p in enumerate(PAYLOADS)]
     # before: only sample 1 right; after: the even samples right, sample 1 wrong -> improved, regressed, unchanged
-    before = [{"prompt": f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n",
-               "predict": f"{p} #### {i if i == 1 else i + 1}",
-               "label": labels[i]} for i, p in enumerate(PAYLOADS)]
+    before = [
+        {
+            "prompt": f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n",
+            "predict": f"{p} #### {i if i == 1 else i + 1}",
+            "label": labels[i],
+        }
+        for i, p in enumerate(PAYLOADS)
+    ]
     after = [dict(r, predict=f"{PAYLOADS[i]} #### {i if i % 2 == 0 else i + 7}") for i, r in enumerate(before)]
     for name, rows in (("a.jsonl", before), ("b.jsonl", after)):
         (folder / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -109,9 +131,27 @@ def test_demo_report_loads_cleanly(page_factory, tmp_path_factory, tiny_model):
     from helpers import REPO
 
     out = tmp_path_factory.mktemp("browser-run") / "run"
-    proc = subprocess.run([sys.executable, "-m", "ftbench", "train-and-compare", "--model", "tiny",
-                           "--output-dir", str(out), "num_train_epochs=1", "--gsm8k-limit", "8", "--max-new-tokens", "24"],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftbench",
+            "train-and-compare",
+            "--model",
+            "tiny",
+            "--output-dir",
+            str(out),
+            "num_train_epochs=1",
+            "--gsm8k-limit",
+            "8",
+            "--max-new-tokens",
+            "24",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     page, events = page_factory(out / "report.html")
     assert not events["errors"] and not events["console"], events

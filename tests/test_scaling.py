@@ -13,13 +13,18 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from helpers import REPO
 
 from ftbench.api.errors import InputError, UsageError
-from ftbench.backends.scaling import (ScalePlan, check_hardware, quantization_config_kwargs, scale_plan,
-                                      training_arguments_kwargs)
+from ftbench.backends.scaling import (
+    ScalePlan,
+    check_hardware,
+    quantization_config_kwargs,
+    scale_plan,
+    training_arguments_kwargs,
+)
 from ftbench.cli import cli
 from ftbench.training.config import load_train_config
-from helpers import REPO
 
 BASE = "model_name_or_path: tiny\nstage: sft\nfinetuning_type: lora\ndataset: identity\noutput_dir: out\n"
 DS = os.path.join(REPO, "examples", "deepspeed")
@@ -51,13 +56,16 @@ def test_deepspeed_path_is_read_next_to_the_yaml(tmp_path):
     assert scale_plan(cfg).deepspeed == str(tmp_path / "ds.json")
 
 
-@pytest.mark.parametrize("extra, message", [
-    ("deepspeed: nowhere.json\n", "deepspeed: nowhere.json: no such file"),
-    ("quantization_bit: 3\n", "quantization_bit: 3: bitsandbytes quantizes to 4 or 8 bits"),
-    ("quantization_method: gptq\nquantization_bit: 4\n", "quantization_method: gptq: only bitsandbytes"),
-    ("quantization_type: int4\nquantization_bit: 4\n", "quantization_type: int4: expected nf4 or fp4"),
-    (f"quantization_bit: 8\ndeepspeed: {os.path.join(DS, 'ds_z3_config.json')}\n", "8 with ZeRO-3"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("deepspeed: nowhere.json\n", "deepspeed: nowhere.json: no such file"),
+        ("quantization_bit: 3\n", "quantization_bit: 3: bitsandbytes quantizes to 4 or 8 bits"),
+        ("quantization_method: gptq\nquantization_bit: 4\n", "quantization_method: gptq: only bitsandbytes"),
+        ("quantization_type: int4\nquantization_bit: 4\n", "quantization_type: int4: expected nf4 or fp4"),
+        (f"quantization_bit: 8\ndeepspeed: {os.path.join(DS, 'ds_z3_config.json')}\n", "8 with ZeRO-3"),
+    ],
+)
 def test_bad_values_are_located(tmp_path, extra, message):  # the bad key is on line 6
     cfg, path = config(tmp_path, extra)
     with pytest.raises(InputError) as err:
@@ -70,10 +78,15 @@ def test_qlora_maps_to_llamafactorys_bitsandbytes_config(tmp_path):
     plan = scale_plan(cfg)
     assert plan == ScalePlan(quantization_bit=4, quantization_type="nf4", double_quantization=True)
     assert quantization_config_kwargs(plan, "bfloat16") == {
-        "load_in_4bit": True, "bnb_4bit_compute_dtype": "bfloat16", "bnb_4bit_use_double_quant": True,
-        "bnb_4bit_quant_type": "nf4", "bnb_4bit_quant_storage": "bfloat16"}
-    cfg, _ = config(tmp_path, "quantization_bit: 4\nquantization_method: bnb\nquantization_type: fp4\n"
-                    "double_quantization: false\n")
+        "load_in_4bit": True,
+        "bnb_4bit_compute_dtype": "bfloat16",
+        "bnb_4bit_use_double_quant": True,
+        "bnb_4bit_quant_type": "nf4",
+        "bnb_4bit_quant_storage": "bfloat16",
+    }
+    cfg, _ = config(
+        tmp_path, "quantization_bit: 4\nquantization_method: bnb\nquantization_type: fp4\ndouble_quantization: false\n"
+    )
     kwargs = quantization_config_kwargs(scale_plan(cfg), "float16")
     assert kwargs["bnb_4bit_quant_type"] == "fp4" and kwargs["bnb_4bit_use_double_quant"] is False
     cfg, _ = config(tmp_path, "quantization_bit: 8\n")
@@ -95,10 +108,13 @@ def test_bitsandbytes_config_accepts_the_mapping():
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
-@pytest.mark.parametrize("extra, message", [
-    ("quantization_bit: 4\n", "quantization_bit: 4 (QLoRA with bitsandbytes) needs a CUDA GPU"),
-    (f"deepspeed: {os.path.join(DS, 'ds_z3_config.json')}\n", "deepspeed: "),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("quantization_bit: 4\n", "quantization_bit: 4 (QLoRA with bitsandbytes) needs a CUDA GPU"),
+        (f"deepspeed: {os.path.join(DS, 'ds_z3_config.json')}\n", "deepspeed: "),
+    ],
+)
 def test_missing_hardware_is_one_line_exit_2(tmp_path, extra, message):
     (tmp_path / "train.yaml").write_text(BASE + extra, encoding="utf-8")
     result = CliRunner().invoke(cli, ["train", str(tmp_path / "train.yaml")])
@@ -125,7 +141,9 @@ def test_qlora_trains_the_tiny_model_on_a_gpu(tmp_path):  # GPU only: not run in
     pytest.importorskip("bitsandbytes")
     (tmp_path / "train.yaml").write_text(
         BASE.replace("output_dir: out", f"output_dir: {tmp_path / 'out'}") + "quantization_bit: 4\nmax_steps: 2\n"
-        "val_size: 0\nsave_steps: 2\n", encoding="utf-8")
+        "val_size: 0\nsave_steps: 2\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(cli, ["train", str(tmp_path / "train.yaml"), "-q"])
     assert result.exit_code == 0, result.output
     assert os.path.isfile(tmp_path / "out" / "adapter_model.safetensors")

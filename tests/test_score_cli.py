@@ -8,17 +8,27 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import REPO, SHARED_GSM8K, run_cli
 
 GSM8K_TEST = os.path.join(SHARED_GSM8K, "test.jsonl")
 
 LLAMAFACTORY_ROWS = [
-    {"prompt": "system\nYou are a helpful assistant.\nuser\n用一句话介绍 LoRA。\nassistant\n",
-     "predict": "LoRA 只训练插入的低秩矩阵，原模型权重保持冻结。", "label": "LoRA 冻结原模型权重，只训练低秩矩阵。"},
-    {"prompt": "user\nTranslate: 今天很热。\nassistant\n", "predict": "It is hot today.", "label": "Today is very hot."},
+    {
+        "prompt": "system\nYou are a helpful assistant.\nuser\n用一句话介绍 LoRA。\nassistant\n",
+        "predict": "LoRA 只训练插入的低秩矩阵，原模型权重保持冻结。",
+        "label": "LoRA 冻结原模型权重，只训练低秩矩阵。",
+    },
+    {
+        "prompt": "user\nTranslate: 今天很热。\nassistant\n",
+        "predict": "It is hot today.",
+        "label": "Today is very hot.",
+    },
     {"prompt": "user\n总结一下。\nassistant\n", "predict": "", "label": "没有内容。"},
-    {"prompt": "user\n列出三点。\nassistant\n", "predict": "1. 数据\n2. 模型\n\n3. 评测", "label": "1. 数据\n2. 评测\n3. 模型"},
+    {
+        "prompt": "user\n列出三点。\nassistant\n",
+        "predict": "1. 数据\n2. 模型\n\n3. 评测",
+        "label": "1. 数据\n2. 评测\n3. 模型",
+    },
 ]
 
 
@@ -69,10 +79,12 @@ def test_text_report_and_samples_file(tmp_path):
 
 
 def test_gsm8k_samples_and_diagnosis(tmp_path):
-    rows = [{"prompt": "q", "predict": "#### 18\n\nQuestion: A robe takes 2 bolts", "label": "so 18\n#### 18"},
-            {"prompt": "q", "predict": "The answer is 3.", "label": "#### 3"},
-            {"prompt": "q", "predict": "#### 70000\nProfit: $70,000.00", "label": "#### 70000"},
-            {"prompt": "q", "predict": "#### 5", "label": "#### 6"}]
+    rows = [
+        {"prompt": "q", "predict": "#### 18\n\nQuestion: A robe takes 2 bolts", "label": "so 18\n#### 18"},
+        {"prompt": "q", "predict": "The answer is 3.", "label": "#### 3"},
+        {"prompt": "q", "predict": "#### 70000\nProfit: $70,000.00", "label": "#### 70000"},
+        {"prompt": "q", "predict": "#### 5", "label": "#### 6"},
+    ]
     path = write_jsonl(tmp_path / "preds.jsonl", rows)
     samples = tmp_path / "s.jsonl"
     code, out = score_json(path, "--task", "gsm8k", "--samples", str(samples))
@@ -81,8 +93,12 @@ def test_gsm8k_samples_and_diagnosis(tmp_path):
     assert set(out["disagreement"]["causes"]) == {"text-after-answer", "no-marker", "number-format"}
     lines = [json.loads(line) for line in samples.read_text().splitlines()]
     assert len(lines) == 4
-    assert [(r["strict"], r["flexible"]) for r in lines] == [("18", "2"), ("[invalid]", "3."),
-                                                             ("70000", "$70,000.00"), ("5", "5")]
+    assert [(r["strict"], r["flexible"]) for r in lines] == [
+        ("18", "2"),
+        ("[invalid]", "3."),
+        ("70000", "$70,000.00"),
+        ("5", "5"),
+    ]
     assert [r["strict_correct"] for r in lines] == [True, False, True, False]
     assert [r["flexible_correct"] for r in lines] == [False, True, False, False]
     assert lines[0]["target"] == "so 18\n#### 18"
@@ -91,21 +107,31 @@ def test_gsm8k_samples_and_diagnosis(tmp_path):
 
 
 def test_lm_eval_samples_file_is_read(tmp_path):
-    rows = [{"doc_id": 0, "doc": {"question": "q"}, "target": "x\n#### 4", "arguments": {},
-             "resps": [["#### 4"]], "filtered_resps": ["4"]},
-            {"doc_id": 1, "doc": {"question": "q"}, "target": "#### 5", "resps": [["5"]],
-             "filtered_resps": ["[invalid]"]}]
+    rows = [
+        {
+            "doc_id": 0,
+            "doc": {"question": "q"},
+            "target": "x\n#### 4",
+            "arguments": {},
+            "resps": [["#### 4"]],
+            "filtered_resps": ["4"],
+        },
+        {"doc_id": 1, "doc": {"question": "q"}, "target": "#### 5", "resps": [["5"]], "filtered_resps": ["[invalid]"]},
+    ]
     code, out = score_json(write_jsonl(tmp_path / "samples_gsm8k.jsonl", rows), "--task", "gsm8k")
     assert code == 0 and out["format"] == "lm-eval-samples"
     assert out["metrics"]["exact_match,strict-match"] == 0.5
 
 
-@pytest.mark.parametrize("rows,expected", [
-    ([{"prompt": "p", "label": "l"}], ":1 [0].predict: error"),
-    ([{"predict": "a", "label": "b"}, {"predict": "a", "output": "b"}], ":2 [1].label: error"),
-    ([{"predict": "a", "label": None}], "[0].label: error [bad-prediction-record] expected a string, got null"),
-    ([["a", "b"]], ":1 [0]: error"),
-])
+@pytest.mark.parametrize(
+    "rows,expected",
+    [
+        ([{"prompt": "p", "label": "l"}], ":1 [0].predict: error"),
+        ([{"predict": "a", "label": "b"}, {"predict": "a", "output": "b"}], ":2 [1].label: error"),
+        ([{"predict": "a", "label": None}], "[0].label: error [bad-prediction-record] expected a string, got null"),
+        ([["a", "b"]], ":1 [0]: error"),
+    ],
+)
 def test_bad_records_are_one_located_line(tmp_path, rows, expected):
     result = run_cli("score", write_jsonl(tmp_path / "bad.jsonl", rows))
     assert result.exit_code == 1
@@ -148,8 +174,9 @@ def test_console_script_on_real_files(tmp_path):
             answer = answer.split("####")[0] + "The answer is " + answer.split("#### ")[-1]
         rows.append({"prompt": doc["question"], "predict": answer, "label": doc["answer"]})
     path = write_jsonl(tmp_path / "gsm8k_predictions.jsonl", rows)
-    proc = subprocess.run([_console_script(), "score", path, "--task", "gsm8k", "--json"], capture_output=True,
-                          text=True, cwd=REPO)
+    proc = subprocess.run(
+        [_console_script(), "score", path, "--task", "gsm8k", "--json"], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["metrics"]["exact_match,strict-match"] == pytest.approx(2 / 3)
@@ -161,9 +188,11 @@ def test_console_script_on_real_files(tmp_path):
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = ("import sys; from ftbench.cli import cli; import ftbench.cli.score, ftbench.metrics, ftbench.evaluation.tasks; "
-            "print(sorted(m for m in ('torch', 'transformers', 'lm_eval', 'datasets', 'jieba', 'nltk', 'sacrebleu') "
-            "if m in sys.modules))")
+    code = (
+        "import sys; from ftbench.cli import cli; import ftbench.cli.score, ftbench.metrics, ftbench.evaluation.tasks; "
+        "print(sorted(m for m in ('torch', 'transformers', 'lm_eval', 'datasets', 'jieba', 'nltk', 'sacrebleu') "
+        "if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -13,9 +13,9 @@ from lm_eval.api.metrics import exact_match_hf_evaluate  # noqa: E402
 from lm_eval.filters.extraction import RegexFilter  # noqa: E402
 from lm_eval.filters.selection import TakeFirstFilter  # noqa: E402
 
-from ftbench.metrics.scoring import score_pairs  # noqa: E402
 from ftbench.metrics import gsm8k  # noqa: E402
 from ftbench.metrics.gsm8k_diagnosis import classify  # noqa: E402
+from ftbench.metrics.scoring import score_pairs  # noqa: E402
 
 
 def lm_eval_gsm8k_config() -> dict:
@@ -34,32 +34,80 @@ def reference(predictions: list[str], targets: list[str]) -> dict[str, list]:
         resps = RegexFilter(**regex_args).apply([[p] for p in predictions], None)
         extracted = list(TakeFirstFilter().apply(resps, None))
         out[flt["name"]] = extracted
-        out[flt["name"] + "/em"] = [float(exact_match_hf_evaluate(predictions=[e], references=[t], **kwargs)
-                                          ["exact_match"]) for e, t in zip(extracted, targets)]
+        out[flt["name"] + "/em"] = [
+            float(exact_match_hf_evaluate(predictions=[e], references=[t], **kwargs)["exact_match"])
+            for e, t in zip(extracted, targets)
+        ]
     return out
 
 
 EDGE = [  # (prediction, target)
     ("Janet sells 9 eggs at $2 each, so she makes 9 * 2 = $18.\n#### 18", "She makes 9 * 2 = $<<9*2=18>>18\n#### 18"),
-    ("#### 1,000", "#### 1000"), ("#### $1,000", "#### 1000"), ("#### $1,000.00", "#### 1000"),
-    ("#### 1000.00", "#### 1000"), ("#### -5", "#### -5"), ("#### 72.", "#### 72"), ("#### 72.\n", "#### 72"),
+    ("#### 1,000", "#### 1000"),
+    ("#### $1,000", "#### 1000"),
+    ("#### $1,000.00", "#### 1000"),
+    ("#### 1000.00", "#### 1000"),
+    ("#### -5", "#### -5"),
+    ("#### 72.", "#### 72"),
+    ("#### 72.\n", "#### 72"),
     ("#### 72\n\nQuestion: Tom has 5 apples and eats 2. How many are left?\nAnswer: 3", "#### 72"),
-    ("#### 17\nWait, that is wrong.\n#### 18", "#### 18"), ("#### 18 #### 17", "#### 18"),
-    ("The answer is 42", "#### 42"), ("The answer is 42.", "#### 42"), ("####42", "#### 42"),
-    ("#### **42**", "#### 42"), ("So x = 3.5", "#### 3.5"), ("#### 0.5", "#### .5"), ("...", "#### 5"),
-    ("", "#### 5"), ("   ", "#### 5"), ("#### 5,000,000 dollars", "#### 5000000"), ("It costs $5", "#### 5"),
-    ("#### 42\nThat is 42 apples in 2 baskets.", "#### 42"), ("Total: 1,234.5 m", "#### 1234.5"),
-    ("#### 7\nDone...", "#### 7"), ("-3 degrees", "#### -3"), ("#### 2\n\n", "#### 2"), ("#### 12ab", "#### 12"),
-    ("答案是 12 个。\n#### 12", "#### 12"), ("#### 12\n所以一共 12 元，每人 3 元。", "#### 12"), ("$.", "#### 1"),
+    ("#### 17\nWait, that is wrong.\n#### 18", "#### 18"),
+    ("#### 18 #### 17", "#### 18"),
+    ("The answer is 42", "#### 42"),
+    ("The answer is 42.", "#### 42"),
+    ("####42", "#### 42"),
+    ("#### **42**", "#### 42"),
+    ("So x = 3.5", "#### 3.5"),
+    ("#### 0.5", "#### .5"),
+    ("...", "#### 5"),
+    ("", "#### 5"),
+    ("   ", "#### 5"),
+    ("#### 5,000,000 dollars", "#### 5000000"),
+    ("It costs $5", "#### 5"),
+    ("#### 42\nThat is 42 apples in 2 baskets.", "#### 42"),
+    ("Total: 1,234.5 m", "#### 1234.5"),
+    ("#### 7\nDone...", "#### 7"),
+    ("-3 degrees", "#### -3"),
+    ("#### 2\n\n", "#### 2"),
+    ("#### 12ab", "#### 12"),
+    ("答案是 12 个。\n#### 12", "#### 12"),
+    ("#### 12\n所以一共 12 元，每人 3 元。", "#### 12"),
+    ("$.", "#### 1"),
 ]
 
 
 def test_extraction_and_exact_match_equal_lm_eval():
     rng = random.Random(11)
-    pieces = ["#### ", "####", "$", ",", ".", "-", "1", "2", "3", "0", "42", "1,000", " ", "\n", "Question:",
-              "The answer is ", "dollars", "**", "...", "x", "答案"]
-    generated = [("".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))),
-                  "#### " + rng.choice(["42", "1000", "-3", "3.5", "0", "12"])) for _ in range(1500)]
+    pieces = [
+        "#### ",
+        "####",
+        "$",
+        ",",
+        ".",
+        "-",
+        "1",
+        "2",
+        "3",
+        "0",
+        "42",
+        "1,000",
+        " ",
+        "\n",
+        "Question:",
+        "The answer is ",
+        "dollars",
+        "**",
+        "...",
+        "x",
+        "答案",
+    ]
+    generated = [
+        (
+            "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))),
+            "#### " + rng.choice(["42", "1000", "-3", "3.5", "0", "12"]),
+        )
+        for _ in range(1500)
+    ]
     cases = EDGE + generated
     preds, targets = [p for p, _ in cases], [t for _, t in cases]
     ref = reference(preds, targets)
@@ -85,8 +133,9 @@ def test_replica_equals_lm_eval_code():
         assert ours == theirs, name
         extracted = [r[0] for r in ours]
         for e, t in zip(extracted, targets):
-            assert gsm8k._exact_match_replica([e], [t], **gsm8k.EXACT_MATCH_KWARGS) == \
-                exact_match_hf_evaluate(predictions=[e], references=[t], **gsm8k.EXACT_MATCH_KWARGS)
+            assert gsm8k._exact_match_replica([e], [t], **gsm8k.EXACT_MATCH_KWARGS) == exact_match_hf_evaluate(
+                predictions=[e], references=[t], **gsm8k.EXACT_MATCH_KWARGS
+            )
 
 
 def test_definitions_are_lm_evals_gsm8k_yaml():
@@ -100,20 +149,23 @@ def test_definitions_are_lm_evals_gsm8k_yaml():
     assert str(cfg["metadata"]["version"]) == gsm8k.TASK_VERSION
 
 
-@pytest.mark.parametrize("prediction,target,cause", [
-    ("The answer is 42.", "#### 42", "no-marker"),
-    ("####42", "#### 42", "unreadable-marker"),
-    ("#### **42**", "#### 42", "unreadable-marker"),
-    ("#### 7\nDone...", "#### 7", "punctuation-as-number"),
-    ("#### 1000\nSo she pays $1,000.00 in total", "#### 1000", "number-format"),
-    ("#### 18.00\nShe makes $18", "#### 18", "number-format"),
-    ("#### 72\n\nQuestion: Tom has 5 apples and eats 2.\nAnswer: #### 3", "#### 72", "text-after-answer"),
-    ("#### 42\nThat is 42 apples in 2 baskets.", "#### 42", "text-after-answer"),
-    ("#### 17\nWait, that is wrong.\n#### 18", "#### 18", "several-markers"),
-    ("#### 18\nNo wait.\n#### 17", "#### 18", "several-markers"),
-    ("#### 42", "#### 42", None),
-    ("#### 5", "#### 6", None),
-])
+@pytest.mark.parametrize(
+    "prediction,target,cause",
+    [
+        ("The answer is 42.", "#### 42", "no-marker"),
+        ("####42", "#### 42", "unreadable-marker"),
+        ("#### **42**", "#### 42", "unreadable-marker"),
+        ("#### 7\nDone...", "#### 7", "punctuation-as-number"),
+        ("#### 1000\nSo she pays $1,000.00 in total", "#### 1000", "number-format"),
+        ("#### 18.00\nShe makes $18", "#### 18", "number-format"),
+        ("#### 72\n\nQuestion: Tom has 5 apples and eats 2.\nAnswer: #### 3", "#### 72", "text-after-answer"),
+        ("#### 42\nThat is 42 apples in 2 baskets.", "#### 42", "text-after-answer"),
+        ("#### 17\nWait, that is wrong.\n#### 18", "#### 18", "several-markers"),
+        ("#### 18\nNo wait.\n#### 17", "#### 18", "several-markers"),
+        ("#### 42", "#### 42", None),
+        ("#### 5", "#### 6", None),
+    ],
+)
 def test_disagreement_causes(prediction, target, cause):
     result = score_pairs([prediction], [target], scorer="gsm8k")
     assert result.samples["cause"] == [cause]
@@ -131,8 +183,13 @@ def test_wrong_number_is_the_fallback():
 
 
 def test_summary_counts_and_format_failures_under_both():
-    preds = ["#### 72\n\nQuestion: 3 apples", "#### 72\n\nQuestion: 4 pears", "The answer is 72", "#### $1,000.00",
-             "#### 72"]
+    preds = [
+        "#### 72\n\nQuestion: 3 apples",
+        "#### 72\n\nQuestion: 4 pears",
+        "The answer is 72",
+        "#### $1,000.00",
+        "#### 72",
+    ]
     targets = ["#### 72", "#### 72", "#### 72", "#### 1000", "#### 72"]
     result = score_pairs(preds, targets, scorer="gsm8k")
     summary = result.details["disagreement"]

@@ -13,11 +13,11 @@ jieba = pytest.importorskip("jieba")
 rouge_chinese = pytest.importorskip("rouge_chinese")
 bleu_score = pytest.importorskip("nltk.translate.bleu_score")
 
-from ftbench.metrics.scoring import score_pairs  # noqa: E402
-from ftbench.metrics.similarity import llamafactory_scores  # noqa: E402
 from ftbench.metrics.lcs import lcs_length  # noqa: E402
 from ftbench.metrics.llamafactory import cut_sentences, score_pair  # noqa: E402
+from ftbench.metrics.scoring import score_pairs  # noqa: E402
 from ftbench.metrics.segment import segmenter  # noqa: E402
+from ftbench.metrics.similarity import llamafactory_scores  # noqa: E402
 
 jieba.setLogLevel(logging.CRITICAL)
 
@@ -31,27 +31,53 @@ def reference_pair(pred: str, label: str) -> tuple[float, float, float, float]:
     else:
         result = rouge_chinese.Rouge().get_scores(" ".join(hypothesis), " ".join(reference))[0]
     scores = {k: round(v["f"] * 100, 4) for k, v in result.items()}
-    bleu = bleu_score.sentence_bleu([list(label)], list(pred),
-                                    smoothing_function=bleu_score.SmoothingFunction().method3)
+    bleu = bleu_score.sentence_bleu(
+        [list(label)], list(pred), smoothing_function=bleu_score.SmoothingFunction().method3
+    )
     return (round(bleu * 100, 4), scores["rouge-1"], scores["rouge-2"], scores["rouge-l"])
 
 
 EDGE_CASES = [
-    ("", ""), ("", "有内容"), ("有内容", ""), (" ", "a"), ("\n\n", "\t \u3000"), ("。。。", "！？"),
-    ("...", "......"), ("……", "…"), ("?", "?"), ("a", "a"), ("a", "b"), ("ab", "abc"), ("你", "你"),
-    ("今天天气很好。", "今天天气很好。"), ("今天天气很好。", "今天天气不错！"),
+    ("", ""),
+    ("", "有内容"),
+    ("有内容", ""),
+    (" ", "a"),
+    ("\n\n", "\t \u3000"),
+    ("。。。", "！？"),
+    ("...", "......"),
+    ("……", "…"),
+    ("?", "?"),
+    ("a", "a"),
+    ("a", "b"),
+    ("ab", "abc"),
+    ("你", "你"),
+    ("今天天气很好。", "今天天气很好。"),
+    ("今天天气很好。", "今天天气不错！"),
     ("我爱北京天安门\n\n天安门上太阳升", "我爱北京\n天安门上太阳升。"),
-    ("“你好。”他说。", "“你好！”她说？"), ("Hello, world! How are you?", "Hello world. How are you today?"),
+    ("“你好。”他说。", "“你好！”她说？"),
+    ("Hello, world! How are you?", "Hello world. How are you today?"),
     ("LoRA 的 rank 设为 8，alpha 设为 16。", "rank 设为 16，LoRA alpha 为 32。"),
-    ("价格是 $1,000.00 元", "价格是1000元"), ("a\u00a0b c", "a b\u00a0c"), ("😀😀 emoji 😀", "emoji 😀"),
-    ("第一句。第二句！第三句？", "第一句。\n第二句！\n第三句？"), ("重复重复重复重复", "重复"),
-    ("the the the the", "the"), ("1 2 3 4 5", "5 4 3 2 1"), ("  leading and trailing  ", "leading and trailing"),
-    ("......结尾", "开头......"), ("他说：“好。”然后走了。", "他说：“好！”"), ("x" * 5, "x" * 9),
+    ("价格是 $1,000.00 元", "价格是1000元"),
+    ("a\u00a0b c", "a b\u00a0c"),
+    ("😀😀 emoji 😀", "emoji 😀"),
+    ("第一句。第二句！第三句？", "第一句。\n第二句！\n第三句？"),
+    ("重复重复重复重复", "重复"),
+    ("the the the the", "the"),
+    ("1 2 3 4 5", "5 4 3 2 1"),
+    ("  leading and trailing  ", "leading and trailing"),
+    ("......结尾", "开头......"),
+    ("他说：“好。”然后走了。", "他说：“好！”"),
+    ("x" * 5, "x" * 9),
 ]
 
-_ALPHABET = list("的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家"
-                 "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789") + list("，。！？?.…”’“‘：；、,;:!()（）-_%+#&") + \
-            [" ", " ", "  ", "\n", "\n\n", "\t", "\u3000", "\u00a0", "......", "……", "。”", "？’", "😀"]
+_ALPHABET = (
+    list(
+        "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家"
+        "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789"
+    )
+    + list("，。！？?.…”’“‘：；、,;:!()（）-_%+#&")
+    + [" ", " ", "  ", "\n", "\n\n", "\t", "\u3000", "\u00a0", "......", "……", "。”", "？’", "😀"]
+)
 
 
 def _random_text(rng: random.Random, words: list[str], size: int) -> str:
@@ -70,8 +96,32 @@ def _random_text(rng: random.Random, words: list[str], size: int) -> str:
 @pytest.fixture(scope="module")
 def generated_pairs() -> list[tuple[str, str]]:
     rng = random.Random(1234)
-    words = ["今天", "天气", "很好", "我们", "模型", "训练", "学习率", "数据", "北京", "天安门", "问题", "答案",
-             "因为", "所以", "但是", "可以", "没有", "一个", "时候", "知道", "微调", "显存", "损失", "下降"]
+    words = [
+        "今天",
+        "天气",
+        "很好",
+        "我们",
+        "模型",
+        "训练",
+        "学习率",
+        "数据",
+        "北京",
+        "天安门",
+        "问题",
+        "答案",
+        "因为",
+        "所以",
+        "但是",
+        "可以",
+        "没有",
+        "一个",
+        "时候",
+        "知道",
+        "微调",
+        "显存",
+        "损失",
+        "下降",
+    ]
     pairs = []
     for i in range(700):
         label = _random_text(rng, words, rng.choice([0, 1, 5, 20, 80, 200, 400]))
@@ -123,8 +173,9 @@ def test_bleu_counting_paths_agree_and_huge_alphabets_fall_back():
     # more distinct characters than 4-gram ids can hold in an int64: the Counter path must take over
     label = "".join(chr(0x10000 + i) for i in range(60000))
     pred = label[:30000] + label[40000:50000]
-    expected = bleu_score.sentence_bleu([list(label)], list(pred),
-                                        smoothing_function=bleu_score.SmoothingFunction().method3)
+    expected = bleu_score.sentence_bleu(
+        [list(label)], list(pred), smoothing_function=bleu_score.SmoothingFunction().method3
+    )
     assert sentence_bleu4_chars(pred, label) == expected
 
 
@@ -197,8 +248,28 @@ def test_rounding_boundary_between_np_mean_and_sum_is_reported():
     from ftbench.api.metrics import ScoreResult
     from ftbench.metrics.scorers import SimilarityScorer
 
-    values = [64.7391, 13.9148, 66.0567, 33.9645, 11.0407, 73.4086, 57.5818, 68.0517, 36.3507, 20.4444,
-              40.2038, 82.1472, 81.4135, 81.5226, 51.4137, 11.6388, 92.4085, 6.3083, 63.9756, 73.486]
+    values = [
+        64.7391,
+        13.9148,
+        66.0567,
+        33.9645,
+        11.0407,
+        73.4086,
+        57.5818,
+        68.0517,
+        36.3507,
+        20.4444,
+        40.2038,
+        82.1472,
+        81.4135,
+        81.5226,
+        51.4137,
+        11.6388,
+        92.4085,
+        6.3083,
+        63.9756,
+        73.486,
+    ]
     mean = float(np.mean(values))
     assert f"{mean:.4f}" != f"{sum(values) / len(values):.4f}"
     result = ScoreResult("similarity", len(values), {"rouge-l": mean}, {}, {}, {}, samples={"rouge-l": values})

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from ftbench.metrics.scoring import score_pairs
-from ftbench.metrics.uncertainty import paired_difference
-from ftbench.metrics.uncertainty import Bootstrap, mean_intervals, mean_stderr
+from ftbench.metrics.uncertainty import Bootstrap, mean_intervals, mean_stderr, paired_difference
 
 
 def test_stderr_is_lm_evals():

@@ -10,11 +10,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import REPO, run_cli
 
 from ftbench.api.metrics import Comparison, SampleMetric, Scorer
 from ftbench.metrics.registry import METRICS, SCORERS, judged_figures
 from ftbench.metrics.scorers import SampleScorer
-from helpers import REPO, run_cli
 
 
 class ExactMetric(SampleMetric):
@@ -54,12 +54,30 @@ class PreferenceJudge(Scorer):
     def compare(self, before, after):
         wins = [len(y["predict"]) > len(x["predict"]) for x, y in zip(before, after)]
         rate = sum(wins) / len(wins)
-        rows = [{"i": i, "scorer": self.name, "primary": "win", "prompt": x.get("prompt", ""),
-                 "reference": x.get("label", ""), "before": x["predict"], "after": y["predict"],
-                 "scores_before": {"win": 0}, "scores_after": {"win": int(w)},
-                 "status": "improved" if w else "unchanged"} for i, (x, y, w) in enumerate(zip(before, after, wins))]
-        return Comparison(self.name, len(before), {"win-rate": {"before": 0.5, "after": rate, "delta": rate - 0.5}},
-                          {"win-rate": "longer|judge:length"}, {}, {}, rows)
+        rows = [
+            {
+                "i": i,
+                "scorer": self.name,
+                "primary": "win",
+                "prompt": x.get("prompt", ""),
+                "reference": x.get("label", ""),
+                "before": x["predict"],
+                "after": y["predict"],
+                "scores_before": {"win": 0},
+                "scores_after": {"win": int(w)},
+                "status": "improved" if w else "unchanged",
+            }
+            for i, (x, y, w) in enumerate(zip(before, after, wins))
+        ]
+        return Comparison(
+            self.name,
+            len(before),
+            {"win-rate": {"before": 0.5, "after": rate, "delta": rate - 0.5}},
+            {"win-rate": "longer|judge:length"},
+            {},
+            {},
+            rows,
+        )
 
 
 @pytest.fixture
@@ -73,8 +91,10 @@ def _write(path, rows):
     return str(path)
 
 
-ROWS_A = [{"prompt": f"q{i}", "predict": p, "label": l} for i, (p, l) in
-          enumerate([("yes", "yes"), ("no", "yes"), ("maybe", "no"), ("x", "y")])]
+ROWS_A = [
+    {"prompt": f"q{i}", "predict": p, "label": l}
+    for i, (p, l) in enumerate([("yes", "yes"), ("no", "yes"), ("maybe", "no"), ("x", "y")])
+]
 ROWS_B = [{**r, "predict": p} for r, p in zip(ROWS_A, ["yes", "yes", "no", "z"])]
 
 
@@ -124,8 +144,13 @@ def test_builtin_scorers_declare_what_used_to_be_decided_by_name():
 
 
 def test_scorer_option_and_its_old_name(tmp_path):
-    path = _write(tmp_path / "g.jsonl", [{"prompt": "q", "predict": "#### 4", "label": "x\n#### 4"},
-                                         {"prompt": "q", "predict": "#### 5", "label": "x\n#### 6"}])
+    path = _write(
+        tmp_path / "g.jsonl",
+        [
+            {"prompt": "q", "predict": "#### 4", "label": "x\n#### 4"},
+            {"prompt": "q", "predict": "#### 5", "label": "x\n#### 6"},
+        ],
+    )
     new = run_cli("score", path, "--scorer", "gsm8k", "--json")
     old = run_cli("score", path, "--task", "gsm8k", "--json")
     assert new.exit_code == old.exit_code == 0
@@ -142,12 +167,14 @@ def test_scorer_option_and_its_old_name(tmp_path):
 
 
 def test_listing_scorers_in_help_imports_no_scoring_code():
-    code = ("import sys; from click.testing import CliRunner; from ftbench.cli import cli; "
-            "out = CliRunner().invoke(cli, ['score', '--help']).output; "
-            "assert 'similarity|gsm8k' in out, out; "
-            "heavy = {'torch', 'lm_eval', 'jieba', 'ftbench.metrics.scoring', 'ftbench.metrics.gsm8k'}"
-            " & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys; from click.testing import CliRunner; from ftbench.cli import cli; "
+        "out = CliRunner().invoke(cli, ['score', '--help']).output; "
+        "assert 'similarity|gsm8k' in out, out; "
+        "heavy = {'torch', 'lm_eval', 'jieba', 'ftbench.metrics.scoring', 'ftbench.metrics.gsm8k'}"
+        " & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-1000:]
 

@@ -17,8 +17,14 @@ SAMPLES = np.random.default_rng(0).normal(50, 1, N)  # per-sample difficulty, sh
 def _run(name: str, lr: float, offsets: list[float]) -> RunOutcome:
     noise = np.random.default_rng(int(lr * 1e6))
     seeds = [(SAMPLES + o + noise.normal(0, 0.5, N)).tolist() for o in offsets]
-    return RunOutcome(name, "lr" if name != "baseline" else "baseline", {"lr": lr}, 100,
-                      np.mean(seeds, axis=0).tolist(), seed_scores=seeds if len(seeds) > 1 else [])
+    return RunOutcome(
+        name,
+        "lr" if name != "baseline" else "baseline",
+        {"lr": lr},
+        100,
+        np.mean(seeds, axis=0).tolist(),
+        seed_scores=seeds if len(seeds) > 1 else [],
+    )
 
 
 def test_a_seed_luck_winner_is_no_clear_winner():
@@ -41,8 +47,7 @@ def test_a_real_difference_stays_clear_under_seed_noise():
 
 def test_one_seed_is_the_sample_bootstrap():
     values = np.random.default_rng(1).normal(0, 1, (N, 3))
-    assert np.array_equal(seed_and_sample_means([values[:, i][None, :] for i in range(3)]),
-                          Bootstrap(N).means(values))
+    assert np.array_equal(seed_and_sample_means([values[:, i][None, :] for i in range(3)]), Bootstrap(N).means(values))
 
 
 def test_the_two_level_interval_covers_the_seed_spread():

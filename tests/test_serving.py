@@ -14,7 +14,6 @@ import sys
 import time
 
 import pytest
-
 from helpers import REPO, SHARED_GSM8K, run_cli
 from serving import Server
 
@@ -69,8 +68,21 @@ def local_rows(tiny_model, mixed_data, tmp_path_factory) -> list[dict]:
 @pytest.fixture(scope="module")
 def served_rows(server, mixed_data, tmp_path_factory) -> tuple[list[dict], str]:
     out = tmp_path_factory.mktemp("served") / "served.jsonl"
-    result = run_cli("predict", "--model", "tiny", "--data", mixed_data, "-o", str(out), "--engine", "openai",
-                     "--base-url", server.url, "--json", *FAST[:2])
+    result = run_cli(
+        "predict",
+        "--model",
+        "tiny",
+        "--data",
+        mixed_data,
+        "-o",
+        str(out),
+        "--engine",
+        "openai",
+        "--base-url",
+        server.url,
+        "--json",
+        *FAST[:2],
+    )
     assert result.exit_code == 0, result.output
     return rows(out), result.stdout
 
@@ -86,8 +98,24 @@ def test_server_answers_as_the_local_engine(local_rows, served_rows):
 
 def test_chat_endpoint_with_the_servers_template(server, local_rows, mixed_data, tmp_path):
     out = tmp_path / "chat.jsonl"
-    result = run_cli("predict", "--model", "tiny", "--data", mixed_data, "-o", str(out), "--engine", "openai",
-                     "--api", "chat", "--base-url", server.url, "--limit", "20", *FAST)
+    result = run_cli(
+        "predict",
+        "--model",
+        "tiny",
+        "--data",
+        mixed_data,
+        "-o",
+        str(out),
+        "--engine",
+        "openai",
+        "--api",
+        "chat",
+        "--base-url",
+        server.url,
+        "--limit",
+        "20",
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     # the same tokens; `transformers serve`'s chat endpoint trims the message's leading space (" free" -> "free")
     chat = [{**r, "predict": r["predict"].lstrip()} for r in rows(out)]
@@ -97,8 +125,27 @@ def test_chat_endpoint_with_the_servers_template(server, local_rows, mixed_data,
 
 def test_killed_server_then_restart_resumes_without_loss_or_duplicates(server, served_rows, mixed_data, tmp_path):
     out = tmp_path / "killed.jsonl"
-    cmd = [sys.executable, "-m", "ftbench", "predict", "--model", "tiny", "--data", mixed_data, "-o", str(out),
-           "--engine", "openai", "--base-url", server.url, "--concurrency", "2", "--max-retries", "1", *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftbench",
+        "predict",
+        "--model",
+        "tiny",
+        "--data",
+        mixed_data,
+        "-o",
+        str(out),
+        "--engine",
+        "openai",
+        "--base-url",
+        server.url,
+        "--concurrency",
+        "2",
+        "--max-retries",
+        "1",
+        *FAST,
+    ]
     env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     deadline, lines = time.monotonic() + 180, 0
@@ -119,16 +166,34 @@ def test_killed_server_then_restart_resumes_without_loss_or_duplicates(server, s
     assert result.returncode == 0, result.stderr
     resumed = rows(out)
     assert [r["index"] for r in resumed] == list(range(60))
-    assert resumed[:len(kept)] == kept  # append-only
+    assert resumed[: len(kept)] == kept  # append-only
     assert resumed == served_rows[0]  # nothing lost, nothing duplicated, the same answers
 
 
 def test_another_engine_does_not_extend_the_file(server, mixed_data, tmp_path):
     out = tmp_path / "mixed.jsonl"
-    assert run_cli("predict", "--model", "tiny", "--data", mixed_data, "-o", str(out), "--limit", "2",
-                   "--threads", "1", *FAST).exit_code == 0
-    result = run_cli("predict", "--model", "tiny", "--data", mixed_data, "-o", str(out), "--limit", "4",
-                     "--engine", "openai", "--base-url", server.url, *FAST)
+    assert (
+        run_cli(
+            "predict", "--model", "tiny", "--data", mixed_data, "-o", str(out), "--limit", "2", "--threads", "1", *FAST
+        ).exit_code
+        == 0
+    )
+    result = run_cli(
+        "predict",
+        "--model",
+        "tiny",
+        "--data",
+        mixed_data,
+        "-o",
+        str(out),
+        "--limit",
+        "4",
+        "--engine",
+        "openai",
+        "--base-url",
+        server.url,
+        *FAST,
+    )
     assert result.exit_code == 2 and "another --engine" in result.output
 
 
@@ -136,23 +201,43 @@ def test_api_key_is_sent_but_never_shown_or_written(server, mixed_data, tmp_path
     secret = "sk-test-" + "x7" * 12
     monkeypatch.setenv("MY_SERVER_KEY", secret)
     out = tmp_path / "keyed.jsonl"
-    result = run_cli("predict", "--model", "tiny", "--data", mixed_data, "-o", str(out), "--limit", "3",
-                     "--engine", "openai", "--base-url", server.url, "--api-key-env", "MY_SERVER_KEY", "--json",
-                     *FAST[:2])
+    result = run_cli(
+        "predict",
+        "--model",
+        "tiny",
+        "--data",
+        mixed_data,
+        "-o",
+        str(out),
+        "--limit",
+        "3",
+        "--engine",
+        "openai",
+        "--base-url",
+        server.url,
+        "--api-key-env",
+        "MY_SERVER_KEY",
+        "--json",
+        *FAST[:2],
+    )
     assert result.exit_code == 0, result.output
     written = out.read_text() + (tmp_path / "keyed.jsonl.meta.json").read_text()
     assert secret not in result.output and secret not in written
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED_GSM8K, "train.jsonl")),
-                    reason=f"gsm8k_local reads GSM8K from {SHARED_GSM8K} (the repository next to shared/), as the "
-                           "other eval tests do")
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(SHARED_GSM8K, "train.jsonl")),
+    reason=f"gsm8k_local reads GSM8K from {SHARED_GSM8K} (the repository next to shared/), as the other eval tests do",
+)
 def test_eval_through_the_server_and_lm_eval_local_completions(server, tmp_path):
     pytest.importorskip("tenacity", reason="lm-eval's API models need lm-eval[api]")
     common = ["eval", "--task", "gsm8k_local", "--model", "tiny", "--limit", "6", "--max-gen-toks", "32", "-q"]
     results = {}
-    for name, extra in {"local": ["--threads", "1"], "openai": ["--engine", "openai", "--base-url", server.url],
-                        "lm-eval": ["--engine", "lm-eval", "--base-url", server.url]}.items():
+    for name, extra in {
+        "local": ["--threads", "1"],
+        "openai": ["--engine", "openai", "--base-url", server.url],
+        "lm-eval": ["--engine", "lm-eval", "--base-url", server.url],
+    }.items():
         samples = tmp_path / f"{name}.jsonl"
         result = run_cli(*common, "--samples", str(samples), *extra)
         assert result.exit_code == 0, (name, result.output)
@@ -164,8 +249,23 @@ def test_eval_through_the_server_and_lm_eval_local_completions(server, tmp_path)
 
 def test_train_and_compare_evaluates_on_the_server(server, tiny_model, tmp_path):
     out = tmp_path / "run"
-    cmd = ["train-and-compare", "--model", "tiny", "--output-dir", str(out), "--engine", "openai",
-           "--base-url", server.url, "--gsm8k-limit", "6", "--max-new-tokens", "24", "num_train_epochs=1", "-q"]
+    cmd = [
+        "train-and-compare",
+        "--model",
+        "tiny",
+        "--output-dir",
+        str(out),
+        "--engine",
+        "openai",
+        "--base-url",
+        server.url,
+        "--gsm8k-limit",
+        "6",
+        "--max-new-tokens",
+        "24",
+        "num_train_epochs=1",
+        "-q",
+    ]
     result = run_cli(*cmd)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
@@ -175,25 +275,43 @@ def test_train_and_compare_evaluates_on_the_server(server, tiny_model, tmp_path)
     # the same held-out prompts, generated locally with the chosen checkpoint, give the same answers
     eval_file = json.loads((out / "run_config.json").read_text())["train"]["eval_dataset"][0]
     local = tmp_path / "local_after.jsonl"
-    result = run_cli("predict", "--model", "tiny", "--adapter", metrics["checkpoint"]["path"], "--data", eval_file,
-                     "-o", str(local), "--max-new-tokens", "24", "--threads", "1", "-q")
+    result = run_cli(
+        "predict",
+        "--model",
+        "tiny",
+        "--adapter",
+        metrics["checkpoint"]["path"],
+        "--data",
+        eval_file,
+        "-o",
+        str(local),
+        "--max-new-tokens",
+        "24",
+        "--threads",
+        "1",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert same_rate(rows(local), after) >= 0.95
     assert run_cli(*cmd).exit_code == 0  # a finished run folder resumes as a no-op
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--engine", "openai"], "--engine openai needs --base-url"),
-    (["--engine", "local", "--base-url", "http://127.0.0.1:1/v1"], "--base-url is for --engine openai"),
-    (["--engine", "opneai"], "did you mean"),
-    (["--engine", "vllm"], "--engine vllm needs the vllm package"),
-    (["--engine", "openai", "--base-url", "127.0.0.1:8000"], "expected an http:// or https:// URL"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--engine", "openai"], "--engine openai needs --base-url"),
+        (["--engine", "local", "--base-url", "http://127.0.0.1:1/v1"], "--base-url is for --engine openai"),
+        (["--engine", "opneai"], "did you mean"),
+        (["--engine", "vllm"], "--engine vllm needs the vllm package"),
+        (["--engine", "openai", "--base-url", "127.0.0.1:8000"], "expected an http:// or https:// URL"),
+    ],
+)
 def test_engine_usage_errors_are_one_line(tiny_model, mixed_data, tmp_path, args, message):
     pytest.importorskip("torch")
     if "vllm" in args:
         try:
             import vllm  # noqa: F401
+
             pytest.skip("vllm is installed here")
         except ImportError:
             pass

@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from helpers import REPO, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,15 +35,21 @@ def lf_dir(tmp_path):
     broken = [dict(r) for r in rows[:6]]
     broken[4]["answer"] = None
     pq.write_table(pa.Table.from_pylist(broken), tmp_path / "broken.parquet")
-    (tmp_path / "dpo.json").write_text(json.dumps([{"instruction": "q", "chosen": "a", "rejected": "b"}]),
-                                       encoding="utf-8")
+    (tmp_path / "dpo.json").write_text(
+        json.dumps([{"instruction": "q", "chosen": "a", "rejected": "b"}]), encoding="utf-8"
+    )
     gsm = {"query": "question", "response": "answer"}
-    info = {"arith_parquet": {"file_name": "arith.parquet", "columns": gsm},
-            "arith_arrow": {"file_name": "saved/data-00000-of-00001.arrow", "columns": gsm},
-            "broken": {"file_name": "broken.parquet", "columns": gsm},
-            "dpo": {"file_name": "dpo.json", "ranking": True,
-                    "columns": {"prompt": "instruction", "chosen": "chosen", "rejected": "rejected"}},
-            "sampled": {"file_name": "arith.parquet", "columns": gsm, "split": "train[:10]", "num_samples": 6}}
+    info = {
+        "arith_parquet": {"file_name": "arith.parquet", "columns": gsm},
+        "arith_arrow": {"file_name": "saved/data-00000-of-00001.arrow", "columns": gsm},
+        "broken": {"file_name": "broken.parquet", "columns": gsm},
+        "dpo": {
+            "file_name": "dpo.json",
+            "ranking": True,
+            "columns": {"prompt": "instruction", "chosen": "chosen", "rejected": "rejected"},
+        },
+        "sampled": {"file_name": "arith.parquet", "columns": gsm, "split": "train[:10]", "num_samples": 6},
+    }
     (tmp_path / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return tmp_path
 
@@ -56,7 +61,7 @@ def train_config(tmp_path, dataset: str, data_dir, **extra) -> str:
         dataset: {dataset}
         cutoff_len: 128
         lora_rank: 4
-        output_dir: {tmp_path / 'out'}
+        output_dir: {tmp_path / "out"}
         per_device_train_batch_size: 4
         max_steps: 2
         logging_steps: 1
@@ -91,8 +96,11 @@ def test_train_stops_at_the_located_error_validate_reports(tiny_model, lf_dir, t
 def test_train_refuses_preference_data_where_it_is_declared(tiny_model, lf_dir, tmp_path):
     result = run_cli("train", train_config(tmp_path, "dpo", lf_dir))
     assert result.exit_code == 1
-    assert f"{lf_dir / 'dataset_info.json'}:" in result.stderr and "dataset 'dpo' is preference (ranking)" in \
-        result.stderr and "stage: dpo" in result.stderr
+    assert (
+        f"{lf_dir / 'dataset_info.json'}:" in result.stderr
+        and "dataset 'dpo' is preference (ranking)" in result.stderr
+        and "stage: dpo" in result.stderr
+    )
 
 
 def test_split_and_num_samples_select_the_rows_llamafactory_trains_on(lf_dir, tmp_path):
@@ -117,14 +125,27 @@ def test_predict_reads_parquet_like_json(tiny_model, tmp_path):
     outputs = []
     for name in ("q.parquet", "q.jsonl"):
         out = tmp_path / f"{name}.out.jsonl"
-        result = run_cli("predict", "--model", "tiny", "--data", str(tmp_path / name), "-o", str(out),
-                         "--max-new-tokens", "4", "--threads", "1", "-q")
+        result = run_cli(
+            "predict",
+            "--model",
+            "tiny",
+            "--data",
+            str(tmp_path / name),
+            "-o",
+            str(out),
+            "--max-new-tokens",
+            "4",
+            "--threads",
+            "1",
+            "-q",
+        )
         assert result.exit_code == 0, result.output
         outputs.append([json.loads(line) for line in out.read_text().splitlines()])
     assert outputs[0] == outputs[1] and len(outputs[0]) == 3
     pq.write_table(pa.Table.from_pylist([{"question": "q", "answer": 5}]), tmp_path / "bad.parquet")
-    result = run_cli("predict", "--model", "tiny", "--data", str(tmp_path / "bad.parquet"), "-o",
-                     str(tmp_path / "bad.out"))
+    result = run_cli(
+        "predict", "--model", "tiny", "--data", str(tmp_path / "bad.parquet"), "-o", str(tmp_path / "bad.out")
+    )
     assert result.exit_code == 1 and "[0].answer: error [wrong-type] 'answer' is a number" in result.stderr
 
 
@@ -136,16 +157,31 @@ def test_eval_reads_a_parquet_task_file_like_its_json(tiny_model, tmp_path, monk
         docs = [json.loads(line) for line in fh]
     pq.write_table(pa.Table.from_pylist(docs), task_dir / "example_alpaca.parquet")
     yaml_text = (task_dir / "sft_similarity.yaml").read_text(encoding="utf-8")
-    variants = {"json": yaml_text.replace("tasks/sft_similarity/example_alpaca.jsonl",
-                                          str(task_dir / "example_alpaca.jsonl")),
-                "parquet": yaml_text.replace("dataset_path: json", "dataset_path: parquet").replace(
-                    "tasks/sft_similarity/example_alpaca.jsonl", str(task_dir / "example_alpaca.parquet"))}
+    variants = {
+        "json": yaml_text.replace("tasks/sft_similarity/example_alpaca.jsonl", str(task_dir / "example_alpaca.jsonl")),
+        "parquet": yaml_text.replace("dataset_path: json", "dataset_path: parquet").replace(
+            "tasks/sft_similarity/example_alpaca.jsonl", str(task_dir / "example_alpaca.parquet")
+        ),
+    }
     rows = {}
     for kind, text in variants.items():
         (task_dir / "sft_similarity.yaml").write_text(text, encoding="utf-8")
         samples = tmp_path / f"{kind}.jsonl"
-        result = run_cli("eval", "--task", str(task_dir / "sft_similarity.yaml"), "--model", "tiny", "--limit", "3",
-                         "--max-gen-toks", "4", "--threads", "1", "--samples", str(samples))
+        result = run_cli(
+            "eval",
+            "--task",
+            str(task_dir / "sft_similarity.yaml"),
+            "--model",
+            "tiny",
+            "--limit",
+            "3",
+            "--max-gen-toks",
+            "4",
+            "--threads",
+            "1",
+            "--samples",
+            str(samples),
+        )
         assert result.exit_code == 0, result.output
         rows[kind] = [json.loads(line) for line in samples.read_text().splitlines()]
     assert [r["prompt"] for r in rows["parquet"]] == [r["prompt"] for r in rows["json"]]
@@ -153,17 +189,32 @@ def test_eval_reads_a_parquet_task_file_like_its_json(tiny_model, tmp_path, monk
 
 
 def test_augment_fill_keeps_parquet_schema_and_csv(tmp_path):
-    table = pa.table({"instruction": ["Who are you?", "Hi"], "input": ["", ""],
-                      "output": ["I am {{name}}.", "Hello from {{name}}!"], "score": pa.array([1, 2], pa.int16())})
+    table = pa.table(
+        {
+            "instruction": ["Who are you?", "Hi"],
+            "input": ["", ""],
+            "output": ["I am {{name}}.", "Hello from {{name}}!"],
+            "score": pa.array([1, 2], pa.int16()),
+        }
+    )
     pq.write_table(table, tmp_path / "identity.parquet")
-    result = run_cli("augment", "fill", str(tmp_path / "identity.parquet"), "-o", str(tmp_path / "filled.parquet"),
-                     "--set", "name=Qwen", "--json")
+    result = run_cli(
+        "augment",
+        "fill",
+        str(tmp_path / "identity.parquet"),
+        "-o",
+        str(tmp_path / "filled.parquet"),
+        "--set",
+        "name=Qwen",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     filled = pq.read_table(tmp_path / "filled.parquet")
     assert filled.schema == table.schema
     assert filled.column("output").to_pylist() == ["I am Qwen.", "Hello from Qwen!"]
-    result = run_cli("augment", "fill", str(tmp_path / "identity.parquet"), "-o", str(tmp_path / "filled.json"),
-                     "--set", "name=Qwen")
+    result = run_cli(
+        "augment", "fill", str(tmp_path / "identity.parquet"), "-o", str(tmp_path / "filled.json"), "--set", "name=Qwen"
+    )
     assert result.exit_code == 2 and "DATA is Parquet" in result.stderr
 
     (tmp_path / "id.csv").write_text('instruction,input,output\n"Who, exactly?",,"I am {{name}}."\n', encoding="utf-8")
@@ -171,8 +222,9 @@ def test_augment_fill_keeps_parquet_schema_and_csv(tmp_path):
     assert result.exit_code == 0, result.output
     code = run_cli("validate", "--json", str(tmp_path / "out.csv"))
     assert code.exit_code == 0
-    assert (tmp_path / "out.csv").read_bytes().decode("utf-8") == \
-        'instruction,input,output\n"Who, exactly?",,I am Qwen.\n'
+    assert (tmp_path / "out.csv").read_bytes().decode(
+        "utf-8"
+    ) == 'instruction,input,output\n"Who, exactly?",,I am Qwen.\n'
 
 
 def test_augment_reads_arrow_records(lf_dir):
@@ -185,13 +237,19 @@ def test_augment_reads_arrow_records(lf_dir):
 
 def test_train_and_compare_checks_the_same_entries_before_any_model(lf_dir, tmp_path):
     config = train_config(tmp_path, "broken", lf_dir)
-    result = run_cli("train-and-compare", "--config", config, "--output-dir", str(tmp_path / "run"), "--gsm8k",
-                     "none")
+    result = run_cli("train-and-compare", "--config", config, "--output-dir", str(tmp_path / "run"), "--gsm8k", "none")
     assert result.exit_code == 1
     assert f"first: {lf_dir / 'broken.parquet'} [4].answer: error [wrong-type]" in result.stderr
     assert json.loads((tmp_path / "run" / "validation.json").read_text())["errors"][0]["record"] == 4
-    result = run_cli("train-and-compare", "--config", train_config(tmp_path, "dpo", lf_dir), "--output-dir",
-                     str(tmp_path / "run2"), "--gsm8k", "none")
+    result = run_cli(
+        "train-and-compare",
+        "--config",
+        train_config(tmp_path, "dpo", lf_dir),
+        "--output-dir",
+        str(tmp_path / "run2"),
+        "--gsm8k",
+        "none",
+    )
     assert result.exit_code == 1 and "dataset 'dpo' is preference (ranking) data" in result.stderr
 
 
@@ -202,5 +260,7 @@ def test_train_on_a_hub_entry_that_is_not_available_says_so(tiny_model, lf_dir, 
     (lf_dir / "dataset_info.json").write_text(json.dumps(info, indent=2))
     result = run_cli("train", train_config(tmp_path, "alpaca_en", lf_dir))
     assert result.exit_code == 1
-    assert "alpaca_en.hf_hub_url: cannot read dataset 'alpaca_en': not checked: hub dataset not available " \
-           "offline" in result.stderr
+    assert (
+        "alpaca_en.hf_hub_url: cannot read dataset 'alpaca_en': not checked: hub dataset not available "
+        "offline" in result.stderr
+    )

@@ -12,12 +12,25 @@ import sys
 import time
 
 import pytest
-
 from helpers import REPO, run_cli
 from test_report_browser import PAYLOADS, page_factory  # noqa: F401 (a fixture)
 
-ARGS = ["sweep", "--model", "tiny", "num_train_epochs=1", "--fractions", "0.5,1", "--lr-factors", "1,3",
-        "--gsm8k", "none", "--max-new-tokens", "24", "--select-by", "rouge-l"]
+ARGS = [
+    "sweep",
+    "--model",
+    "tiny",
+    "num_train_epochs=1",
+    "--fractions",
+    "0.5,1",
+    "--lr-factors",
+    "1,3",
+    "--gsm8k",
+    "none",
+    "--max-new-tokens",
+    "24",
+    "--select-by",
+    "rouge-l",
+]
 
 
 def _cmd(out) -> list[str]:
@@ -29,8 +42,9 @@ def killed_and_resumed(tmp_path_factory, tiny_model):
     """A sweep killed (SIGKILL) once its first run has finished, then run again to the end."""
     out = tmp_path_factory.mktemp("sweep") / "reports" / "s"  # in a reports/ folder: the index is rewritten
     first = out / "runs" / "baseline" / "metrics.json"
-    proc = subprocess.Popen(_cmd(out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _cmd(out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.time() + 600
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.5)
@@ -57,8 +71,10 @@ def test_a_killed_sweep_resumes_keeping_finished_runs(killed_and_resumed):
 def test_every_run_is_scored_on_the_same_held_out_samples_with_the_base_shared(killed_and_resumed):
     out, _, _ = killed_and_resumed
     runs = out / "runs"
-    labels = {name: [json.loads(line)["label"] for line in (runs / name / "predictions_after.jsonl").open()]
-              for name in ("baseline", "data-50pct", "lr-0.03")}
+    labels = {
+        name: [json.loads(line)["label"] for line in (runs / name / "predictions_after.jsonl").open()]
+        for name in ("baseline", "data-50pct", "lr-0.03")
+    }
     assert labels["baseline"] == labels["data-50pct"] == labels["lr-0.03"] and len(labels["baseline"]) == 36
     base = (runs / "baseline" / "predictions_before.jsonl").read_bytes()
     assert all((runs / n / "predictions_before.jsonl").read_bytes() == base for n in ("data-50pct", "lr-0.03"))
@@ -100,8 +116,9 @@ def test_select_by_scores_every_checkpoint_beside_its_eval_loss(page_factory, ki
         best = max(sel["scores"], key=lambda c: (c["rouge-l"], -c["step"]))
         assert metrics["checkpoint"]["step"] == best["step"]
         assert metrics["after"]["rouge-l"] == pytest.approx(best["rouge-l"])  # the chosen one's own figure
-        lowest = min((c for c in sel["scores"] if c["eval_loss"] is not None),
-                     key=lambda c: (c["eval_loss"], c["step"]))
+        lowest = min(
+            (c for c in sel["scores"] if c["eval_loss"] is not None), key=lambda c: (c["eval_loss"], c["step"])
+        )
         assert sel["differ"] == (lowest["step"] != best["step"]) and sel["by_eval_loss"]["step"] == lowest["step"]
     baseline = json.loads((out / "runs" / "baseline" / "metrics.json").read_text(encoding="utf-8"))
     sel = baseline["checkpoint"]["selection"]
@@ -124,7 +141,7 @@ def test_sweep_report_in_chromium(page_factory, killed_and_resumed):  # noqa: F8
     links = page.eval_on_selector_all("#runs a", "as => as.map(a => a.href)")
     assert len(links) == 3 and all(link.startswith("file://") and link.endswith("/report.html") for link in links)
     for link in links:
-        assert os.path.isfile(link[len("file://"):])
+        assert os.path.isfile(link[len("file://") :])
 
 
 def test_injected_names_in_a_sweep_report_are_text(page_factory, tmp_path):  # noqa: F811
@@ -132,15 +149,35 @@ def test_injected_names_in_a_sweep_report_are_text(page_factory, tmp_path):  # n
     from ftbench.report.sweep_report import render_sweep_report
 
     scores = [[float(i % 7) for i in range(20)], [float(i % 5) + 3 for i in range(20)]]
-    outcomes = [RunOutcome("baseline", "baseline", {"data": 1.0, "lr": 1e-3, "rank": 8, "model": PAYLOADS[0]}, 100,
-                           scores[0]),
-                RunOutcome(PAYLOADS[1], "model", {"data": 1.0, "lr": 1e-3, "rank": 8, "model": PAYLOADS[2]}, 100,
-                           scores[1])]
-    runs = [{"name": o.name, "lever": o.lever, "settings": o.settings, "train_size": 100, "value": o.mean,
-             "ci95": None, "before": 1.0, "checkpoint": {"name": PAYLOADS[3]}, "report": PAYLOADS[4], "log": []}
-            for o in outcomes]
-    sweep = {"model": PAYLOADS[0], "backend": "peft", "demo_note": PAYLOADS[3], "created": "now", "run_seconds": 1,
-             "runs": runs, "analysis": analyse(outcomes, "rouge-l"), "settings": {"models": PAYLOADS[2]}}
+    outcomes = [
+        RunOutcome("baseline", "baseline", {"data": 1.0, "lr": 1e-3, "rank": 8, "model": PAYLOADS[0]}, 100, scores[0]),
+        RunOutcome(PAYLOADS[1], "model", {"data": 1.0, "lr": 1e-3, "rank": 8, "model": PAYLOADS[2]}, 100, scores[1]),
+    ]
+    runs = [
+        {
+            "name": o.name,
+            "lever": o.lever,
+            "settings": o.settings,
+            "train_size": 100,
+            "value": o.mean,
+            "ci95": None,
+            "before": 1.0,
+            "checkpoint": {"name": PAYLOADS[3]},
+            "report": PAYLOADS[4],
+            "log": [],
+        }
+        for o in outcomes
+    ]
+    sweep = {
+        "model": PAYLOADS[0],
+        "backend": "peft",
+        "demo_note": PAYLOADS[3],
+        "created": "now",
+        "run_seconds": 1,
+        "runs": runs,
+        "analysis": analyse(outcomes, "rouge-l"),
+        "settings": {"models": PAYLOADS[2]},
+    }
     path = tmp_path / "report.html"
     path.write_text(render_sweep_report(sweep), encoding="utf-8")
     page, events = page_factory(path)
@@ -159,9 +196,16 @@ def test_reports_index_lists_the_sweep_and_runs_escaped(page_factory, killed_and
     assert (reports / "index.html").is_file()  # written by the sweep itself
     fake = reports / "run-x"
     fake.mkdir(exist_ok=True)
-    (fake / "metrics.json").write_text(json.dumps({
-        "before": {"rouge-l": 1.0}, "after": {"rouge-l": 2.5},
-        "run": {"model": PAYLOADS[0], "config": {"dataset": PAYLOADS[1]}}}), encoding="utf-8")
+    (fake / "metrics.json").write_text(
+        json.dumps(
+            {
+                "before": {"rouge-l": 1.0},
+                "after": {"rouge-l": 2.5},
+                "run": {"model": PAYLOADS[0], "config": {"dataset": PAYLOADS[1]}},
+            }
+        ),
+        encoding="utf-8",
+    )
     (reports / "broken").mkdir(exist_ok=True)
     (reports / "broken" / "metrics.json").write_text("{not json", encoding="utf-8")  # left out, not a crash
     page, events = page_factory(write_index(str(reports)))
@@ -170,18 +214,23 @@ def test_reports_index_lists_the_sweep_and_runs_escaped(page_factory, killed_and
     text = page.inner_text("#index")
     assert PAYLOADS[0] in text and "rouge-l 1.00 → 2.50" in text and "more data" in text
     assert page.locator("#index tr").count() == 3  # header, the sweep, the fake run
-    assert sorted(page.eval_on_selector_all("#index a", "as => as.map(a => a.getAttribute('href'))")) == \
-        ["run-x/report.html", "s/report.html"]
+    assert sorted(page.eval_on_selector_all("#index a", "as => as.map(a => a.getAttribute('href'))")) == [
+        "run-x/report.html",
+        "s/report.html",
+    ]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--vary", "colour"], "colour: choose from data, lr, epochs, rank, model"),
-    (["--fractions", "0.5,zero"], "'zero' is not a fraction"),
-    (["--lr-factors", "-1"], "-1 must be > 0"),
-    (["--fractions", "0.5,2"], "2 must be > 0 and <= 1"),
-    (["--metric", "accuracy"], "'accuracy' is not one of"),
-    (["--vary", "model"], "--vary model needs --models"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--vary", "colour"], "colour: choose from data, lr, epochs, rank, model"),
+        (["--fractions", "0.5,zero"], "'zero' is not a fraction"),
+        (["--lr-factors", "-1"], "-1 must be > 0"),
+        (["--fractions", "0.5,2"], "2 must be > 0 and <= 1"),
+        (["--metric", "accuracy"], "'accuracy' is not one of"),
+        (["--vary", "model"], "--vary model needs --models"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     result = run_cli("sweep", "--output-dir", str(tmp_path / "s"), *args)
     assert result.exit_code == 2, result.output
@@ -191,8 +240,9 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
 
 
 def test_a_gsm8k_metric_without_gsm8k_is_refused(tmp_path, tiny_model):
-    result = run_cli("sweep", "--model", "tiny", "--gsm8k", "none", "--metric", "strict-match", "--output-dir",
-                     str(tmp_path / "s"))
+    result = run_cli(
+        "sweep", "--model", "tiny", "--gsm8k", "none", "--metric", "strict-match", "--output-dir", str(tmp_path / "s")
+    )
     assert result.exit_code == 2 and "needs GSM8K problems" in result.output
 
 
@@ -207,7 +257,7 @@ def test_devices_run_one_process_per_gpu(monkeypatch, tmp_path):
     class FakeProcess:
         def __init__(self, cmd, stdout, stderr, env, **group):
             assert group == {"process_group": 0}  # each run leads its own process group
-            self.pid = 2 ** 22 + len(started)  # above any Linux pid: its group is never alive
+            self.pid = 2**22 + len(started)  # above any Linux pid: its group is never alive
             device = env["CUDA_VISIBLE_DEVICES"]
             assert device not in busy  # one run per GPU at a time
             busy[device] = self
@@ -231,14 +281,22 @@ def test_devices_run_one_process_per_gpu(monkeypatch, tmp_path):
     assert all(cmd[1:4] == ["-m", "ftbench", "train-and-compare"] and "--output-dir" in cmd for cmd, _ in started)
     started.clear()
     with pytest.raises(InputError, match=r"1 sweep run\(s\) failed: bad \(exit 1, log .*sweep_run.log\)"):
-        recipe._run_on_devices([("ok", "/cfg/ok.yaml", str(tmp_path / "ok")),
-                                ("bad", "/cfg/bad.yaml", str(tmp_path / "bad"))], ("0",), quiet=True)
+        recipe._run_on_devices(
+            [("ok", "/cfg/ok.yaml", str(tmp_path / "ok")), ("bad", "/cfg/bad.yaml", str(tmp_path / "bad"))],
+            ("0",),
+            quiet=True,
+        )
 
 
 def test_another_config_in_a_sweep_folder_is_refused(killed_and_resumed):
     out, _, _ = killed_and_resumed
-    result = subprocess.run(_cmd(out)[:-2] + ["num_train_epochs=2", "--output-dir", str(out)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        _cmd(out)[:-2] + ["num_train_epochs=2", "--output-dir", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "holds a sweep around another config (num_train_epochs differ)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -261,8 +319,16 @@ def test_plan_moves_one_lever_at_a_time():
     subsets = {0.25: ("t25", 25), 0.5: ("t50", 50), 1.0: ("t100", 100)}
     ss = SweepSettings("out", vary=("data", "lr", "rank", "model"), models=("m0", "m1"), ranks=(4, 8, 16))
     runs = {r.name: r for r in plan_runs(cfg, ss, subsets, "ev")}
-    assert list(runs) == ["baseline", "data-25pct", "data-50pct", "lr-0.0001", "lr-0.0009", "rank-4", "rank-16",
-                          "model-m1"]
+    assert list(runs) == [
+        "baseline",
+        "data-25pct",
+        "data-50pct",
+        "lr-0.0001",
+        "lr-0.0009",
+        "rank-4",
+        "rank-16",
+        "model-m1",
+    ]
     common = {"dataset": "t100", "eval_dataset": "ev", "val_size": 0.0}
     assert runs["baseline"].changes == common
     assert runs["data-25pct"].changes == {**common, "dataset": "t25"}
@@ -313,13 +379,17 @@ def test_the_sweep_trains_exactly_the_samples_it_reports(tmp_path, tiny_model):
     and not again to the merged file: the baseline trains every sample sweep.json reports, and it is the same run
     train-and-compare makes of the same YAML (issue 24, point 1: the baseline trained 30 of 54 samples)."""
     config = tmp_path / "two.yaml"
-    config.write_text(f"model_name_or_path: {tiny_model}\ndataset: identity,alpaca_demo\n"
-                      f"dataset_dir: {os.path.join(REPO, 'datasets')}\nmax_samples: 30\nval_size: 0.1\n"
-                      "num_train_epochs: 1\nper_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n"
-                      "gsm8k: none\nmax_new_tokens: 8\n", encoding="utf-8")
+    config.write_text(
+        f"model_name_or_path: {tiny_model}\ndataset: identity,alpaca_demo\n"
+        f"dataset_dir: {os.path.join(REPO, 'datasets')}\nmax_samples: 30\nval_size: 0.1\n"
+        "num_train_epochs: 1\nper_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n"
+        "gsm8k: none\nmax_new_tokens: 8\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "sweep"
-    result = run_cli("sweep", "--config", str(config), "--vary", "data", "--fractions", "0.5,1",
-                     "--output-dir", str(out), "--quiet")
+    result = run_cli(
+        "sweep", "--config", str(config), "--vary", "data", "--fractions", "0.5,1", "--output-dir", str(out), "--quiet"
+    )
     assert result.exit_code == 0, result.output
     sweep = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
     sizes = {r["name"]: r["train_size"] for r in sweep["runs"]}
@@ -332,7 +402,10 @@ def test_the_sweep_trains_exactly_the_samples_it_reports(tmp_path, tiny_model):
     alone = tmp_path / "alone"
     result = run_cli("train-and-compare", "--config", str(config), "--output-dir", str(alone), "--quiet")
     assert result.exit_code == 0, result.output
-    assert ((alone / "predictions_after.jsonl").read_bytes()
-            == (out / "runs" / "baseline" / "predictions_after.jsonl").read_bytes())
-    assert (json.loads((alone / "metrics.json").read_text())["after"]
-            == json.loads((out / "runs" / "baseline" / "metrics.json").read_text())["after"])
+    assert (alone / "predictions_after.jsonl").read_bytes() == (
+        out / "runs" / "baseline" / "predictions_after.jsonl"
+    ).read_bytes()
+    assert (
+        json.loads((alone / "metrics.json").read_text())["after"]
+        == json.loads((out / "runs" / "baseline" / "metrics.json").read_text())["after"]
+    )

@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ftbench.evaluation.sweep import (RunOutcome, analyse, compare_settings, epoch_curve,
-                                      learning_curve, metric_by_checkpoint)
+from ftbench.evaluation.sweep import (
+    RunOutcome,
+    analyse,
+    compare_settings,
+    epoch_curve,
+    learning_curve,
+    metric_by_checkpoint,
+)
 from ftbench.training.diagnosis import diagnose_training, divergence_step
 
 N = 60
@@ -55,12 +61,24 @@ def test_a_flat_noisy_curve_is_no_clear_effect():
 
 def test_learning_rate_winner_and_divergence():
     log_ok = [{"current_steps": s, "loss": 3.0 - 0.1 * s / 10} for s in range(10, 60, 10)]
-    log_bad = [{"current_steps": 10, "loss": 3.0}, {"current_steps": 20, "loss": 3.5},
-               {"current_steps": 40, "loss": float("nan")}]
-    runs = [RunOutcome("base", "baseline", {"lr": 1e-3}, 100, _scores(40, 3, 1), log_ok),
-            RunOutcome("lr-low", "lr", {"lr": 3e-4}, 100, _scores(48, 3, 2), log_ok),
-            RunOutcome("lr-high", "lr", {"lr": 3e-3}, 100, _scores(5, 3, 3), log_bad,
-                       diverged_at=diagnose_training(log_bad).diverged_at)]
+    log_bad = [
+        {"current_steps": 10, "loss": 3.0},
+        {"current_steps": 20, "loss": 3.5},
+        {"current_steps": 40, "loss": float("nan")},
+    ]
+    runs = [
+        RunOutcome("base", "baseline", {"lr": 1e-3}, 100, _scores(40, 3, 1), log_ok),
+        RunOutcome("lr-low", "lr", {"lr": 3e-4}, 100, _scores(48, 3, 2), log_ok),
+        RunOutcome(
+            "lr-high",
+            "lr",
+            {"lr": 3e-3},
+            100,
+            _scores(5, 3, 3),
+            log_bad,
+            diverged_at=diagnose_training(log_bad).diverged_at,
+        ),
+    ]
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "lr"]
     assert verdict["text"] == "learning rate: 0.0003 best; 0.003 diverged at step 40"
     assert verdict["clear"]
@@ -83,9 +101,12 @@ def test_a_runs_report_and_the_sweep_agree_on_a_diverging_log(tmp_path):
     report = diagnose_training(log)
     assert report.kind == "diverged" and report.diverged_at == 30 and "step 30" in report.message
     ok = [{"current_steps": s, "loss": 3.0 - 0.01 * s} for s in range(10, 110, 10)]
-    runs = [RunOutcome("base", "baseline", {"lr": 1e-3}, 100, _scores(40, 3, 1), ok,
-                       diverged_at=diagnose_training(ok).diverged_at),
-            RunOutcome("lr-high", "lr", {"lr": 3e-3}, 100, _scores(5, 3, 3), log, diverged_at=report.diverged_at)]
+    runs = [
+        RunOutcome(
+            "base", "baseline", {"lr": 1e-3}, 100, _scores(40, 3, 1), ok, diverged_at=diagnose_training(ok).diverged_at
+        ),
+        RunOutcome("lr-high", "lr", {"lr": 3e-3}, 100, _scores(5, 3, 3), log, diverged_at=report.diverged_at),
+    ]
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "lr"]
     assert verdict["text"].endswith("0.003 diverged at step 30")
     assert diagnose_training(ok).kind != "diverged"
@@ -95,8 +116,10 @@ def test_a_runs_report_and_the_sweep_agree_on_a_diverging_log(tmp_path):
 
 
 def test_overlapping_settings_are_no_clear_winner():
-    runs = [RunOutcome("a", "baseline", {"rank": 8}, 100, _scores(40.0, 15, 5)),
-            RunOutcome("b", "rank", {"rank": 16}, 100, _scores(40.5, 15, 6))]
+    runs = [
+        RunOutcome("a", "baseline", {"rank": 8}, 100, _scores(40.0, 15, 5)),
+        RunOutcome("b", "rank", {"rank": 16}, 100, _scores(40.5, 15, 6)),
+    ]
     cmp = compare_settings(runs, "rank")
     assert not cmp["clear"] and cmp["margin_ci95"][0] < 0 < cmp["margin_ci95"][1]
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "rank"]
@@ -126,25 +149,39 @@ def test_a_larger_model_against_one_doubling_of_data():
     texts = [v["text"] for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "model"]
     assert "the model big-model gains more than doubling the data would" in texts
     slope_ci = learning_curve(runs[:3])["slope_ci95"]
-    for mean, expected in ((30 + 3 * 2 + (slope_ci[0] + slope_ci[1]) / 2, "moving to big-model is worth about one "
-                            "doubling of the data (within its CI)"),
-                           (30 + 3 * 2 + slope_ci[0] / 2, "doubling the data is worth more than moving to big-model")):
+    for mean, expected in (
+        (
+            30 + 3 * 2 + (slope_ci[0] + slope_ci[1]) / 2,
+            "moving to big-model is worth about one doubling of the data (within its CI)",
+        ),
+        (30 + 3 * 2 + slope_ci[0] / 2, "doubling the data is worth more than moving to big-model"),
+    ):
         runs[3] = RunOutcome("model-big", "model", {"model": "big-model"}, 400, _scores(mean, 5, 9))
         texts = [v["text"] for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "model"]
         assert expected in texts
 
 
 def test_gsm8k_scale_uses_three_decimals():
-    runs = [RunOutcome(f"d{s}", "baseline" if s == 400 else "data", {"data": s}, s,
-                       ([1.0] * int(N * (0.1 + 0.1 * np.log2(s / 100))) + [0.0] * N)[:N]) for s in (100, 200, 400)]
+    runs = [
+        RunOutcome(
+            f"d{s}",
+            "baseline" if s == 400 else "data",
+            {"data": s},
+            s,
+            ([1.0] * int(N * (0.1 + 0.1 * np.log2(s / 100))) + [0.0] * N)[:N],
+        )
+        for s in (100, 200, 400)
+    ]
     (verdict,) = [v for v in analyse(runs, "strict-match", scale100=False)["verdicts"] if v["lever"] == "data"]
     assert "+0.100 strict-match per doubling" in verdict["text"]
 
 
 def test_metric_by_checkpoint_peaks_and_rises():
     def ckpts(means, spread=2.0):
-        return [{"step": 10 * (i + 1), "epoch": float(i + 1), "eval_loss": None, "scores": _scores(m, spread, i)}
-                for i, m in enumerate(means)]
+        return [
+            {"step": 10 * (i + 1), "epoch": float(i + 1), "eval_loss": None, "scores": _scores(m, spread, i)}
+            for i, m in enumerate(means)
+        ]
 
     peaked = metric_by_checkpoint(ckpts([20, 40, 30]))
     assert peaked["peaked"] and not peaked["rising"] and peaked["best_epoch"] == 2.0

@@ -11,7 +11,6 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from helpers import REPO, SHARED_GSM8K
 
 from ftbench.api.errors import InputError, UsageError
@@ -19,8 +18,9 @@ from ftbench.evaluation.tasks import list_tasks, load_task, render_template
 
 TASKS_DIR = os.path.join(REPO, "tasks")
 HAVE_GSM8K = os.path.exists(os.path.join(SHARED_GSM8K, "test.jsonl"))
-needs_gsm8k = pytest.mark.skipif(not HAVE_GSM8K, reason=f"GSM8K not found in {SHARED_GSM8K} (CI clones the "
-                                                        "repo next to shared/)")
+needs_gsm8k = pytest.mark.skipif(
+    not HAVE_GSM8K, reason=f"GSM8K not found in {SHARED_GSM8K} (CI clones the repo next to shared/)"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +33,8 @@ def test_tasks_are_found_by_name():
 
 
 def test_gsm8k_is_lm_evals_definition():
-    from lm_eval.tasks._yaml_loader import load_yaml
     import lm_eval
+    from lm_eval.tasks._yaml_loader import load_yaml
 
     theirs = load_yaml(os.path.join(os.path.dirname(lm_eval.__file__), "tasks", "gsm8k", "gsm8k.yaml"))
     ours = load_task("gsm8k", TASKS_DIR).config
@@ -59,10 +59,16 @@ def test_task_fields_an_engine_needs():
 def test_templates_render_as_lm_eval_renders_them():
     from lm_eval.utils import apply_template
 
-    docs = [{"question": "How many?", "instruction": "翻译", "input": "", "output": "x"},
-            {"question": "Q2\n", "instruction": "Summarize", "input": "long text\n", "output": "y"}]
-    templates = ["Question: {{question}}\nAnswer:", "{{instruction}}{% if input %}\n{{input}}{% endif %}",
-                 "{{question | regex_replace('[0-9]', '#')}}\n", "{{ output }}"]
+    docs = [
+        {"question": "How many?", "instruction": "翻译", "input": "", "output": "x"},
+        {"question": "Q2\n", "instruction": "Summarize", "input": "long text\n", "output": "y"},
+    ]
+    templates = [
+        "Question: {{question}}\nAnswer:",
+        "{{instruction}}{% if input %}\n{{input}}{% endif %}",
+        "{{question | regex_replace('[0-9]', '#')}}\n",
+        "{{ output }}",
+    ]
     for template in templates:
         for doc in docs:
             assert render_template(template, doc) == apply_template(template, doc)
@@ -157,8 +163,14 @@ LM_EVAL_SCRIPT = textwrap.dedent("""
 def lm_eval_run(tmp_path_factory):
     tasks = "sft_similarity,gsm8k_local" if HAVE_GSM8K else "sft_similarity"
     env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, "-c", LM_EVAL_SCRIPT, tasks, "60"], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", LM_EVAL_SCRIPT, tasks, "60"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -21,9 +21,23 @@ DATA = ["identity.json", "alpaca_demo.json", "sharegpt_demo.json", "openai_demo.
 LF_ENCODE = os.path.join(REPO, "tests", "llamafactory", "lf_encode.py")
 # the special tokens of every family in the catalog, added to the tiny model's ChatML tokenizer so one tokenizer
 # can be encoded under every template (LLaMA-Factory would add a missing one and need resize_vocab)
-FAMILY_TOKENS = ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>", "<start_of_turn>",
-                 "<end_of_turn>", "[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|system|>", "<|observation|>",
-                 "<｜User｜>", "<｜Assistant｜>", "<|im_sep|>"]
+FAMILY_TOKENS = [
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "[gMASK]",
+    "<sop>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|observation|>",
+    "<｜User｜>",
+    "<｜Assistant｜>",
+    "<|im_sep|>",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +55,25 @@ def family_tokenizer(tiny_model, tmp_path_factory):
 def samples():
     out = []
     for name in DATA:
-        out += [s for s in load_samples(os.path.join(REPO, "datasets", name))[:10]
-                if not s.tools and all(role != FUNCTION for role, _ in s.turns)]
+        out += [
+            s
+            for s in load_samples(os.path.join(REPO, "datasets", name))[:10]
+            if not s.tools and all(role != FUNCTION for role, _ in s.turns)
+        ]
     return out
 
 
 def llamafactory_encode(python, tokenizer, cases, conversations, cutoff_len=4096):
-    request = {"tokenizer": tokenizer, "cutoff_len": cutoff_len, "conversations": conversations,
-               "cases": [{"template": n, "default_system": d, "enable_thinking": t} for n, d, t in cases]}
+    request = {
+        "tokenizer": tokenizer,
+        "cutoff_len": cutoff_len,
+        "conversations": conversations,
+        "cases": [{"template": n, "default_system": d, "enable_thinking": t} for n, d, t in cases],
+    }
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DISABLE_VERSION_CHECK": "1"}
-    done = subprocess.run([python, LF_ENCODE], input=json.dumps(request), capture_output=True, text=True, env=env,
-                          timeout=600)
+    done = subprocess.run(
+        [python, LF_ENCODE], input=json.dumps(request), capture_output=True, text=True, env=env, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(zip(cases, json.loads(done.stdout.strip().splitlines()[-1])))
 
@@ -61,8 +83,12 @@ def as_llamafactory(sample):
 
 
 CASES = [(name, None, True) for name in TEMPLATES.names()] + [
-    ("qwen", "", True), ("qwen", "Answer briefly.", True), ("qwen3", None, False), ("qwen3", None, None),
-    ("smollm2", "You are Lumen.", True)]
+    ("qwen", "", True),
+    ("qwen", "Answer briefly.", True),
+    ("qwen3", None, False),
+    ("qwen3", None, None),
+    ("smollm2", "You are Lumen.", True),
+]
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +98,9 @@ def llamafactory_encodings(family_tokenizer, llamafactory_python):
 
 
 @pytest.mark.parametrize("name,default_system,enable_thinking", CASES)
-def test_template_encodes_like_llamafactory(name, default_system, enable_thinking, family_tokenizer,
-                                            llamafactory_encodings):
+def test_template_encodes_like_llamafactory(
+    name, default_system, enable_thinking, family_tokenizer, llamafactory_encodings
+):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(family_tokenizer)

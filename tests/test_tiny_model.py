@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,8 +22,13 @@ def test_same_seed_builds_byte_identical_files_and_another_seed_other_weights(ti
     assert json.loads(result.stdout)["seed"] == 0
     names = sorted(os.listdir(tiny_model))
     assert names == sorted(os.listdir(again))
-    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-            "tokenizer_config.json"} <= set(names)
+    assert {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    } <= set(names)
     _, mismatch, errors = filecmp.cmpfiles(tiny_model, again, names, shallow=False)
     assert mismatch == [] and errors == []
     assert run_cli("make-tiny-model", str(other), "--seed", "1", "-q").exit_code == 0
@@ -53,9 +57,11 @@ def test_a_real_qwen2_checkpoint_with_chatml(tiny_model):
     messages = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "Hi!"}]
     assert tok.apply_chat_template(messages, tokenize=False) == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n"
-        "<|im_start|>assistant\nHi!<|im_end|>\n")
+        "<|im_start|>assistant\nHi!<|im_end|>\n"
+    )
     assert tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True).endswith(
-        "<|im_end|>\n<|im_start|>assistant\n")
+        "<|im_end|>\n<|im_start|>assistant\n"
+    )
     for text in ("周杰有77张贴纸，他给8个朋友每人6张。", "Omar plants 3 rows of tomatoes.\n#### 16", "emoji 🙂 ok"):
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert tok.decode(ids) == text
@@ -120,10 +126,12 @@ def test_model_errors_are_one_line():
 
 
 def test_command_modules_do_not_import_torch():
-    code = ("import sys, importlib\n"
-            "for m in ('ftbench.cli.predict', 'ftbench.cli.make_tiny_model', 'ftbench.inference.models', 'ftbench.inference.chat',\n"
-            "          'ftbench.inference.generate', 'ftbench.inference.tiny', 'ftbench.inference.predict'):\n"
-            "    importlib.import_module(m)\n"
-            "bad = [m for m in ('torch', 'transformers', 'peft', 'tokenizers') if m in sys.modules]\n"
-            "assert not bad, bad\n")
+    code = (
+        "import sys, importlib\n"
+        "for m in ('ftbench.cli.predict', 'ftbench.cli.make_tiny_model', 'ftbench.inference.models', 'ftbench.inference.chat',\n"
+        "          'ftbench.inference.generate', 'ftbench.inference.tiny', 'ftbench.inference.predict'):\n"
+        "    importlib.import_module(m)\n"
+        "bad = [m for m in ('torch', 'transformers', 'peft', 'tokenizers') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

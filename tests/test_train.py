@@ -97,8 +97,16 @@ def test_lora_training_lowers_eval_loss_on_held_out_data(learned_run):
 
 def test_output_folder_is_llamafactory_shaped(learned_run):
     out, result, _ = learned_run
-    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer_config.json", "trainer_log.jsonl",
-                 "ftbench_config.yaml", "checkpoints.json", "trainer_state.json", "all_results.json"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer_config.json",
+        "trainer_log.jsonl",
+        "ftbench_config.yaml",
+        "checkpoints.json",
+        "trainer_state.json",
+        "all_results.json",
+    ):
         assert (out / name).is_file(), name
     log = read_log(out)
     train_lines = [e for e in log if "loss" in e]
@@ -121,8 +129,9 @@ def test_checkpoints_record_eval_loss_and_the_best_one(learned_run):
         assert c["eval_loss"] == pytest.approx(evals[c["step"]])
     best = min(table["checkpoints"], key=lambda c: c["eval_loss"])
     assert table["best_checkpoint"] == result["best_checkpoint"]
-    assert next(c for c in table["checkpoints"] if c["path"] == table["best_checkpoint"])["eval_loss"] == \
-        best["eval_loss"]
+    assert (
+        next(c for c in table["checkpoints"] if c["path"] == table["best_checkpoint"])["eval_loss"] == best["eval_loss"]
+    )
 
 
 def test_resolved_config_is_saved_and_reruns(learned_run, tmp_path):
@@ -139,17 +148,18 @@ def test_existing_run_is_not_overwritten_without_resume(learned_run):
     _, _, config = learned_run
     result = CliRunner().invoke(cli, ["train", config])
     assert result.exit_code == 1
-    assert "already holds a training run: pass --resume to continue it, or overwrite_output_dir=true" in \
-        result.output
+    assert "already holds a training run: pass --resume to continue it, or overwrite_output_dir=true" in result.output
 
 
 def test_collator_pads_to_the_longest_in_the_batch_not_cutoff_len():
     from ftbench.training.data import DynamicPaddingCollator
 
-    batch = DynamicPaddingCollator(pad_token_id=0)([
-        {"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
-        {"input_ids": [8, 9, 10, 11, 12], "labels": [-100, -100, 10, 11, 12]},
-    ])
+    batch = DynamicPaddingCollator(pad_token_id=0)(
+        [
+            {"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
+            {"input_ids": [8, 9, 10, 11, 12], "labels": [-100, -100, 10, 11, 12]},
+        ]
+    )
     assert batch["input_ids"].tolist() == [[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]]
     assert batch["labels"].tolist() == [[-100, 6, 7, -100, -100], [-100, -100, 10, 11, 12]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
@@ -159,8 +169,8 @@ def test_collator_pads_to_the_longest_in_the_batch_not_cutoff_len():
 
 def test_prompt_is_masked_and_cutoff_len_applies(tiny_model):
     from ftbench.api.backends import TrainConfig
-    from ftbench.training.data import encode, load_training_samples
     from ftbench.inference.models import load_tokenizer
+    from ftbench.training.data import encode, load_training_samples
 
     tokenizer = load_tokenizer(tiny_model)
     cfg = TrainConfig(dataset=["alpaca_demo"], dataset_dir=DATASETS, max_samples=5, cutoff_len=64)
@@ -186,12 +196,15 @@ def test_split_is_seeded_and_disjoint():
 
 
 def test_dataset_errors_are_located(tiny_model, tmp_path):
-    config = write_config(tmp_path / "t.yaml", f"""\
+    config = write_config(
+        tmp_path / "t.yaml",
+        f"""\
         model_name_or_path: tiny
         dataset: identty
         dataset_dir: {DATASETS}
-        output_dir: {tmp_path / 'out'}
-        """)
+        output_dir: {tmp_path / "out"}
+        """,
+    )
     result = CliRunner().invoke(cli, ["train", config])
     assert result.exit_code == 1
     assert f"{config}:2: dataset: 'identty' is neither a data file nor a dataset in" in result.output
@@ -199,17 +212,22 @@ def test_dataset_errors_are_located(tiny_model, tmp_path):
 
 
 def test_bad_lora_target_names_the_linear_layers(tiny_model, tmp_path):
-    config = write_config(tmp_path / "t.yaml", f"""\
+    config = write_config(
+        tmp_path / "t.yaml",
+        f"""\
         model_name_or_path: tiny
         dataset: {DATASETS}/identity.json
         max_samples: 4
         lora_target: q_prj,v_proj
-        output_dir: {tmp_path / 'out'}
-        """)
+        output_dir: {tmp_path / "out"}
+        """,
+    )
     result = CliRunner().invoke(cli, ["train", config])
     assert result.exit_code == 1
-    assert (f"{config}:4: lora_target: q_prj: no such linear layer in this model; it has: down_proj, gate_proj, "
-            "k_proj, o_proj, q_proj, up_proj, v_proj (or use all)") in result.output
+    assert (
+        f"{config}:4: lora_target: q_prj: no such linear layer in this model; it has: down_proj, gate_proj, "
+        "k_proj, o_proj, q_proj, up_proj, v_proj (or use all)"
+    ) in result.output
 
 
 # Exactly the keys a popular LLaMA-Factory tutorial publishes, with its values (a smaller model and data).
@@ -314,8 +332,13 @@ def test_resume_after_kill_ends_like_an_uninterrupted_run(tiny_model, tmp_path):
     out = tmp_path / "interrupted"
     config = write_config(tmp_path / "run.yaml", RESUMABLE.format(datasets=DATASETS, out=out))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "ftbench", "train", config], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftbench", "train", config],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 240
     # complete = its trainer_state.json parses: the file exists while the Trainer is still writing it
     while not complete_checkpoints(str(out)):
@@ -348,15 +371,18 @@ def test_resume_after_kill_ends_like_an_uninterrupted_run(tiny_model, tmp_path):
     # the log continues rather than repeating the steps trained again after the checkpoint
     steps = [e["current_steps"] for e in log if "loss" in e]
     assert steps == list(range(1, 41))
-    assert [e["loss"] for e in log if "loss" in e] == pytest.approx([e["loss"] for e in ref_log if "loss" in e],
-                                                                     abs=1e-5)
+    assert [e["loss"] for e in log if "loss" in e] == pytest.approx(
+        [e["loss"] for e in ref_log if "loss" in e], abs=1e-5
+    )
 
 
 def test_torchrun_ddp_on_two_cpu_processes_logs_once(tiny_model, tmp_path):
     """`torchrun --nproc_per_node 2 -m ftbench train`: the Trainer's DDP (gloo on CPUs) splits each step's
     batches over both processes, and only rank 0 prints the summary and writes the run records."""
     out = tmp_path / "ddp"
-    config = write_config(tmp_path / "ddp.yaml", f"""\
+    config = write_config(
+        tmp_path / "ddp.yaml",
+        f"""\
         model_name_or_path: tiny
         dataset: {DATASETS}/identity.json
         max_samples: 40
@@ -370,16 +396,35 @@ def test_torchrun_ddp_on_two_cpu_processes_logs_once(tiny_model, tmp_path):
         save_steps: 2
         eval_strategy: steps
         eval_steps: 2
-        """)
+        """,
+    )
     import socket
 
     with socket.socket() as sock:  # a free port for the rendezvous, so parallel test runs do not collide
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "ftbench", "train", config],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            "-m",
+            "ftbench",
+            "train",
+            config,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("adapter: ") == 1
     assert proc.stderr.count("step 4/4 (100%)  eval_loss") == 1
@@ -389,12 +434,15 @@ def test_torchrun_ddp_on_two_cpu_processes_logs_once(tiny_model, tmp_path):
     assert log[-1]["epoch"] == pytest.approx(4 * 2 * 2 / 32)  # 4 steps x batch 2 x 2 processes of 32 samples
 
 
-@pytest.mark.parametrize("bf16_ok,keys,expected", [
-    (True, {}, ("bfloat16", True, False)),
-    (False, {}, ("float16", False, True)),
-    (True, {"fp16": True}, ("float16", False, True)),
-    (True, {"bf16": True}, ("bfloat16", True, False)),
-])
+@pytest.mark.parametrize(
+    "bf16_ok,keys,expected",
+    [
+        (True, {}, ("bfloat16", True, False)),
+        (False, {}, ("float16", False, True)),
+        (True, {"fp16": True}, ("float16", False, True)),
+        (True, {"bf16": True}, ("bfloat16", True, False)),
+    ],
+)
 def test_precision_on_cuda(monkeypatch, bf16_ok, keys, expected):
     import torch
 
@@ -421,8 +469,11 @@ def test_bf16_on_a_gpu_without_it_is_an_error_and_on_cpu_a_warning(monkeypatch, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla T4")
-    with pytest.raises(InputError, match=r"t.yaml:9: bf16: true, but this GPU \(Tesla T4\) does not support bf16: "
-                       "set fp16: true instead"):
+    with pytest.raises(
+        InputError,
+        match=r"t.yaml:9: bf16: true, but this GPU \(Tesla T4\) does not support bf16: "
+        "set fp16: true instead",
+    ):
         choose_precision(cfg)
 
 
@@ -439,8 +490,9 @@ def test_flash_attn_values(monkeypatch, capsys):
     assert attention_implementation(TrainConfig(flash_attn="sdpa")) == "sdpa"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else
-                        real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else real_find_spec(name, *a)
+    )
     assert attention_implementation(TrainConfig(flash_attn="fa2")) == "sdpa"
     assert "fa2 unavailable (flash-attn is not installed); using sdpa attention" in capsys.readouterr().err
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())

@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-
 from helpers import REPO
 
 FIGURES = ("bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract")
@@ -37,9 +36,18 @@ def demo_run(tmp_path_factory, tiny_model):
 
 def test_run_folder_holds_every_artefact(demo_run):
     out, _, _, _ = demo_run
-    for name in ("report.html", "metrics.json", "predictions_before.jsonl", "predictions_after.jsonl",
-                 "gsm8k_predictions_before.jsonl", "gsm8k_predictions_after.jsonl", "trainer_log.jsonl",
-                 "run_config.json", "validation.json", "train/ftbench_config.yaml"):
+    for name in (
+        "report.html",
+        "metrics.json",
+        "predictions_before.jsonl",
+        "predictions_after.jsonl",
+        "gsm8k_predictions_before.jsonl",
+        "gsm8k_predictions_after.jsonl",
+        "trainer_log.jsonl",
+        "run_config.json",
+        "validation.json",
+        "train/ftbench_config.yaml",
+    ):
         assert (out / name).is_file(), name
 
 
@@ -122,8 +130,25 @@ def test_trained_run_of_a_run_ftbench_trained(demo_run, tmp_path):
     choice is the one rule's (the same checkpoint), and the report does not call the eval losses LLaMA-Factory's."""
     out, _, _, _ = demo_run
     again = tmp_path / "again"
-    proc = subprocess.run([_ftbench(), "train-and-compare", "--trained-run", str(out / "train"), "--output-dir",
-                           str(again), "--gsm8k", "none", "--max-new-tokens", "16", "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            _ftbench(),
+            "train-and-compare",
+            "--trained-run",
+            str(out / "train"),
+            "--output-dir",
+            str(again),
+            "--gsm8k",
+            "none",
+            "--max-new-tokens",
+            "16",
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (out, again))
     assert second["checkpoint"]["path"] == first["checkpoint"]["path"]
@@ -151,8 +176,8 @@ def test_edited_data_in_the_same_folder_is_refused(tmp_path):
     """A run folder belongs to one config and one version of the data: predictions from the old data must not be
     mixed with a model trained on the new."""
     from ftbench.api.errors import UsageError
-    from ftbench.training.config import load_train_config
     from ftbench.recipes.train_and_compare import RunSettings, _check_same_run
+    from ftbench.training.config import load_train_config
 
     data = tmp_path / "train.jsonl"
     data.write_text('{"instruction": "a", "input": "", "output": "b"}\n')

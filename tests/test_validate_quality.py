@@ -56,14 +56,18 @@ def test_label_skew():
 def test_gsm8k_answer_format():
     _, report = validate_json("datasets/broken/gsm8k-format.jsonl", "--task", "gsm8k", "--no-near-dup")
     assert located([f for f in report["warnings"] if f["code"] == "gsm8k-answer-format"]) == {
-        ("gsm8k-answer-format", 2, "[1].answer"), ("gsm8k-answer-format", 3, "[2].answer"),
-        ("gsm8k-answer-format", 4, "[3].answer")}
+        ("gsm8k-answer-format", 2, "[1].answer"),
+        ("gsm8k-answer-format", 3, "[2].answer"),
+        ("gsm8k-answer-format", 4, "[3].answer"),
+    }
 
 
 def test_train_test_overlap():
     _, report = validate_json("datasets/broken/overlap-train.jsonl", "--against", "datasets/broken/overlap-test.jsonl")
     assert located([f for f in report["warnings"] if f["code"].startswith("test-overlap")]) == {
-        ("test-overlap-exact", 1, "[0]"), ("test-overlap-near", 2, "[1]")}
+        ("test-overlap-exact", 1, "[0]"),
+        ("test-overlap-near", 2, "[1]"),
+    }
     assert report["stats"]["test_overlap"] == {"exact": 1, "near": 1, "test_records": 2}
 
 
@@ -77,8 +81,9 @@ def test_cutoff_len_estimate_says_it_is_an_estimate():
 
 def test_nondefault_sharegpt_tags_are_read_but_flagged(tmp_path):
     path = tmp_path / "user_assistant.json"
-    path.write_text(json.dumps([{"conversations": [{"from": "user", "value": "hi"},
-                                                   {"from": "assistant", "value": "hello"}]}]))
+    path.write_text(
+        json.dumps([{"conversations": [{"from": "user", "value": "hi"}, {"from": "assistant", "value": "hello"}]}])
+    )
     code, report = validate_json(str(path))
     assert code == 0 and report["records"] == 1 and report["stats"]["valid_records"] == 1
     assert [f["code"] for f in report["warnings"]] == ["nondefault-role-tags"]
@@ -86,9 +91,9 @@ def test_nondefault_sharegpt_tags_are_read_but_flagged(tmp_path):
 
 
 def test_cutoff_len_counts_real_tokens_with_a_tokenizer(tiny_model):
-    from ftbench.inference.chat import render_conversation
     from ftbench.data.formats import replace_surrogates
     from ftbench.data.loader import DatasetSpec, iter_samples
+    from ftbench.inference.chat import render_conversation
     from ftbench.inference.models import load_tokenizer
 
     _, report = validate_json(QUALITY, "--tokenizer", tiny_model, "--cutoff-len", "60", "--no-near-dup")
@@ -96,7 +101,9 @@ def test_cutoff_len_counts_real_tokens_with_a_tokenizer(tiny_model):
     assert report["stats"]["tokens"]["estimated"] is False
     tokenizer = load_tokenizer(tiny_model)
     for sample in iter_samples(DatasetSpec(QUALITY), []):  # the lone-surrogate record is counted too
-        count = len(tokenizer(render_conversation(tokenizer, replace_surrogates(sample)), add_special_tokens=False)["input_ids"])
+        count = len(
+            tokenizer(render_conversation(tokenizer, replace_surrogates(sample)), add_special_tokens=False)["input_ids"]
+        )
         if count > 60:
             assert long.pop(sample.record)["message"].startswith(f"{count} tokens > cutoff_len 60")
     assert not long

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import located, validate_json
 
 CASES = [
     ("missing-field.jsonl", {("missing-field", 2, "[1].output"), ("missing-field", 3, "[2].instruction")}),
-    ("wrong-type.jsonl", {("wrong-type", 1, "[0].output"), ("wrong-type", 2, "[1].history"), ("wrong-type", 3, "[2]"),
-                          ("wrong-type", 4, "[3].instruction")}),
+    (
+        "wrong-type.jsonl",
+        {
+            ("wrong-type", 1, "[0].output"),
+            ("wrong-type", 2, "[1].history"),
+            ("wrong-type", 3, "[2]"),
+            ("wrong-type", 4, "[3].instruction"),
+        },
+    ),
     ("empty-field.jsonl", {("empty-field", 2, "[1].instruction")}),
     ("wrong-turn-key.json", {("wrong-turn-key", 2, "[0].conversations[1].content")}),
     ("unknown-role.json", {("unknown-role", 8, "[1].conversations[1].from")}),
@@ -43,8 +49,13 @@ def test_hints_name_the_fix():
 
 def test_one_missing_turn_is_one_error_not_one_per_later_turn(tmp_path):
     path = tmp_path / "shifted.jsonl"
-    turns = [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}, {"from": "gpt", "value": "c"},
-             {"from": "human", "value": "d"}, {"from": "gpt", "value": "e"}]
+    turns = [
+        {"from": "human", "value": "a"},
+        {"from": "human", "value": "b"},
+        {"from": "gpt", "value": "c"},
+        {"from": "human", "value": "d"},
+        {"from": "gpt", "value": "e"},
+    ]
     import json
 
     path.write_text(json.dumps({"conversations": turns}) + "\n")

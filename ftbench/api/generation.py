@@ -55,8 +55,9 @@ class GenerationEngine(ABC):
     options_type: ClassVar[type] = EngineOptions
     wants_messages: bool = False  # True: the prompts must carry their messages (a chat endpoint)
 
-    def __init__(self, model: str, adapter: str | None, options: Any, *, template: Any = None,
-                 loaded: tuple | None = None) -> None:
+    def __init__(
+        self, model: str, adapter: str | None, options: Any, *, template: Any = None, loaded: tuple | None = None
+    ) -> None:
         """``model`` (+ ``adapter``) with this engine's ``options``; ``template``: a named `ChatTemplate` the
         prompts are rendered with (local/vllm stop at its end-of-turn ids); ``loaded``: (model, tokenizer) already
         in memory, for engines that can use them."""
@@ -81,8 +82,16 @@ class GenerationEngine(ABC):
 
     # --- how workflows open an engine -----------------------------------------------------------------------
     @classmethod
-    def for_checkpoint(cls, model: str, adapter: str | None, options: Any, *, scratch_dir: str,
-                       template: Any = None, device: str | None = None) -> "GenerationEngine":
+    def for_checkpoint(
+        cls,
+        model: str,
+        adapter: str | None,
+        options: Any,
+        *,
+        scratch_dir: str,
+        template: Any = None,
+        device: str | None = None,
+    ) -> "GenerationEngine":
         """The engine evaluating ``model`` with a trained ``adapter`` (train-and-compare's before and after
         sides; ``adapter`` None for the base model). ``scratch_dir``: a folder of the run this engine may fill
         (the run folder's merged/, for a merged model); ``device``: where this process evaluates, for engines
@@ -91,16 +100,18 @@ class GenerationEngine(ABC):
         return cls(model, adapter, options, template=template)
 
     @classmethod
-    def for_evaluation(cls, model: str, adapter: str | None, options: Any, *, template: Any = None
-                       ) -> "GenerationEngine":
+    def for_evaluation(
+        cls, model: str, adapter: str | None, options: Any, *, template: Any = None
+    ) -> "GenerationEngine":
         """The engine `ftbench eval` generates with. Default: the constructor's; an engine running a model in
         this process loads it as lm-eval's HF model does, so the figures match lm-eval's."""
         return cls(model, adapter, options, template=template)
 
     # --- generation -----------------------------------------------------------------------------------------
     @abstractmethod
-    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params: Any
-                 ) -> Iterator[list[tuple[int, str]]]:
+    def generate(
+        self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params: Any
+    ) -> Iterator[list[tuple[int, str]]]:
         """Answers for the prompts at ``order``, generated with ``params`` (`GenerationParams`); each yielded
         list is durable-worthy (written and flushed by the caller). Results may come out of order; every index
         comes exactly once."""

@@ -81,8 +81,16 @@ class ScoreResult:
     def to_json(self) -> dict[str, Any]:
         """The `ftbench score --json` object (per-sample values are left out: see ``--samples``). Its "task" key
         names the scorer, as it always has (scripts read it)."""
-        out = {"scorer": self.scorer, "task": self.scorer, "metrics": self.metrics, "n": self.n, "stderr": self.stderr,
-               "ci95": self.ci95, "signatures": self.signatures, "uncertainty": self.uncertainty}
+        out = {
+            "scorer": self.scorer,
+            "task": self.scorer,
+            "metrics": self.metrics,
+            "n": self.n,
+            "stderr": self.stderr,
+            "ci95": self.ci95,
+            "signatures": self.signatures,
+            "uncertainty": self.uncertainty,
+        }
         out.update(self.details)
         return out
 
@@ -102,8 +110,14 @@ class Comparison:
     rows: list
 
     def to_json(self, with_rows: bool = False) -> dict:
-        out = {"scorer": self.scorer, "n": self.n, "figures": self.figures, "signatures": self.signatures,
-               "before": self.before, "after": self.after}
+        out = {
+            "scorer": self.scorer,
+            "n": self.n,
+            "figures": self.figures,
+            "signatures": self.signatures,
+            "before": self.before,
+            "after": self.after,
+        }
         if with_rows:
             out["rows"] = self.rows
         return out
@@ -147,8 +161,14 @@ class Scorer(ABC):
         """Options for one metric constructor from the caller's options (unknown ones are not passed)."""
         return {}
 
-    def explain(self, predictions: Sequence[str], references: Sequence[str], metrics: list[Metric],
-                result: ScoreResult, lines: Sequence[int | None] | None) -> None:
+    def explain(
+        self,
+        predictions: Sequence[str],
+        references: Sequence[str],
+        metrics: list[Metric],
+        result: ScoreResult,
+        lines: Sequence[int | None] | None,
+    ) -> None:
         """Add scorer-specific per-sample fields and details to ``result`` (nothing by default)."""
 
     def report_figures(self, result: ScoreResult) -> None:

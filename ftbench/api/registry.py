@@ -47,7 +47,7 @@ def import_target(target: str) -> Any:
 
 
 def target_text(target: Any) -> str:
-    """"module:attr" for a string, a class or function; "module:<Class name>" for another registered object."""
+    """ "module:attr" for a string, a class or function; "module:<Class name>" for another registered object."""
     if isinstance(target, str):
         return target
     if hasattr(target, "__qualname__"):
@@ -62,9 +62,16 @@ class Registry(Generic[T]):
     listings show (default: the class's ``description`` attribute, else its docstring's first line).
     """
 
-    def __init__(self, kind: str, *, base: type | None = None, entry_point_group: str | None = None,
-                 builtins: dict[str, Any] | None = None, listing: str | None = None,
-                 describe: Callable[[Any], str] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        *,
+        base: type | None = None,
+        entry_point_group: str | None = None,
+        builtins: dict[str, Any] | None = None,
+        listing: str | None = None,
+        describe: Callable[[Any], str] | None = None,
+    ):
         self.kind = kind
         self.base = base
         self.entry_point_group = entry_point_group
@@ -79,6 +86,7 @@ class Registry(Generic[T]):
         """Make ``target`` (a class, or a ``"module:attr"`` string) available as ``name``; without ``target``,
         a class decorator. A name already taken is refused unless ``replace``."""
         if target is None:
+
             def decorator(obj):
                 self.register(name, obj, replace=replace)
                 return obj
@@ -129,8 +137,9 @@ class Registry(Generic[T]):
         try:
             obj = self._import(target)
         except Exception as e:
-            raise UsageError(f"{self.kind} '{name}' ({source}, {target_text(target)}) cannot be loaded: "
-                             f"{type(e).__name__}: {e}") from e
+            raise UsageError(
+                f"{self.kind} '{name}' ({source}, {target_text(target)}) cannot be loaded: {type(e).__name__}: {e}"
+            ) from e
         self._loaded[name] = (target, obj)
         return obj
 

@@ -33,8 +33,9 @@ def parse_assignments(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
         if not eq:
             raise UsageError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set name=Archer")
         if not _KEY.fullmatch(key):
-            raise UsageError(f"--set {pair!r}: the key must be 1-40 characters without spaces, braces or '=' "
-                             "(it fills {{KEY}})")
+            raise UsageError(
+                f"--set {pair!r}: the key must be 1-40 characters without spaces, braces or '=' (it fills {{{{KEY}}}})"
+            )
         if key in values:
             raise UsageError(f"--set {key}: given twice ({values[key]!r} and {value!r})")
         values[key] = value
@@ -71,10 +72,16 @@ class FillReport:
     unused: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"records": self.records, "filled": self.filled, "fields_changed": self.fields_changed,
-                "unfilled": [{"record": u.record, "line": u.line, "path": u.path, "placeholder": u.placeholder}
-                             for u in self.unfilled],
-                "unused_keys": self.unused}
+        return {
+            "records": self.records,
+            "filled": self.filled,
+            "fields_changed": self.fields_changed,
+            "unfilled": [
+                {"record": u.record, "line": u.line, "path": u.path, "placeholder": u.placeholder}
+                for u in self.unfilled
+            ],
+            "unused_keys": self.unused,
+        }
 
 
 class PlaceholderFiller:
@@ -163,9 +170,9 @@ def read_data_file(path: str) -> DataFile:
 def _array_indent(text: str) -> int | str | None:
     """The indent unit of a JSON array: the leading whitespace of the first line after the `[`."""
     start = text.find("[")
-    for line in text[start + 1:].split("\n")[1:]:
+    for line in text[start + 1 :].split("\n")[1:]:
         if line.strip():
-            ws = line[:len(line) - len(line.lstrip())]
+            ws = line[: len(line) - len(line.lstrip())]
             if not ws:
                 return 0
             return "\t" if ws.startswith("\t") else len(ws)

@@ -64,8 +64,9 @@ class RecordGate:
             self.index.add(text)
             self.labels.append(label)
 
-    def check(self, candidates: list, source_record: dict, source_sample: Sample, want: int,
-              labels: list[str]) -> list[Verdict]:
+    def check(
+        self, candidates: list, source_record: dict, source_sample: Sample, want: int, labels: list[str]
+    ) -> list[Verdict]:
         """A verdict for every candidate; at most ``want`` are accepted (the rest valid ones are "surplus").
         ``labels[k]`` names the k-th accepted record for later duplicate messages. Accepted records are
         registered at once, so the next reply is checked against them too."""
@@ -96,8 +97,7 @@ class RecordGate:
 
     def _check_one(self, candidate, source_record: dict, source_sample: Sample) -> Verdict:
         if not isinstance(candidate, dict):
-            return Verdict(candidate, reason="not-an-object", detail=f"a JSON {type(candidate).__name__}, "
-                           "not a record")
+            return Verdict(candidate, reason="not-an-object", detail=f"a JSON {type(candidate).__name__}, not a record")
         # only the original's keys: a model's extra "explanation" or "id" must not become a training column
         record = {k: v for k, v in candidate.items() if k in source_record and k != PROVENANCE_KEY}
         sample, findings = self.to_sample(record)

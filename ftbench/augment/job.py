@@ -11,11 +11,11 @@ from typing import Callable
 
 from ftbench.api.errors import InputError, UsageError
 from ftbench.augment.gate import PROVENANCE_KEY, RecordGate
-from ftbench.net.http import Redactor
 from ftbench.augment.prompt import PromptBuilder, record_language
 from ftbench.augment.runner import Augmenter, RunStats, Source, run_http, run_local
 from ftbench.augment.store import META_KIND, AugmentOutput, strip_provenance
 from ftbench.data.formats import Sample
+from ftbench.net.http import Redactor
 
 
 @dataclass
@@ -89,8 +89,12 @@ def load_sources(data: str, fmt: str | None) -> tuple[object, str, list[tuple[in
     return plan.choice.reader, plan.name, rows
 
 
-def run_job(job: AugmentJob, *, progress: Callable[[int, int], object] | None = None,
-            notify: Callable[[str], None] | None = None) -> RunStats:
+def run_job(
+    job: AugmentJob,
+    *,
+    progress: Callable[[int, int], object] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> RunStats:
     """Generate every missing variant of every record of ``job.data`` into ``job.out``.
 
     ``progress(total, initial)`` returns an object with update(n)/close() (a tqdm bar); ``notify(message)``
@@ -102,14 +106,24 @@ def run_job(job: AugmentJob, *, progress: Callable[[int, int], object] | None = 
     redact = Redactor(job.api_key)
     reader, name, rows = load_sources(job.data, job.fmt)
     prompts = PromptBuilder(reader, job.template, job.template_name)
-    meta = {"kind": META_KIND, "data": os.path.abspath(job.data), "data_sha256": sha256_of_path(job.data),
-            "format": reader.name, "n": job.n, "provider": job.provider, "model": job.model,
-            "base_url": job.base_url, "adapter": job.adapter}
+    meta = {
+        "kind": META_KIND,
+        "data": os.path.abspath(job.data),
+        "data_sha256": sha256_of_path(job.data),
+        "format": reader.name,
+        "n": job.n,
+        "provider": job.provider,
+        "model": job.model,
+        "base_url": job.base_url,
+        "adapter": job.adapter,
+    }
     output = AugmentOutput(job.out, meta, redact, overwrite=job.overwrite)
     try:
         if output.records.repaired_bytes:
-            notify(f"{job.out}: cut off a half-written last line ({output.records.repaired_bytes} bytes); its "
-                   "record is generated again")
+            notify(
+                f"{job.out}: cut off a half-written last line ({output.records.repaired_bytes} bytes); its "
+                "record is generated again"
+            )
         gate = _gate_with_known_records(reader, name, rows, output, job)
         stats = RunStats(sources=len(rows), n=job.n)
         sources = []
@@ -117,11 +131,15 @@ def run_job(job: AugmentJob, *, progress: Callable[[int, int], object] | None = 
             done = output.variants.get(index, set())
             stats.already_done += sum(1 for v in done if v < job.n)
             text = "\n".join(c for _, c in sample.turns) + "\n" + sample.system
-            sources.append(Source(index, record, sample, record_language(text),
-                                  [v for v in range(job.n) if v not in done]))
+            sources.append(
+                Source(index, record, sample, record_language(text), [v for v in range(job.n) if v not in done])
+            )
         if job.include_original:
-            output.records.append({**record, PROVENANCE_KEY: {"source": index, "original": True}}
-                                  for index, record, _ in rows if index not in output.originals)
+            output.records.append(
+                {**record, PROVENANCE_KEY: {"source": index, "original": True}}
+                for index, record, _ in rows
+                if index not in output.originals
+            )
         bar = progress(stats.requested, stats.already_done) if progress else _NoProgress()
         provenance = {"model": job.model, **({"adapter": job.adapter} if job.adapter else {})}
         aug = Augmenter(sources, gate, output, prompts, provenance, 1 + job.max_retries, stats, redact, bar.update)
@@ -159,14 +177,37 @@ def _generate(job: AugmentJob, aug: Augmenter, redact: Redactor) -> None:
         from ftbench.net.http import ChatClient, RetryPolicy
 
         stop = threading.Event()
-        client = ChatClient(job.base_url, job.model, job.api_key, key_source=job.api_key_env, timeout=job.timeout,
-                            policy=RetryPolicy(max_retries=job.max_retries, base=job.backoff), redact=redact,
-                            temperature=job.temperature, max_tokens=job.max_tokens, seed=job.seed, stop=stop,
-                            on_retry=aug.count_retry)
+        client = ChatClient(
+            job.base_url,
+            job.model,
+            job.api_key,
+            key_source=job.api_key_env,
+            timeout=job.timeout,
+            policy=RetryPolicy(max_retries=job.max_retries, base=job.backoff),
+            redact=redact,
+            temperature=job.temperature,
+            max_tokens=job.max_tokens,
+            seed=job.seed,
+            stop=stop,
+            on_retry=aug.count_retry,
+        )
         run_http(aug, client, job.concurrency, stop)
     elif any(s.missing for s in aug.sources):  # a finished run does not load the model just to do nothing
         from ftbench.augment.local import LocalModel, LocalSettings
 
-        run_local(aug, LocalModel(LocalSettings(job.model, job.adapter, job.max_tokens or 512,
-                                                job.temperature or None, job.seed, job.batch_size, job.device,
-                                                job.dtype, job.provider)))
+        run_local(
+            aug,
+            LocalModel(
+                LocalSettings(
+                    job.model,
+                    job.adapter,
+                    job.max_tokens or 512,
+                    job.temperature or None,
+                    job.seed,
+                    job.batch_size,
+                    job.device,
+                    job.dtype,
+                    job.provider,
+                )
+            ),
+        )

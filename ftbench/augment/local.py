@@ -36,8 +36,9 @@ class LocalModel:
         from ftbench.inference.generate import GenerationParams
 
         self.settings = settings
-        self.params = GenerationParams(max_new_tokens=settings.max_new_tokens,
-                                       temperature=settings.temperature or None, seed=settings.seed)
+        self.params = GenerationParams(
+            max_new_tokens=settings.max_new_tokens, temperature=settings.temperature or None, seed=settings.seed
+        )
         placement = {k: v for k, v in (("device", settings.device), ("dtype", settings.dtype)) if v is not None}
         cls, options = engine_options(settings.engine, placement)
         self.engine = cls(settings.model, settings.adapter, options)
@@ -52,5 +53,12 @@ class LocalModel:
         for batch in self.engine.generate(rendered, range(len(samples)), self.settings.batch_size, self.params):
             for i, text in batch:
                 completion = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
-                yield i, text, {"prompt_tokens": len(rendered[i].ids), "completion_tokens": completion,
-                                "total_tokens": len(rendered[i].ids) + completion}
+                yield (
+                    i,
+                    text,
+                    {
+                        "prompt_tokens": len(rendered[i].ids),
+                        "completion_tokens": completion,
+                        "total_tokens": len(rendered[i].ids) + completion,
+                    },
+                )

@@ -43,12 +43,18 @@ $record
 
 
 def record_language(text: str) -> str:
-    """"zh" when at least a fifth of the non-space characters are CJK ideographs, else "en"."""
+    """ "zh" when at least a fifth of the non-space characters are CJK ideographs, else "en"."""
     chars = [c for c in text if not c.isspace()]
     if not chars:
         return "en"
-    cjk = sum(1 for c in chars if "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf" or "\u3000" <= c <= "\u303f"
-              or "\uff00" <= c <= "\uffef")
+    cjk = sum(
+        1
+        for c in chars
+        if "\u4e00" <= c <= "\u9fff"
+        or "\u3400" <= c <= "\u4dbf"
+        or "\u3000" <= c <= "\u303f"
+        or "\uff00" <= c <= "\uffef"
+    )
     return "zh" if cjk / len(chars) >= 0.2 else "en"
 
 
@@ -57,8 +63,8 @@ def describe_format(reader) -> str:
     if reader.name == "alpaca":
         return f"Alpaca ({reader.prompt} / {reader.query} / {reader.response})"
     if reader.name == "openai":
-        return f"OpenAI messages (a \"{reader.messages}\" list of {reader.role_tag}/{reader.content_tag} turns)"
-    return f"ShareGPT (a \"{reader.messages}\" list of {reader.role_tag}/{reader.content_tag} turns)"
+        return f'OpenAI messages (a "{reader.messages}" list of {reader.role_tag}/{reader.content_tag} turns)'
+    return f'ShareGPT (a "{reader.messages}" list of {reader.role_tag}/{reader.content_tag} turns)'
 
 
 class PromptBuilder:
@@ -78,8 +84,9 @@ class PromptBuilder:
             raise UsageError(f"{name}: a '$' that is not a variable; write $$ for a literal dollar sign")
         unknown = sorted(set(template.get_identifiers()) - set(VARIABLES))
         if unknown:
-            raise UsageError(f"{name}: unknown variable ${unknown[0]}; the variables are "
-                             + ", ".join("$" + v for v in VARIABLES))
+            raise UsageError(
+                f"{name}: unknown variable ${unknown[0]}; the variables are " + ", ".join("$" + v for v in VARIABLES)
+            )
         if "record" not in template.get_identifiers():
             raise UsageError(f"{name}: the template never uses $record, so the model would not see the record")
         return template
@@ -87,5 +94,10 @@ class PromptBuilder:
     def build(self, record: dict, n: int, language: str) -> str:
         template = self.custom or self.defaults.get(language, self.defaults["en"])
         keys = ", ".join(k for k in record if isinstance(k, str))
-        return template.substitute(n=n, record=json.dumps(record, ensure_ascii=False, indent=2), format=self.format,
-                                   keys=keys, language=LANGUAGE_NAMES.get(language, language))
+        return template.substitute(
+            n=n,
+            record=json.dumps(record, ensure_ascii=False, indent=2),
+            format=self.format,
+            keys=keys,
+            language=LANGUAGE_NAMES.get(language, language),
+        )

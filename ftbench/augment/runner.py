@@ -19,11 +19,11 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ftbench.augment.gate import PROVENANCE_KEY, RecordGate
-from ftbench.net.http import ChatClient, Interrupted, RequestFailed
 from ftbench.augment.prompt import PromptBuilder
 from ftbench.augment.reply import parse_reply
 from ftbench.augment.store import AugmentOutput
 from ftbench.data.formats import Sample
+from ftbench.net.http import ChatClient, Interrupted, RequestFailed
 
 REPLY_KEPT_CHARS = 4000  # of a reply without usable JSON, kept in the rejected file for diagnosis
 
@@ -65,23 +65,45 @@ class RunStats:
         return self.sources * self.n
 
     def to_json(self) -> dict:
-        return {"sources": self.sources, "n": self.n, "requested": self.requested,
-                "already_done": self.already_done, "generated": self.generated, "accepted": self.accepted,
-                "in_output": self.already_done + self.accepted,
-                "rejected": dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
-                "replies": self.replies, "replies_without_json": self.no_json,
-                "retries": dict(sorted(self.retries.items())), "retries_total": sum(self.retries.values()),
-                "failed_requests": dict(sorted(self.failed_requests.items())),
-                "tokens": {"prompt": self.tokens["prompt_tokens"], "completion": self.tokens["completion_tokens"],
-                           "total": self.tokens["total_tokens"]},
-                "incomplete_sources": sorted(self.incomplete), "seconds": round(self.seconds, 3)}
+        return {
+            "sources": self.sources,
+            "n": self.n,
+            "requested": self.requested,
+            "already_done": self.already_done,
+            "generated": self.generated,
+            "accepted": self.accepted,
+            "in_output": self.already_done + self.accepted,
+            "rejected": dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "replies": self.replies,
+            "replies_without_json": self.no_json,
+            "retries": dict(sorted(self.retries.items())),
+            "retries_total": sum(self.retries.values()),
+            "failed_requests": dict(sorted(self.failed_requests.items())),
+            "tokens": {
+                "prompt": self.tokens["prompt_tokens"],
+                "completion": self.tokens["completion_tokens"],
+                "total": self.tokens["total_tokens"],
+            },
+            "incomplete_sources": sorted(self.incomplete),
+            "seconds": round(self.seconds, 3),
+        }
 
 
 class Augmenter:
     """Turns replies into accepted and rejected records, writes them, and tracks what each source lacks."""
 
-    def __init__(self, sources: list[Source], gate: RecordGate, output: AugmentOutput, prompts: PromptBuilder,
-                 provenance: dict, max_attempts: int, stats: RunStats, redact, on_accept=None):
+    def __init__(
+        self,
+        sources: list[Source],
+        gate: RecordGate,
+        output: AugmentOutput,
+        prompts: PromptBuilder,
+        provenance: dict,
+        max_attempts: int,
+        stats: RunStats,
+        redact,
+        on_accept=None,
+    ):
         self.sources, self.gate, self.output, self.prompts = sources, gate, output, prompts
         self.provenance, self.max_attempts, self.stats, self.redact = provenance, max_attempts, stats, redact
         self.on_accept = on_accept or (lambda n: None)
@@ -102,11 +124,22 @@ class Augmenter:
         with self.lock:
             self.stats.retries[kind] += 1
 
-    def _meta(self, src: Source, attempt: int, *, variant: int | None = None, reason: str | None = None,
-              detail: str | None = None) -> dict:
+    def _meta(
+        self,
+        src: Source,
+        attempt: int,
+        *,
+        variant: int | None = None,
+        reason: str | None = None,
+        detail: str | None = None,
+    ) -> dict:
         """The provenance of a written line: {"source", "variant", "model", "attempt"} (+ "reason", "detail")."""
-        prov = {"source": src.index, **({"variant": variant} if variant is not None else {}), **self.provenance,
-                "attempt": attempt}
+        prov = {
+            "source": src.index,
+            **({"variant": variant} if variant is not None else {}),
+            **self.provenance,
+            "attempt": attempt,
+        }
         if reason is not None:
             prov.update(reason=reason, detail=self.redact(detail) if detail else detail)
         return {PROVENANCE_KEY: prov}
@@ -121,9 +154,14 @@ class Augmenter:
                     self.stats.tokens[key] += usage[key]
             if not parsed.usable:
                 cut = " (the reply hit the token limit)" if finish_reason == "length" else ""
-                self.output.rejected.append([{**self._meta(src, attempt, reason="no-json",
-                                                            detail=parsed.problem + cut),
-                                              "reply": self.redact.partial(text)[:REPLY_KEPT_CHARS]}])
+                self.output.rejected.append(
+                    [
+                        {
+                            **self._meta(src, attempt, reason="no-json", detail=parsed.problem + cut),
+                            "reply": self.redact.partial(text)[:REPLY_KEPT_CHARS],
+                        }
+                    ]
+                )
                 self.stats.no_json += 1
                 src.last_problem = "no-json"
                 return
@@ -148,8 +186,9 @@ class Augmenter:
     def request_failed(self, src: Source, kind: str, message: str, attempt: int) -> None:
         with self.lock:
             self.stats.failed_requests[kind] += 1
-            self.output.rejected.append([self._meta(src, attempt, reason="request-failed",
-                                                    detail=self.redact(f"{kind}: {message}"))])
+            self.output.rejected.append(
+                [self._meta(src, attempt, reason="request-failed", detail=self.redact(f"{kind}: {message}"))]
+            )
 
     def finish(self) -> None:
         """Record every source that did not get all its variants (it is tried again by the next run)."""
@@ -157,9 +196,15 @@ class Augmenter:
         for src in self.sources:
             if src.missing:
                 self.stats.incomplete.append(src.index)
-                rows.append(self._meta(src, src.attempts, reason="incomplete",
-                                       detail=f"{len(src.missing)} of {self.stats.n} variants missing after "
-                                       f"{src.attempts} request(s); rerun the same command to try again"))
+                rows.append(
+                    self._meta(
+                        src,
+                        src.attempts,
+                        reason="incomplete",
+                        detail=f"{len(src.missing)} of {self.stats.n} variants missing after "
+                        f"{src.attempts} request(s); rerun the same command to try again",
+                    )
+                )
         self.output.rejected.append(rows)
 
 
@@ -184,8 +229,7 @@ def run_http(aug: Augmenter, client: ChatClient, concurrency: int, stop: threadi
             raise
 
     todo = [s for s in aug.sources if s.missing]
-    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo) or 1)),
-                              thread_name_prefix="augment")
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo) or 1)), thread_name_prefix="augment")
     try:
         futures = [pool.submit(work, s) for s in todo]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -211,4 +255,3 @@ def run_local(aug: Augmenter, model) -> None:
         for i, text, usage in model.complete_many(prompts):
             aug.take_reply(batch[i], text, usage, attempts[i])
         pending = [s for s in batch if s.missing]
-

@@ -67,8 +67,10 @@ class JsonlLog:
             except orjson.JSONDecodeError:
                 row = None
             if not isinstance(row, dict) or not isinstance(row.get(PROVENANCE_KEY), dict):
-                raise UsageError(f"{self.path}:{lineno}: not a line written by ftbench augment (no "
-                                 f"\"{PROVENANCE_KEY}\" provenance); use another -o, or --overwrite to start again")
+                raise UsageError(
+                    f"{self.path}:{lineno}: not a line written by ftbench augment (no "
+                    f'"{PROVENANCE_KEY}" provenance); use another -o, or --overwrite to start again'
+                )
             rows.append(row)
         if complete < len(data):  # killed mid-write: drop the partial line; its record is generated again
             with open(self.path, "r+b") as fh:
@@ -121,15 +123,19 @@ class AugmentOutput:
             with open(path, encoding="utf-8") as fh:
                 old = json.load(fh)
         except (OSError, ValueError):
-            raise UsageError(f"{self.out} exists but {os.path.basename(path)} is missing or unreadable, so it cannot "
-                             "be resumed safely; use another -o, or --overwrite to start again") from None
+            raise UsageError(
+                f"{self.out} exists but {os.path.basename(path)} is missing or unreadable, so it cannot "
+                "be resumed safely; use another -o, or --overwrite to start again"
+            ) from None
         if not isinstance(old, dict) or old.get("kind") != META_KIND:
             raise UsageError(f"{path}: not written by ftbench augment; use another -o, or --overwrite")
         for key in RESUME_KEYS:
             if old.get(key) != self.meta.get(key):
                 what = "different data (DATA's contents changed)" if key == "data_sha256" else "another format"
-                raise UsageError(f"{self.out} was made from {what}, so its source indices do not match; use another "
-                                 "-o, or --overwrite to start again")
+                raise UsageError(
+                    f"{self.out} was made from {what}, so its source indices do not match; use another "
+                    "-o, or --overwrite to start again"
+                )
 
     def _remember(self, row: dict, lineno: int) -> None:
         prov = row[PROVENANCE_KEY]
@@ -142,8 +148,10 @@ class AugmentOutput:
         variant = prov.get("variant")
         done = self.variants.setdefault(source, set())
         if not isinstance(variant, int) or variant in done:
-            raise UsageError(f"{self.out}:{lineno}: variant {variant!r} of source {source} is missing or repeated; "
-                             "the file was edited (use --overwrite to start again)")
+            raise UsageError(
+                f"{self.out}:{lineno}: variant {variant!r} of source {source} is missing or repeated; "
+                "the file was edited (use --overwrite to start again)"
+            )
         done.add(variant)
 
     def close(self) -> None:

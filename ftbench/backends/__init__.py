@@ -1,5 +1,5 @@
-"""Training backends by name: the built-in `peft` and `llamafactory`, backends registered in code, and third-party ones found
-through the `ftbench.backends` entry-point group (see docs/backends.md).
+"""Training backends by name: the built-in `peft` and `llamafactory`, backends registered in code, and third-party
+ones found through the `ftbench.backends` entry-point group (see docs/backends.md).
 
 Listing backends imports only their modules (no torch); a backend that fails to import is listed with its error
 rather than breaking `ftbench backends`.
@@ -15,9 +15,15 @@ from ftbench.api.registry import Registry, RegistryEntry
 ENTRY_POINT_GROUP = "ftbench.backends"
 
 BACKENDS: Registry[type[TrainerBackend]] = Registry(
-    "backend", base=TrainerBackend, entry_point_group=ENTRY_POINT_GROUP, listing="ftbench backends",
-    builtins={"peft": "ftbench.backends.peft:PeftBackend",
-              "llamafactory": "ftbench.backends.llamafactory:LlamaFactoryBackend"})
+    "backend",
+    base=TrainerBackend,
+    entry_point_group=ENTRY_POINT_GROUP,
+    listing="ftbench backends",
+    builtins={
+        "peft": "ftbench.backends.peft:PeftBackend",
+        "llamafactory": "ftbench.backends.llamafactory:LlamaFactoryBackend",
+    },
+)
 
 
 def register_backend(name: str, backend: type[TrainerBackend] | str, *, replace: bool = False) -> None:

@@ -36,14 +36,18 @@ def find_cli() -> str:
     named = os.environ.get(CLI_ENV)
     if named:
         if not (os.path.isfile(named) and os.access(named, os.X_OK)):
-            raise UsageError(f"{CLI_ENV}={named}: not an executable file; point it at the llamafactory-cli of "
-                             "the environment LLaMA-Factory is installed in")
+            raise UsageError(
+                f"{CLI_ENV}={named}: not an executable file; point it at the llamafactory-cli of "
+                "the environment LLaMA-Factory is installed in"
+            )
         return named
     found = shutil.which("llamafactory-cli")
     if not found:
-        raise UsageError("--backend llamafactory: llamafactory-cli is not on PATH; install LLaMA-Factory in its own "
-                         "environment (python -m venv lf && lf/bin/pip install llamafactory) and set "
-                         f"{CLI_ENV}=lf/bin/llamafactory-cli")
+        raise UsageError(
+            "--backend llamafactory: llamafactory-cli is not on PATH; install LLaMA-Factory in its own "
+            "environment (python -m venv lf && lf/bin/pip install llamafactory) and set "
+            f"{CLI_ENV}=lf/bin/llamafactory-cli"
+        )
     return found
 
 
@@ -53,11 +57,16 @@ class LlamaFactoryBackend(TrainerBackend):
     name = "llamafactory"
     description = "your own LLaMA-Factory (llamafactory-cli train in its environment), its output read back"
     config_file = RUN_YAML
-    writes = {RUN_YAML: "the YAML llamafactory-cli ran", RUN_LOG: "LLaMA-Factory's whole output",
-              "ftbench_datasets/": "data files given by path, as datasets LLaMA-Factory can name"}
-    eval_loss_note = ("Eval losses are LLaMA-Factory's, as it logged them: its evaluation weighs a short last eval "
-                      "batch as much as a full one (ftbench's own backend reports the mean over samples); the two "
-                      "agree when the eval set divides into full batches.")
+    writes = {
+        RUN_YAML: "the YAML llamafactory-cli ran",
+        RUN_LOG: "LLaMA-Factory's whole output",
+        "ftbench_datasets/": "data files given by path, as datasets LLaMA-Factory can name",
+    }
+    eval_loss_note = (
+        "Eval losses are LLaMA-Factory's, as it logged them: its evaluation weighs a short last eval "
+        "batch as much as a full one (ftbench's own backend reports the mean over samples); the two "
+        "agree when the eval set divides into full batches."
+    )
     reads_unmarked_runs = True  # a Trainer output folder with no ftbench record: LLaMA-Factory's, the usual maker
 
     def check_config(self, config: TrainConfig) -> None:
@@ -65,13 +74,14 @@ class LlamaFactoryBackend(TrainerBackend):
         if config.stage != "sft":
             raise config.error("stage", f"{config.stage}: ftbench evaluates SFT runs; use stage: sft")
         if config.finetuning_type != "lora":
-            raise config.error("finetuning_type", f"{config.finetuning_type}: ftbench evaluates LoRA adapters; use "
-                               "finetuning_type: lora")
+            raise config.error(
+                "finetuning_type",
+                f"{config.finetuning_type}: ftbench evaluates LoRA adapters; use finetuning_type: lora",
+            )
 
     def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
-        from ftbench.training.checkpoints import read_trained_run
-
         from ftbench.processes.group import refuse_if_running
+        from ftbench.training.checkpoints import read_trained_run
 
         cli = find_cli()
         refuse_if_running(config.output_dir)  # before anything in it changes
@@ -105,8 +115,11 @@ def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
             data[key] = resolved[key]
             if raw.get(key) != resolved[key] and key not in FTBENCH_ONLY_KEYS:
                 overrides[key] = resolved[key]
-    changed = {k: v for k, v in resolved.items()  # what this run set that the YAML does not hold
-               if k not in config.lines and v is not None and v != untouched.get(k)}
+    changed = {
+        k: v
+        for k, v in resolved.items()  # what this run set that the YAML does not hold
+        if k not in config.lines and v is not None and v != untouched.get(k)
+    }
     for key in FTBENCH_ONLY_KEYS:
         data.pop(key, None)
         changed.pop(key, None)
@@ -149,9 +162,14 @@ def _files_as_datasets(config: TrainConfig) -> dict:
     info = {}
     if os.path.isfile(info_path):
         with open(info_path, encoding="utf-8") as fh:
-            info = {name: dict(entry, file_name=os.path.join(os.path.dirname(os.path.abspath(info_path)),
-                                                                 entry["file_name"]))
-                    if isinstance(entry, dict) and "file_name" in entry else entry for name, entry in json.load(fh).items()}
+            info = {
+                name: dict(
+                    entry, file_name=os.path.join(os.path.dirname(os.path.abspath(info_path)), entry["file_name"])
+                )
+                if isinstance(entry, dict) and "file_name" in entry
+                else entry
+                for name, entry in json.load(fh).items()
+            }
     names = {}
     for key in ("dataset", "eval_dataset"):
         listed = []
@@ -161,11 +179,20 @@ def _files_as_datasets(config: TrainConfig) -> dict:
                 listed.append(name)
                 continue
             stem = f"ftbench_{key}_{len(listed)}_{os.path.splitext(os.path.basename(path))[0]}"
-            rows = [{"conversations": [{"from": _SHAREGPT_ROLE[role], "value": text} for role, text in s.turns],
-                     "system": s.system, "tools": s.tools} for s in load_samples(path)]
+            rows = [
+                {
+                    "conversations": [{"from": _SHAREGPT_ROLE[role], "value": text} for role, text in s.turns],
+                    "system": s.system,
+                    "tools": s.tools,
+                }
+                for s in load_samples(path)
+            ]
             write_json(os.path.join(folder, stem + ".json"), rows)
-            info[stem] = {"file_name": stem + ".json", "formatting": "sharegpt",
-                          "columns": {"messages": "conversations", "system": "system", "tools": "tools"}}
+            info[stem] = {
+                "file_name": stem + ".json",
+                "formatting": "sharegpt",
+                "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
+            }
             listed.append(stem)
         if listed:
             names[key] = ",".join(listed)
@@ -197,10 +224,21 @@ def run_llamafactory(cli: str, yaml_path: str, log_path: str, *, cwd: str, quiet
     last_error = None
     # its own process group (torchrun's workers included), signals forwarded, stopped when this block is left;
     # the owner file in output_dir makes a rerun refuse while an orphaned trainer still runs there
-    with open(log_path, "a", encoding="utf-8") as log, signals_raised(), \
-            OwnedProcess([cli, "train", yaml_path], owner_dir=os.path.dirname(log_path), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, cwd=cwd, env=env, text=True, errors="replace",
-                         bufsize=1) as owned:
+    with (
+        open(log_path, "a", encoding="utf-8") as log,
+        signals_raised(),
+        OwnedProcess(
+            [cli, "train", yaml_path],
+            owner_dir=os.path.dirname(log_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        ) as owned,
+    ):
         process = owned.process
         for raw in process.stdout:
             log.write(raw)

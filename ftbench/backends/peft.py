@@ -32,15 +32,20 @@ from ftbench.training.trainer_log import TRAINER_LOG, read_trainer_log
 
 CONFIG_FILE = "ftbench_config.yaml"
 
+
 class PeftBackend(TrainerBackend):
     """LoRA SFT with transformers Trainer + peft, on CPU, one GPU, or several through DDP (built in)."""
 
     name = "peft"
     description = "LoRA SFT with transformers Trainer + peft (CPU, GPU, multi-GPU DDP)"
     config_file = CONFIG_FILE
-    writes = {CONFIG_FILE: "the resolved training config", TRAINER_LOG: "the training log, LLaMA-Factory's rows",
-              "checkpoint-N/": "peft adapter checkpoints with trainer_state.json",
-              "all_results.json": "the Trainer's train and eval figures", "adapter_model.safetensors": "the adapter"}
+    writes = {
+        CONFIG_FILE: "the resolved training config",
+        TRAINER_LOG: "the training log, LLaMA-Factory's rows",
+        "checkpoint-N/": "peft adapter checkpoints with trainer_state.json",
+        "all_results.json": "the Trainer's train and eval figures",
+        "adapter_model.safetensors": "the adapter",
+    }
 
     def check_config(self, config: TrainConfig) -> None:
         from ftbench.backends.scaling import check_hardware, scale_plan
@@ -55,11 +60,18 @@ class PeftBackend(TrainerBackend):
 
 def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
     import torch
-    from transformers import (AutoModelForCausalLM, PrinterCallback, ProgressCallback, Trainer, TrainingArguments,
-                              set_seed)
+    from transformers import (
+        AutoModelForCausalLM,
+        PrinterCallback,
+        ProgressCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
     from transformers.utils import logging as hf_logging
 
-    from ftbench.backends import scaling, trainer_callbacks as cb
+    from ftbench.backends import scaling
+    from ftbench.backends import trainer_callbacks as cb
     from ftbench.inference.models import load_tokenizer, resolve_model
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars; ConsoleCallback reports training progress
@@ -79,8 +91,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     train_samples, eval_samples = train_and_eval_samples(cfg)
     train_set = encode(tokenizer, train_samples, cfg, "train")
     eval_set = encode(tokenizer, eval_samples, cfg, "eval") if eval_samples else None
-    say(f"data: {len(train_set)} training samples, {len(eval_set or [])} eval samples "
-        f"(cutoff_len {cfg.cutoff_len})", quiet)
+    say(
+        f"data: {len(train_set)} training samples, {len(eval_set or [])} eval samples (cutoff_len {cfg.cutoff_len})",
+        quiet,
+    )
 
     # 3. The base model, in the precision the hardware supports (4/8-bit with quantization_bit); seeded first, so
     #    the LoRA init is reproducible
@@ -88,10 +102,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     plan = scaling.scale_plan(cfg)
     scaling.check_hardware(plan)
     set_seed(cfg.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, precision.dtype),
-                                                 attn_implementation=attention_implementation(cfg),
-                                                 trust_remote_code=cfg.trust_remote_code,
-                                                 **scaling.model_load_kwargs(plan, precision.dtype, local_rank()))
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path,
+        dtype=getattr(torch, precision.dtype),
+        attn_implementation=attention_implementation(cfg),
+        trust_remote_code=cfg.trust_remote_code,
+        **scaling.model_load_kwargs(plan, precision.dtype, local_rank()),
+    )
     model.config.use_cache = False  # the KV cache is useless in training and breaks gradient checkpointing
     model = scaling.prepare_quantized(model, plan, cfg.gradient_checkpointing)
     if cfg.gradient_checkpointing:
@@ -101,21 +118,29 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
     model = add_lora(model, cfg)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    say(f"model: {cfg.model_name_or_path} on {precision.device} in {precision.dtype}; LoRA r={cfg.lora_rank} on "
+    say(
+        f"model: {cfg.model_name_or_path} on {precision.device} in {precision.dtype}; LoRA r={cfg.lora_rank} on "
         f"{', '.join(sorted(model.peft_config['default'].target_modules))}: {trainable:,} of {total:,} "
-        f"parameters trainable ({trainable / total:.2%})", quiet)
+        f"parameters trainable ({trainable / total:.2%})",
+        quiet,
+    )
 
     # 5. TrainingArguments, key by key from the LLaMA-Factory config
-    args = TrainingArguments(**training_arguments(cfg, precision, has_eval=eval_set is not None),
-                             **scaling.training_arguments_kwargs(plan))
+    args = TrainingArguments(
+        **training_arguments(cfg, precision, has_eval=eval_set is not None), **scaling.training_arguments_kwargs(plan)
+    )
 
     # 6. The Trainer: dynamic padding to a multiple of 8 (LLaMA-Factory's SFT collator when training: the same
     #    tensor shapes, so the same kernels and losses), LLaMA-Factory's trainer_log.jsonl, one console line per log
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                      data_collator=DynamicPaddingCollator(tokenizer.pad_token_id, 8),
-                      processing_class=tokenizer,
-                      callbacks=[cb.TrainerLogCallback(out, resume_step=step_of(resume_from)),
-                                 cb.ConsoleCallback(quiet)])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=DynamicPaddingCollator(tokenizer.pad_token_id, 8),
+        processing_class=tokenizer,
+        callbacks=[cb.TrainerLogCallback(out, resume_step=step_of(resume_from)), cb.ConsoleCallback(quiet)],
+    )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     add_tensorboard(trainer, cfg)
@@ -150,12 +175,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
                 say(f"plot: {path}", quiet)
     losses = [h["loss"] for h in history if "loss" in h]
     return TrainResult(
-        output_dir=out, adapter_dir=out, trainer_log=os.path.join(out, TRAINER_LOG),
-        config_path=os.path.join(out, CONFIG_FILE), checkpoints=table,
-        global_step=trainer.state.global_step, train_samples=len(train_set), eval_samples=len(eval_set or []),
-        train_runtime=round(runtime, 3), train_samples_per_second=metrics.get("train_samples_per_second", 0.0),
-        final_loss=losses[-1] if losses else None, final_eval_loss=final_eval, resumed_from=resume_from,
-        device=precision.device, dtype=precision.dtype, log=read_trainer_log(os.path.join(out, TRAINER_LOG)))
+        output_dir=out,
+        adapter_dir=out,
+        trainer_log=os.path.join(out, TRAINER_LOG),
+        config_path=os.path.join(out, CONFIG_FILE),
+        checkpoints=table,
+        global_step=trainer.state.global_step,
+        train_samples=len(train_set),
+        eval_samples=len(eval_set or []),
+        train_runtime=round(runtime, 3),
+        train_samples_per_second=metrics.get("train_samples_per_second", 0.0),
+        final_loss=losses[-1] if losses else None,
+        final_eval_loss=final_eval,
+        resumed_from=resume_from,
+        device=precision.device,
+        dtype=precision.dtype,
+        log=read_trainer_log(os.path.join(out, TRAINER_LOG)),
+    )
 
 
 def find_resume_point(cfg: TrainConfig, resume: bool) -> str | None:
@@ -165,7 +201,9 @@ def find_resume_point(cfg: TrainConfig, resume: bool) -> str | None:
     explicit = cfg.resume_from_checkpoint
     if explicit and explicit.lower() not in ("true", "last"):
         if not os.path.isfile(os.path.join(explicit, "trainer_state.json")):
-            raise cfg.error("resume_from_checkpoint", f"{explicit} is not a complete checkpoint (no trainer_state.json)")
+            raise cfg.error(
+                "resume_from_checkpoint", f"{explicit} is not a complete checkpoint (no trainer_state.json)"
+            )
         return explicit
     if resume or explicit:
         complete = complete_checkpoints(out)
@@ -174,8 +212,11 @@ def find_resume_point(cfg: TrainConfig, resume: bool) -> str | None:
         warn(f"--resume: no complete checkpoint in {out}; training from the start")
     elif all_checkpoint_dirs(out) or is_adapter_dir(out):
         if not cfg.overwrite_output_dir:
-            raise cfg.error("output_dir", f"{out} already holds a training run: pass --resume to continue it, "
-                            "or overwrite_output_dir=true to start over")
+            raise cfg.error(
+                "output_dir",
+                f"{out} already holds a training run: pass --resume to continue it, "
+                "or overwrite_output_dir=true to start over",
+            )
     if cfg.overwrite_output_dir and not (resume or explicit) and is_main_process():
         for path in all_checkpoint_dirs(out):
             shutil.rmtree(path)
@@ -207,8 +248,10 @@ def choose_precision(cfg: TrainConfig) -> Precision:
     if torch.cuda.is_available():
         bf16_ok = torch.cuda.is_bf16_supported()
         if cfg.bf16 and not bf16_ok:
-            raise cfg.error("bf16", f"true, but this GPU ({torch.cuda.get_device_name()}) does not support bf16: "
-                            "set fp16: true instead")
+            raise cfg.error(
+                "bf16",
+                f"true, but this GPU ({torch.cuda.get_device_name()}) does not support bf16: set fp16: true instead",
+            )
         use_bf16 = cfg.bf16 or (bf16_ok and not cfg.fp16)
         return Precision("cuda", "bfloat16" if use_bf16 else "float16", use_bf16, not use_bf16)
     if cfg.bf16 or cfg.fp16:
@@ -242,8 +285,11 @@ def linear_layer_names(model) -> list[str]:
     import torch
 
     head = model.get_output_embeddings()
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-             if isinstance(module, torch.nn.Linear) and module is not head and "lm_head" not in name}
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not head and "lm_head" not in name
+    }
     return sorted(names)
 
 
@@ -260,12 +306,21 @@ def add_lora(model, cfg: TrainConfig):
     else:
         missing = [t for t in cfg.lora_target if t not in linear]
         if missing:
-            raise cfg.error("lora_target", f"{', '.join(missing)}: no such linear layer in this model; it has: "
-                            f"{', '.join(linear)} (or use all)")
+            raise cfg.error(
+                "lora_target",
+                f"{', '.join(missing)}: no such linear layer in this model; it has: {', '.join(linear)} (or use all)",
+            )
         targets = cfg.lora_target
-    lora = LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank,
-                      lora_dropout=cfg.lora_dropout, target_modules=targets, modules_to_save=cfg.additional_target,
-                      use_rslora=cfg.use_rslora, use_dora=cfg.use_dora)
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        modules_to_save=cfg.additional_target,
+        use_rslora=cfg.use_rslora,
+        use_dora=cfg.use_dora,
+    )
     return get_peft_model(model, lora)
 
 
@@ -275,17 +330,31 @@ def training_arguments(cfg: TrainConfig, precision: Precision, *, has_eval: bool
 
     accepted = set(inspect.signature(TrainingArguments.__init__).parameters)
     kwargs = dict(
-        output_dir=cfg.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        output_dir=cfg.output_dir,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps, lr_scheduler_type=cfg.lr_scheduler_type,
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, optim=cfg.optim, seed=cfg.seed,
-        bf16=precision.bf16, fp16=precision.fp16, dataloader_pin_memory=precision.device == "cuda",
-        eval_strategy=cfg.eval_strategy if has_eval else "no", save_strategy=cfg.save_strategy,
-        save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim=cfg.optim,
+        seed=cfg.seed,
+        bf16=precision.bf16,
+        fp16=precision.fp16,
+        dataloader_pin_memory=precision.device == "cuda",
+        eval_strategy=cfg.eval_strategy if has_eval else "no",
+        save_strategy=cfg.save_strategy,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps,
         report_to=[r for r in cfg.report_to if r != "tensorboard"] or ["none"],
         disable_tqdm=True,  # ConsoleCallback prints progress on stderr
-        remove_unused_columns=False, label_names=["labels"], ddp_find_unused_parameters=False,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        ddp_find_unused_parameters=False,
     )
     if cfg.eval_steps is not None:
         kwargs["eval_steps"] = cfg.eval_steps
@@ -297,8 +366,11 @@ def training_arguments(cfg: TrainConfig, precision: Precision, *, has_eval: bool
     if cfg.gradient_checkpointing:
         kwargs[checkpointing + "_kwargs"] = {"use_reentrant": False}
     if cfg.group_by_length:  # transformers 5 made the flag a sampling strategy
-        kwargs.update({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in accepted
-                      else {"group_by_length": True})
+        kwargs.update(
+            {"train_sampling_strategy": "group_by_length"}
+            if "train_sampling_strategy" in accepted
+            else {"group_by_length": True}
+        )
     if "warmup_ratio" in accepted:  # transformers 4.x
         kwargs.update(warmup_ratio=cfg.warmup_ratio, warmup_steps=cfg.warmup_steps)
     else:  # transformers 5: warmup_steps below 1 is a ratio of the run
@@ -319,8 +391,9 @@ def add_tensorboard(trainer, cfg: TrainConfig) -> None:
     from transformers.integrations import TensorBoardCallback
 
     callback = TensorBoardCallback()
-    callback.logging_dir = resolve_path(cfg, cfg.logging_dir) if cfg.logging_dir else os.path.join(cfg.output_dir,
-                                                                                                    "runs")
+    callback.logging_dir = (
+        resolve_path(cfg, cfg.logging_dir) if cfg.logging_dir else os.path.join(cfg.output_dir, "runs")
+    )
     trainer.add_callback(callback)
 
 
@@ -328,7 +401,8 @@ def resolved_config(cfg: TrainConfig) -> dict:
     """The config as trained, with the data paths made absolute so it reruns from any folder."""
     data = cfg.to_yaml_dict()
     data["dataset_dir"] = os.path.abspath(resolve_path(cfg, cfg.dataset_dir))
-    data["dataset"] = ",".join(d if not os.path.exists(resolve_path(cfg, d)) else os.path.abspath(resolve_path(cfg, d))
-                               for d in cfg.dataset)
+    data["dataset"] = ",".join(
+        d if not os.path.exists(resolve_path(cfg, d)) else os.path.abspath(resolve_path(cfg, d)) for d in cfg.dataset
+    )
     data.pop("resume_from_checkpoint", None)
     return data

@@ -52,8 +52,11 @@ def scale_plan(cfg: TrainConfig) -> ScalePlan:
     if extra.get("deepspeed") not in off:
         path = resolve_path(cfg, str(extra["deepspeed"]))
         if not os.path.isfile(path):
-            raise cfg.error("deepspeed", f"{extra['deepspeed']}: no such file (ZeRO-2/ZeRO-3 examples: "
-                            "examples/deepspeed/ds_z2_config.json, ds_z3_config.json)")
+            raise cfg.error(
+                "deepspeed",
+                f"{extra['deepspeed']}: no such file (ZeRO-2/ZeRO-3 examples: "
+                "examples/deepspeed/ds_z2_config.json, ds_z3_config.json)",
+            )
         try:
             with open(path, encoding="utf-8") as fh:
                 ds = json.load(fh)
@@ -87,15 +90,20 @@ def check_hardware(plan: ScalePlan) -> None:
 
     if plan.quantization_bit:
         if not torch.cuda.is_available():
-            raise UsageError(f"quantization_bit: {plan.quantization_bit} (QLoRA with bitsandbytes) needs a CUDA GPU; "
-                             "this machine has none (remove the key to train a LoRA on the full-precision model)")
+            raise UsageError(
+                f"quantization_bit: {plan.quantization_bit} (QLoRA with bitsandbytes) needs a CUDA GPU; "
+                "this machine has none (remove the key to train a LoRA on the full-precision model)"
+            )
         if importlib.util.find_spec("bitsandbytes") is None:
-            raise UsageError(f"quantization_bit: {plan.quantization_bit} needs the bitsandbytes package: "
-                             "pip install bitsandbytes")
+            raise UsageError(
+                f"quantization_bit: {plan.quantization_bit} needs the bitsandbytes package: pip install bitsandbytes"
+            )
     if plan.deepspeed:
         if importlib.util.find_spec("deepspeed") is None:
-            raise UsageError("deepspeed: needs the deepspeed package (pip install deepspeed) and a launcher "
-                             "(deepspeed, accelerate launch or torchrun; docs/scaling.md)")
+            raise UsageError(
+                "deepspeed: needs the deepspeed package (pip install deepspeed) and a launcher "
+                "(deepspeed, accelerate launch or torchrun; docs/scaling.md)"
+            )
         if not torch.cuda.is_available():
             raise UsageError("deepspeed: ZeRO training needs CUDA GPUs; this machine has none")
 
@@ -105,9 +113,13 @@ def quantization_config_kwargs(plan: ScalePlan, compute_dtype: str) -> dict | No
     if plan.quantization_bit == 8:
         return {"load_in_8bit": True}
     if plan.quantization_bit == 4:
-        return {"load_in_4bit": True, "bnb_4bit_compute_dtype": compute_dtype,
-                "bnb_4bit_use_double_quant": plan.double_quantization, "bnb_4bit_quant_type": plan.quantization_type,
-                "bnb_4bit_quant_storage": compute_dtype}  # the storage dtype lets ZeRO-3/FSDP shard 4-bit weights
+        return {
+            "load_in_4bit": True,
+            "bnb_4bit_compute_dtype": compute_dtype,
+            "bnb_4bit_use_double_quant": plan.double_quantization,
+            "bnb_4bit_quant_type": plan.quantization_type,
+            "bnb_4bit_quant_storage": compute_dtype,
+        }  # the storage dtype lets ZeRO-3/FSDP shard 4-bit weights
     return None
 
 
@@ -136,8 +148,9 @@ def prepare_quantized(model, plan: ScalePlan, gradient_checkpointing: bool):
         return model
     from peft import prepare_model_for_kbit_training
 
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
-                                           gradient_checkpointing_kwargs={"use_reentrant": False})
+    return prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False}
+    )
 
 
 def training_arguments_kwargs(plan: ScalePlan) -> dict:

@@ -79,5 +79,10 @@ class ConsoleCallback(TrainerCallback):
             print(f"{head}  eval_loss {logs['eval_loss']:.4f}", file=sys.stderr, flush=True)
         elif "loss" in logs:
             lr = logs.get("learning_rate")
-            print(f"{head}  loss {logs['loss']:.4f}" + (f"  lr {lr:.2e}" if lr is not None else "")
-                  + f"  epoch {logs.get('epoch', 0):.2f}  eta {hms(eta)}", file=sys.stderr, flush=True)
+            print(
+                f"{head}  loss {logs['loss']:.4f}"
+                + (f"  lr {lr:.2e}" if lr is not None else "")
+                + f"  epoch {logs.get('epoch', 0):.2f}  eta {hms(eta)}",
+                file=sys.stderr,
+                flush=True,
+            )

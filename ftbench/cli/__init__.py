@@ -21,27 +21,43 @@ from ftbench.cli.options import common_options
 # name -> (click command as "module:attribute", one-line help). The help lives here, and only here, so that
 # `ftbench --help` imports no command module. Packages add commands through the `ftbench.commands` entry points.
 _BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
-    "train-and-compare": ("ftbench.cli.train_and_compare:train_and_compare",
-                          "The main command: evaluate, train LoRA, evaluate again, and write a before/after report."),
-    "sweep": ("ftbench.cli.sweep:sweep",
-              "Which lever to pull: runs around your config (data size, learning rate, epochs, rank, model) and a verdict."),
+    "train-and-compare": (
+        "ftbench.cli.train_and_compare:train_and_compare",
+        "The main command: evaluate, train LoRA, evaluate again, and write a before/after report.",
+    ),
+    "sweep": (
+        "ftbench.cli.sweep:sweep",
+        "Which lever to pull: runs around your config (data size, learning rate, epochs, rank, model) and a verdict.",
+    ),
     "compare": ("ftbench.cli.compare:compare", "Compare two prediction files, two run folders, or two metrics.json."),
     "validate": ("ftbench.cli.validate:validate", "Check SFT data files for every mistake before training."),
-    "make-tiny-model": ("ftbench.cli.make_tiny_model:make_tiny_model",
-                        "Build the tiny offline Qwen2-architecture model (random weights) for pipeline runs."),
+    "make-tiny-model": (
+        "ftbench.cli.make_tiny_model:make_tiny_model",
+        "Build the tiny offline Qwen2-architecture model (random weights) for pipeline runs.",
+    ),
     "predict": ("ftbench.cli.predict:predict", "Generate answers for a data file (resumable, batched, greedy)."),
     "train": ("ftbench.cli.train:train", "Train a LoRA adapter from a LLaMA-Factory-style YAML config."),
     "export": ("ftbench.cli.export:export", "Merge a LoRA adapter into its base model (safetensors + tokenizer)."),
     "backends": ("ftbench.cli.backends:backends", "List the installed training backends."),
     "templates": ("ftbench.cli.templates:templates", "List the chat templates (LLaMA-Factory's names) for --template."),
-    "score": ("ftbench.cli.score:score", "Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty."),
-    "eval": ("ftbench.cli.eval:eval",
-             "Evaluate a model (and LoRA adapter) on a task YAML, with ftbench's engine or lm-eval's."),
-    "augment": ("ftbench.cli.augment:augment",
-                "Grow a dataset: fill {{placeholders}}, or generate validated, de-duplicated variants with an LLM."),
+    "score": (
+        "ftbench.cli.score:score",
+        "Score predictions: LLaMA-Factory BLEU/ROUGE or lm-eval GSM8K, with uncertainty.",
+    ),
+    "eval": (
+        "ftbench.cli.eval:eval",
+        "Evaluate a model (and LoRA adapter) on a task YAML, with ftbench's engine or lm-eval's.",
+    ),
+    "augment": (
+        "ftbench.cli.augment:augment",
+        "Grow a dataset: fill {{placeholders}}, or generate validated, de-duplicated variants with an LLM.",
+    ),
 }
-COMMANDS: Registry[click.Command] = Registry("command", entry_point_group="ftbench.commands",
-                                             builtins={n: target for n, (target, _) in _BUILTIN_COMMANDS.items()})
+COMMANDS: Registry[click.Command] = Registry(
+    "command",
+    entry_point_group="ftbench.commands",
+    builtins={n: target for n, (target, _) in _BUILTIN_COMMANDS.items()},
+)
 COMMAND_HELP = {name: text for name, (_, text) in _BUILTIN_COMMANDS.items()}
 
 
@@ -65,8 +81,10 @@ class FtbenchGroup(click.Group):
         return command
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, COMMAND_HELP.get(name) or self.get_command(ctx, name).get_short_help_str())
-                for name in self.list_commands(ctx)]
+        rows = [
+            (name, COMMAND_HELP.get(name) or self.get_command(ctx, name).get_short_help_str())
+            for name in self.list_commands(ctx)
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -105,8 +123,9 @@ class FtbenchGroup(click.Group):
         except Exception as e:  # a bug: still one line unless --debug
             if debug:
                 traceback.print_exc()
-            click.echo(f"ftbench: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
-                       err=True)
+            click.echo(
+                f"ftbench: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", err=True
+            )
             sys.exit(EXIT_INTERNAL)
         sys.exit(rv if isinstance(rv, int) else 0)
 

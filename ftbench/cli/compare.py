@@ -36,7 +36,7 @@ def _load_metrics(path: str) -> dict:
     except (ValueError, RecursionError) as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or "after" not in data:
-        raise InputError(f"{path}: not a train-and-compare metrics.json (no \"after\" figures)")
+        raise InputError(f'{path}: not a train-and-compare metrics.json (no "after" figures)')
     try:
         check(data, MetricsFile)
     except SchemaError as e:
@@ -48,20 +48,33 @@ def _compare_metrics(a: str, b: str) -> tuple[dict, dict, list[str]]:
     """The "after" figures of two metrics.json, and a warning for every figure whose signatures differ: such
     figures were computed differently (another tokeniser, task version, library) and are not comparable."""
     ma, mb = _load_metrics(a), _load_metrics(b)
-    figures = {f: {"before": ma["after"][f], "after": mb["after"].get(f),
-                   "delta": (mb["after"].get(f) or 0) - (ma["after"][f] or 0)}
-               for f in ma["after"] if ma["after"][f] is not None and mb["after"].get(f) is not None}
+    figures = {
+        f: {
+            "before": ma["after"][f],
+            "after": mb["after"].get(f),
+            "delta": (mb["after"].get(f) or 0) - (ma["after"][f] or 0),
+        }
+        for f in ma["after"]
+        if ma["after"][f] is not None and mb["after"].get(f) is not None
+    }
     sa, sb = ma.get("signatures") or {}, mb.get("signatures") or {}
-    warnings = [f"{f}: the signatures differ, so the two figures are not comparable: A {sa.get(f)!r}, B {sb.get(f)!r}"
-                for f in figures if sa.get(f) != sb.get(f)]
+    warnings = [
+        f"{f}: the signatures differ, so the two figures are not comparable: A {sa.get(f)!r}, B {sb.get(f)!r}"
+        for f in figures
+        if sa.get(f) != sb.get(f)
+    ]
     return figures, {f: sa.get(f) for f in figures}, warnings
 
 
 @click.command()
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
-@scorer_option(default="auto", extra=("auto",), help="How to score prediction files (auto: the scorer that "
-               "recognises the labels, gsm8k if they end in '#### N', else similarity).")
+@scorer_option(
+    default="auto",
+    extra=("auto",),
+    help="How to score prediction files (auto: the scorer that "
+    "recognises the labels, gsm8k if they end in '#### N', else similarity).",
+)
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML page.")
 @common_options
 @click.pass_context
@@ -97,14 +110,22 @@ def compare(ctx, a, b, scorer, html_path):
         signatures = {f: s for t in compared.values() for f, s in t.signatures.items()}
     else:  # two metrics.json: the figures only
         figures, signatures, warnings = _compare_metrics(a, b)
-    result = {"a": a, "b": b, "kind": kind_a, "comparison": figures, "signatures": signatures,
-              "n": {name: t.n for name, t in compared.items()}, "warnings": warnings}
+    result = {
+        "a": a,
+        "b": b,
+        "kind": kind_a,
+        "comparison": figures,
+        "signatures": signatures,
+        "n": {name: t.n for name, t in compared.items()},
+        "warnings": warnings,
+    }
     if html_path:
         from ftbench.io import atomic_write_text
         from ftbench.report.run_report import render_run_report
 
-        atomic_write_text(html_path, render_run_report({**result, "run": {}}, compared, [], None,
-                                                       title=f"ftbench compare: {a} → {b}"))
+        atomic_write_text(
+            html_path, render_run_report({**result, "run": {}}, compared, [], None, title=f"ftbench compare: {a} → {b}")
+        )
     if not opts.quiet:
         for warning in warnings:
             click.echo(f"ftbench: warning: {warning}", err=True)

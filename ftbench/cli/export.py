@@ -10,8 +10,12 @@ from ftbench.cli.options import common_options, print_json, settings
 
 @click.command()
 @click.option("--model", required=True, help="The base model: hub id, local folder, or `tiny`.")
-@click.option("--adapter", required=True, type=click.Path(file_okay=False), help="The LoRA adapter folder "
-              "(a training output_dir or one of its checkpoint-N folders).")
+@click.option(
+    "--adapter",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The LoRA adapter folder (a training output_dir or one of its checkpoint-N folders).",
+)
 @click.option("--output", required=True, type=click.Path(), help="Folder for the merged model.")
 @click.option("--overwrite", is_flag=True, help="Replace --output if it is not empty.")
 @common_options

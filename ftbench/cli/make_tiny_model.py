@@ -40,7 +40,9 @@ def make_tiny_model(ctx, directory, seed, force):
     if opts.json:
         print_json({"path": path, "seconds": round(seconds, 3), **info})
     elif not opts.quiet:
-        click.echo(f"built the tiny model (seed {seed}, {info['parameters']:,} parameters, vocabulary "
-                   f"{info['vocab_size']}) in {path} in {seconds:.1f}s; random weights: use it to test pipelines, "
-                   "not to judge quality")
+        click.echo(
+            f"built the tiny model (seed {seed}, {info['parameters']:,} parameters, vocabulary "
+            f"{info['vocab_size']}) in {path} in {seconds:.1f}s; random weights: use it to test pipelines, "
+            "not to judge quality"
+        )
     return 0

@@ -38,12 +38,24 @@ def _set_flag(name: str):
 
 def common_options(f):
     """Add --json, --quiet and --debug to a command (they may also be given before the command name)."""
-    f = click.option("--debug", is_flag=True, expose_value=False, callback=_set_flag("debug"),
-                     help="Show tracebacks and internal detail.")(f)
-    f = click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_set_flag("quiet"),
-                     help="Print only errors.")(f)
-    f = click.option("--json", "json_", is_flag=True, expose_value=False, callback=_set_flag("json"),
-                     help="Machine-readable output on stdout, and nothing else there.")(f)
+    f = click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_flag("debug"),
+        help="Show tracebacks and internal detail.",
+    )(f)
+    f = click.option(
+        "--quiet", "-q", is_flag=True, expose_value=False, callback=_set_flag("quiet"), help="Print only errors."
+    )(f)
+    f = click.option(
+        "--json",
+        "json_",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_flag("json"),
+        help="Machine-readable output on stdout, and nothing else there.",
+    )(f)
     return f
 
 
@@ -79,10 +91,12 @@ class LazyChoice(click.Choice):
 
 def scorer_names(*extra: str) -> Callable[[], list[str]]:
     """The registered scorers' names (after ``extra`` choices such as auto), read from the registry when asked."""
+
     def names() -> list[str]:
         from ftbench.metrics.registry import SCORERS
 
         return [*extra, *SCORERS.targets()]
+
     return names
 
 
@@ -96,19 +110,22 @@ def judged_figure_names() -> list[str]:
 def scorer_option(*, default: str, extra: tuple[str, ...] = (), help: str):
     """--scorer NAME (a registered scorer, or one of ``extra``), passed to the command as ``scorer``; --task is
     kept as its hidden old name (in `eval`, --task names an lm-eval task YAML: one word, one meaning)."""
+
     def decorate(f):
         @functools.wraps(f)
         def command(*args, scorer=None, task=None, **kwargs):
             if scorer and task and scorer != task:
                 from ftbench.api.errors import UsageError
 
-                raise UsageError(f"--task is the old name of --scorer: give one of them (got --scorer {scorer}, "
-                                 f"--task {task})")
+                raise UsageError(
+                    f"--task is the old name of --scorer: give one of them (got --scorer {scorer}, --task {task})"
+                )
             return f(*args, scorer=scorer or task or default, **kwargs)
 
         choice = LazyChoice(scorer_names(*extra))
         command = click.option("--task", "task", type=choice, hidden=True)(command)
         return click.option("--scorer", "scorer", type=choice, help=f"{help} (default: {default})")(command)
+
     return decorate
 
 
@@ -131,37 +148,84 @@ SEED = click.IntRange(0, 2**32 - 1)  # numpy's and torch's seed range
 # --- generation engines (predict, eval, train-and-compare) -------------------------------------------------------
 # the engines' options as the command line spells them; each engine class takes its own (`GenerationEngine.
 # options_from`), so this file only collects what was given
-ENGINE_OPTION_NAMES = ("base_url", "served_model", "served_model_after", "api", "concurrency", "api_key_env",
-                       "request_timeout", "max_retries", "tensor_parallel_size", "data_parallel_size")
+ENGINE_OPTION_NAMES = (
+    "base_url",
+    "served_model",
+    "served_model_after",
+    "api",
+    "concurrency",
+    "api_key_env",
+    "request_timeout",
+    "max_retries",
+    "tensor_parallel_size",
+    "data_parallel_size",
+)
 
 
 def engine_options(f):
     """--engine and the engines' options (docs/scaling.md); `engine_settings` hands the given ones to the chosen
     engine."""
     options = [
-        click.option("--engine", default="local", show_default=True, help="Where answers are generated: local (this "
-                     "process), openai (an OpenAI-compatible server at --base-url: vLLM, SGLang, transformers serve, "
-                     "llamafactory-cli api, llama.cpp), vllm (offline vLLM on GPUs), or an installed plug-in's name."),
+        click.option(
+            "--engine",
+            default="local",
+            show_default=True,
+            help="Where answers are generated: local (this "
+            "process), openai (an OpenAI-compatible server at --base-url: vLLM, SGLang, transformers serve, "
+            "llamafactory-cli api, llama.cpp), vllm (offline vLLM on GPUs), or an installed plug-in's name.",
+        ),
         click.option("--base-url", help="(openai) the server, e.g. http://127.0.0.1:8000/v1."),
-        click.option("--served-model", help="(openai) the model's name at the server (default: the --model folder's "
-                     "path or hub id; a vLLM LoRA module's name for an adapter)."),
-        click.option("--api", type=click.Choice(["completions", "chat"]), default="completions", show_default=True,
-                     help="(openai) completions: send the prompt ftbench renders (the local engine's, byte for "
-                     "byte); chat: send the messages and let the server's chat template render them."),
-        click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
-                     help="(openai) requests in flight at once."),
-        click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
-                     help="(openai) the environment variable holding the API key (never printed or written)."),
-        click.option("--request-timeout", type=FiniteFloat(1.0, MAX_WAIT_SECONDS), default=600.0,
-                     show_default=True,
-                     help="(openai) seconds one request may take in all: connect, headers and body."),
-        click.option("--max-retries", type=click.IntRange(0, 20), default=5, show_default=True,
-                     help="(openai) retries of a request on 429/5xx/timeouts/refused connections (Retry-After "
-                     "honoured up to 60 s); then the run stops and the same command resumes it."),
-        click.option("--tensor-parallel-size", type=click.IntRange(1), default=1, show_default=True,
-                     help="(vllm) GPUs per model replica."),
-        click.option("--data-parallel-size", type=click.IntRange(1), default=1, show_default=True,
-                     help="(vllm) model replicas."),
+        click.option(
+            "--served-model",
+            help="(openai) the model's name at the server (default: the --model folder's "
+            "path or hub id; a vLLM LoRA module's name for an adapter).",
+        ),
+        click.option(
+            "--api",
+            type=click.Choice(["completions", "chat"]),
+            default="completions",
+            show_default=True,
+            help="(openai) completions: send the prompt ftbench renders (the local engine's, byte for "
+            "byte); chat: send the messages and let the server's chat template render them.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 256),
+            default=4,
+            show_default=True,
+            help="(openai) requests in flight at once.",
+        ),
+        click.option(
+            "--api-key-env",
+            default="OPENAI_API_KEY",
+            show_default=True,
+            help="(openai) the environment variable holding the API key (never printed or written).",
+        ),
+        click.option(
+            "--request-timeout",
+            type=FiniteFloat(1.0, MAX_WAIT_SECONDS),
+            default=600.0,
+            show_default=True,
+            help="(openai) seconds one request may take in all: connect, headers and body.",
+        ),
+        click.option(
+            "--max-retries",
+            type=click.IntRange(0, 20),
+            default=5,
+            show_default=True,
+            help="(openai) retries of a request on 429/5xx/timeouts/refused connections (Retry-After "
+            "honoured up to 60 s); then the run stops and the same command resumes it.",
+        ),
+        click.option(
+            "--tensor-parallel-size",
+            type=click.IntRange(1),
+            default=1,
+            show_default=True,
+            help="(vllm) GPUs per model replica.",
+        ),
+        click.option(
+            "--data-parallel-size", type=click.IntRange(1), default=1, show_default=True, help="(vllm) model replicas."
+        ),
     ]
     for option in reversed(options):
         f = option(f)

@@ -3,7 +3,6 @@ their uncertainty, signatures, and (GSM8K) why strict-match and flexible-extract
 
 from __future__ import annotations
 
-
 import click
 
 from ftbench.api.errors import UsageError
@@ -39,19 +38,39 @@ def write_samples(path: str, predictions, result) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path())
-@scorer_option(default="similarity", help="How to score: similarity, LLaMA-Factory's predict metrics (bleu-4, "
-               "rouge-1/2/l); gsm8k, lm-eval's gsm8k exact_match (strict-match, flexible-extract); or a scorer a "
-               "package registers (ftbench.scorers entry points).")
-@click.option("--metrics", "metric_names", multiple=True, metavar="NAMES",
-              help="Metrics or figures to compute, comma-separated (default: the scorer's). Also available: "
-                   "sacrebleu (corpus BLEU), rouge-score (rouge1, rouge2, rougeL, rougeLsum).")
-@click.option("--samples", "samples_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write per-sample scores (and GSM8K extractions) to this JSONL file, one row per input.")
-@click.option("--until", multiple=True, metavar="TEXT",
-              help="gsm8k: cut each prediction at this stop sequence first, as lm-eval's generation does "
-                   "(repeatable; e.g. --until 'Question:').")
-@click.option("--jobs", "-j", type=click.IntRange(1), help="Worker processes for BLEU/ROUGE (default: one per CPU "
-              "for large files).")
+@scorer_option(
+    default="similarity",
+    help="How to score: similarity, LLaMA-Factory's predict metrics (bleu-4, "
+    "rouge-1/2/l); gsm8k, lm-eval's gsm8k exact_match (strict-match, flexible-extract); or a scorer a "
+    "package registers (ftbench.scorers entry points).",
+)
+@click.option(
+    "--metrics",
+    "metric_names",
+    multiple=True,
+    metavar="NAMES",
+    help="Metrics or figures to compute, comma-separated (default: the scorer's). Also available: "
+    "sacrebleu (corpus BLEU), rouge-score (rouge1, rouge2, rougeL, rougeLsum).",
+)
+@click.option(
+    "--samples",
+    "samples_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write per-sample scores (and GSM8K extractions) to this JSONL file, one row per input.",
+)
+@click.option(
+    "--until",
+    multiple=True,
+    metavar="TEXT",
+    help="gsm8k: cut each prediction at this stop sequence first, as lm-eval's generation does "
+    "(repeatable; e.g. --until 'Question:').",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1),
+    help="Worker processes for BLEU/ROUGE (default: one per CPU for large files).",
+)
 @common_options
 @click.pass_context
 def score(ctx, file, scorer, metric_names, samples_path, until, jobs):
@@ -72,14 +91,24 @@ def score(ctx, file, scorer, metric_names, samples_path, until, jobs):
     for name in names or ():
         get_metric(name)  # an unknown name fails here, before the file is read
     chosen = SCORERS.create(scorer)
-    if until and not any(chosen.metric_options(name, {"until": until}).get("until")
-                         for name in names or chosen.default_metrics):
-        raise UsageError(f"--until applies to generations a stop sequence cuts (--scorer gsm8k), not to --scorer "
-                         f"{scorer}{' --metrics ' + ','.join(names) if names else ''}")
+    if until and not any(
+        chosen.metric_options(name, {"until": until}).get("until") for name in names or chosen.default_metrics
+    ):
+        raise UsageError(
+            f"--until applies to generations a stop sequence cuts (--scorer gsm8k), not to --scorer "
+            f"{scorer}{' --metrics ' + ','.join(names) if names else ''}"
+        )
     check_path(file)
     predictions = read_predictions(file, numeric_labels=chosen.numeric_labels)
-    result = score_pairs(predictions.predictions, predictions.references, scorer=scorer, metrics=names,
-                         jobs=jobs, until=until, lines=predictions.lines)
+    result = score_pairs(
+        predictions.predictions,
+        predictions.references,
+        scorer=scorer,
+        metrics=names,
+        jobs=jobs,
+        until=until,
+        lines=predictions.lines,
+    )
     if samples_path:
         write_samples(samples_path, predictions, result)
     if opts.json:

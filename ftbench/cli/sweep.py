@@ -16,9 +16,11 @@ from ftbench.training.config_keys import MAX_LORA_RANK
 # the embedded default: the tiny model's demo, shorter (see docs/sweep.md for why not the real model)
 DEFAULT_MODEL = "tiny"
 DEFAULT_OVERRIDES = ("num_train_epochs=3",)
-DEFAULT_NOTE = ("the tiny random-weights model on its bundled demo data (identity + synthetic arithmetic), 3 epochs "
-                "per run: the real default model (smollm2) does not fit a data-size and learning-rate sweep into 10 "
-                "minutes on a 2-core CPU. The figures show the sweep machinery, not model quality.")
+DEFAULT_NOTE = (
+    "the tiny random-weights model on its bundled demo data (identity + synthetic arithmetic), 3 epochs "
+    "per run: the real default model (smollm2) does not fit a data-size and learning-rate sweep into 10 "
+    "minutes on a 2-core CPU. The figures show the sweep machinery, not model quality."
+)
 
 
 def _numbers(kind, low: float, integer: bool = False, high: float | None = None):
@@ -37,6 +39,7 @@ def _numbers(kind, low: float, integer: bool = False, high: float | None = None)
                 raise click.BadParameter(f"{part.strip()} must be > {low:g}" + (f" and <= {high:g}" if high else ""))
             out.append(x)
         return tuple(out)
+
     return parse
 
 
@@ -55,25 +58,54 @@ def _vary(ctx, param, value):
 @click.command()
 @click.option("--config", type=click.Path(dir_okay=False), help="A LLaMA-Factory training YAML (as train-and-compare).")
 @click.argument("overrides", nargs=-1)
-@click.option("--vary", callback=_vary, help="Levers, comma-separated: data, lr, epochs, rank, model (default "
-              "data,lr; model is implied by --models).")
-@click.option("--fractions", callback=_numbers("a fraction", 0, high=1), help="Data sizes as fractions of the training "
-              "data, nested subsets (default 0.25,0.5,1).")
-@click.option("--lr-factors", callback=_numbers("a number", 0), help="Learning rates as multiples of the config's "
-              "(default 0.333,1,3).")
-@click.option("--ranks", callback=_numbers("an integer", 0, integer=True, high=MAX_LORA_RANK),
-              help="LoRA ranks (default the config's ×½, ×1, ×2; alpha keeps its ratio to the rank).")
+@click.option(
+    "--vary",
+    callback=_vary,
+    help="Levers, comma-separated: data, lr, epochs, rank, model (default data,lr; model is implied by --models).",
+)
+@click.option(
+    "--fractions",
+    callback=_numbers("a fraction", 0, high=1),
+    help="Data sizes as fractions of the training data, nested subsets (default 0.25,0.5,1).",
+)
+@click.option(
+    "--lr-factors",
+    callback=_numbers("a number", 0),
+    help="Learning rates as multiples of the config's (default 0.333,1,3).",
+)
+@click.option(
+    "--ranks",
+    callback=_numbers("an integer", 0, integer=True, high=MAX_LORA_RANK),
+    help="LoRA ranks (default the config's ×½, ×1, ×2; alpha keeps its ratio to the rank).",
+)
 @click.option("--models", help="Base models to compare, comma-separated (the config's is the baseline).")
-@click.option("--metric", default="rouge-l", show_default=True, type=LazyChoice(judged_figure_names),
-              help="The metric the sweep is judged by: BLEU/ROUGE on the held-out split, or GSM8K's.")
-@click.option("--select-by", type=SELECT_BY, help="Choose each run's checkpoint by this metric of "
-              "its generations on the eval split instead of the lowest eval loss (as train-and-compare --select-by).")
+@click.option(
+    "--metric",
+    default="rouge-l",
+    show_default=True,
+    type=LazyChoice(judged_figure_names),
+    help="The metric the sweep is judged by: BLEU/ROUGE on the held-out split, or GSM8K's.",
+)
+@click.option(
+    "--select-by",
+    type=SELECT_BY,
+    help="Choose each run's checkpoint by this metric of "
+    "its generations on the eval split instead of the lowest eval loss (as train-and-compare --select-by).",
+)
 @click.option("--devices", help="GPU ids, comma-separated: runs go side by side, one process per GPU.")
-@click.option("--ray", "ray_address", metavar="ADDRESS", help="Run each run as a task on this existing Ray cluster "
-              "(host:port of `ray start --head`; one GPU per task, or one CPU on a cluster without GPUs). The "
-              "sweep folder must be on a filesystem every node sees.")
-@click.option("--output-dir", type=click.Path(file_okay=False), help="The sweep folder (default reports/sweep-<id>); "
-              "rerun with the same folder to resume.")
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Run each run as a task on this existing Ray cluster "
+    "(host:port of `ray start --head`; one GPU per task, or one CPU on a cluster without GPUs). The "
+    "sweep folder must be on a filesystem every node sees.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="The sweep folder (default reports/sweep-<id>); rerun with the same folder to resume.",
+)
 @click.option("--model", help="Shortcut for model_name_or_path.")
 @click.option("--backend", help="Training backend (see `ftbench backends`; default peft).")
 @click.option("--gsm8k", help="GSM8K test set: a local JSONL, openai/gsm8k (hub), or none.")
@@ -82,9 +114,27 @@ def _vary(ctx, param, value):
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @common_options
 @click.pass_context
-def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, metric, select_by, devices, ray_address,
-          output_dir,
-          model, backend, gsm8k, gsm8k_limit, max_new_tokens, threads):
+def sweep(
+    ctx,
+    config,
+    overrides,
+    vary,
+    fractions,
+    lr_factors,
+    ranks,
+    models,
+    metric,
+    select_by,
+    devices,
+    ray_address,
+    output_dir,
+    model,
+    backend,
+    gsm8k,
+    gsm8k_limit,
+    max_new_tokens,
+    threads,
+):
     """Which lever to pull: train around your config one change at a time (data size as a learning curve on nested
     subsets, learning rate, LoRA rank, base model; epochs from the checkpoints), evaluate every run exactly as
     train-and-compare does, and write report.html and sweep.json with the verdict and its evidence.
@@ -94,11 +144,13 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
     """
     from ftbench.recipes.run_folder import SweepFolder
     from ftbench.recipes.run_settings import prepare_run, run_id
-    from ftbench.recipes.sweep import SweepSettings, check_settings, sweep as run_sweep
+    from ftbench.recipes.sweep import SweepSettings, check_settings
+    from ftbench.recipes.sweep import sweep as run_sweep
 
     opts = settings(ctx)
-    embedded = not config and not model and not any(o.startswith(("dataset=", "model_name_or_path="))
-                                                    for o in overrides)
+    embedded = (
+        not config and not model and not any(o.startswith(("dataset=", "model_name_or_path=")) for o in overrides)
+    )
     if embedded:
         model, overrides = DEFAULT_MODEL, DEFAULT_OVERRIDES + tuple(overrides)
     model_list = tuple(m.strip() for m in models.split(",") if m.strip()) if models else ()
@@ -110,19 +162,32 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
     if "epochs" in vary and not select_by:
         select_by = metric  # epochs by the metric: every checkpoint's generations scored (no extra training)
     folder = os.path.abspath(output_dir or os.path.join("reports", "sweep-" + run_id(model or config or "run")))
-    cfg, rs, warnings = prepare_run(config, overrides, output_dir=folder, model=model, backend=backend, gsm8k=gsm8k,
-                                    gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens, threads=threads,
-                                    select_by=select_by)
+    cfg, rs, warnings = prepare_run(
+        config,
+        overrides,
+        output_dir=folder,
+        model=model,
+        backend=backend,
+        gsm8k=gsm8k,
+        gsm8k_limit=gsm8k_limit,
+        max_new_tokens=max_new_tokens,
+        threads=threads,
+        select_by=select_by,
+    )
     if ray_address:  # a cluster that is not there is said before anything is trained
         from ftbench.recipes.ray_jobs import connect
 
         connect(ray_address)
-    ss = SweepSettings(output_dir=folder, vary=vary, metric=metric, models=model_list,
-                       devices=tuple(d.strip() for d in devices.split(",") if d.strip()) if devices else (),
-                       ray=ray_address,
-                       note=DEFAULT_NOTE if embedded else None,
-                       **{k: v for k, v in (("fractions", fractions), ("lr_factors", lr_factors), ("ranks", ranks))
-                          if v})
+    ss = SweepSettings(
+        output_dir=folder,
+        vary=vary,
+        metric=metric,
+        models=model_list,
+        devices=tuple(d.strip() for d in devices.split(",") if d.strip()) if devices else (),
+        ray=ray_address,
+        note=DEFAULT_NOTE if embedded else None,
+        **{k: v for k, v in (("fractions", fractions), ("lr_factors", lr_factors), ("ranks", ranks)) if v},
+    )
     check_settings(cfg, ss)  # before anything is written (the recipe checks again for library callers)
     if not opts.quiet:
         for w in warnings:
@@ -130,8 +195,13 @@ def sweep(ctx, config, overrides, vary, fractions, lr_factors, ranks, models, me
         click.echo(f"sweep folder: {folder} (an interrupted sweep resumes with --output-dir {folder})", err=True)
     result = run_sweep(cfg, rs, ss, quiet=opts.quiet or opts.json)
     if opts.json:
-        print_json({"verdicts": result["analysis"]["verdicts"], "report": SweepFolder(folder).report,
-                    "sweep": SweepFolder(folder).sweep_json})
+        print_json(
+            {
+                "verdicts": result["analysis"]["verdicts"],
+                "report": SweepFolder(folder).report,
+                "sweep": SweepFolder(folder).sweep_json,
+            }
+        )
     elif not opts.quiet:
         for v in result["analysis"]["verdicts"]:
             click.echo(f"- {v['text']}")

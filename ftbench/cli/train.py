@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import click
 
 from ftbench.api.errors import EXIT_OK, UsageError
@@ -12,8 +11,9 @@ from ftbench.cli.options import common_options, print_json, settings
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-@click.option("--backend", help="Training backend (default: the config's `backend:`, else peft). "
-              "See `ftbench backends`.")
+@click.option(
+    "--backend", help="Training backend (default: the config's `backend:`, else peft). See `ftbench backends`."
+)
 @click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint in output_dir.")
 @common_options
 @click.pass_context
@@ -66,9 +66,11 @@ def _train(opts, config, overrides, backend, resume):
         print_json(result.to_json())
     elif not opts.quiet:
         click.echo(f"adapter: {result.adapter_dir}")
-        click.echo(f"steps: {result.global_step}  train samples: {result.train_samples}  "
-                   f"eval samples: {result.eval_samples}  "
-                   f"{result.train_samples_per_second:.2f} samples/s on {result.device} ({result.dtype})")
+        click.echo(
+            f"steps: {result.global_step}  train samples: {result.train_samples}  "
+            f"eval samples: {result.eval_samples}  "
+            f"{result.train_samples_per_second:.2f} samples/s on {result.device} ({result.dtype})"
+        )
         if result.final_loss is not None:
             click.echo(f"final train loss: {result.final_loss:.4f}")
         if result.final_eval_loss is not None:

@@ -19,34 +19,70 @@ def _select_by_choices() -> list[str]:
 # the checkpoint rules: eval loss, or a figure a scorer judges runs by (asked for only when click needs them)
 SELECT_BY = LazyChoice(_select_by_choices)
 
+
 @click.command()
-@click.option("--config", type=click.Path(dir_okay=False), help="A LLaMA-Factory-style training YAML (plus the "
-              "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, predict_batch_size, threads).")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="A LLaMA-Factory-style training YAML (plus the "
+    "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, predict_batch_size, threads).",
+)
 @click.argument("overrides", nargs=-1)
-@click.option("--output-dir", type=click.Path(file_okay=False), help="The run folder (default reports/<run-id>). "
-              "Rerun with the same folder to resume an interrupted run.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="The run folder (default reports/<run-id>). Rerun with the same folder to resume an interrupted run.",
+)
 @click.option("--model", help="Shortcut for model_name_or_path (e.g. Qwen/Qwen2.5-0.5B-Instruct).")
 @click.option("--backend", help="Training backend (see `ftbench backends`; default peft).")
 @click.option("--gsm8k", help="GSM8K test set: a local JSONL (question/answer), openai/gsm8k (hub), or none.")
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate (default 100).")
 @click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for every evaluation.")
-@click.option("--gsm8k-max-new-tokens", type=click.IntRange(1, MAX_TOKENS),
-              help="Generation length for GSM8K (default: "
-              "--max-new-tokens).")
+@click.option(
+    "--gsm8k-max-new-tokens",
+    type=click.IntRange(1, MAX_TOKENS),
+    help="Generation length for GSM8K (default: --max-new-tokens).",
+)
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
-@click.option("--select-by", type=SELECT_BY, help="Choose the checkpoint by this metric of its "
-              "generations on the eval split (every saved checkpoint is scored) instead of the lowest eval loss, "
-              "which is shown beside it.")
-@click.option("--trained-run", type=click.Path(file_okay=False, exists=True), help="Evaluate this finished run "
-              "(a LLaMA-Factory or ftbench output_dir) instead of training: its best checkpoint against the base "
-              "model. The model and data come from --config, else from the YAML ftbench saved in it.")
+@click.option(
+    "--select-by",
+    type=SELECT_BY,
+    help="Choose the checkpoint by this metric of its "
+    "generations on the eval split (every saved checkpoint is scored) instead of the lowest eval loss, "
+    "which is shown beside it.",
+)
+@click.option(
+    "--trained-run",
+    type=click.Path(file_okay=False, exists=True),
+    help="Evaluate this finished run "
+    "(a LLaMA-Factory or ftbench output_dir) instead of training: its best checkpoint against the base "
+    "model. The model and data come from --config, else from the YAML ftbench saved in it.",
+)
 @engine_options
-@click.option("--served-model-after", help="(openai) the fine-tuned model's name at the server (e.g. a vLLM LoRA "
-              "module); default: the chosen checkpoint is merged into <run>/merged and asked for by its path.")
+@click.option(
+    "--served-model-after",
+    help="(openai) the fine-tuned model's name at the server (e.g. a vLLM LoRA "
+    "module); default: the chosen checkpoint is merged into <run>/merged and asked for by its path.",
+)
 @common_options
 @click.pass_context
-def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k, gsm8k_limit, max_new_tokens,
-                      gsm8k_max_new_tokens, threads, select_by, trained_run, served_model_after, **engine):
+def train_and_compare(
+    ctx,
+    config,
+    overrides,
+    output_dir,
+    model,
+    backend,
+    gsm8k,
+    gsm8k_limit,
+    max_new_tokens,
+    gsm8k_max_new_tokens,
+    threads,
+    select_by,
+    trained_run,
+    served_model_after,
+    **engine,
+):
     """Answer "did the fine-tune help?" in one command: validate the data, evaluate the base model on a held-out
     split (LLaMA-Factory BLEU/ROUGE) and on GSM8K (lm-eval strict/flexible), train a LoRA adapter, pick the
     checkpoint with the lowest eval loss, evaluate it the same way, and write report.html and metrics.json.
@@ -64,16 +100,28 @@ def train_and_compare(ctx, config, overrides, output_dir, model, backend, gsm8k,
     engine_name, engine_opts = engine_settings(dict(engine, served_model_after=served_model_after))
     if trained_run and not config:
         config = trained_run_config(trained_run)
-    cfg, rs, warnings = prepare_run(config, overrides, output_dir=output_dir, model=model, backend=backend,
-                                    gsm8k=gsm8k, gsm8k_limit=gsm8k_limit, max_new_tokens=max_new_tokens,
-                                    gsm8k_max_new_tokens=gsm8k_max_new_tokens, threads=threads, select_by=select_by,
-                                    engine=engine_name, engine_options=engine_opts,
-                                    trained_run=os.path.abspath(trained_run) if trained_run else None)
+    cfg, rs, warnings = prepare_run(
+        config,
+        overrides,
+        output_dir=output_dir,
+        model=model,
+        backend=backend,
+        gsm8k=gsm8k,
+        gsm8k_limit=gsm8k_limit,
+        max_new_tokens=max_new_tokens,
+        gsm8k_max_new_tokens=gsm8k_max_new_tokens,
+        threads=threads,
+        select_by=select_by,
+        engine=engine_name,
+        engine_options=engine_opts,
+        trained_run=os.path.abspath(trained_run) if trained_run else None,
+    )
     if not opts.quiet:
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
-        click.echo(f"run folder: {rs.output_dir} (an interrupted run resumes with --output-dir {rs.output_dir})",
-                   err=True)
+        click.echo(
+            f"run folder: {rs.output_dir} (an interrupted run resumes with --output-dir {rs.output_dir})", err=True
+        )
     metrics = run(cfg, rs, quiet=opts.quiet or opts.json)
     if metrics is None:  # a non-zero rank of a multi-GPU launch: rank 0 reports
         return 0

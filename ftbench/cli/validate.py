@@ -13,7 +13,6 @@ from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_TOKENS
 
 
-
 def _split_names(values: tuple[str, ...]) -> list[str]:
     """--dataset a --dataset b, or LLaMA-Factory's comma-separated 'a,b'."""
     return [n.strip() for v in values for n in v.split(",") if n.strip()]
@@ -26,8 +25,12 @@ def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
 
     specs = []
     for path in paths:
-        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "dataset_info.json")) and not dataset_info \
-                and not os.path.isfile(os.path.join(path, "state.json")):  # (state.json: a datasets save_to_disk)
+        if (
+            os.path.isdir(path)
+            and os.path.isfile(os.path.join(path, "dataset_info.json"))
+            and not dataset_info
+            and not os.path.isfile(os.path.join(path, "state.json"))
+        ):  # (state.json: a datasets save_to_disk)
             dataset_info = os.path.join(path, "dataset_info.json")  # a LLaMA-Factory data/ folder
             continue
         if not os.path.exists(path):
@@ -39,11 +42,15 @@ def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
     if datasets and not dataset_info:
         raise UsageError("--dataset names a dataset in a dataset_info.json: give --dataset-info FILE too")
     names = _split_names(datasets)
-    info_path = os.path.join(dataset_info, "dataset_info.json") if dataset_info and os.path.isdir(dataset_info) \
+    info_path = (
+        os.path.join(dataset_info, "dataset_info.json")
+        if dataset_info and os.path.isdir(dataset_info)
         else dataset_info
+    )
     if dataset_info and names and os.path.isfile(info_path):  # names resolve as a training config's `dataset:`
-        found, unknown = resolve_dataset_names(names, info_path, findings, media_dir=media_dir,
-                                               formatting=None if fmt == "auto" else fmt)
+        found, unknown = resolve_dataset_names(
+            names, info_path, findings, media_dir=media_dir, formatting=None if fmt == "auto" else fmt
+        )
         if unknown:
             raise UsageError(unknown_name(info_path, unknown[0], declared_names(info_path)))
         specs += found
@@ -60,8 +67,9 @@ class _Progress:
         if enabled and total > 0:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="B", unit_scale=True, delay=2.0, desc="validate", leave=False,
-                            file=sys.stderr)
+            self.bar = tqdm(
+                total=total, unit="B", unit_scale=True, delay=2.0, desc="validate", leave=False, file=sys.stderr
+            )
 
     def update(self, n: int) -> None:
         if self.bar is not None:
@@ -74,34 +82,82 @@ class _Progress:
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--dataset-info", type=click.Path(), help="A LLaMA-Factory dataset_info.json (file paths in it are "
-              "relative to it).")
-@click.option("--dataset", "datasets", multiple=True, help="Dataset name(s) in --dataset-info (repeat, or a,b), or "
-              "data file paths, as a training config's dataset: takes them. Default: all of them.")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
-              help="Data format of PATHS; auto-detection says what it chose and why.")
-@click.option("--media-dir", type=click.Path(file_okay=False), help="Where image/video/audio paths in the data are "
-              "relative to (LLaMA-Factory's media_dir). Default: the folder of dataset_info.json.")
-@click.option("--near-dup/--no-near-dup", default=True, show_default=True,
-              help="Find near-duplicates with MinHash LSH.")
-@click.option("--near-dup-threshold", type=FiniteFloat(0.1, 1.0), default=0.8, show_default=True,
-              help="Estimated Jaccard similarity (character 5-grams) from which records are near-duplicates.")
-@click.option("--cutoff-len", type=click.IntRange(1, MAX_TOKENS),
-              help="Warn about samples longer than this many tokens.")
-@click.option("--tokenizer", help="Count real tokens with this tokenizer (hub id or path; imports transformers). "
-              "Without it, token counts are estimates.")
-@click.option("--against", multiple=True, type=click.Path(), help="A test set: warn about train/test overlap "
-              "(exact and near).")
-@click.option("--task", type=click.Choice(["gsm8k"]), help="Task-specific checks: gsm8k answers must end in "
-              "'#### <number>'.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write the report as a "
-              "self-contained HTML page.")
-@click.option("--max-shown", type=click.IntRange(0), default=20, show_default=True,
-              help="Findings of each kind listed in the text summary.")
+@click.option(
+    "--dataset-info", type=click.Path(), help="A LLaMA-Factory dataset_info.json (file paths in it are relative to it)."
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    help="Dataset name(s) in --dataset-info (repeat, or a,b), or "
+    "data file paths, as a training config's dataset: takes them. Default: all of them.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Data format of PATHS; auto-detection says what it chose and why.",
+)
+@click.option(
+    "--media-dir",
+    type=click.Path(file_okay=False),
+    help="Where image/video/audio paths in the data are "
+    "relative to (LLaMA-Factory's media_dir). Default: the folder of dataset_info.json.",
+)
+@click.option(
+    "--near-dup/--no-near-dup", default=True, show_default=True, help="Find near-duplicates with MinHash LSH."
+)
+@click.option(
+    "--near-dup-threshold",
+    type=FiniteFloat(0.1, 1.0),
+    default=0.8,
+    show_default=True,
+    help="Estimated Jaccard similarity (character 5-grams) from which records are near-duplicates.",
+)
+@click.option(
+    "--cutoff-len", type=click.IntRange(1, MAX_TOKENS), help="Warn about samples longer than this many tokens."
+)
+@click.option(
+    "--tokenizer",
+    help="Count real tokens with this tokenizer (hub id or path; imports transformers). "
+    "Without it, token counts are estimates.",
+)
+@click.option(
+    "--against", multiple=True, type=click.Path(), help="A test set: warn about train/test overlap (exact and near)."
+)
+@click.option(
+    "--task", type=click.Choice(["gsm8k"]), help="Task-specific checks: gsm8k answers must end in '#### <number>'."
+)
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), help="Also write the report as a self-contained HTML page."
+)
+@click.option(
+    "--max-shown",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="Findings of each kind listed in the text summary.",
+)
 @common_options
 @click.pass_context
-def validate(ctx, paths, dataset_info, datasets, fmt, media_dir, near_dup, near_dup_threshold, cutoff_len, tokenizer,
-             against, task, html_path, max_shown):
+def validate(
+    ctx,
+    paths,
+    dataset_info,
+    datasets,
+    fmt,
+    media_dir,
+    near_dup,
+    near_dup_threshold,
+    cutoff_len,
+    tokenizer,
+    against,
+    task,
+    html_path,
+    max_shown,
+):
     """Check SFT data: JSON syntax (with file:line:column), record structure (with field paths) and data
     quality (duplicates, placeholders, broken text, lengths, overlap with a test set).
 
@@ -130,8 +186,13 @@ def validate(ctx, paths, dataset_info, datasets, fmt, media_dir, near_dup, near_
         from ftbench.quality.tokens import TokenCounter
 
         counter = TokenCounter(tokenizer)
-    options = QualityOptions(near_dup=near_dup, near_dup_threshold=near_dup_threshold, cutoff_len=cutoff_len,
-                             task=task, token_counter=counter)
+    options = QualityOptions(
+        near_dup=near_dup,
+        near_dup_threshold=near_dup_threshold,
+        cutoff_len=cutoff_len,
+        task=task,
+        token_counter=counter,
+    )
     bars: list[_Progress] = []
 
     def progress(total: int):

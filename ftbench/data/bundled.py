@@ -14,8 +14,10 @@ def datasets_dir() -> Path:
     """The bundled `datasets/` folder."""
     here = SOURCE_ROOT / "datasets"
     if not here.is_dir():
-        raise UsageError(f"the bundled datasets/ folder is missing ({here}): it comes with a source checkout of "
-                         "ftbench (git clone, then pip install -e .)")
+        raise UsageError(
+            f"the bundled datasets/ folder is missing ({here}): it comes with a source checkout of "
+            "ftbench (git clone, then pip install -e .)"
+        )
     return here
 
 

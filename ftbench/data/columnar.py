@@ -54,8 +54,16 @@ def row_splits(path: str, ftype: str, parts: int) -> list[tuple[int, int]]:
     return list(zip(bounds, bounds[1:]))
 
 
-def read_columnar(path: str, ftype: str, name: str, findings: list[Finding], *, windows: Windows | None = None,
-                  on_progress: Callable[[int], None] | None = None, counts: dict | None = None) -> Iterator[RawRecord]:
+def read_columnar(
+    path: str,
+    ftype: str,
+    name: str,
+    findings: list[Finding],
+    *,
+    windows: Windows | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    counts: dict | None = None,
+) -> Iterator[RawRecord]:
     """The rows of a Parquet or Arrow file (those in ``windows``, if given) as records; an unreadable file
     becomes one finding that says what the file really is and how to fix it."""
     size, read = os.path.getsize(path), 0
@@ -190,8 +198,11 @@ def _is_arrow_error(err: Exception) -> bool:
     return isinstance(err, (pa.ArrowException, OSError, ValueError))
 
 
-MAGIC = ((b"PAR1", "a Parquet file", ".parquet"), (b"ARROW1", "an Arrow IPC file", ".arrow"),
-         (b"\xff\xff\xff\xff", "an Arrow IPC stream", ".arrow"))
+MAGIC = (
+    (b"PAR1", "a Parquet file", ".parquet"),
+    (b"ARROW1", "an Arrow IPC file", ".arrow"),
+    (b"\xff\xff\xff\xff", "an Arrow IPC stream", ".arrow"),
+)
 
 
 def unreadable_finding(path: str, ftype: str, name: str, err: Exception, rows_read: int) -> Finding:
@@ -210,10 +221,15 @@ def unreadable_finding(path: str, ftype: str, name: str, err: Exception, rows_re
         hint = f"it is {actual[0]}: rename it {actual[1]}"
     else:
         actual = None
-        hint = ("the file is damaged or cut short (an interrupted download or write): write it again, e.g. "
-                + ("df.to_parquet(path) or dataset.to_parquet(path)" if ftype == "parquet" else
-                   "dataset.save_to_disk(folder) and use its data-*.arrow file"))
+        hint = "the file is damaged or cut short (an interrupted download or write): write it again, e.g. " + (
+            "df.to_parquet(path) or dataset.to_parquet(path)"
+            if ftype == "parquet"
+            else "dataset.save_to_disk(folder) and use its data-*.arrow file"
+        )
     at = f" after row {rows_read - 1}" if rows_read else ""
-    message = (f"not a readable {what} file{at}" + (f": it holds {actual[0]}" if actual else "")
-               + f" (pyarrow: {str(err).splitlines()[0][:160]})")
+    message = (
+        f"not a readable {what} file{at}"
+        + (f": it holds {actual[0]}" if actual else "")
+        + f" (pyarrow: {str(err).splitlines()[0][:160]})"
+    )
     return Finding("unreadable-file", message, hint=hint, file=name, record=rows_read if rows_read else None)

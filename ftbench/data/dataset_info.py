@@ -28,9 +28,21 @@ from ftbench.data.spec import DatasetSpec
 
 DATASET_INFO = "dataset_info.json"
 # LLaMA-Factory's DatasetAttr defaults, in its order
-DEFAULT_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": None,
-                   "messages": "conversations", "system": None, "tools": None, "images": None, "videos": None,
-                   "audios": None, "chosen": None, "rejected": None, "kto_tag": None}
+DEFAULT_COLUMNS = {
+    "prompt": "instruction",
+    "query": "input",
+    "response": "output",
+    "history": None,
+    "messages": "conversations",
+    "system": None,
+    "tools": None,
+    "images": None,
+    "videos": None,
+    "audios": None,
+    "chosen": None,
+    "rejected": None,
+    "kto_tag": None,
+}
 KNOWN_COLUMNS = set(DEFAULT_COLUMNS)
 KNOWN_TAGS = set(SHAREGPT_TAGS)
 HUB_KEYS = (("hf_hub_url", "hf_hub"), ("ms_hub_url", "ms_hub"), ("om_hub_url", "om_hub"))
@@ -59,14 +71,20 @@ class DatasetEntry(msgspec.Struct):
 # what a wrong value of a key says before the schema's reason ("columns.prompt: expected a string or null, got 5"),
 # and a hint
 _EXPECTED = {
-    **{key: (f"{key} must be a path or an id", None) for key in
-       ("file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")},
+    **{
+        key: (f"{key} must be a path or an id", None)
+        for key in ("file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
+    },
     "formatting": ("unknown formatting", 'use "alpaca", "sharegpt" or "openai"'),
     "ranking": ("ranking", "true only for preference data (chosen/rejected)"),
-    "columns": ("\"columns\" must map column names to the data's keys",
-                'e.g. "columns": {"prompt": "question", "response": "answer"}'),
-    "tags": ("\"tags\" must map tag names to strings", 'e.g. "tags": {"role_tag": "role", "content_tag": "content", '
-             '"user_tag": "user", "assistant_tag": "assistant"}'),
+    "columns": (
+        '"columns" must map column names to the data\'s keys',
+        'e.g. "columns": {"prompt": "question", "response": "answer"}',
+    ),
+    "tags": (
+        '"tags" must map tag names to strings',
+        'e.g. "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}',
+    ),
     "split": ("split", 'e.g. "train", or a slice of it such as "train[:1000]"'),
     "num_samples": ("num_samples", "the number of rows LLaMA-Factory draws from this dataset"),
 }
@@ -86,13 +104,20 @@ def unknown_name(info_path: str, name: str, declared: set[str]) -> str:
     """The message for a dataset name ``info_path`` does not declare: what it has, or the name it differs from
     only in case."""
     close = [n for n in sorted(declared) if n.lower() == name.lower()]
-    return (f"{info_path}: no dataset named '{name}'"
-            + (f" (did you mean '{close[0]}'?)" if close else f"; it has: {', '.join(sorted(declared))}"))
+    return f"{info_path}: no dataset named '{name}'" + (
+        f" (did you mean '{close[0]}'?)" if close else f"; it has: {', '.join(sorted(declared))}"
+    )
 
 
-def resolve_dataset_names(names: list[str], info_path: str, findings: list[Finding], *, locate=None,
-                          formatting: str | None = None, media_dir: str | None = None
-                          ) -> tuple[list[DatasetSpec], list[str]]:
+def resolve_dataset_names(
+    names: list[str],
+    info_path: str,
+    findings: list[Finding],
+    *,
+    locate=None,
+    formatting: str | None = None,
+    media_dir: str | None = None,
+) -> tuple[list[DatasetSpec], list[str]]:
     """Dataset names as LLaMA-Factory resolves them, plus ftbench's file paths: a name ``info_path`` declares is
     its entry (its problems become findings), else a data file or folder at ``locate(name)`` (default: the name
     itself) read with ``formatting``. The one implementation of dataset names (`ftbench validate --dataset`,
@@ -102,8 +127,7 @@ def resolve_dataset_names(names: list[str], info_path: str, findings: list[Findi
     if os.path.isfile(info_path) and not declared:
         parse_dataset_info(info_path, None, findings)  # a broken registry: its syntax problems, located
     wanted = [n for n in dict.fromkeys(names) if n in declared]
-    parsed = {s.name: s for s in parse_dataset_info(info_path, wanted, findings, media_dir=media_dir)} if wanted \
-        else {}
+    parsed = {s.name: s for s in parse_dataset_info(info_path, wanted, findings, media_dir=media_dir)} if wanted else {}
     specs, unknown = [], []
     for name in names:
         if name in declared:
@@ -118,8 +142,9 @@ def resolve_dataset_names(names: list[str], info_path: str, findings: list[Findi
     return specs, unknown
 
 
-def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[Finding], *,
-                       media_dir: str | None = None) -> list[DatasetSpec]:
+def parse_dataset_info(
+    info_path: str, names: list[str] | None, findings: list[Finding], *, media_dir: str | None = None
+) -> list[DatasetSpec]:
     """The datasets a LLaMA-Factory dataset_info.json declares (all, or those named), with file paths resolved
     relative to it; problems in the file itself become findings located at their entry's line. ``media_dir``
     is where media paths are relative to (LLaMA-Factory's default: the dataset_info.json folder)."""
@@ -133,8 +158,15 @@ def parse_dataset_info(info_path: str, names: list[str] | None, findings: list[F
         findings.extend(jsonsyntax.diagnose_json(text, info_path)[1])
         return []
     if not isinstance(info, dict):
-        findings.append(Finding("dataset-info-invalid", "dataset_info.json must be an object of dataset entries",
-                                file=info_path, line=1, column=1))
+        findings.append(
+            Finding(
+                "dataset-info-invalid",
+                "dataset_info.json must be an object of dataset entries",
+                file=info_path,
+                line=1,
+                column=1,
+            )
+        )
         return []
     base = os.path.dirname(info_path)
     specs = []
@@ -154,10 +186,20 @@ class _EntryReader:
     def __init__(self, info_path: str, base: str, name: str, line: int | None, findings: list[Finding]):
         self.info_path, self.base, self.name, self.line, self.findings = info_path, base, name, line, findings
 
-    def bad(self, code: str, message: str, hint: str | None = None, sub: str | None = None,
-            severity: str = "error") -> None:
-        self.findings.append(Finding(code, message, severity=severity, hint=hint, file=self.info_path, line=self.line,
-                                     path=f"{self.name}{'.' + sub if sub else ''}"))
+    def bad(
+        self, code: str, message: str, hint: str | None = None, sub: str | None = None, severity: str = "error"
+    ) -> None:
+        self.findings.append(
+            Finding(
+                code,
+                message,
+                severity=severity,
+                hint=hint,
+                file=self.info_path,
+                line=self.line,
+                path=f"{self.name}{'.' + sub if sub else ''}",
+            )
+        )
 
     def spec(self, entry, media_dir: str) -> DatasetSpec | None:
         name = self.name
@@ -169,8 +211,9 @@ class _EntryReader:
         except SchemaError as e:
             key, _, inner = e.path.partition(".")
             lead, hint = _EXPECTED.get(key, (key, None))
-            self.bad("dataset-info-invalid", f"{lead}: {inner + ': ' if inner else ''}{e.reason}", hint=hint,
-                     sub=e.path)
+            self.bad(
+                "dataset-info-invalid", f"{lead}: {inner + ': ' if inner else ''}{e.reason}", hint=hint, sub=e.path
+            )
             return None
         source = self._source(entry)
         if source is None:
@@ -182,24 +225,52 @@ class _EntryReader:
         if split is None:
             return None
         num_samples, ranking = checked.num_samples, checked.ranking
-        kind = ("ranking" if ranking else "kto" if columns["kto_tag"] else
-                "pretrain" if formatting == "alpaca" and not columns["response"] else "sft")
+        kind = (
+            "ranking"
+            if ranking
+            else "kto"
+            if columns["kto_tag"]
+            else "pretrain"
+            if formatting == "alpaca" and not columns["response"]
+            else "sft"
+        )
         if kind == "pretrain" and not (columns["prompt"] or columns["query"]):
-            self.bad("dataset-info-invalid", "\"columns\" maps no text column: LLaMA-Factory sets every column "
-                     "left out of \"columns\" to None", sub="columns", hint='list them all, e.g. "columns": '
-                     '{"prompt": "instruction", "query": "input", "response": "output"}')
+            self.bad(
+                "dataset-info-invalid",
+                '"columns" maps no text column: LLaMA-Factory sets every column left out of "columns" to None',
+                sub="columns",
+                hint='list them all, e.g. "columns": {"prompt": "instruction", "query": "input", "response": "output"}',
+            )
             return None
         if formatting != "alpaca" and not columns["messages"]:
-            self.bad("dataset-info-invalid", "\"columns\" leaves out \"messages\": LLaMA-Factory sets every column "
-                     "left out of \"columns\" to None, and then finds no conversation", sub="columns",
-                     hint='add "messages": "conversations" (the key holding the list of turns)')
+            self.bad(
+                "dataset-info-invalid",
+                '"columns" leaves out "messages": LLaMA-Factory sets every column '
+                'left out of "columns" to None, and then finds no conversation',
+                sub="columns",
+                hint='add "messages": "conversations" (the key holding the list of turns)',
+            )
             return None
-        path = location if load_from in ("hf_hub", "ms_hub", "om_hub", "cloud_file") else \
-            os.path.join(self.base, location)
-        return DatasetSpec(path, name=name, formatting=formatting, columns=columns, tags=tags,
-                           info_file=self.info_path, info_line=self.line, kind=kind, split=split,
-                           num_samples=num_samples, media_dir=media_dir, load_from=load_from,
-                           subset=checked.subset, folder=checked.folder, path_key=key)
+        path = (
+            location if load_from in ("hf_hub", "ms_hub", "om_hub", "cloud_file") else os.path.join(self.base, location)
+        )
+        return DatasetSpec(
+            path,
+            name=name,
+            formatting=formatting,
+            columns=columns,
+            tags=tags,
+            info_file=self.info_path,
+            info_line=self.line,
+            kind=kind,
+            split=split,
+            num_samples=num_samples,
+            media_dir=media_dir,
+            load_from=load_from,
+            subset=checked.subset,
+            folder=checked.folder,
+            path_key=key,
+        )
 
     def _source(self, entry: dict) -> tuple[str, str, str] | None:
         """(load_from, path or id, key) in LLaMA-Factory's order: hub URLs (ModelScope / OpenMind when their
@@ -208,8 +279,13 @@ class _EntryReader:
         if urls:
             use_ms = os.environ.get("USE_MODELSCOPE_HUB", "0").lower() in ("true", "y", "1")
             use_om = os.environ.get("USE_OPENMIND_HUB", "0").lower() in ("true", "y", "1")
-            load = ("ms_hub" if "ms_hub" in urls and (use_ms or "hf_hub" not in urls) else
-                    "om_hub" if "om_hub" in urls and (use_om or "hf_hub" not in urls) else "hf_hub")
+            load = (
+                "ms_hub"
+                if "ms_hub" in urls and (use_ms or "hf_hub" not in urls)
+                else "om_hub"
+                if "om_hub" in urls and (use_om or "hf_hub" not in urls)
+                else "hf_hub"
+            )
             found = (load, urls[load], f"{load}_url")
         elif "script_url" in entry:
             found = ("script", entry["script_url"], "script_url")
@@ -218,8 +294,11 @@ class _EntryReader:
         elif "file_name" in entry:
             found = ("file", entry["file_name"], "file_name")
         else:
-            self.bad("dataset-info-invalid", f"entry '{self.name}' has no file_name",
-                     hint='add "file_name": "your_data.json" (or a hf_hub_url)')
+            self.bad(
+                "dataset-info-invalid",
+                f"entry '{self.name}' has no file_name",
+                hint='add "file_name": "your_data.json" (or a hf_hub_url)',
+            )
             return None
         if not found[1]:  # its type is DatasetEntry's
             self.bad("dataset-info-invalid", f"{found[2]} must be a path or an id, not {found[1]!r}", sub=found[2])
@@ -232,8 +311,13 @@ class _EntryReader:
             return dict(DEFAULT_COLUMNS)
         for key in checked.columns:
             if key not in KNOWN_COLUMNS:
-                self.bad("dataset-info-invalid", f"unknown column key '{key}'", sub=f"columns.{key}",
-                         hint=f"known: {', '.join(sorted(KNOWN_COLUMNS))}", severity="warning")
+                self.bad(
+                    "dataset-info-invalid",
+                    f"unknown column key '{key}'",
+                    sub=f"columns.{key}",
+                    hint=f"known: {', '.join(sorted(KNOWN_COLUMNS))}",
+                    severity="warning",
+                )
         return {key: checked.columns.get(key) for key in DEFAULT_COLUMNS}
 
     def _tags(self, entry: dict, checked: DatasetEntry) -> dict:
@@ -244,14 +328,24 @@ class _EntryReader:
         given = checked.tags
         for key in given:
             if key not in KNOWN_TAGS:
-                self.bad("dataset-info-invalid", f"unknown tag key '{key}'", sub=f"tags.{key}",
-                         hint=f"known: {', '.join(sorted(KNOWN_TAGS))}", severity="warning")
+                self.bad(
+                    "dataset-info-invalid",
+                    f"unknown tag key '{key}'",
+                    sub=f"tags.{key}",
+                    hint=f"known: {', '.join(sorted(KNOWN_TAGS))}",
+                    severity="warning",
+                )
         missing = [key for key in REQUIRED_TAGS if not given.get(key)]
         if missing and checked.formatting != "alpaca":
             listed = ", ".join(f'"{k}": "{SHAREGPT_TAGS[k]}"' for k in missing)
-            self.bad("dataset-tags-incomplete", f"\"tags\" leaves out {', '.join(missing)}: LLaMA-Factory sets "
-                     "every tag left out of \"tags\" to None (it does not keep the defaults), so it rejects every "
-                     "conversation", sub="tags", hint=f"list them too, e.g. {listed} (with your data's values)")
+            self.bad(
+                "dataset-tags-incomplete",
+                f'"tags" leaves out {", ".join(missing)}: LLaMA-Factory sets '
+                'every tag left out of "tags" to None (it does not keep the defaults), so it rejects every '
+                "conversation",
+                sub="tags",
+                hint=f"list them too, e.g. {listed} (with your data's values)",
+            )
         return {key: given.get(key) for key in SHAREGPT_TAGS}
 
     def _split(self, split: str, load_from: str) -> str | None:
@@ -260,8 +354,12 @@ class _EntryReader:
             if load_from == "file":
                 split_windows(split, 0)  # a local file has only the train split
         except ValueError as err:
-            self.bad("dataset-split-invalid", str(err), sub="split", hint='use "train", or a slice of it such as '
-                     '"train[:1000]" or "train[:10%]"')
+            self.bad(
+                "dataset-split-invalid",
+                str(err),
+                sub="split",
+                hint='use "train", or a slice of it such as "train[:1000]" or "train[:10%]"',
+            )
             return None
         return split
 

@@ -13,17 +13,31 @@ def decode_text(data: bytes, file: str) -> tuple[str, list[Finding]]:
     findings: list[Finding] = []
     wide = _wide_encoding(data)
     if wide:
-        findings.append(Finding(
-            "not-utf8", f"the file is encoded as {wide.upper()}, not UTF-8", file=file, line=1, column=1,
-            hint=f"Re-save it as UTF-8 (Windows Notepad calls UTF-16 'Unicode'), e.g. "
-                 f"`iconv -f {wide.upper()} -t UTF-8 {file} > {_fixed_name(file)}`."))
+        findings.append(
+            Finding(
+                "not-utf8",
+                f"the file is encoded as {wide.upper()}, not UTF-8",
+                file=file,
+                line=1,
+                column=1,
+                hint=f"Re-save it as UTF-8 (Windows Notepad calls UTF-16 'Unicode'), e.g. "
+                f"`iconv -f {wide.upper()} -t UTF-8 {file} > {_fixed_name(file)}`.",
+            )
+        )
         return data.decode(wide, errors="replace"), findings
     if data.startswith(codecs.BOM_UTF8):
-        findings.append(Finding(
-            "utf8-bom", "the file starts with a UTF-8 byte order mark (BOM)", file=file, line=1, column=1,
-            hint="Re-save it as UTF-8 without BOM (VS Code: click 'UTF-8 with BOM' in the status bar); many "
-                 "JSON parsers, including Python's json, reject the BOM."))
-        data = data[len(codecs.BOM_UTF8):]
+        findings.append(
+            Finding(
+                "utf8-bom",
+                "the file starts with a UTF-8 byte order mark (BOM)",
+                file=file,
+                line=1,
+                column=1,
+                hint="Re-save it as UTF-8 without BOM (VS Code: click 'UTF-8 with BOM' in the status bar); many "
+                "JSON parsers, including Python's json, reject the BOM.",
+            )
+        )
+        data = data[len(codecs.BOM_UTF8) :]
     try:
         return data.decode("utf-8"), findings  # the happy path: one C call
     except UnicodeDecodeError as err:
@@ -38,12 +52,15 @@ def decode_text(data: bytes, file: str) -> tuple[str, list[Finding]]:
     else:
         shown = data[line_start:line_end].decode("gb18030").strip()
         message += f"; the file decodes as GB18030 (Chinese GBK), where this line reads: {shown[:60]}"
-        hint = (f"The file is GBK/GB18030, not UTF-8: re-save it as UTF-8, e.g. `iconv -f GB18030 -t UTF-8 "
-                f"{file} > {_fixed_name(file)}` (VS Code: Reopen with Encoding GB18030, then Save with Encoding "
-                "UTF-8).")
+        hint = (
+            f"The file is GBK/GB18030, not UTF-8: re-save it as UTF-8, e.g. `iconv -f GB18030 -t UTF-8 "
+            f"{file} > {_fixed_name(file)}` (VS Code: Reopen with Encoding GB18030, then Save with Encoding "
+            "UTF-8)."
+        )
     column = len(data[line_start:bad].decode("utf-8")) + 1  # columns count characters, not bytes
-    findings.append(Finding("invalid-utf8", message, hint=hint, file=file,
-                            line=data.count(b"\n", 0, bad) + 1, column=column))
+    findings.append(
+        Finding("invalid-utf8", message, hint=hint, file=file, line=data.count(b"\n", 0, bad) + 1, column=column)
+    )
     return data.decode("utf-8", errors="replace"), findings
 
 

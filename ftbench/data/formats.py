@@ -19,14 +19,34 @@ from ftbench.data.reader import RawRecord
 
 USER, ASSISTANT, SYSTEM, OBSERVATION, FUNCTION = "user", "assistant", "system", "observation", "function_call"
 
-ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": "history",
-                  "system": "system", "tools": None}
+ALPACA_COLUMNS = {
+    "prompt": "instruction",
+    "query": "input",
+    "response": "output",
+    "history": "history",
+    "system": "system",
+    "tools": None,
+}
 SHAREGPT_COLUMNS = {"messages": "conversations", "system": "system", "tools": "tools"}
 OPENAI_COLUMNS = {"messages": "messages", "system": "system", "tools": "tools"}
-SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-                 "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
-OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
-               "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
+SHAREGPT_TAGS = {
+    "role_tag": "from",
+    "content_tag": "value",
+    "user_tag": "human",
+    "assistant_tag": "gpt",
+    "observation_tag": "observation",
+    "function_tag": "function_call",
+    "system_tag": "system",
+}
+OPENAI_TAGS = {
+    "role_tag": "role",
+    "content_tag": "content",
+    "user_tag": "user",
+    "assistant_tag": "assistant",
+    "observation_tag": "tool",
+    "function_tag": "function_call",
+    "system_tag": "system",
+}
 REQUIRED_TAGS = ("role_tag", "content_tag", "user_tag", "assistant_tag")
 FORMATS = ("alpaca", "sharegpt", "openai")
 FORMAT_CHOICES = ("auto", *FORMATS)  # what --format takes: auto = chosen from the first records
@@ -65,6 +85,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def replace_surrogates(sample: Sample) -> Sample:
     """The sample with lone surrogates (invalid Unicode, e.g. half an emoji from a bad JSON escape) replaced by
     U+FFFD: tokenizers cannot encode them. `validate` reports them as invalid-unicode; models get U+FFFD."""
+
     def clean(text: str) -> str:
         return text if text.isascii() or not _SURROGATE.search(text) else _SURROGATE.sub("\ufffd", text)
 
@@ -82,15 +103,32 @@ class RecordErrors:
         self.file, self.rec, self.out, self.count = file, rec, out, 0
 
     def add(self, code: str, path: str, message: str, hint: str | None = None, severity: str = "error") -> None:
-        self.out.append(Finding(code, message, severity=severity, hint=hint, file=self.file, line=self.rec.line,
-                                record=self.rec.index, path=f"[{self.rec.index}]{path}"))
+        self.out.append(
+            Finding(
+                code,
+                message,
+                severity=severity,
+                hint=hint,
+                file=self.file,
+                line=self.rec.line,
+                record=self.rec.index,
+                path=f"[{self.rec.index}]{path}",
+            )
+        )
         if severity == "error":
             self.count += 1
 
 
 def type_name(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _missing_key_hint(keys, wanted: str) -> str | None:
@@ -125,14 +163,20 @@ class AlpacaFormat:
     def convert(self, file: str, rec: RawRecord, out: list[Finding]) -> Sample | None:
         v = rec.value
         if type(v) is not dict:
-            RecordErrors(file, rec, out).add("wrong-type", "", f"the record is {type_name(v)}, expected an object "
-                                             f"with {self.describe()}")
+            RecordErrors(file, rec, out).add(
+                "wrong-type", "", f"the record is {type_name(v)}, expected an object with {self.describe()}"
+            )
             return None
         instruction = v.get(self.prompt) if self.prompt else ""
         query, response = v.get(self.query, "") if self.query else "", v.get(self.response)
-        if (type(instruction) is str and type(response) is str and type(query) is str
-                and (instruction.strip() or not self.prompt and query.strip())
-                and not (self.history and v.get(self.history)) and not (self.system and self.system in v)):
+        if (
+            type(instruction) is str
+            and type(response) is str
+            and type(query) is str
+            and (instruction.strip() or not self.prompt and query.strip())
+            and not (self.history and v.get(self.history))
+            and not (self.system and self.system in v)
+        ):
             # fast path for the plain record (most of a large file): no history, no system, all strings
             prompt_path, query_path, response_path = self._paths
             fields = {prompt_path: instruction, response_path: response} if self.prompt else {response_path: response}
@@ -140,8 +184,9 @@ class AlpacaFormat:
                 fields[query_path] = query
                 # LLaMA-Factory joins prompt and query with \n
                 instruction = f"{instruction}\n{query}" if instruction else query
-            return Sample([(USER, instruction), (ASSISTANT, response)], "", "", file, rec.index, rec.line, fields,
-                          response_path)
+            return Sample(
+                [(USER, instruction), (ASSISTANT, response)], "", "", file, rec.index, rec.line, fields, response_path
+            )
         errs = RecordErrors(file, rec, out)
         prompt = self.prompt_turns(v, errs)
         response = self._text(v, self.response, errs, prompt[3], required=True)
@@ -161,9 +206,12 @@ class AlpacaFormat:
         turns = self._history(v, errs, fields) if self.history else []
         if instruction is not None and query is not None and not instruction.strip() and not query.strip():
             first = self.prompt or self.query
-            errs.add("empty-field", f".{first}", f"'{first}' is empty"
-                     + (f" and so is '{self.query}'" if self.query and self.prompt else ""),
-                     hint="the prompt has no text to train on")
+            errs.add(
+                "empty-field",
+                f".{first}",
+                f"'{first}' is empty" + (f" and so is '{self.query}'" if self.query and self.prompt else ""),
+                hint="the prompt has no text to train on",
+            )
         if errs.count or turns is None or None in (instruction, query, system, tools):
             return None, "", "", fields
         user = "\n".join(t for t in (instruction, query) if t)  # LLaMA-Factory joins prompt and query with \n
@@ -174,17 +222,26 @@ class AlpacaFormat:
         value = v.get(key)
         if value is None:
             if required and key not in v:
-                errs.add("missing-field", f".{key}", f"required field '{key}' is missing",
-                         hint=_missing_key_hint(v.keys(), key) or f"add \"{key}\": \"...\"")
+                errs.add(
+                    "missing-field",
+                    f".{key}",
+                    f"required field '{key}' is missing",
+                    hint=_missing_key_hint(v.keys(), key) or f'add "{key}": "..."',
+                )
                 return None
             if required:
                 errs.add("wrong-type", f".{key}", f"'{key}' is null, expected a string")
                 return None
             return ""
         if type(value) is not str:
-            errs.add("wrong-type", f".{key}", f"'{key}' is {type_name(value)}, expected a string",
-                     hint="lists of answers are preference (ranking) data; SFT needs one string"
-                     if key == self.response and isinstance(value, list) else None)
+            errs.add(
+                "wrong-type",
+                f".{key}",
+                f"'{key}' is {type_name(value)}, expected a string",
+                hint="lists of answers are preference (ranking) data; SFT needs one string"
+                if key == self.response and isinstance(value, list)
+                else None,
+            )
             return None
         fields[f".{key}"] = value
         return value
@@ -194,16 +251,23 @@ class AlpacaFormat:
         if history is None:
             return []
         if type(history) is not list:
-            errs.add("wrong-type", f".{self.history}", f"'{self.history}' is {type_name(history)}, "
-                     "expected an array of [question, answer] pairs")
+            errs.add(
+                "wrong-type",
+                f".{self.history}",
+                f"'{self.history}' is {type_name(history)}, expected an array of [question, answer] pairs",
+            )
             return None
         turns: list[tuple[str, str]] = []
         for i, pair in enumerate(history):
             path = f".{self.history}[{i}]"
             if type(pair) is not list or len(pair) != 2:
-                errs.add("wrong-type", path, f"history item is {type_name(pair)}"
-                         + (f" of {len(pair)} items" if isinstance(pair, list) else "")
-                         + ", expected a [question, answer] pair")
+                errs.add(
+                    "wrong-type",
+                    path,
+                    f"history item is {type_name(pair)}"
+                    + (f" of {len(pair)} items" if isinstance(pair, list) else "")
+                    + ", expected a [question, answer] pair",
+                )
                 continue
             for j, (role, text) in enumerate(zip((USER, ASSISTANT), pair)):
                 if type(text) is not str:
@@ -232,11 +296,19 @@ class ConversationFormat:
         for key in REQUIRED_TAGS:
             self.tags[key] = self.tags[key] if self.tags[key] is not None else base_tags[key]
         t = self.tags
-        self.messages, self.system_col, self.tools_col = (self.columns["messages"] or base_cols["messages"],
-                                                          self.columns.get("system"), self.columns.get("tools"))
+        self.messages, self.system_col, self.tools_col = (
+            self.columns["messages"] or base_cols["messages"],
+            self.columns.get("system"),
+            self.columns.get("tools"),
+        )
         self.role_tag, self.content_tag = t["role_tag"], t["content_tag"]
-        roles = ((t["user_tag"], USER), (t["assistant_tag"], ASSISTANT), (t["observation_tag"], OBSERVATION),
-                 (t["function_tag"], FUNCTION), (t["system_tag"], SYSTEM))
+        roles = (
+            (t["user_tag"], USER),
+            (t["assistant_tag"], ASSISTANT),
+            (t["observation_tag"], OBSERVATION),
+            (t["function_tag"], FUNCTION),
+            (t["system_tag"], SYSTEM),
+        )
         self.role_of = {tag: role for tag, role in roles if tag is not None}
         self.user_side = tuple(tag for tag in (t["user_tag"], t["observation_tag"]) if tag is not None)
         self.assistant_side = tuple(tag for tag in (t["assistant_tag"], t["function_tag"]) if tag is not None)
@@ -258,10 +330,14 @@ class ConversationFormat:
         key = self.messages
         if turns and turns[-1][0] not in (ASSISTANT, FUNCTION):
             last = len(turns_raw) - 1
-            errs.add("last-turn-not-assistant", f".{key}[{last}].{self.role_tag}",
-                     f"the conversation ends with a '{turns_raw[last][self.role_tag]}' turn; it must end with "
-                     f"'{self.tags['assistant_tag']}'", hint="add the assistant's answer or drop the unanswered turn "
-                     "(LLaMA-Factory drops the whole conversation: 'Invalid message count')")
+            errs.add(
+                "last-turn-not-assistant",
+                f".{key}[{last}].{self.role_tag}",
+                f"the conversation ends with a '{turns_raw[last][self.role_tag]}' turn; it must end with "
+                f"'{self.tags['assistant_tag']}'",
+                hint="add the assistant's answer or drop the unanswered turn "
+                "(LLaMA-Factory drops the whole conversation: 'Invalid message count')",
+            )
             return None
         response_path = f".{key}[{len(turns_raw) - 1}].{self.content_tag}"
         return Sample(turns, system, tools, file, rec.index, rec.line, fields, response_path)
@@ -278,8 +354,12 @@ class ConversationFormat:
             if key in v:
                 errs.add("wrong-type", f".{key}", f"'{key}' is null, expected an array of turns")
             else:
-                errs.add("missing-field", f".{key}", f"required field '{key}' is missing",
-                         hint=_missing_key_hint(v.keys(), key) or f"add \"{key}\": [{{...}}, ...]")
+                errs.add(
+                    "missing-field",
+                    f".{key}",
+                    f"required field '{key}' is missing",
+                    hint=_missing_key_hint(v.keys(), key) or f'add "{key}": [{{...}}, ...]',
+                )
             return None
         if type(turns_raw) is not list:
             errs.add("wrong-type", f".{key}", f"'{key}' is {type_name(turns_raw)}, expected an array of turns")
@@ -292,8 +372,11 @@ class ConversationFormat:
         if self.system_col and v.get(self.system_col) is not None:
             system = v[self.system_col]
             if type(system) is not str:
-                errs.add("wrong-type", f".{self.system_col}", f"'{self.system_col}' is {type_name(system)}, "
-                         "expected a string")
+                errs.add(
+                    "wrong-type",
+                    f".{self.system_col}",
+                    f"'{self.system_col}' is {type_name(system)}, expected a string",
+                )
                 system = ""
             else:
                 fields[f".{self.system_col}"] = system
@@ -302,8 +385,11 @@ class ConversationFormat:
         turns: list[tuple[str, str]] = []
         start = 0
         first = turns_raw[0]
-        if type(first) is dict and self.tags["system_tag"] is not None and \
-                first.get(self.role_tag) == self.tags["system_tag"]:
+        if (
+            type(first) is dict
+            and self.tags["system_tag"] is not None
+            and first.get(self.role_tag) == self.tags["system_tag"]
+        ):
             content = self._content(first, f".{key}[0]", errs, fields, allow_empty=True)
             system = content if content is not None else system
             start = 1
@@ -315,8 +401,11 @@ class ConversationFormat:
             turn = turns_raw[i]
             path = f".{key}[{i}]"
             if type(turn) is not dict:
-                errs.add("wrong-type", path, f"turn is {type_name(turn)}, expected an object with "
-                         f"'{self.role_tag}' and '{self.content_tag}'")
+                errs.add(
+                    "wrong-type",
+                    path,
+                    f"turn is {type_name(turn)}, expected an object with '{self.role_tag}' and '{self.content_tag}'",
+                )
                 expect_user = not expect_user
                 continue
             role = self._role(turn, path, errs, expect_user)
@@ -336,34 +425,53 @@ class ConversationFormat:
     def _role(self, turn: dict, path: str, errs: RecordErrors, user_side: bool) -> str | None:
         if self.role_tag not in turn:
             other = [k for k in ("from", "role", "speaker", "author") if k in turn and k != self.role_tag]
-            errs.add("missing-field", f"{path}.{self.role_tag}", f"turn has no '{self.role_tag}'",
-                     hint=f"it has '{other[0]}': set tags.role_tag in dataset_info.json or rename it"
-                     if other else None)
+            errs.add(
+                "missing-field",
+                f"{path}.{self.role_tag}",
+                f"turn has no '{self.role_tag}'",
+                hint=f"it has '{other[0]}': set tags.role_tag in dataset_info.json or rename it" if other else None,
+            )
             return None
         tag = turn[self.role_tag]
         if type(tag) is not str:  # a list or object is unhashable, a number is no tag: say so at the field
-            errs.add("wrong-type", f"{path}.{self.role_tag}", f"'{self.role_tag}' is {type_name(tag)}, expected a "
-                     f"role string such as {self.tags['user_tag']!r}", hint=f"write one role as a string: "
-                     f"\"{self.role_tag}\": {json.dumps(self.tags['user_tag'])}")
+            errs.add(
+                "wrong-type",
+                f"{path}.{self.role_tag}",
+                f"'{self.role_tag}' is {type_name(tag)}, expected a role string such as {self.tags['user_tag']!r}",
+                hint=f'write one role as a string: "{self.role_tag}": {json.dumps(self.tags["user_tag"])}',
+            )
             return None
         if tag not in self.role_of:
             known = ", ".join(repr(t) for t in self.role_of)
-            errs.add("unknown-role", f"{path}.{self.role_tag}", f"unknown role {tag!r}; expected one of {known}",
-                     hint=self._role_hint(tag))
+            errs.add(
+                "unknown-role",
+                f"{path}.{self.role_tag}",
+                f"unknown role {tag!r}; expected one of {known}",
+                hint=self._role_hint(tag),
+            )
             return None
         expected = self.user_side if user_side else self.assistant_side
         if tag not in expected:
             want = " or ".join(repr(t) for t in expected)
-            errs.add("role-order", f"{path}.{self.role_tag}",
-                     f"turn is {tag!r} but {want} was expected here: turns must alternate user, assistant, ...",
-                     hint="merge consecutive turns of the same side or add the missing turn (LLaMA-Factory drops the "
-                     "whole conversation: 'Invalid role tag')")
+            errs.add(
+                "role-order",
+                f"{path}.{self.role_tag}",
+                f"turn is {tag!r} but {want} was expected here: turns must alternate user, assistant, ...",
+                hint="merge consecutive turns of the same side or add the missing turn (LLaMA-Factory drops the "
+                "whole conversation: 'Invalid role tag')",
+            )
             return None
         return self.role_of[tag]
 
     def _role_hint(self, tag: Any) -> str | None:
-        pairs = {"user": "user_tag", "human": "user_tag", "assistant": "assistant_tag", "gpt": "assistant_tag",
-                 "tool": "observation_tag", "system": "system_tag"}
+        pairs = {
+            "user": "user_tag",
+            "human": "user_tag",
+            "assistant": "assistant_tag",
+            "gpt": "assistant_tag",
+            "tool": "observation_tag",
+            "system": "system_tag",
+        }
         if isinstance(tag, str) and tag.lower() in pairs:
             return f"this file uses {tag!r}: declare it in dataset_info.json tags ({pairs[tag.lower()]}: {tag!r})"
         return None
@@ -371,17 +479,25 @@ class ConversationFormat:
     def _content(self, turn: dict, path: str, errs: RecordErrors, fields: dict, *, allow_empty: bool) -> str | None:
         key = self.content_tag
         if turn.get(key) is None:  # absent, or null as in a Parquet struct whose other rows use another key
-            used = [k for k in self.TURN_KEY_ALTERNATIVES
-                    if k != key and k in turn and (key not in turn or isinstance(turn[k], str))]
+            used = [
+                k
+                for k in self.TURN_KEY_ALTERNATIVES
+                if k != key and k in turn and (key not in turn or isinstance(turn[k], str))
+            ]
             if key in turn and not used:
                 errs.add("wrong-type", f"{path}.{key}", f"'{key}' is null, expected a string")
                 return None
             if used:
-                errs.add("wrong-turn-key", f"{path}.{used[0]}", f"turn uses '{used[0]}' where '{key}' is expected",
-                         hint=f"rename '{used[0]}' to '{key}' (or set tags.content_tag in dataset_info.json)")
+                errs.add(
+                    "wrong-turn-key",
+                    f"{path}.{used[0]}",
+                    f"turn uses '{used[0]}' where '{key}' is expected",
+                    hint=f"rename '{used[0]}' to '{key}' (or set tags.content_tag in dataset_info.json)",
+                )
             else:
-                errs.add("missing-field", f"{path}.{key}", f"turn has no '{key}'",
-                         hint=_missing_key_hint(turn.keys(), key))
+                errs.add(
+                    "missing-field", f"{path}.{key}", f"turn has no '{key}'", hint=_missing_key_hint(turn.keys(), key)
+                )
             return None
         content = turn[key]
         if type(content) is list and self.name == "openai":  # OpenAI content parts: keep the text ones

@@ -33,27 +33,44 @@ def display_name(spec) -> str:
 def available(spec, findings: list[Finding]) -> bool:
     """True if the dataset can be read (loading it now); otherwise a note, or an error for a local script
     folder that is missing or a Python loading script, goes to ``findings``."""
-    note = lambda message, hint=None: findings.append(Finding("remote-dataset-skipped", message, "note", hint,
-                                                              **where(spec)))
+    note = lambda message, hint=None: findings.append(
+        Finding("remote-dataset-skipped", message, "note", hint, **where(spec))
+    )
     if spec.load_from == "cloud_file":
-        note(f"not checked: {spec.path} is a cloud file (s3:// or gs://), which ftbench does not read",
-             "download it and register it with file_name to check it")
+        note(
+            f"not checked: {spec.path} is a cloud file (s3:// or gs://), which ftbench does not read",
+            "download it and register it with file_name to check it",
+        )
         return False
     if spec.load_from in ("ms_hub", "om_hub"):
         hub = "ModelScope" if spec.load_from == "ms_hub" else "OpenMind"
-        note(f"not checked: {hub} hub datasets are read only by LLaMA-Factory (through the {hub} SDK)",
-             "download it and register it with file_name to check it")
+        note(
+            f"not checked: {hub} hub datasets are read only by LLaMA-Factory (through the {hub} SDK)",
+            "download it and register it with file_name to check it",
+        )
         return False
     if spec.load_from == "script":
         if not os.path.exists(spec.path):
-            findings.append(Finding("dataset-file-missing", f"script_url {spec.path} does not exist",
-                                    hint="script_url is relative to the folder of dataset_info.json", **where(spec)))
+            findings.append(
+                Finding(
+                    "dataset-file-missing",
+                    f"script_url {spec.path} does not exist",
+                    hint="script_url is relative to the folder of dataset_info.json",
+                    **where(spec),
+                )
+            )
             return False
         if os.path.isfile(spec.path) or any(f.endswith(".py") for f in os.listdir(spec.path)):
-            findings.append(Finding("unsupported-file-type", f"{spec.path} is a Python loading script; datasets 4, "
-                                    "which LLaMA-Factory 0.9.5 uses, no longer runs them ('Dataset scripts are no "
-                                    "longer supported')", hint="save the data as Parquet or JSON Lines and register "
-                                    "it with file_name", **where(spec)))
+            findings.append(
+                Finding(
+                    "unsupported-file-type",
+                    f"{spec.path} is a Python loading script; datasets 4, "
+                    "which LLaMA-Factory 0.9.5 uses, no longer runs them ('Dataset scripts are no "
+                    "longer supported')",
+                    hint="save the data as Parquet or JSON Lines and register it with file_name",
+                    **where(spec),
+                )
+            )
             return False
     local = os.path.exists(spec.path)
     offline = not local and _go_offline_if_unreachable()
@@ -62,12 +79,19 @@ def available(spec, findings: list[Finding]) -> bool:
     except Exception as err:  # datasets raises many kinds: connection, missing config, bad split, bad files
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         if offline or _is_connection_error(err):
-            note(NOT_AVAILABLE + f" ({first})", "connect to the hub once (it is then cached), or download it and "
-                 "register it with file_name")
+            note(
+                NOT_AVAILABLE + f" ({first})",
+                "connect to the hub once (it is then cached), or download it and register it with file_name",
+            )
         else:
-            findings.append(Finding("dataset-load-failed", f"`datasets` cannot load {spec.path}: {first}",
-                                    hint="check hf_hub_url/script_url, subset, folder and split in the entry",
-                                    **where(spec)))
+            findings.append(
+                Finding(
+                    "dataset-load-failed",
+                    f"`datasets` cannot load {spec.path}: {first}",
+                    hint="check hf_hub_url/script_url, subset, folder and split in the entry",
+                    **where(spec),
+                )
+            )
         return False
     return True
 
@@ -126,5 +150,7 @@ def _go_offline_if_unreachable() -> bool:
 
 def _is_connection_error(err: Exception) -> bool:
     text = f"{type(err).__name__} {err}"
-    return any(word in text for word in ("ConnectionError", "Couldn't reach", "offline", "LocalEntryNotFound",
-                                         "OfflineModeIsEnabled"))
+    return any(
+        word in text
+        for word in ("ConnectionError", "Couldn't reach", "offline", "LocalEntryNotFound", "OfflineModeIsEnabled")
+    )

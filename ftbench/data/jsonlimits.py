@@ -20,8 +20,12 @@ def too_deep(work: str) -> Diagnosis | None:
         if token in "[{":
             depth += 1
             if depth > MAX_NESTING:
-                return Diagnosis("nesting-too-deep", match.start(), f"arrays/objects nested more than {MAX_NESTING} "
-                                 "levels deep from here: too deep to read", None)
+                return Diagnosis(
+                    "nesting-too-deep",
+                    match.start(),
+                    f"arrays/objects nested more than {MAX_NESTING} levels deep from here: too deep to read",
+                    None,
+                )
         elif token in "]}":
             depth -= 1
     return None
@@ -33,6 +37,10 @@ def too_long_number(work: str) -> Diagnosis | None:
     for match in LONG_NUMBER.finditer(work):
         if match.group(1):
             digits = len(match.group(1).lstrip("-"))
-            return Diagnosis("number-too-long", match.start(1), f"a number {digits:,} characters long: more than "
-                             f"the {MAX_DIGITS:,} digits a JSON reader converts", [(match.start(1), match.end(1), "0")])
+            return Diagnosis(
+                "number-too-long",
+                match.start(1),
+                f"a number {digits:,} characters long: more than the {MAX_DIGITS:,} digits a JSON reader converts",
+                [(match.start(1), match.end(1), "0")],
+            )
     return None

@@ -12,12 +12,27 @@ import json
 
 from ftbench.api.findings import Finding
 from ftbench.data.encoding import decode_text  # noqa: F401  (part of this module's API)
-from ftbench.data.jsonrepairs import (GROUPED, HINTS, STRING_OR_CONSTANT, WS, Diagnosis, braces_for_list,
-                                      control_character, extra_data, generic, invalid_escape, lexical, next_nonspace,
-                                      no_delimiter, no_value, open_containers, prev_nonspace, truncated,
-                                      unterminated_at_end)
 from ftbench.data.jsonlimits import too_deep, too_long_number
-
+from ftbench.data.jsonrepairs import (
+    GROUPED,
+    HINTS,
+    STRING_OR_CONSTANT,
+    WS,
+    Diagnosis,
+    braces_for_list,
+    control_character,
+    extra_data,
+    generic,
+    invalid_escape,
+    lexical,
+    next_nonspace,
+    no_delimiter,
+    no_value,
+    open_containers,
+    prev_nonspace,
+    truncated,
+    unterminated_at_end,
+)
 
 # A broken text costs at most WORK_FACTOR times its length (plus a floor for small texts) in re-parsing and
 # copying: linear in its size, however many repairs it needs (docs/performance.md).
@@ -86,8 +101,9 @@ def _first_problem(work: str) -> tuple[str, int] | None:
     return None
 
 
-def diagnose_json(text: str, file: str, *, first_line: int = 1, record: int | None = None,
-                  max_findings: int = 50) -> tuple[str | None, list[Finding]]:
+def diagnose_json(
+    text: str, file: str, *, first_line: int = 1, record: int | None = None, max_findings: int = 50
+) -> tuple[str | None, list[Finding]]:
     """Find every syntax problem in a JSON text (a whole file, or one JSONL line that is line `first_line`).
 
     Returns (repaired text, findings). The repaired text parses with json.loads and keeps every newline, so
@@ -97,26 +113,47 @@ def diagnose_json(text: str, file: str, *, first_line: int = 1, record: int | No
     work, findings = text, []
     merged: dict[tuple[str, int], list[str]] = {}  # (code, line) -> details of the repeats folded into it
     budget = WORK_FACTOR * len(text) + WORK_FLOOR  # characters parsed and copied, over all repairs
+    position = 0  # where the last problem was found
     for _ in range(max(max_findings, 1) * 20):  # bound the repairs: a grouped finding can take many
         budget -= len(work)  # each round parses up to the problem and copies the text once
         if budget < 0:
-            line, column = ctx.line_col(diagnosis.pos)
-            findings.append(Finding("too-many-findings", f"stopped after {len(findings)} problem(s) with "
-                                    f"{sum(map(len, merged.values())) + len(findings)} repairs: a large text with "
-                                    "many problems is diagnosed in bounded time, so the records were not checked",
-                                    "warning", "Fix these (often one script wrote them all) and run validate again.",
-                                    file, line, column, record))
+            line, column = ctx.line_col(position)
+            findings.append(
+                Finding(
+                    "too-many-findings",
+                    f"stopped after {len(findings)} problem(s) with "
+                    f"{sum(map(len, merged.values())) + len(findings)} repairs: a large text with "
+                    "many problems is diagnosed in bounded time, so the records were not checked",
+                    "warning",
+                    "Fix these (often one script wrote them all) and run validate again.",
+                    file,
+                    line,
+                    column,
+                    record,
+                )
+            )
             return None, _finish(findings, merged)
         problem = _first_problem(work)
         if problem is None:
             return work, _finish(findings, merged)  # no findings: json accepts what the caller's parser refused
         diagnosis = _classify(work, *problem, ctx)
+        position = diagnosis.pos
         line, column = ctx.line_col(diagnosis.pos)
         if diagnosis.code in GROUPED and (diagnosis.code, line) in merged:
             merged[(diagnosis.code, line)].append(diagnosis.detail)
         elif len(findings) == max_findings:
-            findings.append(Finding("too-many-findings", f"stopped after {max_findings} problems", "warning",
-                                    "Fix these and run validate again.", file, line, column, record))
+            findings.append(
+                Finding(
+                    "too-many-findings",
+                    f"stopped after {max_findings} problems",
+                    "warning",
+                    "Fix these and run validate again.",
+                    file,
+                    line,
+                    column,
+                    record,
+                )
+            )
             return None, _finish(findings, merged)
         else:
             merged[(diagnosis.code, line)] = []
@@ -169,16 +206,19 @@ def _classify(work: str, msg: str, pos: int, ctx) -> Diagnosis:
     before = work[prev] if prev >= 0 else " "  # not "": '' is "in" every string
     if work[pos] in "{[" and before == "{" and msg.startswith("Expecting property name"):
         return braces_for_list(work, pos, prev, ctx)  # { {...}, {...} }: a list written with braces
-    if work[pos] == "{" and before in ",\"0123456789el]}":  # an object where a key or ',' belongs: '}' forgotten?
+    if work[pos] == "{" and before in ',"0123456789el]}':  # an object where a key or ',' belongs: '}' forgotten?
         stack = open_containers(work, pos)[0]
         if stack and work[stack[-1]] == "{":
             at, fix = (prev, "}") if before == "," else (prev + 1, "},")
-            return Diagnosis("unclosed-bracket", at, f"the object opened at {ctx.where(stack[-1])} is not closed "
-                              f"before the next object at {ctx.where(pos)}: a '}}' is missing", [(at, at, fix)])
+            return Diagnosis(
+                "unclosed-bracket",
+                at,
+                f"the object opened at {ctx.where(stack[-1])} is not closed "
+                f"before the next object at {ctx.where(pos)}: a '}}' is missing",
+                [(at, at, fix)],
+            )
     if value_expected:
         return no_value(work, msg, pos, prev) or generic(msg, pos)
     if msg.startswith(("Expecting ',' delimiter", "Expecting ':' delimiter")):
         return no_delimiter(work, msg, pos, prev, ctx)
     return generic(msg, pos)
-
-

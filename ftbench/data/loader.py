@@ -13,8 +13,14 @@ from typing import Callable, Iterator
 
 from ftbench.api.errors import InputError
 from ftbench.api.findings import Finding
-from ftbench.data.formats import (OPENAI_TAGS, SHAREGPT_TAGS, AlpacaFormat, ConversationFormat, Sample,
-                                  replace_surrogates)
+from ftbench.data.formats import (
+    OPENAI_TAGS,
+    SHAREGPT_TAGS,
+    AlpacaFormat,
+    ConversationFormat,
+    Sample,
+    replace_surrogates,
+)
 from ftbench.data.kinds import PretrainFormat
 from ftbench.data.reader import RawRecord, peek_records, read_records
 from ftbench.data.record import Windows
@@ -22,8 +28,17 @@ from ftbench.data.sources import data_files, file_type, needs_row_count, split_w
 from ftbench.data.spec import DatasetSpec, accessed_columns, reader_for, sft_refusal
 
 DETECT_WINDOW = 200  # records looked at to detect the format and check that mapped columns exist
-__all__ = ["DatasetSpec", "FilePlan", "FormatChoice", "plan_files", "iter_file_samples", "iter_samples",
-           "load_samples", "detect_format", "reader_for"]
+__all__ = [
+    "DatasetSpec",
+    "FilePlan",
+    "FormatChoice",
+    "plan_files",
+    "iter_file_samples",
+    "iter_samples",
+    "load_samples",
+    "detect_format",
+    "reader_for",
+]
 
 
 @dataclass
@@ -58,22 +73,31 @@ def detect_format(records: list[RawRecord]) -> tuple[AlpacaFormat | Conversation
     if kind == "alpaca":
         return AlpacaFormat(), f"alpaca: {share} have 'instruction'/'output'"
     if kind == "qa":
-        return (AlpacaFormat({"prompt": "question", "query": None, "response": "answer", "history": None}),
-                f"alpaca with columns prompt=question, response=answer (GSM8K style): {share} have them")
+        return (
+            AlpacaFormat({"prompt": "question", "query": None, "response": "answer", "history": None}),
+            f"alpaca with columns prompt=question, response=answer (GSM8K style): {share} have them",
+        )
     column = "conversations" if kind == "sharegpt" else "messages"
     turns = [t for d in dicts if isinstance(d.get(column), list) for t in d[column][:4] if isinstance(t, dict)]
     role_key = "role" if sum("role" in t for t in turns) > sum("from" in t for t in turns) else "from"
     roles = [t.get(role_key) for t in turns]
     openai_roles = sum(r in ("user", "assistant") for r in roles) > sum(r in ("human", "gpt") for r in roles)
     if role_key == "role" or openai_roles:
-        tags = dict(OPENAI_TAGS) if role_key == "role" else {**SHAREGPT_TAGS, "user_tag": "user",
-                                                              "assistant_tag": "assistant"}
+        tags = (
+            dict(OPENAI_TAGS)
+            if role_key == "role"
+            else {**SHAREGPT_TAGS, "user_tag": "user", "assistant_tag": "assistant"}
+        )
         name = "openai" if role_key == "role" else "sharegpt"
-        reason = (f"{name}: {share} have a '{column}' list whose turns use '{tags['role_tag']}' with roles "
-                  f"{tags['user_tag']!r}/{tags['assistant_tag']!r}")
+        reason = (
+            f"{name}: {share} have a '{column}' list whose turns use '{tags['role_tag']}' with roles "
+            f"{tags['user_tag']!r}/{tags['assistant_tag']!r}"
+        )
         return ConversationFormat(name, {"messages": column}, tags), reason
-    return (ConversationFormat("sharegpt", {"messages": column}),
-            f"sharegpt: {share} have a '{column}' list of from/value turns")
+    return (
+        ConversationFormat("sharegpt", {"messages": column}),
+        f"sharegpt: {share} have a '{column}' list of from/value turns",
+    )
 
 
 @dataclass
@@ -112,8 +136,9 @@ def plan_files(spec: DatasetSpec, findings: list[Finding]) -> list[FilePlan]:
         name = os.path.relpath(path) if not os.path.isabs(spec.path) else path
         head = peek_records(path, DETECT_WINDOW)
         complete = len(head) < DETECT_WINDOW or file_type(path) not in ("json", None)  # every column seen
-        plans.append(FilePlan(path, name, _choose(spec, head, name, findings, complete=complete), spec.name,
-                              windows, spec))
+        plans.append(
+            FilePlan(path, name, _choose(spec, head, name, findings, complete=complete), spec.name, windows, spec)
+        )
     return plans
 
 
@@ -131,8 +156,9 @@ def _file_windows(spec: DatasetSpec, files: list[str]) -> list[Windows | None]:
             merged.append(list(w))
     out, first = [], 0
     for size in sizes:
-        out.append([(max(a, first) - first, min(b, first + size) - first) for a, b in merged
-                    if a < first + size and b > first])
+        out.append(
+            [(max(a, first) - first, min(b, first + size) - first) for a, b in merged if a < first + size and b > first]
+        )
         first += size
     return out
 
@@ -147,15 +173,28 @@ def count_records(path: str) -> int:
     return sum(1 for _ in read_records(path, []))
 
 
-def iter_file_samples(plan: FilePlan, findings: list[Finding], *, on_progress: Callable[[int], None] | None = None,
-                      byte_range: tuple[int, int] | None = None, counts: dict | None = None,
-                      rows: tuple[int, int] | None = None) -> Iterator[Sample]:
+def iter_file_samples(
+    plan: FilePlan,
+    findings: list[Finding],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    byte_range: tuple[int, int] | None = None,
+    counts: dict | None = None,
+    rows: tuple[int, int] | None = None,
+) -> Iterator[Sample]:
     """The valid samples of one planned file (or of one byte range or row range of it); problems go to
     ``findings``."""
     windows = plan.windows if rows is None else [rows]
     if plan.local:
-        records = read_records(plan.path, findings, display_name=plan.name, on_progress=on_progress,
-                               byte_range=byte_range, counts=counts, windows=windows)
+        records = read_records(
+            plan.path,
+            findings,
+            display_name=plan.name,
+            on_progress=on_progress,
+            byte_range=byte_range,
+            counts=counts,
+            windows=windows,
+        )
     else:
         from ftbench.data import hub
 
@@ -178,8 +217,9 @@ def iter_samples(spec: DatasetSpec, findings: list[Finding]) -> Iterator[Sample]
         yield from iter_file_samples(plan, findings)
 
 
-def _choose(spec: DatasetSpec, head: list[RawRecord], name: str, findings: list[Finding], *,
-            complete: bool) -> FormatChoice | None:
+def _choose(
+    spec: DatasetSpec, head: list[RawRecord], name: str, findings: list[Finding], *, complete: bool
+) -> FormatChoice | None:
     if spec.formatting or spec.declared:
         reader = reader_for(spec)
         how = f"declared in {spec.info_file}" if spec.declared else "given with --format"
@@ -191,18 +231,33 @@ def _choose(spec: DatasetSpec, head: list[RawRecord], name: str, findings: list[
         reader, why = detect_format(head)
         if reader is None:
             if head:
-                findings.append(Finding("unknown-format", f"cannot tell the data format: {why}",
-                                        hint="expected alpaca (instruction/input/output), sharegpt (conversations) or "
-                                        "OpenAI (messages); pass --format", file=name, line=head[0].line,
-                                        record=None if head[0].line else head[0].index))
+                findings.append(
+                    Finding(
+                        "unknown-format",
+                        f"cannot tell the data format: {why}",
+                        hint="expected alpaca (instruction/input/output), sharegpt (conversations) or "
+                        "OpenAI (messages); pass --format",
+                        file=name,
+                        line=head[0].line,
+                        record=None if head[0].line else head[0].index,
+                    )
+                )
             return None
         choice = FormatChoice(reader, f"{why} (auto-detected)")
         if isinstance(reader, ConversationFormat) and reader.name == "sharegpt" and reader.tags["user_tag"] != "human":
-            findings.append(Finding(
-                "nondefault-role-tags", f"sharegpt turns use roles {reader.tags['user_tag']!r}/"
-                f"{reader.tags['assistant_tag']!r}, not LLaMA-Factory's default 'human'/'gpt'", severity="warning",
-                hint='declare them in dataset_info.json: "tags": {"user_tag": "user", "assistant_tag": "assistant"}, '
-                "or LLaMA-Factory drops every conversation", file=name, line=head[0].line if head else None))
+            findings.append(
+                Finding(
+                    "nondefault-role-tags",
+                    f"sharegpt turns use roles {reader.tags['user_tag']!r}/"
+                    f"{reader.tags['assistant_tag']!r}, not LLaMA-Factory's default 'human'/'gpt'",
+                    severity="warning",
+                    hint='declare them in dataset_info.json: "tags": {"user_tag": "user", '
+                    '"assistant_tag": "assistant"}, '
+                    "or LLaMA-Factory drops every conversation",
+                    file=name,
+                    line=head[0].line if head else None,
+                )
+            )
     if not _columns_present(spec, choice.reader, head, name, findings, complete):
         return None  # a wrong mapping: said once above; per-record errors would only repeat it
     return choice
@@ -212,8 +267,10 @@ def _sampling(spec: DatasetSpec) -> str:
     """What split and num_samples do to the rows, for the file's reason line."""
     parts = [f"split {spec.split}"] if spec.split != "train" else []
     if spec.num_samples is not None:
-        parts.append(f"num_samples {spec.num_samples}: LLaMA-Factory trains on {spec.num_samples} rows drawn at "
-                     "random from these (with repeats when there are fewer)")
+        parts.append(
+            f"num_samples {spec.num_samples}: LLaMA-Factory trains on {spec.num_samples} rows drawn at "
+            "random from these (with repeats when there are fewer)"
+        )
     return "; " + "; ".join(parts) if parts else ""
 
 
@@ -237,8 +294,11 @@ def _columns_present(spec, reader, head: list[RawRecord], name: str, findings: l
         message = f"column '{column}' is {scope} of {name} (they have {', '.join(map(repr, keys))})"
         if spec.declared:
             message += f"; LLaMA-Factory stops with KeyError: '{column}'"
-        hint = ("fix \"columns\" in dataset_info.json" if spec.declared else "pass --format, or register the file "
-                "in dataset_info.json with the right \"columns\"")
+        hint = (
+            'fix "columns" in dataset_info.json'
+            if spec.declared
+            else 'pass --format, or register the file in dataset_info.json with the right "columns"'
+        )
         if spec.declared and seen == {"text"}:
             hint = 'pretraining text is declared as "columns": {"prompt": "text"}'
         elif spec.declared and column not in required:
@@ -259,8 +319,11 @@ def load_samples(spec: DatasetSpec | str, *, formatting: str | None = None) -> l
     findings: list[Finding] = []
     samples: list[Sample] = []
     for plan in plan_files(spec, findings):
-        refusal = sft_refusal(getattr(plan.choice.reader, "kind", "sft"), bool(spec.media_columns), plan.name) \
-            if plan.choice else None
+        refusal = (
+            sft_refusal(getattr(plan.choice.reader, "kind", "sft"), bool(spec.media_columns), plan.name)
+            if plan.choice
+            else None
+        )
         if refusal:
             raise InputError(f"{refusal} ({plan.choice.reason})")
         samples.extend(iter_file_samples(plan, findings))

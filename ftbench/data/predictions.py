@@ -33,7 +33,7 @@ from ftbench.api.findings import Finding
 from ftbench.data.schema import Finite, SchemaError, check
 from ftbench.io import sha256_of_path, write_json
 
-_LLAMAFACTORY_HINT = "LLaMA-Factory's generated_predictions.jsonl has one {\"prompt\", \"predict\", \"label\"} per line"
+_LLAMAFACTORY_HINT = 'LLaMA-Factory\'s generated_predictions.jsonl has one {"prompt", "predict", "label"} per line'
 
 
 class PredictionRow(msgspec.Struct):
@@ -67,8 +67,9 @@ class PredictionFile:
 
 
 def _field_problem(path: str, line: int | None, index: int, name: str, message: str, hint: str) -> Finding:
-    return Finding("bad-prediction-record", message, hint=hint, file=path, line=line, record=index,
-                   path=f"[{index}].{name}")
+    return Finding(
+        "bad-prediction-record", message, hint=hint, file=path, line=line, record=index, path=f"[{index}].{name}"
+    )
 
 
 def _lone_surrogate(text: str) -> bool:
@@ -79,13 +80,23 @@ def _lone_surrogate(text: str) -> bool:
     return False
 
 
-def _row_of(value, path: str, line: int | None, index: int, numeric_labels: bool,
-            problems: list[Finding]) -> PredictionRow | None:
+def _row_of(
+    value, path: str, line: int | None, index: int, numeric_labels: bool, problems: list[Finding]
+) -> PredictionRow | None:
     """The row a record holds, checked against its schema (lm-eval's rows read as predict/label), or None after
     adding its problem."""
     if not isinstance(value, dict):
-        problems.append(Finding("bad-prediction-record", f"expected a JSON object, got {type(value).__name__}",
-                                hint=_LLAMAFACTORY_HINT, file=path, line=line, record=index, path=f"[{index}]"))
+        problems.append(
+            Finding(
+                "bad-prediction-record",
+                f"expected a JSON object, got {type(value).__name__}",
+                hint=_LLAMAFACTORY_HINT,
+                file=path,
+                line=line,
+                record=index,
+                path=f"[{index}]",
+            )
+        )
         return None
     row, names = value, {}
     if "predict" not in value and "resps" in value and "target" in value:  # lm-eval --log_samples
@@ -99,18 +110,27 @@ def _row_of(value, path: str, line: int | None, index: int, numeric_labels: bool
         key = e.path.split(".")[0].split("[")[0]
         if e.reason == "required":
             fields = ", ".join(sorted(value)) or "none"
-            problems.append(_field_problem(path, line, index, key, f"no '{key}' field (fields: {fields})",
-                                           _LLAMAFACTORY_HINT))
+            problems.append(
+                _field_problem(path, line, index, key, f"no '{key}' field (fields: {fields})", _LLAMAFACTORY_HINT)
+            )
         else:
-            problems.append(_field_problem(path, line, index, names.get(key, key), e.reason,
-                                           "predictions and labels are text"))
+            problems.append(
+                _field_problem(path, line, index, names.get(key, key), e.reason, "predictions and labels are text")
+            )
         return None
     for key in ("predict", "label"):
         text = getattr(checked, key)
         if isinstance(text, str) and not text.isascii() and _lone_surrogate(text):
-            problems.append(_field_problem(path, line, index, names.get(key, key), "a lone surrogate (half of a "
-                                           "\\ud83d-style escape pair) is not text any scorer can read",
-                                           "write the character itself, or both halves of its escape pair"))
+            problems.append(
+                _field_problem(
+                    path,
+                    line,
+                    index,
+                    names.get(key, key),
+                    "a lone surrogate (half of a \\ud83d-style escape pair) is not text any scorer can read",
+                    "write the character itself, or both halves of its escape pair",
+                )
+            )
             return None
     return checked
 
@@ -159,8 +179,10 @@ def check_path(path: str) -> None:
 def read_prediction_rows(path: str) -> list[dict]:
     """Prediction rows (prompt/predict/label) of a generated_predictions.jsonl; a bad row raises with file:line."""
     pf = read_predictions(path)
-    return [{"prompt": prompt, "predict": pred, "label": label}
-            for prompt, pred, label in zip(pf.prompts, pf.predictions, pf.references)]
+    return [
+        {"prompt": prompt, "predict": pred, "label": label}
+        for prompt, pred, label in zip(pf.prompts, pf.predictions, pf.references)
+    ]
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -209,11 +231,15 @@ def read_existing(out: str) -> ExistingRows:
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError:
-            raise UsageError(f"{out}:{lineno}: not a JSON row; it was not written by ftbench predict, or was "
-                             "edited (delete it or pass --overwrite)") from None
+            raise UsageError(
+                f"{out}:{lineno}: not a JSON row; it was not written by ftbench predict, or was "
+                "edited (delete it or pass --overwrite)"
+            ) from None
         if not isinstance(row, dict) or row.get("index") != count:
-            raise UsageError(f"{out}:{lineno}: expected the row with index {count}, found "
-                             f"{row.get('index') if isinstance(row, dict) else row!r} (delete it or pass --overwrite)")
+            raise UsageError(
+                f"{out}:{lineno}: expected the row with index {count}, found "
+                f"{row.get('index') if isinstance(row, dict) else row!r} (delete it or pass --overwrite)"
+            )
         count += 1
     if tail:
         with open(out, "r+b") as fh:  # a crash mid-write: drop the partial line, its row is generated again
@@ -227,8 +253,10 @@ def check_resumable(out: str, meta: dict) -> None:
     """Refuse to extend ``out`` unless its sidecar says it was made from the same data, model and settings."""
     path = meta_path(out)
     if not os.path.exists(path):
-        raise UsageError(f"{out} exists but has no {os.path.basename(path)}, so it was not written by ftbench "
-                         "predict; choose another -o or pass --overwrite")
+        raise UsageError(
+            f"{out} exists but has no {os.path.basename(path)}, so it was not written by ftbench "
+            "predict; choose another -o or pass --overwrite"
+        )
     try:
         with open(path, encoding="utf-8") as fh:
             old = json.load(fh)
@@ -238,13 +266,20 @@ def check_resumable(out: str, meta: dict) -> None:
         raise UsageError(f"{path}: not an ftbench predict sidecar; pass --overwrite to start again")
     for key in RESUME_KEYS:
         if old.get(key, _RESUME_DEFAULTS.get(key)) != meta.get(key, _RESUME_DEFAULTS.get(key)):
-            what = {"data_sha256": "a different data file (its contents changed)", "model": "another model",
-                    "adapter": "another adapter", "adapter_sha256": "a different adapter (its weights changed)",
-                    "format": "another --format", "generation": "other generation settings",
-                    "engine": "another --engine (or --api)"}[key]
-            raise UsageError(f"{out} was made from {what}: {key} was {_short(old.get(key, _RESUME_DEFAULTS.get(key)))}"
-                             f", now {_short(meta.get(key, _RESUME_DEFAULTS.get(key)))}; use another -o, or "
-                             "--overwrite to start again")
+            what = {
+                "data_sha256": "a different data file (its contents changed)",
+                "model": "another model",
+                "adapter": "another adapter",
+                "adapter_sha256": "a different adapter (its weights changed)",
+                "format": "another --format",
+                "generation": "other generation settings",
+                "engine": "another --engine (or --api)",
+            }[key]
+            raise UsageError(
+                f"{out} was made from {what}: {key} was {_short(old.get(key, _RESUME_DEFAULTS.get(key)))}"
+                f", now {_short(meta.get(key, _RESUME_DEFAULTS.get(key)))}; use another -o, or "
+                "--overwrite to start again"
+            )
 
 
 def _short(value) -> str:
@@ -256,8 +291,18 @@ def write_meta(out: str, meta: dict) -> None:
     write_json(meta_path(out), meta)
 
 
-def prediction_meta(*, data: str, data_sha256: str, fmt: str, model: str, adapter: str | None, params,
-                    cutoff_len: int | None, engine: str, template=None) -> dict:
+def prediction_meta(
+    *,
+    data: str,
+    data_sha256: str,
+    fmt: str,
+    model: str,
+    adapter: str | None,
+    params,
+    cutoff_len: int | None,
+    engine: str,
+    template=None,
+) -> dict:
     """The sidecar of a prediction file: what its rows are made from (the RESUME_KEYS must match to extend it)
     and how. ``params``: the `GenerationParams`; ``template``: the named chat template, if any. `ftbench
     predict` and train-and-compare describe their files with it, and resume them with `prepare_output`."""
@@ -265,17 +310,30 @@ def prediction_meta(*, data: str, data_sha256: str, fmt: str, model: str, adapte
 
     from ftbench import __version__
 
-    generation = {"max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample, "stop": list(params.stop),
-                  "cutoff_len": cutoff_len}
+    generation = {
+        "max_new_tokens": params.max_new_tokens,
+        "do_sample": params.do_sample,
+        "stop": list(params.stop),
+        "cutoff_len": cutoff_len,
+    }
     if template is not None:  # only when set, so files made before templates existed still resume
         generation.update(template=template.name, default_system=template.default_system)
     if params.do_sample:
         generation.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k, seed=params.seed)
     model_id = os.path.abspath(os.path.expanduser(model)) if os.path.isdir(os.path.expanduser(model)) else model
-    return {"kind": META_KIND, "ftbench_version": __version__, "data": data, "data_sha256": data_sha256,
-            "format": fmt, "model": model_id, "adapter": os.path.abspath(adapter) if adapter else None,
-            "adapter_sha256": adapter_sha256(adapter), "generation": generation, "engine": engine,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "kind": META_KIND,
+        "ftbench_version": __version__,
+        "data": data,
+        "data_sha256": data_sha256,
+        "format": fmt,
+        "model": model_id,
+        "adapter": os.path.abspath(adapter) if adapter else None,
+        "adapter_sha256": adapter_sha256(adapter),
+        "generation": generation,
+        "engine": engine,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def samples_sha256(samples) -> str:

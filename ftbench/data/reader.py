@@ -25,8 +25,16 @@ from ftbench.data.sources import file_type
 from ftbench.io import MAX_JSON_DOCUMENT_BYTES, MAX_SMALL_FILE_BYTES, not_a_regular_file
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
-__all__ = ["RawRecord", "read_records", "peek_records", "is_jsonl", "split_jsonl", "check_readable", "loads_line",
-           "read_small_file"]
+__all__ = [
+    "RawRecord",
+    "read_records",
+    "peek_records",
+    "is_jsonl",
+    "split_jsonl",
+    "check_readable",
+    "loads_line",
+    "read_small_file",
+]
 
 
 def _strict_loads(text: str | bytes) -> Any:
@@ -81,9 +89,16 @@ def is_jsonl(path: str) -> bool:
     return _looks_like_jsonl(path, head)
 
 
-def read_records(path: str, findings: list[Finding], *, display_name: str | None = None,
-                 on_progress: Callable[[int], None] | None = None, byte_range: tuple[int, int] | None = None,
-                 counts: dict | None = None, windows: Windows | None = None) -> Iterator[RawRecord]:
+def read_records(
+    path: str,
+    findings: list[Finding],
+    *,
+    display_name: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    byte_range: tuple[int, int] | None = None,
+    counts: dict | None = None,
+    windows: Windows | None = None,
+) -> Iterator[RawRecord]:
     """Yield the records of a data file of any type; problems go to ``findings`` (never raised).
 
     ``on_progress(nbytes)`` is called with the number of bytes read since its last call, for progress bars.
@@ -166,8 +181,14 @@ def _looks_like_jsonl(path: str, head: bytes) -> bool:
     return second.strip().startswith(b"{")
 
 
-def _read_jsonl(path: str, name: str, findings: list[Finding], on_progress: Callable[[int], None] | None,
-                byte_range: tuple[int, int | None], counts: dict | None) -> Iterator[RawRecord]:
+def _read_jsonl(
+    path: str,
+    name: str,
+    findings: list[Finding],
+    on_progress: Callable[[int], None] | None,
+    byte_range: tuple[int, int | None],
+    counts: dict | None,
+) -> Iterator[RawRecord]:
     start, end = byte_range
     index = lineno = 0
     consumed = reported = 0
@@ -181,9 +202,16 @@ def _read_jsonl(path: str, name: str, findings: list[Finding], on_progress: Call
                 on_progress(consumed - reported)
                 reported = consumed
             if lineno == 1 and start == 0 and raw.startswith(b"\xef\xbb\xbf"):
-                findings.append(Finding("utf8-bom", "the file starts with a UTF-8 byte-order mark (BOM)",
-                                        hint="re-save the file as UTF-8 without BOM; many JSON readers reject it",
-                                        file=name, line=1, column=1))
+                findings.append(
+                    Finding(
+                        "utf8-bom",
+                        "the file starts with a UTF-8 byte-order mark (BOM)",
+                        hint="re-save the file as UTF-8 without BOM; many JSON readers reject it",
+                        file=name,
+                        line=1,
+                        column=1,
+                    )
+                )
                 raw = raw[3:]
             if raw.strip():  # blank lines are allowed between JSON Lines records
                 try:
@@ -228,23 +256,33 @@ def _recover_line(raw: bytes, name: str, lineno: int, index: int, findings: list
         return _UNREADABLE
 
 
-def _read_json_document(path: str, name: str, findings: list[Finding], on_progress: Callable[[int], None] | None,
-                        counts: dict | None = None) -> Iterator[RawRecord]:
+def _read_json_document(
+    path: str, name: str, findings: list[Finding], on_progress: Callable[[int], None] | None, counts: dict | None = None
+) -> Iterator[RawRecord]:
     n = 0
-    for n, rec in enumerate(_json_document_records(path, name, findings, on_progress), start=1):
+    for n, rec in enumerate(_json_document_records(path, name, findings, on_progress), start=1):  # noqa: B007 (n: the count, read after the loop)
         yield rec
     if counts is not None:
         counts["lines"], counts["records"] = 0, n
 
 
-def _json_document_records(path: str, name: str, findings: list[Finding],
-                           on_progress: Callable[[int], None] | None) -> Iterator[RawRecord]:
+def _json_document_records(
+    path: str, name: str, findings: list[Finding], on_progress: Callable[[int], None] | None
+) -> Iterator[RawRecord]:
     size = os.path.getsize(path)
     if size > MAX_JSON_DOCUMENT_BYTES:
-        findings.append(Finding("file-too-large", f"a .json array of {size / 2**20:,.0f} MB is read whole, and this "
-                                f"is more than the {MAX_JSON_DOCUMENT_BYTES / 2**20:,.0f} MB limit",
-                                hint="save it as JSON Lines (.jsonl, one record per line), which is streamed; or "
-                                "raise the limit with FTBENCH_MAX_JSON_MB", file=name, line=1, column=1))
+        findings.append(
+            Finding(
+                "file-too-large",
+                f"a .json array of {size / 2**20:,.0f} MB is read whole, and this "
+                f"is more than the {MAX_JSON_DOCUMENT_BYTES / 2**20:,.0f} MB limit",
+                hint="save it as JSON Lines (.jsonl, one record per line), which is streamed; or "
+                "raise the limit with FTBENCH_MAX_JSON_MB",
+                file=name,
+                line=1,
+                column=1,
+            )
+        )
         return
     with open(path, "rb") as fh:
         data = fh.read()
@@ -253,8 +291,16 @@ def _json_document_records(path: str, name: str, findings: list[Finding],
     text, problems = decode_text(data, name)
     findings.extend(problems)
     if not text.strip():
-        findings.append(Finding("empty-file", "the file is empty", hint="a dataset file holds a JSON array of records",
-                                file=name, line=1, column=1))
+        findings.append(
+            Finding(
+                "empty-file",
+                "the file is empty",
+                hint="a dataset file holds a JSON array of records",
+                file=name,
+                line=1,
+                column=1,
+            )
+        )
         return
     array = text.lstrip().startswith("[")
     if array:
@@ -276,14 +322,29 @@ def _json_document_records(path: str, name: str, findings: list[Finding],
         value = _strict_loads(text)
     if isinstance(value, dict):
         # One record on its own; LLaMA-Factory expects a list, but a lone object is still worth checking.
-        findings.append(Finding("not-a-list", "the file holds one JSON object, not an array of records",
-                                hint="wrap the records in [ ... ]", file=name, line=1, column=1))
+        findings.append(
+            Finding(
+                "not-a-list",
+                "the file holds one JSON object, not an array of records",
+                hint="wrap the records in [ ... ]",
+                file=name,
+                line=1,
+                column=1,
+            )
+        )
         yield RawRecord(0, 1, value)
         return
     if not isinstance(value, list):
-        findings.append(Finding("not-a-list", f"the file holds a JSON {type(value).__name__}, not an array of records",
-                                hint="a dataset file holds a JSON array of objects: [ {...}, {...} ]",
-                                file=name, line=1, column=1))
+        findings.append(
+            Finding(
+                "not-a-list",
+                f"the file holds a JSON {type(value).__name__}, not an array of records",
+                hint="a dataset file holds a JSON array of objects: [ {...}, {...} ]",
+                file=name,
+                line=1,
+                column=1,
+            )
+        )
         return
     value = None  # _iter_array parses again, keeping lines: do not hold two copies of every record
     yield from _iter_array(text)
@@ -319,7 +380,7 @@ def _scan_array(text: str) -> Iterator[tuple[int, Any]]:
         if ch == "]":
             if after_comma:
                 raise ValueError("trailing comma")
-            if text[pos + 1:].strip():
+            if text[pos + 1 :].strip():
                 raise ValueError("extra data after the array")
             return
         if ch == ",":

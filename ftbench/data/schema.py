@@ -24,8 +24,9 @@ _PATH = re.compile(r" - at `\$(.*)`$")
 FLOAT_MAX = 1.7e308  # a bound every finite float meets: NaN and +-Infinity fail it
 
 
-def number(*, ge: float | None = None, gt: float | None = None, le: float | None = None,
-           lt: float | None = None) -> Any:
+def number(
+    *, ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None
+) -> Any:
     """A finite float within the given bounds (a float setting is never NaN or Infinity)."""
     low = {"gt": gt} if gt is not None else {"ge": -FLOAT_MAX if ge is None else ge}
     high = {"lt": lt} if lt is not None else {"le": FLOAT_MAX if le is None else le}
@@ -71,15 +72,16 @@ def check(data: Any, schema: Any, *, coerce: bool = False, name: str = "") -> An
         message = str(e)
         match = _PATH.search(message)
         path = match.group(1) if match else ""
-        message = message[:match.start()] if match else message
+        message = message[: match.start()] if match else message
         if "[...]" in path:  # msgspec names no key inside a mapping: find the first value that fails
             path = _mapping_key(data, schema, path, coerce)
         field = re.match(r"Object (?:missing required|contains unknown) field `(.*)`$", message)
         if field:
             path += f".{field.group(1)}"
         value = _lookup(data, path)
-        raise SchemaError(name + path if name else path, value, _reason(message, value, _type_at(schema, path))
-                          ) from None
+        raise SchemaError(
+            name + path if name else path, value, _reason(message, value, _type_at(schema, path))
+        ) from None
 
 
 def _reason(message: str, value: Any, declared: Any) -> str:
@@ -115,10 +117,12 @@ def _bounds(meta: msgspec.Meta | None, violated: str) -> str | None:
     fraction's whole interval, `in [0, 1)`. The +-FLOAT_MAX of `number` is never shown (the value is not finite)."""
     if meta is None:
         return None
-    low = (f"[{meta.ge}" if meta.ge is not None and meta.ge != -FLOAT_MAX else
-           f"({meta.gt}" if meta.gt is not None else "")
-    high = (f"{meta.le}]" if meta.le is not None and meta.le != FLOAT_MAX else
-            f"{meta.lt})" if meta.lt is not None else "")
+    low = (
+        f"[{meta.ge}" if meta.ge is not None and meta.ge != -FLOAT_MAX else f"({meta.gt}" if meta.gt is not None else ""
+    )
+    high = (
+        f"{meta.le}]" if meta.le is not None and meta.le != FLOAT_MAX else f"{meta.lt})" if meta.lt is not None else ""
+    )
     if low and high and (meta.le if meta.le is not None else meta.lt) <= 1:
         return f"in {low}, {high}"
     if violated.startswith(">") and low:
@@ -214,6 +218,13 @@ def _lookup(data: Any, path: str) -> Any:
 
 def _words(kind: str) -> str:
     """msgspec's type names in words: `int | null` -> "an integer or null"."""
-    words = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false", "array": "a list",
-             "object": "a mapping", "null": "null"}
+    words = {
+        "int": "an integer",
+        "float": "a number",
+        "str": "a string",
+        "bool": "true or false",
+        "array": "a list",
+        "object": "a mapping",
+        "null": "null",
+    }
     return " or ".join(words.get(part.strip(), part.strip()) for part in kind.split("|"))

@@ -23,8 +23,10 @@ ALLOWED = ",".join(FILE_TYPES)
 COLUMNAR_TYPES = ("parquet", "arrow")
 
 # datasets' arrow_reader._SUB_SPEC_RE: "train", "train[:100]", "train[-10%:]", "train[:33%](pct1_dropremainder)"
-_SLICE = re.compile(r"^(?P<split>\w+(?:\.\w+)*)(?:\[(?:(?P<from>-?[\d_]+)(?P<from_pct>%)?)?:"
-                    r"(?:(?P<to>-?[\d_]+)(?P<to_pct>%)?)?\])?(?:\((?P<rounding>[^)]*)\))?$")
+_SLICE = re.compile(
+    r"^(?P<split>\w+(?:\.\w+)*)(?:\[(?:(?P<from>-?[\d_]+)(?P<from_pct>%)?)?:"
+    r"(?:(?P<to>-?[\d_]+)(?P<to_pct>%)?)?\])?(?:\((?P<rounding>[^)]*)\))?$"
+)
 _PLUS = re.compile(r"\s*\+\s*")
 
 
@@ -49,8 +51,14 @@ def data_files(spec, findings: list[Finding]) -> list[str]:
     if os.path.isdir(path):
         entries = os.listdir(path)
         if not entries:
-            findings.append(Finding("dataset-file-missing", f"folder {path} is empty",
-                                    hint="put the data files in it, or point file_name at a file", **where(spec)))
+            findings.append(
+                Finding(
+                    "dataset-file-missing",
+                    f"folder {path} is empty",
+                    hint="put the data files in it, or point file_name at a file",
+                    **where(spec),
+                )
+            )
             return []
         files = [os.path.join(path, e) for e in entries]
         if _refuse_mixed(spec, files, findings) or _refuse_special(spec, files, findings):
@@ -58,9 +66,14 @@ def data_files(spec, findings: list[Finding]) -> list[str]:
         return files
     if not os.path.exists(path):
         if spec.declared:
-            findings.append(Finding("dataset-file-missing", f"dataset '{spec.name}' points at {path}, which does not "
-                                    "exist", hint="file_name is relative to the folder of dataset_info.json",
-                                    **where(spec)))
+            findings.append(
+                Finding(
+                    "dataset-file-missing",
+                    f"dataset '{spec.name}' points at {path}, which does not exist",
+                    hint="file_name is relative to the folder of dataset_info.json",
+                    **where(spec),
+                )
+            )
             return []
         raise UsageError(f"{path}: no such file")
     if spec.declared and (_refuse_mixed(spec, [path], findings) or _refuse_special(spec, [path], findings)):
@@ -76,9 +89,14 @@ def _refuse_special(spec, files: list[str], findings: list[Finding]) -> bool:
     for f in files:
         problem = not_a_regular_file(f)
         if problem:
-            findings.append(Finding("not-a-file", f"{f} {problem}: it cannot be read as data",
-                                    hint="point file_name at a data file (a named pipe or a device never ends)",
-                                    **where(spec)))
+            findings.append(
+                Finding(
+                    "not-a-file",
+                    f"{f} {problem}: it cannot be read as data",
+                    hint="point file_name at a data file (a named pipe or a device never ends)",
+                    **where(spec),
+                )
+            )
             return True
     return False
 
@@ -91,10 +109,21 @@ def _refuse_mixed(spec, files: list[str], findings: list[Finding]) -> bool:
         shown = os.path.basename(unknown[0]) + ("/" if os.path.isdir(unknown[0]) else "")
         inside = f"folder {spec.path} holds {shown!r}, which" if os.path.isdir(spec.path) else f"{shown!r}"
         ext = os.path.splitext(unknown[0])[1][1:].lower()
-        hint = ("rename it .jsonl" if ext == "ndjson" else "move it out of the folder" if os.path.isdir(spec.path)
-                else "convert it to one of these")
-        findings.append(Finding("unsupported-file-type", f"{inside} is not a type LLaMA-Factory reads (allowed file "
-                                f"types: {ALLOWED})", hint=hint + _saved_dataset_hint(spec.path), **where(spec)))
+        hint = (
+            "rename it .jsonl"
+            if ext == "ndjson"
+            else "move it out of the folder"
+            if os.path.isdir(spec.path)
+            else "convert it to one of these"
+        )
+        findings.append(
+            Finding(
+                "unsupported-file-type",
+                f"{inside} is not a type LLaMA-Factory reads (allowed file types: {ALLOWED})",
+                hint=hint + _saved_dataset_hint(spec.path),
+                **where(spec),
+            )
+        )
         return True
     types = {file_type(f) for f in files}
     if len(types) > 1:
@@ -102,10 +131,15 @@ def _refuse_mixed(spec, files: list[str], findings: list[Finding]) -> bool:
         for f in files:
             by_type.setdefault(file_type(f), os.path.basename(f))
         shown = ", ".join(f"{name} ({kind})" for kind, name in sorted(by_type.items()))
-        findings.append(Finding("mixed-file-types", f"folder {spec.path} mixes file types: {shown}; LLaMA-Factory "
-                                "refuses it ('File types should be identical.')",
-                                hint="keep one type per folder (.json and .jsonl count as one)"
-                                + _saved_dataset_hint(spec.path), **where(spec)))
+        findings.append(
+            Finding(
+                "mixed-file-types",
+                f"folder {spec.path} mixes file types: {shown}; LLaMA-Factory "
+                "refuses it ('File types should be identical.')",
+                hint="keep one type per folder (.json and .jsonl count as one)" + _saved_dataset_hint(spec.path),
+                **where(spec),
+            )
+        )
         return True
     return False
 
@@ -115,8 +149,10 @@ def _saved_dataset_hint(path: str) -> str:
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "state.json")):
         arrows = sorted(f for f in os.listdir(path) if f.endswith(".arrow"))
         if arrows:
-            return (f"; this is a `datasets` save_to_disk folder: give its data file (or make it the file_name) "
-                    f"{os.path.join(path, arrows[0])}")
+            return (
+                f"; this is a `datasets` save_to_disk folder: give its data file (or make it the file_name) "
+                f"{os.path.join(path, arrows[0])}"
+            )
     return ""
 
 
@@ -157,8 +193,9 @@ def split_windows(split: str, rows: int) -> list[RowWindow] | None:
         if pct:
             if rounding == "pct1_dropremainder" and rows < 100:
                 raise ValueError("pct1_dropremainder rounding on fewer than 100 rows always gives no rows")
-            to_abs = (lambda b: int(round(b * rows / 100.0))) if rounding == "closest" else \
-                (lambda b: b * (rows // 100))
+            to_abs = (
+                (lambda b: int(round(b * rows / 100.0))) if rounding == "closest" else (lambda b: b * (rows // 100))
+            )
             lo = 0 if lo is None else to_abs(lo)
             hi = rows if hi is None else to_abs(hi)
         else:
@@ -178,5 +215,7 @@ def needs_row_count(split: str) -> bool:
 
 def _check_name(name: str, split: str) -> None:
     if name != "train":
-        raise ValueError(f"split {split!r}: a local file has only the 'train' split (LLaMA-Factory: Unknown split "
-                         f"\"{name}\". Should be one of ['train'].)")
+        raise ValueError(
+            f"split {split!r}: a local file has only the 'train' split (LLaMA-Factory: Unknown split "
+            f"\"{name}\". Should be one of ['train'].)"
+        )

@@ -59,8 +59,11 @@ def reader_for(spec: DatasetSpec):
     elif fmt == "alpaca":
         reader = RankingAlpaca(spec.columns) if spec.kind == "ranking" else AlpacaFormat(spec.columns)
     else:
-        name = "openai" if fmt == "openai" or (fmt == "sharegpt" and spec.tags.get("role_tag") == "role"
-                                               and not spec.declared) else "sharegpt"
+        name = (
+            "openai"
+            if fmt == "openai" or (fmt == "sharegpt" and spec.tags.get("role_tag") == "role" and not spec.declared)
+            else "sharegpt"
+        )
         conversation = RankingConversation if spec.kind == "ranking" else ConversationFormat
         reader = conversation(name, spec.columns, spec.tags)
     kto_tag = spec.columns.get("kto_tag")
@@ -75,8 +78,9 @@ def accessed_columns(spec: DatasetSpec) -> list[str]:
     cols = spec.columns
     keys = ["system", "tools", *MEDIA_KINDS, "kto_tag"]
     if (spec.formatting or "alpaca") == "alpaca":
-        keys += ["prompt", "query", "history"] + (["chosen", "rejected"] if spec.kind == "ranking" else
-                                                  ["response"] if spec.kind != "pretrain" else [])
+        keys += ["prompt", "query", "history"] + (
+            ["chosen", "rejected"] if spec.kind == "ranking" else ["response"] if spec.kind != "pretrain" else []
+        )
     else:
         keys += ["messages"] + (["chosen", "rejected"] if spec.kind == "ranking" else [])
     return [cols[k] for k in keys if cols.get(k)]
@@ -84,7 +88,7 @@ def accessed_columns(spec: DatasetSpec) -> list[str]:
 
 _NOT_SFT = {
     "ranking": "LLaMA-Factory refuses it too ('The dataset is not applicable in the current training stage.'); "
-               "train it with stage: dpo or rm",
+    "train it with stage: dpo or rm",
     "kto": "in SFT LLaMA-Factory drops every row of it (each has two responses); train it with stage: kto",
     "pretrain": "in SFT LLaMA-Factory drops every row of it (no response); train it with stage: pt",
     "multimodal": "ftbench trains and runs text-only models; use a vision/audio model and template in LLaMA-Factory",

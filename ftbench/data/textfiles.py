@@ -24,15 +24,43 @@ from ftbench.data.record import RawRecord, Windows, in_windows
 
 CHUNK_ROWS = 10_000  # datasets' CsvConfig.chunksize: pandas infers column types per chunk of this many rows
 # pandas.read_csv's default na_values (STR_NA_VALUES)
-NA_VALUES = frozenset(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"])
+NA_VALUES = frozenset(
+    [
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    ]
+)
 _INT = re.compile(r"\s*[+-]?\d+\s*$")
 _FLOAT = re.compile(r"\s*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|Inf|INF|infinity|Infinity)\s*$")
 _BOOLS = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
 
 
-def read_csv(path: str, name: str, findings: list[Finding], *, windows: Windows | None = None,
-             on_progress: Callable[[int], None] | None = None, counts: dict | None = None) -> Iterator[RawRecord]:
+def read_csv(
+    path: str,
+    name: str,
+    findings: list[Finding],
+    *,
+    windows: Windows | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    counts: dict | None = None,
+) -> Iterator[RawRecord]:
     """The rows of a CSV file as records (index = data row, line = the file line the row starts on)."""
     read = 0
     csv.field_size_limit(sys.maxsize)  # pandas (so datasets) reads a cell of any size
@@ -43,9 +71,15 @@ def read_csv(path: str, name: str, findings: list[Finding], *, windows: Windows 
         try:
             header, header_line = _header(reader)
             if header is None:
-                findings.append(Finding("empty-file", "the CSV file has no header row",
-                                        hint="the first line names the columns: instruction,input,output",
-                                        file=name, line=1))
+                findings.append(
+                    Finding(
+                        "empty-file",
+                        "the CSV file has no header row",
+                        hint="the first line names the columns: instruction,input,output",
+                        file=name,
+                        line=1,
+                    )
+                )
                 return
             lines.current = []
             chunk: list[tuple[int, list[str]]] = []
@@ -54,20 +88,33 @@ def read_csv(path: str, name: str, findings: list[Finding], *, windows: Windows 
                 start, previous = previous + 1, reader.line_num
                 raw, lines.current = lines.current, []
                 if lines.exhausted and (opened := _unclosed_quote(raw)) is not None:
-                    findings.append(Finding(
-                        "invalid-csv", "this quoted field is never closed: the rest of the file would be its text "
-                        "(pandas, which LLaMA-Factory uses, stops: EOF inside string)", record=index,
-                        line=start + opened, file=name,
-                        hint='close the quote this field opens (write a " inside a quoted field as "")'))
+                    findings.append(
+                        Finding(
+                            "invalid-csv",
+                            "this quoted field is never closed: the rest of the file would be its text "
+                            "(pandas, which LLaMA-Factory uses, stops: EOF inside string)",
+                            record=index,
+                            line=start + opened,
+                            file=name,
+                            hint='close the quote this field opens (write a " inside a quoted field as "")',
+                        )
+                    )
                     break
                 if not row:
                     continue  # a blank line: pandas skips it
                 if len(row) > len(header):
-                    findings.append(Finding(
-                        "csv-field-count", f"this row has {len(row)} fields but the header (line {header_line}) "
-                        f"names {len(header)} columns", record=index, line=start, file=name,
-                        hint='quote a field that contains a comma: "a, b" (pandas, which LLaMA-Factory uses, '
-                        "stops at this line: Error tokenizing data)"))
+                    findings.append(
+                        Finding(
+                            "csv-field-count",
+                            f"this row has {len(row)} fields but the header (line {header_line}) "
+                            f"names {len(header)} columns",
+                            record=index,
+                            line=start,
+                            file=name,
+                            hint='quote a field that contains a comma: "a, b" (pandas, which LLaMA-Factory uses, '
+                            "stops at this line: Error tokenizing data)",
+                        )
+                    )
                 elif in_windows(index, windows):
                     chunk.append((start, index, row))
                 index += 1
@@ -83,9 +130,15 @@ def read_csv(path: str, name: str, findings: list[Finding], *, windows: Windows 
         except UnicodeDecodeError:
             findings.append(_not_utf8(path, name))
         except csv.Error as err:  # not expected with the lenient default dialect and no field limit
-            findings.append(Finding("invalid-csv", f"the CSV cannot be read here: {err}", file=name,
-                                    line=reader.line_num, hint="check this line's quoting (write a \" inside a "
-                                    "quoted field as \"\")"))
+            findings.append(
+                Finding(
+                    "invalid-csv",
+                    f"the CSV cannot be read here: {err}",
+                    file=name,
+                    line=reader.line_num,
+                    hint='check this line\'s quoting (write a " inside a quoted field as "")',
+                )
+            )
     if counts is not None:
         counts["lines"], counts["records"] = 0, read
 
@@ -174,8 +227,15 @@ def _column_type(cells: list[str]) -> Callable[[str], object]:
     return str
 
 
-def read_text(path: str, name: str, findings: list[Finding], *, windows: Windows | None = None,
-              on_progress: Callable[[int], None] | None = None, counts: dict | None = None) -> Iterator[RawRecord]:
+def read_text(
+    path: str,
+    name: str,
+    findings: list[Finding],
+    *,
+    windows: Windows | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    counts: dict | None = None,
+) -> Iterator[RawRecord]:
     """The lines of a .txt file as records {"text": line} (line breaks removed, blank lines kept), as the
     `datasets` text builder reads them."""
     read = 0

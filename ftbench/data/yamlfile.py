@@ -58,8 +58,10 @@ def _check_expansion(path: str, root) -> None:
         count += len(children)
         if count > MAX_YAML_NODES:
             mark = node.start_mark
-            raise InputError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML aliases (*name) expand to more than "
-                             f"{MAX_YAML_NODES:,} values: write the values out, or use fewer aliases")
+            raise InputError(
+                f"{path}:{mark.line + 1}:{mark.column + 1}: YAML aliases (*name) expand to more than "
+                f"{MAX_YAML_NODES:,} values: write the values out, or use fewer aliases"
+            )
         stack.extend(children)
 
 

@@ -24,12 +24,14 @@ def compare_scorer(scorer: str, before: list[dict], after: list[dict]) -> Compar
 
     Rows are paired by position; their prompts and labels must agree, or the comparison is meaningless."""
     if len(before) != len(after):
-        raise InputError(f"cannot compare {len(before)} predictions with {len(after)}: they must cover the same "
-                         "samples")
+        raise InputError(
+            f"cannot compare {len(before)} predictions with {len(after)}: they must cover the same samples"
+        )
     for i, (x, y) in enumerate(zip(before, after)):
         if x.get("label") != y.get("label") or x.get("prompt") != y.get("prompt"):
-            raise InputError(f"row {i}: the two prediction files differ in prompt or label: they are not over the "
-                             "same samples")
+            raise InputError(
+                f"row {i}: the two prediction files differ in prompt or label: they are not over the same samples"
+            )
     comparison = SCORERS.create(scorer).compare(before, after)
     for row in comparison.rows:  # the report shows what the user asked, not the rendered chat template
         row["prompt"] = user_text(row.get("prompt", ""))

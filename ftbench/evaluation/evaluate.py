@@ -26,10 +26,19 @@ from typing import Any
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.generation import DEFAULT_ENGINE, Prompt
 from ftbench.api.metrics import ScoreResult
-from ftbench.evaluation.lm_eval_conventions import (DEFAULT_FEWSHOT_SEED, build_prompt, check_supported, encode,
-                                         fewshot_examples, generation_settings, generation_used,
-                                         lm_eval_generator, max_length, num_fewshot as shots_for,
-                                         result_row)
+from ftbench.evaluation.lm_eval_conventions import (
+    DEFAULT_FEWSHOT_SEED,
+    build_prompt,
+    check_supported,
+    encode,
+    fewshot_examples,
+    generation_settings,
+    generation_used,
+    lm_eval_generator,
+    max_length,
+    result_row,
+)
+from ftbench.evaluation.lm_eval_conventions import num_fewshot as shots_for
 
 HARNESSES = ("ftbench", "lm-eval")  # who runs the evaluation (the generation engine is --engine)
 
@@ -41,8 +50,10 @@ def harness_and_engine(harness: str | None, engine: str | None, served: bool = F
     openai, whose options describe the server)."""
     if engine in HARNESSES:  # the old --engine spelling of a harness
         if harness not in (None, engine):
-            raise UsageError(f"--engine {engine} is the old spelling of --harness {engine}, which contradicts "
-                             f"--harness {harness}: give --harness and a generation --engine")
+            raise UsageError(
+                f"--engine {engine} is the old spelling of --harness {engine}, which contradicts "
+                f"--harness {harness}: give --harness and a generation --engine"
+            )
         harness, engine = engine, "openai" if served else DEFAULT_ENGINE
     harness = harness or HARNESSES[0]
     if harness not in HARNESSES:
@@ -83,9 +94,19 @@ class EvalResult:
 
     def to_json(self) -> dict[str, Any]:
         """The `ftbench eval --json` object (rows are left out: see ``--samples``)."""
-        out = {"task": self.task, "engine": self.engine, "harness": self.harness,
-               "generation_engine": self.generation_engine, "n": self.n, "metrics": self.metrics, "stderr": self.stderr,
-               "ci95": self.ci95, "signatures": self.signatures, "config": self.config, "timings": self.timings}
+        out = {
+            "task": self.task,
+            "engine": self.engine,
+            "harness": self.harness,
+            "generation_engine": self.generation_engine,
+            "n": self.n,
+            "metrics": self.metrics,
+            "stderr": self.stderr,
+            "ci95": self.ci95,
+            "signatures": self.signatures,
+            "config": self.config,
+            "timings": self.timings,
+        }
         if self.score is not None:
             out["uncertainty"] = self.score.uncertainty
             out.update(self.score.details)
@@ -115,14 +136,29 @@ class _Plan:
     timings: dict = field(default_factory=dict)
 
 
-def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str | None = None,
-                  limit: int | None = None, num_fewshot: int | None = None, batch_size: int = 16,
-                  max_gen_toks: int | None = None, apply_chat_template: bool = False,
-                  fewshot_as_multiturn: bool = True, system_instruction: str | None = None,
-                  fewshot_seed: int = DEFAULT_FEWSHOT_SEED, device: str | None = None, dtype: str | None = None,
-                  threads: int | None = None, include_path=None, samples_path: str | None = None,
-                  progress: bool = False, engine_options=None, template=None, harness: str | None = None
-                  ) -> EvalResult:
+def evaluate_task(
+    task: str,
+    model: str,
+    adapter: str | None = None,
+    engine: str | None = None,
+    limit: int | None = None,
+    num_fewshot: int | None = None,
+    batch_size: int = 16,
+    max_gen_toks: int | None = None,
+    apply_chat_template: bool = False,
+    fewshot_as_multiturn: bool = True,
+    system_instruction: str | None = None,
+    fewshot_seed: int = DEFAULT_FEWSHOT_SEED,
+    device: str | None = None,
+    dtype: str | None = None,
+    threads: int | None = None,
+    include_path=None,
+    samples_path: str | None = None,
+    progress: bool = False,
+    engine_options=None,
+    template=None,
+    harness: str | None = None,
+) -> EvalResult:
     """Evaluate ``model`` (hub id, folder or ``tiny``; with a peft ``adapter``) on ``task`` (a name in the task
     folders, see `ftbench.evaluation.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options
     mean what lm-eval's do; ``max_gen_toks`` overrides the YAML's. ``samples_path``: also write the per-sample rows
@@ -143,16 +179,19 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
     engine_cls = ENGINES.load(engine)
     if engine_options is None:  # a Python caller: the placement arguments, for an engine that takes them
         placement = {"device": device, "dtype": dtype, "threads": threads}
-        engine_options = engine_cls.options_from({k: v for k, v in placement.items()
-                                                  if v is not None and k in engine_cls.option_names()})
+        engine_options = engine_cls.options_from(
+            {k: v for k, v in placement.items() if v is not None and k in engine_cls.option_names()}
+        )
     if adapter:
         check_adapter(adapter)
     spec = load_task(task, include_path)
     shots, notes = shots_for(spec, num_fewshot)
     until, max_new, gen_kwargs = generation_settings(spec, max_gen_toks)
     if template is not None and (harness == "lm-eval" or not apply_chat_template):
-        raise UsageError("--template renders the chat prompt: use it with --apply-chat-template and the ftbench "
-                         "harness (lm-eval renders with the tokenizer's own chat template)")
+        raise UsageError(
+            "--template renders the chat prompt: use it with --apply-chat-template and the ftbench "
+            "harness (lm-eval renders with the tokenizer's own chat template)"
+        )
     if harness != "lm-eval":
         check_supported(spec, gen_kwargs)
     docs = spec.docs()[:limit] if limit else spec.docs()
@@ -162,15 +201,39 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
         import torch
 
         torch.set_num_threads(threads)
-    plan = _Plan(spec, model, adapter, docs, shots, until, max_new, gen_kwargs, batch_size, apply_chat_template,
-                 fewshot_as_multiturn and apply_chat_template, system_instruction, fewshot_seed,
-                 pick_placement(device, dtype), template)
-    plan.config = {"template": template.name if template is not None else None, "model": model, "adapter": adapter,
-                   "num_fewshot": shots, "fewshot_seed": fewshot_seed,
-                   "apply_chat_template": plan.chat, "fewshot_as_multiturn": plan.multiturn,
-                   "system_instruction": system_instruction, "batch_size": batch_size, "limit": limit,
-                   "device": plan.placement.device, "dtype": plan.placement.dtype, "task_file": str(spec.path),
-                   "generation": {"until": until, "max_gen_toks": max_new, **gen_kwargs}}
+    plan = _Plan(
+        spec,
+        model,
+        adapter,
+        docs,
+        shots,
+        until,
+        max_new,
+        gen_kwargs,
+        batch_size,
+        apply_chat_template,
+        fewshot_as_multiturn and apply_chat_template,
+        system_instruction,
+        fewshot_seed,
+        pick_placement(device, dtype),
+        template,
+    )
+    plan.config = {
+        "template": template.name if template is not None else None,
+        "model": model,
+        "adapter": adapter,
+        "num_fewshot": shots,
+        "fewshot_seed": fewshot_seed,
+        "apply_chat_template": plan.chat,
+        "fewshot_as_multiturn": plan.multiturn,
+        "system_instruction": system_instruction,
+        "batch_size": batch_size,
+        "limit": limit,
+        "device": plan.placement.device,
+        "dtype": plan.placement.dtype,
+        "task_file": str(spec.path),
+        "generation": {"until": until, "max_gen_toks": max_new, **gen_kwargs},
+    }
 
     if harness == "lm-eval":
         from ftbench.evaluation.lm_eval_harness import run_lm_eval
@@ -183,16 +246,30 @@ def evaluate_task(task: str, model: str, adapter: str | None = None, engine: str
     score = summarise(spec, rows, given)
     _add_eval_signature(score, plan)
     if plan.config.get("truncated_prompts"):
-        notes.append(f"{plan.config['truncated_prompts']} prompts were longer than the model's maximum length minus "
-                     "max_gen_toks and lost their start (lm-eval truncates them the same way)")
+        notes.append(
+            f"{plan.config['truncated_prompts']} prompts were longer than the model's maximum length minus "
+            "max_gen_toks and lost their start (lm-eval truncates them the same way)"
+        )
     if notes:
         score.details.setdefault("notes", []).extend(notes)
     plan.timings["score_seconds"] = round(time.perf_counter() - started, 3)
     plan.timings["total_seconds"] = round(time.perf_counter() - start, 3)
     if samples_path:
         write_rows(samples_path, rows)
-    return EvalResult(spec.name, harness, engine, len(rows), score.metrics, score.stderr, score.ci95,
-                      score.signatures, rows, plan.config, plan.timings, score)
+    return EvalResult(
+        spec.name,
+        harness,
+        engine,
+        len(rows),
+        score.metrics,
+        score.stderr,
+        score.ci95,
+        score.signatures,
+        rows,
+        plan.config,
+        plan.timings,
+        score,
+    )
 
 
 # --- the ftbench harness ------------------------------------------------------------------------------------
@@ -200,8 +277,12 @@ def eval_prompts(plan: _Plan, tokenizer) -> list[str]:
     """Every document's prompt, as lm-eval's ``fewshot_context`` gives it (few-shot draws, plain text or chat
     rendering, a named template): the one prompt path, whichever engine generates."""
     examples = fewshot_examples(plan.spec, plan.docs, plan.shots, plan.seed)
-    return [build_prompt(plan.spec, doc, ex, tokenizer if plan.chat else None, plan.system_instruction,
-                         plan.multiturn, plan.template) for doc, ex in zip(plan.docs, examples)]
+    return [
+        build_prompt(
+            plan.spec, doc, ex, tokenizer if plan.chat else None, plan.system_instruction, plan.multiturn, plan.template
+        )
+        for doc, ex in zip(plan.docs, examples)
+    ]
 
 
 def _run_ftbench(plan: _Plan, engine_cls, options, progress: bool) -> list[dict]:
@@ -214,8 +295,10 @@ def _run_ftbench(plan: _Plan, engine_cls, options, progress: bool) -> list[dict]
     plan.timings["load_seconds"] = round(time.perf_counter() - started, 3)
     try:
         if engine.wants_messages:
-            raise UsageError("--api chat: the ftbench harness sends the prompts it renders; use --api completions, "
-                             "or --harness lm-eval (its chat model)")
+            raise UsageError(
+                "--api chat: the ftbench harness sends the prompts it renders; use --api completions, "
+                "or --harness lm-eval (its chat model)"
+            )
         prompts = eval_prompts(plan, engine.tokenizer)
         ids = [encode(engine.tokenizer, p) for p in prompts]
         started = time.perf_counter()
@@ -225,8 +308,13 @@ def _run_ftbench(plan: _Plan, engine_cls, options, progress: bool) -> list[dict]
         else:  # the server (or vLLM) decides on context length: prompts are not truncated here
             params = GenerationParams(max_new_tokens=plan.max_gen_toks, stop=tuple(u for u in plan.until if u))
             plan.config["generation"].update(engine=engine.describe(params), truncated_prompts=None)
-            responses = _collect(engine.generate({i: Prompt(p, ids[i]) for i, p in enumerate(prompts)},
-                                                 range(len(prompts)), plan.batch_size, params), len(prompts), progress)
+            responses = _collect(
+                engine.generate(
+                    {i: Prompt(p, ids[i]) for i, p in enumerate(prompts)}, range(len(prompts)), plan.batch_size, params
+                ),
+                len(prompts),
+                progress,
+            )
             plan.config["tokens"] = dict(engine.usage)
         plan.timings["generate_seconds"] = round(time.perf_counter() - started, 3)
     finally:
@@ -234,21 +322,23 @@ def _run_ftbench(plan: _Plan, engine_cls, options, progress: bool) -> list[dict]
     return [result_row(plan.spec, i, doc, prompts[i], responses[i]) for i, doc in enumerate(plan.docs)]
 
 
-def _decode_like_hflm(plan: _Plan, lm, tokenizer, prompts: list[str], ids: list[list[int]], progress: bool
-                      ) -> list[str]:
+def _decode_like_hflm(
+    plan: _Plan, lm, tokenizer, prompts: list[str], ids: list[list[int]], progress: bool
+) -> list[str]:
     """lm-eval's HFLM.generate_until: prompts left-truncated to the model's length minus max_gen_toks, its
     Collator order and fixed batches, greedy under the model's own generation_config."""
     max_ctx = max_length(lm, tokenizer) - plan.max_gen_toks
     if max_ctx <= 0:
-        raise UsageError(f"--max-gen-toks {plan.max_gen_toks}: must be below the model's maximum length "
-                         f"{max_ctx + plan.max_gen_toks}")
+        raise UsageError(
+            f"--max-gen-toks {plan.max_gen_toks}: must be below the model's maximum length "
+            f"{max_ctx + plan.max_gen_toks}"
+        )
     plan.config["truncated_prompts"] = sum(len(x) > max_ctx for x in ids)
     generator = lm_eval_generator(lm, tokenizer, plan.until, plan.max_gen_toks, plan.gen_kwargs)
     plan.config["generation"].update(generation_used(generator))
     order = sorted(range(len(prompts)), key=lambda i: (-len(ids[i]), prompts[i]))  # lm-eval's Collator order
     # a single window: the generator keeps this order, so its batches are lm-eval's batches
-    results = generator.run([ids[i][-max_ctx:] for i in order], plan.batch_size, window=len(order),
-                            keep_batches=True)
+    results = generator.run([ids[i][-max_ctx:] for i in order], plan.batch_size, window=len(order), keep_batches=True)
     by_position = _collect(results, len(order), progress)
     responses = [""] * len(prompts)
     for j, text in enumerate(by_position):
@@ -279,8 +369,15 @@ def summarise(spec, rows: list[dict], given: dict | None = None) -> ScoreResult:
 
     n, figures = len(rows), list(rows[0]["metrics"]) if rows else []
     aggregation = {m["metric"]: m.get("aggregation", "mean") for m in spec.metrics}
-    result = ScoreResult(scorer=spec.name, n=n, metrics={}, stderr={}, ci95={}, signatures={},  # the task scores
-                         uncertainty={"stderr": uncertainty.STDERR_METHOD, "ci95": uncertainty.CI_METHOD})
+    result = ScoreResult(
+        scorer=spec.name,
+        n=n,
+        metrics={},
+        stderr={},
+        ci95={},
+        signatures={},  # the task scores
+        uncertainty={"stderr": uncertainty.STDERR_METHOD, "ci95": uncertainty.CI_METHOD},
+    )
     means = {}
     for f in figures:
         values = result.samples[f] = [float(r["metrics"][f]) for r in rows]
@@ -308,12 +405,18 @@ def _scored_like_gsm8k(spec) -> bool:
     """The task's filters and metric are lm-eval gsm8k's (so `ftbench score --task gsm8k` applies)."""
     from ftbench.metrics.gsm8k import EXACT_MATCH_KWARGS, FILTERS
 
-    patterns = {f["name"]: [s.get("regex_pattern") for s in f["filter"] if s.get("function") == "regex"]
-                for f in spec.filters}
-    metric = {k: v for k, v in (spec.metrics[0] if len(spec.metrics) == 1 else {}).items()
-              if k not in ("aggregation", "higher_is_better")}
-    return (patterns == {name: [pattern] for name, (pattern, _) in FILTERS.items()}
-            and metric == {"metric": "exact_match", **EXACT_MATCH_KWARGS})
+    patterns = {
+        f["name"]: [s.get("regex_pattern") for s in f["filter"] if s.get("function") == "regex"] for f in spec.filters
+    }
+    metric = {
+        k: v
+        for k, v in (spec.metrics[0] if len(spec.metrics) == 1 else {}).items()
+        if k not in ("aggregation", "higher_is_better")
+    }
+    return patterns == {name: [pattern] for name, (pattern, _) in FILTERS.items()} and metric == {
+        "metric": "exact_match",
+        **EXACT_MATCH_KWARGS,
+    }
 
 
 def _add_gsm8k_diagnosis(result: ScoreResult, rows: list[dict]) -> None:
@@ -327,7 +430,8 @@ def _add_gsm8k_diagnosis(result: ScoreResult, rows: list[dict]) -> None:
     for figure, value in gsm.metrics.items():  # the same lm-eval code on the same text: a difference is a bug
         if value != result.metrics.get(figure, value):
             result.details.setdefault("notes", []).append(
-                f"{figure}: ftbench score gives {value} on these responses, the task's scoring {result.metrics[figure]}")
+                f"{figure}: ftbench score gives {value} on these responses, the task's scoring {result.metrics[figure]}"
+            )
 
 
 def _add_task_signatures(spec, result: ScoreResult) -> None:
@@ -340,20 +444,28 @@ def _add_task_signatures(spec, result: ScoreResult) -> None:
     for figure in result.metrics:
         metric, _, filt = figure.partition(",")
         result.signatures[figure] = format_signature(
-            figure, task=f"{spec.name}-v{version}" if version is not None else spec.name, filter=filt,
-            metric=repr(hook) if callable(hook) else metric, impl=f"lm-eval-{package_version('lm_eval')}",
-            ftbench=__version__)
+            figure,
+            task=f"{spec.name}-v{version}" if version is not None else spec.name,
+            filter=filt,
+            metric=repr(hook) if callable(hook) else metric,
+            impl=f"lm-eval-{package_version('lm_eval')}",
+            ftbench=__version__,
+        )
 
 
 def _add_eval_signature(result: ScoreResult, plan: _Plan) -> None:
     """What else decides an evaluation's figures: shots and their seed, chat template, stop strings, length."""
     from ftbench.api.metrics import format_signature
 
-    extra = format_signature("", shots=plan.shots, fewshot_seed=plan.seed if plan.shots else None,
-                             chat=("multiturn" if plan.multiturn else "yes") if plan.chat else "no",
-                             system=repr(plan.system_instruction) if plan.system_instruction else None,
-                             gen=f"greedy,max-gen-toks:{plan.max_gen_toks}",
-                             until=",".join(repr(u) for u in plan.until))
+    extra = format_signature(
+        "",
+        shots=plan.shots,
+        fewshot_seed=plan.seed if plan.shots else None,
+        chat=("multiturn" if plan.multiturn else "yes") if plan.chat else "no",
+        system=repr(plan.system_instruction) if plan.system_instruction else None,
+        gen=f"greedy,max-gen-toks:{plan.max_gen_toks}",
+        until=",".join(repr(u) for u in plan.until),
+    )
     for figure, sig in result.signatures.items():
         result.signatures[figure] = sig + extra
 

@@ -53,11 +53,16 @@ def check_supported(spec, gen_kwargs: dict) -> None:
     problems += [f"fewshot_config.sampler {sampler}"] if sampler not in ("default", "first_n") else []
     problems += [k for k in ("gen_prefix", "doc_to_choice", "use_prompt") if spec.config.get(k)]
     problems += ["repeats > 1"] if int(spec.config.get("repeats") or 1) > 1 else []
-    problems += ["sampling (do_sample/temperature)"] if gen_kwargs.get("do_sample") or float(
-        gen_kwargs.get("temperature") or 0.0) > 0 else []
+    problems += (
+        ["sampling (do_sample/temperature)"]
+        if gen_kwargs.get("do_sample") or float(gen_kwargs.get("temperature") or 0.0) > 0
+        else []
+    )
     if problems:
-        raise InputError(f"{spec.path}: {', '.join(problems)}: not reproduced by the ftbench harness; "
-                         "use --engine lm-eval (= --harness lm-eval)")
+        raise InputError(
+            f"{spec.path}: {', '.join(problems)}: not reproduced by the ftbench harness; "
+            "use --engine lm-eval (= --harness lm-eval)"
+        )
 
 
 def fewshot_examples(spec, docs: Sequence[dict], k: int, seed: int = DEFAULT_FEWSHOT_SEED) -> list[list[dict]]:
@@ -76,8 +81,9 @@ def fewshot_examples(spec, docs: Sequence[dict], k: int, seed: int = DEFAULT_FEW
     if split is None and isinstance(fewshot_cfg.get("samples"), list):
         pool = list(fewshot_cfg["samples"])
     else:
-        pool = spec.docs(split or spec.config.get("training_split") or spec.config.get("validation_split")
-                         or spec.test_split)
+        pool = spec.docs(
+            split or spec.config.get("training_split") or spec.config.get("validation_split") or spec.test_split
+        )
     exclude = split is not None and split == spec.config.get("test_split")
     if sampler == "first_n":
         return [([d for d in pool if d != doc] if exclude else pool)[:k] for doc in docs]
@@ -91,8 +97,15 @@ def fewshot_examples(spec, docs: Sequence[dict], k: int, seed: int = DEFAULT_FEW
     return out
 
 
-def build_prompt(spec, doc: dict, examples: Sequence[dict], tokenizer=None, system_instruction: str | None = None,
-                 fewshot_as_multiturn: bool = True, template=None) -> str:
+def build_prompt(
+    spec,
+    doc: dict,
+    examples: Sequence[dict],
+    tokenizer=None,
+    system_instruction: str | None = None,
+    fewshot_as_multiturn: bool = True,
+    template=None,
+) -> str:
     """The context lm-eval's ``fewshot_context`` gives `generate_until`: plain text without ``tokenizer``, else the
     conversation rendered with its chat template (the examples as turns if ``fewshot_as_multiturn``), or with a
     named LLaMA-Factory ``template`` (`ftbench.inference.templates`) when one is given."""
@@ -110,8 +123,10 @@ def build_prompt(spec, doc: dict, examples: Sequence[dict], tokenizer=None, syst
         turns = []
         for ex in examples:
             target = spec.doc_to_target(ex)
-            turns += [{"role": "user", "content": spec.doc_to_text(ex)},
-                      {"role": "assistant", "content": str(target[0] if isinstance(target, list) else target)}]
+            turns += [
+                {"role": "user", "content": spec.doc_to_text(ex)},
+                {"role": "assistant", "content": str(target[0] if isinstance(target, list) else target)},
+            ]
         turns.append({"role": "user", "content": spec.doc_to_text(doc)})
     messages = ([{"role": "system", "content": system}] if system else []) + turns
     return render_named(tokenizer, messages, template) if template is not None else render_chat(tokenizer, messages)
@@ -180,24 +195,53 @@ def lm_eval_generator(lm, tokenizer, until: Sequence[str], max_new: int, gen_kwa
     model_config = (lm.get_base_model() if hasattr(lm, "get_base_model") else lm).generation_config
     config = copy.deepcopy(model_config)
     config.update(**gen_kwargs)  # the YAML's other generation_kwargs, passed to generate() as lm-eval does
-    config.update(do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id,
-                  use_cache=True, max_new_tokens=model_config.max_new_tokens or max_new, max_length=None)
+    config.update(
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+        max_new_tokens=model_config.max_new_tokens or max_new,
+        max_length=None,
+    )
     return Generator(lm, tokenizer, GenerationParams(max_new_tokens=max_new, stop=tuple(stops)), config=config)
 
 
 def generation_used(generator) -> dict:
     """The generation settings used, and the model's generation_config fields that came with them."""
     cfg = generator.config
-    skip = {"transformers_version", "eos_token_id", "pad_token_id", "bos_token_id", "do_sample", "max_new_tokens",
-            "use_cache", "temperature", "top_p", "top_k"}
-    return {"do_sample": False, "max_new_tokens": cfg.max_new_tokens, "eos_token_id": generator.eos_ids,
-            "pad_token_id": generator.pad_id, "stop": list(generator.params.stop),
-            "from_model_generation_config": {k: v for k, v in cfg.to_diff_dict().items() if k not in skip}}
+    skip = {
+        "transformers_version",
+        "eos_token_id",
+        "pad_token_id",
+        "bos_token_id",
+        "do_sample",
+        "max_new_tokens",
+        "use_cache",
+        "temperature",
+        "top_p",
+        "top_k",
+    }
+    return {
+        "do_sample": False,
+        "max_new_tokens": cfg.max_new_tokens,
+        "eos_token_id": generator.eos_ids,
+        "pad_token_id": generator.pad_id,
+        "stop": list(generator.params.stop),
+        "from_model_generation_config": {k: v for k, v in cfg.to_diff_dict().items() if k not in skip},
+    }
 
 
 def result_row(spec, doc_id: int, doc: dict, prompt: str, response: str) -> dict:
     """One document's per-sample row (the --samples file): the response filtered and scored by the task."""
     target = spec.doc_to_target(doc)
-    return {"doc_id": doc_id, "doc": doc, "prompt": prompt, "response": response,
-            "target": target if isinstance(target, (str, int, float)) else str(target),
-            "filtered": spec.apply_filters(response, doc), "metrics": spec.process_results(doc, response)}
+    return {
+        "doc_id": doc_id,
+        "doc": doc,
+        "prompt": prompt,
+        "response": response,
+        "target": target if isinstance(target, (str, int, float)) else str(target),
+        "filtered": spec.apply_filters(response, doc),
+        "metrics": spec.process_results(doc, response),
+    }

@@ -27,8 +27,10 @@ def run_lm_eval(plan, limit: int | None, max_gen_toks: int | None, options=None)
     spec = plan.spec
     served = getattr(options, "base_url", None)
     if not served and not isinstance(options, LocalOptions):
-        raise UsageError("--harness lm-eval generates with its own HF model (--engine local) or on a server "
-                         "(--engine openai --base-url)")
+        raise UsageError(
+            "--harness lm-eval generates with its own HF model (--engine local) or on a server "
+            "(--engine openai --base-url)"
+        )
     if served:
         model, model_args = lm_eval_api_model(plan, options)
     else:
@@ -43,24 +45,43 @@ def run_lm_eval(plan, limit: int | None, max_gen_toks: int | None, options=None)
     logger = logging.getLogger("lm_eval")
     level, logger.level = logger.level, logging.ERROR  # its INFO/WARNING chatter; ftbench reports what matters
     try:
-        with contextlib.redirect_stdout(sys.stderr), api_key_for_lm_eval(options) if served \
-                else contextlib.nullcontext():  # stdout is for ftbench's own output (--json)
+        with (
+            contextlib.redirect_stdout(sys.stderr),
+            api_key_for_lm_eval(options) if served else contextlib.nullcontext(),
+        ):  # stdout is for ftbench's own output (--json)
             res = lm_eval.simple_evaluate(
-                model=model, model_args=model_args, tasks=[spec.name], num_fewshot=plan.shots,
-                batch_size=1 if served else plan.batch_size, device=plan.placement.device, limit=limit,
+                model=model,
+                model_args=model_args,
+                tasks=[spec.name],
+                num_fewshot=plan.shots,
+                batch_size=1 if served else plan.batch_size,
+                device=plan.placement.device,
+                limit=limit,
                 log_samples=True,
-                apply_chat_template=plan.chat, fewshot_as_multiturn=plan.multiturn,
-                system_instruction=plan.system_instruction, fewshot_random_seed=plan.seed,
+                apply_chat_template=plan.chat,
+                fewshot_as_multiturn=plan.multiturn,
+                system_instruction=plan.system_instruction,
+                fewshot_random_seed=plan.seed,
                 gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
-                task_manager=TaskManager(include_path=str(spec.path.parent), include_defaults=False))
+                task_manager=TaskManager(include_path=str(spec.path.parent), include_defaults=False),
+            )
     finally:
         logger.setLevel(level)
     plan.timings["lm_eval_seconds"] = round(time.perf_counter() - started, 3)
     rows: dict[int, dict] = {}
     for s in sorted(res["samples"][spec.name], key=lambda s: s["doc_id"]):
-        row = rows.setdefault(s["doc_id"], {
-            "doc_id": s["doc_id"], "doc": s["doc"], "prompt": s["arguments"][0][0], "response": s["resps"][0][0],
-            "target": s["target"], "filtered": {}, "metrics": {}})
+        row = rows.setdefault(
+            s["doc_id"],
+            {
+                "doc_id": s["doc_id"],
+                "doc": s["doc"],
+                "prompt": s["arguments"][0][0],
+                "response": s["resps"][0][0],
+                "target": s["target"],
+                "filtered": {},
+                "metrics": {},
+            },
+        )
         row["filtered"][s["filter"]] = s["filtered_resps"][0]
         row["metrics"].update({f"{m},{s['filter']}": s[m] for m in s["metrics"]})
     figures, given = res["results"][spec.name], {"metrics": {}, "stderr": {}}
@@ -76,26 +97,35 @@ def lm_eval_api_model(plan, options) -> tuple[str, dict]:
     """lm-eval's model name and model_args for a server at ``options.base_url`` (`OpenAIOptions`):
     `local-completions` (prompts as text: `tokenized_requests=False`, since not every server takes token ids) or,
     with ``api="chat"``, `local-chat-completions` (lm-eval then needs --apply-chat-template)."""
-    from ftbench.net.http import CHAT, COMPLETIONS, completions_url
+    import importlib.util
+
     from ftbench.inference.models import resolve_model
     from ftbench.inference.openai_engine import served_model_name
-
-    import importlib.util
+    from ftbench.net.http import CHAT, COMPLETIONS, completions_url
 
     if importlib.util.find_spec("tenacity") is None:  # lm-eval's API models need its "api" extra
         raise UsageError("--harness lm-eval --base-url needs lm-eval's API extra: pip install 'lm-eval[api]'")
     chat = options.api == "chat"
     if chat and not plan.chat:
-        raise UsageError("--api chat with --harness lm-eval needs --apply-chat-template (lm-eval's chat model "
-                         "sends messages)")
+        raise UsageError(
+            "--api chat with --harness lm-eval needs --apply-chat-template (lm-eval's chat model sends messages)"
+        )
     if plan.adapter:
-        raise UsageError("--harness lm-eval --base-url: the server applies adapters; pass its name as "
-                         "--served-model (docs/scaling.md)")
-    args = {"model": served_model_name(plan.model, options.served_model),
-            "base_url": completions_url(options.base_url, CHAT if chat else COMPLETIONS),
-            "tokenizer": resolve_model(plan.model), "tokenizer_backend": "huggingface", "tokenized_requests": False,
-            "num_concurrent": options.concurrency, "max_retries": max(1, options.max_retries),
-            "timeout": int(options.request_timeout), "max_gen_toks": plan.max_gen_toks}
+        raise UsageError(
+            "--harness lm-eval --base-url: the server applies adapters; pass its name as "
+            "--served-model (docs/scaling.md)"
+        )
+    args = {
+        "model": served_model_name(plan.model, options.served_model),
+        "base_url": completions_url(options.base_url, CHAT if chat else COMPLETIONS),
+        "tokenizer": resolve_model(plan.model),
+        "tokenizer_backend": "huggingface",
+        "tokenized_requests": False,
+        "num_concurrent": options.concurrency,
+        "max_retries": max(1, options.max_retries),
+        "timeout": int(options.request_timeout),
+        "max_gen_toks": plan.max_gen_toks,
+    }
     if chat:
         args.pop("tokenizer_backend")
         args.pop("tokenized_requests")

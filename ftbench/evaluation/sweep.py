@@ -73,13 +73,23 @@ def learning_curve(runs: list[RunOutcome]) -> dict | None:
     point = np.linalg.lstsq(design, np.array([r.mean for r in runs]), rcond=None)[0]
     x_next = x.max() + 1
     predicted = coef[0] + coef[1] * x_next
-    return {"points": [{"run": r.name, "size": r.train_size, "mean": r.mean,
-                        "ci95": percentile_interval(draws[:, i]) if len(draws) > 1 else None}
-                       for i, r in enumerate(runs)],
-            "intercept": float(point[0]), "slope": float(point[1]),
-            "slope_ci95": percentile_interval(coef[1]) if len(draws) > 1 else None,
-            "next_size": int(2 * sizes.max()), "next_predicted": float(point[0] + point[1] * x_next),
-            "next_ci95": percentile_interval(predicted) if len(draws) > 1 else None}
+    return {
+        "points": [
+            {
+                "run": r.name,
+                "size": r.train_size,
+                "mean": r.mean,
+                "ci95": percentile_interval(draws[:, i]) if len(draws) > 1 else None,
+            }
+            for i, r in enumerate(runs)
+        ],
+        "intercept": float(point[0]),
+        "slope": float(point[1]),
+        "slope_ci95": percentile_interval(coef[1]) if len(draws) > 1 else None,
+        "next_size": int(2 * sizes.max()),
+        "next_predicted": float(point[0] + point[1] * x_next),
+        "next_ci95": percentile_interval(predicted) if len(draws) > 1 else None,
+    }
 
 
 def compare_settings(runs: list[RunOutcome], lever: str) -> dict:
@@ -89,16 +99,32 @@ def compare_settings(runs: list[RunOutcome], lever: str) -> dict:
     draws = _draws(runs)
     means = [r.mean for r in runs]
     order = sorted(range(len(runs)), key=lambda i: -means[i])
-    out = {"ranking": [{"run": runs[i].name, "value": runs[i].settings.get(lever), "mean": means[i],
-                        "ci95": percentile_interval(draws[:, i]) if len(draws) > 1 else None} for i in order],
-           "best": runs[order[0]].name, "best_value": runs[order[0]].settings.get(lever)}
+    out = {
+        "ranking": [
+            {
+                "run": runs[i].name,
+                "value": runs[i].settings.get(lever),
+                "mean": means[i],
+                "ci95": percentile_interval(draws[:, i]) if len(draws) > 1 else None,
+            }
+            for i in order
+        ],
+        "best": runs[order[0]].name,
+        "best_value": runs[order[0]].settings.get(lever),
+    }
     if len(runs) < 2:
         return {**out, "clear": False, "margin": None, "margin_ci95": None, "runner_up": None}
     b, s = order[0], order[1]
     diff = draws[:, b] - draws[:, s]
     ci = percentile_interval(diff) if len(draws) > 1 else None
-    return {**out, "runner_up": runs[s].name, "runner_up_value": runs[s].settings.get(lever),
-            "margin": means[b] - means[s], "margin_ci95": ci, "clear": bool(ci is not None and ci[0] > 0)}
+    return {
+        **out,
+        "runner_up": runs[s].name,
+        "runner_up_value": runs[s].settings.get(lever),
+        "margin": means[b] - means[s],
+        "margin_ci95": ci,
+        "clear": bool(ci is not None and ci[0] > 0),
+    }
 
 
 def epoch_curve(checkpoints: list[dict]) -> dict | None:
@@ -112,9 +138,15 @@ def epoch_curve(checkpoints: list[dict]) -> dict | None:
     last = points[-1]
     overfit = best["step"] != last["step"] and last["eval_loss"] > best["eval_loss"] * (1 + OVERFIT_TOLERANCE)
     still_falling = best["step"] == last["step"] and last["eval_loss"] < points[-2]["eval_loss"]
-    return {"points": [{"step": c["step"], "epoch": c.get("epoch"), "eval_loss": c["eval_loss"]} for c in points],
-            "best_step": best["step"], "best_epoch": best.get("epoch"), "best_eval_loss": best["eval_loss"],
-            "last_eval_loss": last["eval_loss"], "overfit": overfit, "still_falling": still_falling}
+    return {
+        "points": [{"step": c["step"], "epoch": c.get("epoch"), "eval_loss": c["eval_loss"]} for c in points],
+        "best_step": best["step"],
+        "best_epoch": best.get("epoch"),
+        "best_eval_loss": best["eval_loss"],
+        "last_eval_loss": last["eval_loss"],
+        "overfit": overfit,
+        "still_falling": still_falling,
+    }
 
 
 def metric_by_checkpoint(checkpoints: list[dict]) -> dict | None:
@@ -122,8 +154,9 @@ def metric_by_checkpoint(checkpoints: list[dict]) -> dict | None:
     --select-by): the best one, and whether the metric fell after it (the best minus the last, paired 95% CI above
     0: "peaked") or was still rising at the end (the last minus the one before, CI above 0). None with fewer than
     two scored checkpoints."""
-    points = list({c["step"]: c for c in sorted((c for c in checkpoints if c.get("scores")),
-                                                 key=lambda c: -c["step"])}.values())[::-1]
+    points = list(
+        {c["step"]: c for c in sorted((c for c in checkpoints if c.get("scores")), key=lambda c: -c["step"])}.values()
+    )[::-1]
     if len(points) < 2:
         return None
     matrix = np.column_stack([np.asarray(c["scores"], dtype=np.float64) for c in points])
@@ -137,9 +170,15 @@ def metric_by_checkpoint(checkpoints: list[dict]) -> dict | None:
     else:
         ci = percentile_interval(draws[:, last] - draws[:, last - 1])
         change, peaked, rising = float(means[last] - means[last - 1]), False, bool(ci and ci[0] > 0)
-    return {"points": [{"step": c["step"], "epoch": c.get("epoch"), "mean": float(m)} for c, m in zip(points, means)],
-            "best_step": points[best]["step"], "best_epoch": points[best].get("epoch"), "change": change,
-            "change_ci95": ci, "peaked": peaked, "rising": rising}
+    return {
+        "points": [{"step": c["step"], "epoch": c.get("epoch"), "mean": float(m)} for c, m in zip(points, means)],
+        "best_step": points[best]["step"],
+        "best_epoch": points[best].get("epoch"),
+        "change": change,
+        "change_ci95": ci,
+        "peaked": peaked,
+        "rising": rising,
+    }
 
 
 def _epoch_text(epochs: list) -> str:
@@ -154,12 +193,22 @@ def _epochs(runs: list[RunOutcome], data: list[RunOutcome], metric: str, scale10
     scored = {r.name: c for r in runs if (c := metric_by_checkpoint(r.checkpoints))}
     if not losses and not scored:
         return None
-    evidence = [f"{k}: {metric} by checkpoint " + ", ".join(
-        f"step {p['step']}" + (f" (epoch {p['epoch']:.2g})" if p.get("epoch") is not None else "") + f" {p['mean']:.2f}"
-        for p in v["points"]) for k, v in scored.items()]
-    evidence += [f"{k}: lowest eval loss {v['best_eval_loss']:.4f} at step {v['best_step']}"
-                 + (f" (epoch {v['best_epoch']:.2g})" if v.get("best_epoch") is not None else "")
-                 + f", last {v['last_eval_loss']:.4f}" for k, v in losses.items()]
+    evidence = [
+        f"{k}: {metric} by checkpoint "
+        + ", ".join(
+            f"step {p['step']}"
+            + (f" (epoch {p['epoch']:.2g})" if p.get("epoch") is not None else "")
+            + f" {p['mean']:.2f}"
+            for p in v["points"]
+        )
+        for k, v in scored.items()
+    ]
+    evidence += [
+        f"{k}: lowest eval loss {v['best_eval_loss']:.4f} at step {v['best_step']}"
+        + (f" (epoch {v['best_epoch']:.2g})" if v.get("best_epoch") is not None else "")
+        + f", last {v['last_eval_loss']:.4f}"
+        for k, v in losses.items()
+    ]
     table = {"eval_loss": losses, "metric": scored}
 
     def where(hits: dict, curves: dict) -> str:
@@ -173,9 +222,11 @@ def _epochs(runs: list[RunOutcome], data: list[RunOutcome], metric: str, scale10
         if peaked:
             drop = max(v["change"] for v in peaked.values())
             drop_text = _fmt(drop, scale100).lstrip("+")
-            text = (f"{metric} peaks at{_epoch_text([v['best_epoch'] for v in peaked.values()])}"
-                    f"{where(peaked, scored)} and falls after it (by up to {drop_text}) — fewer epochs, or keep that "
-                    "checkpoint (--select-by does)")
+            text = (
+                f"{metric} peaks at{_epoch_text([v['best_epoch'] for v in peaked.values()])}"
+                f"{where(peaked, scored)} and falls after it (by up to {drop_text}) — fewer epochs, or keep that "
+                "checkpoint (--select-by does)"
+            )
         elif len(rising) == len(scored):
             text = f"{metric} still rising at the last checkpoint of every run — more epochs may help"
         else:
@@ -184,8 +235,10 @@ def _epochs(runs: list[RunOutcome], data: list[RunOutcome], metric: str, scale10
     overfit = {k: v for k, v in losses.items() if v["overfit"]}
     falling = {k: v for k, v in losses.items() if v["still_falling"]}
     if overfit:
-        text = (f"overfits after{_epoch_text([v['best_epoch'] for v in overfit.values()])}{where(overfit, losses)}"
-                " (eval loss) — fewer epochs (the chosen checkpoint already stops there)")
+        text = (
+            f"overfits after{_epoch_text([v['best_epoch'] for v in overfit.values()])}{where(overfit, losses)}"
+            " (eval loss) — fewer epochs (the chosen checkpoint already stops there)"
+        )
     elif len(falling) == len(losses):
         text = "eval loss was still falling at the end of every run — more epochs may help"
     else:
@@ -225,19 +278,26 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
         sizes = ", ".join(str(p["size"]) for p in curve["points"])
         evidence = [f"{metric} at {p['size']} samples: {p['mean']:.2f}" for p in curve["points"]]
         nci = curve["next_ci95"]
-        evidence.append(f"least-squares slope over log2(samples) {sizes}: {_fmt(s, scale100)} per doubling "
-                        f"({_ci(ci, scale100)}); predicted at {curve['next_size']} samples: "
-                        f"{curve['next_predicted']:.2f}" + (f" (95% CI {nci[0]:.2f}…{nci[1]:.2f})" if nci else ""))
+        evidence.append(
+            f"least-squares slope over log2(samples) {sizes}: {_fmt(s, scale100)} per doubling "
+            f"({_ci(ci, scale100)}); predicted at {curve['next_size']} samples: "
+            f"{curve['next_predicted']:.2f}" + (f" (95% CI {nci[0]:.2f}…{nci[1]:.2f})" if nci else "")
+        )
         if ci and ci[0] > 0:
-            text = (f"more data still pays: {_fmt(s, scale100)} {metric} per doubling ({_ci(ci, scale100)}) — "
-                    "collect more before tuning")
+            text = (
+                f"more data still pays: {_fmt(s, scale100)} {metric} per doubling ({_ci(ci, scale100)}) — "
+                "collect more before tuning"
+            )
         elif ci and ci[1] < 0:
             text = f"more data made it worse: {_fmt(s, scale100)} {metric} per doubling ({_ci(ci, scale100)})"
         else:
-            text = (f"more data: no clear effect ({_fmt(s, scale100)} {metric} per doubling, {_ci(ci, scale100)} "
-                    "spans 0) — the data size is not what holds it back")
-        verdicts.append({"lever": "data", "text": text, "evidence": evidence, "clear": bool(ci and (ci[0] > 0 or
-                                                                                               ci[1] < 0))})
+            text = (
+                f"more data: no clear effect ({_fmt(s, scale100)} {metric} per doubling, {_ci(ci, scale100)} "
+                "spans 0) — the data size is not what holds it back"
+            )
+        verdicts.append(
+            {"lever": "data", "text": text, "evidence": evidence, "clear": bool(ci and (ci[0] > 0 or ci[1] < 0))}
+        )
 
     for lever, name in (("lr", "learning rate"), ("rank", "LoRA rank"), ("model", "base model")):
         group = by_lever[lever]
@@ -246,21 +306,31 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
         cmp = compare_settings(group, lever)
         cmp["diverged"] = {r.name: r.diverged_at for r in group if r.diverged_at is not None}
         out["levers"][lever] = cmp
-        evidence = [f"{_setting(lever, e['value'])}: {metric} {e['mean']:.2f}" +
-                    (f" (95% CI {e['ci95'][0]:.2f}…{e['ci95'][1]:.2f})" if e["ci95"] else "") for e in cmp["ranking"]]
+        evidence = [
+            f"{_setting(lever, e['value'])}: {metric} {e['mean']:.2f}"
+            + (f" (95% CI {e['ci95'][0]:.2f}…{e['ci95'][1]:.2f})" if e["ci95"] else "")
+            for e in cmp["ranking"]
+        ]
         if cmp["margin_ci95"]:
-            evidence.append(f"best − runner-up on the same samples: {_fmt(cmp['margin'], scale100)} "
-                            f"({_ci(cmp['margin_ci95'], scale100)})")
+            evidence.append(
+                f"best − runner-up on the same samples: {_fmt(cmp['margin'], scale100)} "
+                f"({_ci(cmp['margin_ci95'], scale100)})"
+            )
         by_name = {r.name: r for r in group}
-        notes = [f"{_setting(lever, by_name[k].settings.get(lever))} diverged at step {v}"
-                 for k, v in cmp["diverged"].items()]
+        notes = [
+            f"{_setting(lever, by_name[k].settings.get(lever))} diverged at step {v}"
+            for k, v in cmp["diverged"].items()
+        ]
         if cmp["clear"]:
             text = f"{name}: {_setting(lever, cmp['best_value'])} best"
         else:
-            text = f"{name}: no clear winner (the best, {_setting(lever, cmp['best_value'])}, is within the noise " \
-                   "of the runner-up)"
-        verdicts.append({"lever": lever, "text": "; ".join([text] + notes), "evidence": evidence,
-                         "clear": cmp["clear"]})
+            text = (
+                f"{name}: no clear winner (the best, {_setting(lever, cmp['best_value'])}, is within the noise "
+                "of the runner-up)"
+            )
+        verdicts.append(
+            {"lever": lever, "text": "; ".join([text] + notes), "evidence": evidence, "clear": cmp["clear"]}
+        )
 
     epochs = _epochs(runs, data, metric, scale100)
     if epochs:
@@ -279,8 +349,16 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
                 text = f"doubling the data is worth more than moving to {best['value']}"
             else:
                 text = f"moving to {best['value']} is worth about one doubling of the data (within its CI)"
-            verdicts.append({"lever": "model", "clear": not lo <= gain <= hi, "text": text,
-                             "evidence": [f"{best['value']}: {_fmt(gain, scale100)} {metric} over the baseline model; "
-                                          f"one doubling of data: {_fmt(curve['slope'], scale100)} "
-                                          f"({_ci(curve['slope_ci95'], scale100)})"]})
+            verdicts.append(
+                {
+                    "lever": "model",
+                    "clear": not lo <= gain <= hi,
+                    "text": text,
+                    "evidence": [
+                        f"{best['value']}: {_fmt(gain, scale100)} {metric} over the baseline model; "
+                        f"one doubling of data: {_fmt(curve['slope'], scale100)} "
+                        f"({_ci(curve['slope_ci95'], scale100)})"
+                    ],
+                }
+            )
     return out

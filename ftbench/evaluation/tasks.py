@@ -35,8 +35,7 @@ def render_template(template: str, doc: dict) -> str:
         from jinja2 import BaseLoader, Environment, StrictUndefined
 
         _TEMPLATE_ENV = Environment(loader=BaseLoader, undefined=StrictUndefined, keep_trailing_newline=True)
-        _TEMPLATE_ENV.filters["regex_replace"] = lambda s, pattern, repl, count=0: re.sub(pattern, repl, s,
-                                                                                          count=count)
+        _TEMPLATE_ENV.filters["regex_replace"] = lambda s, pattern, repl, count=0: re.sub(pattern, repl, s, count=count)
     return _TEMPLATE_ENV.from_string(template).render(**doc)
 
 
@@ -113,8 +112,9 @@ class TaskSpec:
 
     @property
     def fewshot_split(self) -> str | None:
-        return self.config.get("fewshot_split") or self.config.get("training_split") or self.config.get(
-            "validation_split")
+        return (
+            self.config.get("fewshot_split") or self.config.get("training_split") or self.config.get("validation_split")
+        )
 
     @property
     def generation_kwargs(self) -> dict[str, Any]:
@@ -164,8 +164,10 @@ class TaskSpec:
         text + target_delimiter + target + fewshot_delimiter, then this document's text. Which examples:
         lm-eval samples ``num_fewshot`` documents of ``fewshot_split`` with its own seeded sampler."""
         prefix = description  # lm-eval 0.4.13 puts nothing between the description and the first example
-        shots = "".join(self.doc_to_text(ex) + self.target_delimiter + str(self.doc_to_target(ex))
-                        + self.fewshot_delimiter for ex in examples)
+        shots = "".join(
+            self.doc_to_text(ex) + self.target_delimiter + str(self.doc_to_target(ex)) + self.fewshot_delimiter
+            for ex in examples
+        )
         return prefix + shots + self.doc_to_text(doc)
 
     def docs(self, split: str | None = None) -> list[dict]:
@@ -177,8 +179,7 @@ class TaskSpec:
         data_files = kwargs.get("data_files")
         if path in LOCAL_BUILDERS and isinstance(data_files, dict):
             if split not in data_files:
-                raise UsageError(f"{self.path}: no data_files entry for split {split!r} "
-                                 f"(has: {', '.join(data_files)})")
+                raise UsageError(f"{self.path}: no data_files entry for split {split!r} (has: {', '.join(data_files)})")
             docs = self._read_local(data_files[split], split)
         else:
             import datasets
@@ -194,9 +195,11 @@ class TaskSpec:
         docs: list[dict] = []
         for name in files if isinstance(files, list) else [files]:
             if not os.path.isfile(name):
-                raise UsageError(f"{self.path}: data_files.{split} {name!r} not found — relative paths resolve "
-                                 f"against the current directory ({os.getcwd()}), as in lm-eval: run from the "
-                                 "repository root or use an absolute path")
+                raise UsageError(
+                    f"{self.path}: data_files.{split} {name!r} not found — relative paths resolve "
+                    f"against the current directory ({os.getcwd()}), as in lm-eval: run from the "
+                    "repository root or use an absolute path"
+                )
             findings: list[Finding] = []
             docs += [r.value for r in read_records(name, findings)]
             errors = [f for f in findings if f.severity == "error" and f.code != "utf8-bom"]
@@ -211,9 +214,16 @@ class TaskSpec:
             import lm_eval.filters  # noqa: F401  (registers lm-eval's filters)
             from lm_eval.api.registry import get_filter
 
-            self._filters = [(f["name"], [(get_filter(step["function"]),
-                                           {k: v for k, v in step.items() if k != "function"})
-                                          for step in f["filter"]]) for f in self.filters]
+            self._filters = [
+                (
+                    f["name"],
+                    [
+                        (get_filter(step["function"]), {k: v for k, v in step.items() if k != "function"})
+                        for step in f["filter"]
+                    ],
+                )
+                for f in self.filters
+            ]
         out = {}
         for name, steps in self._filters:
             resps: Any = [[response]]
@@ -296,4 +306,3 @@ def load_task(name_or_path: str | Path, include_path=None) -> TaskSpec:
     if output_type != "generate_until":
         raise InputError(f"{path}: output_type {output_type!r} — ftbench runs generate_until tasks only")
     return TaskSpec(cfg["task"], path.resolve(), cfg)
-

@@ -73,8 +73,7 @@ def _tools(sample: Sample):
 
 
 def _render(tokenizer, messages: list[dict], tools, generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
-                                         add_generation_prompt=generation_prompt)
+    return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=generation_prompt)
 
 
 def _template_segments(tokenizer, sample: Sample) -> list[Segment]:
@@ -86,11 +85,11 @@ def _template_segments(tokenizer, sample: Sample) -> list[Segment]:
         if message["role"] != "assistant":
             continue
         prompt = _render(tokenizer, messages[:k], tools, True)
-        full = _render(tokenizer, messages[:k + 1], tools, False)
+        full = _render(tokenizer, messages[: k + 1], tools, False)
         if not prompt.startswith(done) or not full.startswith(prompt):
             raise TemplateNotPrefixConsistent(f"turn {k}")
-        segments.append(Segment(prompt[len(done):], False))
-        segments.append(Segment(full[len(prompt):], True))
+        segments.append(Segment(prompt[len(done) :], False))
+        segments.append(Segment(full[len(prompt) :], True))
         done = full
     return segments
 
@@ -101,10 +100,12 @@ def _final_turn_segments(tokenizer, sample: Sample) -> list[Segment]:
     prompt = _render(tokenizer, messages[:-1], tools, True)
     full = _render(tokenizer, messages, tools, False)
     if not full.startswith(prompt):
-        raise InputError(f"{sample.file}: record {sample.record}: the chat template renders the prompt differently "
-                         "from the start of the whole conversation, so the answer's tokens cannot be located; "
-                         "use a model whose template is prefix-consistent (e.g. Qwen2.5 ChatML)")
-    return [Segment(prompt, False), Segment(full[len(prompt):], True)]
+        raise InputError(
+            f"{sample.file}: record {sample.record}: the chat template renders the prompt differently "
+            "from the start of the whole conversation, so the answer's tokens cannot be located; "
+            "use a model whose template is prefix-consistent (e.g. Qwen2.5 ChatML)"
+        )
+    return [Segment(prompt, False), Segment(full[len(prompt) :], True)]
 
 
 def _plain_segments(tokenizer, sample: Sample) -> list[Segment]:
@@ -129,8 +130,10 @@ def _named_template_segments(tokenizer, sample: Sample, template: ChatTemplate, 
     """Segments from a named template's slots (LLaMA-Factory's encoding); ``oneturn``: one prompt segment holding
     the whole history, as LLaMA-Factory's predict builds it."""
     if sample.tools:
-        raise InputError(f"{sample.file}: record {sample.record}: template '{template.name}' does not render tool "
-                         "definitions; remove `template:` to use the model's own chat template for tool-use data")
+        raise InputError(
+            f"{sample.file}: record {sample.record}: template '{template.name}' does not render tool "
+            "definitions; remove `template:` to use the model's own chat template for tool-use data"
+        )
     messages = [("observation" if role == OBSERVATION else role, content) for role, content in sample.turns]
     segments = []
     for source, target in template.pairs(tokenizer, messages, sample.system, oneturn=oneturn):
@@ -143,8 +146,9 @@ def _pieces_text(tokenizer, pieces) -> str:
     return "".join(p if isinstance(p, str) else tokenizer.convert_ids_to_tokens(p) for p in pieces)
 
 
-def conversation_segments(tokenizer, sample: Sample, template: ChatTemplate | None = None, *,
-                          oneturn: bool = False) -> list[Segment]:
+def conversation_segments(
+    tokenizer, sample: Sample, template: ChatTemplate | None = None, *, oneturn: bool = False
+) -> list[Segment]:
     """The sample cut into prompt-side and assistant segments (see the module docstring); ends with the final
     assistant answer. ``template``: a named template's encoding instead of the tokenizer's chat template."""
     if template is not None:
@@ -158,9 +162,11 @@ def conversation_segments(tokenizer, sample: Sample, template: ChatTemplate | No
         key = str(getattr(tokenizer, "name_or_path", "")) or "the tokenizer"
         if key not in _warned_templates:
             _warned_templates.add(key)
-            warnings.warn(f"the chat template of {key} is not prefix-consistent (it renders earlier turns "
-                          "differently once later ones exist): multi-turn samples train on their final answer only",
-                          stacklevel=2)
+            warnings.warn(
+                f"the chat template of {key} is not prefix-consistent (it renders earlier turns "
+                "differently once later ones exist): multi-turn samples train on their final answer only",
+                stacklevel=2,
+            )
         return _final_turn_segments(tokenizer, sample)
 
 
@@ -199,16 +205,18 @@ def render_prompt(tokenizer, sample: Sample, template: ChatTemplate | None = Non
     return prompt_text_and_ids(tokenizer, sample, template=template)[0]
 
 
-def encode_prompt(tokenizer, sample: Sample, cutoff_len: int | None = None,
-                  template: ChatTemplate | None = None) -> list[int]:
+def encode_prompt(
+    tokenizer, sample: Sample, cutoff_len: int | None = None, template: ChatTemplate | None = None
+) -> list[int]:
     """The prompt's token ids for generation: the conversation up to and excluding the final assistant turn,
     with the generation prompt, tokenized segment by segment exactly as `encode_for_training` does. With
     ``cutoff_len``, only the last ``cutoff_len`` ids are kept (the generation prompt must stay)."""
     return prompt_text_and_ids(tokenizer, sample, cutoff_len, template)[1]
 
 
-def prompt_text_and_ids(tokenizer, sample: Sample, cutoff_len: int | None = None,
-                        template: ChatTemplate | None = None) -> tuple[str, list[int]]:
+def prompt_text_and_ids(
+    tokenizer, sample: Sample, cutoff_len: int | None = None, template: ChatTemplate | None = None
+) -> tuple[str, list[int]]:
     """`render_prompt` and `encode_prompt` in one pass. Under a named template the text is the ids decoded with
     their special tokens, as LLaMA-Factory writes a prediction's prompt; otherwise the rendered text (decoded from
     the ids if they were cut)."""
@@ -222,8 +230,7 @@ def prompt_text_and_ids(tokenizer, sample: Sample, cutoff_len: int | None = None
     return "".join(s.text for s in segments), ids
 
 
-def label_text(tokenizer, sample: Sample, cutoff_len: int | None = None,
-               template: ChatTemplate | None = None) -> str:
+def label_text(tokenizer, sample: Sample, cutoff_len: int | None = None, template: ChatTemplate | None = None) -> str:
     """The reference answer as LLaMA-Factory's predict writes it: the final answer's ids (with the template's
     end-of-turn text, e.g. `<|im_end|>\\n`) decoded without special tokens, so `answer<|im_end|>\\n` reads
     `answer\\n`. With ``cutoff_len``, cut to the share `infer_seqlen` gives it next to the prompt."""
@@ -233,7 +240,7 @@ def label_text(tokenizer, sample: Sample, cutoff_len: int | None = None,
         answer.append(template.eos_id(tokenizer))
     if cutoff_len:
         prompt_len = sum(len(_encode(tokenizer, s)) for s in segments[:-1])
-        answer = answer[:infer_seqlen(prompt_len, len(answer), cutoff_len)[1]]
+        answer = answer[: infer_seqlen(prompt_len, len(answer), cutoff_len)[1]]
     return tokenizer.decode(answer, skip_special_tokens=True)
 
 
@@ -252,8 +259,9 @@ def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int
     return new_source_len, new_target_len
 
 
-def encode_for_training(tokenizer, sample: Sample, cutoff_len: int | None,
-                        template: ChatTemplate | None = None) -> tuple[list[int], list[int]]:
+def encode_for_training(
+    tokenizer, sample: Sample, cutoff_len: int | None, template: ChatTemplate | None = None
+) -> tuple[list[int], list[int]]:
     """The full conversation's ids and labels for supervised fine-tuning.
 
     Labels are IGNORE_INDEX (-100) on every prompt-side token (system, user and tool turns, template markers up to
@@ -279,7 +287,7 @@ def encode_for_training(tokenizer, sample: Sample, cutoff_len: int | None,
             if budget <= 0:
                 break
             source_len, target_len = infer_seqlen(len(source), len(target), budget)
-            source = source[len(source) - source_len:] if source_len else []
+            source = source[len(source) - source_len :] if source_len else []
             target = target[:target_len]
         source_labels = [IGNORE_INDEX] * len(source)
         if final_eos and i and source:  # LLaMA-Factory labels a later turn's first token with eos (GLM-4)
@@ -290,10 +298,13 @@ def encode_for_training(tokenizer, sample: Sample, cutoff_len: int | None,
 
 
 # the last user message inside common chat templates (ChatML/Qwen, Llama 3, Mistral/Llama 2)
-_USER_TURN = re.compile(r"(?:<\|im_start\|>user\n|<\|start_header_id\|>user<\|end_header_id\|>\n\n|\[INST\])"
-                        r"(?P<text>(?:(?!<\|im_start\|>user\n|<\|start_header_id\|>user).)*?)"
-                        r"(?:<\|im_end\|>|<\|eot_id\|>|\[/INST\])(?!.*(?:<\|im_start\|>user|"
-                        r"<\|start_header_id\|>user|\[INST\]))", re.S)
+_USER_TURN = re.compile(
+    r"(?:<\|im_start\|>user\n|<\|start_header_id\|>user<\|end_header_id\|>\n\n|\[INST\])"
+    r"(?P<text>(?:(?!<\|im_start\|>user\n|<\|start_header_id\|>user).)*?)"
+    r"(?:<\|im_end\|>|<\|eot_id\|>|\[/INST\])(?!.*(?:<\|im_start\|>user|"
+    r"<\|start_header_id\|>user|\[INST\]))",
+    re.S,
+)
 
 
 def user_text(prompt: str) -> str:

@@ -15,10 +15,15 @@ from ftbench.api.generation import DEFAULT_ENGINE, ForeignOption, GenerationEngi
 from ftbench.api.registry import Registry
 
 ENGINES: Registry[type[GenerationEngine]] = Registry(
-    "engine", base=GenerationEngine, entry_point_group="ftbench.engines",
-    builtins={"local": "ftbench.inference.local_engine:LocalEngine",
-              "openai": "ftbench.inference.openai_engine:OpenAIEngine",
-              "vllm": "ftbench.inference.vllm_engine:VllmEngine"})
+    "engine",
+    base=GenerationEngine,
+    entry_point_group="ftbench.engines",
+    builtins={
+        "local": "ftbench.inference.local_engine:LocalEngine",
+        "openai": "ftbench.inference.openai_engine:OpenAIEngine",
+        "vllm": "ftbench.inference.vllm_engine:VllmEngine",
+    },
+)
 
 
 def engine_options(name: str | None, given: Mapping[str, Any] | None = None) -> tuple[type[GenerationEngine], Any]:
@@ -43,9 +48,16 @@ def _option_names(name: str) -> frozenset[str]:
         return frozenset()
 
 
-def render_prompts(tokenizer, samples, indices: Iterable[int], cutoff_len: int | None = None,
-                   with_messages: bool = False, template=None, max_prompt_tokens: int | None = None,
-                   cut: list[int] | None = None) -> Mapping[int, Prompt]:
+def render_prompts(
+    tokenizer,
+    samples,
+    indices: Iterable[int],
+    cutoff_len: int | None = None,
+    with_messages: bool = False,
+    template=None,
+    max_prompt_tokens: int | None = None,
+    cut: list[int] | None = None,
+) -> Mapping[int, Prompt]:
     """index -> Prompt for ``samples[i]``: the text and ids `inference.chat` renders (the same as training's),
     and the messages without the final answer when a chat endpoint needs them.
 

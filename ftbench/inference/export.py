@@ -44,9 +44,13 @@ def merge_and_save(model: str, adapter: str, output_dir: str, *, overwrite: bool
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    info = {"base_model": model, "base_model_path": os.path.abspath(path) if os.path.isdir(path) else path,
-            "adapter": os.path.abspath(adapter), "dtype": str(next(merged.parameters()).dtype).replace("torch.", ""),
-            "tokenizer_from": "adapter" if tokenizer_source == adapter else "base model"}
+    info = {
+        "base_model": model,
+        "base_model_path": os.path.abspath(path) if os.path.isdir(path) else path,
+        "adapter": os.path.abspath(adapter),
+        "dtype": str(next(merged.parameters()).dtype).replace("torch.", ""),
+        "tokenizer_from": "adapter" if tokenizer_source == adapter else "base model",
+    }
     write_json(os.path.join(tmp, EXPORT_INFO), info)
     if os.path.isdir(output_dir):
         shutil.rmtree(output_dir)

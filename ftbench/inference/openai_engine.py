@@ -55,7 +55,7 @@ def merged_checkpoint(model: str, adapter: str, folder: str) -> str:
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
     """``text`` up to the first stop string (what the local engine returns; OpenAI and vLLM strip it too)."""
     cuts = [text.find(s) for s in stops if s and s in text]
-    return text[:min(cuts)] if cuts else text
+    return text[: min(cuts)] if cuts else text
 
 
 @dataclass(frozen=True)
@@ -91,27 +91,38 @@ class OpenAIEngine(GenerationEngine):
     description = "an OpenAI-compatible server (vLLM, SGLang, transformers serve, llamafactory-cli api, llama.cpp)"
     options_type = OpenAIOptions
 
-    def __init__(self, model: str, adapter: str | None, options: OpenAIOptions, *, template=None,
-                 loaded: tuple | None = None):
+    def __init__(
+        self, model: str, adapter: str | None, options: OpenAIOptions, *, template=None, loaded: tuple | None = None
+    ):
         # the prompt sent is rendered with ``template``; the server stops at its own eos
         super().__init__(model, adapter, options, template=template, loaded=loaded)
-        from ftbench.net.http import CHAT, COMPLETIONS, ChatClient, Redactor, RetryPolicy, api_key_from_env
         from ftbench.inference.models import load_tokenizer
+        from ftbench.net.http import CHAT, COMPLETIONS, ChatClient, Redactor, RetryPolicy, api_key_from_env
 
         if adapter:
-            raise UsageError("--engine openai: the server applies adapters, not ftbench: serve the adapter (vLLM: "
-                             "--enable-lora --lora-modules NAME=PATH) and pass --served-model NAME, or merge it "
-                             "(ftbench export) and serve the merged folder (docs/scaling.md)")
+            raise UsageError(
+                "--engine openai: the server applies adapters, not ftbench: serve the adapter (vLLM: "
+                "--enable-lora --lora-modules NAME=PATH) and pass --served-model NAME, or merge it "
+                "(ftbench export) and serve the merged folder (docs/scaling.md)"
+            )
         self.served = served_model_name(model, options.served_model)
         self.wants_messages = options.api == "chat"
         self.tokenizer = loaded[1] if loaded else load_tokenizer(model)
         api_key = api_key_from_env(options.api_key_env)
         self._stop = threading.Event()
-        self.client = ChatClient(options.base_url, self.served, api_key, key_source=options.api_key_env,
-                                 timeout=options.request_timeout, redact=Redactor(api_key),
-                                 policy=RetryPolicy(max_retries=options.max_retries, base=options.backoff),
-                                 stop=self._stop, on_retry=self._count_retry,
-                                 endpoint=CHAT if self.wants_messages else COMPLETIONS, user_agent="ftbench")
+        self.client = ChatClient(
+            options.base_url,
+            self.served,
+            api_key,
+            key_source=options.api_key_env,
+            timeout=options.request_timeout,
+            redact=Redactor(api_key),
+            policy=RetryPolicy(max_retries=options.max_retries, base=options.backoff),
+            stop=self._stop,
+            on_retry=self._count_retry,
+            endpoint=CHAT if self.wants_messages else COMPLETIONS,
+            user_agent="ftbench",
+        )
         self.retries = 0
 
     @classmethod
@@ -159,8 +170,9 @@ class OpenAIEngine(GenerationEngine):
                 self.usage[key] += value
         return index, cut_at_stop(completion.text, params.stop)
 
-    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
-                 ) -> Iterator[list[tuple[int, str]]]:
+    def generate(
+        self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
+    ) -> Iterator[list[tuple[int, str]]]:
         """At most ``concurrency`` requests in flight, submitted in input order; each answer is yielded as it
         arrives (``batch_size`` is the server's business)."""
         self._stop.clear()  # an engine is reused across calls (train-and-compare: one per eval set)
@@ -187,9 +199,16 @@ class OpenAIEngine(GenerationEngine):
 
     def describe(self, params) -> dict:
         p = params
-        out = {"engine": self.name, "api": self.options.api, "base_url": self.options.base_url,
-               "served_model": self.served, "concurrency": self.options.concurrency,
-               "do_sample": p.do_sample, "max_new_tokens": p.max_new_tokens, "stop": list(p.stop)}
+        out = {
+            "engine": self.name,
+            "api": self.options.api,
+            "base_url": self.options.base_url,
+            "served_model": self.served,
+            "concurrency": self.options.concurrency,
+            "do_sample": p.do_sample,
+            "max_new_tokens": p.max_new_tokens,
+            "stop": list(p.stop),
+        }
         if p.do_sample:
             out.update(temperature=p.temperature, top_p=p.top_p, seed=p.seed)
         return out

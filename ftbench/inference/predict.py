@@ -11,9 +11,19 @@ from ftbench.data.predictions import OrderedRowWriter, make_row, write_meta
 ATTENTION_CELLS = 2**25
 
 
-def generate_rows(samples: list, out: str, done: int, *, engine, params, batch_size: int,
-                  cutoff_len: int | None = None, quiet: bool = False, meta: dict | None = None,
-                  max_prompt_tokens: int | None = None) -> tuple[int, float]:
+def generate_rows(
+    samples: list,
+    out: str,
+    done: int,
+    *,
+    engine,
+    params,
+    batch_size: int,
+    cutoff_len: int | None = None,
+    quiet: bool = False,
+    meta: dict | None = None,
+    max_prompt_tokens: int | None = None,
+) -> tuple[int, float]:
     """Generate answers for samples[done:] with ``engine`` (a `GenerationEngine`) and ``params``
     (`GenerationParams`), and append their rows to ``out`` in order (durable as each result list arrives).
 
@@ -41,22 +51,40 @@ def generate_rows(samples: list, out: str, done: int, *, engine, params, batch_s
         write_meta(out, meta)
     todo = range(done, len(samples))
     cut: list[int] = []
-    prompts = render_prompts(engine.tokenizer, samples, todo, cutoff_len, with_messages=engine.wants_messages,
-                             template=engine.template, max_prompt_tokens=max_prompt_tokens, cut=cut)
+    prompts = render_prompts(
+        engine.tokenizer,
+        samples,
+        todo,
+        cutoff_len,
+        with_messages=engine.wants_messages,
+        template=engine.template,
+        max_prompt_tokens=max_prompt_tokens,
+        cut=cut,
+    )
     if cut:
         limit = max_prompt_tokens or context_length(engine.tokenizer)
         first = samples[cut[0]]
         where = f"{first.file}:{first.line}" if first.line else f"{first.file} [{first.record}]"
         said = "--max-prompt-tokens" if max_prompt_tokens else "the model's context"
-        say(f"warning: {len(cut)} prompt(s) longer than {limit:,} tokens ({said}) keep their last {limit:,} tokens "
-            f"(the first: {where}); shorten them, or set --cutoff-len", quiet)
+        say(
+            f"warning: {len(cut)} prompt(s) longer than {limit:,} tokens ({said}) keep their last {limit:,} tokens "
+            f"(the first: {where}); shorten them, or set --cutoff-len",
+            quiet,
+        )
     longest = max((len(p.ids) for p in prompts.values()), default=1)
     batch_size = max(1, min(batch_size, ATTENTION_CELLS // max(1, longest) ** 2))  # same text at any batch size
     labels = {i: label_text(engine.tokenizer, samples[i], cutoff_len, engine.template) for i in todo}
     writer = OrderedRowWriter(out, done)
     start = time.perf_counter()
-    bar = tqdm(total=len(samples), initial=done, unit="sample", desc="predict", file=sys.stderr, disable=quiet,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(samples),
+        initial=done,
+        unit="sample",
+        desc="predict",
+        file=sys.stderr,
+        disable=quiet,
+        dynamic_ncols=True,
+    )
     try:
         for results in engine.generate(prompts, todo, batch_size, params):
             writer.add(make_row(i, prompts[i].text, text, labels[i]) for i, text in results)

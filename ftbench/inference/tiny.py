@@ -51,12 +51,21 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
 
-MODEL_SHAPE = dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2, max_position_embeddings=4096, rope_theta=10000.0, rms_norm_eps=1e-6,
-                   tie_word_embeddings=True, use_sliding_window=False,
-                   # wider than the usual 0.02 so the random model writes varied, prompt-dependent text instead of
-                   # repeating its last token (with tied embeddings a near-identity network echoes its input)
-                   initializer_range=0.15)
+MODEL_SHAPE = dict(
+    hidden_size=64,
+    intermediate_size=192,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rope_theta=10000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    use_sliding_window=False,
+    # wider than the usual 0.02 so the random model writes varied, prompt-dependent text instead of
+    # repeating its last token (with tied embeddings a near-identity network echoes its input)
+    initializer_range=0.15,
+)
 
 
 def corpus_texts(folder: Path | None = None) -> list[str]:
@@ -99,13 +108,20 @@ def train_tokenizer(texts: list[str]):
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, min_frequency=2, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        min_frequency=2,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return tok
 
@@ -118,10 +134,19 @@ def build_tokenizer(texts: list[str]):
     trained = json.loads(train_tokenizer(texts).to_str())
     vocab = trained["model"]["vocab"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in trained["model"]["merges"]]
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token="<|im_end|>",
-                               pad_token="<|endoftext|>", additional_special_tokens=["<|im_start|>", "<|im_end|>"],
-                               model_max_length=MODEL_SHAPE["max_position_embeddings"], errors="replace",
-                               clean_up_tokenization_spaces=False, split_special_tokens=False)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=merges,
+        unk_token=None,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+        model_max_length=MODEL_SHAPE["max_position_embeddings"],
+        errors="replace",
+        clean_up_tokenization_spaces=False,
+        split_special_tokens=False,
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -132,15 +157,23 @@ def build_model(tokenizer, seed: int):
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen2Config(vocab_size=len(tokenizer), bos_token_id=ids["<|endoftext|>"],
-                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], **MODEL_SHAPE)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        **MODEL_SHAPE,
+    )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).to(torch.float32)
     model.eval()
     # like Qwen2.5-Instruct: stop at <|im_end|> or <|endoftext|>; greedy by default
-    model.generation_config = GenerationConfig(eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-                                               pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"],
-                                               do_sample=False)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad_token_id=ids["<|endoftext|>"],
+        bos_token_id=ids["<|endoftext|>"],
+        do_sample=False,
+    )
     return model
 
 
@@ -165,9 +198,14 @@ def build_tiny_model(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED) -> st
     model = build_model(tokenizer, seed)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    info = {"ftbench_tiny_version": TINY_VERSION, "seed": seed, "corpus_sha256": _corpus_hash(texts),
-            "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()),
-            "note": "random weights: a pipeline model for offline tests and demos, not for quality"}
+    info = {
+        "ftbench_tiny_version": TINY_VERSION,
+        "seed": seed,
+        "corpus_sha256": _corpus_hash(texts),
+        "vocab_size": len(tokenizer),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "note": "random weights: a pipeline model for offline tests and demos, not for quality",
+    }
     write_json(str(out / BUILD_INFO), info)
     return str(out)
 
@@ -175,8 +213,9 @@ def build_tiny_model(out_dir: str | os.PathLike, seed: int = DEFAULT_SEED) -> st
 def build_atomically(final_dir: str | os.PathLike, seed: int, *, replace: bool = False) -> str:
     """Build into ``final_dir`` atomically (see `ftbench.io.build_folder_atomically`): same seed, same bytes, so a
     build another process finished first is kept."""
-    return build_folder_atomically(final_dir, lambda tmp: build_tiny_model(tmp, seed), is_tiny_model_dir,
-                                   replace=replace)
+    return build_folder_atomically(
+        final_dir, lambda tmp: build_tiny_model(tmp, seed), is_tiny_model_dir, replace=replace
+    )
 
 
 def is_tiny_model_dir(path: str | os.PathLike) -> bool:
@@ -191,6 +230,7 @@ def cached_tiny_model(seed: int = DEFAULT_SEED) -> str:
         try:
             build_atomically(path, seed)
         except OSError as e:
-            raise UsageError(f"cannot build the tiny model in {path}: {e.strerror or e} "
-                             "(set FTBENCH_CACHE to a writable folder)") from e
+            raise UsageError(
+                f"cannot build the tiny model in {path}: {e.strerror or e} (set FTBENCH_CACHE to a writable folder)"
+            ) from e
     return str(path)

@@ -30,8 +30,10 @@ def import_vllm():
     try:
         import vllm
     except ImportError:
-        raise UsageError("--engine vllm needs the vllm package (pip install vllm, on Linux with an NVIDIA GPU); or "
-                         "run `vllm serve` anywhere and use --engine openai --base-url (docs/scaling.md)") from None
+        raise UsageError(
+            "--engine vllm needs the vllm package (pip install vllm, on Linux with an NVIDIA GPU); or "
+            "run `vllm serve` anywhere and use --engine openai --base-url (docs/scaling.md)"
+        ) from None
     return vllm
 
 
@@ -61,8 +63,13 @@ class VllmOptions(EngineOptions):
 
 def llm_kwargs(path: str, adapter: str | None, options: VllmOptions) -> dict:
     """The keyword arguments of `vllm.LLM(...)`."""
-    kwargs = {"model": path, "tokenizer": path, "tensor_parallel_size": options.tensor_parallel_size,
-              "dtype": options.dtype or "auto", "seed": options.seed}
+    kwargs = {
+        "model": path,
+        "tokenizer": path,
+        "tensor_parallel_size": options.tensor_parallel_size,
+        "dtype": options.dtype or "auto",
+        "seed": options.seed,
+    }
     if options.data_parallel_size > 1:
         kwargs["data_parallel_size"] = options.data_parallel_size
     if options.gpu_memory_utilization:
@@ -74,8 +81,12 @@ def llm_kwargs(path: str, adapter: str | None, options: VllmOptions) -> dict:
 
 def sampling_kwargs(params, stop_ids: Sequence[int]) -> dict:
     """The keyword arguments of `vllm.SamplingParams(...)`: greedy unless sampling, the local engine's stops."""
-    kwargs = {"n": 1, "max_tokens": params.max_new_tokens, "stop_token_ids": list(stop_ids),
-              "skip_special_tokens": True}
+    kwargs = {
+        "n": 1,
+        "max_tokens": params.max_new_tokens,
+        "stop_token_ids": list(stop_ids),
+        "skip_special_tokens": True,
+    }
     if params.stop:
         kwargs["stop"] = list(params.stop)  # vLLM cuts the text before it (include_stop_str_in_output=False)
     if params.do_sample:
@@ -96,8 +107,9 @@ class VllmEngine(GenerationEngine):
     description = "offline vLLM (GPU): tensor/data parallel, LoRA requests"
     options_type = VllmOptions
 
-    def __init__(self, model: str, adapter: str | None, options: VllmOptions, *, template=None,
-                 loaded: tuple | None = None):
+    def __init__(
+        self, model: str, adapter: str | None, options: VllmOptions, *, template=None, loaded: tuple | None = None
+    ):
         super().__init__(model, adapter, options, template=template, loaded=loaded)
         vllm = import_vllm()
         from ftbench.inference.generate import end_of_turn_ids
@@ -106,8 +118,9 @@ class VllmEngine(GenerationEngine):
         path = resolve_model(model)
         self.adapter = adapter
         self.tokenizer = load_tokenizer(model)
-        self.stop_ids = (self.template.stop_ids(self.tokenizer) if self.template is not None
-                         else end_of_turn_ids(self.tokenizer))
+        self.stop_ids = (
+            self.template.stop_ids(self.tokenizer) if self.template is not None else end_of_turn_ids(self.tokenizer)
+        )
         self.kwargs = llm_kwargs(path, adapter, options)
         self.llm = vllm.LLM(**self.kwargs)
         self.lora = None
@@ -116,8 +129,9 @@ class VllmEngine(GenerationEngine):
 
             self.lora = LoRARequest(LORA_NAME, 1, os.path.abspath(adapter))
 
-    def generate(self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
-                 ) -> Iterator[list[tuple[int, str]]]:
+    def generate(
+        self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
+    ) -> Iterator[list[tuple[int, str]]]:
         """vLLM schedules its own batches; ftbench hands it windows of prompts so rows reach the disk as they go."""
         import vllm
         from vllm.inputs import TokensPrompt
@@ -126,14 +140,21 @@ class VllmEngine(GenerationEngine):
         order = list(order)
         window = max(256, batch_size * 16)
         for start in range(0, len(order), window):
-            chunk = order[start:start + window]
-            outputs = self.llm.generate([TokensPrompt(prompt_token_ids=prompts[i].ids) for i in chunk],
-                                        sampling, lora_request=self.lora, use_tqdm=False)
+            chunk = order[start : start + window]
+            outputs = self.llm.generate(
+                [TokensPrompt(prompt_token_ids=prompts[i].ids) for i in chunk],
+                sampling,
+                lora_request=self.lora,
+                use_tqdm=False,
+            )
             for i, out in zip(chunk, outputs):
                 self.usage["prompt_tokens"] += len(prompts[i].ids)
                 self.usage["completion_tokens"] += len(out.outputs[0].token_ids)
             yield [(i, out.outputs[0].text) for i, out in zip(chunk, outputs)]
 
     def describe(self, params) -> dict:
-        return {"engine": self.name, "llm": {k: v for k, v in self.kwargs.items() if k not in ("model", "tokenizer")},
-                "sampling": sampling_kwargs(params, self.stop_ids)}
+        return {
+            "engine": self.name,
+            "llm": {k: v for k, v in self.kwargs.items() if k not in ("model", "tokenizer")},
+            "sampling": sampling_kwargs(params, self.stop_ids),
+        }

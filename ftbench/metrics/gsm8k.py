@@ -80,8 +80,7 @@ class _RegexFilterReplica:
         return out
 
 
-def _exact_match_replica(predictions, references, regexes_to_ignore=None, ignore_case=False,
-                         ignore_punctuation=False):
+def _exact_match_replica(predictions, references, regexes_to_ignore=None, ignore_case=False, ignore_punctuation=False):
     """lm-eval's exact_match_hf_evaluate for the options gsm8k uses (used only without lm-eval)."""
     for s in regexes_to_ignore or ():
         predictions = np.array([re.sub(s, "", x) for x in predictions])
@@ -113,8 +112,13 @@ def extract(predictions: Sequence[str], filter_name: str) -> list[str]:
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """Per-sample 0/1 exact match, each computed by lm-eval's metric call exactly as its task does."""
     _, exact_match_fn, _ = implementation()
-    return np.array([float(exact_match_fn(predictions=[p], references=[r], **EXACT_MATCH_KWARGS)["exact_match"])
-                     for p, r in zip(predictions, references)], dtype=np.float64)
+    return np.array(
+        [
+            float(exact_match_fn(predictions=[p], references=[r], **EXACT_MATCH_KWARGS)["exact_match"])
+            for p, r in zip(predictions, references)
+        ],
+        dtype=np.float64,
+    )
 
 
 def normalise(text: str) -> str:
@@ -138,10 +142,14 @@ class Gsm8kExactMatch(SampleMetric):
         if self.until:
             predictions = [truncate_at(p, self.until) for p in predictions]
         references = [target(r) for r in references]
-        self.extracted = {"strict": extract(predictions, "strict-match"),
-                          "flexible": extract(predictions, "flexible-extract")}
-        return {STRICT_FIGURE: exact_match(self.extracted["strict"], references),
-                FLEXIBLE_FIGURE: exact_match(self.extracted["flexible"], references)}
+        self.extracted = {
+            "strict": extract(predictions, "strict-match"),
+            "flexible": extract(predictions, "flexible-extract"),
+        }
+        return {
+            STRICT_FIGURE: exact_match(self.extracted["strict"], references),
+            FLEXIBLE_FIGURE: exact_match(self.extracted["flexible"], references),
+        }
 
     def aggregate(self, figure, values):
         return sum(values.tolist()) / len(values)  # lm-eval's `mean` aggregation
@@ -154,9 +162,17 @@ class Gsm8kExactMatch(SampleMetric):
         for figure, filter_name in ((STRICT_FIGURE, "strict-match"), (FLEXIBLE_FIGURE, "flexible-extract")):
             pattern, group = FILTERS[filter_name]
             sigs[figure] = format_signature(
-                figure, task=f"gsm8k-v{TASK_VERSION}", until=until,
-                regex=pattern.replace("|", "\\|"), match="first" if group == 0 else "last",
-                fallback=INVALID, norm=norm, agg="mean", impl=impl, ftbench=__version__)
+                figure,
+                task=f"gsm8k-v{TASK_VERSION}",
+                until=until,
+                regex=pattern.replace("|", "\\|"),
+                match="first" if group == 0 else "last",
+                fallback=INVALID,
+                norm=norm,
+                agg="mean",
+                impl=impl,
+                ftbench=__version__,
+            )
         return sigs
 
 
@@ -188,4 +204,5 @@ def add_report_figures(result) -> None:
     result.stderr[STRICT_PARSABLE] = mean_stderr(values)
     result.ci95[STRICT_PARSABLE] = mean_intervals({"x": values}, len(values))["x"] if values else None
     result.signatures[STRICT_PARSABLE] = format_signature(
-        STRICT_PARSABLE, regex=STRICT_PATTERN.replace("|", "\\|"), match="first", agg="mean", ftbench=__version__)
+        STRICT_PARSABLE, regex=STRICT_PATTERN.replace("|", "\\|"), match="first", agg="mean", ftbench=__version__
+    )

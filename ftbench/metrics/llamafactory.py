@@ -94,8 +94,8 @@ def _clipped_matches_counter(hypothesis: str, reference: str) -> list[int]:
         if len(hypothesis) < n or len(reference) < n:
             matches.append(0)
             continue
-        hyp = Counter([hypothesis[i:i + n] for i in range(len(hypothesis) - n + 1)])
-        ref = Counter([reference[i:i + n] for i in range(len(reference) - n + 1)])
+        hyp = Counter([hypothesis[i : i + n] for i in range(len(hypothesis) - n + 1)])
+        ref = Counter([reference[i : i + n] for i in range(len(reference) - n + 1)])
         clipped = 0
         for gram, count in hyp.items():
             ref_count = ref.get(gram)
@@ -117,7 +117,7 @@ def clipped_matches(hypothesis: str, reference: str) -> list[int]:
     codes = np.frombuffer((hypothesis + reference).encode("utf-32-le"), dtype=np.uint32)
     _, ids = np.unique(codes, return_inverse=True)
     base = int(ids.max()) + 1
-    if base ** 4 >= 2 ** 62:  # 4-grams would not fit in an int64 (tens of thousands of distinct chars)
+    if base**4 >= 2**62:  # 4-grams would not fit in an int64 (tens of thousands of distinct chars)
         return _clipped_matches_counter(hypothesis, reference)
     ids = ids.astype(np.int64).ravel()
     hyp_ids, ref_ids = ids[:hyp_len], ids[hyp_len:]
@@ -128,8 +128,8 @@ def clipped_matches(hypothesis: str, reference: str) -> list[int]:
             matches.append(0)
             continue
         if n > 1:
-            hyp_keys = hyp_keys[:-1] * base + hyp_ids[n - 1:]
-            ref_keys = ref_keys[:-1] * base + ref_ids[n - 1:]
+            hyp_keys = hyp_keys[:-1] * base + hyp_ids[n - 1 :]
+            ref_keys = ref_keys[:-1] * base + ref_ids[n - 1 :]
         grams, hyp_counts = np.unique(hyp_keys, return_counts=True)
         ref_sorted = np.sort(ref_keys)
         ref_counts = np.searchsorted(ref_sorted, grams, "right") - np.searchsorted(ref_sorted, grams, "left")
@@ -157,7 +157,7 @@ def sentence_bleu4_chars(hypothesis: str, reference: str) -> float:
     k = 1  # method3: the k-th zero count becomes 1 / (2^k * denominator)
     for numerator, denominator in zip(numerators, denominators):
         if numerator == 0:
-            log_precisions.append(0.25 * math.log(1 / (2 ** k * denominator)))
+            log_precisions.append(0.25 * math.log(1 / (2**k * denominator)))
             k += 1
         else:
             log_precisions.append(0.25 * math.log(numerator / denominator))

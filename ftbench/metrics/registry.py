@@ -14,16 +14,26 @@ from ftbench.api.errors import UsageError
 from ftbench.api.metrics import Metric, Scorer
 from ftbench.api.registry import Registry
 
-METRICS: Registry[type[Metric]] = Registry("metric", base=Metric, entry_point_group="ftbench.metrics", builtins={
-    "llamafactory": "ftbench.metrics.similarity:LlamaFactorySimilarity",
-    "gsm8k": "ftbench.metrics.gsm8k:Gsm8kExactMatch",
-    "sacrebleu": "ftbench.metrics.standard:SacreBleu",
-    "rouge-score": "ftbench.metrics.standard:RougeScore",
-})
-SCORERS: Registry[type[Scorer]] = Registry("scorer", base=Scorer, entry_point_group="ftbench.scorers", builtins={
-    "similarity": "ftbench.metrics.scorers:SimilarityScorer",
-    "gsm8k": "ftbench.metrics.scorers:Gsm8kScorer",
-})
+METRICS: Registry[type[Metric]] = Registry(
+    "metric",
+    base=Metric,
+    entry_point_group="ftbench.metrics",
+    builtins={
+        "llamafactory": "ftbench.metrics.similarity:LlamaFactorySimilarity",
+        "gsm8k": "ftbench.metrics.gsm8k:Gsm8kExactMatch",
+        "sacrebleu": "ftbench.metrics.standard:SacreBleu",
+        "rouge-score": "ftbench.metrics.standard:RougeScore",
+    },
+)
+SCORERS: Registry[type[Scorer]] = Registry(
+    "scorer",
+    base=Scorer,
+    entry_point_group="ftbench.scorers",
+    builtins={
+        "similarity": "ftbench.metrics.scorers:SimilarityScorer",
+        "gsm8k": "ftbench.metrics.scorers:Gsm8kScorer",
+    },
+)
 DEFAULT_SCORER = "similarity"  # `score` without --scorer; `compare` when no scorer recognises the labels
 
 

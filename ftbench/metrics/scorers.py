@@ -33,19 +33,34 @@ class SampleScorer(Scorer):
         figures = {}
         for fig in [f for f in self.figures if f in sb.metrics] + [f for f in sb.metrics if f not in self.figures]:
             xb, xa = sb.samples.get(fig), sa.samples.get(fig)
-            entry = {"before": sb.metrics[fig], "after": sa.metrics[fig], "delta": sa.metrics[fig] - sb.metrics[fig],
-                     "before_ci95": sb.ci95.get(fig), "after_ci95": sa.ci95.get(fig)}
+            entry = {
+                "before": sb.metrics[fig],
+                "after": sa.metrics[fig],
+                "delta": sa.metrics[fig] - sb.metrics[fig],
+                "before_ci95": sb.ci95.get(fig),
+                "after_ci95": sa.ci95.get(fig),
+            }
             if xb is not None and xa is not None:
                 paired = paired_difference(xa, xb)
-                entry.update(delta_ci95=paired["ci95"], delta_stderr=paired["stderr"],
-                             wins=sum(1 for p, q in zip(xb, xa) if q > p),
-                             losses=sum(1 for p, q in zip(xb, xa) if q < p),
-                             ties=sum(1 for p, q in zip(xb, xa) if q == p))
+                entry.update(
+                    delta_ci95=paired["ci95"],
+                    delta_stderr=paired["stderr"],
+                    wins=sum(1 for p, q in zip(xb, xa) if q > p),
+                    losses=sum(1 for p, q in zip(xb, xa) if q < p),
+                    ties=sum(1 for p, q in zip(xb, xa) if q == p),
+                )
                 if fig in self.accuracies:
                     entry["mcnemar"] = mcnemar([bool(v) for v in xb], [bool(v) for v in xa])
             figures[fig] = entry
-        return Comparison(self.name, len(before), figures, sb.signatures, sb.to_json(), sa.to_json(),
-                          self._rows(before, after, sb, sa))
+        return Comparison(
+            self.name,
+            len(before),
+            figures,
+            sb.signatures,
+            sb.to_json(),
+            sa.to_json(),
+            self._rows(before, after, sb, sa),
+        )
 
     def status(self, scores_before: dict, scores_after: dict) -> str:
         """improved / regressed / unchanged for one sample, by the primary figure (then the tie-breaker)."""
@@ -63,10 +78,20 @@ class SampleScorer(Scorer):
                 s = {f: result.samples[f][i] for f in result.metrics if f in result.samples}
                 s.update({f: result.samples[f][i] for f in self.sample_fields})
                 scores.append(s)
-            rows.append({"i": i, "scorer": self.name, "primary": self.primary,
-                         "prompt": x.get("prompt", ""), "reference": x.get("label", ""),
-                         "before": x.get("predict", ""), "after": y.get("predict", ""), "scores_before": scores[0],
-                         "scores_after": scores[1], "status": self.status(*scores)})
+            rows.append(
+                {
+                    "i": i,
+                    "scorer": self.name,
+                    "primary": self.primary,
+                    "prompt": x.get("prompt", ""),
+                    "reference": x.get("label", ""),
+                    "before": x.get("predict", ""),
+                    "after": y.get("predict", ""),
+                    "scores_before": scores[0],
+                    "scores_after": scores[1],
+                    "status": self.status(*scores),
+                }
+            )
         return rows
 
 
@@ -109,12 +134,14 @@ class SimilarityScorer(SampleScorer):
                 result.details.setdefault("notes", []).append(
                     f"{figure}: the exact mean lies on a rounding boundary; LLaMA-Factory's do_predict (np.mean) "
                     f"prints {result.metrics[figure]:.4f}, its scripts/eval_bleu_rouge.py and lm-eval "
-                    f"(sum/len) print {plain:.4f}.")
+                    f"(sum/len) print {plain:.4f}."
+                )
 
         if any(isinstance(m, RougeScore) for m in metrics) and any(has_cjk(r) for r in references):
             result.details.setdefault("notes", []).append(
                 "rouge-score's tokeniser keeps only a-z and 0-9, so Chinese text contributes nothing to "
-                "rouge1/rouge2/rougeL/rougeLsum; LLaMA-Factory's rouge-1/2/l segment it with jieba.")
+                "rouge1/rouge2/rougeL/rougeLsum; LLaMA-Factory's rouge-1/2/l segment it with jieba."
+            )
 
 
 class Gsm8kScorer(SampleScorer):
@@ -139,8 +166,11 @@ class Gsm8kScorer(SampleScorer):
     def metric_options(self, metric_name, options):
         from ftbench.metrics.registry import figure_owners
 
-        return {"until": tuple(options.get("until") or ())} \
-            if figure_owners().get(metric_name) == self.default_metrics[0] else {}
+        return (
+            {"until": tuple(options.get("until") or ())}
+            if figure_owners().get(metric_name) == self.default_metrics[0]
+            else {}
+        )
 
     def recognises(self, labels):
         from ftbench.metrics.gsm8k import looks_like_gsm8k
@@ -169,15 +199,19 @@ class Gsm8kScorer(SampleScorer):
 
             rows = load_dataset("openai/gsm8k", "main", split="test")
         except Exception as e:
-            raise UsageError(f"cannot load openai/gsm8k from the hub ({str(e).splitlines()[0][:120]}); pass "
-                             "--gsm8k PATH to a local GSM8K test.jsonl, or --gsm8k none") from None
+            raise UsageError(
+                f"cannot load openai/gsm8k from the hub ({str(e).splitlines()[0][:120]}); pass "
+                "--gsm8k PATH to a local GSM8K test.jsonl, or --gsm8k none"
+            ) from None
         from ftbench.data.formats import ASSISTANT, USER, Sample
 
-        return [Sample([(USER, r["question"]), (ASSISTANT, r["answer"])], "", "", "openai/gsm8k", i, None)
-                for i, r in enumerate(rows.select(range(min(limit, len(rows)))))]
+        return [
+            Sample([(USER, r["question"]), (ASSISTANT, r["answer"])], "", "", "openai/gsm8k", i, None)
+            for i, r in enumerate(rows.select(range(min(limit, len(rows)))))
+        ]
 
     def explain(self, predictions, references, metrics, result, lines):
-        from ftbench.metrics.gsm8k import STRICT_FIGURE, FLEXIBLE_FIGURE, Gsm8kExactMatch, target, truncate_at
+        from ftbench.metrics.gsm8k import FLEXIBLE_FIGURE, STRICT_FIGURE, Gsm8kExactMatch, target, truncate_at
         from ftbench.metrics.gsm8k_diagnosis import explain_disagreements
 
         metric = next(m for m in metrics if isinstance(m, Gsm8kExactMatch))
@@ -185,17 +219,30 @@ class Gsm8kScorer(SampleScorer):
         if metric.until:
             predictions = [truncate_at(p, metric.until) for p in predictions]
         targets = [target(r) for r in references]
-        causes, summary = explain_disagreements(predictions, strict, flexible, result.samples[STRICT_FIGURE],
-                                                result.samples[FLEXIBLE_FIGURE], targets, lines)
-        result.samples.update({
-            "strict": strict, "flexible": flexible,
-            "strict_correct": [bool(x) for x in result.samples[STRICT_FIGURE]],
-            "flexible_correct": [bool(x) for x in result.samples[FLEXIBLE_FIGURE]],
-            "target": targets, "cause": causes})
+        causes, summary = explain_disagreements(
+            predictions,
+            strict,
+            flexible,
+            result.samples[STRICT_FIGURE],
+            result.samples[FLEXIBLE_FIGURE],
+            targets,
+            lines,
+        )
+        result.samples.update(
+            {
+                "strict": strict,
+                "flexible": flexible,
+                "strict_correct": [bool(x) for x in result.samples[STRICT_FIGURE]],
+                "flexible_correct": [bool(x) for x in result.samples[FLEXIBLE_FIGURE]],
+                "target": targets,
+                "cause": causes,
+            }
+        )
         result.details["disagreement"] = summary
         runaway = sum(1 for p in predictions if "Question:" in p)
         if runaway and "Question:" not in metric.until:
             result.details.setdefault("notes", []).append(
                 f"{runaway} of {len(predictions)} predictions contain 'Question:'. lm-eval stops generating at "
                 "'Question:' (gsm8k's `until`), so its filters never see what follows; to score these outputs "
-                "as lm-eval would have generated them, add --until 'Question:'.")
+                "as lm-eval would have generated them, add --until 'Question:'."
+            )

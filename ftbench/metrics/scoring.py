@@ -13,8 +13,7 @@ from ftbench.metrics import uncertainty
 from ftbench.metrics.registry import SCORERS, get_metric
 
 
-def _resolve_metrics(scorer: Scorer, names: Sequence[str] | None, options: dict
-                     ) -> tuple[list[Metric], list[str]]:
+def _resolve_metrics(scorer: Scorer, names: Sequence[str] | None, options: dict) -> tuple[list[Metric], list[str]]:
     """Metric objects for the names asked for (several figures of one metric share one object), and the
     figures to report, in the order asked for."""
     metrics: list[Metric] = []
@@ -30,9 +29,16 @@ def _resolve_metrics(scorer: Scorer, names: Sequence[str] | None, options: dict
     return metrics, figures
 
 
-def score_pairs(predictions: Sequence[str], references: Sequence[str], scorer: str = "similarity",
-                metrics: Sequence[str] | None = None, *, jobs: int | None = None, until: Sequence[str] = (),
-                lines: Sequence[int | None] | None = None) -> ScoreResult:
+def score_pairs(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    scorer: str = "similarity",
+    metrics: Sequence[str] | None = None,
+    *,
+    jobs: int | None = None,
+    until: Sequence[str] = (),
+    lines: Sequence[int | None] | None = None,
+) -> ScoreResult:
     """Score (prediction, reference) pairs with a scorer's metrics (a name in `ftbench.metrics.registry.SCORERS`:
     ``similarity``, ``gsm8k``, ...).
 
@@ -46,8 +52,15 @@ def score_pairs(predictions: Sequence[str], references: Sequence[str], scorer: s
     chosen_scorer = SCORERS.create(scorer)
     chosen, figures = _resolve_metrics(chosen_scorer, metrics, {"jobs": jobs, "until": until})
     n = len(predictions)
-    result = ScoreResult(scorer=scorer, n=n, metrics={}, stderr={}, ci95={}, signatures={},
-                         uncertainty={"stderr": uncertainty.STDERR_METHOD, "ci95": uncertainty.CI_METHOD})
+    result = ScoreResult(
+        scorer=scorer,
+        n=n,
+        metrics={},
+        stderr={},
+        ci95={},
+        signatures={},
+        uncertainty={"stderr": uncertainty.STDERR_METHOD, "ci95": uncertainty.CI_METHOD},
+    )
     per_sample: dict[str, np.ndarray] = {}
     for metric in chosen:
         result.signatures.update(metric.signatures() if not isinstance(metric, CorpusMetric) else {})
@@ -61,7 +74,8 @@ def score_pairs(predictions: Sequence[str], references: Sequence[str], scorer: s
             for figure, stats in metric.statistics(predictions, references).items():
                 result.metrics[figure] = metric.from_totals(figure, stats.sum(axis=0)) if n else float("nan")
                 result.stderr[figure], result.ci95[figure] = uncertainty.corpus_uncertainty(
-                    stats, lambda totals, f=figure, m=metric: m.from_totals(f, totals))
+                    stats, lambda totals, f=figure, m=metric: m.from_totals(f, totals)
+                )
             result.signatures.update(metric.signatures())
     result.ci95.update(uncertainty.mean_intervals(per_sample, n))
     chosen_scorer.explain(predictions, references, chosen, result, lines)

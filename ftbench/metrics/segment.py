@@ -56,4 +56,3 @@ def segmenter() -> JiebaSegmenter:
     if _SEGMENTER is None:
         _SEGMENTER = JiebaSegmenter()
     return _SEGMENTER
-

@@ -36,8 +36,7 @@ def _pool_context():
     return multiprocessing.get_context("spawn")
 
 
-def llamafactory_scores(predictions: Sequence[str], references: Sequence[str],
-                        jobs: int | None = None) -> np.ndarray:
+def llamafactory_scores(predictions: Sequence[str], references: Sequence[str], jobs: int | None = None) -> np.ndarray:
     """(n, 4) array of per-sample bleu-4, rouge-1, rouge-2, rouge-l, as LLaMA-Factory stores them.
 
     ``jobs``: worker processes (None: one per available CPU when there are enough pairs; 1: in-process).
@@ -53,7 +52,7 @@ def llamafactory_scores(predictions: Sequence[str], references: Sequence[str],
         rows = _score_chunk(pairs)
     else:
         size = max(16, min(1000, n // (jobs * 8) + 1))  # enough chunks to keep both cores busy to the end
-        chunks = [pairs[i:i + size] for i in range(0, n, size)]
+        chunks = [pairs[i : i + size] for i in range(0, n, size)]
         with _pool_context().Pool(jobs) as pool:
             rows = [row for part in pool.imap(_score_chunk, chunks) for row in part]
     return np.array(rows, dtype=np.float64).reshape(n, len(FIGURES))
@@ -74,11 +73,26 @@ class LlamaFactorySimilarity(SampleMetric):
 
     def signatures(self) -> dict[str, str]:
         common = dict(scale=100, round=4, agg="mean", empty=None)
-        bleu = format_signature("bleu-4", def_="llamafactory", tok="char", order=4, smooth="nltk-method3",
-                                **common, nltk=package_version("nltk"), ftbench=__version__)
+        bleu = format_signature(
+            "bleu-4",
+            def_="llamafactory",
+            tok="char",
+            order=4,
+            smooth="nltk-method3",
+            **common,
+            nltk=package_version("nltk"),
+            ftbench=__version__,
+        )
         sigs = {"bleu-4": bleu}
         for figure in FIGURES[1:]:
             sigs[figure] = format_signature(
-                figure, def_="llamafactory", tok=f"jieba-{package_version('jieba')}-hmm", ngram="distinct", stat="f",
-                **dict(common, empty=0), rouge_chinese=ROUGE_CHINESE_DEFINITION, ftbench=__version__)
+                figure,
+                def_="llamafactory",
+                tok=f"jieba-{package_version('jieba')}-hmm",
+                ngram="distinct",
+                stat="f",
+                **dict(common, empty=0),
+                rouge_chinese=ROUGE_CHINESE_DEFINITION,
+                ftbench=__version__,
+            )
         return sigs

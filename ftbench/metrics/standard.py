@@ -72,7 +72,18 @@ class RougeScore(SampleMetric):
         return {f: np.array([row[f].fmeasure * 100 for row in rows], dtype=np.float64) for f in self.figures}
 
     def signatures(self):
-        return {f: format_signature(f, def_="rouge-score", tok="rouge-score-default(a-z0-9-only)", stem="no",
-                                    split="newline" if f == "rougeLsum" else None, stat="f", scale=100,
-                                    agg="mean", rouge_score=package_version("rouge_score"), ftbench=__version__)
-                for f in self.figures}
+        return {
+            f: format_signature(
+                f,
+                def_="rouge-score",
+                tok="rouge-score-default(a-z0-9-only)",
+                stem="no",
+                split="newline" if f == "rougeLsum" else None,
+                stat="f",
+                scale=100,
+                agg="mean",
+                rouge_score=package_version("rouge_score"),
+                ftbench=__version__,
+            )
+            for f in self.figures
+        }

@@ -76,8 +76,9 @@ def mean_intervals(columns: dict[str, np.ndarray], n: int) -> dict[str, list[flo
     return {name: percentile_interval(draws[:, i]) for i, name in enumerate(names)}
 
 
-def corpus_uncertainty(stats: np.ndarray, from_totals: Callable[[np.ndarray], float]
-                       ) -> tuple[float | None, list[float] | None]:
+def corpus_uncertainty(
+    stats: np.ndarray, from_totals: Callable[[np.ndarray], float]
+) -> tuple[float | None, list[float] | None]:
     """(bootstrap standard error, 95% bootstrap interval) of a corpus figure from per-sample statistics.
 
     lm-eval also bootstraps the standard error of corpus-level figures (BLEU, chrF, TER).
@@ -100,8 +101,7 @@ def paired_difference(after: Sequence[float], before: Sequence[float]) -> dict[s
     diff = a - b
     n = len(diff)
     ci = percentile_interval(Bootstrap(n).means(diff)[:, 0]) if n >= 2 else None
-    return {"difference": float(np.mean(diff)) if n else float("nan"), "stderr": mean_stderr(diff.tolist()),
-            "ci95": ci}
+    return {"difference": float(np.mean(diff)) if n else float("nan"), "stderr": mean_stderr(diff.tolist()), "ci95": ci}
 
 
 def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict:
@@ -109,18 +109,25 @@ def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict:
     b = sum(1 for x, y in zip(before, after) if not x and y)
     c = sum(1 for x, y in zip(before, after) if x and not y)
     n = b + c
-    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n)
-    return {"wrong_to_right": b, "right_to_wrong": c, "p_value": p,
-            "method": "McNemar exact (two-sided binomial on discordant pairs)"}
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+    return {
+        "wrong_to_right": b,
+        "right_to_wrong": c,
+        "p_value": p,
+        "method": "McNemar exact (two-sided binomial on discordant pairs)",
+    }
 
 
-SEED_CI_METHOD = (f"two-level percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}: each "
-                  "resample draws the held-out samples (shared by every run) and, independently for each setting, "
-                  "its training seeds, both with replacement")
+SEED_CI_METHOD = (
+    f"two-level percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}: each "
+    "resample draws the held-out samples (shared by every run) and, independently for each setting, "
+    "its training seeds, both with replacement"
+)
 
 
-def seed_and_sample_means(per_run: list, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
-                          ) -> np.ndarray:
+def seed_and_sample_means(
+    per_run: list, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> np.ndarray:
     """(resamples, runs) bootstrap means of runs trained with several seeds and scored on the same samples.
 
     ``per_run[r]`` is a (seeds, n) array: run r's per-sample values under each of its training seeds. Every
@@ -138,7 +145,7 @@ def seed_and_sample_means(per_run: list, resamples: int = BOOTSTRAP_RESAMPLES, s
     rng = np.random.default_rng(seed + 1)
     out, start = np.empty((len(sample_means), len(arrays))), 0
     for r, a in enumerate(arrays):
-        block = sample_means[:, start:start + len(a)]
+        block = sample_means[:, start : start + len(a)]
         start += len(a)
         if len(a) == 1:
             out[:, r] = block[:, 0]

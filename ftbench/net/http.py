@@ -107,7 +107,7 @@ class RetryPolicy:
     max_retry_after: float = 60.0  # a Retry-After beyond this is capped (a broken header must not hang the run)
 
     def delay(self, retry: int, retry_after: float | None, rng: random.Random) -> float:
-        backoff = rng.uniform(0.0, min(self.cap, self.base * 2 ** retry))
+        backoff = rng.uniform(0.0, min(self.cap, self.base * 2**retry))
         if retry_after is None:
             return backoff
         return min(max(retry_after, backoff), self.max_retry_after)
@@ -168,10 +168,25 @@ class ChatClient:
     """Sends chat-completion (or, with ``endpoint=COMPLETIONS``, completion) requests; thread-safe (each call
     opens its own connection). ``notify(message)`` hears about long Retry-After waits (default: stderr)."""
 
-    def __init__(self, base_url: str, model: str | None, api_key: str | None, *, key_source: str, timeout: float,
-                 policy: RetryPolicy, redact: Redactor, temperature: float | None = None,
-                 max_tokens: int | None = None, seed: int | None = None, stop: threading.Event | None = None,
-                 on_retry=None, endpoint: str = CHAT, user_agent: str = "ftbench-augment", notify=None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None,
+        api_key: str | None,
+        *,
+        key_source: str,
+        timeout: float,
+        policy: RetryPolicy,
+        redact: Redactor,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        stop: threading.Event | None = None,
+        on_retry=None,
+        endpoint: str = CHAT,
+        user_agent: str = "ftbench-augment",
+        notify=None,
+    ):
         self.url, self.model, self.timeout, self.policy = completions_url(base_url, endpoint), model, timeout, policy
         self.endpoint = endpoint
         self.key_source, self.redact = key_source, redact
@@ -179,8 +194,7 @@ class ChatClient:
         self.stop = stop or threading.Event()
         self.on_retry = on_retry or (lambda kind, delay: None)
         self.notify = notify or _say
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": user_agent}
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": user_agent}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._has_key = bool(api_key)
@@ -231,8 +245,10 @@ class ChatClient:
             self._not_before = max(self._not_before, time.monotonic() + delay)
         if delay >= 1.0:
             capped = f", capped at {delay:g} s" if e.retry_after > delay else ""
-            self.notify(f"{self.url}: {e}; the server asks to wait {e.retry_after:g} s (Retry-After){capped}: "
-                        f"waiting {delay:g} s")
+            self.notify(
+                f"{self.url}: {e}; the server asks to wait {e.retry_after:g} s (Retry-After){capped}: "
+                f"waiting {delay:g} s"
+            )
         return delay
 
     def _wait_for_pause(self) -> None:
@@ -252,8 +268,7 @@ class ChatClient:
                 break
             url = self._redirect(url, headers.get("Location"))
         else:
-            raise RequestFailed("redirect", f"more than {MAX_REDIRECTS} redirects; give the final URL "
-                                "as --base-url")
+            raise RequestFailed("redirect", f"more than {MAX_REDIRECTS} redirects; give the final URL as --base-url")
         if status != 200:
             self._http_error(status, headers, raw)
         return self._completion(raw)
@@ -264,8 +279,10 @@ class ChatClient:
         target = urllib.parse.quote(urllib.parse.urljoin(url, location or ""), safe=":/?#[]@!$&'()*+,;=%~")
         if not location or _origin(target) != _origin(url):
             where = shown(target, self.redact, 120) if location else "nowhere"
-            raise UsageError(f"{self.url}: the server redirects to {where}, another origin; not followed (the "
-                             "request would carry the API key there): give the final URL as --base-url")
+            raise UsageError(
+                f"{self.url}: the server redirects to {where}, another origin; not followed (the "
+                "request would carry the API key there): give the final URL as --base-url"
+            )
         return target
 
     def _exchange(self, url: str, body: bytes, cap: int) -> tuple[int, http.client.HTTPMessage, bytes]:
@@ -294,8 +311,9 @@ class ChatClient:
             if time.monotonic() >= deadline or isinstance(e, (TimeoutError, socket.timeout)):
                 raise _Retryable("timeout", f"no complete reply within {self.timeout:g} s") from None
             what = (isinstance(e, OSError) and e.strerror) or type(e).__name__
-            raise _Retryable("connection", f"connection to {self.url} failed: {shown(str(what), self.redact)}") \
-                from None
+            raise _Retryable(
+                "connection", f"connection to {self.url} failed: {shown(str(what), self.redact)}"
+            ) from None
         finally:
             if sock is not None:
                 self._watchdog.forget(sock)
@@ -320,8 +338,11 @@ class ChatClient:
         self._too_large(limit)
 
     def _too_large(self, limit: int):
-        raise RequestFailed("too-large", f"the reply is larger than {limit / 2**20:.1f} MB, more than "
-                            "any answer of the requested max_tokens; not read (check --base-url)")
+        raise RequestFailed(
+            "too-large",
+            f"the reply is larger than {limit / 2**20:.1f} MB, more than "
+            "any answer of the requested max_tokens; not read (check --base-url)",
+        )
 
     def _http_error(self, status: int, headers, raw: bytes):
         detail = error_message(raw, self.redact)
@@ -330,12 +351,17 @@ class ChatClient:
             kind = "429" if status == 429 else "5xx" if status >= 500 else "timeout"
             raise _Retryable(kind, what, parse_retry_after(headers.get("Retry-After")))
         if status in (401, 403):
-            hint = (f"check the key in ${self.key_source}" if self._has_key else
-                    f"no API key was sent: set ${self.key_source} (or name another variable with --api-key-env)")
+            hint = (
+                f"check the key in ${self.key_source}"
+                if self._has_key
+                else f"no API key was sent: set ${self.key_source} (or name another variable with --api-key-env)"
+            )
             raise UsageError(f"{self.url} refused the request ({what}); {hint}")
         if status == 404:
-            raise UsageError(f"{self.url}: {what}; check --base-url (most servers want it to end in /v1)"
-                             + (f" and the model name {self.model}" if self.model else ""))
+            raise UsageError(
+                f"{self.url}: {what}; check --base-url (most servers want it to end in /v1)"
+                + (f" and the model name {self.model}" if self.model else "")
+            )
         raise RequestFailed(f"http-{status}", what)
 
     def _completion(self, raw: bytes) -> Completion:
@@ -346,21 +372,31 @@ class ChatClient:
             text = choice["message"]["content"] if self.endpoint == CHAT else choice["text"]
         except (ValueError, KeyError, IndexError, TypeError, RecursionError):
             # a proxy's HTML page or an error object with status 200: transient more often than not
-            raise _Retryable("bad-response", f"the reply is not {what}: "
-                             + (error_message(raw, self.redact, 120) or "(empty)")) from None
+            raise _Retryable(
+                "bad-response", f"the reply is not {what}: " + (error_message(raw, self.redact, 120) or "(empty)")
+            ) from None
         if not isinstance(text, str):
             field_name = "message.content" if self.endpoint == CHAT else "text"
-            raise _Retryable("bad-response", f"the reply is not {what}: choices[0].{field_name} is "
-                             f"{_json_kind(text)}, not a string")
+            raise _Retryable(
+                "bad-response", f"the reply is not {what}: choices[0].{field_name} is {_json_kind(text)}, not a string"
+            )
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         finish = choice.get("finish_reason")
         # a server that echoes the key into its answer must not get it written into a predictions file
-        return Completion(self.redact.partial(repair_surrogates(text)), usage, finish if isinstance(finish, str) else None)
+        return Completion(
+            self.redact.partial(repair_surrogates(text)), usage, finish if isinstance(finish, str) else None
+        )
 
 
 def _json_kind(value) -> str:
-    return {type(None): "null", bool: "a boolean", int: "a number", float: "a number", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def _say(message: str) -> None:

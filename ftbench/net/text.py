@@ -41,9 +41,9 @@ class Redactor:
         window = min(PARTIAL, len(secret))
         hide = [False] * len(text)
         for i in range(len(secret) - window + 1):
-            piece, start = secret[i:i + window], 0
+            piece, start = secret[i : i + window], 0
             while (found := text.find(piece, start)) >= 0:
-                hide[found:found + window] = [True] * window
+                hide[found : found + window] = [True] * window
                 start = found + 1
         if not any(hide):
             return text
@@ -71,7 +71,7 @@ def printable(text: str) -> str:
 def shown(text: str, redact: Redactor, limit: int = 300) -> str:
     """Server text as ftbench may show it: masked, made printable, then cut to ``limit`` characters."""
     text = printable(redact.partial(text))
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def error_message(raw: bytes, redact: Redactor, limit: int = 300) -> str:

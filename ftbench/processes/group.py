@@ -139,8 +139,7 @@ class OwnedProcess:
     def start(self) -> "OwnedProcess":
         if self.owner_dir:
             refuse_if_running(self.owner_dir)
-        group = ({"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}) \
-            if _POSIX else {}
+        group = ({"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}) if _POSIX else {}
         self.process = subprocess.Popen(self.cmd, **self.popen, **group)
         if self.owner_dir:
             _write_owner(self.owner_dir, self.process.pid, self.cmd)
@@ -188,8 +187,10 @@ def _write_owner(folder: str, pid: int, cmd: list[str]) -> None:
     from ftbench.io import write_json
 
     os.makedirs(folder, exist_ok=True)
-    write_json(os.path.join(folder, OWNER_FILE),
-               {"pgid": pid, "ftbench_pid": os.getpid(), "command": cmd, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(
+        os.path.join(folder, OWNER_FILE),
+        {"pgid": pid, "ftbench_pid": os.getpid(), "command": cmd, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
+    )
 
 
 def refuse_if_running(folder: str) -> None:
@@ -203,6 +204,8 @@ def refuse_if_running(folder: str) -> None:
         return  # none, or unreadable: nothing known to be running
     if group_alive(pgid):
         what = " ".join(str(c) for c in owner.get("command", []))[:120]
-        raise UsageError(f"{folder}: a process an earlier ftbench started is still running there (process group "
-                         f"{pgid}, started {owner.get('started', '?')}: {what}); stop it (kill -TERM -- -{pgid}) "
-                         f"or wait for it to end, then rerun")
+        raise UsageError(
+            f"{folder}: a process an earlier ftbench started is still running there (process group "
+            f"{pgid}, started {owner.get('started', '?')}: {what}); stop it (kill -TERM -- -{pgid}) "
+            f"or wait for it to end, then rerun"
+        )

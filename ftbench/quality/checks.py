@@ -93,19 +93,37 @@ class RecordChecker:
 
         if not nr:
             if s.kind != "pretrain":  # (an empty text was reported as empty-text when it was read)
-                self._warn(s, "empty-output", s.response_path, "the output is empty or whitespace only",
-                           "an empty answer teaches the model to say nothing; fill it or drop the record")
-        elif len(s.turns) >= 2 and abs(len(s.turns[-2][1]) - len(response)) <= len(response) // 4 + 2 \
-                and nr == normalise(s.turns[-2][1]):
-            self._warn(s, "output-equals-prompt", s.response_path, "the output is identical to the prompt",
-                       "the answer just repeats the question; probably a copy-paste slip")
+                self._warn(
+                    s,
+                    "empty-output",
+                    s.response_path,
+                    "the output is empty or whitespace only",
+                    "an empty answer teaches the model to say nothing; fill it or drop the record",
+                )
+        elif (
+            len(s.turns) >= 2
+            and abs(len(s.turns[-2][1]) - len(response)) <= len(response) // 4 + 2
+            and nr == normalise(s.turns[-2][1])
+        ):
+            self._warn(
+                s,
+                "output-equals-prompt",
+                s.response_path,
+                "the output is identical to the prompt",
+                "the answer just repeats the question; probably a copy-paste slip",
+            )
         blob = "\n".join(s.fields.values())  # one prefilter over all fields; per-field work only on a hit
         raw = None if blob.isascii() else blob.encode("utf-8", "surrogatepass")
         if find_placeholders(blob) or looks_broken(blob, raw):
             self._text_findings(s)
         if self.opt.task == "gsm8k" and not GSM8K_ANSWER.search(response):
-            self._warn(s, "gsm8k-answer-format", s.response_path, _gsm8k_problem(response),
-                       "end the answer with '#### <number>', as GSM8K and lm-eval's strict-match expect")
+            self._warn(
+                s,
+                "gsm8k-answer-format",
+                s.response_path,
+                _gsm8k_problem(response),
+                "end the answer with '#### <number>', as GSM8K and lm-eval's strict-match expect",
+            )
 
         if self.labels_open:  # classification-like data only: stop remembering once outputs are too varied
             f.label_text.setdefault(rh, response)
@@ -123,11 +141,18 @@ class RecordChecker:
             if len(self.pending_tokens) >= 256:
                 self._count_tokens()
         else:  # tokenizer-free estimate for Qwen-class BPE: ~1.4 CJK or ~3.8 other characters a token
-            est = int(wide * 0.72 + (size - wide) / 3.8) + 1 + CHAT_OVERHEAD_TOKENS + CHAT_TOKENS_PER_TURN * len(s.turns)
+            est = (
+                int(wide * 0.72 + (size - wide) / 3.8) + 1 + CHAT_OVERHEAD_TOKENS + CHAT_TOKENS_PER_TURN * len(s.turns)
+            )
             f.tokens.append(est)
             if self.opt.cutoff_len and est > self.opt.cutoff_len:
-                self._warn(s, "too-long", "", f"about {est} tokens (estimated without a tokenizer) > cutoff_len "
-                           f"{self.opt.cutoff_len}", "it will be truncated; pass --tokenizer for exact counts")
+                self._warn(
+                    s,
+                    "too-long",
+                    "",
+                    f"about {est} tokens (estimated without a tokenizer) > cutoff_len {self.opt.cutoff_len}",
+                    "it will be truncated; pass --tokenizer for exact counts",
+                )
 
     def finish(self) -> tuple[RecordFacts, list[Finding]]:
         if self.pending_tokens:
@@ -143,8 +168,13 @@ class RecordChecker:
             found = find_placeholders(text)
             if found:
                 shown = ", ".join(dict.fromkeys(found))
-                self._warn(s, "placeholder", path, f"unreplaced template placeholder {shown}",
-                           "fill it: ftbench augment fill DATA -o OUT --set name=... --set author=...")
+                self._warn(
+                    s,
+                    "placeholder",
+                    path,
+                    f"unreplaced template placeholder {shown}",
+                    "fill it: ftbench augment fill DATA -o OUT --set name=... --set author=...",
+                )
             for code, message, hint in text_problems(text):
                 self._warn(s, code, path, message, hint)
 
@@ -153,13 +183,28 @@ class RecordChecker:
         for s, count in zip(batch, self.opt.token_counter.count(batch)):
             self.facts.tokens.append(count)
             if self.opt.cutoff_len and count > self.opt.cutoff_len:
-                self._warn(s, "too-long", "", f"{count} tokens > cutoff_len {self.opt.cutoff_len}",
-                           f"{count - self.opt.cutoff_len} tokens will be cut off the end in training; shorten it "
-                           "or raise cutoff_len")
+                self._warn(
+                    s,
+                    "too-long",
+                    "",
+                    f"{count} tokens > cutoff_len {self.opt.cutoff_len}",
+                    f"{count - self.opt.cutoff_len} tokens will be cut off the end in training; shorten it "
+                    "or raise cutoff_len",
+                )
 
     def _warn(self, s: Sample, code: str, path: str, message: str, hint: str | None) -> None:
-        self.warnings.append(Finding(code, message, severity="warning", hint=hint, file=s.file, line=s.line,
-                                     record=s.record, path=f"[{s.record}]{path}"))
+        self.warnings.append(
+            Finding(
+                code,
+                message,
+                severity="warning",
+                hint=hint,
+                file=s.file,
+                line=s.line,
+                record=s.record,
+                path=f"[{s.record}]{path}",
+            )
+        )
 
 
 def short(text: str, limit: int = 30) -> str:

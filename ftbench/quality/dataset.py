@@ -14,8 +14,18 @@ import numpy as np
 from ftbench.api.findings import Finding
 from ftbench.quality.checks import LABEL_SET_MAX, LANGUAGES, QualityOptions, RecordFacts, short
 
-COLUMNS = ("record", "line", "key", "prompt", "response", "prompt_chars", "response_chars", "tokens", "turns",
-           "language")
+COLUMNS = (
+    "record",
+    "line",
+    "key",
+    "prompt",
+    "response",
+    "prompt_chars",
+    "response_chars",
+    "tokens",
+    "turns",
+    "language",
+)
 
 
 def _percentiles(a: np.ndarray) -> dict:
@@ -88,8 +98,12 @@ class DatasetChecks:
         first_key = _first_index(col["key"]) if n else np.zeros(0, dtype=np.int64)
         is_first = first_key == np.arange(n)
         for i in np.flatnonzero(~is_first):
-            self._warn_at(i, "exact-duplicate", f"duplicate of {self._where(first_key[i])} (same text after "
-                          "whitespace/case normalisation)", "remove it: duplicates overweight one example")
+            self._warn_at(
+                i,
+                "exact-duplicate",
+                f"duplicate of {self._where(first_key[i])} (same text after whitespace/case normalisation)",
+                "remove it: duplicates overweight one example",
+            )
         conflicts = self._conflicting_outputs(is_first)
         near = self._near_duplicates(is_first)
         self._label_skew(n)
@@ -108,8 +122,10 @@ class DatasetChecks:
             from ftbench.quality.minhash import NearDuplicateIndex
 
             ix = NearDuplicateIndex(threshold=self.opt.near_dup_threshold)
-            stats["near_dup_method"] = (f"MinHash LSH, {ix.num_perm} hashes in {ix.bands} bands of {ix.rows}, "
-                                        f"character {ix.ngram}-grams, Jaccard >= {ix.threshold}")
+            stats["near_dup_method"] = (
+                f"MinHash LSH, {ix.num_perm} hashes in {ix.bands} bands of {ix.rows}, "
+                f"character {ix.ngram}-grams, Jaccard >= {ix.threshold}"
+            )
         if self.opt.cutoff_len:
             stats["over_cutoff_len"] = int((col["tokens"] > self.opt.cutoff_len).sum())
         if self.opt.keep_prompts:
@@ -125,8 +141,12 @@ class DatasetChecks:
         clash = idx[self.col["response"][idx] != self.col["response"][first]]
         first_of = dict(zip(idx.tolist(), first.tolist()))
         for i in clash:
-            self._warn_at(i, "conflicting-outputs", f"same prompt as {self._where(first_of[int(i)])} but a "
-                          "different output", "keep one answer per prompt, or make the prompts differ")
+            self._warn_at(
+                i,
+                "conflicting-outputs",
+                f"same prompt as {self._where(first_of[int(i)])} but a different output",
+                "keep one answer per prompt, or make the prompts differ",
+            )
         return len(clash)
 
     def _near_duplicates(self, is_first: np.ndarray) -> int:
@@ -141,8 +161,12 @@ class DatasetChecks:
         del sig
         pairs = index.pairs()
         for a, b, sim in pairs:
-            self._warn_at(keep[b], "near-duplicate", f"near-duplicate of {self._where(keep[a])} (estimated "
-                          f"Jaccard {sim:.2f})", "near-copies overweight one example; keep one or make them differ")
+            self._warn_at(
+                keep[b],
+                "near-duplicate",
+                f"near-duplicate of {self._where(keep[a])} (estimated Jaccard {sim:.2f})",
+                "near-copies overweight one example; keep one or make them differ",
+            )
         return len(pairs)
 
     def _label_skew(self, n: int) -> None:
@@ -152,10 +176,15 @@ class DatasetChecks:
         (top_h, top_n), (_, low_n) = counts[0], counts[-1]
         if top_n / n >= 0.6 or top_n >= 5 * low_n:
             dist = ", ".join(f"{short(self.label_text[h])!r}: {c}" for h, c in counts)
-            self.warnings.append(Finding(
-                "label-skew", f"outputs come from {len(counts)} distinct values with a skewed distribution ({dist})",
-                severity="warning", hint=f"the model may learn to always answer {short(self.label_text[top_h])!r}; "
-                "balance the classes", file=self.files[0] if len(self.files) == 1 else None))
+            self.warnings.append(
+                Finding(
+                    "label-skew",
+                    f"outputs come from {len(counts)} distinct values with a skewed distribution ({dist})",
+                    severity="warning",
+                    hint=f"the model may learn to always answer {short(self.label_text[top_h])!r}; balance the classes",
+                    file=self.files[0] if len(self.files) == 1 else None,
+                )
+            )
 
     def _test_overlap(self) -> dict:
         exact = 0
@@ -163,8 +192,12 @@ class DatasetChecks:
             hit = self.test_prompts.get(hash(np_))
             if hit is not None:
                 exact += 1
-                self._warn_at(i, "test-overlap-exact", f"the same prompt is in the test set at {_fmt_loc(*hit)}",
-                              "remove it from training, or the test score measures memorisation")
+                self._warn_at(
+                    i,
+                    "test-overlap-exact",
+                    f"the same prompt is in the test set at {_fmt_loc(*hit)}",
+                    "remove it from training, or the test score measures memorisation",
+                )
         near = 0
         if self.opt.near_dup and self.test_texts and self.prompts:
             from ftbench.quality.minhash import NearDuplicateIndex
@@ -178,16 +211,30 @@ class DatasetChecks:
                     continue  # reported as exact
                 near += 1
                 where = _fmt_loc(*locations[b]) if b < len(locations) else f"test record {b}"
-                self._warn_at(a, "test-overlap-near", f"prompt is a near copy (Jaccard {sim:.2f}) of the test "
-                              f"prompt at {where}", "remove or rewrite it: near copies leak the test set")
+                self._warn_at(
+                    a,
+                    "test-overlap-near",
+                    f"prompt is a near copy (Jaccard {sim:.2f}) of the test prompt at {where}",
+                    "remove or rewrite it: near copies leak the test set",
+                )
         return {"exact": exact, "near": near, "test_records": len(self.test_texts)}
 
     # -- locations ------------------------------------------------------------------------------------
     def _warn_at(self, i, code: str, message: str, hint: str | None) -> None:
         i = int(i)
         record, line = int(self.col["record"][i]), int(self.col["line"][i])
-        self.warnings.append(Finding(code, message, severity="warning", hint=hint, file=self.files[self.fid[i]],
-                                     line=line or None, record=record, path=f"[{record}]"))
+        self.warnings.append(
+            Finding(
+                code,
+                message,
+                severity="warning",
+                hint=hint,
+                file=self.files[self.fid[i]],
+                line=line or None,
+                record=record,
+                path=f"[{record}]",
+            )
+        )
 
     def _where(self, i) -> str:
         i = int(i)

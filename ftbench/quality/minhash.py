@@ -34,7 +34,7 @@ def char_shingles(text: str, ngram: int = 5) -> set[str]:
     norm = normalize_text(text)
     if len(norm) < ngram:
         return {norm}
-    return {norm[i:i + ngram] for i in range(len(norm) - ngram + 1)}
+    return {norm[i : i + ngram] for i in range(len(norm) - ngram + 1)}
 
 
 @lru_cache(maxsize=16)
@@ -99,7 +99,7 @@ class _Hashing:
         h = units[0:windows] + self.offset  # a fresh array; the seeded offset makes hashes differ per seed
         for j in range(1, n):
             h *= self.multiplier
-            h += units[j:j + windows]
+            h += units[j : j + windows]
         _fmix32(h)
         np.minimum(h, 0xFFFFFFFE, out=h)  # so 0xFFFFFFFF always means "no value": every text fills a bin
         # windows reaching into the NULs after a text are not shingles: give them the "no value" hash.
@@ -108,8 +108,11 @@ class _Hashing:
         bad_end = np.minimum(text_ends + n, windows)
         h[_ranges(first_bad, bad_end)] = 0xFFFFFFFF
         # top bits pick the bin; the bin keeps its smallest hash, whose low 16 bits are the stored value
-        bins = (h >> self.bin_shift if self.bin_shift is not None  # else "fast range" on the top 16 bits
-                else ((h >> np.uint32(16)) * np.uint32(k)) >> np.uint32(16))
+        bins = (
+            h >> self.bin_shift
+            if self.bin_shift is not None  # else "fast range" on the top 16 bits
+            else ((h >> np.uint32(16)) * np.uint32(k)) >> np.uint32(16)
+        )
         bins += np.repeat(np.arange(0, len(texts) * k, k, dtype=np.uint32), text_ends + n - text_starts)[:windows]
         lowest = np.full(len(texts) * k, 0xFFFFFFFF, dtype=np.uint32)
         np.minimum.at(lowest, bins, h)  # indices are grouped by text, so this stays cache-friendly
@@ -174,7 +177,7 @@ class _Hashing:
 
     def band_hashes(self, sig: np.ndarray, band: int, rows: int) -> np.ndarray:
         """uint64 hash of one band (rows consecutive signature values) for every text."""
-        block = np.ascontiguousarray(sig[:, band * rows:(band + 1) * rows])  # 2 bytes a value, not 8
+        block = np.ascontiguousarray(sig[:, band * rows : (band + 1) * rows])  # 2 bytes a value, not 8
         h = block[:, 0] * self.band_multipliers[band * rows]
         for j in range(1, rows):
             h += block[:, j] * self.band_multipliers[band * rows + j]  # wraps mod 2**64
@@ -244,11 +247,20 @@ class NearDuplicateIndex:
     ``num_perm``, ``bands``, ``rows``, ``ngram`` and ``threshold`` say how near-duplicates were found.
     """
 
-    def __init__(self, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, seed: int = 1,
-                 bands: int | None = None, rows: int | None = None):
+    def __init__(
+        self,
+        threshold: float = 0.8,
+        num_perm: int = 128,
+        ngram: int = 5,
+        seed: int = 1,
+        bands: int | None = None,
+        rows: int | None = None,
+    ):
         if not (0.0 < threshold < 1.0 and 2 <= num_perm <= 1024 and ngram >= 1):
-            raise ValueError(f"need 0 < threshold < 1, 2 <= num_perm <= 1024 and ngram >= 1; got threshold "
-                             f"{threshold}, num_perm {num_perm}, ngram {ngram}")
+            raise ValueError(
+                f"need 0 < threshold < 1, 2 <= num_perm <= 1024 and ngram >= 1; got threshold "
+                f"{threshold}, num_perm {num_perm}, ngram {ngram}"
+            )
         self.threshold, self.num_perm, self.ngram, self.seed = threshold, num_perm, ngram, seed
         if bands is None or rows is None:
             bands, rows = lsh_params(threshold, num_perm)
@@ -263,8 +275,15 @@ class NearDuplicateIndex:
         self._page_start, self._count = 0, 0  # id of the last chunk's first row; texts hashed into chunks
 
     @classmethod
-    def from_signatures(cls, signatures: np.ndarray, threshold: float = 0.8, ngram: int = 5, seed: int = 1,
-                        bands: int | None = None, rows: int | None = None) -> NearDuplicateIndex:
+    def from_signatures(
+        cls,
+        signatures: np.ndarray,
+        threshold: float = 0.8,
+        ngram: int = 5,
+        seed: int = 1,
+        bands: int | None = None,
+        rows: int | None = None,
+    ) -> NearDuplicateIndex:
         """An index over signatures computed elsewhere (say by worker processes) with the same ngram and seed."""
         index = cls(threshold, signatures.shape[1], ngram, seed, bands, rows)
         index._chunks, index._count = [np.ascontiguousarray(signatures, dtype=np.uint16)], len(signatures)
@@ -287,7 +306,7 @@ class NearDuplicateIndex:
         first, texts, done = len(self), list(texts), 0
         while done < len(texts):  # fill the pending batch exactly as add() would, a slice at a time
             take = BATCH_TEXTS - len(self._pending)
-            self._pending.extend(texts[done:done + take])
+            self._pending.extend(texts[done : done + take])
             done += take
             if len(self._pending) == BATCH_TEXTS:
                 self._flush()
@@ -304,10 +323,10 @@ class NearDuplicateIndex:
                 self._chunks.append(np.empty((PAGE_ROWS, self.num_perm), dtype=np.uint16))
                 self._page_start = self._count
             page, at = self._chunks[-1], self._count - self._page_start
-            part = sig[:len(page) - at]
-            page[at:at + len(part)] = part
+            part = sig[: len(page) - at]
+            page[at : at + len(part)] = part
             self._count += len(part)
-            sig = sig[len(part):]
+            sig = sig[len(part) :]
 
     @property
     def signatures(self) -> np.ndarray:
@@ -320,7 +339,7 @@ class NearDuplicateIndex:
         while pages:  # each page is freed once copied: the peak is one copy plus a page, not two copies
             page = pages.pop()
             part = min(len(page), self._count - done)
-            total[done:done + part] = page[:part]
+            total[done : done + part] = page[:part]
             done += part
         self._page_start = 0
         return total

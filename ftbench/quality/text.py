@@ -27,8 +27,10 @@ PLACEHOLDER = re.compile(
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # cp1252/Latin-1 characters that UTF-8 bytes turn into when decoded with the wrong codec ("Ã©", "â€™", "ä½ å¥½")
-_CP1252_TAIL = "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e" \
-               "\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+_CP1252_TAIL = (
+    "\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e"
+    "\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+)
 MOJIBAKE_LATIN = re.compile(f"[\u00c2-\u00f4][{_CP1252_TAIL}]+")
 SUSPICIOUS = re.compile(
     f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffd]|锟斤拷|烫烫烫|屯屯屯|[\u00c2-\u00f4][{_CP1252_TAIL}]"
@@ -86,16 +88,32 @@ def text_problems(text: str) -> list[tuple[str, str, str]]:
         out.append(_control(text, m))
     surrogate = re.search(r"[\ud800-\udfff]", text)
     if surrogate:
-        out.append(("invalid-unicode", f"lone surrogate U+{ord(surrogate.group()):04X} at character "
-                    f"{surrogate.start()}: not valid Unicode (often a JSON escape of half an emoji)",
-                    "the text was cut in the middle of a character; regenerate or fix it"))
+        out.append(
+            (
+                "invalid-unicode",
+                f"lone surrogate U+{ord(surrogate.group()):04X} at character "
+                f"{surrogate.start()}: not valid Unicode (often a JSON escape of half an emoji)",
+                "the text was cut in the middle of a character; regenerate or fix it",
+            )
+        )
     if "\ufffd" in text:
-        out.append(("mojibake", f"replacement character U+FFFD at character {text.index(chr(0xfffd))}: "
-                    "text was decoded with the wrong encoding upstream", "fix the source file's encoding"))
+        out.append(
+            (
+                "mojibake",
+                f"replacement character U+FFFD at character {text.index(chr(0xFFFD))}: "
+                "text was decoded with the wrong encoding upstream",
+                "fix the source file's encoding",
+            )
+        )
     for marker in ("锟斤拷", "烫烫烫", "屯屯屯"):
         if marker in text:
-            out.append(("mojibake", f"'{marker}' at character {text.index(marker)}: classic GBK/UTF-8 mix-up",
-                        "the original text was lost when converted between encodings; restore it from the source"))
+            out.append(
+                (
+                    "mojibake",
+                    f"'{marker}' at character {text.index(marker)}: classic GBK/UTF-8 mix-up",
+                    "the original text was lost when converted between encodings; restore it from the source",
+                )
+            )
             break
     for m in MOJIBAKE_LATIN.finditer(text):
         # widen to the whole run of Latin-1/cp1252 characters and confirm that re-decoding repairs it
@@ -106,8 +124,14 @@ def text_problems(text: str) -> list[tuple[str, str, str]]:
             end += 1
         fixed = _fix_latin_mojibake(text[start:end])
         if fixed:
-            out.append(("mojibake", f"{text[start:end]!r} at character {start} looks like UTF-8 read as Latin-1 "
-                        f"(should probably be {fixed!r})", "re-read the source as UTF-8"))
+            out.append(
+                (
+                    "mojibake",
+                    f"{text[start:end]!r} at character {start} looks like UTF-8 read as Latin-1 "
+                    f"(should probably be {fixed!r})",
+                    "re-read the source as UTF-8",
+                )
+            )
             break
     return out
 
@@ -115,5 +139,8 @@ def text_problems(text: str) -> list[tuple[str, str, str]]:
 def _control(text: str, m: re.Match) -> tuple[str, str, str]:
     ch = m.group()
     name = _CONTROL_NAMES.get(ch, f"U+{ord(ch):04X}")
-    return ("control-character", f"control character {name} at character {m.start()}",
-            "strip it: control characters other than newline and tab are invisible and usually copy-paste debris")
+    return (
+        "control-character",
+        f"control character {name} at character {m.start()}",
+        "strip it: control characters other than newline and tab are invisible and usually copy-paste debris",
+    )

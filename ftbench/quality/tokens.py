@@ -22,8 +22,8 @@ class TokenCounter:
     def count(self, samples: list[Sample]) -> list[int]:
         import copy
 
-        from ftbench.inference.chat import render_conversation
         from ftbench.data.formats import replace_surrogates
+        from ftbench.inference.chat import render_conversation
 
         texts = [render_conversation(self.tokenizer, replace_surrogates(copy.copy(s))) for s in samples]
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ftbench.api.findings import Finding
-from ftbench.data.loader import DatasetSpec, FilePlan, iter_file_samples, iter_samples, plan_files
 from ftbench.data.columnar import row_splits
+from ftbench.data.loader import DatasetSpec, FilePlan, iter_file_samples, iter_samples, plan_files
 from ftbench.data.reader import is_jsonl, split_jsonl
 from ftbench.data.sources import COLUMNAR_TYPES, file_type
 from ftbench.quality.checks import QualityOptions, RecordChecker, RecordFacts
@@ -43,9 +43,14 @@ class ValidationReport:
     def to_json(self) -> dict:
         """The --json report; "notes" is there only when something was not checked (the shape stays otherwise)."""
         notes = {"notes": [f.to_json() for f in self.notes]} if self.notes else {}
-        return {"ok": self.ok, "records": self.records, "errors": [f.to_json() for f in self.errors],
-                "warnings": [f.to_json() for f in self.warnings], **notes,
-                "stats": {**self.stats, "files": self.files, "seconds": round(self.seconds, 3)}}
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "errors": [f.to_json() for f in self.errors],
+            "warnings": [f.to_json() for f in self.warnings],
+            **notes,
+            "stats": {**self.stats, "files": self.files, "seconds": round(self.seconds, 3)},
+        }
 
     def counts_by_code(self, findings: list[Finding]) -> list[tuple[str, int]]:
         counts: dict[str, int] = {}
@@ -83,12 +88,20 @@ def check_shard(shard: Shard, options: QualityOptions, on_progress: Callable[[in
     checker = RecordChecker(options, shard.plan.name)
     observe = checker.observe
     with _cyclic_gc_paused():
-        for sample in iter_file_samples(shard.plan, findings, byte_range=shard.byte_range, rows=shard.rows,
-                                        counts=counts, on_progress=on_progress):
+        for sample in iter_file_samples(
+            shard.plan, findings, byte_range=shard.byte_range, rows=shard.rows, counts=counts, on_progress=on_progress
+        ):
             observe(sample)
     facts, warnings = checker.finish()
-    return ShardResult(shard.plan_index, shard.plan.name, facts, findings + warnings, counts.get("lines", 0),
-                       counts.get("records", 0), shard.byte_range is not None)
+    return ShardResult(
+        shard.plan_index,
+        shard.plan.name,
+        facts,
+        findings + warnings,
+        counts.get("lines", 0),
+        counts.get("records", 0),
+        shard.byte_range is not None,
+    )
 
 
 @contextmanager
@@ -116,7 +129,7 @@ def _shift(findings: list[Finding], line_offset: int, record_offset: int) -> Non
             old = f"[{f.record}]"
             f.record += record_offset
             if f.path and f.path.startswith(old):
-                f.path = f"[{f.record}]{f.path[len(old):]}"
+                f.path = f"[{f.record}]{f.path[len(old) :]}"
 
 
 def _plan_shards(plans: list[FilePlan], workers: int) -> list[Shard]:
@@ -137,8 +150,9 @@ def _plan_shards(plans: list[FilePlan], workers: int) -> list[Shard]:
     return shards
 
 
-def _run_shards(shards: list[Shard], options: QualityOptions, workers: int,
-                on_progress: Callable[[int], None] | None) -> Iterator[ShardResult]:
+def _run_shards(
+    shards: list[Shard], options: QualityOptions, workers: int, on_progress: Callable[[int], None] | None
+) -> Iterator[ShardResult]:
     """Results in shard order, whatever the number of workers (so output never depends on it)."""
     sizes = [_shard_bytes(s) for s in shards]
     if workers <= 1 or len(shards) == 1:
@@ -180,9 +194,14 @@ def _worker_count(total_bytes: int, options: QualityOptions) -> int:
     return min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
 
 
-def validate(specs: list[DatasetSpec], options: QualityOptions, *, against: list[DatasetSpec] = (),
-             findings: list[Finding] | None = None,
-             progress: Callable[[int], Callable[[int], None]] | None = None) -> ValidationReport:
+def validate(
+    specs: list[DatasetSpec],
+    options: QualityOptions,
+    *,
+    against: list[DatasetSpec] = (),
+    findings: list[Finding] | None = None,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+) -> ValidationReport:
     """Check every dataset in ``specs`` (and compare with ``against``); ``findings`` may already hold problems
     found before reading (e.g. in dataset_info.json). ``progress(total_bytes)`` returns a callback that is
     given the bytes done as they are read."""
@@ -200,10 +219,16 @@ def validate(specs: list[DatasetSpec], options: QualityOptions, *, against: list
         findings.extend(test_findings)
 
     plans = [plan for spec in specs for plan in plan_files(spec, findings)]
-    files = [{"file": p.name, "dataset": p.dataset, "format": p.choice.reader.name if p.choice else None,
-              "kind": getattr(p.choice.reader, "kind", "sft") if p.choice else None,
-              "reason": p.choice.reason if p.choice else "records not checked (see the errors): syntax only"}
-             for p in plans]
+    files = [
+        {
+            "file": p.name,
+            "dataset": p.dataset,
+            "format": p.choice.reader.name if p.choice else None,
+            "kind": getattr(p.choice.reader, "kind", "sft") if p.choice else None,
+            "reason": p.choice.reason if p.choice else "records not checked (see the errors): syntax only",
+        }
+        for p in plans
+    ]
     total = total_size(plans)
     workers = _worker_count(total, options)
     records = 0

@@ -28,8 +28,10 @@ def _run_task(name: str, config: str, folder: str) -> tuple[str, int, str]:
     log = RunFolder(folder).sweep_log
     os.makedirs(folder, exist_ok=True)
     cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--config", config, "--output-dir", folder, "--quiet"]
-    with open(log, "w", encoding="utf-8") as out, OwnedProcess(cmd, owner_dir=folder, stdout=out,
-                                                               stderr=subprocess.STDOUT) as proc:
+    with (
+        open(log, "w", encoding="utf-8") as out,
+        OwnedProcess(cmd, owner_dir=folder, stdout=out, stderr=subprocess.STDOUT) as proc,
+    ):
         code = proc.process.wait()
     return name, code, log
 
@@ -39,15 +41,16 @@ def connect(address: str):
     try:
         import ray
     except ImportError:
-        raise UsageError("--ray needs the ray package on this machine and every node: pip install 'ray>=2.9'") \
-            from None
+        raise UsageError("--ray needs the ray package on this machine and every node: pip install 'ray>=2.9'") from None
     if not ray.is_initialized():
         _reachable(address)
         try:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
         except Exception as e:  # ConnectionError, ValueError (bad address), RuntimeError: Ray's own words
-            raise UsageError(f"--ray {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:200]}); "
-                             "start one with `ray start --head` and pass its address (host:port)") from None
+            raise UsageError(
+                f"--ray {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0][:200]}); "
+                "start one with `ray start --head` and pass its address (host:port)"
+            ) from None
     return ray
 
 
@@ -61,8 +64,10 @@ def _reachable(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
     except OSError as e:
-        raise UsageError(f"--ray {address}: cannot connect to a Ray cluster ({e.strerror or e}); start one with "
-                         "`ray start --head` and pass its address (host:port)") from None
+        raise UsageError(
+            f"--ray {address}: cannot connect to a Ray cluster ({e.strerror or e}); start one with "
+            "`ray start --head` and pass its address (host:port)"
+        ) from None
 
 
 def run_on_ray(jobs: list[tuple[str, str, str]], address: str, quiet: bool) -> None:
@@ -73,8 +78,10 @@ def run_on_ray(jobs: list[tuple[str, str, str]], address: str, quiet: bool) -> N
     task = ray.remote(max_retries=0, **per_task)(_run_task)
     pending = {task.remote(name, config, folder): name for name, config, folder in jobs}
     for name in pending.values():
-        say(f"  {name}: submitted to the Ray cluster at {address} "
-            f"({'1 GPU' if 'num_gpus' in per_task else '1 CPU'})", quiet)
+        say(
+            f"  {name}: submitted to the Ray cluster at {address} ({'1 GPU' if 'num_gpus' in per_task else '1 CPU'})",
+            quiet,
+        )
     failed = []
     try:
         while pending:
@@ -93,5 +100,7 @@ def run_on_ray(jobs: list[tuple[str, str, str]], address: str, quiet: bool) -> N
         for ref in pending:  # interrupted: cancel what still runs (each resumes on the next sweep)
             ray.cancel(ref, force=True)
     if failed:
-        raise InputError(f"{len(failed)} sweep run(s) failed: {'; '.join(failed)}; the finished runs are kept, "
-                         "rerun the same command to resume")
+        raise InputError(
+            f"{len(failed)} sweep run(s) failed: {'; '.join(failed)}; the finished runs are kept, "
+            "rerun the same command to resume"
+        )

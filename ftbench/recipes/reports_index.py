@@ -42,21 +42,40 @@ def entries(reports_dir: str) -> list[dict]:
         sweep_json, metrics_json = SweepFolder(folder).sweep_json, RunFolder(folder).metrics
         if os.path.isfile(sweep_json) and (s := _read(sweep_json)):
             verdicts = (s.get("analysis") or {}).get("verdicts") or []
-            found.append({"kind": "sweep", "name": name, "model": s.get("model", ""),
-                          "data": "embedded demo" if s.get("demo_note") else _data_name(s.get("data")),
-                          "date": _date(sweep_json), "link": f"{name}/report.html",
-                          "headline": [v.get("text", "") for v in verdicts[:3]] or ["no verdict"],
-                          "runs": len(s.get("runs") or [])})
+            found.append(
+                {
+                    "kind": "sweep",
+                    "name": name,
+                    "model": s.get("model", ""),
+                    "data": "embedded demo" if s.get("demo_note") else _data_name(s.get("data")),
+                    "date": _date(sweep_json),
+                    "link": f"{name}/report.html",
+                    "headline": [v.get("text", "") for v in verdicts[:3]] or ["no verdict"],
+                    "runs": len(s.get("runs") or []),
+                }
+            )
         elif os.path.isfile(metrics_json) and (m := _read(metrics_json)):
             run = m.get("run") or {}
-            figures = [f"{f} {m['before'][f]:.2f} → {m['after'][f]:.2f}" for f in HEADLINE
-                       if isinstance((m.get("before") or {}).get(f), (int, float))
-                       and isinstance((m.get("after") or {}).get(f), (int, float))]
-            found.append({"kind": "run", "name": name, "model": run.get("model", ""),
-                          "data": "embedded demo" if run.get("demo") else _data_name((run.get("config") or {})
-                                                                                      .get("dataset")),
-                          "date": _date(metrics_json), "link": f"{name}/report.html", "headline": figures,
-                          "runs": 1})
+            figures = [
+                f"{f} {m['before'][f]:.2f} → {m['after'][f]:.2f}"
+                for f in HEADLINE
+                if isinstance((m.get("before") or {}).get(f), (int, float))
+                and isinstance((m.get("after") or {}).get(f), (int, float))
+            ]
+            found.append(
+                {
+                    "kind": "run",
+                    "name": name,
+                    "model": run.get("model", ""),
+                    "data": "embedded demo"
+                    if run.get("demo")
+                    else _data_name((run.get("config") or {}).get("dataset")),
+                    "date": _date(metrics_json),
+                    "link": f"{name}/report.html",
+                    "headline": figures,
+                    "runs": 1,
+                }
+            )
     return sorted(found, key=lambda e: e["date"], reverse=True)
 
 
@@ -65,8 +84,12 @@ def write_index(reports_dir: str) -> str:
     from ftbench.report.html import render
 
     path = os.path.join(reports_dir, INDEX)
-    atomic_write_text(path, render("index.html.j2", title=f"ftbench reports: {os.path.basename(reports_dir)}",
-                                   entries=entries(reports_dir)))
+    atomic_write_text(
+        path,
+        render(
+            "index.html.j2", title=f"ftbench reports: {os.path.basename(reports_dir)}", entries=entries(reports_dir)
+        ),
+    )
     return path
 
 

@@ -45,9 +45,16 @@ def select_by_choices() -> list[str]:
     from ftbench.metrics.registry import judged_figures
 
     return [EVAL_LOSS, *judged_figures()]
+
+
 # what a user's training config gets unless it says otherwise: an eval split and checkpoints evaluated on it
-TRAINING_DEFAULTS = {"val_size": 0.1, "eval_strategy": "steps", "eval_steps": 100, "save_steps": 100,
-                     "logging_steps": 10}
+TRAINING_DEFAULTS = {
+    "val_size": 0.1,
+    "eval_strategy": "steps",
+    "eval_steps": 100,
+    "save_steps": 100,
+    "logging_steps": 10,
+}
 
 
 @dataclass
@@ -82,8 +89,10 @@ def trained_run_config(trained_run: str) -> str:
     path = run_config_file(trained_run)
     if path:
         return path
-    raise UsageError(f"--trained-run {trained_run}: give --config, the YAML the run was trained with (its model and "
-                     "data); LLaMA-Factory does not save it in the output folder")
+    raise UsageError(
+        f"--trained-run {trained_run}: give --config, the YAML the run was trained with (its model and "
+        "data); LLaMA-Factory does not save it in the output folder"
+    )
 
 
 def run_id(model: str) -> str:
@@ -91,8 +100,9 @@ def run_id(model: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(os.path.basename(model.rstrip('/'))) or 'model'}"
 
 
-def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = None, **options
-                ) -> tuple[TrainConfig, RunSettings, list[str]]:
+def prepare_run(
+    config: str | None, overrides=(), *, output_dir: str | None = None, **options
+) -> tuple[TrainConfig, RunSettings, list[str]]:
     """The training config, the compare settings and the config's warnings. ``options`` are the command line's
     (model, backend, gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, threads; None = not given); they
     win over the YAML.
@@ -101,8 +111,12 @@ def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = No
 
     src = read_config_yaml(config) if config else ConfigSource(None)
     model, backend = options.pop("model", None), options.pop("backend", None)
-    apply_overrides(src, list(overrides) + ([f"model_name_or_path={model}"] if model else [])
-                    + ([f"backend={backend}"] if backend else []))
+    apply_overrides(
+        src,
+        list(overrides)
+        + ([f"model_name_or_path={model}"] if model else [])
+        + ([f"backend={backend}"] if backend else []),
+    )
     compare, lines = {}, {}
     for key in COMPARE_KEYS:
         if key in src.values:
@@ -118,22 +132,27 @@ def prepare_run(config: str | None, overrides=(), *, output_dir: str | None = No
     compare = {k: getattr(checked, k) for k in compare}
     select_by = compare.get("select_by")
     if select_by is not None and select_by not in select_by_choices():
-        raise InputError(f"{lines.get('select_by', src.path or 'command line')}: select_by: {select_by!r} is not "
-                         f"one of {', '.join(select_by_choices())}")
+        raise InputError(
+            f"{lines.get('select_by', src.path or 'command line')}: select_by: {select_by!r} is not "
+            f"one of {', '.join(select_by_choices())}"
+        )
     if select_by == EVAL_LOSS:
         compare["select_by"] = None
     compare.update({k: v for k, v in options.items() if v is not None})
     if world_size() > 1 and not output_dir:
-        raise UsageError("under accelerate launch / torchrun give --output-dir: every process must use the same "
-                         "run folder (the default name has a timestamp)")
+        raise UsageError(
+            "under accelerate launch / torchrun give --output-dir: every process must use the same "
+            "run folder (the default name has a timestamp)"
+        )
     demo = None
     if "dataset" not in src.values:
         from ftbench.recipes.demo import demo_for
 
         demo = demo_for(src.values.get("model_name_or_path"))
     model_name = str(src.values.get("model_name_or_path") or (demo.training["model_name_or_path"] if demo else ""))
-    folder = RunFolder(os.path.abspath(output_dir or os.path.join("reports", run_id(
-        f"demo-{model_name}" if demo else model_name))))
+    folder = RunFolder(
+        os.path.abspath(output_dir or os.path.join("reports", run_id(f"demo-{model_name}" if demo else model_name)))
+    )
     if demo:
         paths = demo.build(folder.data_dir, 0)
         defaults = {**demo.training, "dataset": [paths["train"]], "eval_dataset": [paths["eval"]]}

@@ -78,8 +78,9 @@ def _record(sample) -> dict:
     return rec
 
 
-def fix_data(train: list, held_out: list, seed: int, folder: SweepFolder, fractions: tuple[float, ...]
-             ) -> tuple[str, dict[float, tuple[str, int]]]:
+def fix_data(
+    train: list, held_out: list, seed: int, folder: SweepFolder, fractions: tuple[float, ...]
+) -> tuple[str, dict[float, tuple[str, int]]]:
     """Write the held-out split and nested training subsets once: (eval path, fraction -> (path, samples))."""
     import random
 
@@ -145,23 +146,34 @@ def plan_runs(cfg, ss: SweepSettings, subsets: dict[float, tuple[str, int]], eva
     runs = [PlannedRun("baseline", "baseline", dict(base), dict(common))]
     if "data" in ss.vary:
         for f in sorted(set(ss.fractions) - {1.0}):
-            runs.append(PlannedRun(f"data-{round(f * 100)}pct", "data", {**base, "data": f},
-                                   {**common, "dataset": subsets[f][0]}))
+            runs.append(
+                PlannedRun(
+                    f"data-{round(f * 100)}pct", "data", {**base, "data": f}, {**common, "dataset": subsets[f][0]}
+                )
+            )
     if "lr" in ss.vary:
         for x in sorted(set(ss.lr_factors) - {1.0}):
             lr = _scaled_lr(cfg, x)
-            runs.append(PlannedRun(f"lr-{_short_number(lr)}", "lr", {**base, "lr": lr},
-                                   {**common, "learning_rate": lr}))
+            runs.append(
+                PlannedRun(f"lr-{_short_number(lr)}", "lr", {**base, "lr": lr}, {**common, "learning_rate": lr})
+            )
     if "rank" in ss.vary:
         alpha = cfg.lora_alpha or 2 * cfg.lora_rank
         # alpha keeps its ratio to the rank (same LoRA scale)
         for r in sorted(set(_ranks(cfg, ss)) - {cfg.lora_rank}):
-            runs.append(PlannedRun(f"rank-{r}", "rank", {**base, "rank": r},
-                                   {**common, "lora_rank": r, "lora_alpha": max(1, round(alpha * r / cfg.lora_rank))}))
+            runs.append(
+                PlannedRun(
+                    f"rank-{r}",
+                    "rank",
+                    {**base, "rank": r},
+                    {**common, "lora_rank": r, "lora_alpha": max(1, round(alpha * r / cfg.lora_rank))},
+                )
+            )
     if "model" in ss.vary:
         for m in [m for m in ss.models if m != cfg.model_name_or_path]:
-            runs.append(PlannedRun(f"model-{slug(m)}", "model", {**base, "model": m},
-                                   {**common, "model_name_or_path": m}))
+            runs.append(
+                PlannedRun(f"model-{slug(m)}", "model", {**base, "model": m}, {**common, "model_name_or_path": m})
+            )
     return runs
 
 
@@ -169,8 +181,7 @@ def _run_yaml(cfg, rs, run: PlannedRun) -> dict:
     """The run's whole config as a LLaMA-Factory YAML plus the compare keys: `train-and-compare --config` runs it."""
     # max_samples was applied per dataset (as LLaMA-Factory does) when the subsets were written: applied again to
     # the merged file, it would cut every run to max_samples samples
-    values = {k: v for k, v in cfg.to_yaml_dict().items()
-              if v is not None and k not in ("output_dir", "max_samples")}
+    values = {k: v for k, v in cfg.to_yaml_dict().items() if v is not None and k not in ("output_dir", "max_samples")}
     values.update({k: getattr(rs, k) for k in COMPARE_KEYS if getattr(rs, k) is not None})
     values["gsm8k"] = rs.gsm8k or "none"
     values.update(run.changes)
@@ -221,8 +232,10 @@ def _run_on_devices(jobs: list[tuple[str, str, str]], devices: tuple[str, ...], 
             proc.close()
             log.close()
     if failed:
-        raise InputError(f"{len(failed)} sweep run(s) failed: {'; '.join(failed)}; the finished runs are kept, "
-                         "rerun the same command to resume")
+        raise InputError(
+            f"{len(failed)} sweep run(s) failed: {'; '.join(failed)}; the finished runs are kept, "
+            "rerun the same command to resume"
+        )
 
 
 def _schedule(pending: list, running: dict, failed: list, devices: tuple[str, ...], quiet: bool) -> None:
@@ -234,8 +247,17 @@ def _schedule(pending: list, running: dict, failed: list, devices: tuple[str, ..
                 name, config, folder = pending.pop(0)
                 os.makedirs(folder, exist_ok=True)
                 log = open(RunFolder(folder).sweep_log, "w", encoding="utf-8")
-                cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--config", config, "--output-dir",
-                       folder, "--quiet"]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "ftbench",
+                    "train-and-compare",
+                    "--config",
+                    config,
+                    "--output-dir",
+                    folder,
+                    "--quiet",
+                ]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
                 proc = OwnedProcess(cmd, owner_dir=folder, stdout=log, stderr=subprocess.STDOUT, env=env).start()
                 running[device] = (name, proc, log)
@@ -268,8 +290,10 @@ def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> 
     first_of_model: dict[str, str] = {}
     for r in runs:
         first_of_model.setdefault(r.settings["model"], r.name)
-    phases = [[j for j in jobs if first_of_model[j[0].settings["model"]] == j[0].name],
-              [j for j in jobs if first_of_model[j[0].settings["model"]] != j[0].name]]
+    phases = [
+        [j for j in jobs if first_of_model[j[0].settings["model"]] == j[0].name],
+        [j for j in jobs if first_of_model[j[0].settings["model"]] != j[0].name],
+    ]
     for phase in phases:
         todo = []
         for r, path, folder in phase:
@@ -330,13 +354,35 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
             checkpoints = [{**c, "scores": by_step.get(c["step"])} for c in checkpoints]
         size = subsets[r.settings["data"]][1]
         # the run's own verdict on its loss curve (the rule its report applies), not a second one
-        outcomes.append(RunOutcome(r.name, r.lever, r.settings, size, samples, log, checkpoints,
-                                   diverged_at=diagnose_training(log).diverged_at))
-        rows.append({"name": r.name, "lever": r.lever, "settings": r.settings, "changes": r.changes,
-                     "train_size": size, "metric": ss.metric, "value": value, "ci95": ci,
-                     "before": metrics["before"].get(ss.metric),
-                     "checkpoint": metrics["checkpoint"], "report": SweepFolder.run_report_link(r.name),
-                     "durations": metrics["run"].get("durations"), "log": log})
+        outcomes.append(
+            RunOutcome(
+                r.name,
+                r.lever,
+                r.settings,
+                size,
+                samples,
+                log,
+                checkpoints,
+                diverged_at=diagnose_training(log).diverged_at,
+            )
+        )
+        rows.append(
+            {
+                "name": r.name,
+                "lever": r.lever,
+                "settings": r.settings,
+                "changes": r.changes,
+                "train_size": size,
+                "metric": ss.metric,
+                "value": value,
+                "ci95": ci,
+                "before": metrics["before"].get(ss.metric),
+                "checkpoint": metrics["checkpoint"],
+                "report": SweepFolder.run_report_link(r.name),
+                "durations": metrics["run"].get("durations"),
+                "log": log,
+            }
+        )
     return outcomes, rows
 
 
@@ -362,16 +408,27 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
     folder = SweepFolder(ss.output_dir)
     eval_path, subsets = fix_data(train, held_out, cfg.seed, folder, ss.fractions if "data" in ss.vary else (1.0,))
     runs = plan_runs(cfg, ss, subsets, eval_path)
-    say(f"sweep: {len(runs)} runs ({', '.join(r.name for r in runs)}), {len(subsets)} data sizes, held-out split "
-        f"of {sum(1 for _ in open(eval_path, encoding='utf-8'))} samples, metric {ss.metric}", quiet)
+    say(
+        f"sweep: {len(runs)} runs ({', '.join(r.name for r in runs)}), {len(subsets)} data sizes, held-out split "
+        f"of {sum(1 for _ in open(eval_path, encoding='utf-8'))} samples, metric {ss.metric}",
+        quiet,
+    )
     run_all(cfg, rs, ss, runs, quiet)
     outcomes, rows = collect(ss, runs, subsets)
     analysis = analyse(outcomes, ss.metric, scale100=scorer.percent)
-    result = {"kind": "ftbench-sweep", "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "model": cfg.model_name_or_path, "backend": cfg.backend, "demo_note": ss.note,
-              "data": cfg.dataset, "settings": {k: v for k, v in asdict(ss).items() if k != "output_dir"},
-              "runs": rows, "analysis": analysis, "seconds": round(time.perf_counter() - t0, 1),
-              "run_seconds": round(sum(sum((r["durations"] or {}).values()) for r in rows), 1)}
+    result = {
+        "kind": "ftbench-sweep",
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "model": cfg.model_name_or_path,
+        "backend": cfg.backend,
+        "demo_note": ss.note,
+        "data": cfg.dataset,
+        "settings": {k: v for k, v in asdict(ss).items() if k != "output_dir"},
+        "runs": rows,
+        "analysis": analysis,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "run_seconds": round(sum(sum((r["durations"] or {}).values()) for r in rows), 1),
+    }
     write_json(folder.sweep_json, result)
     atomic_write_text(folder.report, render_sweep_report(result))
     update_index_for(ss.output_dir)
@@ -381,5 +438,10 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
 def _check_same_sweep(cfg, ss: SweepSettings) -> None:
     """A sweep folder is resumed or extended only around the same base config."""
     current = {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"}
-    check_same_settings(SweepFolder(ss.output_dir).config, current, folder=ss.output_dir,
-                        holds="a sweep around another config", then="give a new --output-dir")
+    check_same_settings(
+        SweepFolder(ss.output_dir).config,
+        current,
+        folder=ss.output_dir,
+        holds="a sweep around another config",
+        then="give a new --output-dir",
+    )

@@ -59,8 +59,11 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     t = time.perf_counter()
     validation = _validate(cfg, folder)
     rs.durations["validate"] = time.perf_counter() - t
-    say(f"[1/6] data: {validation['records']} records, {len(validation['warnings'])} warnings "
-        f"(details in {folder.validation})", quiet)
+    say(
+        f"[1/6] data: {validation['records']} records, {len(validation['warnings'])} warnings "
+        f"(details in {folder.validation})",
+        quiet,
+    )
 
     # 2. the eval sets: each scorer's (the held-out split, GSM8K problems, ...); an empty one is not evaluated
     from ftbench.metrics.registry import scorers
@@ -70,8 +73,11 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     if not held_out:
         raise InputError("train-and-compare needs held-out samples: set val_size (e.g. 0.1) or eval_dataset")
     eval_sets = {name: scorer.eval_samples(held_out, rs) for name, scorer in scorers().items()}
-    say("[2/6] eval sets (samples): " + ", ".join(f"{name} {len(samples) or 'none'}"
-                                                  for name, samples in eval_sets.items()), quiet)
+    say(
+        "[2/6] eval sets (samples): "
+        + ", ".join(f"{name} {len(samples) or 'none'}" for name, samples in eval_sets.items()),
+        quiet,
+    )
 
     # 3. the base model
     t = time.perf_counter()
@@ -112,19 +118,26 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
     from ftbench.training.data import resolve_datasets
 
     specs = resolve_datasets(cfg, cfg.dataset) + resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
-    files = [s.path for s in specs if s.load_from == "file"] + ([rs.gsm8k] if rs.gsm8k and os.path.exists(rs.gsm8k)
-                                                                 else [])
-    current = {"train": {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"},
-               "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens",
-                                                       "gsm8k_max_new_tokens")}
-               | ({"select_by": rs.select_by} if rs.select_by else {}),
-               "data": {os.path.abspath(f): sha256_of_path(f) for f in files}}  # edited data = another run
+    files = [s.path for s in specs if s.load_from == "file"] + (
+        [rs.gsm8k] if rs.gsm8k and os.path.exists(rs.gsm8k) else []
+    )
+    current = {
+        "train": {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"},
+        "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens", "gsm8k_max_new_tokens")}
+        | ({"select_by": rs.select_by} if rs.select_by else {}),
+        "data": {os.path.abspath(f): sha256_of_path(f) for f in files},
+    }  # edited data = another run
     # predictions of one engine are not continued by another; the default engine is not recorded, so run folders
     # made before engines existed still resume
     if rs.engine != DEFAULT_ENGINE:
         current["compare"]["engine"] = rs.engine
-    check_same_settings(rs.folder.run_config, current, folder=rs.output_dir, holds="a run with a different config",
-                        then="give a new --output-dir to start another run")
+    check_same_settings(
+        rs.folder.run_config,
+        current,
+        folder=rs.output_dir,
+        holds="a run with a different config",
+        then="give a new --output-dir to start another run",
+    )
 
 
 def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
@@ -141,13 +154,23 @@ def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
     write_json(folder.validation, summary)
     if not report.ok:
         first = report.errors[0].one_line()
-        raise InputError(f"the training data has {len(report.errors)} error(s); first: {first} "
-                         f"(all of them: ftbench validate {' '.join(s.path for s in specs)})")
+        raise InputError(
+            f"the training data has {len(report.errors)} error(s); first: {first} "
+            f"(all of them: ftbench validate {' '.join(s.path for s in specs)})"
+        )
     return summary
 
 
-def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs: RunSettings, side: str,
-                 quiet: bool, template=None, paths: dict[str, str] | None = None) -> None:
+def _predict_all(
+    model: str,
+    adapter: str | None,
+    eval_sets: dict[str, list],
+    rs: RunSettings,
+    side: str,
+    quiet: bool,
+    template=None,
+    paths: dict[str, str] | None = None,
+) -> None:
     """Greedy predictions for every eval set (scorer name -> samples), resumable row by row; the engine is
     opened once, and only if a prediction file is unfinished, taking the checkpoint its own way
     (`GenerationEngine.for_checkpoint`); each eval set's generation length goes with its requests.
@@ -173,17 +196,20 @@ def _predict_all(model: str, adapter: str | None, eval_sets: dict[str, list], rs
         for scorer, samples, path, done in todo:
             params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
             if engine is None:  # how an engine takes the checkpoint is its own: merged here, or by a server
-                engine = cls.for_checkpoint(model, adapter, options, scratch_dir=rs.folder.merged_dir,
-                                            template=template, device=rs.device)
-            generate_rows(samples, path, done, engine=engine, params=params, batch_size=rs.predict_batch_size,
-                          quiet=quiet)
+                engine = cls.for_checkpoint(
+                    model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template, device=rs.device
+                )
+            generate_rows(
+                samples, path, done, engine=engine, params=params, batch_size=rs.predict_batch_size, quiet=quiet
+            )
     finally:
         if engine is not None:
             engine.close()
 
 
-def _resumable_rows(path: str, samples: list, scorer: str, model: str, adapter: str | None, rs: RunSettings,
-                    template) -> int:
+def _resumable_rows(
+    path: str, samples: list, scorer: str, model: str, adapter: str | None, rs: RunSettings, template
+) -> int:
     """Rows of ``path`` already made, resumed as `ftbench predict` resumes its output (one mechanism: the sidecar
     says what the rows were made from, `data.predictions.prepare_output` refuses a mismatch)."""
     from ftbench.data.predictions import prediction_meta, prepare_output, samples_sha256
@@ -194,13 +220,23 @@ def _resumable_rows(path: str, samples: list, scorer: str, model: str, adapter: 
     params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
     cls = ENGINES.load(rs.engine)
     engine = cls.resume_key(rs.engine_options if rs.engine_options is not None else cls.options_from({}))
-    meta = prediction_meta(data=f"{scorer} eval set", data_sha256=samples_sha256(samples), fmt="auto", model=model,
-                           adapter=adapter, params=params, cutoff_len=None, engine=engine, template=template)
+    meta = prediction_meta(
+        data=f"{scorer} eval set",
+        data_sha256=samples_sha256(samples),
+        fmt="auto",
+        model=model,
+        adapter=adapter,
+        params=params,
+        cutoff_len=None,
+        engine=engine,
+        template=template,
+    )
     return prepare_output(path, meta).count
 
 
-def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, eval_sets: dict, by_loss,
-                      quiet: bool) -> dict:
+def _select_by_metric(
+    cfg: TrainConfig, rs: RunSettings, result: TrainResult, eval_sets: dict, by_loss, quiet: bool
+) -> dict:
     """Generate with every distinct checkpoint on the eval split of ``rs.select_by`` and choose the best by it;
     returns the choice and, for metrics.json, every checkpoint's score beside its eval loss."""
     from ftbench.data.predictions import read_prediction_rows
@@ -219,14 +255,34 @@ def _select_by_metric(cfg: TrainConfig, rs: RunSettings, result: TrainResult, ev
         path = rs.folder.checkpoint_predictions(checkpoint_label(c.path))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         say(f"[5/6] scoring {checkpoint_name(c)} by {metric} on {len(eval_sets[scorer])} samples", quiet)
-        _predict_all(cfg.model_name_or_path, c.path, {scorer: eval_sets[scorer]}, rs, "after", quiet,
-                     template_of(cfg), paths={scorer: path})
+        _predict_all(
+            cfg.model_name_or_path,
+            c.path,
+            {scorer: eval_sets[scorer]},
+            rs,
+            "after",
+            quiet,
+            template_of(cfg),
+            paths={scorer: path},
+        )
         scores.append(score_figure(read_prediction_rows(path), metric)[0])
     choice = choose_by_metric(candidates, scores, metric, judge.higher_is_better)
-    return {"choice": choice, "by": metric, "by_eval_loss": by_loss.to_json(),
-            "differ": choice.checkpoint.path != by_loss.checkpoint.path,
-            "scores": [{"name": checkpoint_name(c), "label": checkpoint_label(c.path), "step": c.step,
-                        "eval_loss": c.eval_loss, metric: v} for c, v in zip(candidates, scores)]}
+    return {
+        "choice": choice,
+        "by": metric,
+        "by_eval_loss": by_loss.to_json(),
+        "differ": choice.checkpoint.path != by_loss.checkpoint.path,
+        "scores": [
+            {
+                "name": checkpoint_name(c),
+                "label": checkpoint_label(c.path),
+                "step": c.step,
+                "eval_loss": c.eval_loss,
+                metric: v,
+            }
+            for c, v in zip(candidates, scores)
+        ],
+    }
 
 
 def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainResult:
@@ -252,8 +308,11 @@ def _read_trained_run(rs: RunSettings, folder: RunFolder, quiet: bool) -> TrainR
     trained one."""
     from ftbench.training.checkpoints import read_trained_run
 
-    say(f"[4/6] training: not run; reading the finished run {rs.trained_run} (eval losses as it logged them: "
-        "LLaMA-Factory weighs a short last eval batch like a full one, see docs/train-and-compare.md)", quiet)
+    say(
+        f"[4/6] training: not run; reading the finished run {rs.trained_run} (eval losses as it logged them: "
+        "LLaMA-Factory weighs a short last eval batch like a full one, see docs/train-and-compare.md)",
+        quiet,
+    )
     result = read_trained_run(rs.trained_run)
     settle_choice(result, write=False)  # the run folder keeps the choice (train_result.json); theirs is left alone
     write_jsonl(folder.trainer_log, result.log)
@@ -272,8 +331,15 @@ def _free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, result: TrainResult,
-                        choice: CheckpointChoice, eval_sets: dict[str, list], selection: dict | None = None) -> dict:
+def _compare_and_report(
+    cfg: TrainConfig,
+    rs: RunSettings,
+    validation: dict,
+    result: TrainResult,
+    choice: CheckpointChoice,
+    eval_sets: dict[str, list],
+    selection: dict | None = None,
+) -> dict:
     from ftbench.data.predictions import read_prediction_rows
     from ftbench.evaluation.comparison import compare_scorer
     from ftbench.metrics.registry import scorers
@@ -281,8 +347,11 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, res
     from ftbench.training.diagnosis import diagnose_training
 
     folder, every = rs.folder, scorers()
-    compared = {name: compare_scorer(name, *(read_prediction_rows(folder.predictions(name, side)) for side in SIDES))
-                for name in every if eval_sets.get(name)}
+    compared = {
+        name: compare_scorer(name, *(read_prediction_rows(folder.predictions(name, side)) for side in SIDES))
+        for name in every
+        if eval_sets.get(name)
+    }
     diagnosis = diagnose_training(result.log)
     metrics = {
         "before": {f: e["before"] for t in compared.values() for f, e in t.figures.items()},
@@ -292,11 +361,20 @@ def _compare_and_report(cfg: TrainConfig, rs: RunSettings, validation: dict, res
         "signatures": {f: s for t in compared.values() for f, s in t.signatures.items()},
         "n": {name: t.n for name, t in compared.items()},
         # a scorer's own explanation of each side (gsm8k: why strict and flexible disagree); null when not run
-        **{name: {side: getattr(compared[name], side).get(scorer.run_detail) for side in SIDES}
-           if name in compared else None for name, scorer in every.items() if scorer.run_detail},
+        **{
+            name: {side: getattr(compared[name], side).get(scorer.run_detail) for side in SIDES}
+            if name in compared
+            else None
+            for name, scorer in every.items()
+            if scorer.run_detail
+        },
         "training": {"diagnosis": diagnosis.to_json(), "checkpoints": [asdict(c) for c in result.checkpoints]},
-        "validation": {"records": validation["records"], "ok": validation["ok"],
-                       "warnings": len(validation["warnings"]), "stats": validation["stats"]},
+        "validation": {
+            "records": validation["records"],
+            "ok": validation["ok"],
+            "warnings": len(validation["warnings"]),
+            "stats": validation["stats"],
+        },
         "run": run_info(cfg, rs, choice),
     }
     for name, scorer in every.items():  # a scorer not run (gsm8k: none): its figures stated as not measured
@@ -319,23 +397,35 @@ def demo_about(name: str | None) -> str | None:
 
 def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dict:
     """What ran, where, with which versions: so a report can be trusted and reproduced."""
+    import torch
+
     from ftbench import __version__
     from ftbench.metrics.environment import package_version
 
-    import torch
-
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"model": cfg.model_name_or_path, "adapter": choice.checkpoint.path, "backend": cfg.backend,
-            "demo": rs.demo, "demo_about": demo_about(rs.demo), "output_dir": rs.output_dir,
-            "config": cfg.to_yaml_dict(),
-            "compare": {k: v for k, v in asdict(rs).items() if k not in ("durations", "output_dir", "device")},
-            "versions": {"ftbench": __version__, "python": platform.python_version(),
-                         **{p: package_version(p) for p in ("torch", "transformers", "peft", "lm-eval", "jieba",
-                                                            "nltk")}},
-            "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(), "gpu": gpu,
-                         "threads": torch.get_num_threads()},
-            "durations": {k: round(v, 1) for k, v in rs.durations.items()},
-            "eval_loss_note": _eval_loss_note(cfg, rs)}
+    return {
+        "model": cfg.model_name_or_path,
+        "adapter": choice.checkpoint.path,
+        "backend": cfg.backend,
+        "demo": rs.demo,
+        "demo_about": demo_about(rs.demo),
+        "output_dir": rs.output_dir,
+        "config": cfg.to_yaml_dict(),
+        "compare": {k: v for k, v in asdict(rs).items() if k not in ("durations", "output_dir", "device")},
+        "versions": {
+            "ftbench": __version__,
+            "python": platform.python_version(),
+            **{p: package_version(p) for p in ("torch", "transformers", "peft", "lm-eval", "jieba", "nltk")},
+        },
+        "hardware": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "gpu": gpu,
+            "threads": torch.get_num_threads(),
+        },
+        "durations": {k: round(v, 1) for k, v in rs.durations.items()},
+        "eval_loss_note": _eval_loss_note(cfg, rs),
+    }
 
 
 def _eval_loss_note(cfg: TrainConfig, rs: RunSettings) -> str | None:

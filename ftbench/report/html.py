@@ -13,8 +13,13 @@ _ENV = None
 def json_for_script(value) -> str:
     """JSON that is safe inside a <script> element: no `</script>`, no `<!--`, no HTML entities."""
     text = json.dumps(value, ensure_ascii=False, default=str)
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def number(value, places: int = 4) -> str:
@@ -31,8 +36,14 @@ def render(template: str, **context) -> str:
         from jinja2 import Environment, FileSystemLoader, StrictUndefined
         from markupsafe import Markup
 
-        _ENV = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
-                           trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        _ENV = Environment(
+            loader=FileSystemLoader(str(TEMPLATES)),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
         _ENV.filters["num"] = number
         _ENV.filters["script_json"] = lambda value: Markup(json_for_script(value))
     return _ENV.get_template(template).render(**context)

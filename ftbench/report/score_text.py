@@ -32,32 +32,42 @@ def render_disagreement(result: ScoreResult) -> list[str]:
     if summary["disagreements"] == 0:
         return ["", "strict-match and flexible-extract agree on every sample."]
     direction = "lower" if gap < 0 else "higher"
-    lines = ["", f"Why the two differ (flexible-extract is {abs(gap):.2f} points {direction} than strict-match):",
-             f"  {summary['strict_only_correct']} samples right under strict-match only, "
-             f"{summary['flexible_only_correct']} under flexible-extract only; "
-             f"[invalid]: strict-match {summary['invalid']['strict-match']}, "
-             f"flexible-extract {summary['invalid']['flexible-extract']}."]
+    lines = [
+        "",
+        f"Why the two differ (flexible-extract is {abs(gap):.2f} points {direction} than strict-match):",
+        f"  {summary['strict_only_correct']} samples right under strict-match only, "
+        f"{summary['flexible_only_correct']} under flexible-extract only; "
+        f"[invalid]: strict-match {summary['invalid']['strict-match']}, "
+        f"flexible-extract {summary['invalid']['flexible-extract']}.",
+    ]
     for cause, entry in summary["causes"].items():
-        lines.append(f"  {cause:<22} {entry['count']:>5}  (strict only {entry['strict_only']}, "
-                     f"flexible only {entry['flexible_only']})")
+        lines.append(
+            f"  {cause:<22} {entry['count']:>5}  (strict only {entry['strict_only']}, "
+            f"flexible only {entry['flexible_only']})"
+        )
         lines.append(f"      {entry['explanation']}")
         for ex in entry["examples"][:_EXAMPLES_SHOWN]:
             where = f"line {ex['line']}" if ex["line"] is not None else f"[{ex['index']}]"
-            lines.append(f"      {where}: strict {ex['strict']!r}, flexible {ex['flexible']!r}, "
-                         f"target {ex['target']!r}: \"{ex['excerpt']}\"")
+            lines.append(
+                f"      {where}: strict {ex['strict']!r}, flexible {ex['flexible']!r}, "
+                f'target {ex["target"]!r}: "{ex["excerpt"]}"'
+            )
     both = summary.get("both_wrong_number_format") or {}
     if both.get("count"):
         plural = "s" if both["count"] != 1 else ""
         lines.append(f"  also {both['count']} sample{plural} wrong under both: {both['explanation']}")
         for ex in both["examples"][:_EXAMPLES_SHOWN]:
             where = f"line {ex['line']}" if ex["line"] is not None else f"[{ex['index']}]"
-            lines.append(f"      {where}: strict {ex['strict']!r}, flexible {ex['flexible']!r}, "
-                         f"target {ex['target']!r}: \"{ex['excerpt']}\"")
+            lines.append(
+                f"      {where}: strict {ex['strict']!r}, flexible {ex['flexible']!r}, "
+                f'target {ex["target"]!r}: "{ex["excerpt"]}"'
+            )
     return lines
 
 
-def score_text(result: ScoreResult, source: str | None = None, description: str | None = None,
-               kind: str = "scorer") -> str:
+def score_text(
+    result: ScoreResult, source: str | None = None, description: str | None = None, kind: str = "scorer"
+) -> str:
     """`ftbench score`'s text (``kind`` "scorer"), or `ftbench eval`'s ("task": the result is an eval task's)."""
     head = f"{source}: " if source else ""
     about = f" ({description})" if description else ""

@@ -47,12 +47,16 @@ def all_checkpoint_dirs(output_dir: str) -> list[str]:
     """Every `checkpoint-N` folder in ``output_dir``, complete or not."""
     if not os.path.isdir(output_dir):
         return []
-    return [os.path.join(output_dir, n) for n in os.listdir(output_dir)
-            if CHECKPOINT_DIR.match(n) and os.path.isdir(os.path.join(output_dir, n))]
+    return [
+        os.path.join(output_dir, n)
+        for n in os.listdir(output_dir)
+        if CHECKPOINT_DIR.match(n) and os.path.isdir(os.path.join(output_dir, n))
+    ]
 
 
-def checkpoint_table(output_dir: str, log_history: list[dict], final_step: int,
-                     final_eval_loss: float | None) -> list[CheckpointInfo]:
+def checkpoint_table(
+    output_dir: str, log_history: list[dict], final_step: int, final_eval_loss: float | None
+) -> list[CheckpointInfo]:
     """Every complete checkpoint on disk plus the final adapter (``output_dir``, last), each with the eval loss
     logged at its step and the last training loss logged at or before it. ``log_history`` is the Trainer's
     (``step``, ``loss``, ``eval_loss`` keys)."""
@@ -63,8 +67,9 @@ def checkpoint_table(output_dir: str, log_history: list[dict], final_step: int,
         before = [loss for s, loss in losses if s <= step]
         return before[-1] if before else None
 
-    table = [CheckpointInfo(path, step, eval_at.get(step), loss_at(step))
-             for step, path in complete_checkpoints(output_dir)]
+    table = [
+        CheckpointInfo(path, step, eval_at.get(step), loss_at(step)) for step, path in complete_checkpoints(output_dir)
+    ]
     final_eval = final_eval_loss if final_eval_loss is not None else eval_at.get(final_step)
     table.append(CheckpointInfo(output_dir, final_step, final_eval, loss_at(final_step)))
     return table
@@ -108,8 +113,7 @@ def choose_checkpoint(checkpoints: list[CheckpointInfo]) -> CheckpointChoice:
     evaluated = [c for c in checkpoints if c.eval_loss is not None]
     final = checkpoints[-1]
     if not evaluated:
-        return CheckpointChoice(final, checkpoint_name(final),
-                                "no eval loss was recorded: the final adapter is used")
+        return CheckpointChoice(final, checkpoint_name(final), "no eval loss was recorded: the final adapter is used")
     best = min(evaluated, key=lambda c: (c.eval_loss, c.step))  # min keeps the first of equal keys
     reason = f"lowest eval loss {best.eval_loss:.4f} of {len(evaluated)} evaluations"
     if final.step != best.step and final.eval_loss is not None:
@@ -154,8 +158,9 @@ def distinct_checkpoints(checkpoints: list[CheckpointInfo]) -> list[CheckpointIn
     return out
 
 
-def choose_by_metric(checkpoints: list[CheckpointInfo], scores: list[float], metric: str,
-                     higher_is_better: bool = True) -> CheckpointChoice:
+def choose_by_metric(
+    checkpoints: list[CheckpointInfo], scores: list[float], metric: str, higher_is_better: bool = True
+) -> CheckpointChoice:
     """The checkpoint whose generations on the eval split score best by ``metric`` (``scores`` in the same
     order): highest, or lowest for a figure where lower is better; ties go to the earlier step, as with eval loss."""
     if not checkpoints or len(scores) != len(checkpoints):
@@ -163,23 +168,29 @@ def choose_by_metric(checkpoints: list[CheckpointInfo], scores: list[float], met
     sign = 1 if higher_is_better else -1
     i = max(range(len(checkpoints)), key=lambda k: (sign * scores[k], -checkpoints[k].step))
     best = checkpoints[i]
-    return CheckpointChoice(best, checkpoint_name(best), f"{'highest' if higher_is_better else 'lowest'} {metric} "
-                            f"{scores[i]:.4f} on the eval split of {len(checkpoints)} checkpoints (--select-by {metric})")
+    return CheckpointChoice(
+        best,
+        checkpoint_name(best),
+        f"{'highest' if higher_is_better else 'lowest'} {metric} "
+        f"{scores[i]:.4f} on the eval split of {len(checkpoints)} checkpoints (--select-by {metric})",
+    )
 
 
 def write_checkpoints_json(output_dir: str, table: list[CheckpointInfo], best: str | None) -> str:
     """`checkpoints.json` in a training output folder: each checkpoint's step and losses, and the best one."""
     path = os.path.join(output_dir, CHECKPOINTS_JSON)
-    data = {"best_checkpoint": best, "selection": "lowest eval_loss (ties: the earlier step)",
-            "checkpoints": [asdict(c) for c in table]}
+    data = {
+        "best_checkpoint": best,
+        "selection": "lowest eval_loss (ties: the earlier step)",
+        "checkpoints": [asdict(c) for c in table],
+    }
     write_json(path, data)
     return path
 
 
 def is_trained_run(output_dir: str) -> bool:
     """Whether ``output_dir`` holds a finished run: a final adapter (adapter_config.json) or a trainer state."""
-    return (is_adapter_dir(output_dir)
-            or os.path.isfile(os.path.join(output_dir, TRAINER_STATE)))
+    return is_adapter_dir(output_dir) or os.path.isfile(os.path.join(output_dir, TRAINER_STATE))
 
 
 def read_trained_run(output_dir: str, *, config_path: str = "") -> TrainResult:
@@ -197,8 +208,11 @@ def read_trained_run(output_dir: str, *, config_path: str = "") -> TrainResult:
             state = _read_json(os.path.join(complete[-1][1], TRAINER_STATE))
             history = list(state.get("log_history") or [])
         if not history:
-            history = [{"step": r["current_steps"], **{k: r[k] for k in ("loss", "eval_loss") if k in r}}
-                       for r in log if "current_steps" in r]
+            history = [
+                {"step": r["current_steps"], **{k: r[k] for k in ("loss", "eval_loss") if k in r}}
+                for r in log
+                if "current_steps" in r
+            ]
     global_step = int(state.get("global_step") or max((h.get("step", 0) for h in history), default=0))
     if not log:
         log = from_log_history(history, int(state.get("max_steps") or global_step))
@@ -211,10 +225,18 @@ def read_trained_run(output_dir: str, *, config_path: str = "") -> TrainResult:
         raise UsageError(f"{output_dir}: no adapter and no complete checkpoint-N folder: not a finished run")
     losses = [h["loss"] for h in history if "loss" in h]
     return TrainResult(
-        output_dir=output_dir, adapter_dir=table[-1].path, trainer_log=os.path.join(output_dir, TRAINER_LOG),
-        config_path=config_path, checkpoints=table, log=log, global_step=global_step, train_runtime=float(results.get("train_runtime") or 0.0),
+        output_dir=output_dir,
+        adapter_dir=table[-1].path,
+        trainer_log=os.path.join(output_dir, TRAINER_LOG),
+        config_path=config_path,
+        checkpoints=table,
+        log=log,
+        global_step=global_step,
+        train_runtime=float(results.get("train_runtime") or 0.0),
         train_samples_per_second=float(results.get("train_samples_per_second") or 0.0),
-        final_loss=losses[-1] if losses else None, final_eval_loss=table[-1].eval_loss)
+        final_loss=losses[-1] if losses else None,
+        final_eval_loss=table[-1].eval_loss,
+    )
 
 
 def _read_json(path: str) -> dict:

@@ -30,7 +30,6 @@ from ftbench.data.yamlfile import compose_yaml, yaml_error
 from ftbench.training.config_keys import ACCEPTED, ALIASES, KNOWN, PASSTHROUGH, STEPS, TYPED, UNSUPPORTED
 
 
-
 class ConfigSource:
     """The raw key/value pairs of a YAML config and the line of each key (None: from the command line)."""
 
@@ -56,8 +55,10 @@ def read_config_yaml(path: str) -> ConfigSource:
     if node is None:
         raise InputError(f"{path}: the config is empty")
     if not isinstance(node, yaml.MappingNode):
-        raise InputError(f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: the config must be a "
-                         "mapping of `key: value` lines")
+        raise InputError(
+            f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: the config must be a "
+            "mapping of `key: value` lines"
+        )
     loader = yaml.SafeLoader("")
     for key_node, value_node in node.value:
         line = key_node.start_mark.line + 1
@@ -69,8 +70,10 @@ def read_config_yaml(path: str) -> ConfigSource:
         if not isinstance(key, str):
             raise InputError(f"{path}:{line}: keys must be names, got {key!r}")
         if key in src.values:
-            src.warnings.append(f"{path}:{line}: {key}: given twice; the later value ({value!r}) wins "
-                                f"(the first is on line {src.lines[key]})")
+            src.warnings.append(
+                f"{path}:{line}: {key}: given twice; the later value ({value!r}) wins "
+                f"(the first is on line {src.lines[key]})"
+            )
         src.values[key] = value
         src.lines[key] = line
     return src
@@ -138,8 +141,11 @@ def resolve(src: ConfigSource) -> TrainConfig:
         cfg.lines["gradient_checkpointing"] = cfg.lines.get("disable_gradient_checkpointing")
     errors += [f"{src.where(k)}: {k}: {msg}" for k, msg in _check_values(cfg, src)]
     if errors:
-        more = (f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the config)"
-                if len(errors) > 1 else "")
+        more = (
+            f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the config)"
+            if len(errors) > 1
+            else ""
+        )
         raise InputError(errors[0] + more)
     return cfg
 
@@ -170,8 +176,9 @@ def convert(key: str, value: Any, *, name: str | None = None) -> Any:
     value = check(value, TYPED[key], coerce=True, name=name)
     if key in STEPS and value is not None and value >= 1:
         if not float(value).is_integer():
-            raise SchemaError(name, value, f"expected a whole number of steps, or a fraction of the run below 1, "
-                              f"got {value!r}")
+            raise SchemaError(
+                name, value, f"expected a whole number of steps, or a fraction of the run below 1, got {value!r}"
+            )
         return int(value)
     return value
 
@@ -205,8 +212,9 @@ def check_unsupported(cfg: TrainConfig, backend: str, *, allow: frozenset[str] =
     if cfg.stage != "sft":
         raise cfg.error("stage", f"{cfg.stage} is not supported by the {backend} backend (supported: sft)")
     if cfg.finetuning_type != "lora":
-        raise cfg.error("finetuning_type", f"{cfg.finetuning_type} is not supported by the {backend} backend "
-                        "(supported: lora)")
+        raise cfg.error(
+            "finetuning_type", f"{cfg.finetuning_type} is not supported by the {backend} backend (supported: lora)"
+        )
     for key, value in cfg.extra.items():
         if key in UNSUPPORTED and key not in allow:
             off, instead = UNSUPPORTED[key]

@@ -16,7 +16,6 @@ from ftbench.inference.chat import IGNORE_INDEX, encode_for_training
 from ftbench.training.config import resolve_path
 
 
-
 def resolve_datasets(cfg: TrainConfig, names: list[str], key: str = "dataset") -> list:
     """The `DatasetSpec` of every entry in ``names`` (a config's ``dataset`` or ``eval_dataset``), as
     LLaMA-Factory resolves them: a name declared in dataset_dir/dataset_info.json (with its formatting, columns,
@@ -34,8 +33,11 @@ def resolve_datasets(cfg: TrainConfig, names: list[str], key: str = "dataset") -
     if unknown:
         declared = declared_names(info_path)
         where = f"{info_path}" + ("" if os.path.isfile(info_path) else " (which does not exist)")
-        raise cfg.error(key, f"'{unknown[0]}' is neither a data file nor a dataset in {where}"
-                        + (f"; it has: {', '.join(sorted(declared))}" if declared else ""))
+        raise cfg.error(
+            key,
+            f"'{unknown[0]}' is neither a data file nor a dataset in {where}"
+            + (f"; it has: {', '.join(sorted(declared))}" if declared else ""),
+        )
     return [_trainable(s) if s.declared else s for s in specs]
 
 
@@ -43,15 +45,15 @@ def _trainable(spec):
     """The spec, if SFT trains on it; otherwise InputError at its dataset_info entry saying what it is."""
     from ftbench.data.spec import sft_refusal
 
-    refusal = sft_refusal(spec.kind, bool(spec.media_columns),
-                          f"{spec.info_file}:{spec.info_line} {spec.name}: dataset '{spec.name}'")
+    refusal = sft_refusal(
+        spec.kind, bool(spec.media_columns), f"{spec.info_file}:{spec.info_line} {spec.name}: dataset '{spec.name}'"
+    )
     if refusal:
         raise InputError(refusal)
     return spec
 
 
-def load_training_samples(cfg: TrainConfig, names: list[str] | None = None, key: str = "dataset", *,
-                          rng=None) -> list:
+def load_training_samples(cfg: TrainConfig, names: list[str] | None = None, key: str = "dataset", *, rng=None) -> list:
     """The samples of every dataset in ``names`` (default ``cfg.dataset``), in order, as LLaMA-Factory selects
     them: the entry's split, then num_samples rows drawn with ``rng`` (a numpy RandomState seeded with the
     training seed, shared in LLaMA-Factory's order: every `dataset`, then every `eval_dataset`), then the first
@@ -67,7 +69,7 @@ def load_training_samples(cfg: TrainConfig, names: list[str] | None = None, key:
         if spec.num_samples is not None:
             loaded = [loaded[i] for i in sample_indexes(len(loaded), spec.num_samples, rng)]
         if cfg.max_samples is not None:
-            loaded = loaded[:cfg.max_samples]
+            loaded = loaded[: cfg.max_samples]
         if cfg.default_system and not cfg.template:  # a named template applies its own (`template_of`)
             for s in loaded:
                 s.system = s.system or cfg.default_system
@@ -93,8 +95,10 @@ def train_and_eval_samples(cfg: TrainConfig) -> tuple[list, list]:
 
     rng = np.random.RandomState(cfg.seed)  # transformers.set_seed(seed) seeds the global one LLaMA-Factory uses
     if cfg.eval_dataset:
-        return (load_training_samples(cfg, rng=rng),
-                load_training_samples(cfg, cfg.eval_dataset, "eval_dataset", rng=rng))
+        return (
+            load_training_samples(cfg, rng=rng),
+            load_training_samples(cfg, cfg.eval_dataset, "eval_dataset", rng=rng),
+        )
     return split(load_training_samples(cfg, rng=rng), cfg.val_size, cfg.seed)
 
 
@@ -136,8 +140,10 @@ def encode(tokenizer, samples: list, cfg: TrainConfig, which: str) -> list[dict]
             continue
         encoded.append({"input_ids": list(input_ids), "labels": list(labels)})
     if dropped:
-        warn(f"{dropped} {which} samples have no response token within cutoff_len {cfg.cutoff_len} and are "
-             "skipped (raise cutoff_len)")
+        warn(
+            f"{dropped} {which} samples have no response token within cutoff_len {cfg.cutoff_len} and are "
+            "skipped (raise cutoff_len)"
+        )
     if not encoded:
         raise cfg.error("cutoff_len", f"no {which} sample keeps a response token within {cfg.cutoff_len} tokens")
     return encoded

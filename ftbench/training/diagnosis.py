@@ -40,7 +40,7 @@ def _late_drop(points: list[tuple[int, float]]) -> float:
     n = len(points)
     k = max(1, n // 8)
     mark = (3 * n) // 4
-    start = _mean([v for _, v in points[max(0, mark - k): mark + k]])
+    start = _mean([v for _, v in points[max(0, mark - k) : mark + k]])
     end = _mean([v for _, v in points[-k:]])
     return (start - end) / abs(start) if start else 0.0
 
@@ -66,17 +66,33 @@ def diagnose_training(rows: list[dict]) -> TrainingDiagnosis:
     step = divergence_step(rows)
     if step is not None:
         value = dict(train + evals)[step] if step in dict(train + evals) else float("nan")
-        evidence = ([f"non-finite loss at step {step}"] if not math.isfinite(value) else
-                    [f"train loss {train[0][1]:.4f} at step {train[0][0]}, {value:.4f} at step {step} "
-                     f"(over {DIVERGE_FACTOR}× the first)"])
-        what = ("The loss became NaN/infinite" if not math.isfinite(value) else
-                f"The train loss rose above {DIVERGE_FACTOR}× its first value")
-        return TrainingDiagnosis("diverged", f"{what} at step {step}: training diverged. Lower the learning rate "
-                                 "(e.g. by 10x), check max_grad_norm, and look for broken samples.", evidence,
-                                 diverged_at=step)
+        evidence = (
+            [f"non-finite loss at step {step}"]
+            if not math.isfinite(value)
+            else [
+                f"train loss {train[0][1]:.4f} at step {train[0][0]}, {value:.4f} at step {step} "
+                f"(over {DIVERGE_FACTOR}× the first)"
+            ]
+        )
+        what = (
+            "The loss became NaN/infinite"
+            if not math.isfinite(value)
+            else f"The train loss rose above {DIVERGE_FACTOR}× its first value"
+        )
+        return TrainingDiagnosis(
+            "diverged",
+            f"{what} at step {step}: training diverged. Lower the learning rate "
+            "(e.g. by 10x), check max_grad_norm, and look for broken samples.",
+            evidence,
+            diverged_at=step,
+        )
     if len(train) < 4:
-        return TrainingDiagnosis("too-short", f"Only {len(train)} training loss points were logged: too few to "
-                                 "judge the curve. Lower logging_steps or train longer.", [])
+        return TrainingDiagnosis(
+            "too-short",
+            f"Only {len(train)} training loss points were logged: too few to "
+            "judge the curve. Lower logging_steps or train longer.",
+            [],
+        )
     k = max(1, len(train) // 10)
     first, last = _mean([v for _, v in train[:k]]), _mean([v for _, v in train[-k:]])
     evidence = [f"train loss {first:.4f} → {last:.4f} (step {train[0][0]} → {train[-1][0]})"]
@@ -84,28 +100,47 @@ def diagnose_training(rows: list[dict]) -> TrainingDiagnosis:
     if evals:
         best_step, best = min(evals, key=lambda p: p[1])
         final_step, final = evals[-1]
-        evidence.append(f"eval loss {evals[0][1]:.4f} at step {evals[0][0]}, lowest {best:.4f} at step {best_step}, "
-                        f"{final:.4f} at step {final_step}")
+        evidence.append(
+            f"eval loss {evals[0][1]:.4f} at step {evals[0][0]}, lowest {best:.4f} at step {best_step}, "
+            f"{final:.4f} at step {final_step}"
+        )
         later = [v for s, v in evals if s > best_step]
         rising = final > best * (1 + RISE) and len(later) >= 2 and all(v > best for v in later)
         if rising and last < first:
             return TrainingDiagnosis(
-                "overfitting", f"Overfitting from step {best_step}: eval loss rose {100 * (final / best - 1):.1f}% "
+                "overfitting",
+                f"Overfitting from step {best_step}: eval loss rose {100 * (final / best - 1):.1f}% "
                 f"after its minimum while train loss kept falling. Keep checkpoint {best_step} (or train fewer "
-                "epochs, add data, or raise lora_dropout/weight_decay).", evidence, best_step)
+                "epochs, add data, or raise lora_dropout/weight_decay).",
+                evidence,
+                best_step,
+            )
     if (first - last) / abs(first) < NO_PROGRESS:
         return TrainingDiagnosis(
-            "not-converging", f"Not converging: train loss ended within {100 * NO_PROGRESS:.0f}% of where it started. "
+            "not-converging",
+            f"Not converging: train loss ended within {100 * NO_PROGRESS:.0f}% of where it started. "
             "Raise the learning rate (LoRA usually wants 1e-4 to 5e-4), check that labels are not all masked, "
-            "and check the data.", evidence, best_step)
+            "and check the data.",
+            evidence,
+            best_step,
+        )
     train_drop = _late_drop(train)
     eval_still_falling = len(evals) < 2 or evals[-1][1] <= min(v for _, v in evals) * (1 + 1e-6)
     evidence.append(f"train loss fell {100 * train_drop:.1f}% over the last quarter of training")
     if train_drop > FALLING and eval_still_falling:
         return TrainingDiagnosis(
-            "under-trained", "Under-trained: the loss was still falling at the end"
+            "under-trained",
+            "Under-trained: the loss was still falling at the end"
             + (" and eval loss was at its lowest at the last evaluation" if len(evals) >= 2 else "")
-            + ". Train more epochs (or raise the learning rate).", evidence, best_step)
-    return TrainingDiagnosis("converged", "Converged: the loss flattened out"
-                             + (f"; eval loss is lowest at step {best_step}" if best_step is not None else "") + ".",
-                             evidence, best_step)
+            + ". Train more epochs (or raise the learning rate).",
+            evidence,
+            best_step,
+        )
+    return TrainingDiagnosis(
+        "converged",
+        "Converged: the loss flattened out"
+        + (f"; eval loss is lowest at step {best_step}" if best_step is not None else "")
+        + ".",
+        evidence,
+        best_step,
+    )

@@ -85,10 +85,10 @@ def svg_plot(points: list[tuple[int, float]], key: str, width: int = 640, height
         f'font-size="12">\n<rect width="100%" height="100%" fill="white"/>\n'
         f'<text x="{width / 2}" y="18" text-anchor="middle">{escape(key)}</text>\n'
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>\n'
-        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>\n'
-        + "\n".join(ticks) + "\n"
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>\n' + "\n".join(ticks) + "\n"
         f'<text x="{left}" y="{height - bottom + 16}" text-anchor="middle">{x0}</text>\n'
         f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="middle">{x1}</text>\n'
         f'<text x="{width / 2}" y="{height - 6}" text-anchor="middle">step</text>\n'
         f'<polyline points="{raw}" fill="none" stroke="#1f77b4" stroke-opacity="0.4"/>\n'
-        f'<polyline points="{smoothed}" fill="none" stroke="#1f77b4" stroke-width="2"/>\n</svg>\n')
+        f'<polyline points="{smoothed}" fill="none" stroke="#1f77b4" stroke-width="2"/>\n</svg>\n'
+    )

@@ -31,10 +31,17 @@ def log_entry(step: int, total: int, last: dict, elapsed: float) -> dict:
     """One trainer_log line for a log event at ``step`` of ``total``; ``last`` is the Trainer's newest
     log_history entry (loss or eval_loss, learning_rate, epoch)."""
     per_step = elapsed / step if step else 0.0
-    entry = dict(current_steps=step, total_steps=total, loss=last.get("loss"), eval_loss=last.get("eval_loss"),
-                 lr=last.get("learning_rate"), epoch=last.get("epoch"),
-                 percentage=round(step / total * 100, 2) if total else 100,
-                 elapsed_time=hms(elapsed), remaining_time=hms((total - step) * per_step))
+    entry = dict(
+        current_steps=step,
+        total_steps=total,
+        loss=last.get("loss"),
+        eval_loss=last.get("eval_loss"),
+        lr=last.get("learning_rate"),
+        epoch=last.get("epoch"),
+        percentage=round(step / total * 100, 2) if total else 100,
+        elapsed_time=hms(elapsed),
+        remaining_time=hms((total - step) * per_step),
+    )
     return {k: v for k, v in entry.items() if v is not None}
 
 
@@ -62,9 +69,15 @@ def from_log_history(log_history: list[dict], total_steps: int) -> list[dict]:
     for h in log_history:
         if "step" not in h or ("loss" not in h and "eval_loss" not in h):
             continue
-        entry = dict(current_steps=h["step"], total_steps=total_steps, loss=h.get("loss"),
-                     eval_loss=h.get("eval_loss"), lr=h.get("learning_rate"), epoch=h.get("epoch"),
-                     percentage=round(h["step"] / total_steps * 100, 2) if total_steps else 100)
+        entry = dict(
+            current_steps=h["step"],
+            total_steps=total_steps,
+            loss=h.get("loss"),
+            eval_loss=h.get("eval_loss"),
+            lr=h.get("learning_rate"),
+            epoch=h.get("epoch"),
+            percentage=round(h["step"] / total_steps * 100, 2) if total_steps else 100,
+        )
         rows.append({k: v for k, v in entry.items() if v is not None})
     return rows
 

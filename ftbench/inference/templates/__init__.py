@@ -11,13 +11,18 @@ from ftbench.api.registry import Registry
 from ftbench.inference.templates.catalog import BUILT_IN
 from ftbench.inference.templates.template import BOS, EOS, ChatTemplate, SpecialToken
 
-TEMPLATES: Registry[ChatTemplate] = Registry("template", entry_point_group="ftbench.templates",
-                                             builtins=BUILT_IN, listing="ftbench templates",
-                                             describe=lambda t: t.description)
+TEMPLATES: Registry[ChatTemplate] = Registry(
+    "template",
+    entry_point_group="ftbench.templates",
+    builtins=BUILT_IN,
+    listing="ftbench templates",
+    describe=lambda t: t.description,
+)
 
 
-def get_template(name: str | None, default_system: str | None = None,
-                 enable_thinking: bool | None = True) -> ChatTemplate | None:
+def get_template(
+    name: str | None, default_system: str | None = None, enable_thinking: bool | None = True
+) -> ChatTemplate | None:
     """The template called ``name`` with a config's ``default_system``/``enable_thinking`` applied; None for no
     name (the tokenizer's own chat template is used). An unknown name is a UsageError listing the known ones."""
     if not name:

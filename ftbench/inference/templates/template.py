@@ -74,8 +74,10 @@ class ChatTemplate:
         if self.replace_eos:
             return self._token_id(tokenizer, self.stop_words[0])
         if tokenizer.eos_token_id is None:
-            raise UsageError(f"template '{self.name}' ends answers with the tokenizer's eos token, and this "
-                             "tokenizer has none; choose a template with its own end marker (e.g. chatml)")
+            raise UsageError(
+                f"template '{self.name}' ends answers with the tokenizer's eos token, and this "
+                "tokenizer has none; choose a template with its own end marker (e.g. chatml)"
+            )
         return tokenizer.eos_token_id
 
     def stop_ids(self, tokenizer) -> list[int]:
@@ -93,9 +95,11 @@ class ChatTemplate:
     def _token_id(self, tokenizer, token: str) -> int:
         token_id = tokenizer.convert_tokens_to_ids(token)
         if token_id is None or token_id == tokenizer.unk_token_id and token != tokenizer.unk_token:
-            raise UsageError(f"template '{self.name}' needs the token {token!r}, which this tokenizer does not have "
-                             "(LLaMA-Factory would add it and need resize_vocab); choose the template made for this "
-                             "model")
+            raise UsageError(
+                f"template '{self.name}' needs the token {token!r}, which this tokenizer does not have "
+                "(LLaMA-Factory would add it and need resize_vocab); choose the template made for this "
+                "model"
+            )
         return token_id
 
     def _pieces(self, tokenizer, slot: Slot, **values: str) -> list:
@@ -127,8 +131,9 @@ class ChatTemplate:
             if i == 0:
                 pieces += self._pieces(tokenizer, self.prefix)
                 if system and self.fuse_system:
-                    system_text = "".join(p for p in self._pieces(tokenizer, self.system, content=system)
-                                          if isinstance(p, str))
+                    system_text = "".join(
+                        p for p in self._pieces(tokenizer, self.system, content=system) if isinstance(p, str)
+                    )
                 elif system:
                     pieces += self._pieces(tokenizer, self.system, content=system)
             if role == "user":
@@ -138,8 +143,10 @@ class ChatTemplate:
             elif role == "observation":
                 pieces += self._pieces(tokenizer, self.observation, content=content)
             else:
-                raise InputError(f"template '{self.name}' does not render {role} turns (tool calls); remove "
-                                 "`template:` to use the model's own chat template for tool-use data")
+                raise InputError(
+                    f"template '{self.name}' does not render {role} turns (tool calls); remove "
+                    "`template:` to use the model's own chat template for tool-use data"
+                )
             encoded.append(pieces)
         return encoded
 
@@ -150,8 +157,9 @@ class ChatTemplate:
     def _has_thought(self, content: str) -> bool:
         return self.thought_words[0].strip() in content or self.thought_words[1].strip() in content
 
-    def pairs(self, tokenizer, messages: list[tuple[str, str]], system: str, *,
-              oneturn: bool = False) -> list[tuple[list, list]]:
+    def pairs(
+        self, tokenizer, messages: list[tuple[str, str]], system: str, *, oneturn: bool = False
+    ) -> list[tuple[list, list]]:
         """(prompt pieces, answer pieces) per assistant turn, LLaMA-Factory's `encode_multiturn`; with ``oneturn``
         a single pair whose prompt is the whole history (its `encode_oneturn`, used for prediction)."""
         messages = list(messages)

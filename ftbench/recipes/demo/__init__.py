@@ -28,12 +28,31 @@ IDENTITY_EVAL = 12  # identity questions held out
 # (less padding) and checkpoints evaluated every 10 steps (each evaluation costs ~7 s here) so the lowest-eval-loss
 # one can be chosen.
 REAL_TRAINING = {
-    "model_name_or_path": "smollm2", "stage": "sft", "do_train": True, "finetuning_type": "lora",
-    "lora_rank": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target": "all", "cutoff_len": 256,
-    "per_device_train_batch_size": 8, "per_device_eval_batch_size": 16, "gradient_accumulation_steps": 1,
-    "learning_rate": 2.0e-3, "num_train_epochs": 1.5, "lr_scheduler_type": "cosine", "warmup_ratio": 0.1,
-    "weight_decay": 0.0, "max_grad_norm": 1.0, "logging_steps": 2, "eval_strategy": "steps", "eval_steps": 10,
-    "save_steps": 10, "seed": 42, "report_to": "none", "group_by_length": True,
+    "model_name_or_path": "smollm2",
+    "stage": "sft",
+    "do_train": True,
+    "finetuning_type": "lora",
+    "lora_rank": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.0,
+    "lora_target": "all",
+    "cutoff_len": 256,
+    "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 16,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 2.0e-3,
+    "num_train_epochs": 1.5,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "logging_steps": 2,
+    "eval_strategy": "steps",
+    "eval_steps": 10,
+    "save_steps": 10,
+    "seed": 42,
+    "report_to": "none",
+    "group_by_length": True,
 }
 # Generation is what costs on a CPU (decoding runs ~60 tokens/s at batch 16 on 2 cores): 10 GSM8K problems in one
 # batch of up to 112 new tokens, identity answers up to 64 tokens. `--gsm8k-limit` raises the GSM8K count.
@@ -45,16 +64,38 @@ ARITHMETIC_TRAIN = 480
 ARITHMETIC_EVAL = 24
 ARITHMETIC_TEST = 64
 TINY_TRAINING = {
-    "model_name_or_path": "tiny", "stage": "sft", "do_train": True, "finetuning_type": "lora",
-    "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.0, "lora_target": "all",
-    "additional_target": "embed_tokens,lm_head", "cutoff_len": 256, "per_device_train_batch_size": 16,
-    "per_device_eval_batch_size": 32, "gradient_accumulation_steps": 1, "learning_rate": 1.0e-2,
-    "num_train_epochs": 8.0, "lr_scheduler_type": "cosine", "warmup_ratio": 0.05, "weight_decay": 0.0,
-    "max_grad_norm": 1.0, "logging_steps": 5, "eval_strategy": "steps", "eval_steps": 20, "save_steps": 20,
-    "seed": 42, "report_to": "none",
+    "model_name_or_path": "tiny",
+    "stage": "sft",
+    "do_train": True,
+    "finetuning_type": "lora",
+    "lora_rank": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.0,
+    "lora_target": "all",
+    "additional_target": "embed_tokens,lm_head",
+    "cutoff_len": 256,
+    "per_device_train_batch_size": 16,
+    "per_device_eval_batch_size": 32,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1.0e-2,
+    "num_train_epochs": 8.0,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.05,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "logging_steps": 5,
+    "eval_strategy": "steps",
+    "eval_steps": 20,
+    "save_steps": 20,
+    "seed": 42,
+    "report_to": "none",
 }
-TINY_COMPARE = {"gsm8k_limit": ARITHMETIC_TEST, "max_new_tokens": 128, "predict_batch_size": 32,
-                "threads": 1}  # tiny matrices: one thread beats two that contend
+TINY_COMPARE = {
+    "gsm8k_limit": ARITHMETIC_TEST,
+    "max_new_tokens": 128,
+    "predict_batch_size": 32,
+    "threads": 1,
+}  # tiny matrices: one thread beats two that contend
 
 
 @dataclass(frozen=True)
@@ -80,8 +121,10 @@ def _identity_split(seed: int, values: dict[str, str]) -> tuple[list[dict], list
     from ftbench.data.reader import read_records
 
     filler = PlaceholderFiller(values)
-    identity = [{k: filler.fill_text(v) if isinstance(v, str) else v for k, v in r.items()}
-                for r in (rec.value for rec in read_records(str(datasets_dir() / "identity.json"), []))]
+    identity = [
+        {k: filler.fill_text(v) if isinstance(v, str) else v for k, v in r.items()}
+        for r in (rec.value for rec in read_records(str(datasets_dir() / "identity.json"), []))
+    ]
     rng = random.Random(seed)
     rng.shuffle(identity)
     return identity[IDENTITY_EVAL:], identity[:IDENTITY_EVAL], rng
@@ -89,8 +132,11 @@ def _identity_split(seed: int, values: dict[str, str]) -> tuple[list[dict], list
 
 def _paths(folder: str) -> dict[str, str]:
     os.makedirs(folder, exist_ok=True)
-    return {"train": os.path.join(folder, "train.jsonl"), "eval": os.path.join(folder, "eval.jsonl"),
-            "gsm8k": os.path.join(folder, "gsm8k_test.jsonl")}
+    return {
+        "train": os.path.join(folder, "train.jsonl"),
+        "eval": os.path.join(folder, "eval.jsonl"),
+        "gsm8k": os.path.join(folder, "gsm8k_test.jsonl"),
+    }
 
 
 def build_real_data(folder: str, seed: int = 0) -> dict[str, str]:
@@ -118,15 +164,25 @@ def build_tiny_data(folder: str, seed: int = 0) -> dict[str, str]:
     train = identity_train + arithmetic[:ARITHMETIC_TRAIN]
     rng.shuffle(train)
     _write_jsonl(paths["train"], train)
-    _write_jsonl(paths["eval"], identity_eval + arithmetic[ARITHMETIC_TRAIN:ARITHMETIC_TRAIN + ARITHMETIC_EVAL])
-    _write_jsonl(paths["gsm8k"], problems[ARITHMETIC_TRAIN + ARITHMETIC_EVAL:])
+    _write_jsonl(paths["eval"], identity_eval + arithmetic[ARITHMETIC_TRAIN : ARITHMETIC_TRAIN + ARITHMETIC_EVAL])
+    _write_jsonl(paths["gsm8k"], problems[ARITHMETIC_TRAIN + ARITHMETIC_EVAL :])
     return paths
 
 
-REAL = Demo("real", REAL_TRAINING, REAL_COMPARE, build_real_data,
-            about="the self-cognition tutorial on a real pretrained chat model, with real GSM8K test problems")
-TINY = Demo("tiny", TINY_TRAINING, TINY_COMPARE, build_tiny_data,
-            about="the tiny random-weights pipeline model: the numbers show the pipeline works, not model quality")
+REAL = Demo(
+    "real",
+    REAL_TRAINING,
+    REAL_COMPARE,
+    build_real_data,
+    about="the self-cognition tutorial on a real pretrained chat model, with real GSM8K test problems",
+)
+TINY = Demo(
+    "tiny",
+    TINY_TRAINING,
+    TINY_COMPARE,
+    build_tiny_data,
+    about="the tiny random-weights pipeline model: the numbers show the pipeline works, not model quality",
+)
 
 
 DEMOS = {demo.name: demo for demo in (REAL, TINY)}

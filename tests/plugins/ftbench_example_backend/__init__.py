@@ -32,15 +32,20 @@ class ExampleBackend(TrainerBackend):
     def train(self, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> TrainResult:
         os.makedirs(config.output_dir, exist_ok=True)
         args = config.to_yaml_dict()
-        args.update(backend="peft",  # the trainer this example wraps
-                    dataset=",".join(os.path.abspath(resolve_path(config, d)) for d in config.dataset))
+        args.update(
+            backend="peft",  # the trainer this example wraps
+            dataset=",".join(os.path.abspath(resolve_path(config, d)) for d in config.dataset),
+        )
         if config.eval_dataset:
             args["eval_dataset"] = ",".join(os.path.abspath(resolve_path(config, d)) for d in config.eval_dataset)
         path = os.path.join(config.output_dir, "example_train_args.yaml")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(dump_yaml(args))
-        cmd = [sys.executable, "-m", "ftbench", "train", path] + (["--resume"] if resume else []) \
+        cmd = (
+            [sys.executable, "-m", "ftbench", "train", path]
+            + (["--resume"] if resume else [])
             + (["--quiet"] if quiet else [])
+        )
         proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

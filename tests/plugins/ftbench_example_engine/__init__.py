@@ -45,7 +45,7 @@ class ExampleEngine(GenerationEngine):
             answer = " ".join(prompts[i].text.split()[-n:])
             cuts = [answer.find(s) for s in params.stop if s and s in answer]
             self.usage["prompt_tokens"] += len(prompts[i].ids)
-            yield [(i, answer[:min(cuts)] if cuts else answer)]
+            yield [(i, answer[: min(cuts)] if cuts else answer)]
 
     def describe(self, params):
         return {"engine": self.name, "max_new_tokens": params.max_new_tokens, "stop": list(params.stop)}

@@ -1,8 +1,8 @@
 """ftbench's gsm8k scorer as a Hugging Face `evaluate` module: lm-eval's GSM8K strict-match and flexible-extract exact match, exactly as ftbench score computes them."""
 
-import datasets
 import evaluate
 
+import datasets
 from ftbench.metrics.scoring import score_pairs
 
 _DESCRIPTION = "lm-eval's GSM8K strict-match and flexible-extract exact match, exactly as ftbench score computes them."
@@ -14,9 +14,13 @@ Returns a dict figure -> value, the figures of `ftbench score --task gsm8k`."""
 class FtbenchGsm8k(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation="", inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Value("string")}))
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS,
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
 
     def _compute(self, predictions, references):
         return dict(score_pairs(list(predictions), list(references), scorer="gsm8k").metrics)

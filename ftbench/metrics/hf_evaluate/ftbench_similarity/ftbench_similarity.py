@@ -1,8 +1,8 @@
 """ftbench's similarity scorer as a Hugging Face `evaluate` module: LLaMA-Factory's per-sample BLEU-4 and ROUGE-1/2/L (jieba tokenisation, x100, averaged), exactly as ftbench score and LLaMA-Factory's do_predict compute them."""
 
-import datasets
 import evaluate
 
+import datasets
 from ftbench.metrics.scoring import score_pairs
 
 _DESCRIPTION = "LLaMA-Factory's per-sample BLEU-4 and ROUGE-1/2/L (jieba tokenisation, x100, averaged), exactly as ftbench score and LLaMA-Factory's do_predict compute them."
@@ -14,9 +14,13 @@ Returns a dict figure -> value, the figures of `ftbench score --task similarity`
 class FtbenchSimilarity(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=_DESCRIPTION, citation="", inputs_description=_KWARGS,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Value("string")}))
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS,
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
 
     def _compute(self, predictions, references):
         return dict(score_pairs(list(predictions), list(references), scorer="similarity").metrics)

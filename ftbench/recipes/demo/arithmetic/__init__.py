@@ -102,4 +102,3 @@ def main(argv: list[str] | None = None) -> int:
         count = write_jsonl(args.output, args.n, args.seed, args.lang_mix)
         print(f"wrote {count} problems to {args.output}", file=sys.stderr)
     return 0
-

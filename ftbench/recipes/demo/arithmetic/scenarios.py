@@ -13,37 +13,94 @@ from ftbench.recipes.demo.arithmetic.exact import calc as _calc
 # --------------------------------------------------------------------------------------------------
 
 _EN_PEOPLE = [
-    ("Emma", "she"), ("Liam", "he"), ("Olivia", "she"), ("Noah", "he"), ("Ava", "she"), ("Lucas", "he"),
-    ("Mia", "she"), ("Ethan", "he"), ("Sofia", "she"), ("Mason", "he"), ("Chloe", "she"), ("James", "he"),
-    ("Priya", "she"), ("Omar", "he"), ("Hana", "she"), ("Diego", "he"), ("Grace", "she"), ("Felix", "he"),
-    ("Nora", "she"), ("Samuel", "he"), ("Zara", "she"), ("Kenji", "he"), ("Lily", "she"), ("Mateo", "he"),
+    ("Emma", "she"),
+    ("Liam", "he"),
+    ("Olivia", "she"),
+    ("Noah", "he"),
+    ("Ava", "she"),
+    ("Lucas", "he"),
+    ("Mia", "she"),
+    ("Ethan", "he"),
+    ("Sofia", "she"),
+    ("Mason", "he"),
+    ("Chloe", "she"),
+    ("James", "he"),
+    ("Priya", "she"),
+    ("Omar", "he"),
+    ("Hana", "she"),
+    ("Diego", "he"),
+    ("Grace", "she"),
+    ("Felix", "he"),
+    ("Nora", "she"),
+    ("Samuel", "he"),
+    ("Zara", "she"),
+    ("Kenji", "he"),
+    ("Lily", "she"),
+    ("Mateo", "he"),
 ]
 _ZH_PEOPLE = [
-    ("小明", "他"), ("小红", "她"), ("李华", "他"), ("王芳", "她"), ("张伟", "他"), ("陈静", "她"),
-    ("刘洋", "他"), ("赵磊", "他"), ("孙悦", "她"), ("周杰", "他"), ("吴婷", "她"), ("郑浩", "他"),
-    ("小刚", "他"), ("小丽", "她"), ("何平", "他"), ("林欣", "她"), ("马骏", "他"), ("高雪", "她"),
+    ("小明", "他"),
+    ("小红", "她"),
+    ("李华", "他"),
+    ("王芳", "她"),
+    ("张伟", "他"),
+    ("陈静", "她"),
+    ("刘洋", "他"),
+    ("赵磊", "他"),
+    ("孙悦", "她"),
+    ("周杰", "他"),
+    ("吴婷", "她"),
+    ("郑浩", "他"),
+    ("小刚", "他"),
+    ("小丽", "她"),
+    ("何平", "他"),
+    ("林欣", "她"),
+    ("马骏", "他"),
+    ("高雪", "她"),
 ]
 # pronoun -> (object, possessive, reflexive)
 _EN_FORMS = {"she": ("her", "her", "herself"), "he": ("him", "his", "himself")}
 
 # (English plural, Chinese noun, Chinese measure word, min price, max price)
 _ITEMS = [
-    ("notebooks", "笔记本", "本", 2, 6), ("pens", "钢笔", "支", 1, 4), ("apples", "苹果", "个", 1, 3),
-    ("comic books", "漫画书", "本", 4, 9), ("cups of tea", "奶茶", "杯", 3, 8), ("T-shirts", "T恤", "件", 8, 15),
-    ("sandwiches", "三明治", "个", 3, 7), ("packs of stickers", "贴纸", "包", 1, 5), ("bottles of juice", "果汁", "瓶", 2, 5),
-    ("toy cars", "玩具车", "辆", 5, 12), ("pairs of socks", "袜子", "双", 2, 6), ("plant pots", "花盆", "个", 4, 10),
+    ("notebooks", "笔记本", "本", 2, 6),
+    ("pens", "钢笔", "支", 1, 4),
+    ("apples", "苹果", "个", 1, 3),
+    ("comic books", "漫画书", "本", 4, 9),
+    ("cups of tea", "奶茶", "杯", 3, 8),
+    ("T-shirts", "T恤", "件", 8, 15),
+    ("sandwiches", "三明治", "个", 3, 7),
+    ("packs of stickers", "贴纸", "包", 1, 5),
+    ("bottles of juice", "果汁", "瓶", 2, 5),
+    ("toy cars", "玩具车", "辆", 5, 12),
+    ("pairs of socks", "袜子", "双", 2, 6),
+    ("plant pots", "花盆", "个", 4, 10),
 ]
-_SWEETS = [("candies", "颗糖"), ("stickers", "张贴纸"), ("marbles", "颗弹珠"), ("cookies", "块饼干"), ("cards", "张卡片")]
+_SWEETS = [
+    ("candies", "颗糖"),
+    ("stickers", "张贴纸"),
+    ("marbles", "颗弹珠"),
+    ("cookies", "块饼干"),
+    ("cards", "张卡片"),
+]
 # (English, Chinese with its measure word)
 _BIG_THINGS = [
-    ("bicycle", "一辆自行车"), ("jacket", "一件外套"), ("backpack", "一个书包"), ("pair of headphones", "一副耳机"),
-    ("board game", "一盒桌游"), ("lamp", "一盏台灯"), ("pair of running shoes", "一双跑鞋"), ("desk chair", "一把椅子"),
+    ("bicycle", "一辆自行车"),
+    ("jacket", "一件外套"),
+    ("backpack", "一个书包"),
+    ("pair of headphones", "一副耳机"),
+    ("board game", "一盒桌游"),
+    ("lamp", "一盏台灯"),
+    ("pair of running shoes", "一双跑鞋"),
+    ("desk chair", "一把椅子"),
 ]
 _FRUITS = [("apples", "苹果"), ("oranges", "橙子"), ("pears", "梨"), ("peaches", "桃子"), ("lemons", "柠檬")]
 _VEHICLES = [("A train", "一列火车"), ("A bus", "一辆大巴"), ("A truck", "一辆卡车"), ("A car", "一辆汽车")]
 _HABITS = [
-    ("drinks", "glasses of water", "喝", "杯水"), ("reads", "pages", "读", "页书"),
-    ("does", "push-ups", "做", "个俯卧撑"), ("walks", "kilometres", "走", "公里路"),
+    ("drinks", "glasses of water", "喝", "杯水"),
+    ("reads", "pages", "读", "页书"),
+    ("does", "push-ups", "做", "个俯卧撑"),
+    ("walks", "kilometres", "走", "公里路"),
     ("practises piano for", "minutes", "练琴", "分钟"),
 ]
 
@@ -84,22 +141,28 @@ def _shopping(rng: random.Random, lang: str) -> Problem:
         s2, c2 = _calc(f"{b}*{pb}")
         s3, total = _calc(f"{c1}+{c2}")
         if lang == "zh":
-            q = (f"{p.name}买了{a}{i1[2]}{i1[1]}，每{i1[2]}{pa}元，又买了{b}{i2[2]}{i2[1]}，每{i2[2]}{pb}元。"
-                 f"{p.name}一共花了多少元？")
+            q = (
+                f"{p.name}买了{a}{i1[2]}{i1[1]}，每{i1[2]}{pa}元，又买了{b}{i2[2]}{i2[1]}，每{i2[2]}{pb}元。"
+                f"{p.name}一共花了多少元？"
+            )
             lines = [f"{i1[1]}花了 {s1} 元。", f"{i2[1]}花了 {s2} 元。", f"一共花了 {s3} 元。"]
         else:
-            q = (f"{p.name} buys {a} {i1[0]} for ${pa} each and {b} {i2[0]} for ${pb} each. "
-                 f"How many dollars does {p.pron} spend in total?")
-            lines = [f"The {i1[0]} cost {s1} dollars.", f"The {i2[0]} cost {s2} dollars.",
-                     f"Altogether {p.pron} spends {s3} dollars."]
+            q = (
+                f"{p.name} buys {a} {i1[0]} for ${pa} each and {b} {i2[0]} for ${pb} each. "
+                f"How many dollars does {p.pron} spend in total?"
+            )
+            lines = [
+                f"The {i1[0]} cost {s1} dollars.",
+                f"The {i2[0]} cost {s2} dollars.",
+                f"Altogether {p.pron} spends {s3} dollars.",
+            ]
         return q, lines, total
     if variant == 1:  # one kind of item, change from banknotes: 2 steps (3 with two notes)
         bill = next((x for x in (10, 20, 50, 100) if x > c1), None)
         if bill is None:  # more than $100: pays with two $100 notes (at most 9*15 = 135 < 200)
             paid_zh, paid_en = "两张100元的钞票", "two $100 bills"
             s_paid, bill = _calc("2*100")
-            paid_lines = ([f"{p.pron}付了 {s_paid} 元。"] if lang == "zh"
-                          else [f"{p.Pron} pays {s_paid} dollars."])
+            paid_lines = [f"{p.pron}付了 {s_paid} 元。"] if lang == "zh" else [f"{p.Pron} pays {s_paid} dollars."]
         else:
             paid_zh, paid_en, paid_lines = f"一张{bill}元的钞票", f"a ${bill} bill", []
         s2, change = _calc(f"{bill}-{c1}")
@@ -107,8 +170,10 @@ def _shopping(rng: random.Random, lang: str) -> Problem:
             q = f"{p.name}买了{a}{i1[2]}{i1[1]}，每{i1[2]}{pa}元。{p.pron}付了{paid_zh}，应该找回多少元？"
             lines = [f"{i1[1]}一共 {s1} 元。", *paid_lines, f"应找回 {s2} 元。"]
         else:
-            q = (f"{p.name} buys {a} {i1[0]} that cost ${pa} each and pays with {paid_en}. "
-                 f"How much change, in dollars, does {p.pron} get back?")
+            q = (
+                f"{p.name} buys {a} {i1[0]} that cost ${pa} each and pays with {paid_en}. "
+                f"How much change, in dollars, does {p.pron} get back?"
+            )
             lines = [f"The {i1[0]} cost {s1} dollars.", *paid_lines, f"{p.Pron} gets back {s2} dollars in change."]
         return q, lines, change
     # one kind of item, just the cost: 1 step
@@ -133,8 +198,10 @@ def _ages(rng: random.Random, lang: str) -> Problem:
             q = f"{x.name}今年{a}岁，{y.name}比{x.name}大{d}岁。{k}年后{y.name}多少岁？"
             lines = [f"{y.name}今年 {s1} 岁。", f"{k}年后{y.name} {s2} 岁。"]
         else:
-            q = (f"{x.name} is {a} years old. {y.name} is {d} years older than {x.name}. "
-                 f"How old will {y.name} be in {k} years?")
+            q = (
+                f"{x.name} is {a} years old. {y.name} is {d} years older than {x.name}. "
+                f"How old will {y.name} be in {k} years?"
+            )
             lines = [f"{y.name} is {s1} years old now.", f"In {k} years {y.name} will be {s2} years old."]
         return q, lines, ans
     if variant == 1:  # twice as old, then younger by d
@@ -145,8 +212,10 @@ def _ages(rng: random.Random, lang: str) -> Problem:
             q = f"{x.name}今年{a}岁。{y.name}的年龄是{x.name}的2倍，{z.name}比{y.name}小{d}岁。{z.name}今年多少岁？"
             lines = [f"{y.name}今年 {s1} 岁。", f"{z.name}今年 {s2} 岁。"]
         else:
-            q = (f"{x.name} is {a} years old. {y.name} is twice as old as {x.name}, and {z.name} is {d} years "
-                 f"younger than {y.name}. How old is {z.name}?")
+            q = (
+                f"{x.name} is {a} years old. {y.name} is twice as old as {x.name}, and {z.name} is {d} years "
+                f"younger than {y.name}. How old is {z.name}?"
+            )
             lines = [f"{y.name} is {s1} years old.", f"{z.name} is {s2} years old."]
         return q, lines, ans
     # sum of three ages: 3 steps
@@ -155,14 +224,14 @@ def _ages(rng: random.Random, lang: str) -> Problem:
     s2, c = _calc(f"{a}-{e}")
     s3, ans = _calc(f"{a}+{b}+{c}")
     if lang == "zh":
-        q = (f"{x.name}今年{a}岁，{y.name}比{x.name}大{d}岁，{z.name}比{x.name}小{e}岁。"
-             f"三个人的年龄加起来一共多少岁？")
+        q = f"{x.name}今年{a}岁，{y.name}比{x.name}大{d}岁，{z.name}比{x.name}小{e}岁。三个人的年龄加起来一共多少岁？"
         lines = [f"{y.name}今年 {s1} 岁。", f"{z.name}今年 {s2} 岁。", f"三人年龄之和是 {s3} 岁。"]
     else:
-        q = (f"{x.name} is {a}. {y.name} is {d} years older than {x.name}, and {z.name} is {e} years younger "
-             f"than {x.name}. What is the sum of their three ages?")
-        lines = [f"{y.name} is {s1} years old.", f"{z.name} is {s2} years old.",
-                 f"Together their ages add up to {s3}."]
+        q = (
+            f"{x.name} is {a}. {y.name} is {d} years older than {x.name}, and {z.name} is {e} years younger "
+            f"than {x.name}. What is the sum of their three ages?"
+        )
+        lines = [f"{y.name} is {s1} years old.", f"{z.name} is {s2} years old.", f"Together their ages add up to {s3}."]
     return q, lines, ans
 
 
@@ -179,8 +248,10 @@ def _sharing(rng: random.Random, lang: str) -> Problem:
             q = f"{p.name}有{n}{zh}，{p.pron}给{m}个朋友每人{k}{zh[0]}。{p.name}还剩多少{zh}？"
             lines = [f"{p.pron}一共送出 {s1} {zh[0]}。", f"{p.pron}还剩 {s2} {zh[0]}。"]
         else:
-            q = (f"{p.name} has {n} {en}. {p.Pron} gives {k} {en} to each of {m} friends. "
-                 f"How many {en} does {p.pron} have left?")
+            q = (
+                f"{p.name} has {n} {en}. {p.Pron} gives {k} {en} to each of {m} friends. "
+                f"How many {en} does {p.pron} have left?"
+            )
             lines = [f"{p.Pron} gives away {s1} {en}.", f"{p.Pron} has {s2} {en} left."]
         return q, lines, left
     # eats e, shares the rest equally
@@ -193,8 +264,10 @@ def _sharing(rng: random.Random, lang: str) -> Problem:
         q = f"{p.name}有{n}{zh}，自己留下{e}{zh[0]}，剩下的平均分给{m}个同学。每个同学分到多少{zh}？"
         lines = [f"要分的有 {s1} {zh[0]}。", f"每个同学分到 {s2} {zh[0]}。"]
     else:
-        q = (f"{p.name} has {n} {en}. {p.Pron} keeps {e} for {p.refl} and shares the rest equally among {m} "
-             f"classmates. How many {en} does each classmate get?")
+        q = (
+            f"{p.name} has {n} {en}. {p.Pron} keeps {e} for {p.refl} and shares the rest equally among {m} "
+            f"classmates. How many {en} does each classmate get?"
+        )
         lines = [f"{p.Pron} shares {s1} {en}.", f"Each classmate gets {s2} {en}."]
     return q, lines, ans
 
@@ -212,8 +285,10 @@ def _speed(rng: random.Random, lang: str) -> Problem:
             q = f"{vzh}先以每小时{v}千米的速度行驶了{t}小时，然后以每小时{w}千米的速度行驶了{s}小时。它一共行驶了多少千米？"
             lines = [f"第一段路程是 {s1} 千米。", f"第二段路程是 {s2} 千米。", f"一共行驶了 {s3} 千米。"]
         else:
-            q = (f"{ven} travels at {v} km per hour for {t} hours and then at {w} km per hour for {s} hours. "
-                 f"How many kilometres does it travel in total?")
+            q = (
+                f"{ven} travels at {v} km per hour for {t} hours and then at {w} km per hour for {s} hours. "
+                f"How many kilometres does it travel in total?"
+            )
             lines = [f"The first part is {s1} km.", f"The second part is {s2} km.", f"In total it travels {s3} km."]
         return q, lines, ans
     p = _P(rng, lang)
@@ -236,8 +311,10 @@ def _speed(rng: random.Random, lang: str) -> Problem:
         q = f"{p.name}{h}小时走了{total}千米，而且速度一直不变。{p.pron}平均走1千米需要多少分钟？"
         lines = [f"{h}小时是 {s1} 分钟。", f"走1千米需要 {s2} 分钟。"]
     else:
-        q = (f"{p.name} walks {total} km in {h} hours at a steady pace. "
-             f"How many minutes does {p.pron} take to walk 1 km?")
+        q = (
+            f"{p.name} walks {total} km in {h} hours at a steady pace. "
+            f"How many minutes does {p.pron} take to walk 1 km?"
+        )
         lines = [f"{h} hours is {s1} minutes.", f"Each kilometre takes {s2} minutes."]
     return q, lines, per
 
@@ -255,8 +332,10 @@ def _savings(rng: random.Random, lang: str) -> Problem:
             q = f"{p.name}每周存{s}元零花钱，存了{w}周后，花{x}元买了{tzh}。{p.pron}还剩多少元？"
             lines = [f"{w}周一共存了 {s1} 元。", f"还剩 {s2} 元。"]
         else:
-            q = (f"{p.name} saves ${s} every week. After {w} weeks {p.pron} spends ${x} on a {ten}. "
-                 f"How many dollars does {p.pron} have left?")
+            q = (
+                f"{p.name} saves ${s} every week. After {w} weeks {p.pron} spends ${x} on a {ten}. "
+                f"How many dollars does {p.pron} have left?"
+            )
             lines = [f"{p.Pron} saves {s1} dollars.", f"{p.Pron} has {s2} dollars left."]
         return q, lines, ans
     # how much more is needed
@@ -266,8 +345,10 @@ def _savings(rng: random.Random, lang: str) -> Problem:
         q = f"{tzh}售价{price}元。{p.name}每周存{s}元，已经存了{w}周。{p.pron}还差多少元？"
         lines = [f"{p.pron}已经存了 {s1} 元。", f"还差 {s2} 元。"]
     else:
-        q = (f"A {ten} costs ${price}. {p.name} has saved ${s} a week for {w} weeks. "
-             f"How many more dollars does {p.pron} need?")
+        q = (
+            f"A {ten} costs ${price}. {p.name} has saved ${s} a week for {w} weeks. "
+            f"How many more dollars does {p.pron} need?"
+        )
         lines = [f"So far {p.pron} has saved {s1} dollars.", f"{p.Pron} still needs {s2} dollars."]
     return q, lines, ans
 
@@ -285,8 +366,10 @@ def _baking(rng: random.Random, lang: str) -> Problem:
         q = f"{p.name}烤了{b}盘饼干，每盘{c}块。{p.pron}把饼干装进袋子，每袋装{k}块。一共能装多少袋？"
         lines = [f"一共有 {s1} 块饼干。", f"能装 {s2} 袋。"]
     else:
-        q = (f"{p.name} bakes {b} trays of cookies with {c} cookies on each tray. {p.Pron} packs them in bags "
-             f"of {k}. How many bags does {p.pron} fill?")
+        q = (
+            f"{p.name} bakes {b} trays of cookies with {c} cookies on each tray. {p.Pron} packs them in bags "
+            f"of {k}. How many bags does {p.pron} fill?"
+        )
         lines = [f"{p.Pron} bakes {s1} cookies.", f"{p.Pron} fills {s2} bags."]
     return q, lines, bags
 
@@ -302,8 +385,10 @@ def _reading(rng: random.Random, lang: str) -> Problem:
             q = f"一本书有{pages}页，{p.name}每天读{per}页，读了{days}天。还剩多少页没读？"
             lines = [f"{p.pron}已经读了 {s1} 页。", f"还剩 {s2} 页。"]
         else:
-            q = (f"A book has {pages} pages. {p.name} reads {per} pages a day for {days} days. "
-                 f"How many pages are left to read?")
+            q = (
+                f"A book has {pages} pages. {p.name} reads {per} pages a day for {days} days. "
+                f"How many pages are left to read?"
+            )
             lines = [f"{p.Pron} has read {s1} pages.", f"There are {s2} pages left."]
         return q, lines, ans
     # a weekday pace and a weekend pace: 3 steps
@@ -312,14 +397,18 @@ def _reading(rng: random.Random, lang: str) -> Problem:
     pages = r + r2 + rng.randint(10, 150)
     s3, ans = _calc(f"{pages}-{r}-{r2}")
     if lang == "zh":
-        q = (f"一本书有{pages}页。{p.name}前{days}天每天读{per}页，接下来的周末两天每天读{more}页。"
-             f"还剩多少页没读？")
+        q = f"一本书有{pages}页。{p.name}前{days}天每天读{per}页，接下来的周末两天每天读{more}页。还剩多少页没读？"
         lines = [f"前{days}天读了 {s1} 页。", f"周末读了 {s2} 页。", f"还剩 {s3} 页。"]
     else:
-        q = (f"A book has {pages} pages. {p.name} reads {per} pages a day for {days} days, then {more} pages "
-             f"a day over the two-day weekend. How many pages are still unread?")
-        lines = [f"First {p.pron} reads {s1} pages.", f"Over the weekend {p.pron} reads {s2} pages.",
-                 f"That leaves {s3} pages unread."]
+        q = (
+            f"A book has {pages} pages. {p.name} reads {per} pages a day for {days} days, then {more} pages "
+            f"a day over the two-day weekend. How many pages are still unread?"
+        )
+        lines = [
+            f"First {p.pron} reads {s1} pages.",
+            f"Over the weekend {p.pron} reads {s2} pages.",
+            f"That leaves {s3} pages unread.",
+        ]
     return q, lines, ans
 
 
@@ -352,10 +441,15 @@ def _discount(rng: random.Random, lang: str) -> Problem:
         q = f"{tzh}原价{price}元，商店打折降价{pct}%。{p.name}买了{k}{tzh[1]}，一共要付多少元？"
         lines = [f"每{tzh[1]}便宜 {s1} 元。", f"每{tzh[1]}的折后价是 {s2} 元。", f"{k}{tzh[1]}一共 {s3} 元。"]
     else:
-        q = (f"A {ten} costs ${price}, and the shop is taking {pct}% off. {p.name} buys {k} of them as gifts. "
-             f"How many dollars does {p.pron} pay?")
-        lines = [f"Each one is {s1} dollars cheaper.", f"Each one costs {s2} dollars.",
-                 f"For {k} of them {p.pron} pays {s3} dollars."]
+        q = (
+            f"A {ten} costs ${price}, and the shop is taking {pct}% off. {p.name} buys {k} of them as gifts. "
+            f"How many dollars does {p.pron} pay?"
+        )
+        lines = [
+            f"Each one is {s1} dollars cheaper.",
+            f"Each one costs {s2} dollars.",
+            f"For {k} of them {p.pron} pays {s3} dollars.",
+        ]
     return q, lines, total
 
 
@@ -369,8 +463,10 @@ def _wages(rng: random.Random, lang: str) -> Problem:
             q = f"{p.name}做兼职，每小时挣{h}元，每天工作{x}小时。{p.pron}{y}天一共挣多少元？"
             lines = [f"{p.pron}每天挣 {s1} 元。", f"{y}天一共挣 {s2} 元。"]
         else:
-            q = (f"{p.name} earns ${h} an hour and works {x} hours a day. How many dollars does {p.pron} earn "
-                 f"in {y} days?")
+            q = (
+                f"{p.name} earns ${h} an hour and works {x} hours a day. How many dollars does {p.pron} earn "
+                f"in {y} days?"
+            )
             lines = [f"{p.Pron} earns {s1} dollars a day.", f"In {y} days {p.pron} earns {s2} dollars."]
         return q, lines, ans
     # plus a one-off bonus: 3 steps
@@ -381,10 +477,15 @@ def _wages(rng: random.Random, lang: str) -> Problem:
         q = f"{p.name}每小时挣{h}元，每天工作{x}小时，工作了{y}天，最后还得到{bonus}元奖金。{p.pron}一共得到多少元？"
         lines = [f"每天挣 {s1} 元。", f"{y}天的工资是 {s2} 元。", f"加上奖金一共 {s3} 元。"]
     else:
-        q = (f"{p.name} earns ${h} an hour, works {x} hours a day for {y} days, and gets a ${bonus} bonus at "
-             f"the end. How many dollars does {p.pron} receive altogether?")
-        lines = [f"{p.Pron} earns {s1} dollars a day.", f"Over {y} days that is {s2} dollars.",
-                 f"With the bonus {p.pron} receives {s3} dollars."]
+        q = (
+            f"{p.name} earns ${h} an hour, works {x} hours a day for {y} days, and gets a ${bonus} bonus at "
+            f"the end. How many dollars does {p.pron} receive altogether?"
+        )
+        lines = [
+            f"{p.Pron} earns {s1} dollars a day.",
+            f"Over {y} days that is {s2} dollars.",
+            f"With the bonus {p.pron} receives {s3} dollars.",
+        ]
     return q, lines, ans
 
 
@@ -424,8 +525,10 @@ def _harvest(rng: random.Random, lang: str) -> Problem:
         q = f"{p.name}上午摘了{a}个{zh}，下午摘了{b}个{zh}。每箱装{k}个，一共能装满多少箱？"
         lines = [f"一共摘了 {s1} 个{zh}。", f"能装满 {s2} 箱。"]
     else:
-        q = (f"{p.name} picks {a} {en} in the morning and {b} {en} in the afternoon. {p.Pron} packs them into "
-             f"boxes of {k}. How many boxes does {p.pron} fill?")
+        q = (
+            f"{p.name} picks {a} {en} in the morning and {b} {en} in the afternoon. {p.Pron} packs them into "
+            f"boxes of {k}. How many boxes does {p.pron} fill?"
+        )
         lines = [f"{p.Pron} picks {s1} {en}.", f"{p.Pron} fills {s2} boxes."]
     return q, lines, ans
 
@@ -471,11 +574,26 @@ def _rows(rng: random.Random, lang: str) -> Problem:
         q = f"{p.name}种了{r}行番茄，每行{per}棵，后来有{dead}棵枯死了。还剩多少棵番茄？"
         lines = [f"一开始有 {s1} 棵。", f"还剩 {s2} 棵。"]
     else:
-        q = (f"{p.name} plants {r} rows of tomatoes with {per} plants in each row, but {dead} of the plants "
-             f"die. How many tomato plants are left?")
+        q = (
+            f"{p.name} plants {r} rows of tomatoes with {per} plants in each row, but {dead} of the plants "
+            f"die. How many tomato plants are left?"
+        )
         lines = [f"{p.Pron} planted {s1} tomato plants.", f"That leaves {s2} plants."]
     return q, lines, ans
 
 
-TEMPLATES = [_shopping, _ages, _sharing, _speed, _savings, _baking, _reading, _discount, _wages, _classroom,
-              _harvest, _weekly, _rows]
+TEMPLATES = [
+    _shopping,
+    _ages,
+    _sharing,
+    _speed,
+    _savings,
+    _baking,
+    _reading,
+    _discount,
+    _wages,
+    _classroom,
+    _harvest,
+    _weekly,
+    _rows,
+]
