@@ -175,12 +175,17 @@ class OwnedProcess:
         """Stop what of the group is alive (``sig``, then SIGKILL after the grace period); drop the owner file."""
         if self.process is None:
             return
-        stop_all([self], sig)
-        with contextlib.suppress(Exception):
-            self.process.wait(timeout=5)
-        if self.owner_dir:
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(self.owner_dir, OWNER_FILE))
+        try:
+            stop_all([self], sig)
+        finally:  # also when a second signal cut the grace short (`timeout` signals the child and its group)
+            with contextlib.suppress(Exception):
+                self.process.wait(timeout=5)
+            deadline = time.monotonic() + 5.0
+            while self.alive() and time.monotonic() < deadline:  # SIGKILLed: only the kernel's reaping is left
+                time.sleep(0.05)
+            if self.owner_dir and not self.alive():
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.owner_dir, OWNER_FILE))
 
 
 def _write_owner(folder: str, pid: int, cmd: list[str]) -> None:
