@@ -128,8 +128,11 @@ class _Progress:
     "--against", multiple=True, type=click.Path(), help="A test set: warn about train/test overlap (exact and near)."
 )
 @click.option(
-    "--task", type=click.Choice(["gsm8k"]), help="Task-specific checks: gsm8k answers must end in '#### <number>'."
+    "--answer-format",
+    type=click.Choice(["gsm8k"]),
+    help="Check every answer's format: gsm8k answers must end in '#### <number>'.",
 )
+@click.option("--task", "old_answer_format", type=click.Choice(["gsm8k"]), hidden=True)  # its old name
 @click.option(
     "--html", "html_path", type=click.Path(dir_okay=False), help="Also write the report as a self-contained HTML page."
 )
@@ -154,7 +157,8 @@ def validate(
     cutoff_len,
     tokenizer,
     against,
-    task,
+    answer_format,
+    old_answer_format,
     html_path,
     max_shown,
 ):
@@ -190,7 +194,7 @@ def validate(
         near_dup=near_dup,
         near_dup_threshold=near_dup_threshold,
         cutoff_len=cutoff_len,
-        task=task,
+        answer_format=answer_format or old_answer_format,
         token_counter=counter,
     )
     bars: list[_Progress] = []

@@ -36,7 +36,7 @@ class QualityOptions:
     near_dup: bool = True
     near_dup_threshold: float = 0.8
     cutoff_len: int | None = None
-    task: str | None = None  # "gsm8k": answers must end in "#### <number>"
+    answer_format: str | None = None  # "gsm8k": answers must end in "#### <number>"
     token_counter: object | None = None  # quality.tokens.TokenCounter when --tokenizer is given
     keep_prompts: bool = False  # keep normalised prompts for the --against overlap check
 
@@ -116,7 +116,7 @@ class RecordChecker:
         raw = None if blob.isascii() else blob.encode("utf-8", "surrogatepass")
         if find_placeholders(blob) or looks_broken(blob, raw):
             self._text_findings(s)
-        if self.opt.task == "gsm8k" and not GSM8K_ANSWER.search(response):
+        if self.opt.answer_format == "gsm8k" and not GSM8K_ANSWER.search(response):
             self._warn(
                 s,
                 "gsm8k-answer-format",
