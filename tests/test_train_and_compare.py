@@ -189,3 +189,14 @@ def test_edited_data_in_the_same_folder_is_refused(tmp_path):
     data.write_text('{"instruction": "a", "input": "", "output": "changed"}\n')
     with pytest.raises(UsageError, match="different config"):
         _check_same_run(cfg, rs)
+
+
+def test_the_default_gsm8k_is_the_bundled_test_split_offline(tmp_path):
+    """Without --gsm8k a user's config is evaluated on the GSM8K test split bundled with the checkout (offline),
+    not the hub's copy, which an offline machine retried for 25 s before failing (issue 24, point 5)."""
+    from ftbench.recipes.run_settings import prepare_run
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: {os.path.join(REPO, 'datasets', 'identity.json')}\n")
+    _, rs, _ = prepare_run(str(config), output_dir=str(tmp_path / "run"))
+    assert rs.gsm8k == os.path.join(REPO, "datasets", "gsm8k", "test.jsonl") and os.path.isfile(rs.gsm8k)

@@ -35,7 +35,11 @@ SELECT_BY = LazyChoice(_select_by_choices)
 )
 @click.option("--model", help="Shortcut for model_name_or_path (e.g. Qwen/Qwen2.5-0.5B-Instruct).")
 @click.option("--backend", help="Training backend (see `ftbench backends`; default peft).")
-@click.option("--gsm8k", help="GSM8K test set: a local JSONL (question/answer), openai/gsm8k (hub), or none.")
+@click.option(
+    "--gsm8k",
+    help="GSM8K test set: a local JSONL (question/answer), openai/gsm8k (hub), or none "
+    "(default: the test split bundled in datasets/gsm8k/, offline).",
+)
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate (default 100).")
 @click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for every evaluation.")
 @click.option(

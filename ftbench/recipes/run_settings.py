@@ -81,6 +81,15 @@ class RunSettings:
         return RunFolder(self.output_dir)
 
 
+def default_gsm8k() -> str:
+    """GSM8K's test split as bundled with a source checkout (the same 1,319 problems as the hub's, read offline),
+    else `openai/gsm8k` from the hub."""
+    from ftbench.data.bundled import SOURCE_ROOT
+
+    bundled = SOURCE_ROOT / "datasets" / "gsm8k" / "test.jsonl"
+    return str(bundled) if bundled.is_file() else "openai/gsm8k"
+
+
 def trained_run_config(trained_run: str) -> str:
     """The YAML a finished run was trained with, as the backend that made it saved it in the output folder (each
     backend declares that file: `TrainerBackend.config_file`); UsageError asking for --config otherwise."""
@@ -161,7 +170,7 @@ def prepare_run(
         defaults = dict(TRAINING_DEFAULTS)
         if "eval_dataset" in src.values:
             defaults.pop("val_size")
-        compare.setdefault("gsm8k", "openai/gsm8k")
+        compare.setdefault("gsm8k", default_gsm8k())
     for key, value in defaults.items():
         src.values.setdefault(key, value)
     src.values["output_dir"] = folder.train_dir
