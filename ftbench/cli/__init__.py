@@ -30,6 +30,7 @@ _BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "Which lever to pull: runs around your config (data size, learning rate, epochs, rank, model) and a verdict.",
     ),
     "compare": ("ftbench.cli.compare:compare", "Compare two prediction files, two run folders, or two metrics.json."),
+    "judge": ("ftbench.cli.judge:judge", "A judge model compares two sets of answers pairwise, in both orders."),
     "validate": ("ftbench.cli.validate:validate", "Check SFT data files for every mistake before training."),
     "make-tiny-model": (
         "ftbench.cli.make_tiny_model:make_tiny_model",

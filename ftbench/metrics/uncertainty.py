@@ -108,14 +108,20 @@ def mcnemar(before: Sequence[bool], after: Sequence[bool]) -> dict:
     """McNemar's exact test on paired correctness: b = wrong→right, c = right→wrong; two-sided binomial p."""
     b = sum(1 for x, y in zip(before, after) if not x and y)
     c = sum(1 for x, y in zip(before, after) if x and not y)
-    n = b + c
-    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
     return {
         "wrong_to_right": b,
         "right_to_wrong": c,
-        "p_value": p,
+        "p_value": sign_test(b, c)["p_value"],
         "method": "McNemar exact (two-sided binomial on discordant pairs)",
     }
+
+
+def sign_test(wins: int, losses: int) -> dict:
+    """Two-sided exact sign test of wins against losses (ties left out): the binomial probability of a split at
+    least this uneven if either side were as likely to win."""
+    n = wins + losses
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n)
+    return {"wins": wins, "losses": losses, "p_value": p, "method": "exact two-sided sign test (ties left out)"}
 
 
 SEED_CI_METHOD = (
