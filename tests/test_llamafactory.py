@@ -148,6 +148,9 @@ def test_trained_run_evaluates_a_run_llamafactory_made(lf_run, lf_env, tmp_path)
     assert metrics["checkpoint"]["path"].startswith(str(lf_out))
     # a folder no backend marked is read as LLaMA-Factory's (its backend reads unmarked runs): its note is said
     assert "Eval losses are LLaMA-Factory" in (tmp_path / "run" / "report.html").read_text()
+    # labels that do not lie (issue 24, point 8): LLaMA-Factory trained it, whatever backend the config names
+    assert metrics["run"]["backend"] == "llamafactory" and metrics["run"]["trained_run"] == str(lf_out)
+    assert "backend llamafactory" in (tmp_path / "run" / "report.html").read_text()
     # the held-out rows are LLaMA-Factory's own eval split: 8 of the first 40
     assert sum(1 for _ in open(tmp_path / "run" / "predictions_after.jsonl")) == 8
     # without --config, a folder LLaMA-Factory made alone does not say what it was trained on

@@ -47,6 +47,7 @@ def entries(reports_dir: str) -> list[dict]:
                     "kind": "sweep",
                     "name": name,
                     "model": s.get("model", ""),
+                    "backend": s.get("backend", ""),
                     "data": "embedded demo" if s.get("demo_note") else _data_name(s.get("data")),
                     "date": _date(sweep_json),
                     "link": f"{name}/report.html",
@@ -67,6 +68,7 @@ def entries(reports_dir: str) -> list[dict]:
                     "kind": "run",
                     "name": name,
                     "model": run.get("model", ""),
+                    "backend": run.get("backend", ""),
                     "data": "embedded demo"
                     if run.get("demo")
                     else _data_name((run.get("config") or {}).get("dataset")),

@@ -403,10 +403,12 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dic
     from ftbench.metrics.environment import package_version
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    trained_by = _trained_by(cfg, rs)
     return {
         "model": cfg.model_name_or_path,
         "adapter": choice.checkpoint.path,
-        "backend": cfg.backend,
+        "backend": trained_by.name if trained_by else "unknown",
+        "trained_run": rs.trained_run,
         "demo": rs.demo,
         "demo_about": demo_about(rs.demo),
         "output_dir": rs.output_dir,
@@ -424,14 +426,13 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dic
             "threads": torch.get_num_threads(),
         },
         "durations": {k: round(v, 1) for k, v in rs.durations.items()},
-        "eval_loss_note": _eval_loss_note(cfg, rs),
+        "eval_loss_note": trained_by.eval_loss_note if trained_by else None,
     }
 
 
-def _eval_loss_note(cfg: TrainConfig, rs: RunSettings) -> str | None:
-    """What the backend that trained the run declares about its eval losses (for a `--trained-run`, the backend
-    whose records the folder holds)."""
+def _trained_by(cfg: TrainConfig, rs: RunSettings):
+    """The backend class that trained the run: the configured one, or for a `--trained-run` the backend whose
+    records the folder holds (a run LLaMA-Factory made alone is LLaMA-Factory's, whatever the config says)."""
     from ftbench.backends import backend_of_run, get_backend
 
-    trained_by = backend_of_run(rs.trained_run) if rs.trained_run else type(get_backend(cfg.backend))
-    return trained_by.eval_loss_note if trained_by else None
+    return backend_of_run(rs.trained_run) if rs.trained_run else type(get_backend(cfg.backend))
