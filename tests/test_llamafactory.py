@@ -266,3 +266,37 @@ def test_val_size_holds_out_the_rows_llamafactory_holds_out(n, val_size, seed):
         test_size=int(val_size) if val_size > 1 else val_size, seed=seed
     )
     assert split(list(range(n)), val_size, seed) == (expected["train"]["i"], expected["test"]["i"])
+
+
+def test_cursor_up_eval_lines_are_streamed(tmp_path, capsys):
+    """LLaMA-Factory prefixes its intermediate eval_loss lines with a cursor-up (ESC[A): they are progress too
+    (issue 24, point 10)."""
+    from ftbench.backends.llamafactory import run_llamafactory
+
+    cli = tmp_path / "llamafactory-cli"
+    cli.write_text("#!/bin/sh\nprintf \"\\033[A{'eval_loss': 1.2345, 'epoch': 1.0}\\n{'loss': 2.5}\\n\"\n")
+    cli.chmod(0o755)
+    run_llamafactory(str(cli), "x.yaml", str(tmp_path / "lf.log"), cwd=str(tmp_path), quiet=False)
+    err = capsys.readouterr().err
+    assert "llamafactory: {'eval_loss': 1.2345, 'epoch': 1.0}" in err and "llamafactory: {'loss': 2.5}" in err
+    assert "\x1b" not in err
+
+
+def test_overwrite_output_dir_never_wipes_a_run_to_resume(tmp_path):
+    """`overwrite_output_dir: true`, kept from LLaMA-Factory's example YAMLs, would defeat "rerun to resume": with
+    complete checkpoints in output_dir, the run YAML sets it false, and says so among the keys it set."""
+    from ftbench.backends.llamafactory import run_yaml
+    from ftbench.training.config import load_train_config
+
+    config = tmp_path / "c.yaml"
+    out = tmp_path / "out"
+    config.write_text(
+        f"model_name_or_path: {tmp_path}\ndataset: identity\ndataset_dir: {REPO}/datasets\n"
+        f"output_dir: {out}\noverwrite_output_dir: true\n"
+    )
+    cfg, _ = load_train_config(str(config))
+    assert run_yaml(cfg)[0]["overwrite_output_dir"] is True  # a fresh run: as the user wrote it
+    (out / "checkpoint-5").mkdir(parents=True)
+    (out / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    data, changed = run_yaml(cfg)
+    assert data["overwrite_output_dir"] is False and changed["overwrite_output_dir"] is False

@@ -21,6 +21,7 @@ import subprocess
 from ftbench.api.backends import TrainConfig, TrainerBackend, TrainResult
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import say
+from ftbench.net.text import strip_escapes
 
 CLI_ENV = "FTBENCH_LLAMAFACTORY_CLI"
 RUN_YAML = "ftbench_llamafactory.yaml"
@@ -96,6 +97,12 @@ class LlamaFactoryBackend(TrainerBackend):
         return result
 
 
+def _has_checkpoints(output_dir: str) -> bool:
+    from ftbench.training.checkpoints import complete_checkpoints
+
+    return bool(complete_checkpoints(output_dir))
+
+
 def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
     """The YAML LLaMA-Factory runs: the user's own keys as written (command-line overrides applied), plus the
     keys this run needs: where to write, evaluation at every checkpoint, absolute paths, and the settings
@@ -137,6 +144,9 @@ def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
             changed.update(eval_strategy="steps", eval_steps=config.save_steps)
         if config.save_strategy != "steps":
             changed["save_strategy"] = "steps"
+    if resolved.get("overwrite_output_dir") and _has_checkpoints(config.output_dir):
+        # kept from LF's example YAMLs, it would wipe the interrupted run that a rerun is meant to resume
+        changed["overwrite_output_dir"] = False
     changed = {k: v for k, v in changed.items() if data.get(k) != v}
     data.update(changed)
     return data, {**overrides, **changed}
@@ -249,6 +259,7 @@ def run_llamafactory(cli: str, yaml_path: str, log_path: str, *, cwd: str, quiet
                 error = _ERROR_LINE.match(line.strip())
                 if error:
                     last_error = line.strip()
+                line = strip_escapes(line)  # LF prefixes its eval lines with a cursor-up (ESC[A)
                 if not quiet and _PROGRESS.search(line):
                     say(f"llamafactory: {line.strip()}")
         code = process.wait()

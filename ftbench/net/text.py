@@ -14,6 +14,7 @@ import re
 # reorder what a terminal shows; tab and newline become spaces too: a message is one line
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")  # CSI, OSC, 2-byte
 PARTIAL = 8  # a run of this many of the key's characters in a row is masked as well: a server may echo a part
 
 
@@ -62,10 +63,15 @@ def repair_surrogates(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
+def strip_escapes(text: str) -> str:
+    """``text`` without terminal escape sequences (cursor moves, colours, OSC titles)."""
+    return _ESCAPE_SEQUENCE.sub("", text)
+
+
 def printable(text: str) -> str:
     """One terminal-safe line: control characters, escape sequences' introducers and bidi overrides become a
     space, lone surrogates U+FFFD."""
-    return " ".join(_CONTROL.sub(" ", repair_surrogates(text)).split())
+    return " ".join(_CONTROL.sub(" ", repair_surrogates(strip_escapes(text))).split())
 
 
 def shown(text: str, redact: Redactor, limit: int = 300) -> str:
