@@ -14,7 +14,7 @@ import re
 # reorder what a terminal shows; tab and newline become spaces too: a message is one line
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")  # CSI, OSC, 2-byte
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # CSI: cursor moves, colours (an OSC's text stays visible)
 PARTIAL = 8  # a run of this many of the key's characters in a row is masked as well: a server may echo a part
 
 
@@ -64,7 +64,7 @@ def repair_surrogates(text: str) -> str:
 
 
 def strip_escapes(text: str) -> str:
-    """``text`` without terminal escape sequences (cursor moves, colours, OSC titles)."""
+    """``text`` without terminal control sequences (CSI: cursor moves, colours)."""
     return _ESCAPE_SEQUENCE.sub("", text)
 
 
