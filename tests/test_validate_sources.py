@@ -523,3 +523,23 @@ def test_dataset_names_resolve_in_validate_as_in_a_training_config(tmp_path):
     assert result.exit_code == 2 and f"{info}: no dataset named 'Mine' (did you mean 'mine'?)" in result.output
     with pytest.raises(InputError, match="'Mine' is neither a data file nor a dataset in"):
         resolve_datasets(cfg, ["Mine"])
+
+
+def test_llamafactory_files_given_directly_are_recognised(tmp_path):
+    """LLaMA-Factory's own files validated as a new user would (issue 24, point 9): its DPO demo is one
+    preference-data error (not an error per record), its c4 text is called pretraining text, and a training YAML is
+    read as a config whose datasets are validated."""
+    from helpers import validate_json
+
+    code, report = validate_json(os.path.join("tests", "data", "llamafactory", "dpo_en_demo.json"))
+    assert code == 1 and [f["code"] for f in report["errors"]] == ["preference-data"]
+    c4 = tmp_path / "c4_demo.jsonl"
+    c4.write_text('{"text": "a pretraining document"}\n{"text": "another one"}\n', encoding="utf-8")
+    code, report = validate_json(str(c4))
+    assert code == 1 and report["errors"][0]["code"] == "unknown-format"
+    assert '"columns": {"prompt": "text"}' in report["errors"][0]["hint"]
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model_name_or_path: tiny\ndataset: identity\ndataset_dir: {os.path.join(REPO, 'datasets')}\n")
+    code, report = validate_json(str(config))
+    assert code == 0 and report["records"] == len(json.load(open(os.path.join(REPO, "datasets", "identity.json"))))
+    assert any(f["code"] == "training-config" for f in report["notes"])

@@ -18,6 +18,27 @@ def _split_names(values: tuple[str, ...]) -> list[str]:
     return [n.strip() for v in values for n in v.split(",") if n.strip()]
 
 
+def _config_datasets(path: str, findings: list) -> list:
+    """The DatasetSpecs of a training config's `dataset` and `eval_dataset`, resolved as training resolves them."""
+    from ftbench.api.findings import Finding
+    from ftbench.training.config import load_train_config
+    from ftbench.training.data import resolve_datasets
+
+    cfg, _ = load_train_config(path, base={"output_dir": "unused-by-validate"})  # only its data is read
+    specs = resolve_datasets(cfg, cfg.dataset) + resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
+    names = ", ".join(cfg.dataset + (cfg.eval_dataset or []))
+    findings.append(
+        Finding(
+            "training-config",
+            f"a training config, not data: its datasets are validated ({names or 'none'})",
+            severity="note",
+            hint="validate data files, a data/ folder, or a config's datasets like this",
+            file=path,
+        )
+    )
+    return specs
+
+
 def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
     """Data files and dataset_info entries named on the command line, as DatasetSpecs."""
     from ftbench.data.dataset_info import declared_names, parse_dataset_info, resolve_dataset_names, unknown_name
@@ -37,6 +58,9 @@ def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
             raise UsageError(f"{path}: no such file")
         if os.path.basename(path) == "dataset_info.json":
             dataset_info = path
+            continue
+        if path.lower().endswith((".yaml", ".yml")):  # a training config: the data it trains and evaluates on
+            specs += _config_datasets(path, findings)
             continue
         specs.append(DatasetSpec(path, formatting=None if fmt == "auto" else fmt))
     if datasets and not dataset_info:

@@ -228,14 +228,33 @@ def _choose(
     elif file_type(name) == "text":
         choice = FormatChoice(PretrainFormat(), "text: one pretraining sample per line (a .txt file)")
     else:
+        keys = {k for r in head if isinstance(r.value, dict) for k in r.value}
+        if {"chosen", "rejected"} <= keys:  # LLaMA-Factory's dpo_en_demo.json, validated as a plain file
+            findings.append(
+                Finding(
+                    "preference-data",
+                    "the records carry 'chosen' and 'rejected' answers: this is preference data (DPO/RM), not SFT data",
+                    hint='register it in dataset_info.json with "ranking": true and validate it with '
+                    "--dataset-info FILE --dataset NAME (train-and-compare trains SFT)",
+                    file=name,
+                    line=head[0].line,
+                    record=None if head[0].line else head[0].index,
+                )
+            )
+            return None
         reader, why = detect_format(head)
         if reader is None:
             if head:
+                text_only = keys == {"text"}
                 findings.append(
                     Finding(
                         "unknown-format",
                         f"cannot tell the data format: {why}",
-                        hint="expected alpaca (instruction/input/output), sharegpt (conversations) or "
+                        hint='pretraining text (one "text" column): LLaMA-Factory reads it for stage: pt, declared '
+                        'in dataset_info.json as "columns": {"prompt": "text"}; SFT data needs alpaca, sharegpt or '
+                        "OpenAI records"
+                        if text_only
+                        else "expected alpaca (instruction/input/output), sharegpt (conversations) or "
                         "OpenAI (messages); pass --format",
                         file=name,
                         line=head[0].line,
