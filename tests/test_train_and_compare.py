@@ -186,9 +186,33 @@ def test_edited_data_in_the_same_folder_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     _check_same_run(cfg, rs)  # first run: records config and data hashes
     _check_same_run(cfg, rs)  # same again: fine
+    data.write_text('{"instruction": "a", "input": "", "output": "edited"}\n')
+    _check_same_run(cfg, rs)  # nothing computed yet: the folder takes the edited data
+    (tmp_path / "run" / "predictions_before.jsonl").write_text('{"predict": "b"}\n')  # a result now
     data.write_text('{"instruction": "a", "input": "", "output": "changed"}\n')
     with pytest.raises(UsageError, match="different config"):
         _check_same_run(cfg, rs)
+
+
+def test_a_folder_where_nothing_was_computed_takes_a_changed_command(tmp_path, tiny_model):
+    """A run that failed before its first result (an unreadable --gsm8k) does not lock its folder: the corrected
+    command runs there (issue 24, point 5)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"model_name_or_path: tiny\ndataset: {os.path.join(REPO, 'datasets', 'identity.json')}\nmax_samples: 12\n"
+        "val_size: 4\nnum_train_epochs: 1\nper_device_train_batch_size: 4\n"
+    )
+    broken = tmp_path / "gsm8k.jsonl"
+    broken.write_text("not json\n")
+    base = [_ftbench(), "train-and-compare", "--config", str(config), "--output-dir", str(tmp_path / "run"), "--quiet"]
+    first = subprocess.run(base + ["--gsm8k", str(broken)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert first.returncode in (1, 2) and "Traceback" not in first.stderr
+    assert (tmp_path / "run" / "run_config.json").is_file()
+    again = subprocess.run(
+        base + ["--gsm8k", "none", "--max-new-tokens", "4"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "run_config.json").read_text())["compare"]["gsm8k"] is None
 
 
 def test_the_default_gsm8k_is_the_bundled_test_split_offline(tmp_path):

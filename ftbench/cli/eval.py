@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import click
 
-from ftbench.cli.options import common_options, engine_options, engine_settings, print_json, settings
+from ftbench.cli.options import (
+    allow_other_base_option,
+    common_options,
+    engine_options,
+    engine_settings,
+    print_json,
+    settings,
+)
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 
@@ -79,6 +86,7 @@ from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
     help="auto: bf16 on CUDA if supported (else fp16), fp16 on MPS, fp32 on CPU.",
 )
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch (default: torch's choice).")
+@allow_other_base_option
 @engine_options
 @common_options
 @click.pass_context
@@ -103,6 +111,7 @@ def eval(
     device,
     dtype,
     threads,
+    allow_other_base,
     **engine_values,
 ):  # noqa: A001 (the command is called eval)
     """Evaluate --model (with --adapter) on --task, a task YAML in lm-eval's format (see tasks/ and
@@ -126,6 +135,7 @@ def eval(
         task,
         model,
         adapter=adapter,
+        allow_other_base=allow_other_base,
         harness=harness,
         engine=engine,
         limit=limit,

@@ -36,6 +36,14 @@ def _set_flag(name: str):
     return callback
 
 
+allow_other_base_option = click.option(
+    "--allow-other-base",
+    is_flag=True,
+    help="Apply an adapter whose adapter_config.json names another base model than --model (only when both "
+    "names are the same model).",
+)
+
+
 def common_options(f):
     """Add --json, --quiet and --debug to a command (they may also be given before the command name)."""
     f = click.option(

@@ -10,7 +10,16 @@ import time
 import click
 
 from ftbench.api.errors import UsageError
-from ftbench.cli.options import SEED, FiniteFloat, common_options, engine_options, engine_settings, print_json, settings
+from ftbench.cli.options import (
+    SEED,
+    FiniteFloat,
+    allow_other_base_option,
+    common_options,
+    engine_options,
+    engine_settings,
+    print_json,
+    settings,
+)
 from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
@@ -136,6 +145,7 @@ def _prepare_output(out: str, meta: dict, overwrite: bool) -> int:
 )
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch (default: torch's choice).")
 @click.option("--overwrite", is_flag=True, help="Start again even if OUT holds rows from an earlier run.")
+@allow_other_base_option
 @engine_options
 @common_options
 @click.pass_context
@@ -162,6 +172,7 @@ def predict(
     dtype,
     threads,
     overwrite,
+    allow_other_base,
     **engine,
 ):
     """Generate an answer for every sample of --data and write LLaMA-Factory's prompt/predict/label rows.
@@ -181,7 +192,7 @@ def predict(
     from ftbench.inference.models import check_adapter, resolve_model
 
     if adapter:
-        check_adapter(adapter)
+        check_adapter(adapter, model, allow_other_base=allow_other_base)
     params = _generation_params(max_new_tokens, temperature, top_p, top_k, seed, stop)
     from ftbench.inference.templates import get_template
 

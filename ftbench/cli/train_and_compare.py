@@ -6,7 +6,15 @@ import os
 
 import click
 
-from ftbench.cli.options import LazyChoice, common_options, engine_options, engine_settings, print_json, settings
+from ftbench.cli.options import (
+    LazyChoice,
+    allow_other_base_option,
+    common_options,
+    engine_options,
+    engine_settings,
+    print_json,
+    settings,
+)
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 
 
@@ -62,6 +70,7 @@ SELECT_BY = LazyChoice(_select_by_choices)
     "(a LLaMA-Factory or ftbench output_dir) instead of training: its best checkpoint against the base "
     "model. The model and data come from --config, else from the YAML ftbench saved in it.",
 )
+@allow_other_base_option
 @engine_options
 @click.option(
     "--served-model-after",
@@ -84,6 +93,7 @@ def train_and_compare(
     threads,
     select_by,
     trained_run,
+    allow_other_base,
     served_model_after,
     **engine,
 ):
@@ -119,6 +129,7 @@ def train_and_compare(
         engine=engine_name,
         engine_options=engine_opts,
         trained_run=os.path.abspath(trained_run) if trained_run else None,
+        allow_other_base=allow_other_base or None,
     )
     if not opts.quiet:
         for w in warnings:

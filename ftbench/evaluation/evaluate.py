@@ -158,6 +158,7 @@ def evaluate_task(
     engine_options=None,
     template=None,
     harness: str | None = None,
+    allow_other_base: bool = False,
 ) -> EvalResult:
     """Evaluate ``model`` (hub id, folder or ``tiny``; with a peft ``adapter``) on ``task`` (a name in the task
     folders, see `ftbench.evaluation.tasks.task_paths`; ``include_path`` replaces them; or a YAML path). Options
@@ -183,7 +184,7 @@ def evaluate_task(
             {k: v for k, v in placement.items() if v is not None and k in engine_cls.option_names()}
         )
     if adapter:
-        check_adapter(adapter)
+        check_adapter(adapter, model, allow_other_base=allow_other_base)
     spec = load_task(task, include_path)
     shots, notes = shots_for(spec, num_fewshot)
     until, max_new, gen_kwargs = generation_settings(spec, max_gen_toks)

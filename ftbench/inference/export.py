@@ -17,12 +17,16 @@ from ftbench.io import write_json
 EXPORT_INFO = "ftbench_export.json"
 
 
-def merge_and_save(model: str, adapter: str, output_dir: str, *, overwrite: bool = False) -> str:
+def merge_and_save(
+    model: str, adapter: str, output_dir: str, *, overwrite: bool = False, allow_other_base: bool = False
+) -> str:
     """Load ``model`` on the CPU in its saved dtype, apply ``adapter``, merge it into the weights and save the
     result to ``output_dir`` (which must be empty or absent unless ``overwrite``). Returns ``output_dir``."""
     from transformers import AutoModelForCausalLM
 
-    from ftbench.inference.models import apply_adapter, is_adapter_dir, load_tokenizer, resolve_model
+    from ftbench.inference.models import apply_adapter, check_adapter, is_adapter_dir, load_tokenizer, resolve_model
+
+    check_adapter(adapter, model, allow_other_base=allow_other_base)
 
     if os.path.isdir(output_dir) and os.listdir(output_dir):
         if not overwrite:

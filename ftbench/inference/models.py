@@ -211,14 +211,63 @@ def is_adapter_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, ADAPTER_CONFIG))
 
 
-def check_adapter(adapter: str) -> str:
-    """The adapter folder (``~`` expanded); UsageError unless it is a peft adapter folder (adapter_config.json)."""
+def check_adapter(adapter: str, model: str | None = None, *, allow_other_base: bool = False) -> str:
+    """The adapter folder (``~`` expanded); UsageError unless it is a peft adapter folder (adapter_config.json)
+    whose safetensors weights are whole and, given ``model``, that was trained on it (`check_adapter_base`)."""
+    from ftbench.data.run_files import check_safetensors
+
     path = os.path.expanduser(adapter)
     if not os.path.isdir(path):
         raise UsageError(f"--adapter {adapter}: no such folder")
     if not is_adapter_dir(path):
         raise UsageError(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
+    weights = os.path.join(path, "adapter_model.safetensors")
+    if os.path.isfile(weights):
+        check_safetensors(weights)
+    if model is not None:
+        check_adapter_base(path, model, allow_other_base=allow_other_base)
     return path
+
+
+def check_adapter_base(adapter: str, model: str, *, allow_other_base: bool = False) -> None:
+    """UsageError when the adapter says it was trained on another base model than ``model`` (adapter_config's
+    base_model_name_or_path): its LoRA weights may even fit the other model's shapes and give plausible,
+    meaningless figures. Names match when they are the same folder, or end in the same model name (a hub id
+    `Org/Name` and a local `.../Name` folder, the hub cache's `models--Org--Name`, a GGUF file's stem)."""
+    from ftbench.data.run_files import adapter_base
+
+    base = adapter_base(os.path.expanduser(adapter))
+    if base is None or allow_other_base or _model_names(base) & _model_names(model, resolve=True):
+        return
+    raise UsageError(
+        f"{adapter}: adapter_config.json says it was trained on {base!r}, not --model {model}: evaluate it with "
+        "that base model, or pass --allow-other-base if they are the same model under two names"
+    )
+
+
+def _model_names(name: str, *, resolve: bool = False) -> set[str]:
+    """The names one model goes by: its folder's real path, and its model name without organisation, hub-cache
+    prefix or GGUF quantisation suffix, in lower case."""
+    paths = [name.rstrip("/\\")]
+    if resolve:
+        try:
+            paths.append(resolve_model(name))
+        except UsageError:
+            pass
+        if name == SMOLLM2:
+            paths.append("HuggingFaceTB/SmolLM2-135M-Instruct")
+    names = set()
+    for path in paths:
+        expanded = os.path.expanduser(path)
+        if os.path.exists(expanded):
+            names.add(os.path.realpath(expanded))
+        parts = [p for p in expanded.replace("\\", "/").split("/") if p]
+        cached = [p for p in parts if p.startswith("models--")]
+        last = cached[-1].split("--")[-1] if cached else (parts[-1] if parts else "")
+        names.add(last.lower())
+        if last.lower().endswith(".gguf") or ".q" in last.lower():
+            names.add(last.lower().split(".")[0])  # SmolLM2-135M-Instruct.Q4_1.gguf: the model's name
+    return names - {""}
 
 
 def apply_adapter(model, adapter: str):

@@ -36,13 +36,14 @@ def slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)[:40]
 
 
-def check_same_settings(path: str, current: dict, *, folder: str, holds: str, then: str) -> None:
+def check_same_settings(path: str, current: dict, *, folder: str, holds: str, then: str, started: bool = True) -> None:
     """A folder is resumed only by the same experiment: the first time, keep ``current`` (what the experiment is)
     in ``path``; later, refuse with a UsageError naming the keys that differ (``holds`` says what the folder
     holds, ``then`` what to do). Values are compared as the JSON file keeps them. Sections (dict values of dicts,
-    as run_config.json's train/compare/data) are compared key by key."""
+    as run_config.json's train/compare/data) are compared key by key. A folder where nothing was computed yet
+    (not ``started``: a run that failed before its first result) takes the new settings."""
     current = json.loads(json_text(current)[0])
-    if not os.path.exists(path):
+    if not os.path.exists(path) or not started:
         write_json(path, current)
         return
     with open(path, encoding="utf-8") as fh:
@@ -123,6 +124,19 @@ class RunFolder:
         """The held-out (or GSM8K) predictions of one checkpoint, made to choose among them (--select-by)."""
         return self.file(os.path.join("checkpoint_predictions", f"{checkpoint}.jsonl"))
 
+    def holds_results(self) -> bool:
+        """Whether any stage has left a result here (a prediction row, a checkpoint, a training result): a folder
+        without one may be started again with another config."""
+        if any(os.path.isfile(self.file(n)) for n in ("metrics.json", "train_result.json")):
+            return True
+        names = os.listdir(self.root) if os.path.isdir(self.root) else []
+        if any(n.endswith(".jsonl") and "predictions" in n and os.path.getsize(self.file(n)) > 0 for n in names):
+            return True
+        if os.path.isdir(self.file("checkpoint_predictions")) and os.listdir(self.file("checkpoint_predictions")):
+            return True
+        trained = os.listdir(self.train_dir) if os.path.isdir(self.train_dir) else []
+        return any(n.startswith("checkpoint-") or n == "adapter_config.json" for n in trained)
+
     @staticmethod
     def holds_run(path: str) -> bool:
         """Whether ``path`` is a finished run folder (it has metrics.json)."""
@@ -168,6 +182,11 @@ class SweepFolder:
 
     def run(self, name: str) -> RunFolder:
         return RunFolder(os.path.join(self.runs_dir, name))
+
+    def holds_results(self) -> bool:
+        """Whether any of the sweep's runs has left a result (`RunFolder.holds_results`)."""
+        runs = os.listdir(self.runs_dir) if os.path.isdir(self.runs_dir) else []
+        return any(self.run(n).holds_results() for n in runs if os.path.isdir(os.path.join(self.runs_dir, n)))
 
     def run_yaml(self, name: str) -> str:
         return os.path.join(self.runs_dir, f"{name}.yaml")

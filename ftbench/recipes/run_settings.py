@@ -71,6 +71,7 @@ class RunSettings:
     demo: str | None = None  # the embedded run's name ("real", "tiny"), None for the user's own data
     device: str | None = None  # where evaluation runs (None: the best available)
     trained_run: str | None = None  # a finished output_dir to evaluate instead of training
+    allow_other_base: bool = False  # evaluate a trained_run whose adapter names another base model
     engine: str = DEFAULT_ENGINE  # where evaluation generates: a generation engine's name (local, openai, vllm)
     engine_options: EngineOptions | None = None  # that engine's options (None: its defaults)
     select_by: str | None = None  # a figure: checkpoints chosen by their generations' score (None: eval loss)

@@ -444,4 +444,5 @@ def _check_same_sweep(cfg, ss: SweepSettings) -> None:
         folder=ss.output_dir,
         holds="a sweep around another config",
         then="give a new --output-dir",
+        started=SweepFolder(ss.output_dir).holds_results(),
     )

@@ -52,6 +52,8 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
         import torch
 
         torch.set_num_threads(rs.threads)
+    # a finished run to evaluate is read (schemas, adapter base, weights) before any model work
+    trained = _read_trained_run(cfg, rs) if rs.trained_run else None
     if not rs.trained_run:
         backend.check_config(cfg)
 
@@ -87,7 +89,7 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
 
     # 4. training
     t = time.perf_counter()
-    result = _read_trained_run(rs, folder, quiet) if rs.trained_run else _train(backend, cfg, folder, quiet)
+    result = _keep_trained_run(trained, rs, quiet) if trained else _train(backend, cfg, folder, quiet)
     rs.durations["train"] = time.perf_counter() - t
     _free_accelerator_memory()
 
@@ -137,6 +139,7 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
         folder=rs.output_dir,
         holds="a run with a different config",
         then="give a new --output-dir to start another run",
+        started=rs.folder.holds_results(),
     )
 
 
@@ -302,21 +305,29 @@ def _train(backend, cfg: TrainConfig, folder: RunFolder, quiet: bool) -> TrainRe
     return result
 
 
-def _read_trained_run(rs: RunSettings, folder: RunFolder, quiet: bool) -> TrainResult:
-    """A finished run's `TrainResult`, read from its folder instead of training (LLaMA-Factory's or ftbench's:
-    trainer_state.json, trainer_log.jsonl, checkpoint-N/, all_results.json), kept in the run folder like a
-    trained one."""
+def _read_trained_run(cfg: TrainConfig, rs: RunSettings) -> TrainResult:
+    """A finished run's `TrainResult`, read from its folder (LLaMA-Factory's or ftbench's: trainer_state.json,
+    trainer_log.jsonl, checkpoint-N/, all_results.json) as hostile input: every file through its schema, every
+    adapter's weights whole and trained on this base model (unless ``rs.allow_other_base``)."""
+    from ftbench.inference.models import check_adapter, is_adapter_dir
     from ftbench.training.checkpoints import read_trained_run
 
+    result = read_trained_run(rs.trained_run)
+    choice = settle_choice(result, write=False)  # the run folder keeps the choice (train_result.json), not theirs
+    for path in {c.path for c in result.checkpoints if is_adapter_dir(c.path)} | {choice.checkpoint.path}:
+        check_adapter(path, cfg.model_name_or_path, allow_other_base=rs.allow_other_base)
+    return result
+
+
+def _keep_trained_run(result: TrainResult, rs: RunSettings, quiet: bool) -> TrainResult:
+    """The read run kept in the run folder like a trained one."""
     say(
         f"[4/6] training: not run; reading the finished run {rs.trained_run} (eval losses as it logged them: "
         "LLaMA-Factory weighs a short last eval batch like a full one, see docs/train-and-compare.md)",
         quiet,
     )
-    result = read_trained_run(rs.trained_run)
-    settle_choice(result, write=False)  # the run folder keeps the choice (train_result.json); theirs is left alone
-    write_jsonl(folder.trainer_log, result.log)
-    write_json(folder.train_result, result.to_json())
+    write_jsonl(rs.folder.trainer_log, result.log)
+    write_json(rs.folder.train_result, result.to_json())
     return result
 
 

@@ -11,13 +11,14 @@ another process and for evaluating runs trained elsewhere. Nothing here imports 
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass
 
 from ftbench.api.backends import CheckpointInfo, TrainResult
 from ftbench.api.errors import UsageError
+from ftbench.data.run_files import check_results, check_trainer_state, read_json_file
 from ftbench.inference.models import is_adapter_dir
 from ftbench.io import write_json
 from ftbench.training.trainer_log import TRAINER_LOG, from_log_history, read_trainer_log
@@ -35,9 +36,9 @@ def complete_checkpoints(output_dir: str) -> list[tuple[int, str]]:
     found = []
     for path in all_checkpoint_dirs(output_dir):
         try:
-            with open(os.path.join(path, TRAINER_STATE), encoding="utf-8") as fh:
-                json.load(fh)
-        except (OSError, ValueError):
+            if read_json_file(os.path.join(path, TRAINER_STATE)) is None:
+                continue
+        except UsageError:
             continue
         found.append((int(CHECKPOINT_DIR.match(os.path.basename(path)).group(1)), path))
     return sorted(found)
@@ -107,18 +108,26 @@ def checkpoint_name(checkpoint: CheckpointInfo) -> str:
 def choose_checkpoint(checkpoints: list[CheckpointInfo]) -> CheckpointChoice:
     """The checkpoint with the lowest eval loss. Ties go to the earlier step (as much quality for less
     training), and at the same step to the `checkpoint-N` folder listed before the final adapter (the same
-    weights). With no eval loss recorded, the final adapter (the last entry), and the reason says so."""
+    weights). A non-finite eval loss (NaN, inf: a diverged or broken evaluation) is never the lowest; the reason
+    names it. With no finite eval loss recorded, the final adapter (the last entry), and the reason says so."""
     if not checkpoints:
         raise ValueError("no checkpoints to choose from")
-    evaluated = [c for c in checkpoints if c.eval_loss is not None]
+    evaluated = [c for c in checkpoints if c.eval_loss is not None and math.isfinite(c.eval_loss)]
+    broken = sorted({(c.step, c.eval_loss) for c in checkpoints if c.eval_loss is not None and c not in evaluated})
+    skipped = (
+        "; not finite, so never chosen: eval loss " + ", ".join(f"{loss} at step {step}" for step, loss in broken)
+        if broken
+        else ""
+    )
     final = checkpoints[-1]
     if not evaluated:
-        return CheckpointChoice(final, checkpoint_name(final), "no eval loss was recorded: the final adapter is used")
+        what = "no finite eval loss was recorded" if broken else "no eval loss was recorded"
+        return CheckpointChoice(final, checkpoint_name(final), f"{what}: the final adapter is used{skipped}")
     best = min(evaluated, key=lambda c: (c.eval_loss, c.step))  # min keeps the first of equal keys
     reason = f"lowest eval loss {best.eval_loss:.4f} of {len(evaluated)} evaluations"
     if final.step != best.step and final.eval_loss is not None:
         reason += f" (the final adapter at step {final.step} had {final.eval_loss:.4f})"
-    return CheckpointChoice(best, checkpoint_name(best), reason)
+    return CheckpointChoice(best, checkpoint_name(best), reason + skipped)
 
 
 def settle_choice(result: TrainResult, *, write: bool = True) -> CheckpointChoice | None:
@@ -131,7 +140,8 @@ def settle_choice(result: TrainResult, *, write: bool = True) -> CheckpointChoic
     if not result.checkpoints:
         return None
     choice = choose_checkpoint(result.checkpoints)
-    result.best_checkpoint = choice.checkpoint.path if choice.checkpoint.eval_loss is not None else None
+    chosen_loss = choice.checkpoint.eval_loss
+    result.best_checkpoint = choice.checkpoint.path if chosen_loss is not None and math.isfinite(chosen_loss) else None
     result.choice_reason = choice.reason
     if write and is_main_process() and os.path.isdir(result.output_dir):
         write_checkpoints_json(result.output_dir, result.checkpoints, result.best_checkpoint)
@@ -199,26 +209,29 @@ def read_trained_run(output_dir: str, *, config_path: str = "") -> TrainResult:
     (all_results.json). The choice among the checkpoints is `settle_choice`'s, made by the caller."""
     if not os.path.isdir(output_dir):
         raise UsageError(f"{output_dir}: no such folder")
-    state = _read_json(os.path.join(output_dir, TRAINER_STATE))
+    state_path = os.path.join(output_dir, TRAINER_STATE)
+    state = check_trainer_state(read_json_file(state_path, missing={}), state_path)
     log = read_trainer_log(os.path.join(output_dir, TRAINER_LOG))
     history = list(state.get("log_history") or [])
     if not history:  # no final trainer_state.json: the newest checkpoint's, else the log itself
         complete = complete_checkpoints(output_dir)
         if complete:
-            state = _read_json(os.path.join(complete[-1][1], TRAINER_STATE))
+            state_path = os.path.join(complete[-1][1], TRAINER_STATE)
+            state = check_trainer_state(read_json_file(state_path, missing={}), state_path)
             history = list(state.get("log_history") or [])
-        if not history:
+        if not history:  # a loss the log wrote as null was not finite (io.write_jsonl)
             history = [
-                {"step": r["current_steps"], **{k: r[k] for k in ("loss", "eval_loss") if k in r}}
+                {"step": r["current_steps"], **{k: _loss(r[k]) for k in ("loss", "eval_loss") if k in r}}
                 for r in log
                 if "current_steps" in r
             ]
-    global_step = int(state.get("global_step") or max((h.get("step", 0) for h in history), default=0))
+    global_step = state.get("global_step") or max((h.get("step") or 0 for h in history), default=0)
     if not log:
-        log = from_log_history(history, int(state.get("max_steps") or global_step))
-    results = _read_json(os.path.join(output_dir, "all_results.json"))
+        log = from_log_history(history, state.get("max_steps") or global_step)
+    results_path = os.path.join(output_dir, "all_results.json")
+    results = check_results(read_json_file(results_path), results_path)
     final_eval = results.get("eval_loss")
-    table = checkpoint_table(output_dir, history, global_step, final_eval if isinstance(final_eval, float) else None)
+    table = checkpoint_table(output_dir, history, global_step, float(final_eval) if final_eval is not None else None)
     if not is_adapter_dir(output_dir):
         table = table[:-1]  # no final adapter was saved: only the checkpoints can be evaluated
     if not table:
@@ -239,10 +252,5 @@ def read_trained_run(output_dir: str, *, config_path: str = "") -> TrainResult:
     )
 
 
-def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            value = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+def _loss(value: float | None) -> float:
+    return float("nan") if value is None else value

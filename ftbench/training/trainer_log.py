@@ -6,8 +6,10 @@ read ftbench runs too. Nothing here imports torch or transformers.
 
 from __future__ import annotations
 
-import json
+import os
 from datetime import timedelta
+
+from ftbench.api.errors import UsageError
 
 TRAINER_LOG = "trainer_log.jsonl"
 
@@ -46,19 +48,28 @@ def log_entry(step: int, total: int, last: dict, elapsed: float) -> dict:
 
 
 def read_trainer_log(path: str) -> list[dict]:
-    """The entries of a trainer_log.jsonl (a torn last line from a killed run is skipped; no file: none)."""
-    entries = []
+    """The entries of a trainer_log.jsonl, each checked (`run_files.check_entry`); a torn last line from a
+    killed run is skipped, a damaged line before it is an error at its line; no file: none."""
+    from ftbench.data.run_files import MAX_JSON_BYTES, check_entry, parse_json_text
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    value = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(value, dict):
-                    entries.append(value)
+        if os.path.getsize(path) > MAX_JSON_BYTES:
+            raise UsageError(f"{path}: more than the {MAX_JSON_BYTES:,} bytes a run file may hold")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
     except FileNotFoundError:
-        pass
+        return []
+    entries = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = parse_json_text(line, f"{path}:{n}")
+        except UsageError:
+            if n == len(lines):
+                break  # the line a killed run was writing
+            raise
+        entries.append(check_entry(value, f"{path}:{n}", sep=": "))
     return entries
 
 
