@@ -56,7 +56,37 @@ def test_more_data_pays_verdict_and_its_evidence():
 def test_a_flat_noisy_curve_is_no_clear_effect():
     runs = _data_runs(slope=0.0, spread=20.0, shared_noise=False)
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "data"]
-    assert "no clear effect" in verdict["text"] and not verdict["clear"]
+    assert (
+        verdict["text"].startswith("more data: no detectable effect on 60 held-out samples (") and not verdict["clear"]
+    )
+    assert "spans 0" in verdict["text"] and "cannot tell whether more data would help" in verdict["text"]
+    assert "held-out samples to show" in verdict["text"] or "no sign of a change" in verdict["text"]
+    assert "rests on 60 held-out samples and one training seed per setting" in verdict["evidence"][-1]
+
+
+def test_a_curve_identical_at_every_size_is_not_called_an_interval_spanning_0():
+    """Every run scoring the same on every sample gives a zero-width interval: "the same at every size", never
+    "spans 0", and never a finding that data does not matter (issue 24, point 2)."""
+    same = [0.0] * 8
+    runs = [RunOutcome(f"data-{n}", "data" if n < 72 else "baseline", {"data": n / 72}, n, same) for n in (18, 36, 72)]
+    (verdict,) = [v for v in analyse(runs, "strict-match", scale100=False, unit="GSM8K problems")["verdicts"]]
+    assert "spans 0" not in verdict["text"] and "not what holds it back" not in verdict["text"]
+    assert "no detectable effect on 8 GSM8K problems (the same strict-match at every data size" in verdict["text"]
+    assert not verdict["clear"]
+
+
+def test_no_clear_winner_names_what_eval_loss_says():
+    """The metric cannot separate two learning rates, but eval loss fell from 2.06 to 1.74 at one of them: the
+    verdict says so instead of ignoring it (issue 24, point 2)."""
+    runs = [
+        RunOutcome(
+            "base", "baseline", {"lr": 1e-4}, 72, _scores(11.7, 8, 1), checkpoints=[{"step": 4, "eval_loss": 2.06}]
+        ),
+        RunOutcome("lr-x3", "lr", {"lr": 3e-4}, 72, _scores(11.9, 8, 2), checkpoints=[{"step": 4, "eval_loss": 1.74}]),
+    ]
+    (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "lr"]
+    assert verdict["text"].startswith("learning rate: no clear winner by rouge-l") and not verdict["clear"]
+    assert "eval loss, over every held-out token, is lowest at 0.0003 (1.74 against 2.06 at 0.0001)" in verdict["text"]
 
 
 def test_learning_rate_winner_and_divergence():

@@ -144,6 +144,7 @@ class Scorer(ABC):
     description: ClassVar[str] = ""
     default_metrics: ClassVar[tuple[str, ...]] = ()
     eval_set: ClassVar[str] = "its eval set"  # what it evaluates in a run, in words ("GSM8K problems")
+    sample_unit: ClassVar[str] = "samples"  # what one of its samples is called in a verdict ("held-out samples")
     figures: ClassVar[tuple[str, ...]] = ()  # as reports name them, in report order
     primary: ClassVar[str] = ""  # decides improved/regressed per sample
     tie_breaker: ClassVar[str | None] = None  # decides when the primary figure ties

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ftbench.metrics.evidence import UNCHANGED, change_evidence
 from ftbench.metrics.uncertainty import Bootstrap, percentile_interval, seed_and_sample_means
 
 LEVERS = ("data", "lr", "epochs", "rank", "model")
@@ -246,6 +247,28 @@ def _epochs(runs: list[RunOutcome], data: list[RunOutcome], metric: str, scale10
     return table, {"lever": "epochs", "text": text, "evidence": evidence, "clear": bool(overfit or falling)}
 
 
+def _eval_loss_note(group: list[RunOutcome], lever: str) -> str | None:
+    """Where the metric cannot separate the settings, what eval loss says: the setting with the lowest eval loss
+    when it is at least 5% below the highest (eval loss averages every held-out token, a finer signal than a
+    metric over few samples; no interval is put on it here)."""
+    lowest = {}
+    for r in group:
+        finite = [
+            c["eval_loss"] for c in r.checkpoints if c.get("eval_loss") is not None and np.isfinite(c["eval_loss"])
+        ]
+        if finite:
+            lowest[r.name] = (min(finite), r.settings.get(lever))
+    if len(lowest) < 2:
+        return None
+    (best_loss, best_value), (worst_loss, worst_value) = min(lowest.values()), max(lowest.values())
+    if best_loss > worst_loss * 0.95:
+        return None
+    return (
+        f"eval loss, over every held-out token, is lowest at {_setting(lever, best_value)} ({best_loss:.2f} against "
+        f"{worst_loss:.2f} at {_setting(lever, worst_value)}): a finer signal, without an interval here"
+    )
+
+
 def _fmt(value: float, scale100: bool) -> str:
     return f"{value:+.1f}" if scale100 else f"{value:+.3f}"
 
@@ -262,13 +285,20 @@ def _setting(lever: str, value) -> str:
     return str(value)
 
 
-def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
-    """Every lever's analysis and the verdicts in words, each with its evidence. ``scale100``: the metric is on
-    LLaMA-Factory's 0–100 scale (BLEU/ROUGE) rather than 0–1 (GSM8K), for the number of decimals shown."""
+def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True, unit: str = "held-out samples") -> dict:
+    """Every lever's analysis and the verdicts in words, each with its evidence and what it rests on (samples,
+    seeds). ``scale100``: the metric is on LLaMA-Factory's 0–100 scale (BLEU/ROUGE) rather than 0–1 (GSM8K), for
+    the number of decimals shown; ``unit``: what one held-out sample is called."""
     baseline = [r for r in runs if r.lever == "baseline"]
     by_lever = {lever: baseline + [r for r in runs if r.lever == lever] for lever in LEVERS}
     out: dict = {"metric": metric, "levers": {}, "verdicts": []}
     verdicts = out["verdicts"]
+    n, seeds = len(runs[0].scores) if runs else 0, max((r.seeds for r in runs), default=1)
+    rests_on = f"rests on {n} {unit}" + (
+        f" and {seeds} training seeds per setting"
+        if seeds > 1
+        else " and one training seed per setting (seed noise not measured)"
+    )
 
     data = [r for r in by_lever["data"]]
     curve = learning_curve(data) if len(data) > 1 else None
@@ -283,6 +313,7 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
             f"({_ci(ci, scale100)}); predicted at {curve['next_size']} samples: "
             f"{curve['next_predicted']:.2f}" + (f" (95% CI {nci[0]:.2f}…{nci[1]:.2f})" if nci else "")
         )
+        evidence.append(rests_on)
         if ci and ci[0] > 0:
             text = (
                 f"more data still pays: {_fmt(s, scale100)} {metric} per doubling ({_ci(ci, scale100)}) — "
@@ -291,9 +322,15 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
         elif ci and ci[1] < 0:
             text = f"more data made it worse: {_fmt(s, scale100)} {metric} per doubling ({_ci(ci, scale100)})"
         else:
+            slope = change_evidence(s, ci, n, unit=unit, fmt=lambda v: _fmt(v, scale100))
+            seen = (
+                f"the same {metric} at every data size ({sizes} samples)"
+                if slope.kind == UNCHANGED
+                else f"{_fmt(s, scale100)} {metric} per doubling, {_ci(ci, scale100)} spans 0"
+            )
             text = (
-                f"more data: no clear effect ({_fmt(s, scale100)} {metric} per doubling, {_ci(ci, scale100)} "
-                "spans 0) — the data size is not what holds it back"
+                f"more data: no detectable effect on {n} {unit} ({seen}) — this sweep cannot tell whether more "
+                f"data would help; {slope.surer}"
             )
         verdicts.append(
             {"lever": "data", "text": text, "evidence": evidence, "clear": bool(ci and (ci[0] > 0 or ci[1] < 0))}
@@ -321,13 +358,17 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True) -> dict:
             f"{_setting(lever, by_name[k].settings.get(lever))} diverged at step {v}"
             for k, v in cmp["diverged"].items()
         ]
+        evidence.append(rests_on)
         if cmp["clear"]:
             text = f"{name}: {_setting(lever, cmp['best_value'])} best"
         else:
             text = (
-                f"{name}: no clear winner (the best, {_setting(lever, cmp['best_value'])}, is within the noise "
-                "of the runner-up)"
+                f"{name}: no clear winner by {metric} (the best, {_setting(lever, cmp['best_value'])}, is within "
+                f"the noise of the runner-up on {n} {unit})"
             )
+            loss_note = _eval_loss_note(group, lever)
+            if loss_note:
+                notes.append(loss_note)
         verdicts.append(
             {"lever": lever, "text": "; ".join([text] + notes), "evidence": evidence, "clear": cmp["clear"]}
         )

@@ -103,6 +103,7 @@ class SimilarityScorer(SampleScorer):
     description = "LLaMA-Factory predict metrics"
     default_metrics = ("llamafactory",)
     eval_set = "the held-out split"
+    sample_unit = "held-out samples"
     figures = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
     primary = "rouge-l"
     percent = True
@@ -153,6 +154,7 @@ class Gsm8kScorer(SampleScorer):
     description = "lm-eval gsm8k exact_match"
     default_metrics = ("gsm8k",)
     eval_set = "GSM8K problems"
+    sample_unit = "GSM8K problems"
     figures = ("strict-match", "flexible-extract", "strict-parsable")
     primary = "strict-match"
     tie_breaker = "flexible-extract"  # same strict verdict: flexible-extract decides

@@ -415,7 +415,7 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
     )
     run_all(cfg, rs, ss, runs, quiet)
     outcomes, rows = collect(ss, runs, subsets)
-    analysis = analyse(outcomes, ss.metric, scale100=scorer.percent)
+    analysis = analyse(outcomes, ss.metric, scale100=scorer.percent, unit=scorer.sample_unit)
     result = {
         "kind": "ftbench-sweep",
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
