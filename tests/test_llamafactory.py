@@ -5,6 +5,7 @@ and ftbench predict + score reproduce LLaMA-Factory's own do_predict rows and pr
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 
@@ -102,6 +103,12 @@ def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
     assert [r.get("loss") for r in ours] == [r.get("loss") for r in lf_log]
     assert (run / "report.html").exists() and metrics["after"]["rouge-l"] is not None
     assert "Eval losses are LLaMA-Factory" in (run / "report.html").read_text()
+    # what it cost: the trainable parameters LLaMA-Factory reported are the adapter's own weights
+    from safetensors import safe_open
+
+    with safe_open(str(train / "adapter_model.safetensors"), "pt") as weights:
+        saved = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
+    assert metrics["run"]["cost"]["trainable_params"] == saved and metrics["run"]["cost"]["all_params"] > saved
 
 
 @pytest.fixture(scope="module")
@@ -274,9 +281,13 @@ def test_cursor_up_eval_lines_are_streamed(tmp_path, capsys):
     from ftbench.backends.llamafactory import run_llamafactory
 
     cli = tmp_path / "llamafactory-cli"
-    cli.write_text("#!/bin/sh\nprintf \"\\033[A{'eval_loss': 1.2345, 'epoch': 1.0}\\n{'loss': 2.5}\\n\"\n")
+    cli.write_text(
+        "#!/bin/sh\nprintf \"\\033[A{'eval_loss': 1.2345, 'epoch': 1.0}\\n{'loss': 2.5}\\n\"\n"
+        "echo '[INFO|loader.py:229] >> trainable params: 4,884,480 || all params: 139,399,488 || trainable%: 3.5039'\n"
+    )
     cli.chmod(0o755)
-    run_llamafactory(str(cli), "x.yaml", str(tmp_path / "lf.log"), cwd=str(tmp_path), quiet=False)
+    reported = run_llamafactory(str(cli), "x.yaml", str(tmp_path / "lf.log"), cwd=str(tmp_path), quiet=False)
+    assert reported["trainable_params"] == 4_884_480 and reported["all_params"] == 139_399_488
     err = capsys.readouterr().err
     assert "llamafactory: {'eval_loss': 1.2345, 'epoch': 1.0}" in err and "llamafactory: {'loss': 2.5}" in err
     assert "\x1b" not in err

@@ -105,6 +105,19 @@ def test_injection_payloads_are_shown_never_run(page_factory, injected_report):
     assert all(url.startswith("file://") for url in events["requests"])
 
 
+def test_the_compare_page_is_its_own_a_b_page(page_factory, injected_report):
+    """`compare --html` labels its sides A and B and carries none of a run report's sections that do not apply
+    (an empty model header, "No loss was logged.", "GSM8K was not evaluated" above GSM8K rows: issue 24, 8c)."""
+    html = injected_report.read_text()
+    for absent in ("No loss was logged", "GSM8K was not evaluated", "model <code></code>", ">before<", ">after<"):
+        assert absent not in html, absent
+    page, events = page_factory(injected_report)
+    headings = page.eval_on_selector_all("table th", "cells => cells.map(c => c.textContent)")
+    assert "A" in headings and "B" in headings and "Δ (B − A)" in headings
+    assert page.inner_text("#answer").startswith("Is B better than A?")
+    assert not events["errors"]
+
+
 def test_improved_regressed_filter(page_factory, injected_report):
     page, _ = page_factory(injected_report)
     total = page.locator("#samples-body tr").count()

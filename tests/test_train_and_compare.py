@@ -101,6 +101,11 @@ def test_rerun_resumes_and_reproduces(demo_run):
     assert "already done" in proc.stderr
     after = json.loads((out / "metrics.json").read_text())
     assert after["before"] == before["before"] and after["after"] == before["after"]
+    # the stages' times add up over segments: a resumed run does not report evaluate_before: 0.0 (issue 24, point 6)
+    for stage, seconds in before["run"]["durations"].items():
+        assert after["run"]["durations"][stage] >= seconds > 0, stage
+    assert after["run"]["cost"]["seconds"] >= before["run"]["cost"]["seconds"]
+    assert "evaluate_before: {" not in (out / "report.html").read_text()  # no raw Python dicts in the Run section
 
 
 def test_every_prediction_file_resumes_by_its_sidecar_as_ftbench_predict_does(demo_run):
@@ -224,3 +229,36 @@ def test_the_default_gsm8k_is_the_bundled_test_split_offline(tmp_path):
     config.write_text(f"model_name_or_path: tiny\ndataset: {os.path.join(REPO, 'datasets', 'identity.json')}\n")
     _, rs, _ = prepare_run(str(config), output_dir=str(tmp_path / "run"))
     assert rs.gsm8k == os.path.join(REPO, "datasets", "gsm8k", "test.jsonl") and os.path.isfile(rs.gsm8k)
+
+
+def test_the_verdicts_follow_the_intervals_and_the_report_says_them_in_words(demo_run, tiny_model):
+    """Every figure's verdict is the one its interval allows (better/worse only when the 95% CI excludes 0); the
+    report and the console answer "did it help?" in words; the answers that reached the generation limit are
+    counted per scorer with the model's own tokenizer (issue 24, points 2-4)."""
+    from transformers import AutoTokenizer
+
+    out, proc, _, _ = demo_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    for figure, e in metrics["comparison"].items():
+        lo, hi = e["delta_ci95"]
+        expected = (
+            "better" if lo > 0 else "worse" if hi < 0 else "unchanged" if lo == hi == e["delta"] == 0 else "unclear"
+        )
+        assert e["verdict"]["kind"] == expected, figure
+    assert metrics["primary"] == "rouge-l" and metrics["comparison"]["rouge-l"]["verdict"]["kind"] == "better"
+    page = (out / "report.html").read_text()
+    assert "Did it help? Yes — rouge-l: +" in page and "Did it help? Yes — rouge-l: +" in proc.stdout
+    assert page.count('class="card ev-up"') == sum(
+        e["verdict"]["kind"] == "better" for e in metrics["comparison"].values()
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    run_config = json.loads((out / "run_config.json").read_text())["compare"]
+    for scorer, files, limit in (
+        ("similarity", "predictions_{}.jsonl", run_config["max_new_tokens"]),
+        ("gsm8k", "gsm8k_predictions_{}.jsonl", run_config["gsm8k_max_new_tokens"] or run_config["max_new_tokens"]),
+    ):
+        for side in ("before", "after"):
+            rows = [json.loads(line) for line in (out / files.format(side)).read_text().splitlines()]
+            cut = sum(len(tokenizer(r["predict"], add_special_tokens=False)["input_ids"]) >= limit for r in rows)
+            assert metrics["at_limit"][scorer][side] == cut and metrics["at_limit"][scorer]["limit"] == limit

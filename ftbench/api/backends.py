@@ -154,6 +154,9 @@ class TrainResult:
     final_loss: float | None = None  # the last logged training loss
     final_eval_loss: float | None = None
     resumed_from: str | None = None
+    trainable_params: int | None = None  # LoRA parameters trained, and all of the model's (None: not reported)
+    all_params: int | None = None
+    train_tokens: int | None = None  # tokens (prompt and response, no padding) in one pass over the training set
     device: str = "cpu"
     dtype: str = "float32"
     log: list[dict] = field(default_factory=list)

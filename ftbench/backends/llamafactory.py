@@ -30,6 +30,7 @@ FTBENCH_ONLY_KEYS = ("backend",)  # ftbench's own keys: LLaMA-Factory refuses ke
 # LLaMA-Factory's console lines worth showing while it trains (everything is in the log)
 _PROGRESS = re.compile(r"^\{'(loss|eval_loss|train_runtime)'|^\s+(train|eval)_\w+\s+=|Resuming training from")
 _ERROR_LINE = re.compile(r"^([A-Za-z_.]*(Error|Exception|Interrupt)): (.+)$")
+_PARAMS = re.compile(r"trainable params: (?P<trainable>[\d,]+) \|\| all params: (?P<all>[\d,]+)")
 
 
 def find_cli() -> str:
@@ -91,9 +92,10 @@ class LlamaFactoryBackend(TrainerBackend):
         say(f"llamafactory: {cli} train {yaml_path}", quiet)
         say("llamafactory: keys set by ftbench: " + ", ".join(f"{k}={v}" for k, v in changed.items()), quiet)
         log_path = os.path.join(config.output_dir, RUN_LOG)
-        counts = run_llamafactory(cli, yaml_path, log_path, cwd=config.config_dir or os.getcwd(), quiet=quiet)
+        reported = run_llamafactory(cli, yaml_path, log_path, cwd=config.config_dir or os.getcwd(), quiet=quiet)
         result = read_trained_run(config.output_dir, config_path=yaml_path)
-        result.train_samples, result.eval_samples = counts
+        for key, value in reported.items():
+            setattr(result, key, value)
         return result
 
 
@@ -223,14 +225,16 @@ def write_run_yaml(config: TrainConfig) -> tuple[str, dict]:
     return path, changed
 
 
-def run_llamafactory(cli: str, yaml_path: str, log_path: str, *, cwd: str, quiet: bool) -> tuple[int, int]:
+def run_llamafactory(cli: str, yaml_path: str, log_path: str, *, cwd: str, quiet: bool) -> dict:
     """Run `llamafactory-cli train YAML`, appending its whole output to ``log_path`` and echoing progress lines;
-    returns the (training, eval) sample counts it reported. A failure is an InputError quoting LLaMA-Factory's own
+    returns what it reported of the run: train_samples, eval_samples, trainable_params, all_params (None where
+    it printed nothing). A failure is an InputError quoting LLaMA-Factory's own
     error line and naming the log; an interrupt stops it (its checkpoints stay, so the run resumes)."""
     from ftbench.processes.group import OwnedProcess, signals_raised
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     counts: list[int] = []
+    params: dict = {}
     last_error = None
     # its own process group (torchrun's workers included), signals forwarded, stopped when this block is left;
     # the owner file in output_dir makes a rerun refuse while an orphaned trainer still runs there
@@ -256,6 +260,9 @@ def run_llamafactory(cli: str, yaml_path: str, log_path: str, *, cwd: str, quiet
                 found = re.search(r"Num examples = ([\d,]+)", line)
                 if found:
                     counts.append(int(found.group(1).replace(",", "")))
+                found = _PARAMS.search(line)  # peft's print_trainable_parameters, as LF logs it
+                if found:
+                    params = {k: int(v.replace(",", "")) for k, v in found.groupdict().items()}
                 error = _ERROR_LINE.match(line.strip())
                 if error:
                     last_error = line.strip()
@@ -266,4 +273,9 @@ def run_llamafactory(cli: str, yaml_path: str, log_path: str, *, cwd: str, quiet
     if code != 0:
         what = last_error or f"llamafactory-cli exited with code {code}"
         raise InputError(f"LLaMA-Factory failed: {what} (full log: {log_path})")
-    return (counts[0] if counts else 0), (counts[1] if len(counts) > 1 else 0)
+    return {
+        "train_samples": counts[0] if counts else 0,
+        "eval_samples": counts[1] if len(counts) > 1 else 0,
+        "trainable_params": params.get("trainable"),
+        "all_params": params.get("all"),
+    }

@@ -121,11 +121,9 @@ def compare(ctx, a, b, scorer, html_path):
     }
     if html_path:
         from ftbench.io import atomic_write_text
-        from ftbench.report.run_report import render_run_report
+        from ftbench.report.run_report import render_compare_report
 
-        atomic_write_text(
-            html_path, render_run_report({**result, "run": {}}, compared, [], None, title=f"ftbench compare: {a} → {b}")
-        )
+        atomic_write_text(html_path, render_compare_report(result, compared))
     if not opts.quiet:
         for warning in warnings:
             click.echo(f"ftbench: warning: {warning}", err=True)

@@ -7,9 +7,12 @@ live in `ftbench.metrics.uncertainty`.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from ftbench.api.errors import InputError
 from ftbench.api.metrics import Comparison
 from ftbench.inference.chat import user_text
+from ftbench.metrics.evidence import Evidence, change_evidence
 from ftbench.metrics.registry import SCORERS, scorer_for_figure
 
 
@@ -32,7 +35,53 @@ def compare_scorer(scorer: str, before: list[dict], after: list[dict]) -> Compar
             raise InputError(
                 f"row {i}: the two prediction files differ in prompt or label: they are not over the same samples"
             )
-    comparison = SCORERS.create(scorer).compare(before, after)
+    scoring = SCORERS.create(scorer)
+    comparison = scoring.compare(before, after)
     for row in comparison.rows:  # the report shows what the user asked, not the rendered chat template
         row["prompt"] = user_text(row.get("prompt", ""))
+    for entry in comparison.figures.values():
+        if entry is not None:
+            entry["verdict"] = asdict(figure_evidence(scoring, entry, comparison.n))
     return comparison
+
+
+def figure_evidence(scorer, entry: dict, n: int) -> Evidence:
+    """One figure's change in words (`metrics.evidence`), in the scorer's units and decimals."""
+    return change_evidence(
+        entry["delta"],
+        entry.get("delta_ci95"),
+        n,
+        unit=scorer.sample_unit,
+        higher_is_better=scorer.higher_is_better,
+        fmt=(lambda v: f"{v:+.2f}") if scorer.percent else (lambda v: f"{v:+.3f}"),
+    )
+
+
+def answers_at_limit(sides: dict[str, list[dict]], tokenizer, limit: int) -> dict:
+    """How many answers of each side reached the generation limit of ``limit`` new tokens (counted by
+    re-tokenizing each answer with the model's tokenizer: an answer cut at the limit has ``limit`` tokens, one
+    that ended on its own has fewer). Figures over cut answers score text the model never finished."""
+    out: dict = {"limit": limit}
+    for side, rows in sides.items():
+        texts = [str(r.get("predict", "")) for r in rows]
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        out[side] = sum(len(i) >= limit for i in ids)
+        out["n"] = len(rows)
+    return out
+
+
+def limit_warning(scorer, info: dict) -> str | None:
+    """A sentence when answers reached the generation limit: a warning that the figures mean little when most
+    did (on either side), a note when some did; None when none did."""
+    n, limit = info.get("n") or 0, info["limit"]
+    worst = max(info.get("before", 0), info.get("after", 0))
+    if not n or not worst:
+        return None
+    counts = f"{info.get('before', 0)} of {n} {scorer.sample_unit} before and {info.get('after', 0)} after"
+    flag = "--" + scorer.length_setting.replace("_", "-")
+    if worst * 2 >= n:
+        return (
+            f"Caution: {counts} reached the {limit}-token limit, so {', '.join(scorer.judged_figures())} score "
+            f"answers the model never finished and cannot show what it would answer; raise {flag}."
+        )
+    return f"Note: {counts} reached the {limit}-token limit ({flag})."

@@ -6,6 +6,7 @@
     gsm8k_predictions_before.jsonl / gsm8k_predictions_after.jsonl
                            (each scorer names its eval set's files: Scorer.predictions_file)
     train_result.json      the backend's TrainResult        trainer_log.jsonl   the training log (a copy)
+    durations.json         seconds per stage, summed over the run's segments (resumes)
     checkpoint_predictions/<checkpoint>.jsonl                 each checkpoint's eval predictions (--select-by)
     data/                  files the run built (the demo's)  train/              the backend's output_dir
     merged/                the chosen checkpoint merged into the base model (only for --engine openai)
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ftbench.api.errors import UsageError
@@ -60,6 +63,25 @@ def check_same_settings(path: str, current: dict, *, folder: str, holds: str, th
     raise UsageError(f"{folder} holds {holds} ({', '.join(sorted(changed)[:5])} differ): {then}")
 
 
+@contextmanager
+def stage_time(folder: RunFolder, durations: dict, stage: str):
+    """Time one stage, added to what earlier segments of the run spent on it (durations.json), so a resumed run
+    reports the whole time each stage took, not its last segment's; ``durations`` gets every stage's total. An
+    interrupted segment counts too: its time was spent."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        try:
+            with open(folder.durations, encoding="utf-8") as fh:
+                spent = {k: float(v) for k, v in json.load(fh).items() if isinstance(v, (int, float))}
+        except (OSError, ValueError, AttributeError):
+            spent = {}
+        spent[stage] = spent.get(stage, 0.0) + time.perf_counter() - start
+        write_json(folder.durations, spent)
+        durations.update(spent)
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """Paths of one run's files (nothing is created by asking for a path)."""
@@ -84,6 +106,11 @@ class RunFolder:
     @property
     def validation(self) -> str:
         return self.file("validation.json")
+
+    @property
+    def durations(self) -> str:
+        """Seconds spent on each stage, summed over the run's segments (a resumed run counts them all)."""
+        return self.file("durations.json")
 
     @property
     def train_result(self) -> str:

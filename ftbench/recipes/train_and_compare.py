@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import time
 from dataclasses import asdict
 
 from ftbench.api.backends import TrainConfig, TrainResult
@@ -26,7 +24,8 @@ from ftbench.api.generation import DEFAULT_ENGINE
 from ftbench.console import is_main_process, local_rank, say, world_size
 from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import SIDES, RunFolder, check_same_settings
+from ftbench.recipes.run_folder import SIDES, RunFolder, check_same_settings, stage_time
+from ftbench.recipes.run_record import run_info
 from ftbench.recipes.run_settings import RunSettings
 from ftbench.training.checkpoints import CheckpointChoice, recorded_choice, settle_choice
 
@@ -58,11 +57,10 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
         backend.check_config(cfg)
 
     # 1. validate the training data
-    t = time.perf_counter()
-    validation = _validate(cfg, folder)
-    rs.durations["validate"] = time.perf_counter() - t
+    with stage_time(folder, rs.durations, "validate"):
+        validation = _validate(cfg, folder)
     say(
-        f"[1/6] data: {validation['records']} records, {len(validation['warnings'])} warnings "
+        f"[1/6] data: {validation['records']} records in the dataset files, {len(validation['warnings'])} warnings "
         f"(details in {folder.validation})",
         quiet,
     )
@@ -71,26 +69,25 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     from ftbench.metrics.registry import scorers
     from ftbench.training.data import template_of, train_and_eval_samples
 
-    _, held_out = train_and_eval_samples(cfg)
+    train, held_out = train_and_eval_samples(cfg)
     if not held_out:
         raise InputError("train-and-compare needs held-out samples: set val_size (e.g. 0.1) or eval_dataset")
+    validation["trained"] = _what_is_trained(train, held_out)
     eval_sets = {name: scorer.eval_samples(held_out, rs) for name, scorer in scorers().items()}
     say(
-        "[2/6] eval sets (samples): "
+        f"[2/6] training on {len(train)} samples (max_samples, val_size applied); eval sets (samples): "
         + ", ".join(f"{name} {len(samples) or 'none'}" for name, samples in eval_sets.items()),
         quiet,
     )
 
     # 3. the base model
-    t = time.perf_counter()
     say("[3/6] evaluating the base model", quiet)
-    _predict_all(cfg.model_name_or_path, None, eval_sets, rs, "before", quiet, template_of(cfg))
-    rs.durations["evaluate_before"] = time.perf_counter() - t
+    with stage_time(folder, rs.durations, "evaluate_before"):
+        _predict_all(cfg.model_name_or_path, None, eval_sets, rs, "before", quiet, template_of(cfg))
 
     # 4. training
-    t = time.perf_counter()
-    result = _keep_trained_run(trained, rs, quiet) if trained else _train(backend, cfg, folder, quiet)
-    rs.durations["train"] = time.perf_counter() - t
+    with stage_time(folder, rs.durations, "train"):
+        result = _keep_trained_run(trained, rs, quiet) if trained else _train(backend, cfg, folder, quiet)
     _free_accelerator_memory()
 
     # 5. the chosen checkpoint: lowest eval loss (chosen once, when training finished), or (select_by) the best
@@ -98,14 +95,12 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     choice = recorded_choice(result)
     selection = None
     if rs.select_by:
-        t = time.perf_counter()
-        selection = _select_by_metric(cfg, rs, result, eval_sets, choice, quiet)
+        with stage_time(folder, rs.durations, "select_checkpoint"):
+            selection = _select_by_metric(cfg, rs, result, eval_sets, choice, quiet)
         choice = selection.pop("choice")
-        rs.durations["select_checkpoint"] = time.perf_counter() - t
     say(f"[5/6] evaluating {choice.name}: {choice.reason}", quiet)
-    t = time.perf_counter()
-    _predict_all(cfg.model_name_or_path, choice.checkpoint.path, eval_sets, rs, "after", quiet, template_of(cfg))
-    rs.durations["evaluate_after"] = time.perf_counter() - t
+    with stage_time(folder, rs.durations, "evaluate_after"):
+        _predict_all(cfg.model_name_or_path, choice.checkpoint.path, eval_sets, rs, "after", quiet, template_of(cfg))
 
     # 6. compare, diagnose, report
     metrics = _compare_and_report(cfg, rs, validation, result, choice, eval_sets, selection)
@@ -162,6 +157,24 @@ def _validate(cfg: TrainConfig, folder: RunFolder) -> dict:
             f"(all of them: ftbench validate {' '.join(s.path for s in specs)})"
         )
     return summary
+
+
+def _what_is_trained(train: list, held_out: list) -> dict:
+    """What the run trains and holds out, as opposed to what the dataset files hold (validation counts every
+    record): the sample counts after max_samples and the split, and how many of each carry an unfilled template
+    placeholder such as {{name}} (the model learns the braces; a reference holding them scores answers against
+    the braces)."""
+    from ftbench.quality.text import find_placeholders
+
+    def with_placeholders(samples, whole: bool) -> int:
+        return sum(bool(find_placeholders(s.turns[-1][1] + ("\n" + s.prompt_text() if whole else ""))) for s in samples)
+
+    return {
+        "samples": len(train),
+        "held_out": len(held_out),
+        "with_placeholders": with_placeholders(train, True),
+        "held_out_references_with_placeholders": with_placeholders(held_out, False),
+    }
 
 
 def _predict_all(
@@ -364,13 +377,17 @@ def _compare_and_report(
         if eval_sets.get(name)
     }
     diagnosis = diagnose_training(result.log)
+    at_limit = _answers_at_limit(cfg, rs, every, compared)
+    headline = rs.select_by or next((every[name].primary for name in compared), None)  # "did it help?" asks this
     metrics = {
+        "primary": headline,
         "before": {f: e["before"] for t in compared.values() for f, e in t.figures.items()},
         "after": {f: e["after"] for t in compared.values() for f, e in t.figures.items()},
         "checkpoint": {**choice.to_json(), **({"selection": selection} if selection else {})},
         "comparison": {f: e for t in compared.values() for f, e in t.figures.items()},
         "signatures": {f: s for t in compared.values() for f, s in t.signatures.items()},
         "n": {name: t.n for name, t in compared.items()},
+        "at_limit": at_limit,
         # a scorer's own explanation of each side (gsm8k: why strict and flexible disagree); null when not run
         **{
             name: {side: getattr(compared[name], side).get(scorer.run_detail) for side in SIDES}
@@ -381,12 +398,13 @@ def _compare_and_report(
         },
         "training": {"diagnosis": diagnosis.to_json(), "checkpoints": [asdict(c) for c in result.checkpoints]},
         "validation": {
+            "trained": validation.get("trained"),
             "records": validation["records"],
             "ok": validation["ok"],
             "warnings": len(validation["warnings"]),
             "stats": validation["stats"],
         },
-        "run": run_info(cfg, rs, choice),
+        "run": run_info(cfg, rs, choice, result),
     }
     for name, scorer in every.items():  # a scorer not run (gsm8k: none): its figures stated as not measured
         if name not in compared:
@@ -399,51 +417,23 @@ def _compare_and_report(
     return metrics
 
 
-def demo_about(name: str | None) -> str | None:
-    """What an embedded demo run is, in words, for the report (None for a user's own data)."""
-    from ftbench.recipes.demo import DEMOS
+def _answers_at_limit(cfg: TrainConfig, rs: RunSettings, every: dict, compared: dict) -> dict:
+    """Per scorer, how many answers of each side reached its generation limit (`answers_at_limit`, with the
+    base model's tokenizer); {} when that tokenizer cannot be loaded (a served model known only by name)."""
+    from ftbench.api.errors import FtbenchError
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import answers_at_limit
+    from ftbench.inference.models import load_tokenizer
 
-    return DEMOS[name].about if name in DEMOS else None
-
-
-def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice) -> dict:
-    """What ran, where, with which versions: so a report can be trusted and reproduced."""
-    import torch
-
-    from ftbench import __version__
-    from ftbench.metrics.environment import package_version
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    trained_by = _trained_by(cfg, rs)
+    try:
+        tokenizer = load_tokenizer(cfg.model_name_or_path)
+    except FtbenchError:
+        return {}
     return {
-        "model": cfg.model_name_or_path,
-        "adapter": choice.checkpoint.path,
-        "backend": trained_by.name if trained_by else "unknown",
-        "trained_run": rs.trained_run,
-        "demo": rs.demo,
-        "demo_about": demo_about(rs.demo),
-        "output_dir": rs.output_dir,
-        "config": cfg.to_yaml_dict(),
-        "compare": {k: v for k, v in asdict(rs).items() if k not in ("durations", "output_dir", "device")},
-        "versions": {
-            "ftbench": __version__,
-            "python": platform.python_version(),
-            **{p: package_version(p) for p in ("torch", "transformers", "peft", "lm-eval", "jieba", "nltk")},
-        },
-        "hardware": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "gpu": gpu,
-            "threads": torch.get_num_threads(),
-        },
-        "durations": {k: round(v, 1) for k, v in rs.durations.items()},
-        "eval_loss_note": trained_by.eval_loss_note if trained_by else None,
+        name: answers_at_limit(
+            {side: read_prediction_rows(rs.folder.predictions(name, side)) for side in SIDES},
+            tokenizer,
+            every[name].generation_length(rs),
+        )
+        for name in compared
     }
-
-
-def _trained_by(cfg: TrainConfig, rs: RunSettings):
-    """The backend class that trained the run: the configured one, or for a `--trained-run` the backend whose
-    records the folder holds (a run LLaMA-Factory made alone is LLaMA-Factory's, whatever the config says)."""
-    from ftbench.backends import backend_of_run, get_backend
-
-    return backend_of_run(rs.trained_run) if rs.trained_run else type(get_backend(cfg.backend))

@@ -29,9 +29,83 @@ def comparison_table(
     return lines
 
 
+ANSWERS = {"better": "Yes", "worse": "No, it got worse", "unchanged": "No change", "unclear": "Not detectably"}
+
+
+def did_it_help(
+    comparison: dict, primary: str | None, at_limit: dict | None = None, question: str = "Did it help?"
+) -> list[str]:
+    """The answer in words, one sentence per kind of evidence: the ``primary`` figure's verdict first ("did it
+    help?"), then the other figures grouped as better, worse, unchanged or not detectably changed, then a caution
+    per scorer whose answers reached the generation limit (``at_limit``: metrics.json's). Figures without a
+    verdict (not measured) are left out."""
+    from ftbench.evaluation.comparison import limit_warning
+    from ftbench.metrics.registry import SCORERS
+
+    verdicts = {f: e["verdict"] for f, e in comparison.items() if e and e.get("verdict")}
+    if not verdicts:
+        return []
+    lines = []
+    if primary in verdicts:
+        v = verdicts.pop(primary)
+        answer = ANSWERS.get(v["kind"], "Cannot tell")
+        detail = v["words"].removeprefix(f"{v['kind']}: ")
+        lines.append(
+            f"{question} {answer} — {primary}: {detail}." + (f" {_sentence(v['surer'])}" if v["surer"] else "")
+        )
+    groups: dict[str, list[str]] = {}
+    for figure, v in verdicts.items():
+        groups.setdefault(v["kind"], []).append(figure)
+    for kind, intro in (
+        ("better", "Better (95% CI excludes 0)"),
+        ("worse", "Worse (95% CI excludes 0)"),
+        ("unchanged", "Unchanged on every sample"),
+        ("unclear", "No detectable change (95% CI spans 0)"),
+        ("unknown", "Too few samples for an interval"),
+    ):
+        if kind in groups:
+            lines.append(f"{intro}: {', '.join(groups[kind])}.")
+    for name, info in (at_limit or {}).items():
+        warning = limit_warning(SCORERS.create(name), info) if name in SCORERS else None
+        if warning:
+            lines.append(warning)
+    return lines
+
+
+def data_cautions(trained: dict | None) -> list[str]:
+    """Sentences for the headline about what was trained, when it undermines the figures: unfilled template
+    placeholders ({{name}}) in the training samples or in the held-out references."""
+    if not trained:
+        return []
+    lines = []
+    if trained.get("with_placeholders"):
+        lines.append(
+            f"Caution: {trained['with_placeholders']} of the {trained['samples']} training samples hold an unfilled "
+            "template placeholder such as {{name}}: the model learns the braces literally. Fill them in before "
+            "training (LLaMA-Factory's self-cognition tutorial replaces {{name}} and {{author}})."
+        )
+    if trained.get("held_out_references_with_placeholders"):
+        lines.append(
+            f"Caution: {trained['held_out_references_with_placeholders']} of the {trained['held_out']} held-out "
+            "references hold a placeholder, so answers are scored against the braces."
+        )
+    return lines
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def run_summary(metrics: dict, out: str) -> str:
-    """What `train-and-compare` prints at the end: the figures, the chosen checkpoint, the diagnosis."""
-    lines = [""] + comparison_table(metrics["comparison"])
+    """What `train-and-compare` prints at the end: the answer in words, the figures, the chosen checkpoint, the
+    diagnosis."""
+    lines = (
+        [""]
+        + did_it_help(metrics["comparison"], metrics.get("primary"), metrics.get("at_limit"))
+        + data_cautions((metrics.get("validation") or {}).get("trained"))
+        + [""]
+        + comparison_table({f: e for f, e in metrics["comparison"].items() if e})
+    )
     diag = metrics["training"]["diagnosis"]
     lines += [
         "",

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from ftbench.api.backends import CheckpointInfo
 from ftbench.report.charts import loss_chart
+from ftbench.report.comparison_text import data_cautions, did_it_help
 from ftbench.report.html import render
 from ftbench.training.checkpoints import checkpoint_name
 
 _WARNINGS_SHOWN = 20
+_CARD_CLASS = {"better": "up", "worse": "down"}  # anything the interval cannot call stays grey
+_CARD_NOTE = {
+    "better": "95% CI excludes 0",
+    "worse": "95% CI excludes 0",
+    "unchanged": "same on every sample",
+    "unclear": "95% CI spans 0: not detectable",
+    "unknown": "no interval",
+}
 
 
 def _headline(comparison: dict) -> list[dict]:
@@ -20,13 +29,16 @@ def _headline(comparison: dict) -> list[dict]:
     for fig, e in comparison.items():
         if e is None:
             continue
+        verdict = e.get("verdict") or {"kind": "unknown", "words": "", "surer": ""}
         cards.append(
             {
                 "figure": fig,
                 "before": e["before"],
                 "after": e["after"],
                 "delta": e["delta"],
-                "trend": "up" if e["delta"] > 0 else "down" if e["delta"] < 0 else "",
+                "trend": _CARD_CLASS.get(verdict["kind"], "flat"),
+                "note": _CARD_NOTE[verdict["kind"]],
+                "verdict": verdict,
                 "ci": e.get("delta_ci95"),
                 "wins": e.get("wins", "–"),
                 "losses": e.get("losses", "–"),
@@ -87,10 +99,52 @@ def _validation(validation: dict | None) -> dict | None:
         counts[f["code"]] = counts.get(f["code"], 0) + 1
     return {
         "records": validation["records"],
+        "trained": validation.get("trained"),
         "errors": len(validation.get("errors", [])),
         "warnings": len(validation.get("warnings", [])),
         "counts": ", ".join(f"{k} ×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])),
         "shown": validation.get("warnings", [])[:_WARNINGS_SHOWN],
+    }
+
+
+def _lines(values: dict | None) -> str:
+    """A dict as `key: value` lines (the Run section shows settings, not Python dicts)."""
+    return "\n".join(f"{k}: {'–' if v is None else v}" for k, v in (values or {}).items())
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
+
+
+def _cost_rows(cost: dict | None) -> dict:
+    """What the run cost, in words: total time, peak memory, trainable parameters, training throughput."""
+    if not cost:
+        return {}
+    memory = cost.get("peak_memory_gb") or {}
+    share = (
+        f" ({cost['trainable_params'] / cost['all_params']:.2%} of {cost['all_params']:,})"
+        if cost.get("trainable_params") and cost.get("all_params")
+        else ""
+    )
+    rate = cost.get("train_tokens_per_second")
+    return {
+        "total time": _duration(cost.get("seconds")),
+        "peak memory (GB)": _lines({k: v for k, v in memory.items() if v is not None})
+        + "\n(the last segment's, when the run was resumed)",
+        "trainable parameters": f"{cost['trainable_params']:,}{share}"
+        if cost.get("trainable_params")
+        else "not reported",
+        "training throughput": (
+            f"{rate:,.0f} tokens/s, {cost['train_samples_per_second']:.2f} samples/s "
+            f"({cost['train_tokens_per_epoch']:,} tokens per epoch)"
+            if rate
+            else f"{cost['train_samples_per_second']:.2f} samples/s"
+            if cost.get("train_samples_per_second")
+            else "not reported"
+        ),
     }
 
 
@@ -108,10 +162,11 @@ def render_run_report(
     training = metrics.get("training") or {}
     run_tables = (
         {
-            "versions": run.get("versions"),
-            "hardware": run.get("hardware"),
-            "durations (s)": run.get("durations"),
-            "compare settings": run.get("compare"),
+            "time per stage": _lines({k: _duration(v) for k, v in (run.get("durations") or {}).items()}),
+            **_cost_rows(run.get("cost")),
+            "versions": _lines(run.get("versions")),
+            "hardware": _lines(run.get("hardware")),
+            "compare settings": _lines(run.get("compare")),
         }
         if run
         else {}
@@ -127,6 +182,8 @@ def render_run_report(
             "eval_loss_note": run.get("eval_loss_note"),
         },
         headline=_headline(metrics["comparison"]),
+        answer=did_it_help(metrics["comparison"], metrics.get("primary"), metrics.get("at_limit"))
+        + data_cautions((validation or {}).get("trained")),
         samples_note=", ".join(f"{k} {v}" for k, v in metrics.get("n", {}).items()),
         signatures=metrics.get("signatures", {}),
         checkpoint=checkpoint,
@@ -142,4 +199,26 @@ def render_run_report(
         validation=_validation(validation),
         run_tables=run_tables,
         config=run.get("config") or {},
+    )
+
+
+def render_compare_report(result: dict, compared: dict) -> str:
+    """`ftbench compare --html`: A (baseline) against B (candidate), labelled A and B, with the figures, their
+    verdicts in words and, for prediction files or run folders, the per-sample table."""
+    from ftbench.metrics.registry import SCORERS
+
+    primary = next((SCORERS.create(name).primary for name in compared), None)
+    return render(
+        "compare_report.html.j2",
+        title="ftbench compare: is B better than A?",
+        a=result["a"],
+        b=result["b"],
+        kind=result["kind"],
+        warnings=result.get("warnings") or [],
+        answer=did_it_help(result["comparison"], primary, question="Is B better than A?"),
+        headline=_headline(result["comparison"]),
+        samples_note=", ".join(f"{k} {v}" for k, v in result.get("n", {}).items()),
+        signatures=result.get("signatures", {}),
+        scorers=list(compared),
+        samples=[r for t in compared.values() for r in t.rows],
     )
