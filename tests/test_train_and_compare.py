@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import REPO
+
+REPO_DATASETS = Path(REPO) / "datasets"
 
 FIGURES = ("bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract")
 
@@ -218,6 +221,24 @@ def test_a_folder_where_nothing_was_computed_takes_a_changed_command(tmp_path, t
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "run_config.json").read_text())["compare"]["gsm8k"] is None
+
+    # the same run says what it trained, not what the files hold, and puts LLaMA-Factory's unfilled {{name}}
+    # placeholders in the headline (issue 24, point 7); max_samples takes the file's first records
+    records = json.loads((REPO_DATASETS / "identity.json").read_text())
+    first = records[:12]
+    assert not any("{{" in r["instruction"] + r["input"] and "{{" not in r["output"] for r in first)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    trained = metrics["validation"]["trained"]
+    assert metrics["validation"]["records"] == len(records)
+    assert (trained["samples"], trained["held_out"]) == (8, 4)
+    assert json.loads((tmp_path / "run" / "train_result.json").read_text())["train_samples"] == 8
+    assert trained["with_placeholders"] + trained["held_out_references_with_placeholders"] == sum(
+        "{{" in r["output"] for r in first
+    )
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Trained on 8 samples" in page
+    assert trained["with_placeholders"] > 0  # identity.json's first records are LF's, {{name}} unfilled
+    assert f"Caution: {trained['with_placeholders']} of the 8 training samples hold an unfilled" in page
 
 
 def test_the_default_gsm8k_is_the_bundled_test_split_offline(tmp_path):
