@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 import click
 
+from ftbench.data.schema import MAX_SEEDS
+
 
 @dataclass
 class Settings:
@@ -41,6 +43,15 @@ allow_other_base_option = click.option(
     is_flag=True,
     help="Apply an adapter whose adapter_config.json names another base model than --model (only when both "
     "names are the same model).",
+)
+
+# --seeds: as many trainings as asked, differing only in `seed` (their spread is in every interval)
+seeds_option = click.option(
+    "--seeds",
+    type=click.IntRange(1, MAX_SEEDS),
+    help="Train this many times, seeds seed, seed+1, ... (LoRA init, data order, dropout); the base model is "
+    "evaluated once, every figure is the mean over seeds with a 95% CI over seeds and samples together. "
+    "Default 1 (training noise not measured).",
 )
 
 

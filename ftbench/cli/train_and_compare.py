@@ -13,6 +13,7 @@ from ftbench.cli.options import (
     engine_options,
     engine_settings,
     print_json,
+    seeds_option,
     settings,
 )
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
@@ -33,7 +34,7 @@ SELECT_BY = LazyChoice(_select_by_choices)
     "--config",
     type=click.Path(dir_okay=False),
     help="A LLaMA-Factory-style training YAML (plus the "
-    "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, predict_batch_size, threads).",
+    "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, predict_batch_size, threads, seeds).",
 )
 @click.argument("overrides", nargs=-1)
 @click.option(
@@ -71,6 +72,7 @@ SELECT_BY = LazyChoice(_select_by_choices)
     "model. The model and data come from --config, else from the YAML ftbench saved in it.",
 )
 @allow_other_base_option
+@seeds_option
 @engine_options
 @click.option(
     "--served-model-after",
@@ -94,6 +96,7 @@ def train_and_compare(
     select_by,
     trained_run,
     allow_other_base,
+    seeds,
     served_model_after,
     **engine,
 ):
@@ -130,6 +133,7 @@ def train_and_compare(
         engine_options=engine_opts,
         trained_run=os.path.abspath(trained_run) if trained_run else None,
         allow_other_base=allow_other_base or None,
+        seeds=seeds,
     )
     if not opts.quiet:
         for w in warnings:

@@ -42,6 +42,8 @@ MAX_TOKENS = 1_048_576
 MAX_THREADS = 1024
 Tokens = Annotated[int, msgspec.Meta(gt=0, le=MAX_TOKENS)]
 Threads = Annotated[int, msgspec.Meta(gt=0, le=MAX_THREADS)]
+MAX_SEEDS = 64  # training runs per setting (--seeds): each is a whole training
+Seeds = Annotated[int, msgspec.Meta(gt=0, le=MAX_SEEDS)]
 
 
 class MetricsFile(msgspec.Struct):

@@ -45,13 +45,15 @@ def compare_scorer(scorer: str, before: list[dict], after: list[dict]) -> Compar
     return comparison
 
 
-def figure_evidence(scorer, entry: dict, n: int) -> Evidence:
-    """One figure's change in words (`metrics.evidence`), in the scorer's units and decimals."""
+def figure_evidence(scorer, entry: dict, n: int, seeds: int = 1) -> Evidence:
+    """One figure's change in words (`metrics.evidence`), in the scorer's units and decimals; over ``seeds``
+    trainings when there were several (the interval then covers them)."""
     return change_evidence(
         entry["delta"],
         entry.get("delta_ci95"),
         n,
         unit=scorer.sample_unit,
+        seeds=seeds,
         higher_is_better=scorer.higher_is_better,
         fmt=(lambda v: f"{v:+.2f}") if scorer.percent else (lambda v: f"{v:+.3f}"),
     )

@@ -40,8 +40,13 @@ def change_evidence(
     unit: str = "samples",
     higher_is_better: bool = True,
     fmt: Callable[[float], str] = signed,
+    seeds: int = 1,
 ) -> Evidence:
-    """``delta`` (after − before, or any paired difference) with its 95% interval ``ci`` over ``n`` ``unit``."""
+    """``delta`` (after − before, or any paired difference) with its 95% interval ``ci`` over ``n`` ``unit``
+    (and ``seeds`` trainings, when the interval resamples several)."""
+    base_unit = unit
+    if seeds > 1:
+        unit = f"{unit} × {seeds} training seeds"
     if ci is None or any(v is None or not math.isfinite(v) for v in ci) or not math.isfinite(delta):
         return Evidence(UNKNOWN, f"{fmt(delta)} on {n} {unit}: too few to put an interval on it")
     lo, hi = ci
@@ -57,7 +62,8 @@ def change_evidence(
         kind = BETTER if up == higher_is_better else WORSE
         return Evidence(kind, f"{kind}: {fmt(delta)}, {interval} excludes 0 ({n} {unit})")
     words = f"no detectable change on {n} {unit}: {fmt(delta)}, {interval} spans 0"
-    return Evidence(UNCLEAR, words, samples_needed(delta, (lo, hi), n, unit))
+    surer = samples_needed(delta, (lo, hi), n, base_unit)
+    return Evidence(UNCLEAR, words, surer + ("; more seeds narrow the training-noise part" if seeds > 1 else ""))
 
 
 def samples_needed(delta: float, ci: tuple[float, float], n: int, unit: str) -> str:

@@ -11,6 +11,8 @@
     data/                  files the run built (the demo's)  train/              the backend's output_dir
     merged/                the chosen checkpoint merged into the base model (only for --engine openai)
     sweep_run.log          the console output, when a sweep runs it in a process of its own
+    seeds/seed-<S>/        with --seeds N: each training seed's own run folder; the folder itself then holds the
+                           base model's predictions (evaluated once) and the seeds' combined metrics and report
 
 A sweep folder (`SweepFolder`):
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,6 +154,10 @@ class RunFolder:
         """The held-out (or GSM8K) predictions of one checkpoint, made to choose among them (--select-by)."""
         return self.file(os.path.join("checkpoint_predictions", f"{checkpoint}.jsonl"))
 
+    def seed_run(self, seed: int) -> str:
+        """The run folder of one training seed of a --seeds run."""
+        return self.file(os.path.join("seeds", f"seed-{seed}"))
+
     def holds_results(self) -> bool:
         """Whether any stage has left a result here (a prediction row, a checkpoint, a training result): a folder
         without one may be started again with another config."""
@@ -168,6 +175,25 @@ class RunFolder:
     def holds_run(path: str) -> bool:
         """Whether ``path`` is a finished run folder (it has metrics.json)."""
         return os.path.isfile(os.path.join(path, "metrics.json"))
+
+
+def share_base_evaluation(source: RunFolder, target: RunFolder, *, finished_only: bool = True) -> None:
+    """Copy the base model's predictions (and their sidecars) from one run of a model into another run of the same
+    model on the same eval sets, so the base model is evaluated once (a sweep's runs, a --seeds run's seeds).
+    ``finished_only``: only from a finished run (one running in another process may be writing them); a copy of
+    an unfinished file resumes where it stops."""
+    from ftbench.data.predictions import meta_path
+    from ftbench.metrics.registry import SCORERS
+
+    if finished_only and not RunFolder.holds_run(source.root):
+        return
+    os.makedirs(target.root, exist_ok=True)
+    for scorer in SCORERS.targets():
+        src, dst = source.predictions(scorer, "before"), target.predictions(scorer, "before")
+        for a, b in ((meta_path(src), meta_path(dst)), (src, dst)):  # the sidecar first: a row file implies it
+            if os.path.exists(a) and not os.path.exists(b):
+                shutil.copyfile(a, b + ".tmp")
+                os.replace(b + ".tmp", b)
 
 
 @dataclass(frozen=True)

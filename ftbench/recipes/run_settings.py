@@ -18,7 +18,7 @@ from ftbench.api.backends import TrainConfig
 from ftbench.api.errors import InputError, UsageError
 from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions
 from ftbench.console import world_size
-from ftbench.data.schema import PositiveInt, SchemaError, Threads, Tokens, check
+from ftbench.data.schema import PositiveInt, SchemaError, Seeds, Threads, Tokens, check
 from ftbench.recipes.run_folder import RunFolder, slug
 
 
@@ -33,6 +33,7 @@ class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
     predict_batch_size: Optional[PositiveInt] = None  # no upper bound: past the prompts' count, one batch
     threads: Optional[Threads] = None
     select_by: Optional[str] = None  # eval_loss or a judged figure of a scorer (checked in `prepare_run`)
+    seeds: Optional[Seeds] = None  # trainings that differ only in `seed` (recipes/seeds.py)
 
 
 COMPARE_KEYS = tuple(CompareKeys.__struct_fields__)
@@ -75,6 +76,7 @@ class RunSettings:
     engine: str = DEFAULT_ENGINE  # where evaluation generates: a generation engine's name (local, openai, vllm)
     engine_options: EngineOptions | None = None  # that engine's options (None: its defaults)
     select_by: str | None = None  # a figure: checkpoints chosen by their generations' score (None: eval loss)
+    seeds: int = 1  # trainings that differ only in `seed`, from the config's seed up (recipes/seeds.py)
     durations: dict = field(default_factory=dict)
 
     @property

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.console import say
 from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import RunFolder, SweepFolder, check_same_settings, slug
+from ftbench.recipes.run_folder import RunFolder, SweepFolder, check_same_settings, share_base_evaluation, slug
 from ftbench.recipes.run_settings import COMPARE_KEYS
 
 LEVER_CHOICES = ("data", "lr", "epochs", "rank", "model")
@@ -189,24 +188,6 @@ def _run_yaml(cfg, rs, run: PlannedRun) -> dict:
 
 
 # -- 4: running ----------------------------------------------------------------------------------------------
-def _share_base_evaluation(source: RunFolder, target: RunFolder) -> None:
-    """Copy the base model's finished predictions (and their sidecars) from one run of a model into another run of
-    the same model on the same eval sets: the base model is evaluated once per sweep."""
-    from ftbench.data.predictions import meta_path
-
-    if not RunFolder.holds_run(source.root):
-        return
-    os.makedirs(target.root, exist_ok=True)
-    from ftbench.metrics.registry import SCORERS
-
-    for scorer in SCORERS.targets():
-        src, dst = source.predictions(scorer, "before"), target.predictions(scorer, "before")
-        for a, b in ((meta_path(src), meta_path(dst)), (src, dst)):  # the sidecar first: a row file implies it
-            if os.path.exists(a) and not os.path.exists(b):
-                shutil.copyfile(a, b + ".tmp")
-                os.replace(b + ".tmp", b)
-
-
 def _run_in_process(config_path: str, folder: str, quiet: bool) -> None:
     from ftbench.recipes.run_settings import prepare_run
     from ftbench.recipes.train_and_compare import run
@@ -297,10 +278,10 @@ def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> 
     for phase in phases:
         todo = []
         for r, path, folder in phase:
-            if RunFolder.holds_run(folder.root):
+            if _finished(folder, rs.seeds):
                 say(f"run {r.name}: finished earlier, kept ({folder.root})", quiet)
                 continue
-            _share_base_evaluation(folders[first_of_model[r.settings["model"]]], folder)
+            share_base_evaluation(folders[first_of_model[r.settings["model"]]], folder)
             todo.append((r.name, path, folder.root))
         if ss.ray:
             from ftbench.recipes.ray_jobs import run_on_ray
@@ -313,6 +294,15 @@ def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> 
         for i, (name, path, folder) in enumerate(todo, 1):
             say(f"run {name} ({i}/{len(todo)} in this phase): {folder}", quiet)
             _run_in_process(path, folder, quiet)
+
+
+def _finished(folder: RunFolder, seeds: int) -> bool:
+    """Whether a run folder holds the finished run with as many training seeds as asked (a sweep rerun with more
+    seeds adds them to each run)."""
+    if not RunFolder.holds_run(folder.root):
+        return False
+    with open(folder.metrics, encoding="utf-8") as fh:
+        return ((json.load(fh).get("seeds") or {}).get("n") or 1) == seeds
 
 
 # -- 5: reading the runs and the report -----------------------------------------------------------------------
@@ -335,6 +325,7 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
     from ftbench.evaluation.comparison import score_figure
     from ftbench.evaluation.sweep import RunOutcome
     from ftbench.metrics.registry import scorer_for_figure
+    from ftbench.metrics.uncertainty import percentile_interval, seed_and_sample_means, seed_spread
     from ftbench.training.diagnosis import diagnose_training
     from ftbench.training.trainer_log import read_trainer_log
 
@@ -344,7 +335,20 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
         folder = SweepFolder(ss.output_dir).run(r.name)
         with open(folder.metrics, encoding="utf-8") as fh:
             metrics = json.load(fh)
-        value, samples, ci = score_figure(read_prediction_rows(folder.predictions(scorer, "after")), ss.metric)
+        # a run of several training seeds (--seeds): each seed's per-sample scores; its curve is the first seed's
+        seed_folders = [
+            RunFolder(os.path.join(folder.root, f)) for f in (metrics.get("seeds") or {}).get("folders", [])
+        ]
+        by_seed = [score_figure(read_prediction_rows(f.predictions(scorer, "after")), ss.metric) for f in seed_folders]
+        if by_seed:
+            seed_scores = [s for _, s, _ in by_seed]
+            samples = [sum(col) / len(col) for col in zip(*seed_scores)]
+            value = sum(v for v, _, _ in by_seed) / len(by_seed)
+            ci = percentile_interval(seed_and_sample_means([seed_scores])[:, 0])
+            folder = seed_folders[0]
+        else:
+            seed_scores = []
+            value, samples, ci = score_figure(read_prediction_rows(folder.predictions(scorer, "after")), ss.metric)
         log = read_trainer_log(folder.trainer_log)
         epochs = _epoch_of(log)
         checkpoints = [{**c, "epoch": epochs.get(c["step"])} for c in metrics["training"]["checkpoints"]]
@@ -364,6 +368,7 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
                 log,
                 checkpoints,
                 diverged_at=diagnose_training(log).diverged_at,
+                seed_scores=seed_scores,
             )
         )
         rows.append(
@@ -376,6 +381,13 @@ def collect(ss: SweepSettings, runs: list[PlannedRun], subsets: dict) -> tuple[l
                 "metric": ss.metric,
                 "value": value,
                 "ci95": ci,
+                "seeds": {
+                    "seeds": (metrics.get("seeds") or {}).get("seeds"),
+                    "values": [v for v, _, _ in by_seed],
+                    "sd": seed_spread([v for v, _, _ in by_seed]),
+                }
+                if by_seed
+                else None,
                 "before": metrics["before"].get(ss.metric),
                 "checkpoint": metrics["checkpoint"],
                 "report": SweepFolder.run_report_link(r.name),
@@ -424,6 +436,7 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
         "demo_note": ss.note,
         "data": cfg.dataset,
         "settings": {k: v for k, v in asdict(ss).items() if k != "output_dir"},
+        "seeds": rs.seeds,  # training seeds per setting (each run folder combines its seeds)
         "runs": rows,
         "analysis": analysis,
         "seconds": round(time.perf_counter() - t0, 1),

@@ -72,6 +72,31 @@ def did_it_help(
     return lines
 
 
+def seed_lines(metrics: dict) -> list[str]:
+    """What a run's figures say about training noise: with one training seed, that it is not measured; with
+    several, whether the primary figure's change stands out of seed and sample noise together."""
+    from ftbench.metrics.registry import scorer_for_figure
+
+    seeds, primary = metrics.get("seeds"), metrics.get("primary")
+    if not seeds:
+        return [
+            "One training seed: the intervals cover the held-out samples, not training noise (LoRA initialisation, "
+            "data order, dropout), which on small data can be as large as the change; --seeds 3 measures it."
+        ]
+    entry = (metrics.get("comparison") or {}).get(primary) or {}
+    if not entry.get("seeds"):
+        return [f"{seeds['n']} training seeds ({', '.join(map(str, seeds['seeds']))})."]
+    digits = 2 if scorer_for_figure(primary).percent else 3
+    per_seed = ", ".join(f"{d:+.{digits}f}" for d in entry["seeds"]["delta"])
+    sd = entry["seeds"]["delta_sd"]
+    stands = entry["verdict"]["kind"] in ("better", "worse")
+    return [
+        f"Training noise: {primary} changed {per_seed} over {seeds['n']} training seeds (seed-to-seed sd "
+        f"{sd:.{digits}f}); the 95% CI covers seeds and held-out samples together, so the change "
+        + ("stands out of training and sample noise." if stands else "does not stand out of training and sample noise.")
+    ]
+
+
 def data_cautions(trained: dict | None) -> list[str]:
     """Sentences for the headline about what was trained, when it undermines the figures: unfilled template
     placeholders ({{name}}) in the training samples or in the held-out references."""
@@ -102,6 +127,7 @@ def run_summary(metrics: dict, out: str) -> str:
     lines = (
         [""]
         + did_it_help(metrics["comparison"], metrics.get("primary"), metrics.get("at_limit"))
+        + seed_lines(metrics)
         + data_cautions((metrics.get("validation") or {}).get("trained"))
         + [""]
         + comparison_table({f: e for f, e in metrics["comparison"].items() if e})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ftbench.api.backends import CheckpointInfo
 from ftbench.report.charts import loss_chart
-from ftbench.report.comparison_text import data_cautions, did_it_help
+from ftbench.report.comparison_text import data_cautions, did_it_help, seed_lines
 from ftbench.report.html import render
 from ftbench.training.checkpoints import checkpoint_name
 
@@ -89,6 +89,25 @@ def _gsm8k(metrics: dict) -> dict | None:
             }
         )
     return {"n": metrics.get("n", {}).get("gsm8k", ""), "sides": sides}
+
+
+def _seeds(metrics: dict) -> dict | None:
+    """The training-seeds table of a --seeds run: each figure's delta per seed, mean, spread and combined CI."""
+    seeds = metrics.get("seeds")
+    if not seeds:
+        return None
+    rows = [
+        {
+            "figure": f,
+            "delta": e["seeds"]["delta"],
+            "mean": e["delta"],
+            "sd": e["seeds"]["delta_sd"],
+            "ci": e.get("delta_ci95"),
+        }
+        for f, e in metrics["comparison"].items()
+        if e and e.get("seeds")
+    ]
+    return {**seeds, "rows": rows}
 
 
 def _validation(validation: dict | None) -> dict | None:
@@ -183,7 +202,9 @@ def render_run_report(
         },
         headline=_headline(metrics["comparison"]),
         answer=did_it_help(metrics["comparison"], metrics.get("primary"), metrics.get("at_limit"))
+        + seed_lines(metrics)
         + data_cautions((validation or {}).get("trained")),
+        seeds=_seeds(metrics),
         samples_note=", ".join(f"{k} {v}" for k, v in metrics.get("n", {}).items()),
         signatures=metrics.get("signatures", {}),
         checkpoint=checkpoint,

@@ -1,0 +1,138 @@
+"""`train-and-compare --seeds N`: N runs that differ only in the training `seed` (LoRA initialisation, data order,
+dropout), read as one answer, top to bottom:
+
+  1. each seed is a whole train-and-compare run in seeds/seed-<S>/ (S = the config's seed, seed+1, ...), resumable
+     on its own; a finished seed (its metrics.json) is never trained again, so rerunning with a larger N adds seeds
+  2. the base model is evaluated once: the first seed's base predictions are copied up into the run folder and
+     from there into every other seed (a sweep may have copied them in already)
+  3. the seeds' comparisons are combined (`evaluation.seeds.combine_seeds`: mean over seeds, a 95% CI over seeds
+     and held-out samples together, each seed's value, the seed-to-seed spread) into the run folder's
+     metrics.json and report.html, beside the seeds' own reports
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from ftbench.api.backends import TrainConfig
+from ftbench.api.errors import UsageError
+from ftbench.console import is_main_process, say
+from ftbench.io import atomic_write_text, write_json
+from ftbench.recipes.reports_index import update_index_for
+from ftbench.recipes.run_folder import RunFolder, share_base_evaluation
+from ftbench.recipes.run_settings import RunSettings
+
+
+def run_seeds(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | None:
+    """Train and evaluate every seed not finished yet, then write the combined metrics.json and report.html;
+    returns the combined metrics (None on the processes of a multi-GPU run other than the main one)."""
+    from ftbench.recipes.train_and_compare import run
+
+    if rs.trained_run:
+        raise UsageError("--seeds trains several times; --trained-run evaluates one finished run: give one of them")
+    folder = RunFolder(rs.output_dir)
+    if os.path.exists(folder.train_result) or (
+        RunFolder.holds_run(folder.root) and "seeds" not in _read_json(folder.metrics)
+    ):
+        raise UsageError(
+            f"{folder.root} holds a run of one training seed; --seeds {rs.seeds} writes its seeds' combined "
+            "figures there: give a new --output-dir"
+        )
+    os.makedirs(folder.root, exist_ok=True)
+    seeds = [cfg.seed + k for k in range(rs.seeds)]
+    for k, seed in enumerate(seeds, 1):
+        target = RunFolder(folder.seed_run(seed))
+        if RunFolder.holds_run(target.root):
+            say(f"seed {seed} ({k}/{len(seeds)}): finished earlier, kept ({target.root})", quiet)
+        else:
+            say(f"seed {seed} ({k}/{len(seeds)}): {target.root}", quiet)
+            if is_main_process():  # the base model, evaluated once (by the main process, as every evaluation)
+                share_base_evaluation(folder, target, finished_only=False)
+            run(
+                replace(cfg, seed=seed, output_dir=target.train_dir),
+                replace(rs, output_dir=target.root, seeds=1, durations={}),
+                quiet=quiet,
+            )
+        if is_main_process():
+            share_base_evaluation(target, folder)
+    if not is_main_process():
+        return None
+    metrics = combined_metrics(folder, seeds, rs)
+    say(f"seeds combined: {folder.report}", quiet)
+    return metrics
+
+
+def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> dict:
+    """metrics.json of the seeds together (the first seed's, with every figure over all seeds and a "seeds"
+    part), and report.html; both written into ``folder``."""
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import compare_scorer
+    from ftbench.evaluation.seeds import combine_seeds
+    from ftbench.metrics.uncertainty import SEED_CI_METHOD
+    from ftbench.recipes.run_record import demo_about
+    from ftbench.report.run_report import render_run_report
+    from ftbench.training.trainer_log import read_trainer_log
+
+    runs = [RunFolder(folder.seed_run(s)) for s in seeds]
+    each = [_read_json(r.metrics) for r in runs]
+    first = each[0]
+    per_scorer = {}
+    for name in first["n"]:
+        before = read_prediction_rows(runs[0].predictions(name, "before"))
+        per_scorer[name] = [
+            compare_scorer(name, before, read_prediction_rows(r.predictions(name, "after"))) for r in runs
+        ]
+    combined = {}
+    for name, comparisons in per_scorer.items():
+        combined.update(combine_seeds(name, comparisons, seeds))
+    comparison = {f: combined.get(f, e) for f, e in first["comparison"].items()}
+    durations: dict[str, float] = {}
+    for m in each:
+        for stage, seconds in (m["run"].get("durations") or {}).items():
+            durations[stage] = round(durations.get(stage, 0.0) + seconds, 1)
+    metrics = {
+        **first,
+        "after": {**first["after"], **{f: e["after"] for f, e in combined.items() if e}},
+        "comparison": comparison,
+        "signatures": {f: f"{s}|seeds:{len(seeds)}" for f, s in first["signatures"].items()},
+        "at_limit": {
+            name: {**info, "after": max((m.get("at_limit") or {}).get(name, {}).get("after", 0) for m in each)}
+            for name, info in (first.get("at_limit") or {}).items()
+        },
+        "seeds": {
+            "n": len(seeds),
+            "seeds": seeds,
+            "folders": [os.path.relpath(r.root, folder.root) for r in runs],
+            "checkpoints": [m["checkpoint"] for m in each],
+            "ci_method": SEED_CI_METHOD,
+            "shown": "the per-sample table, the training curve and the checkpoint are the first seed's",
+        },
+        "run": {
+            **first["run"],
+            "output_dir": folder.root,
+            "demo": rs.demo,
+            "demo_about": demo_about(rs.demo),
+            "durations": durations,
+            "cost": {**(first["run"].get("cost") or {}), "seconds": round(sum(durations.values()), 1)},
+        },
+    }
+    validation = _read_json(runs[0].validation)
+    validation["trained"] = first["validation"].get("trained")
+    page = render_run_report(
+        metrics, {name: c[0] for name, c in per_scorer.items()}, read_trainer_log(runs[0].trainer_log), validation
+    )
+    atomic_write_text(folder.report, page)
+    write_json(folder.metrics, metrics)  # last: it marks the combined run finished
+    update_index_for(folder.root)
+    return metrics
+
+
+def _read_json(path: str) -> dict:
+    """A file a seed's run wrote, read as any run file (size and nesting capped, one line when damaged)."""
+    from ftbench.data.run_files import read_json_file
+
+    value = read_json_file(path)
+    if not isinstance(value, dict):
+        raise UsageError(f"{path}: missing or not a JSON object; rerun the same command to redo that seed")
+    return value
