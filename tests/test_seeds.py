@@ -95,6 +95,43 @@ def test_a_rerun_keeps_finished_seeds_and_adds_new_ones(two_seeds):
     assert metrics["seeds"]["seeds"] == [42, 43, 44] and len(metrics["comparison"]["rouge-l"]["seeds"]["delta"]) == 3
 
 
+def test_seeds_auto_adds_a_third_seed_only_on_the_edge(two_seeds):
+    """--seeds auto on the same folder: 2 seeds (both kept), and the third (kept from the rerun above) only when
+    the primary figure's two-seed interval is on the edge of 0, as computed here from the seeds' own files."""
+    from ftbench.data.predictions import read_prediction_rows
+    from ftbench.evaluation.comparison import compare_scorer
+    from ftbench.metrics.evidence import on_the_edge
+
+    out, _ = two_seeds
+    proc = _ftbench("train-and-compare", "--model", "tiny", "--seeds", "auto", "--output-dir", str(out), *QUICK)
+    before = read_prediction_rows(str(out / "predictions_before.jsonl"))
+    two = [
+        compare_scorer(
+            "similarity", before, read_prediction_rows(str(out / "seeds" / f"seed-{s}" / "predictions_after.jsonl"))
+        )
+        for s in (42, 43)
+    ]
+    edge = on_the_edge(combine_seeds("similarity", two, [42, 43])["rouge-l"]["delta_ci95"])
+    assert _json(out / "metrics.json")["seeds"]["seeds"] == ([42, 43, 44] if edge else [42, 43])
+    assert ("a third seed decides" in proc.stdout + proc.stderr) == edge
+
+
+def test_the_edge_of_an_interval():
+    from ftbench.metrics.evidence import on_the_edge
+    from ftbench.recipes.sweep import PlannedRun, _on_the_edge
+
+    assert on_the_edge([-0.5, 4.0]) and on_the_edge([0.5, 4.0]) and on_the_edge([-4.0, 0.2])
+    assert not on_the_edge([2.0, 4.0]) and not on_the_edge([-3.0, 3.0]) and not on_the_edge(None)
+    assert not on_the_edge([0.0, 0.0])  # the same on every sample: no seed changes that
+    runs = [
+        PlannedRun(n, lever, {}) for n, lever in (("baseline", "baseline"), ("data-50pct", "data"), ("lr-3e-4", "lr"))
+    ]
+    lr = {"best": "lr-3e-4", "runner_up": "baseline", "margin_ci95": [-0.1, 2.0]}
+    assert _on_the_edge({"levers": {"lr": lr, "data": {"slope_ci95": [1.0, 3.0]}}}, runs) == {"lr-3e-4", "baseline"}
+    data = {"slope_ci95": [0.1, 3.0]}
+    assert _on_the_edge({"levers": {"data": data}}, runs) == {"baseline", "data-50pct"}
+
+
 def test_a_folder_holding_one_seeds_run_is_not_overwritten(tmp_path, tiny_model):
     (tmp_path / "train_result.json").write_text("{}")
     result = run_cli("train-and-compare", "--model", "tiny", "--seeds", "2", "--output-dir", str(tmp_path), *QUICK)

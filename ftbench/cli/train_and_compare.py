@@ -110,7 +110,7 @@ def train_and_compare(
     Evaluations can generate on a server (--engine openai --base-url) or offline vLLM (docs/scaling.md).
     """
     from ftbench.recipes.run_settings import prepare_run, trained_run_config
-    from ftbench.recipes.train_and_compare import run
+    from ftbench.recipes.seeds import run_with_seeds
 
     opts = settings(ctx)
     # --threads is the run's (training and evaluation), not the engine's
@@ -141,7 +141,7 @@ def train_and_compare(
         click.echo(
             f"run folder: {rs.output_dir} (an interrupted run resumes with --output-dir {rs.output_dir})", err=True
         )
-    metrics = run(cfg, rs, quiet=opts.quiet or opts.json)
+    metrics = run_with_seeds(cfg, rs, quiet=opts.quiet or opts.json)
     if metrics is None:  # a non-zero rank of a multi-GPU launch: rank 0 reports
         return 0
     if opts.json:

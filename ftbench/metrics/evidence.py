@@ -74,3 +74,16 @@ def samples_needed(delta: float, ci: tuple[float, float], n: int, unit: str) -> 
         return f"no sign of a change either way on {n} {unit}; more {unit} would narrow the interval"
     need = math.ceil(n * (half / abs(delta)) ** 2)
     return f"a change this size would need about {need:,} {unit} to show (now {n}): more held-out data would tell"
+
+
+EDGE_SHARE = 0.25  # "on the edge": the interval's end nearest 0 lies within this share of its width of 0
+
+
+def on_the_edge(ci: tuple[float, float] | list[float] | None) -> bool:
+    """Whether an interval only just includes or excludes 0 (its end nearest 0 within a quarter of its width of
+    0): one more training seed could move the verdict, so `--seeds auto` adds one there."""
+    if not ci or any(v is None or not math.isfinite(v) for v in ci):
+        return False
+    lo, hi = ci
+    width = hi - lo
+    return width > 0 and min(abs(lo), abs(hi)) <= EDGE_SHARE * width

@@ -10,7 +10,7 @@ import os
 import time
 import typing
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional, Union
 
 import msgspec
 
@@ -33,11 +33,13 @@ class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
     predict_batch_size: Optional[PositiveInt] = None  # no upper bound: past the prompts' count, one batch
     threads: Optional[Threads] = None
     select_by: Optional[str] = None  # eval_loss or a judged figure of a scorer (checked in `prepare_run`)
-    seeds: Optional[Seeds] = None  # trainings that differ only in `seed` (recipes/seeds.py)
+    # trainings that differ only in `seed` (recipes/seeds.py); auto: 2, and a third where the verdict is on the edge
+    seeds: Optional[Union[Seeds, Literal["auto"]]] = None
 
 
 COMPARE_KEYS = tuple(CompareKeys.__struct_fields__)
 _TEXT_KEYS = tuple(k for k, t in typing.get_type_hints(CompareKeys).items() if t == Optional[str])
+AUTO_SEEDS = "auto"  # --seeds auto
 EVAL_LOSS = "eval_loss"  # select_by's default rule: the checkpoint with the lowest eval loss
 
 
@@ -77,6 +79,7 @@ class RunSettings:
     engine_options: EngineOptions | None = None  # that engine's options (None: its defaults)
     select_by: str | None = None  # a figure: checkpoints chosen by their generations' score (None: eval loss)
     seeds: int = 1  # trainings that differ only in `seed`, from the config's seed up (recipes/seeds.py)
+    seeds_auto: bool = False  # --seeds auto: a third seed where the verdict is on the edge (`metrics.evidence`)
     durations: dict = field(default_factory=dict)
 
     @property
@@ -151,6 +154,8 @@ def prepare_run(
     if select_by == EVAL_LOSS:
         compare["select_by"] = None
     compare.update({k: v for k, v in options.items() if v is not None})
+    if compare.get("seeds") == AUTO_SEEDS:
+        compare.update(seeds=2, seeds_auto=True)
     if world_size() > 1 and not output_dir:
         raise UsageError(
             "under accelerate launch / torchrun give --output-dir: every process must use the same "

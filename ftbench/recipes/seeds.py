@@ -17,18 +17,25 @@ from dataclasses import replace
 
 from ftbench.api.backends import TrainConfig
 from ftbench.api.errors import UsageError
-from ftbench.console import is_main_process, say
+from ftbench.console import is_main_process, say, world_size
 from ftbench.io import atomic_write_text, write_json
+from ftbench.metrics.evidence import on_the_edge
 from ftbench.recipes.reports_index import update_index_for
 from ftbench.recipes.run_folder import RunFolder, share_base_evaluation
 from ftbench.recipes.run_settings import RunSettings
 
 
+def run_with_seeds(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | None:
+    """`train-and-compare`: one run (`recipes.train_and_compare.run`), or with ``rs.seeds`` > 1 its seeds read
+    as one answer."""
+    from ftbench.recipes.train_and_compare import run
+
+    return run_seeds(cfg, rs, quiet=quiet) if rs.seeds > 1 else run(cfg, rs, quiet=quiet)
+
+
 def run_seeds(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | None:
     """Train and evaluate every seed not finished yet, then write the combined metrics.json and report.html;
     returns the combined metrics (None on the processes of a multi-GPU run other than the main one)."""
-    from ftbench.recipes.train_and_compare import run
-
     if rs.trained_run:
         raise UsageError("--seeds trains several times; --trained-run evaluates one finished run: give one of them")
     folder = RunFolder(rs.output_dir)
@@ -39,8 +46,28 @@ def run_seeds(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict
             f"{folder.root} holds a run of one training seed; --seeds {rs.seeds} writes its seeds' combined "
             "figures there: give a new --output-dir"
         )
+    if rs.seeds_auto and world_size() > 1:
+        raise UsageError("--seeds auto decides on the main process alone: under torchrun give a number (--seeds 3)")
     os.makedirs(folder.root, exist_ok=True)
     seeds = [cfg.seed + k for k in range(rs.seeds)]
+    _train_seeds(cfg, rs, folder, seeds, quiet)
+    if not is_main_process():
+        return None
+    metrics = combined_metrics(folder, seeds, rs)
+    primary = metrics["comparison"].get(metrics.get("primary")) or {}
+    if rs.seeds_auto and len(seeds) == 2 and on_the_edge(primary.get("delta_ci95")):
+        say(f"seeds auto: {metrics['primary']}'s interval is on the edge of 0, a third seed decides", quiet)
+        seeds.append(cfg.seed + 2)
+        _train_seeds(cfg, rs, folder, seeds, quiet)
+        metrics = combined_metrics(folder, seeds, rs)
+    say(f"seeds combined: {folder.report}", quiet)
+    return metrics
+
+
+def _train_seeds(cfg: TrainConfig, rs: RunSettings, folder: RunFolder, seeds: list[int], quiet: bool) -> None:
+    """Each seed's run that is not finished yet, in its own folder, with the base predictions shared."""
+    from ftbench.recipes.train_and_compare import run
+
     for k, seed in enumerate(seeds, 1):
         target = RunFolder(folder.seed_run(seed))
         if RunFolder.holds_run(target.root):
@@ -51,16 +78,11 @@ def run_seeds(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict
                 share_base_evaluation(folder, target, finished_only=False)
             run(
                 replace(cfg, seed=seed, output_dir=target.train_dir),
-                replace(rs, output_dir=target.root, seeds=1, durations={}),
+                replace(rs, output_dir=target.root, seeds=1, seeds_auto=False, durations={}),
                 quiet=quiet,
             )
         if is_main_process():
             share_base_evaluation(target, folder)
-    if not is_main_process():
-        return None
-    metrics = combined_metrics(folder, seeds, rs)
-    say(f"seeds combined: {folder.report}", quiet)
-    return metrics
 
 
 def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> dict:

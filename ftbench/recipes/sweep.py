@@ -190,10 +190,10 @@ def _run_yaml(cfg, rs, run: PlannedRun) -> dict:
 # -- 4: running ----------------------------------------------------------------------------------------------
 def _run_in_process(config_path: str, folder: str, quiet: bool) -> None:
     from ftbench.recipes.run_settings import prepare_run
-    from ftbench.recipes.train_and_compare import run
+    from ftbench.recipes.seeds import run_with_seeds
 
     cfg, rs, _ = prepare_run(config_path, output_dir=folder)
-    run(cfg, rs, quiet=quiet)
+    run_with_seeds(cfg, rs, quiet=quiet)
 
 
 def _run_on_devices(jobs: list[tuple[str, str, str]], devices: tuple[str, ...], quiet: bool) -> None:
@@ -278,7 +278,7 @@ def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> 
     for phase in phases:
         todo = []
         for r, path, folder in phase:
-            if _finished(folder, rs.seeds):
+            if _finished(folder, r.changes.get("seeds", rs.seeds)):
                 say(f"run {r.name}: finished earlier, kept ({folder.root})", quiet)
                 continue
             share_base_evaluation(folders[first_of_model[r.settings["model"]]], folder)
@@ -297,12 +297,27 @@ def run_all(cfg, rs, ss: SweepSettings, runs: list[PlannedRun], quiet: bool) -> 
 
 
 def _finished(folder: RunFolder, seeds: int) -> bool:
-    """Whether a run folder holds the finished run with as many training seeds as asked (a sweep rerun with more
-    seeds adds them to each run)."""
+    """Whether a run folder holds the finished run with at least as many training seeds as asked (a sweep rerun
+    with more seeds adds them to each run; one that --seeds auto gave a third keeps it)."""
     if not RunFolder.holds_run(folder.root):
         return False
     with open(folder.metrics, encoding="utf-8") as fh:
-        return ((json.load(fh).get("seeds") or {}).get("n") or 1) == seeds
+        return ((json.load(fh).get("seeds") or {}).get("n") or 1) >= seeds
+
+
+def _on_the_edge(analysis: dict, runs: list[PlannedRun]) -> set[str]:
+    """The runs whose verdict a third seed could change (`metrics.evidence.on_the_edge`): the best and the
+    runner-up of a lever whose margin's interval is on the edge of 0; every run of the data curve when its
+    slope's interval is."""
+    from ftbench.metrics.evidence import on_the_edge
+
+    names: set[str] = set()
+    for lever, info in analysis["levers"].items():
+        if on_the_edge(info.get("margin_ci95")) and info.get("runner_up"):
+            names |= {info["best"], info["runner_up"]}
+        if lever == "data" and on_the_edge(info.get("slope_ci95")):
+            names |= {r.name for r in runs if r.lever in ("data", "baseline")}
+    return names
 
 
 # -- 5: reading the runs and the report -----------------------------------------------------------------------
@@ -428,6 +443,15 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
     run_all(cfg, rs, ss, runs, quiet)
     outcomes, rows = collect(ss, runs, subsets)
     analysis = analyse(outcomes, ss.metric, scale100=scorer.percent, unit=scorer.sample_unit)
+    edge = _on_the_edge(analysis, runs) if rs.seeds_auto else set()
+    if edge:  # --seeds auto: a third seed where a verdict could go either way
+        say(f"seeds auto: a third seed for {', '.join(sorted(edge))} (their verdict is on the edge of 0)", quiet)
+        for r in runs:
+            if r.name in edge:
+                r.changes["seeds"] = 3
+        run_all(cfg, rs, ss, [r for r in runs if r.name in edge], quiet)
+        outcomes, rows = collect(ss, runs, subsets)
+        analysis = analyse(outcomes, ss.metric, scale100=scorer.percent, unit=scorer.sample_unit)
     result = {
         "kind": "ftbench-sweep",
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -37,10 +37,6 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     own GPU, while the others wait for it in the process-group set-up (returns None on the other ranks)."""
     from ftbench.backends import get_backend
 
-    if rs.seeds > 1:  # N trainings read as one answer: each seed is a run of this recipe
-        from ftbench.recipes.seeds import run_seeds
-
-        return run_seeds(cfg, rs, quiet=quiet)
     folder = rs.folder
     backend = get_backend(cfg.backend)
     if not is_main_process():
