@@ -210,7 +210,7 @@ def test_ftbench_train_applies_the_one_checkpoint_rule_to_what_a_backend_returns
     assert result.exit_code == 0, result.output
     trained = json.loads(result.output)
     assert trained["best_checkpoint"] == str(tmp_path / "out" / "checkpoint-20")
-    assert trained["choice_reason"].startswith("lowest eval loss 1.2000 of 3 evaluations")
+    assert trained["choice_reason"].startswith("lowest eval loss 1.2000 of 3 saved checkpoints evaluated")
     table = json.loads((tmp_path / "out" / "checkpoints.json").read_text())
     assert table["best_checkpoint"] == trained["best_checkpoint"]
 

@@ -283,3 +283,19 @@ def test_the_verdicts_follow_the_intervals_and_the_report_says_them_in_words(dem
             rows = [json.loads(line) for line in (out / files.format(side)).read_text().splitlines()]
             cut = sum(len(tokenizer(r["predict"], add_special_tokens=False)["input_ids"]) >= limit for r in rows)
             assert metrics["at_limit"][scorer][side] == cut and metrics["at_limit"][scorer]["limit"] == limit
+
+
+def test_evaluations_that_are_not_saved_are_said_up_front(tmp_path):
+    """LF's example YAML with eval_steps 5 and save_steps 500: the eval losses between saves cannot choose a
+    checkpoint, and the run says so before training (the trial of issue 24 chose "of 2 evaluations" of 6)."""
+    from ftbench.recipes.run_settings import prepare_run
+
+    config = tmp_path / "c.yaml"
+    dataset = os.path.join(REPO, "datasets", "identity.json")
+    config.write_text(
+        f"model_name_or_path: tiny\ndataset: {dataset}\neval_strategy: steps\neval_steps: 5\nsave_steps: 500\n"
+    )
+    _, _, warnings = prepare_run(str(config), output_dir=str(tmp_path / "run"))
+    assert any("eval_steps 5 evaluates steps that save_steps 500 does not save" in w for w in warnings)
+    config.write_text(f"model_name_or_path: tiny\ndataset: {dataset}\neval_steps: 50\nsave_steps: 50\n")
+    assert not any("does not save" in w for w in prepare_run(str(config), output_dir=str(tmp_path / "r2"))[2])

@@ -185,6 +185,14 @@ def prepare_run(
     if "eval_steps" not in src.lines and "save_steps" in src.lines:
         src.values["eval_steps"] = src.values["save_steps"]  # evaluate every checkpoint, to choose among them
     cfg = resolve(src)
+    # eval at steps that are not saved (LF's examples: eval_steps 500 with save_steps 500 is fine, 5 with 500 not);
+    # steps below 1 are ratios of the whole run, not compared
+    steps = (cfg.eval_steps or 0, cfg.save_steps or 0)
+    if cfg.eval_strategy == cfg.save_strategy == "steps" and min(steps) >= 1 and steps[1] > steps[0]:
+        src.warnings.append(
+            f"eval_steps {cfg.eval_steps:g} evaluates steps that save_steps {cfg.save_steps:g} does not save: the "
+            f"checkpoint is chosen among the saved ones only (save_steps: {cfg.eval_steps:g} keeps every evaluated one)"
+        )
     if str(compare.get("gsm8k", "")).lower() in ("none", "null", "", "false"):
         compare["gsm8k"] = None
     return cfg, RunSettings(output_dir=folder.root, demo=demo.name if demo else None, **compare), src.warnings

@@ -124,7 +124,8 @@ def choose_checkpoint(checkpoints: list[CheckpointInfo]) -> CheckpointChoice:
         what = "no finite eval loss was recorded" if broken else "no eval loss was recorded"
         return CheckpointChoice(final, checkpoint_name(final), f"{what}: the final adapter is used{skipped}")
     best = min(evaluated, key=lambda c: (c.eval_loss, c.step))  # min keeps the first of equal keys
-    reason = f"lowest eval loss {best.eval_loss:.4f} of {len(evaluated)} evaluations"
+    saved = len({c.step for c in evaluated})  # the final adapter repeats the last checkpoint's weights
+    reason = f"lowest eval loss {best.eval_loss:.4f} of {saved} saved checkpoint{'s' if saved != 1 else ''} evaluated"
     if final.step != best.step and final.eval_loss is not None:
         reason += f" (the final adapter at step {final.step} had {final.eval_loss:.4f})"
     return CheckpointChoice(best, checkpoint_name(best), reason + skipped)
