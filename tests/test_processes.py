@@ -116,7 +116,7 @@ def test_nothing_survives_ftbench(fake_run, how):
         if proc.poll() is None:
             proc.kill()
     assert time.monotonic() - began < GRACE + 10  # the forwarded signal, the grace, then SIGKILL: never forever
-    expected = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129, "timeout": 124}[how]
+    expected = {"SIGINT": 1, "SIGTERM": 1, "SIGHUP": 1, "timeout": 124}[how]  # timeout(1) says 124 itself
     assert proc.returncode == expected, stderr
     lines = stderr.strip().splitlines()
     said = "ftbench: aborted" + ("" if how == "SIGINT" else " (SIGTERM)" if how == "timeout" else f" ({how})")

@@ -5,6 +5,9 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_INPUT_ERRORS = 1  # the input has errors (bad data, bad config values)
 EXIT_USAGE = 2  # usage or I/O problem (missing file, bad option)
+# interrupted (Ctrl-C, SIGTERM, SIGHUP): the work is incomplete, as pip says with 1 on Ctrl-C; what was done is
+# kept and the same command resumes (the shell's 128+N would be a fourth meaning for a caller to know)
+EXIT_INTERRUPTED = 1
 EXIT_INTERNAL = 3  # a bug in ftbench: rerun with --debug and report the traceback
 
 

@@ -14,7 +14,7 @@ import traceback
 import click
 
 from ftbench import __version__
-from ftbench.api.errors import EXIT_INTERNAL, EXIT_USAGE, FtbenchError
+from ftbench.api.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, FtbenchError
 from ftbench.api.registry import Registry
 from ftbench.cli.options import common_options
 
@@ -103,7 +103,7 @@ class FtbenchGroup(click.Group):
         except click.exceptions.Abort as e:  # click's name for a KeyboardInterrupt in a command
             signum = getattr(e.__cause__, "signum", 2)  # SIGTERM/SIGHUP while a child runs: processes.Stopped
             click.echo("ftbench: aborted" + (f" ({e.__cause__})" if signum != 2 else ""), err=True)
-            sys.exit(128 + signum)
+            sys.exit(EXIT_INTERRUPTED)
         except FtbenchError as e:
             if debug:
                 traceback.print_exc()
@@ -112,7 +112,7 @@ class FtbenchGroup(click.Group):
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", 2)
             click.echo("ftbench: interrupted" + (f" ({e})" if signum != 2 else ""), err=True)
-            sys.exit(128 + signum)
+            sys.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:  # `ftbench ... | head`
             sys.stderr.close()
             sys.exit(0)

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_OK, FtbenchError, InputError, UsageError
+from ftbench.api.errors import EXIT_INPUT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, FtbenchError, InputError, UsageError
 from ftbench.cli.options import MAX_WAIT_SECONDS, SEED, FiniteFloat, common_options, print_json, settings
 from ftbench.data.formats import FORMAT_CHOICES
 from ftbench.data.schema import MAX_TOKENS
@@ -364,7 +364,7 @@ def _run_llm(opts, job) -> int:
             "command again to resume",
             err=True,
         )
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     _print_summary(opts, stats, job.out, Redactor(job.api_key))
     return EXIT_INPUT_ERRORS if stats.incomplete else EXIT_OK
 

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from ftbench.api.errors import UsageError
+from ftbench.api.errors import EXIT_INTERRUPTED, UsageError
 from ftbench.cli.options import (
     SEED,
     FiniteFloat,
@@ -311,6 +311,6 @@ def _generate(
             "same command again to resume",
             err=True,
         )
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         engine.close()
