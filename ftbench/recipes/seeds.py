@@ -133,6 +133,7 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
         "run": {
             **first["run"],
             "output_dir": folder.root,
+            "adapter": f"{len(seeds)} adapters, one per training seed (seeds/seed-<S>/)",
             "demo": rs.demo,
             "demo_about": demo_about(rs.demo),
             "durations": durations,
