@@ -299,3 +299,21 @@ def test_evaluations_that_are_not_saved_are_said_up_front(tmp_path):
     assert any("eval_steps 5 evaluates steps that save_steps 500 does not save" in w for w in warnings)
     config.write_text(f"model_name_or_path: tiny\ndataset: {dataset}\neval_steps: 50\nsave_steps: 50\n")
     assert not any("does not save" in w for w in prepare_run(str(config), output_dir=str(tmp_path / "r2"))[2])
+
+
+def test_the_default_run_measures_retention_on_the_bundled_prompts(demo_run):
+    """With no --retention, the 100 bundled general prompts: the three figures with their CIs, the spread phrases
+    (a list, possibly empty) in metrics.json, and the report's retention section (issue 20, point 4)."""
+    out, proc, _, _ = demo_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    bundled = json.loads((REPO_DATASETS / "retention" / "general_prompts.json").read_text())
+    assert metrics["n"]["retention"] == len(bundled) == 100
+    assert {r["lang"] for r in bundled} == {"en", "zh"} and sum(r["lang"] == "zh" for r in bundled) == 50
+    for figure in ("same-answer", "self-rouge-l", "no-leak"):
+        e = metrics["comparison"][figure]
+        assert e["before"] == 100.0 and e["delta_ci95"] is not None and e["verdict"]["kind"]
+    assert isinstance(metrics["retention"]["after"], list)
+    page = (out / "report.html").read_text()
+    assert "Retention: what the fine-tune changed on unrelated prompts" in page
+    for finding in metrics["retention"]["after"][:3]:
+        assert f'put "{finding["phrase"]}" into its answers to {finding["prompts"]} unrelated' in proc.stdout

@@ -175,6 +175,11 @@ class Scorer(ABC):
     def report_figures(self, result: ScoreResult) -> None:
         """Rename or add figures of ``result`` as reports name them (nothing by default)."""
 
+    def headline_lines(self, detail: Any) -> list[str]:
+        """Sentences for a run's headline from its ``run_detail`` in metrics.json (``{"before": ..., "after":
+        ...}``, or None when it was not run); none by default."""
+        return []
+
     def recognises(self, labels: Sequence[str]) -> bool:
         """Whether prediction files with these labels are this scorer's (`compare --scorer auto`)."""
         return False

@@ -34,7 +34,8 @@ SELECT_BY = LazyChoice(_select_by_choices)
     "--config",
     type=click.Path(dir_okay=False),
     help="A LLaMA-Factory-style training YAML (plus the "
-    "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, predict_batch_size, threads, seeds).",
+    "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, retention, "
+    "retention_max_new_tokens, predict_batch_size, threads, seeds, select_by).",
 )
 @click.argument("overrides", nargs=-1)
 @click.option(
@@ -55,6 +56,17 @@ SELECT_BY = LazyChoice(_select_by_choices)
     "--gsm8k-max-new-tokens",
     type=click.IntRange(1, MAX_TOKENS),
     help="Generation length for GSM8K (default: --max-new-tokens).",
+)
+@click.option(
+    "--retention",
+    help="General prompts the base and the fine-tuned model both answer, to show what the fine-tune changed "
+    "where it should not have: a dataset file (answers ignored), or none (default: the 100 bundled prompts, "
+    "half Chinese, half English).",
+)
+@click.option(
+    "--retention-max-new-tokens",
+    type=click.IntRange(1, MAX_TOKENS),
+    help="Generation length for the retention prompts (default: --max-new-tokens).",
 )
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @click.option(
@@ -92,6 +104,8 @@ def train_and_compare(
     gsm8k_limit,
     max_new_tokens,
     gsm8k_max_new_tokens,
+    retention,
+    retention_max_new_tokens,
     threads,
     select_by,
     trained_run,
@@ -127,6 +141,8 @@ def train_and_compare(
         gsm8k_limit=gsm8k_limit,
         max_new_tokens=max_new_tokens,
         gsm8k_max_new_tokens=gsm8k_max_new_tokens,
+        retention=retention,
+        retention_max_new_tokens=retention_max_new_tokens,
         threads=threads,
         select_by=select_by,
         engine=engine_name,

@@ -35,10 +35,10 @@ def compare_scorer(scorer: str, before: list[dict], after: list[dict]) -> Compar
             raise InputError(
                 f"row {i}: the two prediction files differ in prompt or label: they are not over the same samples"
             )
+    # scorers and the report see what the user asked, not the rendered chat template
+    before, after = ([{**r, "prompt": user_text(r.get("prompt", ""))} for r in rows] for rows in (before, after))
     scoring = SCORERS.create(scorer)
     comparison = scoring.compare(before, after)
-    for row in comparison.rows:  # the report shows what the user asked, not the rendered chat template
-        row["prompt"] = user_text(row.get("prompt", ""))
     for entry in comparison.figures.values():
         if entry is not None:
             entry["verdict"] = asdict(figure_evidence(scoring, entry, comparison.n))
@@ -83,7 +83,7 @@ def limit_warning(scorer, info: dict) -> str | None:
     flag = "--" + scorer.length_setting.replace("_", "-")
     if worst * 2 >= n:
         return (
-            f"Caution: {counts} reached the {limit}-token limit, so {', '.join(scorer.judged_figures())} score "
+            f"Caution: {counts} reached the {limit}-token limit, so {', '.join(scorer.figures)} score "
             f"answers the model never finished and cannot show what it would answer; raise {flag}."
         )
     return f"Note: {counts} reached the {limit}-token limit ({flag})."

@@ -32,6 +32,7 @@ SCORERS: Registry[type[Scorer]] = Registry(
     builtins={
         "similarity": "ftbench.metrics.scorers:SimilarityScorer",
         "gsm8k": "ftbench.metrics.scorers:Gsm8kScorer",
+        "retention": "ftbench.metrics.retention:RetentionScorer",
     },
 )
 DEFAULT_SCORER = "similarity"  # `score` without --scorer; `compare` when no scorer recognises the labels

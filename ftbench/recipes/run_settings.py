@@ -35,6 +35,8 @@ class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
     select_by: Optional[str] = None  # eval_loss or a judged figure of a scorer (checked in `prepare_run`)
     # trainings that differ only in `seed` (recipes/seeds.py); auto: 2, and a third where the verdict is on the edge
     seeds: Optional[Union[Seeds, Literal["auto"]]] = None
+    retention: Optional[str] = None  # general prompts for the retention scorer: a dataset file, or none
+    retention_max_new_tokens: Optional[Tokens] = None
 
 
 COMPARE_KEYS = tuple(CompareKeys.__struct_fields__)
@@ -79,6 +81,8 @@ class RunSettings:
     engine_options: EngineOptions | None = None  # that engine's options (None: its defaults)
     select_by: str | None = None  # a figure: checkpoints chosen by their generations' score (None: eval loss)
     seeds: int = 1  # trainings that differ only in `seed`, from the config's seed up (recipes/seeds.py)
+    retention: str | None = None  # general prompts (metrics/retention.py): a dataset file, None for none
+    retention_max_new_tokens: int | None = None  # ... answered up to this many tokens (default max_new_tokens)
     seeds_auto: bool = False  # --seeds auto: a third seed where the verdict is on the edge (`metrics.evidence`)
     durations: dict = field(default_factory=dict)
 
@@ -94,6 +98,14 @@ def default_gsm8k() -> str:
 
     bundled = SOURCE_ROOT / "datasets" / "gsm8k" / "test.jsonl"
     return str(bundled) if bundled.is_file() else "openai/gsm8k"
+
+
+def default_retention() -> str | None:
+    """The bundled general prompts (datasets/retention/general_prompts.json, with a source checkout), else none."""
+    from ftbench.data.bundled import SOURCE_ROOT
+
+    bundled = SOURCE_ROOT / "datasets" / "retention" / "general_prompts.json"
+    return str(bundled) if bundled.is_file() else None
 
 
 def trained_run_config(trained_run: str) -> str:
@@ -193,6 +205,8 @@ def prepare_run(
             f"eval_steps {cfg.eval_steps:g} evaluates steps that save_steps {cfg.save_steps:g} does not save: the "
             f"checkpoint is chosen among the saved ones only (save_steps: {cfg.eval_steps:g} keeps every evaluated one)"
         )
-    if str(compare.get("gsm8k", "")).lower() in ("none", "null", "", "false"):
-        compare["gsm8k"] = None
+    compare.setdefault("retention", default_retention())
+    for key in ("gsm8k", "retention"):  # none: not evaluated
+        if str(compare.get(key, "")).lower() in ("none", "null", "", "false"):
+            compare[key] = None
     return cfg, RunSettings(output_dir=folder.root, demo=demo.name if demo else None, **compare), src.warnings

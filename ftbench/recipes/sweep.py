@@ -183,6 +183,7 @@ def _run_yaml(cfg, rs, run: PlannedRun) -> dict:
     values = {k: v for k, v in cfg.to_yaml_dict().items() if v is not None and k not in ("output_dir", "max_samples")}
     values.update({k: getattr(rs, k) for k in COMPARE_KEYS if getattr(rs, k) is not None})
     values["gsm8k"] = rs.gsm8k or "none"
+    values["retention"] = "none"  # the sweep compares settings by its metric; retention is train-and-compare's
     values.update(run.changes)
     return values
 

@@ -72,6 +72,18 @@ def did_it_help(
     return lines
 
 
+def scorer_lines(metrics: dict) -> list[str]:
+    """Each scorer's own headline sentences from its run detail (retention: the phrases the fine-tune spread)."""
+    from ftbench.metrics.registry import scorers
+
+    return [
+        line
+        for name, scorer in scorers().items()
+        if scorer.run_detail
+        for line in scorer.headline_lines(metrics.get(name))
+    ]
+
+
 def seed_lines(metrics: dict) -> list[str]:
     """What a run's figures say about training noise: with one training seed, that it is not measured; with
     several, whether the primary figure's change stands out of seed and sample noise together."""
@@ -127,6 +139,7 @@ def run_summary(metrics: dict, out: str) -> str:
     lines = (
         [""]
         + did_it_help(metrics["comparison"], metrics.get("primary"), metrics.get("at_limit"))
+        + scorer_lines(metrics)
         + seed_lines(metrics)
         + data_cautions((metrics.get("validation") or {}).get("trained"))
         + [""]

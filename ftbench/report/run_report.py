@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ftbench.api.backends import CheckpointInfo
 from ftbench.report.charts import loss_chart
-from ftbench.report.comparison_text import data_cautions, did_it_help, seed_lines
+from ftbench.report.comparison_text import data_cautions, did_it_help, scorer_lines, seed_lines
 from ftbench.report.html import render
 from ftbench.training.checkpoints import checkpoint_name
 
@@ -110,6 +110,17 @@ def _seeds(metrics: dict) -> dict | None:
     return {**seeds, "rows": rows}
 
 
+def _leakage(metrics: dict) -> dict | None:
+    """The retention scorer's part: how many general prompts, and the phrases the fine-tune spread (None when
+    retention was not run)."""
+    from ftbench.metrics.retention import RetentionScorer
+
+    detail = metrics.get(RetentionScorer.name)
+    if not detail:
+        return None
+    return {"n": metrics.get("n", {}).get(RetentionScorer.name, ""), "findings": detail.get("after") or []}
+
+
 def _validation(validation: dict | None) -> dict | None:
     if validation is None:
         return None
@@ -202,6 +213,7 @@ def render_run_report(
         },
         headline=_headline(metrics["comparison"]),
         answer=did_it_help(metrics["comparison"], metrics.get("primary"), metrics.get("at_limit"))
+        + scorer_lines(metrics)
         + seed_lines(metrics)
         + data_cautions((validation or {}).get("trained")),
         seeds=_seeds(metrics),
@@ -215,6 +227,7 @@ def render_run_report(
             for c in training.get("checkpoints") or []
         ],
         gsm8k=_gsm8k(metrics),
+        leakage=_leakage(metrics),
         scorers=list(compared),
         samples=[r for t in compared.values() for r in t.rows],
         validation=_validation(validation),
