@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -543,3 +544,24 @@ def test_llamafactory_files_given_directly_are_recognised(tmp_path):
     code, report = validate_json(str(config))
     assert code == 0 and report["records"] == len(json.load(open(os.path.join(REPO, "datasets", "identity.json"))))
     assert any(f["code"] == "training-config" for f in report["notes"])
+
+
+def test_files_given_with_their_dataset_info_are_read_once(tmp_path):
+    """`validate data/identity.json data/alpaca_en_demo.json --dataset-info data/dataset_info.json` in a copy of
+    LLaMA-Factory's data/ holding only those two files (issue 24's trial): each file is read once, as its entry
+    declares it, not once more as a plain file (every record was its own "exact duplicate"), and the entries of
+    files the user did not give are not checked (12 dataset-file-missing errors)."""
+    for name in ("identity.json", "alpaca_demo.json"):
+        shutil.copy(os.path.join(REPO, "datasets", name), tmp_path / name)
+    info = {
+        "identity": {"file_name": "identity.json"},
+        "alpaca_demo": {"file_name": "alpaca_demo.json"},
+        "dpo_en_demo": {"file_name": "dpo_en_demo.json", "ranking": True},  # in LF's data/, not copied here
+    }
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    files = [str(tmp_path / "identity.json"), str(tmp_path / "alpaca_demo.json")]
+    code, report = validate_json(*files, "--dataset-info", str(tmp_path / "dataset_info.json"))
+    records = sum(len(json.load(open(f, encoding="utf-8"))) for f in files)
+    assert code == 0 and report["records"] == records, report["errors"]
+    duplicates = [f for f in report["warnings"] if f["code"] == "exact-duplicate"]
+    assert not any(f"duplicate of {f['file']}:{f['line']} " in f["message"] for f in duplicates)

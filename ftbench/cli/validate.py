@@ -71,6 +71,10 @@ def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
         if dataset_info and os.path.isdir(dataset_info)
         else dataset_info
     )
+    if info_path and not names and specs:  # files given with their dataset_info: each read once, as declared
+        entries = _entries_for_files(info_path, [s.path for s in specs if not s.declared])
+        names = list(entries)
+        specs = [s for s in specs if s.declared or os.path.realpath(s.path) not in entries.values()]
     if dataset_info and names and os.path.isfile(info_path):  # names resolve as a training config's `dataset:`
         found, unknown = resolve_dataset_names(
             names, info_path, findings, media_dir=media_dir, formatting=None if fmt == "auto" else fmt
@@ -81,6 +85,26 @@ def resolve_specs(paths, dataset_info, datasets, fmt, findings, media_dir=None):
     elif dataset_info:
         specs += parse_dataset_info(dataset_info, names or None, findings, media_dir=media_dir)
     return specs
+
+
+def _entries_for_files(info_path: str, paths: list[str]) -> dict[str, str]:
+    """entry name -> file, for the dataset_info entries whose file_name is one of ``paths`` (none when the file
+    cannot be read: the dataset_info checks say why)."""
+    import json
+
+    wanted = {os.path.realpath(p) for p in paths}
+    try:
+        with open(info_path, encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError):
+        return []
+    folder = os.path.dirname(os.path.abspath(info_path))
+    entries = {
+        name: os.path.realpath(os.path.join(folder, entry["file_name"]))
+        for name, entry in (info.items() if isinstance(info, dict) else ())
+        if isinstance(entry, dict) and isinstance(entry.get("file_name"), str)
+    }
+    return {name: path for name, path in entries.items() if path in wanted}
 
 
 class _Progress:
