@@ -19,6 +19,7 @@ from ftbench.metrics.evidence import change_evidence, samples_needed
         (-3.0, (-5.0, -1.0), "worse"),
         (0.0, (0.0, 0.0), "unchanged"),
         (0.0, (-0.1, 0.1), "unclear"),
+        (0.01, (0.0, 0.03), "unclear"),  # one win, no loss: the interval touches 0
         (1.0, None, "unknown"),
         (1.0, (float("nan"), 1.0), "unknown"),
     ],
@@ -28,7 +29,8 @@ def test_the_kind_follows_the_interval_not_the_sign(delta, ci, kind):
     assert evidence.kind == kind
     assert evidence.clear == (kind in ("better", "worse"))
     if kind == "unclear":
-        assert "no detectable change on 8 samples" in evidence.words and "spans 0" in evidence.words
+        assert "no detectable change on 8 samples" in evidence.words
+        assert ("touches 0" if 0 in ci else "spans 0") in evidence.words
     if kind == "unchanged":
         assert "spans 0" not in evidence.words and "all 8 samples" in evidence.words
 

@@ -61,7 +61,9 @@ def change_evidence(
         up = lo > 0
         kind = BETTER if up == higher_is_better else WORSE
         return Evidence(kind, f"{kind}: {fmt(delta)}, {interval} excludes 0 ({n} {unit})")
-    words = f"no detectable change on {n} {unit}: {fmt(delta)}, {interval} spans 0"
+    # an end exactly at 0 (one win and no loss: [0, +0.03]) "touches" 0; "spans" would read as a contradiction
+    relation = "touches 0" if 0 in (lo, hi) else "spans 0"
+    words = f"no detectable change on {n} {unit}: {fmt(delta)}, {interval} {relation}"
     surer = samples_needed(delta, (lo, hi), n, base_unit)
     return Evidence(UNCLEAR, words, surer + ("; more seeds narrow the training-noise part" if seeds > 1 else ""))
 

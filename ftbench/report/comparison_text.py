@@ -60,7 +60,7 @@ def did_it_help(
         ("better", "Better (95% CI excludes 0)"),
         ("worse", "Worse (95% CI excludes 0)"),
         ("unchanged", "Unchanged on every sample"),
-        ("unclear", "No detectable change (95% CI spans 0)"),
+        ("unclear", "No detectable change (95% CI includes 0)"),
         ("unknown", "Too few samples for an interval"),
     ):
         if kind in groups:

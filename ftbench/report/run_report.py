@@ -18,7 +18,7 @@ _CARD_NOTE = {
     "better": "95% CI excludes 0",
     "worse": "95% CI excludes 0",
     "unchanged": "same on every sample",
-    "unclear": "95% CI spans 0: not detectable",
+    "unclear": "95% CI includes 0: not detectable",
     "unknown": "no interval",
 }
 
