@@ -160,6 +160,12 @@ def test_trained_run_evaluates_a_run_llamafactory_made(lf_run, lf_env, tmp_path)
     assert "backend llamafactory" in (tmp_path / "run" / "report.html").read_text()
     # the held-out rows are LLaMA-Factory's own eval split: 8 of the first 40
     assert sum(1 for _ in open(tmp_path / "run" / "predictions_after.jsonl")) == 8
+    # what it cost: LLaMA-Factory alone reported no parameter count to ftbench; the chosen adapter's weights say it
+    from safetensors import safe_open
+
+    with safe_open(os.path.join(metrics["checkpoint"]["path"], "adapter_model.safetensors"), "pt") as weights:
+        saved = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
+    assert metrics["run"]["cost"]["trainable_params"] == saved > 0
     # without --config, a folder LLaMA-Factory made alone does not say what it was trained on
     again = run_cli("train-and-compare", "--trained-run", str(lf_out), "--output-dir", str(tmp_path / "r2"))
     assert again.exit_code == 2 and "give --config" in again.output and "Traceback" not in again.output

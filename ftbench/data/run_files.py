@@ -8,6 +8,7 @@ rule (`training.checkpoints.choose_checkpoint`) never picks them and names them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from typing import Any
@@ -104,9 +105,10 @@ def adapter_base(adapter_dir: str) -> str | None:
     return base or None
 
 
-def check_safetensors(path: str) -> None:
-    """UsageError naming ``path`` unless its header parses and every tensor's bytes lie inside the file
-    (a truncated or forged file: the loader would fail deep inside, or read past the end)."""
+def check_safetensors(path: str) -> int:
+    """The number of parameters in ``path``; UsageError naming it unless its header parses and every tensor's
+    bytes lie inside the file (a truncated or forged file: the loader would fail deep inside, or read past the
+    end)."""
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
         head = fh.read(8)
@@ -132,6 +134,11 @@ def check_safetensors(path: str) -> None:
     need = 8 + length + max(ends, default=0)
     if need > size:
         raise UsageError(f"{path}: {size:,} bytes where its tensors need {need:,}: truncated; train or copy it again")
+    return sum(
+        math.prod(t["shape"])
+        for name, t in header.items()
+        if name != "__metadata__" and isinstance(t.get("shape"), list) and all(isinstance(d, int) for d in t["shape"])
+    )
 
 
 def _offsets(value: Any) -> bool:

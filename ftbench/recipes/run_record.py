@@ -50,16 +50,24 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice, result
             "threads": torch.get_num_threads(),
         },
         "durations": {k: round(v, 1) for k, v in rs.durations.items()},
-        "cost": run_cost(rs, result) if result else None,
+        "cost": run_cost(rs, result, choice.checkpoint.path) if result else None,
         "eval_loss_note": trained_by.eval_loss_note if trained_by else None,
     }
 
 
-def run_cost(rs: RunSettings, result: TrainResult) -> dict:
+def run_cost(rs: RunSettings, result: TrainResult, adapter: str | None = None) -> dict:
     """What the run cost: seconds per stage summed over its segments, peak memory (this process and its
     children, such as LLaMA-Factory; the GPU's when there is one: the last segment's, for a resumed run),
-    trainable parameters and training throughput. None where the backend did not report it."""
+    trainable parameters (the backend's count, else the chosen ``adapter``'s weights: a run trained elsewhere)
+    and training throughput. None where it is not known."""
     import torch
+
+    trainable = result.trainable_params
+    weights = os.path.join(adapter or "", "adapter_model.safetensors")
+    if trainable is None and adapter and os.path.isfile(weights):
+        from ftbench.data.run_files import check_safetensors
+
+        trainable = check_safetensors(weights)
 
     try:
         import resource
@@ -79,7 +87,7 @@ def run_cost(rs: RunSettings, result: TrainResult) -> dict:
             "children": gb(resource and resource.RUSAGE_CHILDREN),
             "gpu": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
         },
-        "trainable_params": result.trainable_params,
+        "trainable_params": trainable,
         "all_params": result.all_params,
         "train_tokens_per_epoch": result.train_tokens,
         "train_samples_per_second": result.train_samples_per_second or None,
