@@ -65,7 +65,8 @@ def llamafactory(cli, command: str, config: str, cwd) -> subprocess.CompletedPro
 
 
 def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
-    config = write_yaml(tmp_path / "train.yaml", model_name_or_path=tiny_model, output_dir="unused", **TRAIN)
+    # bf16: true as LLaMA-Factory's examples set it: LF refuses it without a CUDA GPU, ftbench sets it false here
+    config = write_yaml(tmp_path / "train.yaml", model_name_or_path=tiny_model, output_dir="unused", bf16=True, **TRAIN)
     run = tmp_path / "run"
     result = run_cli(
         "train-and-compare",
@@ -87,6 +88,9 @@ def test_backend_llamafactory_trains_and_compares(tiny_model, lf_env, tmp_path):
     ran = yaml.safe_load((train / "ftbench_llamafactory.yaml").read_text())
     assert ran["output_dir"] == str(train) and ran["eval_strategy"] == "steps" and ran["eval_steps"] == 5
     assert ran["template"] == "qwen" and "backend" not in ran
+    import torch
+
+    assert ran["bf16"] is torch.cuda.is_available()  # on CUDA as the user wrote it; elsewhere float32
     announced = next(line for line in result.output.splitlines() if "keys set by ftbench: " in line)
     written = yaml.safe_load(open(config).read())
     assert "output_dir=" in announced

@@ -146,12 +146,23 @@ def run_yaml(config: TrainConfig) -> tuple[dict, dict]:
             changed.update(eval_strategy="steps", eval_steps=config.save_steps)
         if config.save_strategy != "steps":
             changed["save_strategy"] = "steps"
+    if (resolved.get("bf16") or resolved.get("fp16")) and not _has_cuda():
+        # LF's example YAMLs set bf16: true; without a CUDA GPU transformers refuses it ("Your setup doesn't
+        # support bf16/gpu"), where ftbench's own backend trains in float32 with a warning: the same here
+        changed.update(bf16=False, fp16=False)
     if resolved.get("overwrite_output_dir") and _has_checkpoints(config.output_dir):
         # kept from LF's example YAMLs, it would wipe the interrupted run that a rerun is meant to resume
         changed["overwrite_output_dir"] = False
     changed = {k: v for k, v in changed.items() if data.get(k) != v}
     data.update(changed)
     return data, {**overrides, **changed}
+
+
+def _has_cuda() -> bool:
+    """Whether LLaMA-Factory will find a CUDA GPU here (the same machine: this process's torch says)."""
+    import torch
+
+    return torch.cuda.is_available()
 
 
 _SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "observation": "observation", "function_call": "function_call"}
