@@ -226,3 +226,19 @@ def test_metric_by_checkpoint_peaks_and_rises():
     (verdict,) = [v for v in analyse(runs, "rouge-l")["verdicts"] if v["lever"] == "epochs"]
     assert verdict["text"].startswith("rouge-l peaks at epoch 2 at every data size and falls after it (by up to 10.0)")
     assert any("rouge-l by checkpoint step 10 (epoch 1) 20.00" in e for e in verdict["evidence"])
+
+
+def test_a_prediction_past_the_metrics_maximum_is_capped():
+    """The default SmolLM2 sweep's curve (rouge-l 33 at 39 samples, 62 at 78) predicted 90.6 at 156 samples with a
+    95% CI up to 102: a straight line promising more than ROUGE can give. Predictions stay within 0-100, and the
+    verdict says the cap was applied."""
+    rng = np.random.default_rng(3)
+    runs = [
+        RunOutcome("data-50pct", "data", {"data": 0.5}, 39, list(np.clip(rng.normal(40, 5, 12), 0, 100))),
+        RunOutcome("baseline", "baseline", {"data": 1.0}, 78, list(np.clip(rng.normal(80, 5, 12), 0, 100))),
+    ]
+    curve = learning_curve(runs, ceiling=100.0)
+    assert curve["next_predicted"] == 100.0 and curve["next_capped"] and curve["next_ci95"][1] <= 100.0
+    assert learning_curve(runs)["next_predicted"] > 100.0  # uncapped: the straight line
+    verdict = next(v for v in analyse(runs, "rouge-l", scale100=True)["verdicts"] if v["lever"] == "data")
+    assert any("capped at 100" in e for e in verdict["evidence"])

@@ -59,10 +59,12 @@ def _draws(runs: list[RunOutcome]) -> np.ndarray:
     return seed_and_sample_means([r.by_seed for r in runs])
 
 
-def learning_curve(runs: list[RunOutcome]) -> dict | None:
+def learning_curve(runs: list[RunOutcome], ceiling: float | None = None) -> dict | None:
     """The metric against log2(training samples): an ordinary least-squares line through the runs' means, its
     slope (what one doubling of the data is worth) and the value it predicts at twice the largest size, each
-    with a 95% bootstrap interval. None with fewer than two distinct sizes."""
+    with a 95% bootstrap interval; the prediction is capped at ``ceiling`` (a figure's maximum: 100 for
+    BLEU/ROUGE), where a straight line would promise more than the metric can give. None with fewer than two
+    distinct sizes."""
     runs = sorted(runs, key=lambda r: r.train_size)
     sizes = np.array([r.train_size for r in runs], dtype=np.float64)
     if len(set(sizes.tolist())) < 2:
@@ -73,7 +75,10 @@ def learning_curve(runs: list[RunOutcome]) -> dict | None:
     coef = np.linalg.lstsq(design, draws.T, rcond=None)[0]  # (2, resamples)
     point = np.linalg.lstsq(design, np.array([r.mean for r in runs]), rcond=None)[0]
     x_next = x.max() + 1
-    predicted = coef[0] + coef[1] * x_next
+    line = coef[0] + coef[1] * x_next
+    predicted = np.clip(line, 0.0, ceiling) if ceiling else line
+    point_next = float(point[0] + point[1] * x_next)
+    reach = percentile_interval(line) if len(draws) > 1 else [point_next, point_next]
     return {
         "points": [
             {
@@ -88,7 +93,8 @@ def learning_curve(runs: list[RunOutcome]) -> dict | None:
         "slope": float(point[1]),
         "slope_ci95": percentile_interval(coef[1]) if len(draws) > 1 else None,
         "next_size": int(2 * sizes.max()),
-        "next_predicted": float(point[0] + point[1] * x_next),
+        "next_predicted": min(max(point_next, 0.0), ceiling) if ceiling else point_next,
+        "next_capped": bool(ceiling and not 0.0 <= min(point_next, *reach) <= max(point_next, *reach) <= ceiling),
         "next_ci95": percentile_interval(predicted) if len(draws) > 1 else None,
     }
 
@@ -301,7 +307,7 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True, unit: st
     )
 
     data = [r for r in by_lever["data"]]
-    curve = learning_curve(data) if len(data) > 1 else None
+    curve = learning_curve(data, ceiling=100.0 if scale100 else None) if len(data) > 1 else None
     if curve:
         out["levers"]["data"] = curve
         s, ci = curve["slope"], curve["slope_ci95"]
@@ -311,7 +317,13 @@ def analyse(runs: list[RunOutcome], metric: str, scale100: bool = True, unit: st
         evidence.append(
             f"least-squares slope over log2(samples) {sizes}: {_fmt(s, scale100)} per doubling "
             f"({_ci(ci, scale100)}); predicted at {curve['next_size']} samples: "
-            f"{curve['next_predicted']:.2f}" + (f" (95% CI {nci[0]:.2f}…{nci[1]:.2f})" if nci else "")
+            f"{curve['next_predicted']:.2f}"
+            + (f" (95% CI {nci[0]:.2f}…{nci[1]:.2f})" if nci else "")
+            + (
+                ", capped at 100, the metric's maximum, which the straight line would pass"
+                if curve["next_capped"]
+                else ""
+            )
         )
         evidence.append(rests_on)
         if ci and ci[0] > 0:
