@@ -62,6 +62,8 @@ def test_what_is_not_leakage():
     assert "我是小助手团" in phrases("我是小助手团队开发的") and "is the capital of" in phrases(
         "Paris is the capital of France"
     )
+    # words on both sides of Chinese text are not one phrase (the real run's "lumen ftbench ai ai")
+    assert not any(" " in p for p in phrases("我是 Lumen，由 ftbench 开发的 AI 助手。我是一个人工智能的 AI 助手"))
 
 
 def test_unchanged_answers_cost_nothing():

@@ -28,11 +28,12 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
 def phrases(text: str) -> set[str]:
-    """Every run of WORDS words (lower-cased, outside Chinese text) and of CJK_CHARS Chinese characters."""
+    """Every run of WORDS words (lower-cased, within one stretch of non-Chinese text: "我是 Lumen，由 ftbench 开发的
+    AI 助手" holds no 4 words in a row) and of CJK_CHARS Chinese characters."""
     out = set()
-    latin = _CJK_RUN.sub(" ", text.lower())
-    words = _WORD.findall(latin)
-    out.update(" ".join(words[i : i + WORDS]) for i in range(len(words) - WORDS + 1))
+    for stretch in _CJK_RUN.split(text.lower()):
+        words = _WORD.findall(stretch)
+        out.update(" ".join(words[i : i + WORDS]) for i in range(len(words) - WORDS + 1))
     for run in _CJK_RUN.findall(text):
         out.update(run[i : i + CJK_CHARS] for i in range(len(run) - CJK_CHARS + 1))
     return out
