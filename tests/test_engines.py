@@ -163,6 +163,8 @@ def test_generation_settings_travel_with_each_request(recorder, tiny_model, tmp_
         "7",
         "--gsm8k-max-new-tokens",
         "13",
+        "--retention",
+        "none",
         "--gsm8k-limit",
         "3",
         "num_train_epochs=1",
