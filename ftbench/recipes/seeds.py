@@ -113,8 +113,16 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
     for m in each:
         for stage, seconds in (m["run"].get("durations") or {}).items():
             durations[stage] = round(durations.get(stage, 0.0) + seconds, 1)
+    from ftbench.metrics.registry import scorers
+
+    details = {  # each scorer's explanation (the GSM8K diagnosis, the spread phrases): the first seed's, as shown
+        name: {side: getattr(per_scorer[name][0], side).get(scorer.run_detail) for side in ("before", "after")}
+        for name, scorer in scorers().items()
+        if scorer.run_detail and name in per_scorer
+    }
     metrics = {
         **first,
+        **details,
         "after": {**first["after"], **{f: e["after"] for f, e in combined.items() if e}},
         "comparison": comparison,
         "signatures": {f: f"{s}|seeds:{len(seeds)}" for f, s in first["signatures"].items()},
