@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,10 @@ def test_sweep_json_has_the_fit_and_a_verdict_per_lever(killed_and_resumed):
     assert [p["step"] for p in by_checkpoint] == [20, 35] and by_checkpoint[-1]["epoch"] == pytest.approx(1.0)
     for v in analysis["verdicts"]:
         assert v["text"] in resumed.stdout and v["evidence"]
+    # each verdict box is coloured by its evidence: grey when it cannot call a change (issue 24, point 2; the trial
+    # found both boxes green, Jinja's v.clear being the dict's clear method)
+    boxes = re.findall(r'<div class="(verdict[^"]*)"><b>', (out / "report.html").read_text(encoding="utf-8"))
+    assert boxes == ["verdict" if v["clear"] else "verdict unclear" for v in analysis["verdicts"]]
     # the run's figure is the chosen checkpoint's own metrics.json figure
     base = next(r for r in sweep["runs"] if r["name"] == "baseline")
     metrics = json.loads((out / "runs" / "baseline" / "metrics.json").read_text(encoding="utf-8"))
