@@ -371,13 +371,14 @@ def _compare_and_report(
     from ftbench.training.diagnosis import diagnose_training
 
     folder, every = rs.folder, scorers()
-    compared = {
-        name: compare_scorer(name, *(read_prediction_rows(folder.predictions(name, side)) for side in SIDES))
+    rows = {  # each scorer's prediction rows, read once: compared, and counted at the generation limit
+        name: {side: read_prediction_rows(folder.predictions(name, side)) for side in SIDES}
         for name in every
         if eval_sets.get(name)
     }
+    compared = {name: compare_scorer(name, *(sides[side] for side in SIDES)) for name, sides in rows.items()}
     diagnosis = diagnose_training(result.log)
-    at_limit = _answers_at_limit(cfg, rs, every, compared)
+    at_limit = _answers_at_limit(cfg, rs, every, rows)
     headline = rs.select_by or next((every[name].primary for name in compared), None)  # "did it help?" asks this
     metrics = {
         "primary": headline,
@@ -417,11 +418,11 @@ def _compare_and_report(
     return metrics
 
 
-def _answers_at_limit(cfg: TrainConfig, rs: RunSettings, every: dict, compared: dict) -> dict:
-    """Per scorer, how many answers of each side reached its generation limit (`answers_at_limit`, with the
-    base model's tokenizer); {} when that tokenizer cannot be loaded (a served model known only by name)."""
+def _answers_at_limit(cfg: TrainConfig, rs: RunSettings, every: dict, rows: dict) -> dict:
+    """Per scorer, how many answers of each side (``rows``: scorer -> side -> prediction rows) reached its
+    generation limit (`answers_at_limit`, with the base model's tokenizer); {} when that tokenizer cannot be
+    loaded (a served model known only by name)."""
     from ftbench.api.errors import FtbenchError
-    from ftbench.data.predictions import read_prediction_rows
     from ftbench.evaluation.comparison import answers_at_limit
     from ftbench.inference.models import load_tokenizer
 
@@ -429,11 +430,4 @@ def _answers_at_limit(cfg: TrainConfig, rs: RunSettings, every: dict, compared: 
         tokenizer = load_tokenizer(cfg.model_name_or_path)
     except FtbenchError:
         return {}
-    return {
-        name: answers_at_limit(
-            {side: read_prediction_rows(rs.folder.predictions(name, side)) for side in SIDES},
-            tokenizer,
-            every[name].generation_length(rs),
-        )
-        for name in compared
-    }
+    return {name: answers_at_limit(sides, tokenizer, every[name].generation_length(rs)) for name, sides in rows.items()}
