@@ -4,14 +4,18 @@ with SIGKILL (the whole group), restarted on the same port."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ftbench.processes.group import OwnedProcess
 
@@ -110,5 +114,70 @@ class Recorder:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
     def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def prefers_good(question: str, a: str, b: str) -> str:
+    """Prefers the answer containing GOOD; a fixed position on 'biased' prompts; no verdict on 'garbled' ones."""
+    if "biased" in question:
+        return "The first one reads better. [[A]]"
+    if "garbled" in question:
+        return "Both have merits; I cannot decide."
+    return "A is right. [[A]]" if "GOOD" in a else "B is right. [[B]]"
+
+
+class JudgeServer:
+    """A deterministic pairwise judge on 127.0.0.1 (an OpenAI-compatible chat endpoint): reads the two answers out
+    of ftbench's judge prompt (English or Chinese) and replies ``rule(question, answer_a, answer_b)``; records (question, answer A)."""
+
+    def __init__(self, delay: float = 0.0, rule=prefers_good):
+        self.asked: list[tuple[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                user = body["messages"][-1]["content"]
+                english = "[User Question]" in user  # else the Chinese prompt
+                question = re.search(r"\[(?:User Question|用户问题)\]\n(.*?)\n", user).group(1)
+                a, b = (
+                    re.search(
+                        rf"Assistant {x}'s Answer\]\n(.*?)\n\[The End of Assistant {x}"
+                        if english
+                        else rf"\[助手 {x} 的回答开始\]\n(.*?)\n\[助手 {x} 的回答结束",
+                        user,
+                        re.S,
+                    ).group(1)
+                    for x in "AB"
+                )
+                server.asked.append((question, a))
+                time.sleep(delay)
+                data = json.dumps(
+                    {
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": rule(question, a, b)},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -7,65 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from helpers import REPO, run_cli
+from serving import JudgeServer
 
 N = 10  # 0-5: B's answer is better, 6-7: A's, 8: the judge always says [[A]], 9: it never gives a verdict
-
-
-class JudgeServer:
-    """Prefers the answer containing GOOD; a fixed position on 'biased' prompts; no verdict on 'garbled' ones."""
-
-    def __init__(self, delay: float = 0.0):
-        self.asked: list[tuple[str, str]] = []  # (question, assistant A's answer) per request
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                user = body["messages"][-1]["content"]
-                question = re.search(r"\[User Question\]\n(.*?)\n", user).group(1)
-                a = re.search(r"Assistant A's Answer\]\n(.*?)\n\[The End", user, re.S).group(1)
-                server.asked.append((question, a))
-                time.sleep(delay)
-                if "biased" in question:
-                    reply = "The first one reads better. [[A]]"
-                elif "garbled" in question:
-                    reply = "Both have merits; I cannot decide."
-                else:
-                    reply = "A is right. [[A]]" if "GOOD" in a else "B is right. [[B]]"
-                data = json.dumps(
-                    {
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
-                        ],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 5},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _files(tmp_path):
@@ -174,3 +125,84 @@ def test_judging_other_prompts_into_the_same_file_is_refused(server, tmp_path):
     assert run_cli("judge", a, b, "--judge-url", server.url, "--judge-model", "j", "-o", str(out)).exit_code == 0
     result = run_cli("judge", b, a, "--judge-url", server.url, "--judge-model", "j", "-o", str(out))
     assert result.exit_code == 2 and "another judge" in result.output
+
+
+def prefers_longer(question: str, a: str, b: str) -> str:
+    """A judge with a bias anyone can compute from the answers: the longer one wins, equal lengths tie."""
+    return "[[C]]" if len(a) == len(b) else "Longer. [[A]]" if len(a) > len(b) else "Longer. [[B]]"
+
+
+def _expected(before: str, after: str) -> tuple[int, int, int]:
+    rows = [[json.loads(x) for x in open(p, encoding="utf-8")] for p in (before, after)]
+    lengths = [(len(x["predict"]), len(y["predict"])) for x, y in zip(*rows)]
+    return sum(b > a for a, b in lengths), sum(b < a for a, b in lengths), sum(b == a for a, b in lengths)
+
+
+def test_train_and_compare_with_a_judge(tmp_path, tiny_model):
+    """The judge scorers in a run: the held-out and the retention answers judged (the run generates nothing more),
+    each figure exactly what the judge's preference implies on the run's own answers, the reasons in the report,
+    and a rerun judges nothing again."""
+    judge = JudgeServer(rule=prefers_longer)
+    try:
+        prompts = tmp_path / "general.jsonl"
+        prompts.write_text(
+            "".join(
+                json.dumps({"instruction": p, "output": ""}) + "\n" for p in ("Name a colour.", "2+2?", "你好吗？")
+            ),
+            encoding="utf-8",
+        )
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            f"model_name_or_path: tiny\ndataset: {os.path.join(REPO, 'datasets', 'identity.json')}\nmax_samples: 16\n"
+            f"val_size: 6\nnum_train_epochs: 1\nper_device_train_batch_size: 4\nretention: {prompts}\n"
+            "judge:\n  model: judge-model\n  retries: 0\n"
+        )
+        run = tmp_path / "run"
+        cmd = ["train-and-compare", "--config", str(config), "--gsm8k", "none", "--max-new-tokens", "12"]
+        cmd += ["--judge-url", judge.url, "--output-dir", str(run), "--quiet"]
+        result = run_cli(*cmd)
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((run / "metrics.json").read_text())
+        for figure, scorer, files in (
+            ("judge-win-rate", "judge", "predictions"),
+            ("retention-win-rate", "retention-judge", "retention_predictions"),
+        ):
+            wins, losses, ties = _expected(run / f"{files}_before.jsonl", run / f"{files}_after.jsonl")
+            entry = metrics["comparison"][figure]
+            assert (entry["wins"], entry["losses"], entry["ties"]) == (wins, losses, ties)
+            n = wins + losses + ties
+            assert metrics["n"][scorer] == n == (6 if scorer == "judge" else 3)
+            assert entry["after"] == pytest.approx(100 * (wins + ties / 2) / n)
+            assert entry["delta"] == pytest.approx(entry["after"] - 50)
+            assert metrics["signatures"][figure].startswith(f"{figure}|judge:judge-model|where:server")
+            judgments = (run / f"{scorer}_judgments.jsonl").read_text().splitlines()
+            assert len(judgments) == 1 + 2 * n  # a header, then each prompt in both orders
+        assert "reference:shown" in metrics["signatures"]["judge-win-rate"]
+        assert "reference" not in metrics["signatures"]["retention-win-rate"]
+        assert metrics["judge"]["after"]["tokens"] == {"prompt_tokens": 10 * 12, "completion_tokens": 5 * 12}
+        assert "judge" in metrics["run"]["durations"] and "retention-judge" in metrics["run"]["durations"]
+        assert len(judge.asked) == 2 * (6 + 3)
+        page = (run / "report.html").read_text()
+        assert "Judge judge-model on 6 held-out samples: the fine-tuned answer won" in page
+        assert "A = base, B = fine-tuned" in page  # each verdict's replies, in the samples table
+        assert not list(run.glob("judge_predictions_*"))  # the judge generates nothing of its own
+        # a rerun reads the judgments back: nothing is asked again
+        again = run_cli(*cmd)
+        assert again.exit_code == 0, again.output
+        assert len(judge.asked) == 2 * (6 + 3)
+        assert (
+            json.loads((run / "metrics.json").read_text())["comparison"]["judge-win-rate"]
+            == metrics["comparison"]["judge-win-rate"]
+        )
+    finally:
+        judge.close()
+
+
+def test_judge_settings_are_checked_before_any_work(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model_name_or_path: tiny\njudge:\n  model: j\n  temperature: 0\n")
+    result = run_cli("train-and-compare", "--config", str(config), "--output-dir", str(tmp_path / "r"))
+    assert result.exit_code == 1 and "judge" in result.output and "temperature" in result.output
+    assert "Traceback" not in result.output
+    result = run_cli("train-and-compare", "--judge-url", "http://127.0.0.1:9/v1", "--output-dir", str(tmp_path / "s"))
+    assert result.exit_code == 2 and "--judge-url needs --judge-model" in result.output

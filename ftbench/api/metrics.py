@@ -137,7 +137,10 @@ class Scorer(ABC):
       it uses, its prediction file's name, what of its details goes into metrics.json;
     * comparing: ``compare`` scores both sides and pairs them (the default, in
       ``ftbench.metrics.scorers.SampleScorer``); a pairwise scorer (a judge that sees before and after together)
-      implements ``compare`` itself.
+      implements ``compare`` itself;
+    * a scorer of another scorer's answers (a judge of the held-out answers): ``answers_of`` names that scorer in
+      a run, so nothing is generated twice, and ``compare_in_run`` gets the run's settings and folder (the
+      judge, and the judgments file it resumes).
     """
 
     name: ClassVar[str] = ""
@@ -205,6 +208,16 @@ class Scorer(ABC):
         """One side's prediction rows scored, figures named as reports name them (how `--select-by` and the sweep
         judge a run). A pairwise scorer has no per-side figures: it keeps ``judged`` empty and this unimplemented."""
         raise NotImplementedError(f"scorer {self.name} does not score one prediction file on its own")
+
+    def answers_of(self, settings: Any) -> str | None:
+        """In a run with ``settings``: the scorer whose prediction files this one scores instead of an eval set of
+        its own (None: it scores its own eval set, the default)."""
+        return None
+
+    def compare_in_run(self, before: list[dict], after: list[dict], settings: Any, folder: Any) -> Comparison:
+        """`compare` inside a run (``settings``: its RunSettings, ``folder``: its RunFolder), for a scorer that
+        needs them; the default ignores them."""
+        return self.compare(before, after)
 
     @abstractmethod
     def compare(self, before: list[dict], after: list[dict]) -> Comparison:

@@ -104,7 +104,7 @@ def judge(
     sign test, the win rate by which answer is longer, and the agreement with ROUGE-L's direction.
     """
     from ftbench.api.errors import InputError
-    from ftbench.evaluation.judge import JudgeSettings, Pair
+    from ftbench.evaluation.judge import JudgeSettings, Pair, rouge_l_gain
     from ftbench.evaluation.judge import judge as run_judge
     from ftbench.inference.chat import user_text
 
@@ -119,21 +119,13 @@ def judge(
         Pair(user_text(x["prompt"]) or x["prompt"], x["predict"], y["predict"], x["label"] or None)
         for x, y in zip(rows_a, rows_b)
     ]
-    metric = None
-    if any(x["label"] for x in rows_a):
-        from ftbench.metrics.scoring import score_pairs
-
-        labels = [x["label"] for x in rows_a]
-        ra = score_pairs([x["predict"] for x in rows_a], labels, metrics=["rouge-l"]).samples["rouge-l"]
-        rb = score_pairs([y["predict"] for y in rows_b], labels, metrics=["rouge-l"]).samples["rouge-l"]
-        metric = [q - p for p, q in zip(ra, rb)]
     result = run_judge(
         pairs,
         JudgeSettings(
             judge_model, judge_url, api_key_env, concurrency, request_timeout, max_new_tokens, retries, judge_templates
         ),
         out,
-        metric=metric,
+        metric=rouge_l_gain(rows_a, rows_b),
     )
     if opts.json:
         print_json({"a": a, "b": b, "judgments": out, **result})

@@ -70,6 +70,21 @@ seeds_option = click.option(
 )
 
 
+def judge_options(f):
+    """--judge-model and --judge-url (the YAML's `judge:`): a judge model compares base and fine-tuned answers."""
+    f = click.option(
+        "--judge-url",
+        help="An OpenAI-compatible server (its /chat/completions) serving --judge-model; the API key comes from "
+        "the variable named by judge: api_key_env (default OPENAI_API_KEY).",
+    )(f)
+    return click.option(
+        "--judge-model",
+        help="A judge model: its name at --judge-url, or a local model (hub id, folder, smollm2). It compares the "
+        "base and the fine-tuned answer to every held-out and retention prompt, in both orders (MT-Bench's "
+        "pairwise judge). Off by default: a judge needs a strong model.",
+    )(f)
+
+
 def common_options(f):
     """Add --json, --quiet and --debug to a command (they may also be given before the command name)."""
     f = click.option(

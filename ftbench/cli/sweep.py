@@ -9,7 +9,15 @@ from dataclasses import dataclass
 
 import click
 
-from ftbench.cli.options import LazyChoice, common_options, judged_figure_names, print_json, seeds_option, settings
+from ftbench.cli.options import (
+    LazyChoice,
+    common_options,
+    judge_options,
+    judged_figure_names,
+    print_json,
+    seeds_option,
+    settings,
+)
 from ftbench.cli.train_and_compare import SELECT_BY
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 from ftbench.training.config_keys import MAX_LORA_RANK
@@ -141,6 +149,7 @@ def _vary(ctx, param, value):
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate.")
 @click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for every evaluation.")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
+@judge_options
 @seeds_option
 @common_options
 @click.pass_context
@@ -164,6 +173,8 @@ def sweep(
     gsm8k_limit,
     max_new_tokens,
     threads,
+    judge_model,
+    judge_url,
     seeds,
 ):
     """Which lever to pull: train around your config one change at a time (data size as a learning curve on nested
@@ -208,6 +219,8 @@ def sweep(
         threads=threads,
         select_by=select_by,
         seeds=seeds,
+        judge_model=judge_model,
+        judge_url=judge_url,
     )
     if ray_address:  # a cluster that is not there is said before anything is trained
         from ftbench.recipes.ray_jobs import connect

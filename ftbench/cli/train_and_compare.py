@@ -12,6 +12,7 @@ from ftbench.cli.options import (
     common_options,
     engine_options,
     engine_settings,
+    judge_options,
     print_json,
     seeds_option,
     settings,
@@ -35,7 +36,7 @@ SELECT_BY = LazyChoice(_select_by_choices)
     type=click.Path(dir_okay=False),
     help="A LLaMA-Factory-style training YAML (plus the "
     "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, retention, "
-    "retention_max_new_tokens, predict_batch_size, threads, seeds, select_by).",
+    "retention_max_new_tokens, predict_batch_size, threads, seeds, select_by, judge).",
 )
 @click.argument("overrides", nargs=-1)
 @click.option(
@@ -83,6 +84,7 @@ SELECT_BY = LazyChoice(_select_by_choices)
     "(a LLaMA-Factory or ftbench output_dir) instead of training: its best checkpoint against the base "
     "model. The model and data come from --config, else from the YAML ftbench saved in it.",
 )
+@judge_options
 @allow_other_base_option
 @seeds_option
 @engine_options
@@ -111,6 +113,8 @@ def train_and_compare(
     trained_run,
     allow_other_base,
     seeds,
+    judge_model,
+    judge_url,
     served_model_after,
     **engine,
 ):
@@ -150,6 +154,8 @@ def train_and_compare(
         trained_run=os.path.abspath(trained_run) if trained_run else None,
         allow_other_base=allow_other_base or None,
         seeds=seeds,
+        judge_model=judge_model,
+        judge_url=judge_url,
     )
     if not opts.quiet:
         for w in warnings:

@@ -22,8 +22,9 @@ def score_figure(rows: list[dict], figure: str) -> tuple[float, list[float], lis
     return result.metrics[figure], list(result.samples[figure]), result.ci95.get(figure)
 
 
-def compare_scorer(scorer: str, before: list[dict], after: list[dict]) -> Comparison:
-    """Compare two prediction lists (LLaMA-Factory rows: prompt/predict/label) with the scorer named ``scorer``.
+def compare_scorer(scorer: str, before: list[dict], after: list[dict], run: tuple | None = None) -> Comparison:
+    """Compare two prediction lists (LLaMA-Factory rows: prompt/predict/label) with the scorer named ``scorer``;
+    inside a run, ``run`` is its (RunSettings, RunFolder) (`Scorer.compare_in_run`).
 
     Rows are paired by position; their prompts and labels must agree, or the comparison is meaningless."""
     if len(before) != len(after):
@@ -38,7 +39,7 @@ def compare_scorer(scorer: str, before: list[dict], after: list[dict]) -> Compar
     # scorers and the report see what the user asked, not the rendered chat template
     before, after = ([{**r, "prompt": user_text(r.get("prompt", ""))} for r in rows] for rows in (before, after))
     scoring = SCORERS.create(scorer)
-    comparison = scoring.compare(before, after)
+    comparison = scoring.compare_in_run(before, after, *run) if run else scoring.compare(before, after)
     for entry in comparison.figures.values():
         if entry is not None:
             entry["verdict"] = asdict(figure_evidence(scoring, entry, comparison.n))

@@ -79,6 +79,21 @@ def _prompt(engine, messages: list[dict]) -> Prompt:
     return Prompt(text, engine.tokenizer(text, add_special_tokens=False)["input_ids"], messages)
 
 
+def rouge_l_gain(baseline: list[dict], candidate: list[dict]) -> list[float] | None:
+    """Per prompt, the candidate's ROUGE-L minus the baseline's against the reference (prediction rows), which the
+    judge's verdicts are checked against; None when no row has a reference."""
+    from ftbench.metrics.scoring import score_pairs
+
+    labels = [str(x.get("label") or "") for x in baseline]
+    if not any(labels):
+        return None
+    a, b = (
+        score_pairs([str(r["predict"]) for r in rows], labels, metrics=["rouge-l"]).samples["rouge-l"]
+        for rows in (baseline, candidate)
+    )
+    return [q - p for p, q in zip(a, b)]
+
+
 def header(pairs: Sequence[Pair], settings: JudgeSettings) -> dict:
     """What a judgments file holds judgments of: resuming needs the same answers, judge and prompts."""
     digest = hashlib.sha256()

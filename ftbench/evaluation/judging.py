@@ -175,8 +175,8 @@ class JudgmentStore:
             rows = self._read()
             if rows and rows[0].get("header") != header:
                 raise UsageError(
-                    f"{path} holds judgments of other answers or another judge: give another -o "
-                    "(or delete it to judge again)"
+                    f"{path} holds judgments of other answers or another judge: delete it to judge again "
+                    "(with `ftbench judge`: or give another -o)"
                 )
             self.done = {(r["index"], r["order"]): r for r in rows[1:]}
         else:

@@ -33,6 +33,8 @@ SCORERS: Registry[type[Scorer]] = Registry(
         "similarity": "ftbench.metrics.scorers:SimilarityScorer",
         "gsm8k": "ftbench.metrics.scorers:Gsm8kScorer",
         "retention": "ftbench.metrics.retention:RetentionScorer",
+        "judge": "ftbench.evaluation.judge_scorer:JudgeScorer",
+        "retention-judge": "ftbench.evaluation.judge_scorer:RetentionJudgeScorer",
     },
 )
 DEFAULT_SCORER = "similarity"  # `score` without --scorer; `compare` when no scorer recognises the labels

@@ -10,7 +10,7 @@ import os
 import time
 import typing
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import msgspec
 
@@ -20,6 +20,20 @@ from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions
 from ftbench.console import world_size
 from ftbench.data.schema import PositiveInt, SchemaError, Seeds, Threads, Tokens, check
 from ftbench.recipes.run_folder import RunFolder, slug
+
+
+class JudgeKeys(msgspec.Struct, forbid_unknown_fields=True):
+    """`judge:` in a run's YAML: the judge model of the `judge` and `retention-judge` scorers, and how to ask it
+    (the fields of `evaluation.judge.JudgeSettings`; the API key itself only ever from ``api_key_env``)."""
+
+    model: str
+    url: Optional[str] = None  # an OpenAI-compatible server; none: the model runs here
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: Annotated[int, msgspec.Meta(gt=0, le=256)] = 4
+    request_timeout: Annotated[float, msgspec.Meta(ge=1.0, le=86_400.0)] = 600.0
+    max_new_tokens: Tokens = 512
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
+    templates: Optional[str] = None  # a folder of judge prompts replacing the shipped ones
 
 
 class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,6 +51,7 @@ class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
     seeds: Optional[Union[Seeds, Literal["auto"]]] = None
     retention: Optional[str] = None  # general prompts for the retention scorer: a dataset file, or none
     retention_max_new_tokens: Optional[Tokens] = None
+    judge: Optional[JudgeKeys] = None
 
 
 COMPARE_KEYS = tuple(CompareKeys.__struct_fields__)
@@ -83,6 +98,7 @@ class RunSettings:
     seeds: int = 1  # trainings that differ only in `seed`, from the config's seed up (recipes/seeds.py)
     retention: str | None = None  # general prompts (metrics/retention.py): a dataset file, None for none
     retention_max_new_tokens: int | None = None  # ... answered up to this many tokens (default max_new_tokens)
+    judge: dict | None = None  # the judge (`JudgeKeys` fields) of the judge scorers; None: no judge
     seeds_auto: bool = False  # --seeds auto: a third seed where the verdict is on the edge (`metrics.evidence`)
     durations: dict = field(default_factory=dict)
 
@@ -106,6 +122,17 @@ def default_retention() -> str | None:
 
     bundled = SOURCE_ROOT / "datasets" / "retention" / "general_prompts.json"
     return str(bundled) if bundled.is_file() else None
+
+
+def _judge(keys: JudgeKeys | None, model: str | None, url: str | None) -> dict | None:
+    """The judge from the YAML's `judge:` with --judge-model / --judge-url over it; --judge-url needs a model."""
+    if keys is None and model is None:
+        if url:
+            raise UsageError("--judge-url needs --judge-model: the judge's name at that server")
+        return None
+    judge = msgspec.structs.asdict(keys) if keys else {"model": model}
+    judge.update({k: v for k, v in (("model", model), ("url", url)) if v})
+    return msgspec.structs.asdict(check(judge, JudgeKeys))
 
 
 def trained_run_config(trained_run: str) -> str:
@@ -157,6 +184,7 @@ def prepare_run(
     except SchemaError as e:
         raise InputError(f"{lines.get(e.path, src.path or 'command line')}: {e}") from None
     compare = {k: getattr(checked, k) for k in compare}
+    compare["judge"] = _judge(compare.get("judge"), options.pop("judge_model", None), options.pop("judge_url", None))
     select_by = compare.get("select_by")
     if select_by is not None and select_by not in select_by_choices():
         raise InputError(

@@ -99,11 +99,15 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
     runs = [RunFolder(folder.seed_run(s)) for s in seeds]
     each = [_read_json(r.metrics) for r in runs]
     first = each[0]
-    per_scorer = {}
-    for name in first["n"]:
-        before = read_prediction_rows(runs[0].predictions(name, "before"))
+    from ftbench.metrics.registry import scorers
+
+    every, per_scorer = scorers(), {}
+    for name in first["n"]:  # a judge's verdicts are read back from each seed's judgments, not asked again
+        source = every[name].answers_of(rs) or name
+        before = read_prediction_rows(runs[0].predictions(source, "before"))
         per_scorer[name] = [
-            compare_scorer(name, before, read_prediction_rows(r.predictions(name, "after"))) for r in runs
+            compare_scorer(name, before, read_prediction_rows(r.predictions(source, "after")), run=(rs, r))
+            for r in runs
         ]
     combined = {}
     for name, comparisons in per_scorer.items():
@@ -113,11 +117,9 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
     for m in each:
         for stage, seconds in (m["run"].get("durations") or {}).items():
             durations[stage] = round(durations.get(stage, 0.0) + seconds, 1)
-    from ftbench.metrics.registry import scorers
-
     details = {  # each scorer's explanation (the GSM8K diagnosis, the spread phrases): the first seed's, as shown
         name: {side: getattr(per_scorer[name][0], side).get(scorer.run_detail) for side in ("before", "after")}
-        for name, scorer in scorers().items()
+        for name, scorer in every.items()
         if scorer.run_detail and name in per_scorer
     }
     metrics = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import asdict
 
 from ftbench.api.backends import TrainConfig, TrainResult
@@ -376,7 +377,12 @@ def _compare_and_report(
         for name in every
         if eval_sets.get(name)
     }
-    compared = {name: compare_scorer(name, *(sides[side] for side in SIDES)) for name, sides in rows.items()}
+    compared = {}
+    for name, scorer in every.items():  # in the report's order; a judge scores another scorer's answers
+        source = scorer.answers_of(rs)
+        if (source or name) in rows:
+            with stage_time(folder, rs.durations, name) if source else nullcontext():
+                compared[name] = compare_scorer(name, *(rows[source or name][side] for side in SIDES), run=(rs, folder))
     diagnosis = diagnose_training(result.log)
     at_limit = _answers_at_limit(cfg, rs, every, rows)
     headline = rs.select_by or next((every[name].primary for name in compared), None)  # "did it help?" asks this

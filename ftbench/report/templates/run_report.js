@@ -18,7 +18,7 @@
       if (state.status !== 'all' && r.status !== state.status) return false;
       if (state.scorer !== 'all' && r.scorer !== state.scorer) return false;
       if (!q) return true;
-      return [r.prompt, r.reference, r.before, r.after].join('\n').toLowerCase().indexOf(q) >= 0;
+      return [r.prompt, r.reference, r.before, r.after, r.note || ''].join('\n').toLowerCase().indexOf(q) >= 0;
     });
     if (state.sort === 'delta') rows.sort(function (a, b) { return delta(b) - delta(a); });
     if (state.sort === '-delta') rows.sort(function (a, b) { return delta(a) - delta(b); });
@@ -30,6 +30,12 @@
       var k = primary(r);
       num(tr, k + ' ' + fmt(r.scores_before[k]) + ' → ' + fmt(r.scores_after[k]));
       num(tr, r.status, 'st-' + r.status);
+      if (r.note) {  // a judge's reasons, under its verdict
+        var why = document.createElement('div'); why.className = 'clip text note'; why.textContent = r.note;
+        why.title = 'the judge\'s replies: click to expand';
+        why.addEventListener('click', function () { why.classList.toggle('open'); });
+        tr.lastChild.appendChild(why);
+      }
       body.appendChild(tr);
     });
     count.textContent = rows.length + ' of ' + data.length + ' samples';
