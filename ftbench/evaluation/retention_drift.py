@@ -1,0 +1,139 @@
+"""The `retention-drift` scorer: how far the fine-tune moved the model from itself, without generating anything.
+The base model's own answers to the retention prompts are scored by likelihood, under the base model (before)
+and under the fine-tuned one (after): ``base-answer-nll`` is the mean over prompts of the per-token negative
+log-likelihood (nats) of those answers. Its delta, the NLL increase, is how much less the fine-tuned model would
+say what the base model said; 0 when nothing moved. One forward pass per batch (`inference.likelihood`).
+
+It runs the model itself (`Scorer.runs_model`), after the retention answers of the same side exist: each side
+writes `retention-drift_<side>.json` (the model, the adapter's hash, a row per prompt), kept while those match.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ftbench.api.metrics import Comparison, Scorer, format_signature
+from ftbench.metrics.retention import RetentionScorer
+
+BATCH = 8
+
+
+class RetentionDriftScorer(Scorer):
+    """The base model's answers to the retention prompts, scored by likelihood before and after the fine-tune."""
+
+    name = "retention-drift"
+    description = "per-token NLL of the base model's own retention answers, under the base and the fine-tuned model"
+    eval_set = "general prompts (retention), the base model's answers scored by likelihood"
+    sample_unit = "general prompts"
+    figures = ("base-answer-nll",)
+    primary = "base-answer-nll"
+    judged = ()
+    higher_is_better = False
+    runs_model = True
+    runs_after_generation = True  # it scores the retention answers generated in the same stage
+    predictions_file = "{name}_{side}.json"
+
+    def eval_samples(self, held_out, settings):
+        return RetentionScorer().eval_samples(held_out, settings)
+
+    def run_model(self, samples, model, adapter, settings, side, path, quiet):
+        from ftbench.data.predictions import adapter_sha256, read_prediction_rows
+        from ftbench.io import write_json
+
+        answers_file = os.path.join(os.path.dirname(path), RetentionScorer().prediction_file("before"))
+        base = read_prediction_rows(answers_file)
+        made_by = {"model": model, "adapter": adapter, "adapter_sha256": adapter_sha256(adapter), "n": len(base)}
+        if os.path.exists(path) and _header(path) == made_by:
+            return
+        write_json(path, {**made_by, "rows": _score(base, model, adapter, settings)})
+
+    def read_rows(self, path):
+        from ftbench.data.run_files import read_json_file
+
+        return read_json_file(path)["rows"]
+
+    def compare(self, before, after):
+        from ftbench import __version__
+        from ftbench.metrics.uncertainty import paired_difference
+
+        def per_token(rows):
+            return [r["nll"] / r["tokens"] if r["tokens"] else 0.0 for r in rows]
+
+        xs, ys = per_token(before), per_token(after)
+        n = len(xs)
+        paired = paired_difference(ys, xs) if n else {"ci95": None, "stderr": None}
+        figure = self.primary
+        entry = {
+            "before": _mean(xs),
+            "after": _mean(ys),
+            "delta": _mean(ys) - _mean(xs),
+            "before_ci95": _interval(xs),
+            "after_ci95": _interval(ys),
+            "delta_ci95": paired["ci95"],
+            "delta_stderr": paired["stderr"],
+            "wins": sum(y < x for x, y in zip(xs, ys)),
+            "losses": sum(y > x for x, y in zip(xs, ys)),
+            "ties": sum(y == x for x, y in zip(xs, ys)),
+        }
+        rows = [
+            {
+                "i": i,
+                "scorer": self.name,
+                "primary": figure,
+                "prompt": before[i]["prompt"],
+                "reference": "",
+                "before": before[i]["answer"],
+                "after": before[i]["answer"],  # the same answer, scored by the other model
+                "scores_before": {figure: xs[i]},
+                "scores_after": {figure: ys[i]},
+                "status": "improved" if ys[i] < xs[i] else "regressed" if ys[i] > xs[i] else "unchanged",
+            }
+            for i in range(n)
+        ]
+        signature = format_signature(
+            figure, answers="base-greedy", unit="nats-per-token", mean="over-prompts", ftbench=__version__
+        )
+        side = {"scorer": self.name, "n": n}
+        return Comparison(self.name, n, {figure: entry}, {figure: signature}, side, dict(side), rows)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _interval(values: list[float]) -> list[float] | None:
+    """The mean's 95% percentile-bootstrap interval over prompts."""
+    import numpy as np
+
+    from ftbench.metrics.uncertainty import Bootstrap, percentile_interval
+
+    return percentile_interval(Bootstrap(len(values)).means(np.array(values))[:, 0]) if len(values) >= 2 else None
+
+
+def _header(path: str) -> dict | None:
+    """What made a drift file (its keys but the rows), None when it cannot be read (then it is made again)."""
+    from ftbench.api.errors import FtbenchError
+    from ftbench.data.run_files import read_json_file
+
+    try:
+        value = read_json_file(path)
+    except FtbenchError:
+        return None
+    return {k: v for k, v in value.items() if k != "rows"} if isinstance(value, dict) else None
+
+
+def _score(base: list[dict], model: str, adapter: str | None, settings) -> list[dict]:
+    """A row per retention prompt: its base answer's summed NLL and token count under ``model`` (+ ``adapter``)."""
+    from ftbench.inference.likelihood import answer_nll
+    from ftbench.inference.models import load_model_for_generation, load_tokenizer
+
+    tokenizer = load_tokenizer(model)
+    loaded = load_model_for_generation(model, adapter, device=settings.device)
+    try:
+        scored = answer_nll(loaded, tokenizer, [r["prompt"] for r in base], [r["predict"] for r in base], BATCH)
+    finally:
+        del loaded
+    return [
+        {"prompt": r["prompt"], "answer": r["predict"], "nll": nll, "tokens": tokens}
+        for r, (nll, tokens) in zip(base, scored)
+    ]
