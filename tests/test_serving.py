@@ -339,3 +339,67 @@ def test_real_default_model_on_the_server_matches_local(tiny_model, tmp_path):
     finally:
         srv.kill()
     assert same_rate(rows(local), rows(served)) >= 0.95
+
+
+def test_a_run_judged_by_smollm2_on_transformers_serve(tiny_model, tmp_path):
+    """Issue 20's end-to-end judge: a train-and-compare run whose judge is SmolLM2-135M-Instruct served by
+    `transformers serve` (a real, if weak, judge). Every prompt is asked in both orders, the replies are the
+    server's, and the figures are what the judgments file says (verdicts read again here)."""
+    pytest.importorskip("gguf")
+    import re
+
+    from ftbench.inference.models import resolve_model
+
+    judge = resolve_model("smollm2")
+    prompts = tmp_path / "general.jsonl"
+    prompts.write_text(
+        "".join(json.dumps({"instruction": p, "output": ""}, ensure_ascii=False) + "\n" for p in ("2+2?", "你好吗？")),
+        encoding="utf-8",
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"model_name_or_path: tiny\ndataset: {os.path.join(REPO, 'datasets', 'identity.json')}\nmax_samples: 12\n"
+        f"val_size: 2\nnum_train_epochs: 1\nper_device_train_batch_size: 4\nretention: {prompts}\n"
+        "judge:\n  max_new_tokens: 24\n  retries: 0\n  concurrency: 2\n"
+    )
+    srv = Server(judge, log_path=str(tmp_path / "serve.log")).start()
+    try:
+        run = tmp_path / "run"
+        result = run_cli(
+            "train-and-compare", "--config", str(config), "--gsm8k", "none", "--max-new-tokens", "16",
+            "--judge-url", srv.url, "--judge-model", judge, "--output-dir", str(run), "--quiet",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    finally:
+        srv.kill()
+    metrics = json.loads((run / "metrics.json").read_text())
+    page = (run / "report.html").read_text()
+    for scorer, figure, n in (("judge", "judge-win-rate", 2), ("retention-judge", "retention-win-rate", 2)):
+        rows = [json.loads(x) for x in (run / f"{scorer}_judgments.jsonl").read_text().splitlines()[1:]]
+        assert sorted((r["index"], r["order"]) for r in rows) == [(i, o) for i in range(n) for o in ("ab", "ba")]
+        assert all(isinstance(r["reply"], str) and r["reply"].strip() for r in rows)  # SmolLM2's own words
+        outcome = {}
+        for r in rows:  # the candidate's outcome per order, from the reply text
+            found = set(re.findall(r"\[\[([ABC])\]\]", r["reply"]))
+            verdict = found.pop() if len(found) == 1 else None
+            fine_tuned = "B" if r["order"] == "ab" else "A"
+            outcome[r["index"], r["order"]] = (
+                None if verdict is None else "tie" if verdict == "C" else "win" if verdict == fine_tuned else "loss"
+            )
+        judged = [
+            (outcome[i, "ab"] if outcome[i, "ab"] == outcome[i, "ba"] else "tie")
+            for i in range(n)
+            if outcome[i, "ab"] is not None and outcome[i, "ba"] is not None
+        ]
+        detail = metrics[scorer]["after"]
+        assert (detail["wins"], detail["losses"], detail["ties"]) == tuple(
+            judged.count(k) for k in ("win", "loss", "tie")
+        )
+        assert detail["unparseable"] == n - len(judged)
+        assert detail["tokens"]["completion_tokens"] > 0
+        if judged:
+            wins, ties = judged.count("win"), judged.count("tie")
+            assert metrics["comparison"][figure]["after"] == pytest.approx(100 * (wins + ties / 2) / len(judged))
+        else:  # a 135M judge rarely says [[A]]/[[B]]/[[C]]: the report says so instead of a figure
+            assert metrics["comparison"][figure]["delta_ci95"] is None
+            assert f"gave no readable verdict ([[A]], [[B]] or [[C]]) on any of {n}" in page

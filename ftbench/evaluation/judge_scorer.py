@@ -120,8 +120,13 @@ class JudgeScorer(Scorer):
         """The judge's verdict in words: counts, swap disagreements, the length split and the agreement with
         ROUGE-L's direction (the caution a judge's verdict needs)."""
         d = (detail or {}).get("after")
-        if not d or d.get("win_rate") is None:
+        if not d:
             return []
+        if d.get("win_rate") is None:
+            return [
+                f"Judge {d['judge']} gave no readable verdict ([[A]], [[B]] or [[C]]) on any of {d['n']} "
+                f"{self.sample_unit}: its replies are in {self.name}_judgments.jsonl; a stronger judge is needed."
+            ]
         tie_note = f", {d['inconsistent']} of the ties because its two orders disagreed" if d["inconsistent"] else ""
         lines = [
             f"Judge {d['judge']} on {d['judged']} {self.sample_unit}: the fine-tuned "

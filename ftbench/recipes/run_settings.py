@@ -26,7 +26,7 @@ class JudgeKeys(msgspec.Struct, forbid_unknown_fields=True):
     """`judge:` in a run's YAML: the judge model of the `judge` and `retention-judge` scorers, and how to ask it
     (the fields of `evaluation.judge.JudgeSettings`; the API key itself only ever from ``api_key_env``)."""
 
-    model: str
+    model: Optional[str] = None  # required, from here or --judge-model
     url: Optional[str] = None  # an OpenAI-compatible server; none: the model runs here
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: Annotated[int, msgspec.Meta(gt=0, le=256)] = 4
@@ -132,7 +132,9 @@ def _judge(keys: JudgeKeys | None, model: str | None, url: str | None) -> dict |
         return None
     judge = msgspec.structs.asdict(keys) if keys else {"model": model}
     judge.update({k: v for k, v in (("model", model), ("url", url)) if v})
-    return msgspec.structs.asdict(check(judge, JudgeKeys))
+    if not judge["model"]:
+        raise UsageError("judge: names no model: give judge: model: NAME in the YAML, or --judge-model")
+    return judge
 
 
 def trained_run_config(trained_run: str) -> str:
