@@ -206,3 +206,33 @@ def test_judge_settings_are_checked_before_any_work(tmp_path):
     assert "Traceback" not in result.output
     result = run_cli("train-and-compare", "--judge-url", "http://127.0.0.1:9/v1", "--output-dir", str(tmp_path / "s"))
     assert result.exit_code == 2 and "--judge-url needs --judge-model" in result.output
+
+
+def test_a_sweep_judges_every_run(tmp_path, tiny_model):
+    """`sweep --judge-url --judge-model`: each run of the sweep judges its own answers against the shared base
+    answers (the retention prompts are left out of a sweep, so is their judge)."""
+    judge = JudgeServer(rule=prefers_longer)
+    try:
+        config = tmp_path / "c.yaml"
+        config.write_text(
+            f"model_name_or_path: {tiny_model}\ndataset: {os.path.join(REPO, 'datasets', 'identity.json')}\n"
+            "max_samples: 16\nval_size: 4\nnum_train_epochs: 1\nper_device_train_batch_size: 4\ngsm8k: none\n"
+            "max_new_tokens: 8\n"
+        )
+        out = tmp_path / "sweep"
+        result = run_cli(
+            "sweep", "--config", str(config), "--vary", "lr", "--lr-factors", "1,3", "--output-dir", str(out),
+            "--judge-url", judge.url, "--judge-model", "j", "--quiet",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs = sorted(p for p in (out / "runs").iterdir() if p.is_dir())
+        assert len(runs) == 2
+        for run in runs:
+            metrics = json.loads((run / "metrics.json").read_text())
+            wins, losses, ties = _expected(run / "predictions_before.jsonl", run / "predictions_after.jsonl")
+            entry = metrics["comparison"]["judge-win-rate"]
+            assert (entry["wins"], entry["losses"], entry["ties"]) == (wins, losses, ties)
+            assert "retention-judge" not in metrics["n"]
+        assert len(judge.asked) == 2 * 2 * 4
+    finally:
+        judge.close()
