@@ -9,7 +9,15 @@ from dataclasses import dataclass
 
 import click
 
-from ftbench.cli.options import LazyChoice, common_options, judged_figure_names, print_json, seeds_option, settings
+from ftbench.cli.options import (
+    LazyChoice,
+    benchmark_options,
+    common_options,
+    judged_figure_names,
+    print_json,
+    seeds_option,
+    settings,
+)
 from ftbench.cli.train_and_compare import SELECT_BY
 from ftbench.data.schema import MAX_THREADS, MAX_TOKENS
 from ftbench.training.config_keys import MAX_LORA_RANK
@@ -140,6 +148,7 @@ def _vary(ctx, param, value):
 @click.option("--gsm8k", help="GSM8K test set: a local JSONL, openai/gsm8k (hub), or none.")
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate.")
 @click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for every evaluation.")
+@benchmark_options
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @seeds_option
 @common_options
@@ -163,6 +172,8 @@ def sweep(
     gsm8k,
     gsm8k_limit,
     max_new_tokens,
+    benchmark,
+    benchmark_limit,
     threads,
     seeds,
 ):
@@ -205,6 +216,8 @@ def sweep(
         gsm8k=gsm8k,
         gsm8k_limit=gsm8k_limit,
         max_new_tokens=max_new_tokens,
+        benchmark=benchmark,
+        benchmark_limit=benchmark_limit,
         threads=threads,
         select_by=select_by,
         seeds=seeds,

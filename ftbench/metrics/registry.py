@@ -33,6 +33,7 @@ SCORERS: Registry[type[Scorer]] = Registry(
         "similarity": "ftbench.metrics.scorers:SimilarityScorer",
         "gsm8k": "ftbench.metrics.scorers:Gsm8kScorer",
         "retention": "ftbench.metrics.retention:RetentionScorer",
+        "benchmark": "ftbench.evaluation.benchmark_scorer:BenchmarkScorer",
     },
 )
 DEFAULT_SCORER = "similarity"  # `score` without --scorer; `compare` when no scorer recognises the labels

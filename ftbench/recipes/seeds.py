@@ -88,9 +88,9 @@ def _train_seeds(cfg: TrainConfig, rs: RunSettings, folder: RunFolder, seeds: li
 def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> dict:
     """metrics.json of the seeds together (the first seed's, with every figure over all seeds and a "seeds"
     part), and report.html; both written into ``folder``."""
-    from ftbench.data.predictions import read_prediction_rows
-    from ftbench.evaluation.comparison import compare_scorer
+    from ftbench.evaluation.comparison import compare_scorer, read_side
     from ftbench.evaluation.seeds import combine_seeds
+    from ftbench.metrics.registry import SCORERS
     from ftbench.metrics.uncertainty import SEED_CI_METHOD
     from ftbench.recipes.run_record import demo_about
     from ftbench.report.run_report import render_run_report
@@ -101,10 +101,9 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
     first = each[0]
     per_scorer = {}
     for name in first["n"]:
-        before = read_prediction_rows(runs[0].predictions(name, "before"))
-        per_scorer[name] = [
-            compare_scorer(name, before, read_prediction_rows(r.predictions(name, "after"))) for r in runs
-        ]
+        scorer = SCORERS.create(name)
+        before = read_side(scorer, runs[0].predictions(name, "before"))
+        per_scorer[name] = [compare_scorer(name, before, read_side(scorer, r.predictions(name, "after"))) for r in runs]
     combined = {}
     for name, comparisons in per_scorer.items():
         combined.update(combine_seeds(name, comparisons, seeds))
