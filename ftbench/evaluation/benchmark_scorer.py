@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-from ftbench.api.errors import InputError
+from ftbench.api.errors import InputError, UsageError
 from ftbench.api.metrics import Comparison, Scorer, ScoreResult, format_signature
 
 
@@ -107,6 +107,8 @@ class BenchmarkScorer(Scorer):
     def compare(self, before, after):
         from ftbench.metrics.uncertainty import mcnemar, paired_difference
 
+        if not all("values" in r for r in before + after):
+            raise UsageError("benchmark rows are a run's (its benchmark_predictions_*.jsonl): compare two run folders")
         key = lambda r: (r["benchmark"], r["task"], r["doc_id"])  # noqa: E731
         if sorted(map(key, before)) != sorted(map(key, after)):
             raise InputError("the benchmark rows of the two sides are not over the same documents (task, doc_id)")
