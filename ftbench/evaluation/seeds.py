@@ -52,11 +52,18 @@ def combine_seeds(scorer: str, per_seed: list[Comparison], seeds: list[int]) -> 
 
 
 def _per_sample_deltas(per_seed: list[Comparison], figure: str) -> np.ndarray | None:
-    """(seeds, samples) after − before of one figure, from the per-sample rows; None where a figure has no
-    per-sample values (its interval cannot be resampled)."""
+    """(seeds, samples) after − before of one figure, from the per-sample rows that hold it (a benchmark's rows
+    hold their own task's figures); None where a figure has no per-sample values (its interval cannot be
+    resampled)."""
     try:
-        return np.array(
-            [[float(r["scores_after"][figure]) - float(r["scores_before"][figure]) for r in c.rows] for c in per_seed]
-        )
+        deltas = [
+            [
+                float(r["scores_after"][figure]) - float(r["scores_before"][figure])
+                for r in c.rows
+                if figure in r["scores_after"]
+            ]
+            for c in per_seed
+        ]
     except (KeyError, TypeError, ValueError):
         return None
+    return np.array(deltas) if deltas and deltas[0] and len({len(d) for d in deltas}) == 1 else None
