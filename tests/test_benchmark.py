@@ -1,6 +1,6 @@
 """`--benchmark TASK[,TASK]` (issue 20): lm-eval tasks as a before/after evaluation of train-and-compare, run by
-lm-eval's own engine. Offline, on the tiny model: a multiple-choice task YAML and a generate_until one over local
-JSONL files; the run's figures equal `lm_eval.simple_evaluate` computed here on the same model (and, after, with
+lm-eval's own engine. Offline, on the tiny model: a multiple-choice task YAML, a generate_until one and a group of
+two subtasks over local JSONL files; the run's figures equal `lm_eval.simple_evaluate` computed here on the same model (and, after, with
 the run's chosen adapter through ``peft=``); McNemar's test and a signature beside them; the report shows them;
 a resumed run does not run lm-eval again; an unknown task or a broken YAML is one line, no traceback."""
 
@@ -49,7 +49,15 @@ def _write_tasks(folder) -> tuple[str, str]:
         "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n"
         "metadata:\n  version: 1.0\n"
     )
-    return str(mc), str(gen)
+    for name, text in (("qa_sub_a", "Q: {{question}}\\nA:"), ("qa_sub_b", "{{question}}")):  # a group's subtasks
+        (folder / f"{name}.yaml").write_text(f'task: {name}\ninclude: qa_mc.yaml\ndoc_to_text: "{text}"\n')
+    group = folder / "qa_group.yaml"
+    group.write_text(
+        "group: qa_group\ntask: [qa_sub_a, qa_sub_b]\n"
+        "aggregate_metric_list:\n  - metric: acc\n    aggregation: mean\n    weight_by_size: true\n"
+        "metadata:\n  version: 1.0\n"
+    )
+    return str(mc), str(gen), str(group)
 
 
 def _command(tmp_path, benchmark: str, out) -> list[str]:
@@ -81,9 +89,9 @@ def _command(tmp_path, benchmark: str, out) -> list[str]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model):
     tmp = tmp_path_factory.mktemp("bench")
-    mc, gen = _write_tasks(tmp)
+    mc, gen, group = _write_tasks(tmp)
     out = tmp / "run"
-    command = _command(tmp, f"{mc},{gen}", out)
+    command = _command(tmp, f"{mc},{gen},{group}", out)
     result = run_cli(*command)
     assert result.exit_code == 0, result.output
     return out, command, json.loads((out / "metrics.json").read_text())
@@ -101,7 +109,7 @@ def _lm_eval(tiny_model, tasks_dir, adapter=None) -> dict:
     res = lm_eval.simple_evaluate(
         model="hf",
         model_args=args,
-        tasks=["qa_mc", "qa_gen"],
+        tasks=["qa_mc", "qa_gen", "qa_group"],
         device="cpu",
         limit=LIMIT,
         task_manager=TaskManager(include_path=str(tasks_dir), include_defaults=False),
@@ -121,7 +129,10 @@ def test_the_figures_equal_lm_evals_own(run, tiny_model):
         assert metrics[side]["qa_mc/acc"] == results["qa_mc"]["acc,none"]
         assert metrics[side]["qa_mc/acc_norm"] == results["qa_mc"]["acc_norm,none"]
         assert metrics[side]["qa_gen/exact_match"] == results["qa_gen"]["exact_match,none"]
-    assert metrics["n"]["benchmark"] == 2 * LIMIT
+        # a group: the mean over its subtasks' documents, lm-eval's size-weighted group figure
+        assert metrics[side]["qa_group/acc"] == pytest.approx(results["qa_group"]["acc,none"], abs=1e-12)
+    assert metrics["n"]["benchmark"] == 4 * LIMIT
+    assert "subtasks:2" in metrics["signatures"]["qa_group/acc"]
 
 
 def test_each_figure_is_compared_like_gsm8ks(run):
@@ -176,7 +187,7 @@ def test_a_sweep_evaluates_the_benchmark_in_every_run(tmp_path):
     from ftbench.recipes.run_settings import prepare_run
     from ftbench.recipes.sweep import PlannedRun, _run_yaml
 
-    mc, gen = _write_tasks(tmp_path)
+    mc, gen, _ = _write_tasks(tmp_path)
     data = os.path.join(REPO, "datasets", "identity.json")
     cfg, rs, _ = prepare_run(
         None, [f"dataset={data}", "model_name_or_path=tiny"], output_dir=str(tmp_path / "s"), benchmark=f"{mc},{gen}"
