@@ -121,6 +121,7 @@ class BenchmarkScorer(Scorer):
             if xa is None or len(xa) != len(xb):
                 raise InputError(f"{fig}: the two sides logged it for different documents")
             entry = {
+                "n": len(xb),  # its task's documents (the comparison's n counts every task's)
                 "before": sb.metrics[fig],
                 "after": sa.metrics[fig],
                 "delta": sa.metrics[fig] - sb.metrics[fig],

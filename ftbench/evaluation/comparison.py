@@ -49,7 +49,8 @@ def compare_scorer(scorer: str, before: list[dict], after: list[dict]) -> Compar
     comparison = scoring.compare(before, after)
     for entry in comparison.figures.values():
         if entry is not None:
-            entry["verdict"] = asdict(figure_evidence(scoring, entry, comparison.n))
+            # over its own samples where a figure says how many (a benchmark task's documents), else all of them
+            entry["verdict"] = asdict(figure_evidence(scoring, entry, entry.get("n", comparison.n)))
     return comparison
 
 

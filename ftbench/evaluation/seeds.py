@@ -30,13 +30,14 @@ def combine_seeds(scorer: str, per_seed: list[Comparison], seeds: list[int]) -> 
         deltas = _per_sample_deltas(per_seed, figure)
         ci = percentile_interval(seed_and_sample_means([deltas])[:, 0]) if deltas is not None else None
         seed_delta = [c.figures[figure]["delta"] for c in per_seed]
+        n = entry.get("n", first.n)  # a figure over part of the samples (a benchmark task's documents) says so
         combined = {
             "before": entry["before"],
             "after": float(np.mean([c.figures[figure]["after"] for c in per_seed])),
             "delta": float(np.mean(seed_delta)),
             "delta_ci95": ci,
             "before_ci95": entry.get("before_ci95"),
-            "ci_covers": f"{first.n} {scoring.sample_unit} and {len(seeds)} training seeds ({SEED_CI_METHOD})",
+            "ci_covers": f"{n} {scoring.sample_unit} and {len(seeds)} training seeds ({SEED_CI_METHOD})",
             "seeds": {
                 "seeds": list(seeds),
                 "after": [c.figures[figure]["after"] for c in per_seed],
@@ -45,7 +46,7 @@ def combine_seeds(scorer: str, per_seed: list[Comparison], seeds: list[int]) -> 
                 "sample_ci95": [c.figures[figure].get("delta_ci95") for c in per_seed],
             },
         }
-        evidence = figure_evidence(scoring, combined, first.n, seeds=len(seeds))
+        evidence = figure_evidence(scoring, combined, n, seeds=len(seeds))
         combined["verdict"] = asdict(evidence)
         out[figure] = combined
     return out
