@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from helpers import REPO, run_cli
 
 from ftbench.metrics.registry import get_metric
@@ -95,3 +96,51 @@ def test_a_users_prompts_and_none(tmp_path, tiny_model):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "none" / "metrics.json").read_text())
     assert "retention" not in metrics["n"] and "self-rouge-l" not in metrics["comparison"]
+
+
+def _answer_nll_by_hand(model, tokenizer, prompt: str, answer: str) -> float:
+    """Mean NLL per answer token as transformers computes a causal LM's loss (labels: the prompt masked out)."""
+    import torch
+
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    a = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        return float(model(input_ids=torch.tensor([p + a]), labels=torch.tensor([[-100] * len(p) + a])).loss)
+
+
+def test_drift_is_the_nll_of_the_base_answers_under_each_model(tmp_path, tiny_model):
+    """Point 2(c): base-answer-nll before and after equal the per-token loss transformers itself gives the base
+    model's own retention answers, under the base model and under the run's chosen adapter (peft), computed here;
+    the delta is their difference, and a rerun keeps the files."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    prompts = tmp_path / "mine.jsonl"
+    prompts.write_text("".join(json.dumps({"instruction": p, "output": ""}) + "\n" for p in PROMPTS), "utf-8")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"model_name_or_path: {tiny_model}\ndataset: {os.path.join(REPO, 'datasets', 'identity.json')}\n"
+        "max_samples: 12\nval_size: 4\nnum_train_epochs: 2\nper_device_train_batch_size: 4\nlearning_rate: 0.01\n"
+    )
+    run = tmp_path / "run"
+    cmd = ["train-and-compare", "--config", str(config), "--gsm8k", "none", "--max-new-tokens", "10"]
+    cmd += ["--retention", str(prompts), "--output-dir", str(run), "--quiet"]
+    result = run_cli(*cmd)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows = [json.loads(x) for x in (run / "retention_predictions_before.jsonl").read_text().splitlines()]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="eager").eval()
+    before = [_answer_nll_by_hand(base, tokenizer, r["prompt"], r["predict"]) for r in rows]
+    tuned = PeftModel.from_pretrained(base, metrics["checkpoint"]["path"]).eval()
+    after = [_answer_nll_by_hand(tuned, tokenizer, r["prompt"], r["predict"]) for r in rows]
+    entry = metrics["comparison"]["base-answer-nll"]
+    assert metrics["n"]["retention-drift"] == len(PROMPTS)
+    assert entry["before"] == pytest.approx(sum(before) / len(before), rel=1e-5)
+    assert entry["after"] == pytest.approx(sum(after) / len(after), rel=1e-5)
+    assert entry["delta"] == pytest.approx(entry["after"] - entry["before"], abs=1e-9)
+    assert entry["delta"] != 0  # lr 0.01 for 2 epochs moves the model
+    assert entry["delta_ci95"] is not None and entry["verdict"]["kind"] in ("better", "worse", "unclear")
+    made = {side: (run / f"retention-drift_{side}.json").stat().st_mtime_ns for side in ("before", "after")}
+    assert run_cli(*cmd).exit_code == 0
+    assert made == {side: (run / f"retention-drift_{side}.json").stat().st_mtime_ns for side in ("before", "after")}

@@ -140,7 +140,14 @@ class Scorer(ABC):
       implements ``compare`` itself;
     * a scorer of another scorer's answers (a judge of the held-out answers): ``answers_of`` names that scorer in
       a run, so nothing is generated twice, and ``compare_in_run`` gets the run's settings and folder (the
-      judge, and the judgments file it resumes).
+      judge, and the judgments file it resumes);
+    * running the model itself (``runs_model``: lm-eval's benchmarks, whose loglikelihood requests are no
+      generation): the run does not generate answers for it but calls ``run_model`` for each side, which writes
+      that side's per-sample rows to the run folder's ``prediction_file(side)`` (and skips the work when the rows
+      there were made from the same model, adapter and settings), after the side's answers are generated;
+      ``read_rows`` reads them back for ``compare``.
+      Its figures may depend on the run (one per task): then ``figures`` stays empty, ``judged`` too, and the
+      comparison names them.
     """
 
     name: ClassVar[str] = ""
@@ -160,6 +167,7 @@ class Scorer(ABC):
     length_setting: ClassVar[str] = "max_new_tokens"  # the run setting giving its generation length
     sample_fields: ClassVar[tuple[str, ...]] = ()  # per-sample fields shown beside the scores in report rows
     run_detail: ClassVar[str | None] = None  # a `ScoreResult.details` key metrics.json keeps per side
+    runs_model: ClassVar[bool] = False  # runs the model itself (`run_model`) instead of scoring generated answers
 
     def metric_options(self, metric_name: str, options: dict) -> dict:
         """Options for one metric constructor from the caller's options (unknown ones are not passed)."""
@@ -203,6 +211,19 @@ class Scorer(ABC):
     def prediction_file(self, side: str) -> str:
         """Its prediction file's name in a run folder, for ``side`` before or after."""
         return self.predictions_file.format(name=self.name, side=side)
+
+    def run_model(
+        self, samples: list, model: str, adapter: str | None, settings: Any, side: str, path: str, quiet: bool
+    ) -> None:
+        """A ``runs_model`` scorer: evaluate ``model`` (with the peft ``adapter``: the after side) on ``samples``
+        (its `eval_samples`) under the run ``settings`` (device, limits) and write the per-sample rows of ``side``
+        to ``path``; done already (the same model, adapter and settings made the rows there): nothing to do."""
+        raise NotImplementedError(f"scorer {self.name} scores generated answers; it does not run the model")
+
+    def read_rows(self, path: str) -> list[dict]:
+        """A ``runs_model`` scorer: one side's rows as its `run_model` wrote them, as ``compare`` takes them (the
+        other scorers' rows are prediction files: `evaluation.comparison.read_side`)."""
+        raise NotImplementedError(f"scorer {self.name} compares prediction files")
 
     def score(self, rows: list[dict]) -> ScoreResult:
         """One side's prediction rows scored, figures named as reports name them (how `--select-by` and the sweep

@@ -87,7 +87,7 @@ def compare(ctx, a, b, scorer, html_path):
     statistics), with a warning for every figure whose signatures differ.
     """
     from ftbench.data.predictions import read_prediction_rows
-    from ftbench.evaluation.comparison import compare_scorer
+    from ftbench.evaluation.comparison import compare_scorer, read_side
     from ftbench.metrics.registry import SCORERS, recognise_scorer
     from ftbench.recipes.run_folder import RunFolder
 
@@ -104,7 +104,8 @@ def compare(ctx, a, b, scorer, html_path):
         for name in SCORERS.targets():
             pa, pb = RunFolder(a).predictions(name, "after"), RunFolder(b).predictions(name, "after")
             if os.path.exists(pa) and os.path.exists(pb):
-                compared[name] = compare_scorer(name, read_prediction_rows(pa), read_prediction_rows(pb))
+                scoring = SCORERS.create(name)
+                compared[name] = compare_scorer(name, read_side(scoring, pa), read_side(scoring, pb))
     if compared:
         figures = {f: e for t in compared.values() for f, e in t.figures.items()}
         signatures = {f: s for t in compared.values() for f, s in t.signatures.items()}

@@ -85,6 +85,22 @@ def judge_options(f):
     )(f)
 
 
+def benchmark_options(f):
+    """--benchmark TASK[,TASK] and --benchmark-limit N (train-and-compare and sweep)."""
+    f = click.option(
+        "--benchmark-limit",
+        type=click.IntRange(1),
+        help="Documents per --benchmark task (lm-eval's --limit; default all).",
+    )(f)
+    return click.option(
+        "--benchmark",
+        metavar="TASK[,TASK]",
+        help="lm-eval tasks to run on the base and the fine-tuned model, compared like GSM8K: names in lm-eval's "
+        "registry (mmlu, arc_easy, ceval-valid, cmmlu, ifeval, ...) or task YAML paths; run by lm-eval's own "
+        "engine (multiple_choice and loglikelihood tasks too). Default none.",
+    )(f)
+
+
 def common_options(f):
     """Add --json, --quiet and --debug to a command (they may also be given before the command name)."""
     f = click.option(

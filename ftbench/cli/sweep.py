@@ -11,6 +11,7 @@ import click
 
 from ftbench.cli.options import (
     LazyChoice,
+    benchmark_options,
     common_options,
     judge_options,
     judged_figure_names,
@@ -148,6 +149,7 @@ def _vary(ctx, param, value):
 @click.option("--gsm8k", help="GSM8K test set: a local JSONL, openai/gsm8k (hub), or none.")
 @click.option("--gsm8k-limit", type=click.IntRange(1), help="GSM8K problems to evaluate.")
 @click.option("--max-new-tokens", type=click.IntRange(1, MAX_TOKENS), help="Generation length for every evaluation.")
+@benchmark_options
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @judge_options
 @seeds_option
@@ -172,6 +174,8 @@ def sweep(
     gsm8k,
     gsm8k_limit,
     max_new_tokens,
+    benchmark,
+    benchmark_limit,
     threads,
     judge_model,
     judge_url,
@@ -216,6 +220,8 @@ def sweep(
         gsm8k=gsm8k,
         gsm8k_limit=gsm8k_limit,
         max_new_tokens=max_new_tokens,
+        benchmark=benchmark,
+        benchmark_limit=benchmark_limit,
         threads=threads,
         select_by=select_by,
         seeds=seeds,

@@ -9,6 +9,7 @@ import click
 from ftbench.cli.options import (
     LazyChoice,
     allow_other_base_option,
+    benchmark_options,
     common_options,
     engine_options,
     engine_settings,
@@ -36,7 +37,7 @@ SELECT_BY = LazyChoice(_select_by_choices)
     type=click.Path(dir_okay=False),
     help="A LLaMA-Factory-style training YAML (plus the "
     "compare keys gsm8k, gsm8k_limit, max_new_tokens, gsm8k_max_new_tokens, retention, "
-    "retention_max_new_tokens, predict_batch_size, threads, seeds, select_by, judge).",
+    "retention_max_new_tokens, benchmark, benchmark_limit, predict_batch_size, threads, seeds, select_by, judge).",
 )
 @click.argument("overrides", nargs=-1)
 @click.option(
@@ -69,6 +70,7 @@ SELECT_BY = LazyChoice(_select_by_choices)
     type=click.IntRange(1, MAX_TOKENS),
     help="Generation length for the retention prompts (default: --max-new-tokens).",
 )
+@benchmark_options
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @click.option(
     "--select-by",
@@ -108,6 +110,8 @@ def train_and_compare(
     gsm8k_max_new_tokens,
     retention,
     retention_max_new_tokens,
+    benchmark,
+    benchmark_limit,
     threads,
     select_by,
     trained_run,
@@ -147,6 +151,8 @@ def train_and_compare(
         gsm8k_max_new_tokens=gsm8k_max_new_tokens,
         retention=retention,
         retention_max_new_tokens=retention_max_new_tokens,
+        benchmark=benchmark,
+        benchmark_limit=benchmark_limit,
         threads=threads,
         select_by=select_by,
         engine=engine_name,

@@ -22,6 +22,14 @@ def score_figure(rows: list[dict], figure: str) -> tuple[float, list[float], lis
     return result.metrics[figure], list(result.samples[figure]), result.ci95.get(figure)
 
 
+def read_side(scorer, path: str) -> list[dict]:
+    """One side's rows of ``scorer`` in a run folder: a prediction file (prompt/predict/label), or for a scorer that
+    runs the model itself, the rows its `run_model` wrote (`Scorer.read_rows`)."""
+    from ftbench.data.predictions import read_prediction_rows
+
+    return scorer.read_rows(path) if scorer.runs_model else read_prediction_rows(path)
+
+
 def compare_scorer(scorer: str, before: list[dict], after: list[dict], run: tuple | None = None) -> Comparison:
     """Compare two prediction lists (LLaMA-Factory rows: prompt/predict/label) with the scorer named ``scorer``;
     inside a run, ``run`` is its (RunSettings, RunFolder) (`Scorer.compare_in_run`).
@@ -42,7 +50,8 @@ def compare_scorer(scorer: str, before: list[dict], after: list[dict], run: tupl
     comparison = scoring.compare_in_run(before, after, *run) if run else scoring.compare(before, after)
     for entry in comparison.figures.values():
         if entry is not None:
-            entry["verdict"] = asdict(figure_evidence(scoring, entry, comparison.n))
+            # over its own samples where a figure says how many (a benchmark task's documents), else all of them
+            entry["verdict"] = asdict(figure_evidence(scoring, entry, entry.get("n", comparison.n)))
     return comparison
 
 

@@ -18,11 +18,9 @@ from ftbench.api.errors import UsageError
 def run_lm_eval(plan, limit: int | None, max_gen_toks: int | None, options=None) -> tuple[list[dict], dict]:
     """simple_evaluate on the same task file (its HF model, or its local-completions model on a server);
     returns rows like the ftbench harness's and lm-eval's figures."""
-    import lm_eval
     from lm_eval.tasks import TaskManager
 
     from ftbench.inference.local_engine import LocalOptions
-    from ftbench.inference.models import generation_attention, resolve_model
 
     spec = plan.spec
     served = getattr(options, "base_url", None)
@@ -34,39 +32,25 @@ def run_lm_eval(plan, limit: int | None, max_gen_toks: int | None, options=None)
     if served:
         model, model_args = lm_eval_api_model(plan, options)
     else:
-        model, model_args = "hf", {"pretrained": resolve_model(plan.model), "dtype": plan.placement.dtype}
-        attention = generation_attention(model_args["pretrained"], plan.placement.device)
-        if attention:
-            model_args["attn_implementation"] = attention  # as ftbench's engine loads the model
-        if plan.adapter:
-            model_args["peft"] = plan.adapter
+        model, model_args = "hf", hf_model_args(plan.model, plan.adapter, plan.placement)
     plan.config["lm_eval_model"] = model
     started = time.perf_counter()
-    logger = logging.getLogger("lm_eval")
-    level, logger.level = logger.level, logging.ERROR  # its INFO/WARNING chatter; ftbench reports what matters
-    try:
-        with (
-            contextlib.redirect_stdout(sys.stderr),
-            api_key_for_lm_eval(options) if served else contextlib.nullcontext(),
-        ):  # stdout is for ftbench's own output (--json)
-            res = lm_eval.simple_evaluate(
-                model=model,
-                model_args=model_args,
-                tasks=[spec.name],
-                num_fewshot=plan.shots,
-                batch_size=1 if served else plan.batch_size,
-                device=plan.placement.device,
-                limit=limit,
-                log_samples=True,
-                apply_chat_template=plan.chat,
-                fewshot_as_multiturn=plan.multiturn,
-                system_instruction=plan.system_instruction,
-                fewshot_random_seed=plan.seed,
-                gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
-                task_manager=TaskManager(include_path=str(spec.path.parent), include_defaults=False),
-            )
-    finally:
-        logger.setLevel(level)
+    with api_key_for_lm_eval(options) if served else contextlib.nullcontext():
+        res = quiet_simple_evaluate(
+            model=model,
+            model_args=model_args,
+            tasks=[spec.name],
+            num_fewshot=plan.shots,
+            batch_size=1 if served else plan.batch_size,
+            device=plan.placement.device,
+            limit=limit,
+            apply_chat_template=plan.chat,
+            fewshot_as_multiturn=plan.multiturn,
+            system_instruction=plan.system_instruction,
+            fewshot_random_seed=plan.seed,
+            gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks is not None else None,
+            task_manager=TaskManager(include_path=str(spec.path.parent), include_defaults=False),
+        )
     plan.timings["lm_eval_seconds"] = round(time.perf_counter() - started, 3)
     rows: dict[int, dict] = {}
     for s in sorted(res["samples"][spec.name], key=lambda s: s["doc_id"]):
@@ -91,6 +75,41 @@ def run_lm_eval(plan, limit: int | None, max_gen_toks: int | None, options=None)
         given["metrics"][key] = float(figures[key])
         given["stderr"][key] = float(stderr) if isinstance(stderr, (int, float)) else None
     return [rows[k] for k in sorted(rows)], given
+
+
+def hf_model_args(model: str, adapter: str | None, placement) -> dict:
+    """model_args of lm-eval's HF model for ``model`` (hub id, folder or ``tiny``) with a peft ``adapter``, at
+    ``placement``'s dtype, with the attention ftbench's own engine would load it with."""
+    from ftbench.inference.models import generation_attention, resolve_model
+
+    args = {"pretrained": resolve_model(model), "dtype": placement.dtype}
+    attention = generation_attention(args["pretrained"], placement.device)
+    if attention:
+        args["attn_implementation"] = attention  # as ftbench's engine loads the model
+    if adapter:
+        args["peft"] = adapter
+    return args
+
+
+@contextlib.contextmanager
+def quiet_lm_eval():
+    """lm-eval's INFO/WARNING chatter held back (ftbench reports what matters) and its prints sent to stderr
+    (stdout is for ftbench's own output, --json)."""
+    logger = logging.getLogger("lm_eval")
+    level, logger.level = logger.level, logging.ERROR
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def quiet_simple_evaluate(**kwargs) -> dict:
+    """`lm_eval.simple_evaluate(**kwargs)` with per-sample logs, quietly (`quiet_lm_eval`)."""
+    import lm_eval
+
+    with quiet_lm_eval():
+        return lm_eval.simple_evaluate(log_samples=True, **kwargs)
 
 
 def lm_eval_api_model(plan, options) -> tuple[str, dict]:

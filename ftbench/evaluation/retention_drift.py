@@ -30,7 +30,6 @@ class RetentionDriftScorer(Scorer):
     judged = ()
     higher_is_better = False
     runs_model = True
-    runs_after_generation = True  # it scores the retention answers generated in the same stage
     predictions_file = "{name}_{side}.json"
 
     def eval_samples(self, held_out, settings):

@@ -30,13 +30,14 @@ def combine_seeds(scorer: str, per_seed: list[Comparison], seeds: list[int]) -> 
         deltas = _per_sample_deltas(per_seed, figure)
         ci = percentile_interval(seed_and_sample_means([deltas])[:, 0]) if deltas is not None else None
         seed_delta = [c.figures[figure]["delta"] for c in per_seed]
+        n = entry.get("n", first.n)  # a figure over part of the samples (a benchmark task's documents) says so
         combined = {
             "before": entry["before"],
             "after": float(np.mean([c.figures[figure]["after"] for c in per_seed])),
             "delta": float(np.mean(seed_delta)),
             "delta_ci95": ci,
             "before_ci95": entry.get("before_ci95"),
-            "ci_covers": f"{first.n} {scoring.sample_unit} and {len(seeds)} training seeds ({SEED_CI_METHOD})",
+            "ci_covers": f"{n} {scoring.sample_unit} and {len(seeds)} training seeds ({SEED_CI_METHOD})",
             "seeds": {
                 "seeds": list(seeds),
                 "after": [c.figures[figure]["after"] for c in per_seed],
@@ -45,18 +46,25 @@ def combine_seeds(scorer: str, per_seed: list[Comparison], seeds: list[int]) -> 
                 "sample_ci95": [c.figures[figure].get("delta_ci95") for c in per_seed],
             },
         }
-        evidence = figure_evidence(scoring, combined, first.n, seeds=len(seeds))
+        evidence = figure_evidence(scoring, combined, n, seeds=len(seeds))
         combined["verdict"] = asdict(evidence)
         out[figure] = combined
     return out
 
 
 def _per_sample_deltas(per_seed: list[Comparison], figure: str) -> np.ndarray | None:
-    """(seeds, samples) after − before of one figure, from the per-sample rows; None where a figure has no
-    per-sample values (its interval cannot be resampled)."""
+    """(seeds, samples) after − before of one figure, from the per-sample rows that hold it (a benchmark's rows
+    hold their own task's figures); None where a figure has no per-sample values (its interval cannot be
+    resampled)."""
     try:
-        return np.array(
-            [[float(r["scores_after"][figure]) - float(r["scores_before"][figure]) for r in c.rows] for c in per_seed]
-        )
+        deltas = [
+            [
+                float(r["scores_after"][figure]) - float(r["scores_before"][figure])
+                for r in c.rows
+                if figure in r["scores_after"]
+            ]
+            for c in per_seed
+        ]
     except (KeyError, TypeError, ValueError):
         return None
+    return np.array(deltas) if deltas and deltas[0] and len({len(d) for d in deltas}) == 1 else None

@@ -33,6 +33,8 @@ SCORERS: Registry[type[Scorer]] = Registry(
         "similarity": "ftbench.metrics.scorers:SimilarityScorer",
         "gsm8k": "ftbench.metrics.scorers:Gsm8kScorer",
         "retention": "ftbench.metrics.retention:RetentionScorer",
+        "retention-drift": "ftbench.evaluation.retention_drift:RetentionDriftScorer",
+        "benchmark": "ftbench.evaluation.benchmark_scorer:BenchmarkScorer",
         "judge": "ftbench.evaluation.judge_scorer:JudgeScorer",
         "retention-judge": "ftbench.evaluation.judge_scorer:RetentionJudgeScorer",
     },

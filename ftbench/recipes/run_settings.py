@@ -51,6 +51,8 @@ class CompareKeys(msgspec.Struct, forbid_unknown_fields=True):
     seeds: Optional[Union[Seeds, Literal["auto"]]] = None
     retention: Optional[str] = None  # general prompts for the retention scorer: a dataset file, or none
     retention_max_new_tokens: Optional[Tokens] = None
+    benchmark: Optional[Union[str, list[str]]] = None  # lm-eval tasks or task YAMLs: "a,b", a list, or none
+    benchmark_limit: Optional[PositiveInt] = None  # documents per task (lm-eval's limit)
     judge: Optional[JudgeKeys] = None
 
 
@@ -98,6 +100,8 @@ class RunSettings:
     seeds: int = 1  # trainings that differ only in `seed`, from the config's seed up (recipes/seeds.py)
     retention: str | None = None  # general prompts (metrics/retention.py): a dataset file, None for none
     retention_max_new_tokens: int | None = None  # ... answered up to this many tokens (default max_new_tokens)
+    benchmark: list[str] | None = None  # lm-eval task names or task YAML paths (metrics/benchmark.py), None: none
+    benchmark_limit: int | None = None  # ... the first N documents of each task (None: all)
     judge: dict | None = None  # the judge (`JudgeKeys` fields) of the judge scorers; None: no judge
     seeds_auto: bool = False  # --seeds auto: a third seed where the verdict is on the edge (`metrics.evidence`)
     durations: dict = field(default_factory=dict)
@@ -236,6 +240,9 @@ def prepare_run(
             f"checkpoint is chosen among the saved ones only (save_steps: {cfg.eval_steps:g} keeps every evaluated one)"
         )
     compare.setdefault("retention", default_retention())
+    from ftbench.evaluation.benchmark import split_entries
+
+    compare["benchmark"] = split_entries(compare.get("benchmark"))  # YAML paths made absolute (a sweep's runs)
     for key in ("gsm8k", "retention"):  # none: not evaluated
         if str(compare.get(key, "")).lower() in ("none", "null", "", "false"):
             compare[key] = None

@@ -88,9 +88,9 @@ def _train_seeds(cfg: TrainConfig, rs: RunSettings, folder: RunFolder, seeds: li
 def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> dict:
     """metrics.json of the seeds together (the first seed's, with every figure over all seeds and a "seeds"
     part), and report.html; both written into ``folder``."""
-    from ftbench.data.predictions import read_prediction_rows
-    from ftbench.evaluation.comparison import compare_scorer
+    from ftbench.evaluation.comparison import compare_scorer, read_side
     from ftbench.evaluation.seeds import combine_seeds
+    from ftbench.metrics.registry import scorers
     from ftbench.metrics.uncertainty import SEED_CI_METHOD
     from ftbench.recipes.run_record import demo_about
     from ftbench.report.run_report import render_run_report
@@ -99,14 +99,12 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
     runs = [RunFolder(folder.seed_run(s)) for s in seeds]
     each = [_read_json(r.metrics) for r in runs]
     first = each[0]
-    from ftbench.metrics.registry import scorers
-
     every, per_scorer = scorers(), {}
     for name in first["n"]:  # a judge's verdicts are read back from each seed's judgments, not asked again
         source = every[name].answers_of(rs) or name
-        before = read_prediction_rows(runs[0].predictions(source, "before"))
+        before = read_side(every[source], runs[0].predictions(source, "before"))
         per_scorer[name] = [
-            compare_scorer(name, before, read_prediction_rows(r.predictions(source, "after")), run=(rs, r))
+            compare_scorer(name, before, read_side(every[source], r.predictions(source, "after")), run=(rs, r))
             for r in runs
         ]
     combined = {}

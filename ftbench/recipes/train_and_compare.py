@@ -116,13 +116,15 @@ def _check_same_run(cfg: TrainConfig, rs: RunSettings) -> None:
     from ftbench.training.data import resolve_datasets
 
     specs = resolve_datasets(cfg, cfg.dataset) + resolve_datasets(cfg, cfg.eval_dataset or [], "eval_dataset")
-    files = [s.path for s in specs if s.load_from == "file"] + (
-        [rs.gsm8k] if rs.gsm8k and os.path.exists(rs.gsm8k) else []
-    )
+    from ftbench.evaluation.benchmark import local_files
+
+    files = [s.path for s in specs if s.load_from == "file"] + local_files(rs.benchmark or [])  # task YAMLs, data
+    files += [rs.gsm8k] if rs.gsm8k and os.path.exists(rs.gsm8k) else []
     current = {
         "train": {k: v for k, v in cfg.to_yaml_dict().items() if k != "output_dir"},
         "compare": {k: getattr(rs, k) for k in ("gsm8k", "gsm8k_limit", "max_new_tokens", "gsm8k_max_new_tokens")}
-        | ({"select_by": rs.select_by} if rs.select_by else {}),
+        | ({"select_by": rs.select_by} if rs.select_by else {})
+        | ({"benchmark": rs.benchmark, "benchmark_limit": rs.benchmark_limit} if rs.benchmark else {}),
         "data": {os.path.abspath(f): sha256_of_path(f) for f in files},
     }  # edited data = another run
     # predictions of one engine are not continued by another; the default engine is not recorded, so run folders
@@ -192,20 +194,34 @@ def _predict_all(
     opened once, and only if a prediction file is unfinished, taking the checkpoint its own way
     (`GenerationEngine.for_checkpoint`); each eval set's generation length goes with its requests.
     ``template``: the training config's named template, so prompts are the ones the model was trained on.
-    ``paths``: scorer -> file, instead of the run folder's `side` files."""
+    ``paths``: scorer -> file, instead of the run folder's `side` files. A scorer that runs the model itself
+    (`Scorer.runs_model`: lm-eval's tasks) is called once the answers are generated and the engine closed."""
+    from ftbench.metrics.registry import SCORERS
+
+    todo, own = [], []
+    for scorer, samples in eval_sets.items():
+        path = paths[scorer] if paths else rs.folder.predictions(scorer, side)
+        if samples and SCORERS.load(scorer).runs_model:
+            own.append((SCORERS.create(scorer), samples, path))
+            continue
+        done = _resumable_rows(path, samples, scorer, model, adapter, rs, template) if samples else 0
+        if samples and done < len(samples):
+            todo.append((scorer, samples, path, done))
+    if todo:
+        _generate(model, adapter, todo, rs, quiet, template)
+        if own:
+            _free_accelerator_memory()
+    for scorer, samples, path in own:
+        scorer.run_model(samples, model, adapter, rs, side, path, quiet)
+
+
+def _generate(model: str, adapter: str | None, todo: list, rs: RunSettings, quiet: bool, template) -> None:
+    """Each unfinished prediction file of ``todo`` (scorer, samples, path, rows done), by one engine."""
     from ftbench.inference.engines import ENGINES
     from ftbench.inference.generate import GenerationParams
     from ftbench.inference.predict import generate_rows
     from ftbench.metrics.registry import SCORERS
 
-    todo = []
-    for scorer, samples in eval_sets.items():
-        path = paths[scorer] if paths else rs.folder.predictions(scorer, side)
-        done = _resumable_rows(path, samples, scorer, model, adapter, rs, template) if samples else 0
-        if samples and done < len(samples):
-            todo.append((scorer, samples, path, done))
-    if not todo:
-        return
     cls = ENGINES.load(rs.engine)
     options = rs.engine_options if rs.engine_options is not None else cls.options_from({})
     engine = None
@@ -365,15 +381,14 @@ def _compare_and_report(
     eval_sets: dict[str, list],
     selection: dict | None = None,
 ) -> dict:
-    from ftbench.data.predictions import read_prediction_rows
-    from ftbench.evaluation.comparison import compare_scorer
+    from ftbench.evaluation.comparison import compare_scorer, read_side
     from ftbench.metrics.registry import scorers
     from ftbench.report.run_report import render_run_report
     from ftbench.training.diagnosis import diagnose_training
 
     folder, every = rs.folder, scorers()
     rows = {  # each scorer's prediction rows, read once: compared, and counted at the generation limit
-        name: {side: read_prediction_rows(folder.predictions(name, side)) for side in SIDES}
+        name: {side: read_side(every[name], folder.predictions(name, side)) for side in SIDES}
         for name in every
         if eval_sets.get(name)
     }
@@ -436,4 +451,8 @@ def _answers_at_limit(cfg: TrainConfig, rs: RunSettings, every: dict, rows: dict
         tokenizer = load_tokenizer(cfg.model_name_or_path)
     except FtbenchError:
         return {}
-    return {name: answers_at_limit(sides, tokenizer, every[name].generation_length(rs)) for name, sides in rows.items()}
+    return {  # a scorer that runs the model itself generates to its own tasks' lengths, not the run's
+        name: answers_at_limit(sides, tokenizer, every[name].generation_length(rs))
+        for name, sides in rows.items()
+        if not every[name].runs_model
+    }
