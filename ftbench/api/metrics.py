@@ -186,9 +186,10 @@ class Scorer(ABC):
     def report_figures(self, result: ScoreResult) -> None:
         """Rename or add figures of ``result`` as reports name them (nothing by default)."""
 
-    def headline_lines(self, detail: Any) -> list[str]:
+    def headline_lines(self, detail: Any, comparison: dict) -> list[str]:
         """Sentences for a run's headline from its ``run_detail`` in metrics.json (``{"before": ..., "after":
-        ...}``, or None when it was not run); none by default."""
+        ...}``, or None when it was not run or it keeps none) and the run's figures (metrics.json's
+        ``comparison``: figure -> entry, None when not measured); none by default."""
         return []
 
     def recognises(self, labels: Sequence[str]) -> bool:

@@ -116,7 +116,7 @@ class JudgeScorer(Scorer):
             rows,
         )
 
-    def headline_lines(self, detail):
+    def headline_lines(self, detail, comparison):
         """The judge's verdict in words: counts, swap disagreements, the length split and the agreement with
         ROUGE-L's direction (the caution a judge's verdict needs)."""
         d = (detail or {}).get("after")

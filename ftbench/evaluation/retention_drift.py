@@ -51,6 +51,18 @@ class RetentionDriftScorer(Scorer):
 
         return read_json_file(path)["rows"]
 
+    def headline_lines(self, detail, comparison):
+        """How much less likely the fine-tuned model finds the base model's own answers, in words."""
+        e = comparison.get(self.primary)
+        if not e:
+            return []
+        ci = e.get("delta_ci95")
+        interval = f", 95% CI {ci[0]:+.3f}…{ci[1]:+.3f}" if ci else ""
+        return [
+            f"Drift: the fine-tuned model finds the base model's own answers {e['delta']:+.3f} nats per token "
+            f"{'less' if e['delta'] >= 0 else 'more'} likely (perplexity {_perplexity_ratio(e['delta'])}{interval})."
+        ]
+
     def compare(self, before, after):
         from ftbench import __version__
         from ftbench.metrics.uncertainty import paired_difference
@@ -94,6 +106,12 @@ class RetentionDriftScorer(Scorer):
         )
         side = {"scorer": self.name, "n": n}
         return Comparison(self.name, n, {figure: entry}, {figure: signature}, side, dict(side), rows)
+
+
+def _perplexity_ratio(delta: float) -> str:
+    import math
+
+    return f"×{math.exp(delta):.2f}" if delta < 50 else "beyond ×e^50"
 
 
 def _mean(values: list[float]) -> float:

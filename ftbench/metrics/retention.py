@@ -93,9 +93,18 @@ class RetentionScorer(Scorer):
     length_setting = "retention_max_new_tokens"
     run_detail = "leakage"
 
-    def headline_lines(self, detail):
-        """What the fine-tune spread into answers to unrelated prompts, in words, most widespread first."""
+    def headline_lines(self, detail, comparison):
+        """What the fine-tune cost on the general prompts, then what it spread into answers to them, in words,
+        most widespread first."""
+        same, self_rouge, clean = (comparison.get(f) for f in self.figures)
         lines = []
+        if same and self_rouge and clean:
+            lines.append(
+                f"What it cost elsewhere: on general prompts unrelated to the training data, "
+                f"{100 - same['after']:.0f}% of the answers changed (ROUGE-L against the base model's answer "
+                f"{self_rouge['after']:.1f} of 100) and {100 - clean['after']:.0f}% carry a phrase the fine-tune "
+                "spread across prompts."
+            )
         for f in ((detail or {}).get("after") or [])[:3]:
             example = f["examples"][0]
             lines.append(

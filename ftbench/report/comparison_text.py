@@ -73,14 +73,15 @@ def did_it_help(
 
 
 def scorer_lines(metrics: dict) -> list[str]:
-    """Each scorer's own headline sentences from its run detail (retention: the phrases the fine-tune spread)."""
+    """Each scorer's own headline sentences from its run detail and figures (retention: what the fine-tune cost
+    on general prompts, the phrases it spread)."""
     from ftbench.metrics.registry import scorers
 
+    comparison = metrics.get("comparison") or {}
     return [
         line
         for name, scorer in scorers().items()
-        if scorer.run_detail
-        for line in scorer.headline_lines(metrics.get(name))
+        for line in scorer.headline_lines(metrics.get(name) if scorer.run_detail else None, comparison)
     ]
 
 
