@@ -129,7 +129,8 @@ def test_judging_other_prompts_into_the_same_file_is_refused(server, tmp_path):
 
 def prefers_longer(question: str, a: str, b: str) -> str:
     """A judge with a bias anyone can compute from the answers: the longer one wins, equal lengths tie."""
-    return "[[C]]" if len(a) == len(b) else "Longer. [[A]]" if len(a) > len(b) else "Longer. [[B]]"
+    why = "<script>alert('judge')</script> longer."  # a server's words are data: shown, never run
+    return "[[C]]" if len(a) == len(b) else f"{why} [[A]]" if len(a) > len(b) else f"{why} [[B]]"
 
 
 def _expected(before: str, after: str) -> tuple[int, int, int]:
@@ -185,6 +186,7 @@ def test_train_and_compare_with_a_judge(tmp_path, tiny_model):
         page = (run / "report.html").read_text()
         assert "Judge judge-model on 6 held-out samples: the fine-tuned answer won" in page
         assert "A = base, B = fine-tuned" in page  # each verdict's replies, in the samples table
+        assert "<script>alert(" not in page and "\\u003cscript\\u003ealert(" in page
         assert not list(run.glob("judge_predictions_*"))  # the judge generates nothing of its own
         # a rerun reads the judgments back: nothing is asked again
         again = run_cli(*cmd)
@@ -236,3 +238,23 @@ def test_a_sweep_judges_every_run(tmp_path, tiny_model):
         assert len(judge.asked) == 2 * 2 * 4
     finally:
         judge.close()
+
+
+def test_a_local_judge(tmp_path, tiny_model):
+    """Without --judge-url the judge runs here, rendered with its own chat template: every prompt asked in both
+    orders, each recorded verdict the one its reply holds (the random tiny model gives none: retried, then
+    recorded as unparseable)."""
+    from ftbench.evaluation.judging import parse_verdict
+
+    a, b = _files(tmp_path)
+    out = tmp_path / "local.jsonl"
+    result = run_cli(
+        "judge", a, b, "--judge-model", "tiny", "-o", str(out), "--max-new-tokens", "8", "--retries", "1", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    rows = [json.loads(line) for line in out.read_text().splitlines()[1:]]
+    assert sorted((row["index"], row["order"]) for row in rows) == [(i, o) for i in range(N) for o in ("ab", "ba")]
+    assert all(row["verdict"] == parse_verdict(row["reply"]) for row in rows)
+    assert all(row["attempts"] == (1 if row["verdict"] else 2) for row in rows)
+    assert r["judged"] + r["unparseable"] == N and r["tokens"]["completion_tokens"] > 0

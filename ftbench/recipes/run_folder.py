@@ -5,6 +5,8 @@
     predictions_before.jsonl / predictions_after.jsonl      the held-out split, LLaMA-Factory rows
     gsm8k_predictions_before.jsonl / gsm8k_predictions_after.jsonl
                            (each scorer names its eval set's files: Scorer.predictions_file)
+    retention_predictions_{before,after}.jsonl, retention-drift_{before,after}.json, benchmark_predictions_*.jsonl
+    judge_judgments.jsonl / retention-judge_judgments.jsonl   a judge's verdicts, append-only (with judge:)
     train_result.json      the backend's TrainResult        trainer_log.jsonl   the training log (a copy)
     durations.json         seconds per stage, summed over the run's segments (resumes)
     checkpoint_predictions/<checkpoint>.jsonl                 each checkpoint's eval predictions (--select-by)
