@@ -186,6 +186,7 @@ def test_train_and_compare_with_a_judge(tmp_path, tiny_model):
         page = (run / "report.html").read_text()
         assert "Judge judge-model on 6 held-out samples: the fine-tuned answer won" in page
         assert "A = base, B = fine-tuned" in page  # each verdict's replies, in the samples table
+        assert "judge " in page and f"({15 * 12} tokens judged)" in page  # the cost of this verdict, per stage
         assert "<script>alert(" not in page and "\\u003cscript\\u003ealert(" in page
         assert not list(run.glob("judge_predictions_*"))  # the judge generates nothing of its own
         # a rerun reads the judgments back: nothing is asked again

@@ -72,12 +72,14 @@ def figure_evidence(scorer, entry: dict, n: int, seeds: int = 1) -> Evidence:
 def answers_at_limit(sides: dict[str, list[dict]], tokenizer, limit: int) -> dict:
     """How many answers of each side reached the generation limit of ``limit`` new tokens (counted by
     re-tokenizing each answer with the model's tokenizer: an answer cut at the limit has ``limit`` tokens, one
-    that ended on its own has fewer). Figures over cut answers score text the model never finished."""
-    out: dict = {"limit": limit}
+    that ended on its own has fewer), and how many tokens each side generated ("tokens"). Figures over cut
+    answers score text the model never finished."""
+    out: dict = {"limit": limit, "tokens": {}}
     for side, rows in sides.items():
         texts = [str(r.get("predict", "")) for r in rows]
         ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         out[side] = sum(len(i) >= limit for i in ids)
+        out["tokens"][side] = sum(min(len(i), limit) for i in ids)
         out["n"] = len(rows)
     return out
 

@@ -103,8 +103,8 @@ def header(pairs: Sequence[Pair], settings: JudgeSettings) -> dict:
     return {
         "pairs_sha256": digest.hexdigest(),
         "n": len(pairs),
-        "judge": settings.model,
-        "url": settings.url,
+        "judge": settings.model,  # the judge is its model: the same one restarted on another port resumes
+        "served": bool(settings.url),
         "max_new_tokens": settings.max_new_tokens,
         "templates": settings.templates,
     }

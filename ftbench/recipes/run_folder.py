@@ -68,6 +68,14 @@ def check_same_settings(path: str, current: dict, *, folder: str, holds: str, th
     raise UsageError(f"{folder} holds {holds} ({', '.join(sorted(changed)[:5])} differ): {then}")
 
 
+PART = "/"  # "evaluate_before/retention": a part of a stage, timed inside it (not added again to totals)
+
+
+def total_seconds(durations: dict) -> float:
+    """The run's time: its stages' seconds, without their parts (which are inside them)."""
+    return round(sum(v for k, v in durations.items() if PART not in k), 1)
+
+
 @contextmanager
 def stage_time(folder: RunFolder, durations: dict, stage: str):
     """Time one stage, added to what earlier segments of the run spent on it (durations.json), so a resumed run

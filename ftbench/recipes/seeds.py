@@ -21,7 +21,7 @@ from ftbench.console import is_main_process, say, world_size
 from ftbench.io import atomic_write_text, write_json
 from ftbench.metrics.evidence import on_the_edge
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import RunFolder, share_base_evaluation
+from ftbench.recipes.run_folder import RunFolder, share_base_evaluation, total_seconds
 from ftbench.recipes.run_settings import RunSettings
 
 
@@ -145,7 +145,7 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
             "demo": rs.demo,
             "demo_about": demo_about(rs.demo),
             "durations": durations,
-            "cost": {**(first["run"].get("cost") or {}), "seconds": round(sum(durations.values()), 1)},
+            "cost": {**(first["run"].get("cost") or {}), "seconds": total_seconds(durations)},
         },
     }
     validation = _read_json(runs[0].validation)

@@ -29,7 +29,14 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.console import say
 from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import RunFolder, SweepFolder, check_same_settings, share_base_evaluation, slug
+from ftbench.recipes.run_folder import (
+    RunFolder,
+    SweepFolder,
+    check_same_settings,
+    share_base_evaluation,
+    slug,
+    total_seconds,
+)
 from ftbench.recipes.run_settings import COMPARE_KEYS
 
 LEVER_CHOICES = ("data", "lr", "epochs", "rank", "model")
@@ -465,7 +472,7 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
         "runs": rows,
         "analysis": analysis,
         "seconds": round(time.perf_counter() - t0, 1),
-        "run_seconds": round(sum(sum((r["durations"] or {}).values()) for r in rows), 1),
+        "run_seconds": round(sum(total_seconds(r["durations"] or {}) for r in rows), 1),
     }
     write_json(folder.sweep_json, result)
     atomic_write_text(folder.report, render_sweep_report(result))

@@ -25,7 +25,7 @@ from ftbench.api.generation import DEFAULT_ENGINE
 from ftbench.console import is_main_process, local_rank, say, world_size
 from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import SIDES, RunFolder, check_same_settings, stage_time
+from ftbench.recipes.run_folder import PART, SIDES, RunFolder, check_same_settings, stage_time
 from ftbench.recipes.run_record import run_info
 from ftbench.recipes.run_settings import RunSettings
 from ftbench.training.checkpoints import CheckpointChoice, recorded_choice, settle_choice
@@ -207,16 +207,26 @@ def _predict_all(
         done = _resumable_rows(path, samples, scorer, model, adapter, rs, template) if samples else 0
         if samples and done < len(samples):
             todo.append((scorer, samples, path, done))
+    stage = None if paths else f"evaluate_{side}"  # its parts timed: what each eval set cost
     if todo:
-        _generate(model, adapter, todo, rs, quiet, template)
+        _generate(model, adapter, todo, rs, quiet, template, stage)
         if own:
             _free_accelerator_memory()
     for scorer, samples, path in own:
-        scorer.run_model(samples, model, adapter, rs, side, path, quiet)
+        with _part(rs, stage, scorer.name):
+            scorer.run_model(samples, model, adapter, rs, side, path, quiet)
 
 
-def _generate(model: str, adapter: str | None, todo: list, rs: RunSettings, quiet: bool, template) -> None:
-    """Each unfinished prediction file of ``todo`` (scorer, samples, path, rows done), by one engine."""
+def _part(rs: RunSettings, stage: str | None, part: str):
+    """Time ``part`` of ``stage`` (durations.json's "stage/part"), or nothing when the stage is not the run's."""
+    return stage_time(rs.folder, rs.durations, f"{stage}{PART}{part}") if stage else nullcontext()
+
+
+def _generate(
+    model: str, adapter: str | None, todo: list, rs: RunSettings, quiet: bool, template, stage: str | None
+) -> None:
+    """Each unfinished prediction file of ``todo`` (scorer, samples, path, rows done), by one engine; loading it
+    and each file timed as parts of ``stage``."""
     from ftbench.inference.engines import ENGINES
     from ftbench.inference.generate import GenerationParams
     from ftbench.inference.predict import generate_rows
@@ -226,15 +236,16 @@ def _generate(model: str, adapter: str | None, todo: list, rs: RunSettings, quie
     options = rs.engine_options if rs.engine_options is not None else cls.options_from({})
     engine = None
     try:
+        with _part(rs, stage, "load"):  # how an engine takes the checkpoint is its own: merged here, or by a server
+            engine = cls.for_checkpoint(
+                model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template, device=rs.device
+            )
         for scorer, samples, path, done in todo:
             params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
-            if engine is None:  # how an engine takes the checkpoint is its own: merged here, or by a server
-                engine = cls.for_checkpoint(
-                    model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template, device=rs.device
+            with _part(rs, stage, scorer):
+                generate_rows(
+                    samples, path, done, engine=engine, params=params, batch_size=rs.predict_batch_size, quiet=quiet
                 )
-            generate_rows(
-                samples, path, done, engine=engine, params=params, batch_size=rs.predict_batch_size, quiet=quiet
-            )
     finally:
         if engine is not None:
             engine.close()

@@ -134,6 +134,54 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
+STAGE_WORDS = {"validate": "data checks", "evaluate_before": "base model", "train": "training",
+               "select_checkpoint": "checkpoint selection", "evaluate_after": "fine-tuned model"}  # fmt: skip
+
+
+def verdict_cost(metrics: dict) -> list[str]:
+    """What this verdict cost, stage by stage: seconds (summed over resumed segments and, with --seeds, over the
+    seeds) and the tokens each stage generated, trained on or spent judging. The stages' parts (each eval set)
+    are in the report's time-per-stage table."""
+    from ftbench.recipes.run_folder import PART, total_seconds
+
+    run = metrics.get("run") or {}
+    durations, cost = run.get("durations") or {}, run.get("cost") or {}
+    if not durations:
+        return []
+    limits = (metrics.get("at_limit") or {}).values()
+    tokens = {
+        "evaluate_before": sum((i.get("tokens") or {}).get("before", 0) for i in limits),
+        "evaluate_after": sum((i.get("tokens") or {}).get("after", 0) for i in limits),
+    }
+    epochs = (run.get("config") or {}).get("num_train_epochs")
+    if cost.get("train_tokens_per_epoch") and epochs:
+        tokens["train"] = round(
+            cost["train_tokens_per_epoch"] * float(epochs) * (metrics.get("seeds") or {}).get("n", 1)
+        )
+    for stage in durations:  # a stage of a scorer that spends tokens of its own (a judge's, in its run detail)
+        detail = metrics.get(stage)
+        spent = (detail.get("after") or {}).get("tokens") if isinstance(detail, dict) else None
+        if isinstance(spent, dict):
+            tokens[stage] = sum(v for v in spent.values() if isinstance(v, (int, float)))
+    what = {"train": "trained on", "evaluate_before": "generated", "evaluate_after": "generated"}
+    parts = []
+    for stage, seconds in durations.items():
+        if PART in stage or seconds < 0.05:
+            continue
+        count = tokens.get(stage)
+        spent = f" ({count:,} tokens {what.get(stage, 'judged')})" if count else ""
+        parts.append(f"{STAGE_WORDS.get(stage, stage)} {duration(seconds)}{spent}")
+    return [f"Cost of this verdict: {duration(total_seconds(durations))} in all — " + ", ".join(parts) + "."]
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds in words: "4 min 39 s", "41.3 s", "–" when not known."""
+    if seconds is None:
+        return "–"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
+
+
 def run_summary(metrics: dict, out: str) -> str:
     """What `train-and-compare` prints at the end: the answer in words, the figures, the chosen checkpoint, the
     diagnosis."""
@@ -143,6 +191,7 @@ def run_summary(metrics: dict, out: str) -> str:
         + scorer_lines(metrics)
         + seed_lines(metrics)
         + data_cautions((metrics.get("validation") or {}).get("trained"))
+        + verdict_cost(metrics)
         + [""]
         + comparison_table({f: e for f, e in metrics["comparison"].items() if e})
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ftbench.api.backends import CheckpointInfo
 from ftbench.report.charts import loss_chart
-from ftbench.report.comparison_text import data_cautions, did_it_help, scorer_lines, seed_lines
+from ftbench.report.comparison_text import data_cautions, did_it_help, duration, scorer_lines, seed_lines, verdict_cost
 from ftbench.report.html import render
 from ftbench.training.checkpoints import checkpoint_name
 
@@ -142,13 +142,6 @@ def _lines(values: dict | None) -> str:
     return "\n".join(f"{k}: {'–' if v is None else v}" for k, v in (values or {}).items())
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
-
-
 def _cost_rows(cost: dict | None) -> dict:
     """What the run cost, in words: total time, peak memory, trainable parameters, training throughput."""
     if not cost:
@@ -161,7 +154,7 @@ def _cost_rows(cost: dict | None) -> dict:
     )
     rate = cost.get("train_tokens_per_second")
     return {
-        "total time": _duration(cost.get("seconds")),
+        "total time": duration(cost.get("seconds")),
         "peak memory (GB)": _lines({k: v for k, v in memory.items() if v is not None})
         + "\n(the last segment's, when the run was resumed)",
         "trainable parameters": f"{cost['trainable_params']:,}{share}"
@@ -192,7 +185,7 @@ def render_run_report(
     training = metrics.get("training") or {}
     run_tables = (
         {
-            "time per stage": _lines({k: _duration(v) for k, v in (run.get("durations") or {}).items()}),
+            "time per stage": _lines({k: duration(v) for k, v in (run.get("durations") or {}).items()}),
             **_cost_rows(run.get("cost")),
             "versions": _lines(run.get("versions")),
             "hardware": _lines(run.get("hardware")),
@@ -215,7 +208,8 @@ def render_run_report(
         answer=did_it_help(metrics["comparison"], metrics.get("primary"), metrics.get("at_limit"))
         + scorer_lines(metrics)
         + seed_lines(metrics)
-        + data_cautions((validation or {}).get("trained")),
+        + data_cautions((validation or {}).get("trained"))
+        + verdict_cost(metrics),
         seeds=_seeds(metrics),
         samples_note=", ".join(f"{k} {v}" for k, v in metrics.get("n", {}).items()),
         signatures=metrics.get("signatures", {}),
