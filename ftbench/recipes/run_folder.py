@@ -71,9 +71,17 @@ def check_same_settings(path: str, current: dict, *, folder: str, holds: str, th
 PART = "/"  # "evaluate_before/retention": a part of a stage, timed inside it (not added again to totals)
 
 
-def total_seconds(durations: dict) -> float:
-    """The run's time: its stages' seconds, without their parts (which are inside them)."""
-    return round(sum(v for k, v in durations.items() if PART not in k), 1)
+def split_durations(durations: dict) -> tuple[dict, dict]:
+    """durations.json as (stage -> seconds, stage -> {part -> seconds}), rounded: the stages add up to the run's
+    time, the parts are inside their stage."""
+    stages, parts = {}, {}
+    for key, seconds in durations.items():
+        stage, _, part = key.partition(PART)
+        if part:
+            parts.setdefault(stage, {})[part] = round(seconds, 2)
+        else:
+            stages[stage] = round(seconds, 2)
+    return stages, parts
 
 
 @contextmanager

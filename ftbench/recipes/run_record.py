@@ -8,7 +8,7 @@ import platform
 from dataclasses import asdict
 
 from ftbench.api.backends import TrainConfig, TrainResult
-from ftbench.recipes.run_folder import total_seconds
+from ftbench.recipes.run_folder import split_durations
 from ftbench.recipes.run_settings import RunSettings
 from ftbench.training.checkpoints import CheckpointChoice
 
@@ -50,7 +50,8 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice, result
             "gpu": gpu,
             "threads": torch.get_num_threads(),
         },
-        "durations": {k: round(v, 2) for k, v in rs.durations.items()},
+        "durations": split_durations(rs.durations)[0],  # seconds per stage: they add up to the run's time
+        "duration_parts": split_durations(rs.durations)[1],  # inside a stage: the model load, each eval set
         "cost": run_cost(rs, result, choice.checkpoint.path) if result else None,
         "eval_loss_note": trained_by.eval_loss_note if trained_by else None,
     }
@@ -82,7 +83,7 @@ def run_cost(rs: RunSettings, result: TrainResult, adapter: str | None = None) -
 
     per_sample = result.train_tokens / result.train_samples if result.train_tokens and result.train_samples else None
     return {
-        "seconds": total_seconds(rs.durations),
+        "seconds": round(sum(split_durations(rs.durations)[0].values()), 1),
         "peak_memory_gb": {
             "process": gb(resource and resource.RUSAGE_SELF),
             "children": gb(resource and resource.RUSAGE_CHILDREN),

@@ -21,7 +21,7 @@ from ftbench.console import is_main_process, say, world_size
 from ftbench.io import atomic_write_text, write_json
 from ftbench.metrics.evidence import on_the_edge
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import RunFolder, share_base_evaluation, total_seconds
+from ftbench.recipes.run_folder import RunFolder, share_base_evaluation
 from ftbench.recipes.run_settings import RunSettings
 
 
@@ -112,9 +112,13 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
         combined.update(combine_seeds(name, comparisons, seeds))
     comparison = {f: combined.get(f, e) for f, e in first["comparison"].items()}
     durations: dict[str, float] = {}
-    for m in each:
+    parts: dict[str, dict[str, float]] = {}
+    for m in each:  # every seed's time (the base evaluation was the first seed's), and its parts
         for stage, seconds in (m["run"].get("durations") or {}).items():
             durations[stage] = round(durations.get(stage, 0.0) + seconds, 1)
+        for stage, part_seconds in (m["run"].get("duration_parts") or {}).items():
+            for part, seconds in part_seconds.items():
+                parts.setdefault(stage, {})[part] = round(parts.get(stage, {}).get(part, 0.0) + seconds, 2)
     details = {  # each scorer's explanation (the GSM8K diagnosis, the spread phrases): the first seed's, as shown
         name: {side: getattr(per_scorer[name][0], side).get(scorer.run_detail) for side in ("before", "after")}
         for name, scorer in every.items()
@@ -145,7 +149,8 @@ def combined_metrics(folder: RunFolder, seeds: list[int], rs: RunSettings) -> di
             "demo": rs.demo,
             "demo_about": demo_about(rs.demo),
             "durations": durations,
-            "cost": {**(first["run"].get("cost") or {}), "seconds": total_seconds(durations)},
+            "duration_parts": parts,
+            "cost": {**(first["run"].get("cost") or {}), "seconds": round(sum(durations.values()), 1)},
         },
     }
     validation = _read_json(runs[0].validation)

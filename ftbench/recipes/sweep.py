@@ -35,7 +35,6 @@ from ftbench.recipes.run_folder import (
     check_same_settings,
     share_base_evaluation,
     slug,
-    total_seconds,
 )
 from ftbench.recipes.run_settings import COMPARE_KEYS
 
@@ -472,7 +471,7 @@ def sweep(cfg, rs, ss: SweepSettings, *, quiet: bool = False) -> dict:
         "runs": rows,
         "analysis": analysis,
         "seconds": round(time.perf_counter() - t0, 1),
-        "run_seconds": round(sum(total_seconds(r["durations"] or {}) for r in rows), 1),
+        "run_seconds": round(sum(sum((r["durations"] or {}).values()) for r in rows), 1),
     }
     write_json(folder.sweep_json, result)
     atomic_write_text(folder.report, render_sweep_report(result))

@@ -25,7 +25,8 @@ from ftbench.api.generation import DEFAULT_ENGINE
 from ftbench.console import is_main_process, local_rank, say, world_size
 from ftbench.io import atomic_write_text, write_json, write_jsonl
 from ftbench.recipes.reports_index import update_index_for
-from ftbench.recipes.run_folder import PART, SIDES, RunFolder, check_same_settings, stage_time
+from ftbench.recipes.run_folder import SIDES, RunFolder, check_same_settings, stage_time
+from ftbench.recipes.run_predictions import free_accelerator_memory, predict_all
 from ftbench.recipes.run_record import run_info
 from ftbench.recipes.run_settings import RunSettings
 from ftbench.training.checkpoints import CheckpointChoice, recorded_choice, settle_choice
@@ -84,12 +85,12 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
     # 3. the base model
     say("[3/6] evaluating the base model", quiet)
     with stage_time(folder, rs.durations, "evaluate_before"):
-        _predict_all(cfg.model_name_or_path, None, eval_sets, rs, "before", quiet, template_of(cfg))
+        predict_all(cfg.model_name_or_path, None, eval_sets, rs, "before", quiet, template_of(cfg))
 
     # 4. training
     with stage_time(folder, rs.durations, "train"):
         result = _keep_trained_run(trained, rs, quiet) if trained else _train(backend, cfg, folder, quiet)
-    _free_accelerator_memory()
+    free_accelerator_memory()
 
     # 5. the chosen checkpoint: lowest eval loss (chosen once, when training finished), or (select_by) the best
     # generations on the eval split
@@ -101,7 +102,7 @@ def run(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict | Non
         choice = selection.pop("choice")
     say(f"[5/6] evaluating {choice.name}: {choice.reason}", quiet)
     with stage_time(folder, rs.durations, "evaluate_after"):
-        _predict_all(cfg.model_name_or_path, choice.checkpoint.path, eval_sets, rs, "after", quiet, template_of(cfg))
+        predict_all(cfg.model_name_or_path, choice.checkpoint.path, eval_sets, rs, "after", quiet, template_of(cfg))
 
     # 6. compare, diagnose, report
     metrics = _compare_and_report(cfg, rs, validation, result, choice, eval_sets, selection)
@@ -180,104 +181,6 @@ def _what_is_trained(train: list, held_out: list) -> dict:
     }
 
 
-def _predict_all(
-    model: str,
-    adapter: str | None,
-    eval_sets: dict[str, list],
-    rs: RunSettings,
-    side: str,
-    quiet: bool,
-    template=None,
-    paths: dict[str, str] | None = None,
-) -> None:
-    """Greedy predictions for every eval set (scorer name -> samples), resumable row by row; the engine is
-    opened once, and only if a prediction file is unfinished, taking the checkpoint its own way
-    (`GenerationEngine.for_checkpoint`); each eval set's generation length goes with its requests.
-    ``template``: the training config's named template, so prompts are the ones the model was trained on.
-    ``paths``: scorer -> file, instead of the run folder's `side` files. A scorer that runs the model itself
-    (`Scorer.runs_model`: lm-eval's tasks) is called once the answers are generated and the engine closed."""
-    from ftbench.metrics.registry import SCORERS
-
-    todo, own = [], []
-    for scorer, samples in eval_sets.items():
-        path = paths[scorer] if paths else rs.folder.predictions(scorer, side)
-        if samples and SCORERS.load(scorer).runs_model:
-            own.append((SCORERS.create(scorer), samples, path))
-            continue
-        done = _resumable_rows(path, samples, scorer, model, adapter, rs, template) if samples else 0
-        if samples and done < len(samples):
-            todo.append((scorer, samples, path, done))
-    stage = None if paths else f"evaluate_{side}"  # its parts timed: what each eval set cost
-    if todo:
-        _generate(model, adapter, todo, rs, quiet, template, stage)
-        if own:
-            _free_accelerator_memory()
-    for scorer, samples, path in own:
-        with _part(rs, stage, scorer.name):
-            scorer.run_model(samples, model, adapter, rs, side, path, quiet)
-
-
-def _part(rs: RunSettings, stage: str | None, part: str):
-    """Time ``part`` of ``stage`` (durations.json's "stage/part"), or nothing when the stage is not the run's."""
-    return stage_time(rs.folder, rs.durations, f"{stage}{PART}{part}") if stage else nullcontext()
-
-
-def _generate(
-    model: str, adapter: str | None, todo: list, rs: RunSettings, quiet: bool, template, stage: str | None
-) -> None:
-    """Each unfinished prediction file of ``todo`` (scorer, samples, path, rows done), by one engine; loading it
-    and each file timed as parts of ``stage``."""
-    from ftbench.inference.engines import ENGINES
-    from ftbench.inference.generate import GenerationParams
-    from ftbench.inference.predict import generate_rows
-    from ftbench.metrics.registry import SCORERS
-
-    cls = ENGINES.load(rs.engine)
-    options = rs.engine_options if rs.engine_options is not None else cls.options_from({})
-    engine = None
-    try:
-        with _part(rs, stage, "load"):  # how an engine takes the checkpoint is its own: merged here, or by a server
-            engine = cls.for_checkpoint(
-                model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template, device=rs.device
-            )
-        for scorer, samples, path, done in todo:
-            params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
-            with _part(rs, stage, scorer):
-                generate_rows(
-                    samples, path, done, engine=engine, params=params, batch_size=rs.predict_batch_size, quiet=quiet
-                )
-    finally:
-        if engine is not None:
-            engine.close()
-
-
-def _resumable_rows(
-    path: str, samples: list, scorer: str, model: str, adapter: str | None, rs: RunSettings, template
-) -> int:
-    """Rows of ``path`` already made, resumed as `ftbench predict` resumes its output (one mechanism: the sidecar
-    says what the rows were made from, `data.predictions.prepare_output` refuses a mismatch)."""
-    from ftbench.data.predictions import prediction_meta, prepare_output, samples_sha256
-    from ftbench.inference.engines import ENGINES
-    from ftbench.inference.generate import GenerationParams
-    from ftbench.metrics.registry import SCORERS
-
-    params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
-    cls = ENGINES.load(rs.engine)
-    engine = cls.resume_key(rs.engine_options if rs.engine_options is not None else cls.options_from({}))
-    meta = prediction_meta(
-        data=f"{scorer} eval set",
-        data_sha256=samples_sha256(samples),
-        fmt="auto",
-        model=model,
-        adapter=adapter,
-        params=params,
-        cutoff_len=None,
-        engine=engine,
-        template=template,
-    )
-    return prepare_output(path, meta).count
-
-
 def _select_by_metric(
     cfg: TrainConfig, rs: RunSettings, result: TrainResult, eval_sets: dict, by_loss, quiet: bool
 ) -> dict:
@@ -299,7 +202,7 @@ def _select_by_metric(
         path = rs.folder.checkpoint_predictions(checkpoint_label(c.path))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         say(f"[5/6] scoring {checkpoint_name(c)} by {metric} on {len(eval_sets[scorer])} samples", quiet)
-        _predict_all(
+        predict_all(
             cfg.model_name_or_path,
             c.path,
             {scorer: eval_sets[scorer]},
@@ -370,17 +273,6 @@ def _keep_trained_run(result: TrainResult, rs: RunSettings, quiet: bool) -> Trai
     write_jsonl(rs.folder.trainer_log, result.log)
     write_json(rs.folder.train_result, result.to_json())
     return result
-
-
-def _free_accelerator_memory() -> None:
-    """Give the training's GPU memory back before the fine-tuned model is loaded for evaluation."""
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _compare_and_report(

@@ -142,8 +142,6 @@ def verdict_cost(metrics: dict) -> list[str]:
     """What this verdict cost, stage by stage: seconds (summed over resumed segments and, with --seeds, over the
     seeds) and the tokens each stage generated, trained on or spent judging. The stages' parts (each eval set)
     are in the report's time-per-stage table."""
-    from ftbench.recipes.run_folder import PART, total_seconds
-
     run = metrics.get("run") or {}
     durations, cost = run.get("durations") or {}, run.get("cost") or {}
     if not durations:
@@ -166,12 +164,12 @@ def verdict_cost(metrics: dict) -> list[str]:
     what = {"train": "trained on", "evaluate_before": "generated", "evaluate_after": "generated"}
     parts = []
     for stage, seconds in durations.items():
-        if PART in stage or seconds < 0.05:
+        if seconds < 0.05:
             continue
         count = tokens.get(stage)
         spent = f" ({count:,} tokens {what.get(stage, 'judged')})" if count else ""
         parts.append(f"{STAGE_WORDS.get(stage, stage)} {duration(seconds)}{spent}")
-    return [f"Cost of this verdict: {duration(total_seconds(durations))} in all — " + ", ".join(parts) + "."]
+    return [f"Cost of this verdict: {duration(sum(durations.values()))} in all — " + ", ".join(parts) + "."]
 
 
 def duration(seconds: float | None) -> str:

@@ -142,6 +142,15 @@ def _lines(values: dict | None) -> str:
     return "\n".join(f"{k}: {'–' if v is None else v}" for k, v in (values or {}).items())
 
 
+def _stage_lines(durations: dict | None, parts: dict | None) -> str:
+    """Each stage's time, its parts (the model load, each eval set) indented under it."""
+    lines = []
+    for stage, seconds in (durations or {}).items():
+        lines.append(f"{stage}: {duration(seconds)}")
+        lines += [f"  {part}: {duration(s)}" for part, s in ((parts or {}).get(stage) or {}).items()]
+    return "\n".join(lines)
+
+
 def _cost_rows(cost: dict | None) -> dict:
     """What the run cost, in words: total time, peak memory, trainable parameters, training throughput."""
     if not cost:
@@ -185,7 +194,7 @@ def render_run_report(
     training = metrics.get("training") or {}
     run_tables = (
         {
-            "time per stage": _lines({k: duration(v) for k, v in (run.get("durations") or {}).items()}),
+            "time per stage": _stage_lines(run.get("durations"), run.get("duration_parts")),
             **_cost_rows(run.get("cost")),
             "versions": _lines(run.get("versions")),
             "hardware": _lines(run.get("hardware")),
