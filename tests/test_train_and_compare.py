@@ -262,13 +262,15 @@ def test_the_verdicts_follow_the_intervals_and_the_report_says_them_in_words(dem
     counted per scorer with the model's own tokenizer (issue 24, points 2-4)."""
     from transformers import AutoTokenizer
 
+    from ftbench.metrics.registry import scorers
+
+    lower_is_better = {f for scorer in scorers().values() if not scorer.higher_is_better for f in scorer.figures}
     out, proc, _, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())
     for figure, e in metrics["comparison"].items():
         lo, hi = e["delta_ci95"]
-        expected = (
-            "better" if lo > 0 else "worse" if hi < 0 else "unchanged" if lo == hi == e["delta"] == 0 else "unclear"
-        )
+        up, down = ("worse", "better") if figure in lower_is_better else ("better", "worse")
+        expected = up if lo > 0 else down if hi < 0 else "unchanged" if lo == hi == e["delta"] == 0 else "unclear"
         assert e["verdict"]["kind"] == expected, figure
     assert metrics["primary"] == "rouge-l" and metrics["comparison"]["rouge-l"]["verdict"]["kind"] == "better"
     page = (out / "report.html").read_text()
