@@ -184,3 +184,29 @@ def test_a_sweep_with_two_seeds_carries_each_seeds_value(tmp_path, tiny_model):
     }
     assert all(v < durations["baseline", 42] / 10 for k, v in durations.items() if k != ("baseline", 42))
     assert "per seed (sd)" in (out / "report.html").read_text()
+
+
+def test_seeds_with_val_size_share_one_split(tmp_path, tiny_model):
+    """val_size draws the held-out samples with the training seed (as LLaMA-Factory does): the seeds train and are
+    evaluated on the first seed's split, written once, so the second seed no longer fails on "a different data
+    file", and the first seed is the very run a one-seed train-and-compare of the same YAML makes."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"model_name_or_path: tiny\ndataset: {os.path.join(REPO, 'datasets', 'identity.json')}\nmax_samples: 20\n"
+        "val_size: 4\nnum_train_epochs: 1\nper_device_train_batch_size: 4\nretention: none\n"
+    )
+    common = ["train-and-compare", "--config", str(config), "--gsm8k", "none", "--max-new-tokens", "8", "--quiet"]
+    result = run_cli(*common, "--seeds", "2", "--output-dir", str(tmp_path / "seeds"))
+    assert result.exit_code == 0, result.output
+    result = run_cli(*common, "--output-dir", str(tmp_path / "one"))
+    assert result.exit_code == 0, result.output
+    seed_runs = [tmp_path / "seeds" / "seeds" / f"seed-{s}" for s in (42, 43)]
+    prompts = [
+        [json.loads(x)["prompt"] for x in (f / "predictions_after.jsonl").read_text().splitlines()] for f in seed_runs
+    ]
+    assert prompts[0] == prompts[1] and len(prompts[0]) == 4  # one held-out split
+    assert (seed_runs[0] / "predictions_after.jsonl").read_bytes() == (
+        tmp_path / "one" / "predictions_after.jsonl"
+    ).read_bytes()
+    trained = [_json(f / "metrics.json")["validation"]["trained"]["samples"] for f in seed_runs]
+    assert trained == [16, 16] == [_json(tmp_path / "one" / "metrics.json")["validation"]["trained"]["samples"]] * 2

@@ -50,6 +50,7 @@ def run_seeds(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict
         raise UsageError("--seeds auto decides on the main process alone: under torchrun give a number (--seeds 3)")
     os.makedirs(folder.root, exist_ok=True)
     seeds = [cfg.seed + k for k in range(rs.seeds)]
+    cfg = _fixed_split(cfg, folder)
     _train_seeds(cfg, rs, folder, seeds, quiet)
     if not is_main_process():
         return None
@@ -62,6 +63,27 @@ def run_seeds(cfg: TrainConfig, rs: RunSettings, *, quiet: bool = False) -> dict
         metrics = combined_metrics(folder, seeds, rs)
     say(f"seeds combined: {folder.report}", quiet)
     return metrics
+
+
+def _fixed_split(cfg: TrainConfig, folder: RunFolder) -> TrainConfig:
+    """The seeds' one split. With val_size the held-out samples are drawn with the training seed (as LLaMA-Factory
+    draws them), so each seed would hold out, and train on, other samples: the split of the first seed is written
+    once (data/seeds_train.jsonl, data/seeds_eval.jsonl, max_samples applied) and every seed trains and is
+    evaluated on those files. A config with eval_dataset is already fixed."""
+    from ftbench.training.data import train_and_eval_samples, write_samples
+
+    if cfg.eval_dataset:
+        return cfg
+    train_path, eval_path = (
+        folder.file(os.path.join("data", "seeds_train.jsonl")),
+        folder.file(os.path.join("data", "seeds_eval.jsonl")),
+    )
+    if not (os.path.exists(train_path) and os.path.exists(eval_path)):
+        train, held_out = train_and_eval_samples(cfg)
+        os.makedirs(os.path.dirname(train_path), exist_ok=True)
+        write_samples(train_path, train)
+        write_samples(eval_path, held_out)
+    return replace(cfg, dataset=[train_path], eval_dataset=[eval_path], val_size=0.0, max_samples=None)
 
 
 def _train_seeds(cfg: TrainConfig, rs: RunSettings, folder: RunFolder, seeds: list[int], quiet: bool) -> None:

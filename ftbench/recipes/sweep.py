@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 from ftbench.api.errors import InputError, UsageError
 from ftbench.console import say
-from ftbench.io import atomic_write_text, write_json, write_jsonl
+from ftbench.io import atomic_write_text, write_json
 from ftbench.recipes.reports_index import update_index_for
 from ftbench.recipes.run_folder import (
     RunFolder,
@@ -43,7 +43,6 @@ DEFAULT_VARY = ("data", "lr")
 DEFAULT_FRACTIONS = (0.25, 0.5, 1.0)
 DEFAULT_LR_FACTORS = (1 / 3, 1.0, 3.0)
 DEFAULT_RANK_FACTORS = (0.5, 1.0, 2.0)
-_OPENAI_ROLE = {"user": "user", "assistant": "assistant", "observation": "tool", "function_call": "function_call"}
 
 
 @dataclass
@@ -73,36 +72,25 @@ class PlannedRun:
 
 
 # -- 1-3: the data and the plan --------------------------------------------------------------------------
-def _record(sample) -> dict:
-    """A `Sample` as an OpenAI-messages record (read back into the same Sample by every ftbench reader)."""
-    rec = {"messages": [{"role": _OPENAI_ROLE[role], "content": text} for role, text in sample.turns]}
-    if sample.system:
-        rec["system"] = sample.system
-    if sample.tools:
-        rec["tools"] = sample.tools
-    return rec
-
-
 def fix_data(
     train: list, held_out: list, seed: int, folder: SweepFolder, fractions: tuple[float, ...]
 ) -> tuple[str, dict[float, tuple[str, int]]]:
     """Write the held-out split and nested training subsets once: (eval path, fraction -> (path, samples))."""
     import random
 
+    from ftbench.training.data import write_samples
+
     os.makedirs(folder.data_dir, exist_ok=True)
 
-    def write(path, samples):
-        write_jsonl(path, [_record(s) for s in samples])
-
     eval_path = folder.eval_data
-    write(eval_path, held_out)
+    write_samples(eval_path, held_out)
     order = list(range(len(train)))
     random.Random(seed).shuffle(order)  # one order: each subset is the start of it, so they nest
     subsets = {}
     for f in sorted(set(fractions) | {1.0}):
         n = len(train) if f >= 1 else max(1, math.ceil(f * len(train)))
         path = folder.train_data(f)
-        write(path, [train[i] for i in sorted(order[:n])])  # the file keeps the data's own order
+        write_samples(path, [train[i] for i in sorted(order[:n])])  # the file keeps the data's own order
         subsets[f] = (path, n)
     return eval_path, subsets
 

@@ -117,6 +117,25 @@ def split(samples: list, val_size: float, seed: int) -> tuple[list, list]:
     return [samples[i] for i in order[n_eval:]], [samples[i] for i in order[:n_eval]]
 
 
+_OPENAI_ROLE = {"user": "user", "assistant": "assistant", "observation": "tool", "function_call": "function_call"}
+
+
+def write_samples(path: str, samples: list) -> None:
+    """Samples as an OpenAI-messages JSONL (atomic), read back into the same samples by every ftbench reader: a
+    split fixed once (a sweep's runs, a --seeds run's seeds) is trained and evaluated from such files."""
+    from ftbench.io import write_jsonl
+
+    def record(sample) -> dict:
+        rec = {"messages": [{"role": _OPENAI_ROLE[role], "content": text} for role, text in sample.turns]}
+        if sample.system:
+            rec["system"] = sample.system
+        if sample.tools:
+            rec["tools"] = sample.tools
+        return rec
+
+    write_jsonl(path, [record(s) for s in samples])
+
+
 def template_of(cfg: TrainConfig):
     """The config's named template (`template`, with its `default_system` and `enable_thinking`), or None for the
     tokenizer's own chat template."""
