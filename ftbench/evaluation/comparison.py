@@ -65,8 +65,13 @@ def figure_evidence(scorer, entry: dict, n: int, seeds: int = 1) -> Evidence:
         unit=scorer.sample_unit,
         seeds=seeds,
         higher_is_better=scorer.higher_is_better,
-        fmt=(lambda v: f"{v:+.2f}") if scorer.percent else (lambda v: f"{v:+.3f}"),
+        fmt=(lambda v: f"{v:+.2f}") if scorer.percent else _three_decimals,
     )
+
+
+def _three_decimals(v: float) -> str:
+    """+0.123; a change too small for three decimals in three significant digits (+0.000119, not +0.000)."""
+    return f"{v:+.3f}" if v == 0 or abs(v) >= 0.0005 else f"{v:+.3g}"
 
 
 def answers_at_limit(sides: dict[str, list[dict]], tokenizer, limit: int) -> dict:

@@ -136,8 +136,9 @@ class JudgeScorer(Scorer):
         longer, shorter = d["length_bias"]["candidate_longer"], d["length_bias"]["baseline_longer"]
         if longer["n"] and shorter["n"]:
             lines.append(
-                f"Length bias check: win rate {longer['win_rate']:.0%} where the fine-tuned answer is longer "
-                f"({longer['n']}), {shorter['win_rate']:.0%} where it is shorter ({shorter['n']})."
+                f"Length bias check on the {self.sample_unit}: win rate {longer['win_rate']:.0%} where the "
+                f"fine-tuned answer is longer ({longer['n']}), {shorter['win_rate']:.0%} where it is shorter "
+                f"({shorter['n']})."
             )
         agree = d.get("metric_agreement") or {}
         if agree.get("share") is not None:

@@ -56,11 +56,11 @@ class RetentionDriftScorer(Scorer):
         e = comparison.get(self.primary)
         if not e:
             return []
-        ci = e.get("delta_ci95")
-        interval = f", 95% CI {ci[0]:+.3f}…{ci[1]:+.3f}" if ci else ""
+        ci, delta = e.get("delta_ci95"), e["delta"]
+        interval = f", 95% CI of the change {ci[0]:+.3g}…{ci[1]:+.3g}" if ci else ""
         return [
-            f"Drift: the fine-tuned model finds the base model's own answers {e['delta']:+.3f} nats per token "
-            f"{'less' if e['delta'] >= 0 else 'more'} likely (perplexity {_perplexity_ratio(e['delta'])}{interval})."
+            f"Drift: the fine-tuned model finds the base model's own answers {abs(delta):.3g} nats per token "
+            f"{'less' if delta >= 0 else 'more'} likely (perplexity {_perplexity_ratio(delta)}{interval})."
         ]
 
     def compare(self, before, after):

@@ -31,7 +31,7 @@
       num(tr, k + ' ' + fmt(r.scores_before[k]) + ' → ' + fmt(r.scores_after[k]));
       num(tr, r.status, 'st-' + r.status);
       if (r.note) {  // a judge's reasons, under its verdict
-        var why = document.createElement('div'); why.className = 'clip text note'; why.textContent = r.note;
+        var why = document.createElement('div'); why.className = 'clip text reason'; why.textContent = r.note;
         why.title = 'the judge\'s replies: click to expand';
         why.addEventListener('click', function () { why.classList.toggle('open'); });
         tr.lastChild.appendChild(why);
