@@ -65,14 +65,16 @@ def test_the_win_rate_is_what_the_judges_preferences_imply(server, tmp_path):
     assert r["win_rate"] == pytest.approx((6 + 0.5) / 9)
     assert r["pairs"][8]["verdicts"] == {"ab": "A", "ba": "A"} and r["pairs"][8]["outcome"] == "tie"
     assert r["pairs"][0]["reasons"]["ab"] == "B is right. [[B]]"
-    # every prompt twice, swapped; the garbled one asked again once per order (--retries 1)
-    assert len(server.asked) == 2 * N + 2
+    # every prompt twice, swapped; the garbled one asked again once per order (--retries 1): each reply counted once
+    replies = 2 * N + 2
+    assert r["tokens"] == {"prompt_tokens": 10 * replies, "completion_tokens": 5 * replies}
+    # a reply lost in transport is asked again by the HTTP client, not judged again (seen once under CI load)
+    assert replies <= len(server.asked) <= replies + 1
     assert {(q, x) for q, x in server.asked if q == "question 0"} == {
         ("question 0", "bad answer"),
         ("question 0", "GOOD answer, longer"),
     }
     assert r["length_bias"]["candidate_longer"]["n"] == 9  # B's answers are the longer ones here
-    assert r["tokens"] == {"prompt_tokens": 10 * len(server.asked), "completion_tokens": 5 * len(server.asked)}
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert "header" in rows[0] and len(rows) == 1 + 2 * N
     assert [row["attempts"] for row in rows[1:] if row["index"] == 9] == [2, 2]
