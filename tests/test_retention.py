@@ -144,3 +144,12 @@ def test_drift_is_the_nll_of_the_base_answers_under_each_model(tmp_path, tiny_mo
     made = {side: (run / f"retention-drift_{side}.json").stat().st_mtime_ns for side in ("before", "after")}
     assert run_cli(*cmd).exit_code == 0
     assert made == {side: (run / f"retention-drift_{side}.json").stat().st_mtime_ns for side in ("before", "after")}
+    from ftbench.api.errors import InputError
+    from ftbench.evaluation.retention_drift import RetentionDriftScorer
+
+    tampered = run / "retention-drift_after.json"  # a run folder is hostile input: a forged row is one line
+    data = json.loads(tampered.read_text())
+    data["rows"][0]["nll"] = "0.1"
+    tampered.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="not a retention-drift file"):
+        RetentionDriftScorer().read_rows(str(tampered))

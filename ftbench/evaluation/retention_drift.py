@@ -41,15 +41,34 @@ class RetentionDriftScorer(Scorer):
 
         answers_file = os.path.join(os.path.dirname(path), RetentionScorer().prediction_file("before"))
         base = read_prediction_rows(answers_file)
-        made_by = {"model": model, "adapter": adapter, "adapter_sha256": adapter_sha256(adapter), "n": len(base)}
+        made_by = {
+            "model": model,
+            "adapter": adapter,
+            "adapter_sha256": adapter_sha256(adapter),
+            "n": len(base),
+            "answers_sha256": _answers_sha256(base),  # other base answers (another prompt set): scored again
+        }
         if os.path.exists(path) and _header(path) == made_by:
             return
         write_json(path, {**made_by, "rows": _score(base, model, adapter, settings)})
 
     def read_rows(self, path):
+        """One side's rows, checked: a damaged or hand-edited file is one line asking for a rerun."""
+        from ftbench.api.errors import InputError
         from ftbench.data.run_files import read_json_file
 
-        return read_json_file(path)["rows"]
+        value = read_json_file(path)
+        rows = value.get("rows") if isinstance(value, dict) else None
+        fields = {"prompt": str, "answer": str, "nll": (int, float), "tokens": int}
+        if not isinstance(rows, list) or not all(
+            isinstance(r, dict)
+            and all(isinstance(r.get(k), t) and not isinstance(r.get(k), bool) for k, t in fields.items())
+            for r in rows
+        ):
+            raise InputError(
+                f"{path}: not a retention-drift file (rows of prompt/answer/nll/tokens): delete it and rerun"
+            )
+        return rows
 
     def headline_lines(self, detail, comparison):
         """How much less likely the fine-tuned model finds the base model's own answers, in words."""
@@ -125,6 +144,15 @@ def _interval(values: list[float]) -> list[float] | None:
     from ftbench.metrics.uncertainty import Bootstrap, percentile_interval
 
     return percentile_interval(Bootstrap(len(values)).means(np.array(values))[:, 0]) if len(values) >= 2 else None
+
+
+def _answers_sha256(rows: list[dict]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for r in rows:
+        digest.update(f"{r['prompt']}\0{r['predict']}\0".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _header(path: str) -> dict | None:
