@@ -19,6 +19,7 @@ from ftbench.api.errors import InputError, UsageError
 from ftbench.api.generation import DEFAULT_ENGINE, EngineOptions
 from ftbench.console import world_size
 from ftbench.data.schema import PositiveInt, SchemaError, Seeds, Threads, Tokens, check
+from ftbench.evaluation.judge import JudgeSettings
 from ftbench.recipes.run_folder import RunFolder, slug
 
 
@@ -28,11 +29,11 @@ class JudgeKeys(msgspec.Struct, forbid_unknown_fields=True):
 
     model: Optional[str] = None  # required, from here or --judge-model
     url: Optional[str] = None  # an OpenAI-compatible server; none: the model runs here
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: Annotated[int, msgspec.Meta(gt=0, le=256)] = 4
-    request_timeout: Annotated[float, msgspec.Meta(ge=1.0, le=86_400.0)] = 600.0
-    max_new_tokens: Tokens = 512
-    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
+    api_key_env: str = JudgeSettings.api_key_env  # the defaults are JudgeSettings' (`ftbench judge`'s)
+    concurrency: Annotated[int, msgspec.Meta(gt=0, le=256)] = JudgeSettings.concurrency
+    request_timeout: Annotated[float, msgspec.Meta(ge=1.0, le=86_400.0)] = JudgeSettings.request_timeout
+    max_new_tokens: Tokens = JudgeSettings.max_new_tokens
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = JudgeSettings.retries
     templates: Optional[str] = None  # a folder of judge prompts replacing the shipped ones
 
 
