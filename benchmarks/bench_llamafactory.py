@@ -1,7 +1,8 @@
 """ftbench against LLaMA-Factory itself, same model, data, YAML and threads, in one run.
 
 - training: `llamafactory-cli train` (its defaults: gradient checkpointing on; and with
-  `disable_gradient_checkpointing: true`) against `ftbench train` on the same YAML; train samples/s as each
+  `disable_gradient_checkpointing: true`) against `ftbench train` on the same YAML (its default padding-free
+  batches, and `padding_free: false`, LLaMA-Factory's padded batches); train samples/s as each
   Trainer reports it (`train_results.json`; the median of `--repeat` interleaved runs, since one short run varies
   by ±15% on a shared machine), and the largest per-step training-loss difference;
 - prediction: LLaMA-Factory's batched `do_predict` (greedy, `per_device_eval_batch_size` 16) against
@@ -68,7 +69,12 @@ def bench_train(cli: str, model: str, tmp: str, env: dict, steps: int, repeat: i
     setups = [
         ("LLaMA-Factory (its defaults: gradient checkpointing)", {}, False),
         ("LLaMA-Factory, disable_gradient_checkpointing: true", {"disable_gradient_checkpointing": True}, False),
-        ("ftbench train (peft backend)", {"disable_gradient_checkpointing": True}, True),
+        (
+            "ftbench train, padding_free: false (padded)",
+            {"disable_gradient_checkpointing": True, "padding_free": False},
+            True,
+        ),
+        ("ftbench train (peft backend, padding-free)", {"disable_gradient_checkpointing": True}, True),
     ]
     rates: dict[str, list[float]] = {label: [] for label, _, _ in setups}
     walls: dict[str, list[float]] = {label: [] for label, _, _ in setups}

@@ -69,6 +69,7 @@ class TrainConfig:
     seed: int = 42
     gradient_checkpointing: bool = False
     group_by_length: bool = False  # batches of similar lengths: less padding, faster (transformers' sampler)
+    padding_free: bool = True  # each batch packed in one row, no padding (ftbench's key; false: padded batches)
     bf16: bool = False
     fp16: bool = False
     flash_attn: str = "auto"  # auto | disabled | sdpa | fa2

@@ -26,7 +26,7 @@ from ftbench.net.text import strip_escapes
 CLI_ENV = "FTBENCH_LLAMAFACTORY_CLI"
 RUN_YAML = "ftbench_llamafactory.yaml"
 RUN_LOG = "llamafactory.log"
-FTBENCH_ONLY_KEYS = ("backend",)  # ftbench's own keys: LLaMA-Factory refuses keys it does not know
+FTBENCH_ONLY_KEYS = ("backend", "padding_free")  # ftbench's own keys: LLaMA-Factory refuses keys it does not know
 # LLaMA-Factory's console lines worth showing while it trains (everything is in the log)
 _PROGRESS = re.compile(r"^\{'(loss|eval_loss|train_runtime)'|^\s+(train|eval)_\w+\s+=|Resuming training from")
 _ERROR_LINE = re.compile(r"^([A-Za-z_.]*(Error|Exception|Interrupt)): (.+)$")

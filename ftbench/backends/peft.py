@@ -110,6 +110,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
         **scaling.model_load_kwargs(plan, precision.dtype, local_rank()),
     )
     model.config.use_cache = False  # the KV cache is useless in training and breaks gradient checkpointing
+    collator = choose_collator(model, cfg, tokenizer.pad_token_id, quiet)
     model = scaling.prepare_quantized(model, plan, cfg.gradient_checkpointing)
     if cfg.gradient_checkpointing:
         model.enable_input_require_grads()  # checkpointed LoRA layers need grads flowing from the embeddings
@@ -137,7 +138,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Tra
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=DynamicPaddingCollator(tokenizer.pad_token_id, 8),
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=[cb.TrainerLogCallback(out, resume_step=step_of(resume_from)), cb.ConsoleCallback(quiet)],
     )
@@ -281,6 +282,23 @@ def attention_implementation(cfg: TrainConfig) -> str | None:
         warn(f"{cfg.where('flash_attn')}: flash_attn: fa2 unavailable ({why}); using sdpa attention")
         return "sdpa"
     return None
+
+
+def choose_collator(model, cfg: TrainConfig, pad_id: int, quiet: bool):
+    """Padding-free packed rows (`training.packing`) where the model allows them, else LLaMA-Factory's padded
+    batches (to a multiple of 8, the same tensor shapes as its SFT collator)."""
+    from ftbench.training import packing
+
+    blocker = packing.packing_blocker(model, model.config._attn_implementation)
+    if not cfg.padding_free:
+        blocker = "padding_free: false"
+    if blocker is not None:
+        say(f"batches: padded (no packing: {blocker})", quiet)
+        return DynamicPaddingCollator(pad_id, 8)
+    if model.config._attn_implementation != "flash_attention_2":  # FA2 takes the sequence bounds itself
+        model.set_attn_implementation(packing.register_attention())
+    say("batches: padding-free (each batch's samples packed in one row)", quiet)
+    return packing.PackedCollator()
 
 
 def linear_layer_names(model) -> list[str]:

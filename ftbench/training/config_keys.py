@@ -69,6 +69,7 @@ class TrainKeys(msgspec.Struct, forbid_unknown_fields=True):
     seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
     gradient_checkpointing: bool
     group_by_length: bool
+    padding_free: bool
     bf16: bool
     fp16: bool
     flash_attn: Literal["auto", "disabled", "sdpa", "fa2"]
