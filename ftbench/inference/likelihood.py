@@ -29,20 +29,38 @@ def answer_nll(model, tokenizer, prompts: Sequence[str], answers: Sequence[str],
         width = max(1, max(map(len, rows)))
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[r, : len(row)] = 1
+        scored = torch.zeros((len(rows), width), dtype=torch.bool)  # positions whose next token is an answer's
+        for r, i in enumerate(batch):
+            prompt, answer = encoded[i]
+            ids[r, : len(rows[r])] = torch.tensor(rows[r], dtype=torch.long)
+            mask[r, : len(rows[r])] = 1
+            if prompt and answer:
+                scored[r, len(prompt) - 1 : len(prompt) + len(answer) - 1] = True
         with torch.inference_mode():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            # the output layer only where an answer token is predicted (not over the prompts), where the model
+            # takes a position mask; the logits at position t predict token t + 1
+            keep = {"logits_to_keep": scored.to(device)} if _takes_position_mask(model) else {}
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **keep).logits
+            if not keep:
+                logits = logits[scored.to(device)]
+        offset = 0
         for r, i in enumerate(batch):
             prompt, answer = encoded[i]
             if not answer or not prompt:
                 results[i] = (0.0, 0)
                 continue
-            # the logits at position t predict token t + 1: the answer's tokens from the prompt's last position on
-            span = logits[r, len(prompt) - 1 : len(prompt) + len(answer) - 1].float()
+            span = logits[offset : offset + len(answer)].float()
+            offset += len(answer)
             target = torch.tensor(answer, device=span.device)
             nll = torch.nn.functional.cross_entropy(span, target, reduction="sum")
             results[i] = (float(nll), len(answer))
         del logits
     return [results[i] for i in range(len(encoded))]
+
+
+def _takes_position_mask(model) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (transformers 5 accepts a boolean position mask)."""
+    import inspect
+
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
