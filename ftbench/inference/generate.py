@@ -216,8 +216,8 @@ class Generator:
 
         if self.decodes_greedily:
             rows = dict(
-                greedy_decode(
-                    self.model, prompts, self.pad_id, len(prompts), self.config.max_new_tokens, self._finished
+                greedy_decode(  # no drafts: a fixed batch (lm-eval's) keeps one token per step, as generate()
+                    self.model, prompts, self.pad_id, len(prompts), self.config.max_new_tokens, self._finished, 0
                 )
             )
             return [self._answer(rows[k]) for k in range(len(prompts))]

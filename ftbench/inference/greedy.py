@@ -62,6 +62,13 @@ def attention_only(model) -> bool:
     return all(kind in ("full_attention", "sliding_attention") for kind in getattr(config, "layer_types", None) or [])
 
 
+DRAFT_TOKENS = 3  # at most this many prompt-lookup drafts verified per row and step (0: one token per step)
+# Drafts only fill a step up to this many fed tokens: on a CPU a 16-row step already keeps the matrix units busy
+# (32 fed tokens cost 1.4x the time of 16, about what the drafts return), while 4 rows cost as much as 16
+# (benchmarks/bench_predict.py); so drafts go to the rows of a batch running below 16, e.g. its tail
+DRAFT_FILL = 16
+
+
 def greedy_decode(
     model,
     prompts: Sequence[Sequence[int]],
@@ -69,46 +76,68 @@ def greedy_decode(
     batch_size: int,
     max_new_tokens: int,
     finished: Callable[[list[int]], bool],
+    draft_tokens: int = DRAFT_TOKENS,
 ) -> Iterator[tuple[int, list[int]]]:
     """Yield ``(index into prompts, new token ids)`` as each row ends: ``finished(row_ids)`` (its end-of-turn id or
-    a stop string) or ``max_new_tokens``. Prompts join in the given order, at most ``batch_size`` at a time."""
+    a stop string) or ``max_new_tokens``. Prompts join in the given order, at most ``batch_size`` at a time. Each
+    step feeds every row its newest token and up to ``draft_tokens`` guesses looked up in its own text
+    (`prompt_lookup`), and keeps the guesses the argmax confirms: the tokens are greedy decoding's."""
     import torch
+
+    from ftbench.inference.prompt_lookup import Lookup
 
     if max_new_tokens <= 0:
         yield from ((i, []) for i in range(len(prompts)))
         return
     waiting = deque(range(len(prompts)))
     answers: dict[int, list[int]] = {}
+    lookups: dict[int, Lookup] = {}
     batch: _Batch | None = None
     with torch.inference_mode():
         while waiting or batch is not None:
             free = batch_size - (batch.rows if batch is not None else 0)
             if waiting and free > 0:
                 joining = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                lookups.update((i, Lookup(list(prompts[i]))) for i in joining)
                 new = _Batch.prefill(model, [prompts[i] for i in joining], joining, pad_id)
                 batch = new if batch is None else batch.join(new)
-            tokens = batch.logits.float().argmax(-1)
-            keep = []
-            for k, token in enumerate(tokens.tolist()):
-                row = answers.setdefault(batch.active[k], [])
-                row.append(token)
-                if finished(row) or len(row) >= max_new_tokens:
-                    yield batch.active[k], answers.pop(batch.active[k])
+            keep, accepted = [], []
+            for k, predicted in enumerate(batch.logits.float().argmax(-1).tolist()):
+                i, drafts = batch.active[k], batch.drafts[k]
+                confirmed = 0  # drafts equal to the argmax before them: what one token per step would give
+                while confirmed < len(drafts) and drafts[confirmed] == predicted[confirmed]:
+                    confirmed += 1
+                row = answers.setdefault(i, [])
+                for token in predicted[: confirmed + 1]:
+                    row.append(token)
+                    if finished(row) or len(row) >= max_new_tokens:
+                        break
                 else:
                     keep.append(k)
+                    accepted.append(confirmed)
+                    lookups[i].extend(predicted[: confirmed + 1])
+                    continue
+                lookups.pop(i)
+                yield i, answers.pop(i)
             if not keep:
                 batch = None
                 continue
-            batch.keep(keep, tokens)
-            batch.step(model)
+            batch.keep(keep, accepted, [answers[batch.active[k]][-1] for k in keep])
+            per_row = min(draft_tokens, DRAFT_FILL // batch.rows - 1)
+            budget = [min(per_row, max_new_tokens - len(answers[i]) - 1) for i in batch.active]
+            batch.step(model, [lookups[i].draft(b) for i, b in zip(batch.active, budget)])
 
 
 class _Batch:
-    """The rows being generated: their KV cache, attention mask, last positions and next-token logits."""
+    """The rows being generated: their KV cache, attention mask, last cached positions, the drafts fed in the last
+    step and the logits at every position fed (``[rows, fed, vocab]``)."""
 
     def __init__(self, model, cache, mask, last, logits, active: list[int]):
         self.cache, self.mask, self.last, self.logits, self.active = cache, mask, last, logits, active
-        self.cache_kw = _forward_kwargs(model, cache)
+        self.cache_kw = _forward_kwargs(model, cache, None)
+        self.drafts: list[list[int]] = [[] for _ in active]
+        self.stepped = [False] * len(active)  # whether the last step fed the row (not if it joined since)
+        self.fed = 0  # columns the last step added
         self.tokens = None
 
     @property
@@ -124,8 +153,12 @@ class _Batch:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = GrowingCache()
         logits = model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **_forward_kwargs(model, cache)
-        ).logits[:, -1, :]
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **_forward_kwargs(model, cache, 1),
+        ).logits[:, -1:, :]
         return cls(model, cache, mask, positions[:, -1], logits, list(active))
 
     def join(self, other: "_Batch") -> "_Batch":
@@ -136,38 +169,69 @@ class _Batch:
         self.cache.join(other.cache)
         self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(other.mask, width, 1)])
         self.last = torch.cat([self.last, other.last])
-        self.logits = torch.cat([self.logits, other.logits])
+        fed = max(self.logits.shape[1], other.logits.shape[1])
+        self.logits = torch.cat([_right_pad(self.logits, fed), _right_pad(other.logits, fed)])
+        self.drafts += other.drafts
+        self.stepped += other.stepped
         self.active += other.active
         return self
 
-    def keep(self, rows: list[int], tokens) -> None:
-        """Keep only ``rows`` (with their newest ``tokens``); drop the columns no remaining row uses."""
+    def keep(self, rows: list[int], accepted: list[int], tokens: list[int]) -> None:
+        """Keep only ``rows``, each with its ``accepted`` drafts (the rest of the last step's columns masked out
+        for good) and its newest token; drop the columns no remaining row uses."""
         import torch
 
+        index = torch.tensor(rows, device=self.mask.device)
+        advance = [0] * self.rows
+        for row, confirmed in zip(rows, accepted):
+            if self.stepped[row]:
+                advance[row] = 1 + confirmed
+                refused = self.mask.shape[1] - self.fed + advance[row]
+                self.mask[row, refused : refused + len(self.drafts[row]) - confirmed] = 0
+        self.last = self.last + torch.tensor(advance, device=self.last.device)
         if len(rows) < self.rows:
-            index = torch.tensor(rows, device=self.mask.device)
             self.cache.batch_select_indices(index)
-            tokens, self.mask, self.last = tokens[index], self.mask[index], self.last[index]
+            self.mask, self.last = self.mask[index], self.last[index]
             self.active = [self.active[k] for k in rows]
             unused = int(self.mask.any(0).int().argmax())  # leading columns that are padding in every row
             if unused:
                 self.mask = self.mask[:, unused:]
                 self.cache.trim_left(unused)
         self.tokens = tokens
+        self._compact()
 
-    def step(self, model) -> None:
-        """Feed every row its newest token: the next logits, one more cache column."""
+    def _compact(self) -> None:
+        """Squeeze out the columns of refused drafts once they are a quarter of the cache: each row's kept
+        columns move right, in order (attention reads every column, masked or not)."""
         import torch
 
-        self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
-        self.last = self.last + 1
+        width = self.mask.shape[1]
+        used = self.mask.sum(1)
+        if width < 64 or int(used.max()) * 4 > width * 3:
+            return
+        order = torch.argsort(self.mask, dim=1, stable=True)  # masked columns first, then kept ones in order
+        new_width = int(used.max())
+        index = order[:, width - new_width :]
+        self.mask = self.mask.gather(1, index)
+        self.cache.gather_columns(index)
+
+    def step(self, model, drafts: list[list[int]]) -> None:
+        """Feed every row its newest token and its drafts: the logits at each, as many more cache columns."""
+        import torch
+
+        fed = 1 + max(map(len, drafts))
+        ids = torch.zeros((self.rows, fed), dtype=torch.long)
+        new_mask = torch.zeros((self.rows, fed), dtype=self.mask.dtype)
+        for k, (token, guess) in enumerate(zip(self.tokens, drafts)):
+            ids[k, : 1 + len(guess)] = torch.tensor([token, *guess])
+            new_mask[k, : 1 + len(guess)] = 1
+        device = self.mask.device
+        self.mask = torch.cat([self.mask, new_mask.to(device)], dim=1)
+        positions = self.last[:, None] + torch.arange(1, fed + 1, device=device)
+        self.drafts, self.fed, self.stepped = drafts, fed, [True] * self.rows
         self.logits = model(
-            input_ids=self.tokens[:, None],
-            attention_mask=self.mask,
-            position_ids=self.last[:, None],
-            use_cache=True,
-            **self.cache_kw,
-        ).logits[:, -1, :]
+            input_ids=ids.to(device), attention_mask=self.mask, position_ids=positions, use_cache=True, **self.cache_kw
+        ).logits[:, -fed:, :]
 
 
 def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device):
@@ -185,6 +249,17 @@ def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device):
     return ids.to(device), mask.to(device)
 
 
+def _right_pad(logits, fed: int):
+    """``[rows, n, vocab]`` logits zero-padded on the right to ``fed`` positions (a joining row's drafts are
+    empty, so the padding is never read)."""
+    import torch
+
+    missing = fed - logits.shape[1]
+    if missing == 0:
+        return logits
+    return torch.cat([logits, logits.new_zeros((logits.shape[0], missing, logits.shape[2]))], dim=1)
+
+
 def _left_pad(tensor, width: int, dim: int):
     """``tensor`` zero-padded on the left along ``dim`` to ``width``."""
     import torch
@@ -197,15 +272,13 @@ def _left_pad(tensor, width: int, dim: int):
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
-def _forward_kwargs(model, cache) -> dict:
+def _forward_kwargs(model, cache, logits_to_keep: int | None) -> dict:
     """The cache under the name this transformers' forward takes (`cache`, `past_key_values` before), and
-    `logits_to_keep=1` where accepted: only the last position's logits are needed (as in `generate`), which
-    spares the output layer over the whole prompt at prefill."""
+    ``logits_to_keep`` where accepted: at prefill only the last position's logits are needed (as in `generate`),
+    which spares the output layer over the whole prompt. A step keeps all it fed."""
     import inspect
 
     base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
     accepted = inspect.signature(base.forward).parameters
-    return {
-        "cache" if "cache" in accepted else "past_key_values": cache,
-        **({"logits_to_keep": 1} if "logits_to_keep" in accepted else {}),
-    }
+    keep = {"logits_to_keep": logits_to_keep} if logits_to_keep and "logits_to_keep" in accepted else {}
+    return {"cache" if "cache" in accepted else "past_key_values": cache, **keep}

@@ -57,6 +57,19 @@ class GrowingLayer(DynamicLayer):
         self.value_buffer = self.value_buffer[:, :, columns:]
         self._set_length(self.length - columns)
 
+    def gather_columns(self, index) -> None:
+        """Keep, for each row, the columns ``index[row]`` (in that order): ``index`` is ``[batch, columns]``."""
+        rows, heads, _, dim = self.keys.shape
+        expanded = index[:, None, :, None].expand(rows, heads, index.shape[1], dim)
+
+        def gathered(states):
+            buffer = states.new_zeros((rows, heads, index.shape[1] + SPARE, dim))
+            buffer[:, :, : index.shape[1]] = states.gather(2, expanded)
+            return buffer
+
+        self.key_buffer, self.value_buffer = gathered(self.keys), gathered(self.values)
+        self._set_length(index.shape[1])
+
     def join(self, other: "GrowingLayer") -> None:
         """Append ``other``'s rows; both are right-aligned to the longer length, the gap on the left zero (the
         attention mask hides it; zeros, not garbage, because a masked weight of 0 times NaN is still NaN)."""
@@ -83,6 +96,10 @@ class GrowingCache(DynamicCache):
     def trim_left(self, columns: int) -> None:
         for layer in self.layers:
             layer.trim_left(columns)
+
+    def gather_columns(self, index) -> None:
+        for layer in self.layers:
+            layer.gather_columns(index)
 
     def join(self, other: "GrowingCache") -> None:
         for mine, theirs in zip(self.layers, other.layers):

@@ -44,7 +44,7 @@ def answer_nll(model, tokenizer, prompts: Sequence[str], answers: Sequence[str],
             if not keep:
                 logits = logits[scored.to(device)]
         offset = 0
-        for r, i in enumerate(batch):
+        for i in batch:
             prompt, answer = encoded[i]
             if not answer or not prompt:
                 results[i] = (0.0, 0)

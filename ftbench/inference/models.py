@@ -173,8 +173,9 @@ def load_model_for_generation(
     weights are merged into this freshly loaded copy of the base model (peft's merge_and_unload): generation then
     costs what the base model's does, with no LoRA layers to run at every step.
 
-    Attention: SDPA, except eager for the random-weights `tiny` model on CPU. Eager gives bit-identical logits for
-    a sequence whether it is decoded alone or in a left-padded batch; SDPA's fused CPU kernel sums padded rows in
+    Attention: SDPA (`inference.attention`: grouped-query models read their cache in place), except eager for the
+    random-weights `tiny` model on CPU. Eager gives bit-identical logits for a sequence whether it is decoded alone
+    or in a left-padded batch; SDPA's fused CPU kernel sums padded rows in
     another order, which flips the near-ties random weights are full of, so the tiny model's batch-16 and batch-1
     outputs could differ. A trained model has no such ties: SmolLM2-135M gives identical batch-16 and batch-1
     greedy outputs with SDPA (benchmarks/bench_predict.py checks it), and decodes 20% faster than with eager.
@@ -198,6 +199,10 @@ def load_model_for_generation(
         raise _friendly_load_error("model", name_or_path, e) from e
     if placement.device == "mps":
         model = model.to("mps")
+    if model.config._attn_implementation == "sdpa" and getattr(model, "_supports_attention_backend", False):
+        from ftbench.inference import attention as grouped
+
+        model.set_attn_implementation(grouped.register())  # SDPA without copying the cache per query head
     if adapter:
         model = apply_adapter(model, adapter)
         if merge:

@@ -57,13 +57,14 @@ REAL_TRAINING = {
 # Generation is what costs on a CPU (decoding runs ~60 tokens/s at batch 16 on 2 cores): 10 GSM8K problems in one
 # batch of up to 112 new tokens, identity answers up to 64 tokens. `--gsm8k-limit` raises the GSM8K count.
 # The retention prompts' answers (100 general prompts) are cut at 48 tokens: enough to see whether the fine-tune
-# changed an answer or spread its phrases into it, at about half the cost of 64.
+# changed an answer or spread its phrases into it, at about half the cost of 64. Batches of 64: a 16-row decoding
+# step leaves this CPU's matrix units half idle, and the retention answers come 1.55x faster (the same answers).
 REAL_COMPARE = {
     "gsm8k_limit": 10,
     "max_new_tokens": 64,
     "gsm8k_max_new_tokens": 112,
     "retention_max_new_tokens": 48,
-    "predict_batch_size": 16,
+    "predict_batch_size": 64,
 }
 
 # The tiny random model: nothing in it is pretrained, so the embeddings and the output layer are trained too
