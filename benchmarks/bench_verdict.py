@@ -4,6 +4,11 @@ before issue 20 added them) as the reference, in one run of the script:
 
     .venv/bin/python benchmarks/bench_verdict.py                  # both runs, one after the other
     .venv/bin/python benchmarks/bench_verdict.py --threads 1      # on a shared machine
+    .venv/bin/python benchmarks/bench_verdict.py --reference-commit b5beeb2^   # the code before retention
+
+With ``--reference-commit REV`` the reference is the default run of ftbench as it was at REV (a git worktree of
+that commit, run with this venv), instead of today's code with ``--retention none``: "no slower than before the
+retention prompts were added" measured against the code of that day, in the same run of the script.
 
 Each run is the real command in its own process (`python -m ftbench train-and-compare --output-dir DIR`),
 timed from outside; the stages and their parts (model load, each eval set) come from the run's own
@@ -25,12 +30,13 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(folder: str, extra: list[str], threads: int | None) -> dict:
-    """One default train-and-compare in its own process; its wall time, durations and metrics."""
+def run(folder: str, extra: list[str], threads: int | None, code: str = REPO) -> dict:
+    """One default train-and-compare in its own process (ftbench from the ``code`` checkout); its wall time,
+    durations and metrics."""
     cmd = [sys.executable, "-m", "ftbench", "train-and-compare", "--output-dir", folder, "--quiet", *extra]
     cmd += ["--threads", str(threads)] if threads else []
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, check=True)
+    subprocess.run(cmd, cwd=code, check=True, env={**os.environ, "PYTHONPATH": code})
     wall = time.perf_counter() - start
     with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as fh:
         metrics = json.load(fh)
@@ -40,7 +46,8 @@ def run(folder: str, extra: list[str], threads: int | None) -> dict:
 def table(name: str, r: dict) -> None:
     """Seconds per stage, its parts indented, each with its share of the run's stages and the tokens generated."""
     run = r["metrics"]["run"]
-    stages, parts, limits = run["durations"], run.get("duration_parts") or {}, r["metrics"].get("at_limit") or {}
+    stages, parts = run.get("durations") or {"the run": r["wall"]}, run.get("duration_parts") or {}
+    limits = r["metrics"].get("at_limit") or {}
     total = sum(stages.values())
     print(f"\n{name}: {r['wall']:.1f} s wall (the command, start-up included), stages {total:.1f} s")
     print(f"{'stage':<34}{'seconds':>9}{'share':>8}{'tokens':>10}")
@@ -55,12 +62,25 @@ def table(name: str, r: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, help="torch threads for both runs (default: torch's choice)")
+    parser.add_argument("--reference-commit", help="the reference is the default run of ftbench at this commit")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         full = run(os.path.join(tmp, "full"), [], args.threads)
-        reference = run(os.path.join(tmp, "reference"), ["--retention", "none"], args.threads)
+        if args.reference_commit:
+            code = os.path.join(tmp, "reference-code")
+            subprocess.run(
+                ["git", "worktree", "add", "-q", "--detach", code, args.reference_commit], cwd=REPO, check=True
+            )
+            try:
+                reference = run(os.path.join(tmp, "reference"), [], args.threads, code)
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", code], cwd=REPO, check=True)
+            label = f"reference: the default run of ftbench at {args.reference_commit}"
+        else:
+            reference = run(os.path.join(tmp, "reference"), ["--retention", "none"], args.threads)
+            label = "reference: the same run, --retention none"
     table("default run (retention: 100 prompts, drift)", full)
-    table("reference: the same run, --retention none", reference)
+    table(label, reference)
     parts = full["metrics"]["run"].get("duration_parts") or {}
     retention = sum(s for p in parts.values() for name, s in p.items() if name in ("retention", "retention-drift"))
     print(
