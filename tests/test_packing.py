@@ -97,3 +97,17 @@ def test_collator_keeps_only_label_positions():
     assert batch["labels"].tolist() == [[-100, -100, 3, 4, -100, 6, 7]]
     assert batch["logits_to_keep"].tolist() == [[False, True, True, False, True, True, False]]
     assert batch["shift_labels"].tolist() == [[3, 4, 6, 7]]
+
+
+def test_what_keeps_a_model_on_padded_batches(tiny_model):
+    """Eager attention (asked for), a sliding window shorter than a sample may be; a window longer is no bar."""
+    from transformers import AutoModelForCausalLM
+
+    from ftbench.training.packing import packing_blocker
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert packing_blocker(model, "sdpa", 512) is None
+    assert packing_blocker(model, "eager", 512) == "attention eager"
+    model.config.use_sliding_window, model.config.sliding_window = True, 64
+    assert "sliding attention window of 64 tokens" in packing_blocker(model, "sdpa", 512)
+    assert packing_blocker(model, "sdpa", 64) is None

@@ -289,7 +289,7 @@ def choose_collator(model, cfg: TrainConfig, pad_id: int, quiet: bool):
     batches (to a multiple of 8, the same tensor shapes as its SFT collator)."""
     from ftbench.training import packing
 
-    blocker = packing.packing_blocker(model, model.config._attn_implementation)
+    blocker = packing.packing_blocker(model, model.config._attn_implementation, cfg.cutoff_len)
     if not cfg.padding_free:
         blocker = "padding_free: false"
     if blocker is not None:

@@ -8,7 +8,10 @@ the batch's width, the padding masked out), so every step computes up to ``batch
 generating. The arithmetic per row is `generate`'s: the same forward pass, positions from the attention mask, the
 argmax of the last logits; `tests/test_predict.py` checks the text equals `generate`'s at batch 1. The cache
 grows in place rather than by `torch.cat` at every step (`kv_cache.GrowingCache`); as in `generate`, the prefill
-computes the output layer for the last position only.
+computes the output layer for the last position only. A step running below `DRAFT_FILL` rows also feeds each row
+a few draft tokens looked up in its own text (`prompt_lookup`) and keeps those the argmax confirms; refused
+drafts' cache columns are masked, then squeezed out (`tests/test_speculative.py`: the same tokens in fewer
+passes).
 
 Only plain greedy decoding of attention-only models goes through here (`is_plain_greedy`, `attention_only`): a
 config with a repetition penalty, banned words or sampling, or a hybrid model, is decoded by `generate()`.
@@ -65,7 +68,7 @@ def attention_only(model) -> bool:
 DRAFT_TOKENS = 3  # at most this many prompt-lookup drafts verified per row and step (0: one token per step)
 # Drafts only fill a step up to this many fed tokens: on a CPU a 16-row step already keeps the matrix units busy
 # (32 fed tokens cost 1.4x the time of 16, about what the drafts return), while 4 rows cost as much as 16
-# (benchmarks/bench_predict.py); so drafts go to the rows of a batch running below 16, e.g. its tail
+# (docs/performance.md, "Closing the gap"); so drafts go to the rows of a batch running below 16, e.g. its tail
 DRAFT_FILL = 16
 
 
@@ -276,9 +279,7 @@ def _forward_kwargs(model, cache, logits_to_keep: int | None) -> dict:
     """The cache under the name this transformers' forward takes (`cache`, `past_key_values` before), and
     ``logits_to_keep`` where accepted: at prefill only the last position's logits are needed (as in `generate`),
     which spares the output layer over the whole prompt. A step keeps all it fed."""
-    import inspect
+    from ftbench.inference.models import forward_takes
 
-    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    accepted = inspect.signature(base.forward).parameters
-    keep = {"logits_to_keep": logits_to_keep} if logits_to_keep and "logits_to_keep" in accepted else {}
-    return {"cache" if "cache" in accepted else "past_key_values": cache, **keep}
+    keep = {"logits_to_keep": logits_to_keep} if logits_to_keep and forward_takes(model, "logits_to_keep") else {}
+    return {"cache" if forward_takes(model, "cache") else "past_key_values": cache, **keep}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ftbench.inference.models import forward_takes
+
 
 def answer_nll(model, tokenizer, prompts: Sequence[str], answers: Sequence[str], batch_size: int = 8) -> list[tuple]:
     """Per (prompt, answer): (summed NLL of the answer's tokens in nats, their count). ``prompts`` are rendered
@@ -39,7 +41,7 @@ def answer_nll(model, tokenizer, prompts: Sequence[str], answers: Sequence[str],
         with torch.inference_mode():
             # the output layer only where an answer token is predicted (not over the prompts), where the model
             # takes a position mask; the logits at position t predict token t + 1
-            keep = {"logits_to_keep": scored.to(device)} if _takes_position_mask(model) else {}
+            keep = {"logits_to_keep": scored.to(device)} if forward_takes(model, "logits_to_keep") else {}
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **keep).logits
             if not keep:
                 logits = logits[scored.to(device)]
@@ -56,11 +58,3 @@ def answer_nll(model, tokenizer, prompts: Sequence[str], answers: Sequence[str],
             results[i] = (float(nll), len(answer))
         del logits
     return [results[i] for i in range(len(encoded))]
-
-
-def _takes_position_mask(model) -> bool:
-    """Whether the model's forward takes ``logits_to_keep`` (transformers 5 accepts a boolean position mask)."""
-    import inspect
-
-    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters

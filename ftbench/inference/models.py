@@ -211,6 +211,15 @@ def load_model_for_generation(
     return model
 
 
+def forward_takes(model, *names: str) -> bool:
+    """Whether the (base) model's forward takes every one of ``names`` (keywords differ across transformers
+    versions and architectures: ``cache`` or ``past_key_values``, ``logits_to_keep``, ``position_ids``)."""
+    import inspect
+
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    return set(names) <= set(inspect.signature(base.forward).parameters)
+
+
 def is_adapter_dir(path: str) -> bool:
     """Whether ``path`` is a peft adapter folder (it holds adapter_config.json)."""
     return os.path.isfile(os.path.join(path, ADAPTER_CONFIG))

@@ -90,11 +90,11 @@ def register_attention() -> str:
     return ATTENTION
 
 
-def packing_blocker(model, attention: str | None) -> str | None:
+def packing_blocker(model, attention: str | None, cutoff_len: int) -> str | None:
     """Why ``model`` cannot train on packed rows (None if it can): packing needs a decoder that takes position
-    ids and attends through transformers' attention interface, without a sliding window that a packed row could
-    cross, and SDPA or FlashAttention-2 (eager attention is kept as asked)."""
-    import inspect
+    ids and attends through transformers' attention interface, without a sliding window shorter than a sample
+    may be (`packed_sdpa` attends to the whole sample), and SDPA or FlashAttention-2 (eager is kept as asked)."""
+    from ftbench.inference.models import forward_takes
 
     if attention not in (None, "sdpa", "flash_attention_2"):
         return f"attention {attention}"
@@ -104,10 +104,10 @@ def packing_blocker(model, attention: str | None) -> str | None:
     kinds = set(getattr(config, "layer_types", None) or ["full_attention"])
     if kinds != {"full_attention"}:
         return f"layer types {sorted(kinds)}"
-    if getattr(config, "use_sliding_window", False) and getattr(config, "sliding_window", None):
-        return "a sliding attention window"
-    accepted = inspect.signature(model.forward).parameters
-    if not {"position_ids", "logits_to_keep"} <= set(accepted):
+    window = getattr(config, "sliding_window", None)
+    if window and getattr(config, "use_sliding_window", True) and window < cutoff_len:
+        return f"a sliding attention window of {window} tokens, below cutoff_len"
+    if not forward_takes(model, "position_ids", "logits_to_keep"):
         return "a forward without position_ids and logits_to_keep"
     if getattr(model, "_supports_attention_backend", False) is not True:
         return "a model without transformers' attention interface"
