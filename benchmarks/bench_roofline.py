@@ -59,8 +59,9 @@ def measure_decoding(model, tokenizer, sets: list[tuple[str, list, int]], batch_
             "width": max(len(p) for p in prompts),
         }
 
-    def step_facts(batch, model):  # the context each row attends over, this step's token included
-        return {"rows": batch.rows, "context": int(batch.mask.sum()) + batch.rows}
+    def step_facts(batch, model, drafts):  # rows, tokens fed (drafts included), the context attended over
+        fed = batch.rows + sum(map(len, drafts))
+        return {"rows": batch.rows, "fed": fed, "context": int(batch.mask.sum()) + fed}
 
     results = []
     warm = render_prompts(tokenizer, sets[0][1], range(2))
@@ -113,21 +114,29 @@ def measure_training(cfg, profile_step: int) -> dict:
     import transformers
 
     from ftbench.backends import peft as peft_backend
-    from ftbench.training import data
+    from ftbench.training import data, packing
 
     def batch_facts(trainer, model, inputs, *args, **kwargs):
-        mask = inputs["attention_mask"]
+        if "cu_seq_lens_q" in inputs:  # a padding-free row: the samples' bounds
+            edges = inputs["cu_seq_lens_q"].tolist()
+            lengths = [b - a for a, b in zip(edges, edges[1:])]
+            computed = sum(lengths)
+        else:
+            lengths = [int(n) for n in inputs["attention_mask"].sum(1)]
+            computed = int(inputs["attention_mask"].numel())
         return {
-            "rows": int(mask.shape[0]),
-            "width": int(mask.shape[1]),
-            "tokens": int(mask.sum()),
-            "lengths": [int(n) for n in mask.sum(1)],
+            "rows": len(lengths),
+            "width": max(lengths),
+            "tokens": sum(lengths),
+            "computed": computed,
+            "lengths": lengths,
         }
 
     print(f"training {cfg.max_steps} steps...", file=sys.stderr, flush=True)
     with (
         Timed(peft_backend, "encode") as encode,
         Timed(data.DynamicPaddingCollator, "__call__", None, label="ftbench.collate") as collate,
+        Timed(packing.PackedCollator, "__call__", None, label="ftbench.collate") as packed_collate,
         Timed(transformers.Trainer, "training_step", batch_facts, profile_call=profile_step) as step,
     ):
         result = peft_backend.train(cfg, quiet=True)
@@ -135,7 +144,7 @@ def measure_training(cfg, profile_step: int) -> dict:
         "steps": step.calls,
         "profile": step.profile,
         "encode": sum(c["seconds"] for c in encode.calls),
-        "collate": [c["seconds"] for c in collate.calls],
+        "collate": [c["seconds"] for c in collate.calls + packed_collate.calls],
         "runtime": result.train_runtime,
         "global_step": result.global_step,
     }
@@ -166,13 +175,17 @@ def report_decoding(decoding: list[dict], limits: list) -> None:
         pre_tokens, pre_seconds = sum(c["tokens"] for c in pre), sum(c["seconds"] for c in pre)
         pre_bounds = [[lim.prefill(c["lengths"]) for c in pre] for lim in limits]
         pre_limits = [sum(t for t, _ in b) for b in pre_bounds]
-        step_tokens, step_seconds = sum(c["rows"] for c in steps), sum(c["seconds"] for c in steps)
-        bounds = [[lim.decode_step(c["rows"], c["context"]) for c in steps] for lim in limits]
+        # every answer's first token comes from its prefill, the rest from decode steps; a step's limit is that of
+        # the tokens it fed (its rows and their drafts)
+        step_tokens, step_seconds = s["new_tokens"] - s["prompts"], sum(c["seconds"] for c in steps)
+        bounds = [[lim.decode_step(c["fed"], c["context"]) for c in steps] for lim in limits]
         step_limits = [sum(t for t, _ in b) for b in bounds]
         bound = _most(bounds[0])
+        n = max(len(steps), 1)
         print(
             f"  {s['name']}: {s['prompts']} prompts, up to {s['max_new_tokens']} new tokens; {len(steps)} decode "
-            f"steps of {step_tokens / max(len(steps), 1):.1f} rows on average"
+            f"steps of {sum(c['rows'] for c in steps) / n:.1f} rows and {sum(c['fed'] for c in steps) / n:.1f} "
+            f"tokens fed on average (drafts included), {step_tokens / n:.1f} new tokens kept"
         )
         bf = len(limits) > 1
         share_row(
@@ -233,11 +246,11 @@ def report_training(training: dict, limits: list, batch: int) -> list[dict]:
     # the first step warms up, the last has no next start, the profiled one pays for profiling
     steady = [c for c in steps[1:-1] if not c.get("profiled")] or steps[:1]
     tokens, seconds = sum(c["tokens"] for c in steady), sum(c.get("period", c["seconds"]) for c in steady)
-    padded = sum(c["rows"] * c["width"] for c in steady)
+    padded = sum(c["computed"] for c in steady)
     step_limits = [sum(lim.training_step(c["lengths"]) for c in steady) for lim in limits]
     print(
         f"  LoRA training, batch {batch}: {len(steady)} of {len(steps)} steps, {tokens / len(steady):.0f} "
-        f"tokens per step ({padded / len(steady):.0f} with padding)"
+        f"tokens per step ({padded / len(steady):.0f} computed, padding included)"
     )
     share_row(
         "  training (tokens, padding excluded)",
