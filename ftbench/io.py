@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -90,6 +90,14 @@ def atomic_write_with(path: str, write) -> None:
 
 
 DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet", ".arrow", ".txt")  # what a data folder holds
+
+
+def sha256_of_texts(texts: Iterable[str]) -> str:
+    """sha256 of texts in order, each ended by a NUL (so "ab","c" and "a","bc" differ); lone surrogates kept."""
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
 
 
 def sha256_of_path(path: str) -> str:

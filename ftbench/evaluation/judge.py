@@ -9,7 +9,6 @@ without a parseable verdict is asked again (`retries` times) and then recorded a
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -25,6 +24,7 @@ from ftbench.evaluation.judging import (
     parse_verdict,
     summarise,
 )
+from ftbench.io import sha256_of_texts
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,9 @@ def rouge_l_gain(baseline: list[dict], candidate: list[dict]) -> list[float] | N
 
 def header(pairs: Sequence[Pair], settings: JudgeSettings) -> dict:
     """What a judgments file holds judgments of: resuming needs the same answers, judge and prompts."""
-    digest = hashlib.sha256()
-    for p in pairs:
-        for text in (p.question, p.baseline, p.candidate, p.reference or ""):
-            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    texts = (text for p in pairs for text in (p.question, p.baseline, p.candidate, p.reference or ""))
     return {
-        "pairs_sha256": digest.hexdigest(),
+        "pairs_sha256": sha256_of_texts(texts),
         "n": len(pairs),
         "judge": settings.model,  # the judge is its model: the same one restarted on another port resumes
         "served": bool(settings.url),

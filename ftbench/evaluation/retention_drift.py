@@ -37,7 +37,7 @@ class RetentionDriftScorer(Scorer):
 
     def run_model(self, samples, model, adapter, settings, side, path, quiet):
         from ftbench.data.predictions import adapter_sha256, read_prediction_rows
-        from ftbench.io import write_json
+        from ftbench.io import sha256_of_texts, write_json
 
         answers_file = os.path.join(os.path.dirname(path), RetentionScorer().prediction_file("before"))
         base = read_prediction_rows(answers_file)
@@ -46,7 +46,8 @@ class RetentionDriftScorer(Scorer):
             "adapter": adapter,
             "adapter_sha256": adapter_sha256(adapter),
             "n": len(base),
-            "answers_sha256": _answers_sha256(base),  # other base answers (another prompt set): scored again
+            # other base answers (another prompt set): scored again
+            "answers_sha256": sha256_of_texts(t for r in base for t in (r["prompt"], r["predict"])),
         }
         if os.path.exists(path) and _header(path) == made_by:
             return
@@ -144,15 +145,6 @@ def _interval(values: list[float]) -> list[float] | None:
     from ftbench.metrics.uncertainty import Bootstrap, percentile_interval
 
     return percentile_interval(Bootstrap(len(values)).means(np.array(values))[:, 0]) if len(values) >= 2 else None
-
-
-def _answers_sha256(rows: list[dict]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for r in rows:
-        digest.update(f"{r['prompt']}\0{r['predict']}\0".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
 
 
 def _header(path: str) -> dict | None:

@@ -170,10 +170,10 @@ class _Batch:
 
         width = max(self.mask.shape[1], other.mask.shape[1])
         self.cache.join(other.cache)
-        self.mask = torch.cat([_left_pad(self.mask, width, 1), _left_pad(other.mask, width, 1)])
+        self.mask = torch.cat([_zero_padded(m, width, 1, left=True) for m in (self.mask, other.mask)])
         self.last = torch.cat([self.last, other.last])
         fed = max(self.logits.shape[1], other.logits.shape[1])
-        self.logits = torch.cat([_right_pad(self.logits, fed), _right_pad(other.logits, fed)])
+        self.logits = torch.cat([_zero_padded(x, fed, 1, left=False) for x in (self.logits, other.logits)])
         self.drafts += other.drafts
         self.stepped += other.stepped
         self.active += other.active
@@ -252,19 +252,9 @@ def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device):
     return ids.to(device), mask.to(device)
 
 
-def _right_pad(logits, fed: int):
-    """``[rows, n, vocab]`` logits zero-padded on the right to ``fed`` positions (a joining row's drafts are
-    empty, so the padding is never read)."""
-    import torch
-
-    missing = fed - logits.shape[1]
-    if missing == 0:
-        return logits
-    return torch.cat([logits, logits.new_zeros((logits.shape[0], missing, logits.shape[2]))], dim=1)
-
-
-def _left_pad(tensor, width: int, dim: int):
-    """``tensor`` zero-padded on the left along ``dim`` to ``width``."""
+def _zero_padded(tensor, width: int, dim: int, *, left: bool):
+    """``tensor`` zero-padded along ``dim`` to ``width``, on the left (masks: rows stay right-aligned) or the
+    right (logits: a joining row fed one token, its extra positions never read since it has no drafts)."""
     import torch
 
     missing = width - tensor.shape[dim]
@@ -272,7 +262,8 @@ def _left_pad(tensor, width: int, dim: int):
         return tensor
     shape = list(tensor.shape)
     shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+    zeros = tensor.new_zeros(shape)
+    return torch.cat([zeros, tensor] if left else [tensor, zeros], dim=dim)
 
 
 def _forward_kwargs(model, cache, logits_to_keep: int | None) -> dict:
