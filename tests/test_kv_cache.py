@@ -94,3 +94,26 @@ def test_join_right_aligns_left_padded_caches_with_zeros():
     _feed(short, [step])
     _feed(ref, [step])
     assert torch.equal(short.layers[0].keys, ref.layers[0].keys)  # the joined cache keeps growing like torch.cat
+
+
+def test_a_shared_beginning_is_the_common_prefix_leaving_each_prompt_a_token():
+    from ftbench.inference.kv_cache import MIN_SHARED, shared_prefix_length
+
+    system = list(range(100, 100 + MIN_SHARED + 4))
+    assert shared_prefix_length([system + [1, 2], system + [3], system + [1, 5, 6]]) == len(system)
+    assert shared_prefix_length([system, system + [7]]) == len(system) - 1  # the shorter keeps one token of its own
+    assert shared_prefix_length([system[: MIN_SHARED - 1] + [1], system[: MIN_SHARED - 1] + [2]]) == 0  # too short
+    assert shared_prefix_length([system + [1]]) == 0  # nothing to share with
+
+
+def test_joining_prompts_are_prefilled_in_groups_of_similar_length():
+    """One left-padded prefill of a long prompt with many short ones would compute the short ones at the long
+    one's width: groups keep the padding within `PADDING_SHARE` of the tokens, longest first."""
+    from ftbench.inference.greedy import PADDING_SHARE, _similar_lengths
+
+    lengths = {0: 400, 1: 40, 2: 41, 3: 39, 4: 390, 5: 8}
+    groups = _similar_lengths(list(lengths), list(lengths.values()))
+    assert groups == [[0, 4], [2, 1, 3], [5]]
+    for group in groups:
+        width = max(lengths[i] for i in group)
+        assert len(group) * width <= (1 + PADDING_SHARE) * sum(lengths[i] for i in group)

@@ -347,6 +347,81 @@ def test_continuous_batching_gives_each_prompt_its_batch_of_one_answer(tiny_mode
     assert len({len(a) for a in alone}) >= 4  # rows really did end at different steps
 
 
+def test_a_beginning_all_prompts_share_is_computed_once_with_the_same_answers(
+    tiny_model, one_torch_thread, monkeypatch
+):
+    """Prompts under one system prompt (the chat template's default) share their first tokens: greedy decoding runs
+    that beginning once (`kv_cache.SharedPrefix`) and each prompt's own tokens after it, and every answer equals
+    what transformers' own `generate` makes for the whole prompt alone."""
+    import torch
+    from transformers import GenerationConfig
+
+    from ftbench.data.loader import load_samples
+    from ftbench.inference import kv_cache
+    from ftbench.inference.chat import encode_prompt
+    from ftbench.inference.greedy import greedy_decode
+    from ftbench.inference.models import load_model_for_generation, load_tokenizer
+
+    tokenizer, model = load_tokenizer(tiny_model), load_model_for_generation(tiny_model)
+    prompts = [encode_prompt(tokenizer, s) for s in load_samples(os.path.join(REPO, "datasets", "alpaca_demo.json"))]
+    prompts = prompts[:12]
+    shared = kv_cache.shared_prefix_length(prompts)
+    assert shared >= kv_cache.MIN_SHARED and len({len(p) for p in prompts}) >= 6
+    made, real = [], kv_cache.SharedPrefix
+
+    def spy(model, ids):
+        made.append(len(ids))
+        return real(model, ids)
+
+    monkeypatch.setattr(kv_cache, "SharedPrefix", spy)
+    config = GenerationConfig(max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=0)
+    alone = [model.generate(input_ids=torch.tensor([p]), generation_config=config)[0, len(p) :] for p in prompts]
+    got = dict(greedy_decode(model, prompts, tokenizer.pad_token_id, 5, 12, lambda row: False))
+    assert made == [shared]  # once, for every row of every join
+    assert [got[k] for k in range(len(prompts))] == [a.tolist() for a in alone]
+
+
+def test_eval_sets_of_different_lengths_and_stops_share_one_batch(tiny_model, reference, mixed_data, monkeypatch):
+    """A run's eval sets go to the local engine in one `generate_sets` call: one continuous batch (a single
+    `greedy_decode`), each prompt with its own set's length and stop string, and every answer is what its set
+    decoded alone gives; the tokens are counted as `generate` counts them."""
+    from ftbench.api.generation import GenerationEngine, PromptSet
+    from ftbench.data.loader import load_samples
+    from ftbench.inference import generate
+    from ftbench.inference.engines import render_prompts
+    from ftbench.inference.generate import GenerationParams
+    from ftbench.inference.local_engine import LocalEngine, LocalOptions
+
+    engine = LocalEngine("tiny", None, LocalOptions(threads=1))
+    samples = load_samples(mixed_data)[:24]
+    prompts = render_prompts(engine.tokenizer, samples, range(24), None)
+    stop = next(t[6:9] for t in (r["predict"] for r in reference[12:24]) if len(t) > 12 and t[6:9].strip())
+    sets = [
+        PromptSet(prompts, range(0, 12), GenerationParams(max_new_tokens=6)),
+        PromptSet(prompts, range(12, 24), GenerationParams(max_new_tokens=24, stop=(stop,))),
+        PromptSet(prompts, range(0, 24, 3), GenerationParams(max_new_tokens=24)),
+    ]
+
+    def answers(calls):  # per set: index -> answer
+        got: list[dict] = [{} for _ in sets]
+        for number, results in calls:
+            got[number].update(results)
+        return got
+
+    alone = [answers(GenerationEngine.generate_sets(engine, [s], 4))[0] for s in sets]  # one set at a time
+    separate_usage = dict(engine.usage)
+    engine.usage.clear()
+    decodes, real = [], generate.greedy_decode
+    monkeypatch.setattr(generate, "greedy_decode", lambda *a, **k: decodes.append(len(a[1])) or real(*a, **k))
+    assert answers(engine.generate_sets(sets, 4)) == alone
+    assert decodes == [32]  # every prompt of every set in one continuous batch
+    assert dict(engine.usage) == separate_usage
+    # the sets' own settings applied: the same prompt ends earlier with 6 tokens, or at the stop string
+    assert all(len(alone[0][i]) <= len(alone[2][i]) for i in range(0, 12, 3))
+    assert any(alone[0][i] != alone[2][i] for i in range(0, 12, 3))
+    assert any(alone[1][i] != alone[2][i] for i in range(12, 24, 3))
+
+
 def test_only_plain_greedy_configs_skip_generate(tiny_model):
     """ftbench's own greedy config decodes through `greedy_shrinking`; a config that reshapes the logits (lm-eval's
     convention inherits a model's repetition_penalty) or samples goes through `generate()`, which applies it."""

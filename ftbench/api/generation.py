@@ -30,6 +30,16 @@ class Prompt:
 
 
 @dataclass(frozen=True)
+class PromptSet:
+    """Prompts to answer with one set of generation settings (`GenerationParams`): ``order`` is which of
+    ``prompts`` (by index), in the order they are wanted."""
+
+    prompts: Mapping[int, Prompt]
+    order: Sequence[int]
+    params: Any
+
+
+@dataclass(frozen=True)
 class EngineOptions:
     """How to reach or run an engine: each engine has its own frozen subclass (its ``options_type``), whose field
     names are the command line's option names (``base_url`` is ``--base-url``) and whose ``__post_init__`` checks
@@ -115,6 +125,17 @@ class GenerationEngine(ABC):
         """Answers for the prompts at ``order``, generated with ``params`` (`GenerationParams`); each yielded
         list is durable-worthy (written and flushed by the caller). Results may come out of order; every index
         comes exactly once."""
+
+    def generate_sets(
+        self, sets: Sequence["PromptSet"], batch_size: int
+    ) -> Iterator[tuple[int, list[tuple[int, str]]]]:
+        """Answers for several prompt sets, each with its own ``params`` (a run's eval sets: lengths and stop
+        strings differ): ``(set number, result list)`` as they come, every set's indices exactly once.
+        Default: one set after another through `generate`; an engine that can batch prompts of different settings
+        together overrides it (the local engine: one continuous batch, so a short set fills a long one's tail)."""
+        for number, prompt_set in enumerate(sets):
+            for results in self.generate(prompt_set.prompts, prompt_set.order, batch_size, prompt_set.params):
+                yield number, results
 
     def in_process_model(self) -> Any:
         """The transformers model this engine generates with in this process, or None (a server, vLLM).

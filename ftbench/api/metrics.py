@@ -168,6 +168,9 @@ class Scorer(ABC):
     sample_fields: ClassVar[tuple[str, ...]] = ()  # per-sample fields shown beside the scores in report rows
     run_detail: ClassVar[str | None] = None  # a `ScoreResult.details` key metrics.json keeps per side
     runs_model: ClassVar[bool] = False  # runs the model itself (`run_model`) instead of scoring generated answers
+    # a runs_model scorer that can score with the side's model as the generation engine holds it in this process
+    # (the adapter merged): it runs while that engine is open, with ``loaded``, instead of loading its own copy
+    takes_loaded_model: ClassVar[bool] = False
 
     def metric_options(self, metric_name: str, options: dict) -> dict:
         """Options for one metric constructor from the caller's options (unknown ones are not passed)."""
@@ -214,11 +217,20 @@ class Scorer(ABC):
         return self.predictions_file.format(name=self.name, side=side)
 
     def run_model(
-        self, samples: list, model: str, adapter: str | None, settings: Any, side: str, path: str, quiet: bool
+        self,
+        samples: list,
+        model: str,
+        adapter: str | None,
+        settings: Any,
+        side: str,
+        path: str,
+        quiet: bool,
+        loaded: tuple | None = None,
     ) -> None:
         """A ``runs_model`` scorer: evaluate ``model`` (with the peft ``adapter``: the after side) on ``samples``
         (its `eval_samples`) under the run ``settings`` (device, limits) and write the per-sample rows of ``side``
-        to ``path``; done already (the same model, adapter and settings made the rows there): nothing to do."""
+        to ``path``; done already (the same model, adapter and settings made the rows there): nothing to do.
+        ``loaded``: (model, tokenizer) of that side already in memory, for a ``takes_loaded_model`` scorer."""
         raise NotImplementedError(f"scorer {self.name} scores generated answers; it does not run the model")
 
     def read_rows(self, path: str) -> list[dict]:

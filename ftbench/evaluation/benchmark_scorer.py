@@ -60,7 +60,7 @@ class BenchmarkScorer(Scorer):
         entries = getattr(settings, "benchmark", None)
         return resolve_tasks(entries) if entries else []
 
-    def run_model(self, samples, model, adapter, settings, side, path, quiet):
+    def run_model(self, samples, model, adapter, settings, side, path, quiet, loaded=None):
         from ftbench.evaluation.benchmark import run_side
 
         run_side(samples, model, adapter, settings, path, quiet)

@@ -30,12 +30,13 @@ class RetentionDriftScorer(Scorer):
     judged = ()
     higher_is_better = False
     runs_model = True
+    takes_loaded_model = True
     predictions_file = "{name}_{side}.json"
 
     def eval_samples(self, held_out, settings):
         return RetentionScorer().eval_samples(held_out, settings)
 
-    def run_model(self, samples, model, adapter, settings, side, path, quiet):
+    def run_model(self, samples, model, adapter, settings, side, path, quiet, loaded=None):
         from ftbench.data.predictions import adapter_sha256, read_prediction_rows
         from ftbench.io import sha256_of_texts, write_json
 
@@ -51,7 +52,7 @@ class RetentionDriftScorer(Scorer):
         }
         if os.path.exists(path) and _header(path) == made_by:
             return
-        write_json(path, {**made_by, "rows": _score(base, model, adapter, settings)})
+        write_json(path, {**made_by, "rows": _score(base, model, adapter, settings, loaded)})
 
     def read_rows(self, path):
         """One side's rows, checked: a damaged or hand-edited file is one line asking for a rerun."""
@@ -159,17 +160,19 @@ def _header(path: str) -> dict | None:
     return {k: v for k, v in value.items() if k != "rows"} if isinstance(value, dict) else None
 
 
-def _score(base: list[dict], model: str, adapter: str | None, settings) -> list[dict]:
-    """A row per retention prompt: its base answer's summed NLL and token count under ``model`` (+ ``adapter``)."""
+def _score(base: list[dict], model: str, adapter: str | None, settings, loaded: tuple | None) -> list[dict]:
+    """A row per retention prompt: its base answer's summed NLL and token count under ``model`` (+ ``adapter``),
+    with the ``loaded`` (model, tokenizer) of that side when the run holds them, else a copy loaded here."""
     from ftbench.inference.likelihood import answer_nll
     from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
-    tokenizer = load_tokenizer(model)
-    loaded = load_model_for_generation(model, adapter, device=settings.device)
+    if loaded is None:
+        loaded = load_model_for_generation(model, adapter, device=settings.device), load_tokenizer(model)
+    lm, tokenizer = loaded
     try:
-        scored = answer_nll(loaded, tokenizer, [r["prompt"] for r in base], [r["predict"] for r in base], BATCH)
+        scored = answer_nll(lm, tokenizer, [r["prompt"] for r in base], [r["predict"] for r in base], BATCH)
     finally:
-        del loaded
+        del lm, loaded
     return [
         {"prompt": r["prompt"], "answer": r["predict"], "nll": nll, "tokens": tokens}
         for r, (nll, tokens) in zip(base, scored)

@@ -217,10 +217,10 @@ class Generator:
         if self.decodes_greedily:
             rows = dict(
                 greedy_decode(  # no drafts: a fixed batch (lm-eval's) keeps one token per step, as generate()
-                    self.model, prompts, self.pad_id, len(prompts), self.config.max_new_tokens, self._finished, 0
+                    self.model, prompts, self.pad_id, len(prompts), self.config.max_new_tokens, self.ended, 0
                 )
             )
-            return [self._answer(rows[k]) for k in range(len(prompts))]
+            return [self.answer(rows[k]) for k in range(len(prompts))]
         ids, mask = left_padded(prompts, self.pad_id, next(self.model.parameters()).device)
         width = ids.shape[1]
         stopping = (
@@ -235,15 +235,15 @@ class Generator:
                 )
         finally:
             base.generation_config = saved
-        return [self._answer(row) for row in out[:, width:].tolist()]
+        return [self.answer(row) for row in out[:, width:].tolist()]
 
-    def _finished(self, new_ids: list[int]) -> bool:
+    def ended(self, new_ids: list[int]) -> bool:
         """Whether a row has ended: an end-of-turn id, or a stop string in its newest tokens' text."""
         if new_ids[-1] in self._eos_set:
             return True
         return self._stops is not None and self._stops.has_stop(new_ids)
 
-    def _answer(self, new_ids: list[int]) -> str:
+    def answer(self, new_ids: list[int]) -> str:
         """Decoded new tokens up to the first end-of-turn id, cut at the first stop string."""
         eos = set(self.eos_ids)
         end = next((i for i, t in enumerate(new_ids) if t in eos), len(new_ids))
@@ -276,39 +276,12 @@ class Generator:
         lengths = {i: len(prompts[i]) for i in order}
         if self.decodes_greedily and not keep_batches:
             queue = [i for batches in windows(order, lengths, batch_size, window) for batch in batches for i in batch]
-            yield from self._decode_continuously(prompts, queue, batch_size)
+            for k, text in decode_continuously([(self, prompts[i]) for i in queue], batch_size):
+                yield [(queue[k], text)]
             return
         for batches in windows(order, lengths, batch_size, window):
             for batch in batches:
                 yield list(zip(batch, self._generate_fitting([prompts[i] for i in batch])))
-
-    def _decode_continuously(self, prompts, queue: list[int], batch_size: int) -> Iterator[list[tuple[int, str]]]:
-        """`greedy_decode` over ``queue``; when the accelerator runs out of memory, the unfinished prompts start
-        again at half the batch size (an answer does not depend on its batch, so this only costs time)."""
-        import torch
-
-        done: set[int] = set()
-        try:
-            for k, row in greedy_decode(
-                self.model,
-                [prompts[i] for i in queue],
-                self.pad_id,
-                batch_size,
-                self.config.max_new_tokens,
-                self._finished,
-            ):
-                done.add(queue[k])
-                yield [(queue[k], self._answer(row))]
-        except torch.OutOfMemoryError:
-            if batch_size == 1:
-                longest = max(len(prompts[i]) for i in queue if i not in done)
-                raise UsageError(
-                    f"out of accelerator memory on a single prompt of up to {longest} tokens: lower "
-                    "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype"
-                ) from None
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            yield from self._decode_continuously(prompts, [i for i in queue if i not in done], batch_size // 2)
 
     def _generate_fitting(self, prompts: Sequence[Sequence[int]]) -> list[str]:
         """`generate_batch`, halving the batch when the accelerator runs out of memory (the answers do not depend on
@@ -327,3 +300,40 @@ class Generator:
                 torch.cuda.empty_cache()
             half = len(prompts) // 2
             return self._generate_fitting(prompts[:half]) + self._generate_fitting(prompts[half:])
+
+
+def decode_continuously(queue: Sequence[tuple[Generator, Sequence[int]]], batch_size: int) -> Iterator[tuple[int, str]]:
+    """(position in ``queue``, answer) as each row ends, for prompts decoded greedily in one continuous batch
+    (`greedy.greedy_decode`), each with its own `Generator` of the same model: its length, end-of-turn ids and stop
+    strings (the eval sets of a run, one batch). When the accelerator runs out of memory, the unfinished prompts
+    start again at half the batch size (an answer does not depend on its batch, so this only costs time)."""
+    import torch
+
+    generators = [g for g, _ in queue]
+    model, pad_id = generators[0].model, generators[0].pad_id
+    if any(g.model is not model or g.pad_id != pad_id or not g.decodes_greedily for g in generators):
+        raise ValueError("decode_continuously: every prompt's Generator must decode the same model greedily")
+    done: set[int] = set()
+    try:
+        for k, row in greedy_decode(
+            model,
+            [ids for _, ids in queue],
+            pad_id,
+            batch_size,
+            [g.config.max_new_tokens for g in generators],
+            [g.ended for g in generators],
+        ):
+            done.add(k)
+            yield k, generators[k].answer(row)
+    except torch.OutOfMemoryError:
+        if batch_size == 1:
+            longest = max(len(ids) for k, (_, ids) in enumerate(queue) if k not in done)
+            raise UsageError(
+                f"out of accelerator memory on a single prompt of up to {longest} tokens: lower "
+                "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype"
+            ) from None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        left = [k for k in range(len(queue)) if k not in done]
+        for j, text in decode_continuously([queue[k] for k in left], batch_size // 2):
+            yield left[j], text

@@ -77,33 +77,39 @@ def greedy_decode(
     prompts: Sequence[Sequence[int]],
     pad_id: int,
     batch_size: int,
-    max_new_tokens: int,
-    finished: Callable[[list[int]], bool],
+    max_new_tokens: int | Sequence[int],
+    finished: Callable[[list[int]], bool] | Sequence[Callable[[list[int]], bool]],
     draft_tokens: int = DRAFT_TOKENS,
 ) -> Iterator[tuple[int, list[int]]]:
     """Yield ``(index into prompts, new token ids)`` as each row ends: ``finished(row_ids)`` (its end-of-turn id or
-    a stop string) or ``max_new_tokens``. Prompts join in the given order, at most ``batch_size`` at a time. Each
-    step feeds every row its newest token and up to ``draft_tokens`` guesses looked up in its own text
-    (`prompt_lookup`), and keeps the guesses the argmax confirms: the tokens are greedy decoding's."""
+    a stop string) or ``max_new_tokens``, each either one for all prompts or one per prompt (prompts of eval sets
+    with different lengths and stop strings share one batch). Prompts join in the given order, at most
+    ``batch_size`` at a time. Each step feeds every row its newest token and up to ``draft_tokens`` guesses looked
+    up in its own text (`prompt_lookup`), and keeps the guesses the argmax confirms: the tokens are greedy
+    decoding's."""
     import torch
 
+    from ftbench.inference.kv_cache import SharedPrefix, shared_prefix_length
     from ftbench.inference.prompt_lookup import Lookup
 
-    if max_new_tokens <= 0:
-        yield from ((i, []) for i in range(len(prompts)))
-        return
-    waiting = deque(range(len(prompts)))
+    limits = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    ends = [finished] * len(prompts) if callable(finished) else list(finished)
+    yield from ((i, []) for i in range(len(prompts)) if limits[i] <= 0)
+    waiting = deque(i for i in range(len(prompts)) if limits[i] > 0)
     answers: dict[int, list[int]] = {}
     lookups: dict[int, Lookup] = {}
     batch: _Batch | None = None
     with torch.inference_mode():
+        shared = shared_prefix_length([prompts[i] for i in waiting])
+        prefix = SharedPrefix(model, prompts[waiting[0]][:shared]) if shared else None
         while waiting or batch is not None:
             free = batch_size - (batch.rows if batch is not None else 0)
             if waiting and free > 0:
                 joining = [waiting.popleft() for _ in range(min(free, len(waiting)))]
                 lookups.update((i, Lookup(list(prompts[i]))) for i in joining)
-                new = _Batch.prefill(model, [prompts[i] for i in joining], joining, pad_id)
-                batch = new if batch is None else batch.join(new)
+                for group in _similar_lengths(joining, [len(prompts[i]) - shared for i in joining]):
+                    new = _Batch.prefill(model, [prompts[i] for i in group], group, pad_id, prefix)
+                    batch = new if batch is None else batch.join(new)
             keep, accepted = [], []
             for k, predicted in enumerate(batch.logits.float().argmax(-1).tolist()):
                 i, drafts = batch.active[k], batch.drafts[k]
@@ -113,7 +119,7 @@ def greedy_decode(
                 row = answers.setdefault(i, [])
                 for token in predicted[: confirmed + 1]:
                     row.append(token)
-                    if finished(row) or len(row) >= max_new_tokens:
+                    if ends[i](row) or len(row) >= limits[i]:
                         break
                 else:
                     keep.append(k)
@@ -127,8 +133,27 @@ def greedy_decode(
                 continue
             batch.keep(keep, accepted, [answers[batch.active[k]][-1] for k in keep])
             per_row = min(draft_tokens, DRAFT_FILL // batch.rows - 1)
-            budget = [min(per_row, max_new_tokens - len(answers[i]) - 1) for i in batch.active]
+            budget = [min(per_row, limits[i] - len(answers[i]) - 1) for i in batch.active]
             batch.step(model, [lookups[i].draft(b) for i, b in zip(batch.active, budget)])
+
+
+PADDING_SHARE = 0.25  # a prefill's padding may add at most this share to the tokens it computes
+
+
+def _similar_lengths(joining: list[int], lengths: list[int]) -> list[list[int]]:
+    """The prompts joining a batch in groups of similar length (longest first), each prefilled on its own: one
+    left-padded prefill of a 400-token GSM8K prompt with 40 short ones would compute 10x their tokens."""
+    ranked = sorted(zip(joining, lengths), key=lambda pair: -pair[1])
+    groups: list[list[int]] = []
+    width = real = 0
+    for index, length in ranked:
+        if groups and (len(groups[-1]) + 1) * width <= (1 + PADDING_SHARE) * (real + length):
+            groups[-1].append(index)
+            real += length
+        else:
+            groups.append([index])
+            width = real = length
+    return groups
 
 
 class _Batch:
@@ -137,7 +162,9 @@ class _Batch:
 
     def __init__(self, model, cache, mask, last, logits, active: list[int]):
         self.cache, self.mask, self.last, self.logits, self.active = cache, mask, last, logits, active
-        self.cache_kw = _forward_kwargs(model, cache, None)
+        from ftbench.inference.kv_cache import forward_kwargs
+
+        self.cache_kw = forward_kwargs(model, cache)
         self.drafts: list[list[int]] = [[] for _ in active]
         self.stepped = [False] * len(active)  # whether the last step fed the row (not if it joined since)
         self.fed = 0  # columns the last step added
@@ -148,19 +175,25 @@ class _Batch:
         return len(self.active)
 
     @classmethod
-    def prefill(cls, model, prompts: Sequence[Sequence[int]], active: list[int], pad_id: int) -> "_Batch":
-        """Run the prompts (left-padded among themselves) through the model once."""
-        from ftbench.inference.kv_cache import GrowingCache
+    def prefill(cls, model, prompts: Sequence[Sequence[int]], active: list[int], pad_id: int, prefix=None) -> "_Batch":
+        """Run the prompts (left-padded among themselves) through the model once; with a `kv_cache.SharedPrefix`
+        they all begin with, only what follows it: each row's cache is then the prefix, padding (masked out),
+        its own tokens."""
+        import torch
 
-        ids, mask = left_padded(prompts, pad_id, next(model.parameters()).device)
+        from ftbench.inference.kv_cache import GrowingCache, forward_kwargs
+
+        shared = prefix.length if prefix is not None else 0
+        ids, mask = left_padded([p[shared:] for p in prompts], pad_id, next(model.parameters()).device)
+        cache = prefix.cache(len(prompts)) if prefix is not None else GrowingCache()
+        mask = torch.cat([mask.new_ones((len(prompts), shared)), mask], dim=1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = GrowingCache()
         logits = model(
             input_ids=ids,
             attention_mask=mask,
-            position_ids=positions,
+            position_ids=positions[:, shared:],
             use_cache=True,
-            **_forward_kwargs(model, cache, 1),
+            **forward_kwargs(model, cache, 1),
         ).logits[:, -1:, :]
         return cls(model, cache, mask, positions[:, -1], logits, list(active))
 
@@ -264,13 +297,3 @@ def _zero_padded(tensor, width: int, dim: int, *, left: bool):
     shape[dim] = missing
     zeros = tensor.new_zeros(shape)
     return torch.cat([zeros, tensor] if left else [tensor, zeros], dim=dim)
-
-
-def _forward_kwargs(model, cache, logits_to_keep: int | None) -> dict:
-    """The cache under the name this transformers' forward takes (`cache`, `past_key_values` before), and
-    ``logits_to_keep`` where accepted: at prefill only the last position's logits are needed (as in `generate`),
-    which spares the output layer over the whole prompt. A step keeps all it fed."""
-    from ftbench.inference.models import forward_takes
-
-    keep = {"logits_to_keep": logits_to_keep} if logits_to_keep and forward_takes(model, "logits_to_keep") else {}
-    return {"cache" if forward_takes(model, "cache") else "past_key_values": cache, **keep}

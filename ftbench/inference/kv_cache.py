@@ -104,3 +104,55 @@ class GrowingCache(DynamicCache):
     def join(self, other: "GrowingCache") -> None:
         for mine, theirs in zip(self.layers, other.layers):
             mine.join(theirs)
+
+
+MIN_SHARED = 8  # a shorter common beginning is not worth a forward pass of its own
+
+
+def shared_prefix_length(sequences, minimum: int = MIN_SHARED) -> int:
+    """How many leading tokens every sequence shares (a chat template's system prompt, an eval's few-shot
+    examples), leaving each at least one token of its own; 0 below ``minimum`` or for fewer than two."""
+    if len(sequences) < 2:
+        return 0
+    first, limit = sequences[0], min(len(s) for s in sequences) - 1
+    length = 0
+    while length < limit and all(s[length] == first[length] for s in sequences):
+        length += 1
+    return length if length >= minimum else 0
+
+
+class SharedPrefix:
+    """The keys and values of a beginning that many prompts share, computed once at batch 1: prompts that start
+    with it are then run from `cache` on, their own tokens only (at positions ``length`` on). Causal attention
+    makes a token's keys and values depend only on what precedes it, so they are what the whole prompt's forward
+    pass computes there."""
+
+    def __init__(self, model, ids):
+        import torch
+
+        self.ids, self.length = list(ids), len(ids)
+        cache = GrowingCache()
+        device = next(model.parameters()).device
+        model(input_ids=torch.tensor([self.ids], device=device), use_cache=True, **forward_kwargs(model, cache, 1))
+        self.states = [(layer.keys, layer.values) for layer in cache.layers]
+
+    def cache(self, rows: int) -> GrowingCache:
+        """A cache holding the shared beginning in each of ``rows`` rows."""
+        cache = GrowingCache()
+        for index, (keys, values) in enumerate(self.states):
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index)
+        return cache
+
+
+def forward_kwargs(model, cache, logits_to_keep=None) -> dict:
+    """``cache`` under the name this transformers' forward takes (`cache`, `past_key_values` before), and
+    ``logits_to_keep`` (a count of last positions, or a position mask) where the model accepts it: the output
+    layer then runs only where logits are read (a prefill needs the last position's, as in `generate`)."""
+    from ftbench.inference.models import forward_takes
+
+    keep = (
+        {"logits_to_keep": logits_to_keep}
+        if logits_to_keep is not None and forward_takes(model, "logits_to_keep")
+        else {}
+    )
+    return {"cache" if forward_takes(model, "cache") else "past_key_values": cache, **keep}

@@ -95,6 +95,33 @@ class LocalEngine(GenerationEngine):
             before = generator.completion_tokens
             yield results
 
+    def generate_sets(self, sets, batch_size):
+        """Sets decoded by plain greedy decoding share one continuous batch (`generate.decode_continuously`), the
+        sets with the longest answers first: their long rows start at once, the short sets' rows fill the
+        slots around them, and no set's tail runs a nearly empty batch alone. An answer does not depend on its
+        batch, so each is what the set alone gives."""
+        from ftbench.inference.generate import decode_continuously, windows
+
+        generators = [self._generator(s.params) for s in sets]
+        if len(sets) < 2 or not all(g.decodes_greedily for g in generators):
+            yield from super().generate_sets(sets, batch_size)
+            return
+        queue: list[tuple[int, int]] = []  # (set number, prompt index)
+        for number in sorted(range(len(sets)), key=lambda n: -generators[n].config.max_new_tokens):
+            order, prompts = list(sets[number].order), sets[number].prompts
+            lengths = {i: len(prompts[i].ids) for i in order}
+            for batches in windows(order, lengths, batch_size, batch_size * 8):  # as `Generator.run` orders a set
+                queue += [(number, i) for batch in batches for i in batch]
+        distinct = list({id(g): g for g in generators}.values())
+        counted = sum(g.completion_tokens for g in distinct)
+        for k, text in decode_continuously([(generators[n], sets[n].prompts[i].ids) for n, i in queue], batch_size):
+            number, i = queue[k]
+            now = sum(g.completion_tokens for g in distinct)
+            self.usage["prompt_tokens"] += len(sets[number].prompts[i].ids)
+            self.usage["completion_tokens"] += now - counted
+            counted = now
+            yield number, [(i, text)]
+
     def in_process_model(self):
         return self.model
 

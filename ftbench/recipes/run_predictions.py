@@ -10,6 +10,8 @@ from contextlib import nullcontext
 from ftbench.recipes.run_folder import PART, stage_time
 from ftbench.recipes.run_settings import RunSettings
 
+GENERATION_PART = "generation ({sets})"  # one part: the eval sets are generated together
+
 
 def predict_all(
     model: str,
@@ -26,7 +28,8 @@ def predict_all(
     (`GenerationEngine.for_checkpoint`); each eval set's generation length goes with its requests.
     ``template``: the training config's named template, so prompts are the ones the model was trained on.
     ``paths``: scorer -> file, instead of the run folder's `side` files. A scorer that runs the model itself
-    (`Scorer.runs_model`: lm-eval's tasks) is called once the answers are generated and the engine closed."""
+    (`Scorer.runs_model`) is called once the answers are generated: one that takes the loaded model (the drift)
+    while the engine is still open, the others (lm-eval's tasks load their own) once it is closed."""
     from ftbench.metrics.registry import SCORERS
 
     todo, own = [], []
@@ -39,13 +42,19 @@ def predict_all(
         if samples and done < len(samples):
             todo.append((scorer, samples, path, done))
     stage = None if paths else f"evaluate_{side}"  # its parts timed: what each eval set cost
+
+    def run_own(scorer, samples, path, loaded=None):
+        with _part(rs, stage, scorer.name):
+            scorer.run_model(samples, model, adapter, rs, side, path, quiet, loaded)
+
     if todo:
-        _generate(model, adapter, todo, rs, quiet, template, stage)
+        with_engine = [entry for entry in own if entry[0].takes_loaded_model]
+        ran = _generate(model, adapter, todo, rs, quiet, template, stage, with_engine, run_own)
+        own = [entry for entry in own if entry not in ran]
         if own:
             free_accelerator_memory()
     for scorer, samples, path in own:
-        with _part(rs, stage, scorer.name):
-            scorer.run_model(samples, model, adapter, rs, side, path, quiet)
+        run_own(scorer, samples, path)
 
 
 def _part(rs: RunSettings, stage: str | None, part: str):
@@ -54,13 +63,24 @@ def _part(rs: RunSettings, stage: str | None, part: str):
 
 
 def _generate(
-    model: str, adapter: str | None, todo: list, rs: RunSettings, quiet: bool, template, stage: str | None
-) -> None:
-    """Each unfinished prediction file of ``todo`` (scorer, samples, path, rows done), by one engine; loading it
-    and each file timed as parts of ``stage``."""
+    model: str,
+    adapter: str | None,
+    todo: list,
+    rs: RunSettings,
+    quiet: bool,
+    template,
+    stage: str | None,
+    with_engine: list,
+    run_own,
+) -> list:
+    """Each unfinished prediction file of ``todo`` (scorer, samples, path, rows done), by one engine in one call
+    (the local engine batches all eval sets together: a short set fills the slots a long one leaves); loading it
+    and the generation timed as parts of ``stage`` (the part named after the eval sets it answered). Then, while
+    the engine is open, the scorers of ``with_engine`` (scorer, samples, path) with its model in this process, if
+    it has one (``run_own(scorer, samples, path, loaded)``); returns those that ran."""
     from ftbench.inference.engines import ENGINES
     from ftbench.inference.generate import GenerationParams
-    from ftbench.inference.predict import generate_rows
+    from ftbench.inference.predict import PredictionFile, generate_files
     from ftbench.metrics.registry import SCORERS
 
     cls = ENGINES.load(rs.engine)
@@ -71,12 +91,20 @@ def _generate(
             engine = cls.for_checkpoint(
                 model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template, device=rs.device
             )
-        for scorer, samples, path, done in todo:
-            params = GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
-            with _part(rs, stage, scorer):
-                generate_rows(
-                    samples, path, done, engine=engine, params=params, batch_size=rs.predict_batch_size, quiet=quiet
-                )
+        files = [
+            PredictionFile(
+                samples, path, done, GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
+            )
+            for scorer, samples, path, done in todo
+        ]
+        with _part(rs, stage, GENERATION_PART.format(sets=", ".join(scorer for scorer, *_ in todo))):
+            generate_files(files, engine=engine, batch_size=rs.predict_batch_size, quiet=quiet)
+        in_process = engine.in_process_model()
+        if in_process is None:
+            return []
+        for entry in with_engine:
+            run_own(*entry, (in_process, engine.tokenizer))
+        return with_engine
     finally:
         if engine is not None:
             engine.close()
