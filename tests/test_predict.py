@@ -289,9 +289,9 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_answers(tiny_model, refere
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real_batch(prompts)
 
-    def small_memory_continuous(model, prompts, pad_id, batch_size, *args):
+    def small_memory_continuous(model, prompts, pad_id, batch_size, *args, **kwargs):
         continuous.append((batch_size, len(prompts)))
-        for n, result in enumerate(real_decode(model, prompts, pad_id, batch_size, *args)):
+        for n, result in enumerate(real_decode(model, prompts, pad_id, batch_size, *args, **kwargs)):
             if batch_size > 3 and n == 2:  # two answers out, then the memory runs out
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
             yield result

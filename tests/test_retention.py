@@ -141,6 +141,14 @@ def test_drift_is_the_nll_of_the_base_answers_under_each_model(tmp_path, tiny_mo
     assert entry["delta"] == pytest.approx(entry["after"] - entry["before"], abs=1e-9)
     assert entry["delta"] != 0  # lr 0.01 for 2 epochs moves the model
     assert entry["delta_ci95"] is not None and entry["verdict"]["kind"] in ("better", "worse", "unclear")
+    # the base model's own answers were scored as it generated them (their tokens' log-probabilities), the rest
+    # (an answer whose text tokenizes otherwise) and the after side by forward passes: the same figures above
+    scored_by = {
+        side: [r["scored_by"] for r in json.loads((run / f"retention-drift_{side}.json").read_text())["rows"]]
+        for side in ("before", "after")
+    }
+    assert scored_by["before"].count("generation") >= len(PROMPTS) // 2, scored_by["before"]
+    assert set(scored_by["after"]) == {"forward pass"}
     made = {side: (run / f"retention-drift_{side}.json").stat().st_mtime_ns for side in ("before", "after")}
     assert run_cli(*cmd).exit_code == 0
     assert made == {side: (run / f"retention-drift_{side}.json").stat().st_mtime_ns for side in ("before", "after")}

@@ -32,11 +32,15 @@ class Prompt:
 @dataclass(frozen=True)
 class PromptSet:
     """Prompts to answer with one set of generation settings (`GenerationParams`): ``order`` is which of
-    ``prompts`` (by index), in the order they are wanted."""
+    ``prompts`` (by index), in the order they are wanted. ``scores``, if given, is filled by an engine that can
+    (a model decoding greedily in this process): index -> (summed negative log-likelihood in nats of the answer's
+    tokens after its prompt, their count), for answers whose prompt and text tokenize on their own to exactly the
+    tokens the model read and chose, so the figure is what scoring that text by likelihood gives."""
 
     prompts: Mapping[int, Prompt]
     order: Sequence[int]
     params: Any
+    scores: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,17 @@ class CorpusMetric(Metric):
         """The figure from column sums of its statistics (1-D, length k)."""
 
 
+@dataclass(frozen=True)
+class LoadedSide:
+    """What a side's generation left in this process, for a ``takes_loaded_model`` scorer: the model (its
+    adapter merged) and tokenizer, and for each eval set generated here (by scorer name) its answers' likelihoods
+    under that model (`api.generation.PromptSet.scores`: index -> (summed NLL in nats, tokens))."""
+
+    model: Any
+    tokenizer: Any
+    answer_scores: dict = field(default_factory=dict)
+
+
 @dataclass
 class ScoreResult:
     """Figures for one prediction file, with their uncertainty and signatures, and per-sample values.
@@ -225,12 +236,12 @@ class Scorer(ABC):
         side: str,
         path: str,
         quiet: bool,
-        loaded: tuple | None = None,
+        loaded: LoadedSide | None = None,
     ) -> None:
         """A ``runs_model`` scorer: evaluate ``model`` (with the peft ``adapter``: the after side) on ``samples``
         (its `eval_samples`) under the run ``settings`` (device, limits) and write the per-sample rows of ``side``
         to ``path``; done already (the same model, adapter and settings made the rows there): nothing to do.
-        ``loaded``: (model, tokenizer) of that side already in memory, for a ``takes_loaded_model`` scorer."""
+        ``loaded``: that side's model already in memory, for a ``takes_loaded_model`` scorer."""
         raise NotImplementedError(f"scorer {self.name} scores generated answers; it does not run the model")
 
     def read_rows(self, path: str) -> list[dict]:

@@ -4,8 +4,12 @@ and under the fine-tuned one (after): ``base-answer-nll`` is the mean over promp
 log-likelihood (nats) of those answers. Its delta, the NLL increase, is how much less the fine-tuned model would
 say what the base model said; 0 when nothing moved. One forward pass per batch (`inference.likelihood`).
 
-It runs the model itself (`Scorer.runs_model`), after the retention answers of the same side exist: each side
-writes `retention-drift_<side>.json` (the model, the adapter's hash, a row per prompt), kept while those match.
+It runs the model itself (`Scorer.runs_model`), after the retention answers of the same side exist, with the
+model the side generated with (`takes_loaded_model`): each side writes `retention-drift_<side>.json` (the model,
+the adapter's hash, a row per prompt), kept while those match. On the before side the base model has just
+generated those answers: their likelihoods come from the log-probabilities each token was chosen with
+(`api.generation.PromptSet.scores`; the same figure up to float rounding, where the answer's text tokenizes back
+to the tokens chosen), and only the other answers take a forward pass.
 """
 
 from __future__ import annotations
@@ -52,7 +56,11 @@ class RetentionDriftScorer(Scorer):
         }
         if os.path.exists(path) and _header(path) == made_by:
             return
-        write_json(path, {**made_by, "rows": _score(base, model, adapter, settings, loaded)})
+        # the before side's answers are the loaded model's own: their likelihoods came with them, where known
+        known = (
+            (loaded.answer_scores.get(RetentionScorer.name) or {}) if loaded is not None and side == "before" else {}
+        )
+        write_json(path, {**made_by, "rows": _score(base, model, adapter, settings, loaded, known)})
 
     def read_rows(self, path):
         """One side's rows, checked: a damaged or hand-edited file is one line asking for a rerun."""
@@ -160,20 +168,30 @@ def _header(path: str) -> dict | None:
     return {k: v for k, v in value.items() if k != "rows"} if isinstance(value, dict) else None
 
 
-def _score(base: list[dict], model: str, adapter: str | None, settings, loaded: tuple | None) -> list[dict]:
-    """A row per retention prompt: its base answer's summed NLL and token count under ``model`` (+ ``adapter``),
-    with the ``loaded`` (model, tokenizer) of that side when the run holds them, else a copy loaded here."""
+def _score(base: list[dict], model: str, adapter: str | None, settings, loaded, known: dict) -> list[dict]:
+    """A row per retention prompt: its base answer's summed NLL and token count under ``model`` (+ ``adapter``):
+    ``known`` ones (row index -> (NLL, tokens), from the log-probabilities the answers were generated with), the
+    others in forward passes, with the ``loaded`` side's model when the run holds it, else a copy loaded here."""
     from ftbench.inference.likelihood import answer_nll
     from ftbench.inference.models import load_model_for_generation, load_tokenizer
 
-    if loaded is None:
-        loaded = load_model_for_generation(model, adapter, device=settings.device), load_tokenizer(model)
-    lm, tokenizer = loaded
-    try:
-        scored = answer_nll(lm, tokenizer, [r["prompt"] for r in base], [r["predict"] for r in base], BATCH)
-    finally:
-        del lm, loaded
+    missing = [k for k in range(len(base)) if k not in known]
+    scored = dict(known)
+    if missing:
+        if loaded is None:
+            lm, tokenizer = load_model_for_generation(model, adapter, device=settings.device), load_tokenizer(model)
+        else:
+            lm, tokenizer = loaded.model, loaded.tokenizer
+        prompts, answers = [base[k]["prompt"] for k in missing], [base[k]["predict"] for k in missing]
+        scored.update(zip(missing, answer_nll(lm, tokenizer, prompts, answers, BATCH)))
+        del lm
     return [
-        {"prompt": r["prompt"], "answer": r["predict"], "nll": nll, "tokens": tokens}
-        for r, (nll, tokens) in zip(base, scored)
+        {
+            "prompt": r["prompt"],
+            "answer": r["predict"],
+            "nll": float(scored[k][0]),
+            "tokens": scored[k][1],
+            "scored_by": "generation" if k in known else "forward pass",
+        }
+        for k, r in enumerate(base)
     ]

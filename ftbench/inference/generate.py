@@ -15,6 +15,7 @@ torch/transformers are imported inside functions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -252,6 +253,16 @@ class Generator:
         cuts = [text.find(s) for s in self.params.stop if s in text]
         return text[: min(cuts)] if cuts else text
 
+    def answer_nll(self, new_ids: list[int], logprobs: list[float], text: str) -> tuple[float, int] | None:
+        """(summed negative log-likelihood in nats, token count) of an answer's tokens, from the log-probabilities
+        they were chosen with: what `likelihood.answer_nll` computes for ``text`` after its prompt (up to float
+        rounding), when the tokens before the end-of-turn id are exactly what ``text`` tokenizes to on its own
+        (no stop string cut it, the tokenizer would not split it otherwise); else None."""
+        end = next((i for i, t in enumerate(new_ids) if t in self._eos_set), len(new_ids))
+        if self.tokenizer(text, add_special_tokens=False)["input_ids"] != new_ids[:end]:
+            return None
+        return -math.fsum(logprobs[:end]), end
+
     def run(
         self,
         prompts: Sequence[Sequence[int]],
@@ -276,7 +287,7 @@ class Generator:
         lengths = {i: len(prompts[i]) for i in order}
         if self.decodes_greedily and not keep_batches:
             queue = [i for batches in windows(order, lengths, batch_size, window) for batch in batches for i in batch]
-            for k, text in decode_continuously([(self, prompts[i]) for i in queue], batch_size):
+            for k, text, _ in decode_continuously([(self, prompts[i]) for i in queue], batch_size):
                 yield [(queue[k], text)]
             return
         for batches in windows(order, lengths, batch_size, window):
@@ -302,11 +313,14 @@ class Generator:
             return self._generate_fitting(prompts[:half]) + self._generate_fitting(prompts[half:])
 
 
-def decode_continuously(queue: Sequence[tuple[Generator, Sequence[int]]], batch_size: int) -> Iterator[tuple[int, str]]:
-    """(position in ``queue``, answer) as each row ends, for prompts decoded greedily in one continuous batch
-    (`greedy.greedy_decode`), each with its own `Generator` of the same model: its length, end-of-turn ids and stop
-    strings (the eval sets of a run, one batch). When the accelerator runs out of memory, the unfinished prompts
-    start again at half the batch size (an answer does not depend on its batch, so this only costs time)."""
+def decode_continuously(
+    queue: Sequence[tuple[Generator, Sequence[int]]], batch_size: int, score: bool = False
+) -> Iterator[tuple[int, str, tuple[float, int] | None]]:
+    """(position in ``queue``, answer, its NLL) as each row ends, for prompts decoded greedily in one continuous
+    batch (`greedy.greedy_decode`), each with its own `Generator` of the same model: its length, end-of-turn ids
+    and stop strings (the eval sets of a run, one batch). The NLL (`Generator.answer_nll`) only with ``score``,
+    else None. When the accelerator runs out of memory, the unfinished prompts start again at half the batch size
+    (an answer does not depend on its batch, so this only costs time)."""
     import torch
 
     generators = [g for g, _ in queue]
@@ -314,6 +328,7 @@ def decode_continuously(queue: Sequence[tuple[Generator, Sequence[int]]], batch_
     if any(g.model is not model or g.pad_id != pad_id or not g.decodes_greedily for g in generators):
         raise ValueError("decode_continuously: every prompt's Generator must decode the same model greedily")
     done: set[int] = set()
+    logprobs: dict[int, list[float]] | None = {} if score else None
     try:
         for k, row in greedy_decode(
             model,
@@ -322,9 +337,11 @@ def decode_continuously(queue: Sequence[tuple[Generator, Sequence[int]]], batch_
             batch_size,
             [g.config.max_new_tokens for g in generators],
             [g.ended for g in generators],
+            logprobs=logprobs,
         ):
             done.add(k)
-            yield k, generators[k].answer(row)
+            text = generators[k].answer(row)
+            yield k, text, generators[k].answer_nll(row, logprobs.pop(k, []), text) if score else None
     except torch.OutOfMemoryError:
         if batch_size == 1:
             longest = max(len(ids) for k, (_, ids) in enumerate(queue) if k not in done)
@@ -335,5 +352,5 @@ def decode_continuously(queue: Sequence[tuple[Generator, Sequence[int]]], batch_
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         left = [k for k in range(len(queue)) if k not in done]
-        for j, text in decode_continuously([queue[k] for k in left], batch_size // 2):
-            yield left[j], text
+        for j, text, nll in decode_continuously([queue[k] for k in left], batch_size // 2, score):
+            yield left[j], text, nll

@@ -80,13 +80,15 @@ def greedy_decode(
     max_new_tokens: int | Sequence[int],
     finished: Callable[[list[int]], bool] | Sequence[Callable[[list[int]], bool]],
     draft_tokens: int = DRAFT_TOKENS,
+    logprobs: dict[int, list[float]] | None = None,
 ) -> Iterator[tuple[int, list[int]]]:
     """Yield ``(index into prompts, new token ids)`` as each row ends: ``finished(row_ids)`` (its end-of-turn id or
     a stop string) or ``max_new_tokens``, each either one for all prompts or one per prompt (prompts of eval sets
     with different lengths and stop strings share one batch). Prompts join in the given order, at most
     ``batch_size`` at a time. Each step feeds every row its newest token and up to ``draft_tokens`` guesses looked
     up in its own text (`prompt_lookup`), and keeps the guesses the argmax confirms: the tokens are greedy
-    decoding's."""
+    decoding's. With a ``logprobs`` dict, each row's tokens' log-probabilities (the log-softmax of the logits
+    that chose them) are put there under its index before the row is yielded."""
     import torch
 
     from ftbench.inference.kv_cache import SharedPrefix, shared_prefix_length
@@ -111,14 +113,20 @@ def greedy_decode(
                     new = _Batch.prefill(model, [prompts[i] for i in group], group, pad_id, prefix)
                     batch = new if batch is None else batch.join(new)
             keep, accepted = [], []
-            for k, predicted in enumerate(batch.logits.float().argmax(-1).tolist()):
+            logits = batch.logits.float()
+            chosen = logits.argmax(-1)
+            if logprobs is not None:  # of each fed position's argmax: [rows, fed]
+                chosen_logprobs = (logits.gather(-1, chosen[..., None])[..., 0] - logits.logsumexp(-1)).tolist()
+            for k, predicted in enumerate(chosen.tolist()):
                 i, drafts = batch.active[k], batch.drafts[k]
                 confirmed = 0  # drafts equal to the argmax before them: what one token per step would give
                 while confirmed < len(drafts) and drafts[confirmed] == predicted[confirmed]:
                     confirmed += 1
                 row = answers.setdefault(i, [])
-                for token in predicted[: confirmed + 1]:
+                for position, token in enumerate(predicted[: confirmed + 1]):
                     row.append(token)
+                    if logprobs is not None:
+                        logprobs.setdefault(i, []).append(chosen_logprobs[k][position])
                     if ends[i](row) or len(row) >= limits[i]:
                         break
                 else:

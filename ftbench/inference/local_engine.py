@@ -99,11 +99,12 @@ class LocalEngine(GenerationEngine):
         """Sets decoded by plain greedy decoding share one continuous batch (`generate.decode_continuously`), the
         sets with the longest answers first: their long rows start at once, the short sets' rows fill the
         slots around them, and no set's tail runs a nearly empty batch alone. An answer does not depend on its
-        batch, so each is what the set alone gives."""
+        batch, so each is what the set alone gives. A set's ``scores`` are filled from the log-probabilities its
+        tokens were chosen with."""
         from ftbench.inference.generate import decode_continuously, windows
 
         generators = [self._generator(s.params) for s in sets]
-        if len(sets) < 2 or not all(g.decodes_greedily for g in generators):
+        if not all(g.decodes_greedily for g in generators):
             yield from super().generate_sets(sets, batch_size)
             return
         queue: list[tuple[int, int]] = []  # (set number, prompt index)
@@ -114,13 +115,23 @@ class LocalEngine(GenerationEngine):
                 queue += [(number, i) for batch in batches for i in batch]
         distinct = list({id(g): g for g in generators}.values())
         counted = sum(g.completion_tokens for g in distinct)
-        for k, text in decode_continuously([(generators[n], sets[n].prompts[i].ids) for n, i in queue], batch_size):
+        score = any(s.scores is not None for s in sets)
+        decoded = decode_continuously([(generators[n], sets[n].prompts[i].ids) for n, i in queue], batch_size, score)
+        for k, text, nll in decoded:
             number, i = queue[k]
+            prompt = sets[number].prompts[i]
+            if nll is not None and sets[number].scores is not None and self._reads_as_rendered(prompt):
+                sets[number].scores[i] = nll
             now = sum(g.completion_tokens for g in distinct)
-            self.usage["prompt_tokens"] += len(sets[number].prompts[i].ids)
+            self.usage["prompt_tokens"] += len(prompt.ids)
             self.usage["completion_tokens"] += now - counted
             counted = now
             yield number, [(i, text)]
+
+    def _reads_as_rendered(self, prompt) -> bool:
+        """Whether the prompt's text tokenizes on its own to the ids the model read (a scorer given the text
+        would then see the same prompt)."""
+        return self.tokenizer(prompt.text, add_special_tokens=False)["input_ids"] == list(prompt.ids)
 
     def in_process_model(self):
         return self.model

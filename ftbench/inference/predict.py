@@ -17,13 +17,15 @@ ATTENTION_CELLS = 2**25
 @dataclass
 class PredictionFile:
     """A prediction file to complete: answers for ``samples[done:]`` with ``params`` (`GenerationParams`),
-    appended to ``out``; ``meta``, if given, is completed with the engine's effective settings and rewritten."""
+    appended to ``out``; ``meta``, if given, is completed with the engine's effective settings and rewritten;
+    ``scores``, if given, gets the answers' likelihoods where the engine gives them (`PromptSet.scores`)."""
 
     samples: list
     out: str
     done: int
     params: Any
     meta: dict | None = None
+    scores: dict | None = None
 
 
 def generate_rows(
@@ -81,7 +83,7 @@ def generate_files(
     sets, labels, writers = [], [], []
     for file in files:
         prompts, file_labels = _prepare(file, engine, cutoff_len, max_prompt_tokens, quiet)
-        sets.append(PromptSet(prompts, range(file.done, len(file.samples)), file.params))
+        sets.append(PromptSet(prompts, range(file.done, len(file.samples)), file.params, file.scores))
         labels.append(file_labels)
     longest = max((len(p.ids) for s in sets for p in s.prompts.values()), default=1)
     batch_size = max(1, min(batch_size, ATTENTION_CELLS // max(1, longest) ** 2))  # same text at any batch size

@@ -78,6 +78,7 @@ def _generate(
     and the generation timed as parts of ``stage`` (the part named after the eval sets it answered). Then, while
     the engine is open, the scorers of ``with_engine`` (scorer, samples, path) with its model in this process, if
     it has one (``run_own(scorer, samples, path, loaded)``); returns those that ran."""
+    from ftbench.api.metrics import LoadedSide
     from ftbench.inference.engines import ENGINES
     from ftbench.inference.generate import GenerationParams
     from ftbench.inference.predict import PredictionFile, generate_files
@@ -91,9 +92,13 @@ def _generate(
             engine = cls.for_checkpoint(
                 model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template, device=rs.device
             )
-        files = [
+        files = [  # the answers' likelihoods too, for the scorers that run with the engine's model
             PredictionFile(
-                samples, path, done, GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs))
+                samples,
+                path,
+                done,
+                GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs)),
+                scores={} if with_engine else None,
             )
             for scorer, samples, path, done in todo
         ]
@@ -102,8 +107,9 @@ def _generate(
         in_process = engine.in_process_model()
         if in_process is None:
             return []
+        scores = {scorer: file.scores for (scorer, *_), file in zip(todo, files)}
         for entry in with_engine:
-            run_own(*entry, (in_process, engine.tokenizer))
+            run_own(*entry, LoadedSide(in_process, engine.tokenizer, scores))
         return with_engine
     finally:
         if engine is not None:
