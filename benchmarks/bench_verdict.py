@@ -11,10 +11,10 @@ that commit, run with this venv), instead of today's code with ``--retention non
 retention prompts were added" measured against the code of that day, in the same run of the script.
 
 Each run is the real command in its own process (`python -m ftbench train-and-compare --output-dir DIR`),
-timed from outside; the stages and their parts (model load, each eval set) come from the run's own
-durations.json, the tokens from its metrics.json (generated per side, trained on per epoch × epochs). Prints a
-table per run, the retention prompts' share of the full run, and the full run's time as a ratio of the
-reference's.
+timed from outside; the stages and their parts (model load, the eval sets' generation — one part since they
+share one batch, each eval set before that — and the drift) come from the run's own durations.json, the tokens
+from its metrics.json (generated per side, trained on per epoch × epochs). Prints a table per run, the drift's
+share of the full run, and the full run's time as a ratio of the reference's.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def table(name: str, r: dict) -> None:
         print(f"{stage:<34}{seconds:>9.1f}{seconds / total:>8.1%}")
         side = {"evaluate_before": "before", "evaluate_after": "after"}.get(stage)
         for part, s in (parts.get(stage) or {}).items():
-            tokens = (limits.get(part) or {}).get("tokens", {}).get(side, "")
+            sets = part[len("generation (") : -1].split(", ") if part.startswith("generation (") else [part]
+            counts = [(limits.get(name) or {}).get("tokens", {}).get(side) for name in sets]
+            tokens = sum(c for c in counts if c) or ""
             print(f"{'  ' + part:<34}{s:>9.1f}{s / total:>8.1%}{tokens:>10}")
 
 
@@ -82,10 +84,8 @@ def main() -> None:
     table("default run (retention: 100 prompts, drift)", full)
     table(label, reference)
     parts = full["metrics"]["run"].get("duration_parts") or {}
-    retention = sum(s for p in parts.values() for name, s in p.items() if name in ("retention", "retention-drift"))
-    print(
-        f"\nretention prompts and drift: {retention:.1f} s, {retention / full['wall']:.1%} of the full run's wall time"
-    )
+    drift = sum(s for p in parts.values() for name, s in p.items() if name == "retention-drift")
+    print(f"\nretention drift: {drift:.1f} s, {drift / full['wall']:.1%} of the full run's wall time")
     print(f"full / reference wall time: {full['wall'] / reference['wall']:.2f}×")
     from ftbench.report.comparison_text import verdict_cost
 

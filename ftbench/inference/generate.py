@@ -302,13 +302,7 @@ class Generator:
         try:
             return self.generate_batch(prompts)
         except torch.OutOfMemoryError:
-            if len(prompts) == 1:
-                raise UsageError(
-                    f"out of accelerator memory on a single prompt of {len(prompts[0])} tokens: lower "
-                    "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype"
-                ) from None
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            _ready_to_halve(len(prompts), max(map(len, prompts)))
             half = len(prompts) // 2
             return self._generate_fitting(prompts[:half]) + self._generate_fitting(prompts[half:])
 
@@ -343,14 +337,21 @@ def decode_continuously(
             text = generators[k].answer(row)
             yield k, text, generators[k].answer_nll(row, logprobs.pop(k, []), text) if score else None
     except torch.OutOfMemoryError:
-        if batch_size == 1:
-            longest = max(len(ids) for k, (_, ids) in enumerate(queue) if k not in done)
-            raise UsageError(
-                f"out of accelerator memory on a single prompt of up to {longest} tokens: lower "
-                "--max-new-tokens, pass --cutoff-len, or use a smaller --dtype"
-            ) from None
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
         left = [k for k in range(len(queue)) if k not in done]
+        _ready_to_halve(batch_size, max(len(queue[k][1]) for k in left))
         for j, text, nll in decode_continuously([queue[k] for k in left], batch_size // 2, score):
             yield left[j], text, nll
+
+
+def _ready_to_halve(rows: int, longest: int) -> None:
+    """After the accelerator ran out of memory on ``rows`` rows: at one row, a usage error saying what to lower;
+    otherwise the cache is released for a retry at half the rows."""
+    import torch
+
+    if rows == 1:
+        raise UsageError(
+            f"out of accelerator memory on a single prompt of up to {longest} tokens: lower --max-new-tokens, "
+            "pass --cutoff-len, or use a smaller --dtype"
+        ) from None
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
