@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -176,7 +177,11 @@ def test_generation_settings_travel_with_each_request(recorder, tiny_model, tmp_
     assert held_out and len(gsm8k) == 3 and not held_out & gsm8k
     sent = {(b["prompt"] in gsm8k, b["max_tokens"]) for b in recorder.bodies}
     assert sent == {(False, 7), (True, 13)}
-    assert len(recorder.bodies) == 2 * (len(held_out) + 3)  # before and after, every prompt once
+    sent_per_prompt = Counter(b["prompt"] for b in recorder.bodies)  # before and after: every prompt twice
+    assert set(sent_per_prompt) == held_out | gsm8k and min(sent_per_prompt.values()) == 2
+    # the client retries a refused or reset connection (net/http); on a loaded machine the server may have read
+    # such a request before its reply was lost (one extra body seen once in a CI run of 2026-12-07)
+    assert len(recorder.bodies) - 2 * (len(held_out) + 3) <= 2
 
 
 def test_eval_on_a_server_sends_the_named_templates_prompts(recorder, tiny_model, tmp_path, one_torch_thread):
