@@ -244,10 +244,13 @@ class Generator:
             return True
         return self._stops is not None and self._stops.has_stop(new_ids)
 
+    def _end(self, new_ids: list[int]) -> int:
+        """Where a row's answer ends: its first end-of-turn id, else its length."""
+        return next((i for i, t in enumerate(new_ids) if t in self._eos_set), len(new_ids))
+
     def answer(self, new_ids: list[int]) -> str:
         """Decoded new tokens up to the first end-of-turn id, cut at the first stop string."""
-        eos = set(self.eos_ids)
-        end = next((i for i, t in enumerate(new_ids) if t in eos), len(new_ids))
+        end = self._end(new_ids)
         self.completion_tokens += min(end + 1, len(new_ids))
         text = self.tokenizer.decode(new_ids[:end], skip_special_tokens=True)
         cuts = [text.find(s) for s in self.params.stop if s in text]
@@ -258,7 +261,7 @@ class Generator:
         they were chosen with: what `likelihood.answer_nll` computes for ``text`` after its prompt (up to float
         rounding), when the tokens before the end-of-turn id are exactly what ``text`` tokenizes to on its own
         (no stop string cut it, the tokenizer would not split it otherwise); else None."""
-        end = next((i for i, t in enumerate(new_ids) if t in self._eos_set), len(new_ids))
+        end = self._end(new_ids)
         if self.tokenizer(text, add_special_tokens=False)["input_ids"] != new_ids[:end]:
             return None
         return -math.fsum(logprobs[:end]), end

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
-from ftbench.api.generation import EngineOptions, GenerationEngine, Prompt
+from ftbench.api.generation import EngineOptions, GenerationEngine, Prompt, PromptSet
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,7 @@ class LocalEngine(GenerationEngine):
     def generate(
         self, prompts: Mapping[int, Prompt], order: Sequence[int], batch_size: int, params
     ) -> Iterator[list[tuple[int, str]]]:
-        generator = self._generator(params)
-        ids = {i: prompts[i].ids for i in order}
-        before = generator.completion_tokens
-        for results in generator.run(ids, batch_size, order=order):
-            self.usage["prompt_tokens"] += sum(len(ids[i]) for i, _ in results)
-            self.usage["completion_tokens"] += generator.completion_tokens - before
-            before = generator.completion_tokens
+        for _, results in self.generate_sets([PromptSet(prompts, order, params)], batch_size):
             yield results
 
     def generate_sets(self, sets, batch_size):
@@ -100,12 +94,26 @@ class LocalEngine(GenerationEngine):
         sets with the longest answers first: their long rows start at once, the short sets' rows fill the
         slots around them, and no set's tail runs a nearly empty batch alone. An answer does not depend on its
         batch, so each is what the set alone gives. A set's ``scores`` are filled from the log-probabilities its
-        tokens were chosen with."""
+        tokens were chosen with. Other settings (sampling) go set by set through `Generator.run`."""
+        generators = [self._generator(s.params) for s in sets]
+        distinct = list({id(g): g for g in generators}.values())
+        counted = sum(g.completion_tokens for g in distinct)
+        for number, results in self._decoded(sets, generators, batch_size):
+            now = sum(g.completion_tokens for g in distinct)
+            self.usage["prompt_tokens"] += sum(len(sets[number].prompts[i].ids) for i, _ in results)
+            self.usage["completion_tokens"] += now - counted
+            counted = now
+            yield number, results
+
+    def _decoded(self, sets, generators, batch_size) -> Iterator[tuple[int, list[tuple[int, str]]]]:
+        """(set number, results) of `generate_sets`, before the tokens are counted."""
         from ftbench.inference.generate import decode_continuously, windows
 
-        generators = [self._generator(s.params) for s in sets]
         if not all(g.decodes_greedily for g in generators):
-            yield from super().generate_sets(sets, batch_size)
+            for number, (prompt_set, generator) in enumerate(zip(sets, generators)):
+                ids = {i: prompt_set.prompts[i].ids for i in prompt_set.order}
+                for results in generator.run(ids, batch_size, order=prompt_set.order):
+                    yield number, results
             return
         queue: list[tuple[int, int]] = []  # (set number, prompt index)
         for number in sorted(range(len(sets)), key=lambda n: -generators[n].config.max_new_tokens):
@@ -113,19 +121,13 @@ class LocalEngine(GenerationEngine):
             lengths = {i: len(prompts[i].ids) for i in order}
             for batches in windows(order, lengths, batch_size, batch_size * 8):  # as `Generator.run` orders a set
                 queue += [(number, i) for batch in batches for i in batch]
-        distinct = list({id(g): g for g in generators}.values())
-        counted = sum(g.completion_tokens for g in distinct)
         score = any(s.scores is not None for s in sets)
         decoded = decode_continuously([(generators[n], sets[n].prompts[i].ids) for n, i in queue], batch_size, score)
         for k, text, nll in decoded:
             number, i = queue[k]
-            prompt = sets[number].prompts[i]
-            if nll is not None and sets[number].scores is not None and self._reads_as_rendered(prompt):
-                sets[number].scores[i] = nll
-            now = sum(g.completion_tokens for g in distinct)
-            self.usage["prompt_tokens"] += len(prompt.ids)
-            self.usage["completion_tokens"] += now - counted
-            counted = now
+            scores = sets[number].scores
+            if nll is not None and scores is not None and self._reads_as_rendered(sets[number].prompts[i]):
+                scores[i] = nll
             yield number, [(i, text)]
 
     def _reads_as_rendered(self, prompt) -> bool:
