@@ -51,7 +51,7 @@ def measure_decoding(model, tokenizer, sets: list[tuple[str, list, int]], batch_
     from ftbench.inference.engines import render_prompts
     from ftbench.inference.generate import GenerationParams, Generator
 
-    def prefill_facts(cls, model, prompts, active, pad_id):
+    def prefill_facts(cls, model, prompts, *_):  # the prompts joining (a shared prefix may follow)
         return {
             "rows": len(prompts),
             "tokens": sum(len(p) for p in prompts),

@@ -96,6 +96,43 @@ def test_join_right_aligns_left_padded_caches_with_zeros():
     assert torch.equal(short.layers[0].keys, ref.layers[0].keys)  # the joined cache keeps growing like torch.cat
 
 
+def test_rows_that_end_and_rows_that_join_are_written_in_place():
+    """Continuous batching's steady state: rows end, the last rows move into their places (`greedy._places`)
+    and only they are copied; prompts joining a cache that has had as many rows, and is no shorter, are written
+    into its buffer (no new one); the contents equal dropping and stacking, and the cache grows on like
+    `torch.cat`'s."""
+    from ftbench.inference.greedy import _places
+
+    cache = GrowingCache()
+    _feed(cache, [_states(6, 5, 0)])
+    layer = cache.layers[0]
+    buffer, keys = layer.key_buffer, layer.keys.clone()
+    order = _places([0, 2, 3, 5])
+    assert order == [0, 5, 2, 3]
+    for each in cache.layers:
+        each.batch_select_indices(torch.tensor(order))
+    assert layer.key_buffer is buffer and torch.equal(layer.keys, keys[order])
+    joining = GrowingCache()
+    _feed(joining, [_states(2, 3, 1)])
+    new = joining.layers[0].keys.clone()
+    cache.join(joining)
+    assert layer.key_buffer is buffer and layer.keys.shape == (6, HEADS, 5, DIM)
+    assert torch.equal(layer.keys[:4], keys[order]) and torch.equal(layer.keys[4:, :, 2:], new)
+    assert torch.all(layer.keys[4:, :, :2] == 0)  # the stale rows' old columns are zeroed, not left behind
+    ref = DynamicCache()
+    _feed(ref, [[(each.keys.clone(), each.values.clone()) for each in cache.layers]])
+    step = _states(6, 1, 2)
+    _feed(cache, [step])
+    _feed(ref, [step])
+    assert torch.equal(layer.keys, ref.layers[0].keys) and layer.key_buffer is buffer
+    wider = GrowingCache()
+    _feed(wider, [_states(1, 9, 3)])
+    cache.batch_select_indices(torch.tensor([0, 1, 2, 3, 4]))
+    cache.join(wider)  # longer than the cache: new buffers, the others left-padded
+    assert layer.key_buffer is not buffer and layer.keys.shape == (6, HEADS, 9, DIM)
+    assert torch.equal(layer.keys[:5, :, 3:], ref.layers[0].keys[:5]) and torch.all(layer.keys[:5, :, :3] == 0)
+
+
 def test_a_shared_beginning_is_the_common_prefix_leaving_each_prompt_a_token():
     from ftbench.inference.kv_cache import MIN_SHARED, shared_prefix_length
 

@@ -182,6 +182,9 @@ class Scorer(ABC):
     # a runs_model scorer that can score with the side's model as the generation engine holds it in this process
     # (the adapter merged): it runs while that engine is open, with ``loaded``, instead of loading its own copy
     takes_loaded_model: ClassVar[bool] = False
+    # such a scorer that scores the base model's answers to another scorer's eval set by likelihood: that
+    # scorer's name; on the before side those likelihoods come with the generation (`LoadedSide.answer_scores`)
+    likelihood_of: ClassVar[str | None] = None
 
     def metric_options(self, metric_name: str, options: dict) -> dict:
         """Options for one metric constructor from the caller's options (unknown ones are not passed)."""

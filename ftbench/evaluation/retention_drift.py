@@ -35,6 +35,7 @@ class RetentionDriftScorer(Scorer):
     higher_is_better = False
     runs_model = True
     takes_loaded_model = True
+    likelihood_of = RetentionScorer.name
     predictions_file = "{name}_{side}.json"
 
     def eval_samples(self, held_out, settings):
@@ -57,9 +58,7 @@ class RetentionDriftScorer(Scorer):
         if os.path.exists(path) and _header(path) == made_by:
             return
         # the before side's answers are the loaded model's own: their likelihoods came with them, where known
-        known = (
-            (loaded.answer_scores.get(RetentionScorer.name) or {}) if loaded is not None and side == "before" else {}
-        )
+        known = (loaded.answer_scores.get(self.likelihood_of) or {}) if loaded is not None and side == "before" else {}
         write_json(path, {**made_by, "rows": _score(base, model, adapter, settings, loaded, known)})
 
     def read_rows(self, path):

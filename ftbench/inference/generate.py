@@ -311,21 +311,24 @@ class Generator:
 
 
 def decode_continuously(
-    queue: Sequence[tuple[Generator, Sequence[int]]], batch_size: int, score: bool = False
+    queue: Sequence[tuple[Generator, Sequence[int]]],
+    batch_size: int,
+    score: bool | Sequence[bool] = False,
 ) -> Iterator[tuple[int, str, tuple[float, int] | None]]:
     """(position in ``queue``, answer, its NLL) as each row ends, for prompts decoded greedily in one continuous
     batch (`greedy.greedy_decode`), each with its own `Generator` of the same model: its length, end-of-turn ids
-    and stop strings (the eval sets of a run, one batch). The NLL (`Generator.answer_nll`) only with ``score``,
-    else None. When the accelerator runs out of memory, the unfinished prompts start again at half the batch size
-    (an answer does not depend on its batch, so this only costs time)."""
+    and stop strings (the eval sets of a run, one batch). The NLL (`Generator.answer_nll`) only with ``score``
+    (for all prompts, or one flag per prompt), else None. When the accelerator runs out of memory, the unfinished
+    prompts start again at half the batch size (an answer does not depend on its batch, so this only costs time)."""
     import torch
 
     generators = [g for g, _ in queue]
     model, pad_id = generators[0].model, generators[0].pad_id
     if any(g.model is not model or g.pad_id != pad_id or not g.decodes_greedily for g in generators):
         raise ValueError("decode_continuously: every prompt's Generator must decode the same model greedily")
+    scored = [score] * len(queue) if isinstance(score, bool) else list(score)
     done: set[int] = set()
-    logprobs: dict[int, list[float]] | None = {} if score else None
+    logprobs: dict[int, list[float]] | None = {} if any(scored) else None
     try:
         for k, row in greedy_decode(
             model,
@@ -338,11 +341,13 @@ def decode_continuously(
         ):
             done.add(k)
             text = generators[k].answer(row)
-            yield k, text, generators[k].answer_nll(row, logprobs.pop(k, []), text) if score else None
+            chosen = logprobs.pop(k, []) if logprobs is not None else []
+            nll = generators[k].answer_nll(row, chosen, text) if scored[k] else None
+            yield k, text, nll
     except torch.OutOfMemoryError:
         left = [k for k in range(len(queue)) if k not in done]
         _ready_to_halve(batch_size, max(len(queue[k][1]) for k in left))
-        for j, text, nll in decode_continuously([queue[k] for k in left], batch_size // 2, score):
+        for j, text, nll in decode_continuously([queue[k] for k in left], batch_size // 2, [scored[k] for k in left]):
             yield left[j], text, nll
 
 

@@ -222,10 +222,10 @@ class _Batch:
 
     def keep(self, rows: list[int], accepted: list[int], tokens: list[int]) -> None:
         """Keep only ``rows``, each with its ``accepted`` drafts (the rest of the last step's columns masked out
-        for good) and its newest token; drop the columns no remaining row uses."""
+        for good) and its newest token; drop the columns no remaining row uses. The last rows kept take the
+        places of rows that ended (`_places`), so only they are copied."""
         import torch
 
-        index = torch.tensor(rows, device=self.mask.device)
         advance = [0] * self.rows
         for row, confirmed in zip(rows, accepted):
             if self.stepped[row]:
@@ -233,7 +233,10 @@ class _Batch:
                 refused = self.mask.shape[1] - self.fed + advance[row]
                 self.mask[row, refused : refused + len(self.drafts[row]) - confirmed] = 0
         self.last = self.last + torch.tensor(advance, device=self.last.device)
+        newest = dict(zip(rows, tokens))
         if len(rows) < self.rows:
+            rows = _places(rows)
+            index = torch.tensor(rows, device=self.mask.device)
             self.cache.batch_select_indices(index)
             self.mask, self.last = self.mask[index], self.last[index]
             self.active = [self.active[k] for k in rows]
@@ -241,7 +244,7 @@ class _Batch:
             if unused:
                 self.mask = self.mask[:, unused:]
                 self.cache.trim_left(unused)
-        self.tokens = tokens
+        self.tokens = [newest[k] for k in rows]
         self._compact()
 
     def _compact(self) -> None:
@@ -276,6 +279,14 @@ class _Batch:
         self.logits = model(
             input_ids=ids.to(device), attention_mask=self.mask, position_ids=positions, use_cache=True, **self.cache_kw
         ).logits[:, -fed:, :]
+
+
+def _places(kept: list[int]) -> list[int]:
+    """The kept rows (ascending) in their new order: each stays where it is if that place still exists, and the
+    ones beyond fill, from the last, the places of rows that ended: ``[0, 2, 3, 5]`` -> ``[0, 5, 2, 3]``."""
+    count, staying = len(kept), set(kept)
+    movers = [k for k in kept if k >= count]
+    return [k if k in staying else movers.pop() for k in range(count)]
 
 
 def left_padded(prompts: Sequence[Sequence[int]], pad_id: int, device):

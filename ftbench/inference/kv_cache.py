@@ -17,11 +17,13 @@ SPARE = 128  # columns allocated ahead, so the buffer is copied once per 128 ste
 
 
 class GrowingLayer(DynamicLayer):
-    """One layer's keys and values, ``[batch, heads, length, head_dim]`` views of buffers with spare columns."""
+    """One layer's keys and values, ``[batch, heads, length, head_dim]`` views of buffers with spare columns and
+    room for the most rows the batch has had: rows that end and rows that join are written in place, so a step
+    that ends a few rows or a prefill that adds a few copies those rows, not the whole cache."""
 
     def lazy_initialization(self, key_states, value_states) -> None:
         super().lazy_initialization(key_states, value_states)
-        self.length = 0
+        self.length = self.rows = 0
         self.key_buffer = self.value_buffer = None
 
     def update(self, key_states, value_states, *args, **kwargs):
@@ -29,26 +31,40 @@ class GrowingLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
         new = key_states.shape[-2]
         if self.key_buffer is None or self.length + new > self.key_buffer.shape[-2]:
+            self.rows = key_states.shape[0]
             self._reallocate(self.length + new + SPARE, key_states, value_states)
-        self.key_buffer[:, :, self.length : self.length + new] = key_states
-        self.value_buffer[:, :, self.length : self.length + new] = value_states
+        self.key_buffer[: self.rows, :, self.length : self.length + new] = key_states
+        self.value_buffer[: self.rows, :, self.length : self.length + new] = value_states
         self._set_length(self.length + new)
         return self.keys, self.values
 
     def _reallocate(self, capacity: int, key_states, value_states) -> None:
-        """Fresh buffers of ``capacity`` columns (shaped like the states being added) holding what is cached."""
-        keys = key_states.new_zeros((*key_states.shape[:2], capacity, key_states.shape[-1]))
-        values = value_states.new_zeros((*value_states.shape[:2], capacity, value_states.shape[-1]))
+        """Fresh buffers of ``capacity`` columns and as many rows as before (shaped like the states being added)
+        holding what is cached."""
+        rows = max(self.rows, self.key_buffer.shape[0] if self.key_buffer is not None else 0)
+        keys = key_states.new_zeros((rows, key_states.shape[1], capacity, key_states.shape[-1]))
+        values = value_states.new_zeros((rows, value_states.shape[1], capacity, value_states.shape[-1]))
         if self.length:
-            keys[:, :, : self.length], values[:, :, : self.length] = self.keys, self.values
+            keys[: self.rows, :, : self.length], values[: self.rows, :, : self.length] = self.keys, self.values
         self.key_buffer, self.value_buffer = keys, values
 
     def _set_length(self, length: int) -> None:
         self.length = length
-        self.keys, self.values = self.key_buffer[:, :, :length], self.value_buffer[:, :, :length]
+        self.keys = self.key_buffer[: self.rows, :, :length]
+        self.values = self.value_buffer[: self.rows, :, :length]
 
     def batch_select_indices(self, indices) -> None:
-        self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+        """Keep the rows ``indices``, in that order: a row already at its place stays, the others are copied
+        there (`greedy._Batch.keep` moves rows from the end into the places of rows that ended)."""
+        import torch
+
+        index = indices.tolist() if hasattr(indices, "tolist") else list(indices)
+        moves = [(to, source) for to, source in enumerate(index) if to != source]
+        if moves:
+            to, source = (torch.tensor(x, device=self.key_buffer.device) for x in zip(*moves))
+            for buffer in (self.key_buffer, self.value_buffer):
+                buffer[to] = buffer[source]  # the right side is read first: any order of moves is safe
+        self.rows = len(index)
         self._set_length(self.length)
 
     def trim_left(self, columns: int) -> None:
@@ -62,27 +78,37 @@ class GrowingLayer(DynamicLayer):
         rows, heads, _, dim = self.keys.shape
         expanded = index[:, None, :, None].expand(rows, heads, index.shape[1], dim)
 
-        def gathered(states):
-            buffer = states.new_zeros((rows, heads, index.shape[1] + SPARE, dim))
-            buffer[:, :, : index.shape[1]] = states.gather(2, expanded)
-            return buffer
+        def gathered(states, buffer):
+            fresh = states.new_zeros((buffer.shape[0], heads, index.shape[1] + SPARE, dim))
+            fresh[:rows, :, : index.shape[1]] = states.gather(2, expanded)
+            return fresh
 
-        self.key_buffer, self.value_buffer = gathered(self.keys), gathered(self.values)
+        self.key_buffer = gathered(self.keys, self.key_buffer)
+        self.value_buffer = gathered(self.values, self.value_buffer)
         self._set_length(index.shape[1])
 
     def join(self, other: "GrowingLayer") -> None:
         """Append ``other``'s rows; both are right-aligned to the longer length, the gap on the left zero (the
-        attention mask hides it; zeros, not garbage, because a masked weight of 0 times NaN is still NaN)."""
-        width = max(self.length, other.length)
+        attention mask hides it; zeros, not garbage, because a masked weight of 0 times NaN is still NaN). In
+        place when the buffer has the rows and ``other`` is no longer; else in fresh buffers."""
+        width, rows, added = max(self.length, other.length), self.rows, other.rows
+        if width == self.length and rows + added <= self.key_buffer.shape[0]:
+            gap = width - other.length
+            for buffer, theirs in ((self.key_buffer, other.keys), (self.value_buffer, other.values)):
+                buffer[rows : rows + added, :, :gap] = 0
+                buffer[rows : rows + added, :, gap:width] = theirs
+            self.rows = rows + added
+            self._set_length(width)
+            return
 
         def stacked(mine, theirs):
-            rows = mine.shape[0] + theirs.shape[0]
-            buffer = mine.new_zeros((rows, mine.shape[1], width + SPARE, mine.shape[-1]))
-            buffer[: mine.shape[0], :, width - mine.shape[-2] : width] = mine
-            buffer[mine.shape[0] :, :, width - theirs.shape[-2] : width] = theirs
+            buffer = mine.new_zeros((rows + added, mine.shape[1], width + SPARE, mine.shape[-1]))
+            buffer[:rows, :, width - mine.shape[-2] : width] = mine
+            buffer[rows:, :, width - theirs.shape[-2] : width] = theirs
             return buffer
 
         self.key_buffer, self.value_buffer = stacked(self.keys, other.keys), stacked(self.values, other.values)
+        self.rows = rows + added
         self._set_length(width)
 
 

@@ -121,7 +121,7 @@ class LocalEngine(GenerationEngine):
             lengths = {i: len(prompts[i].ids) for i in order}
             for batches in windows(order, lengths, batch_size, batch_size * 8):  # as `Generator.run` orders a set
                 queue += [(number, i) for batch in batches for i in batch]
-        score = any(s.scores is not None for s in sets)
+        score = [sets[n].scores is not None for n, _ in queue]  # only the sets that want their likelihoods
         decoded = decode_continuously([(generators[n], sets[n].prompts[i].ids) for n, i in queue], batch_size, score)
         for k, text, nll in decoded:
             number, i = queue[k]

@@ -92,13 +92,14 @@ def _generate(
             engine = cls.for_checkpoint(
                 model, adapter, options, scratch_dir=rs.folder.merged_dir, template=template, device=rs.device
             )
-        files = [  # the answers' likelihoods too, for the scorers that run with the engine's model
+        wanted = {entry[0].likelihood_of for entry in with_engine}  # the eval sets whose likelihoods they score
+        files = [
             PredictionFile(
                 samples,
                 path,
                 done,
                 GenerationParams(max_new_tokens=SCORERS.create(scorer).generation_length(rs)),
-                scores={} if with_engine else None,
+                scores={} if scorer in wanted else None,
             )
             for scorer, samples, path, done in todo
         ]
