@@ -8,9 +8,9 @@ the batch's width, the padding masked out), so every step computes up to ``batch
 generating. The arithmetic per row is `generate`'s: the same forward pass, positions from the attention mask, the
 argmax of the last logits; `tests/test_predict.py` checks the text equals `generate`'s at batch 1. The cache
 grows in place rather than by `torch.cat` at every step (`kv_cache.GrowingCache`); as in `generate`, the prefill
-computes the output layer for the last position only. A step with room under `DRAFT_FILL` fed tokens also feeds each row
-a few draft tokens looked up in its own text (`prompt_lookup`) and keeps those the argmax confirms; refused
-drafts' cache columns are masked, then squeezed out (`tests/test_speculative.py`: the same tokens in fewer
+computes the output layer for the last position only. A step with room under `DRAFT_FILL` fed tokens also feeds
+each row a few draft tokens looked up in its own text (`prompt_lookup`) and keeps those the argmax confirms;
+refused drafts' cache columns are masked, then squeezed out (`tests/test_speculative.py`: the same tokens in fewer
 passes).
 
 Only plain greedy decoding of attention-only models goes through here (`is_plain_greedy`, `attention_only`): a
@@ -66,10 +66,10 @@ def attention_only(model) -> bool:
 
 
 DRAFT_TOKENS = 3  # at most this many prompt-lookup drafts verified per row and step (0: one token per step)
-# Drafts only fill a step up to this many fed tokens. Up to ~16-32 rows a step streams the weights from memory
-# and more rows cost little; past that the matrix units are busy. A draft returns 0.47 tokens on GSM8K answers:
-# 32 fed tokens cost 1.16x the time of 16 on a 2-core Xeon (16 rows with one draft each: 15% faster over 48
-# answers), 1.4x on a 2-core EPYC (even); 64 cost 1.7-2.1x (docs/performance.md, "Closing the gap")
+# Drafts only fill a step up to this many fed tokens. At 16 fed tokens fp32 matrix products run far below a
+# CPU's peak, so a few more cost little; past ~32 they cost almost in proportion. A draft returns 0.47 tokens on
+# GSM8K answers: 32 fed tokens cost 1.16x the time of 16 on a 2-core Xeon (16 rows with one draft each: 15%
+# faster over 48 answers), 1.4x on a 2-core EPYC (break-even); 64 cost 1.7-2.1x (docs/performance.md, "Third pass")
 DRAFT_FILL = 32
 
 
