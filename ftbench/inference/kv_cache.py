@@ -23,7 +23,7 @@ class GrowingLayer(DynamicLayer):
 
     def lazy_initialization(self, key_states, value_states) -> None:
         super().lazy_initialization(key_states, value_states)
-        self.length = self.rows = 0
+        self.length, self.rows = 0, key_states.shape[0]
         self.key_buffer = self.value_buffer = None
 
     def update(self, key_states, value_states, *args, **kwargs):
@@ -31,7 +31,6 @@ class GrowingLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
         new = key_states.shape[-2]
         if self.key_buffer is None or self.length + new > self.key_buffer.shape[-2]:
-            self.rows = key_states.shape[0]
             self._reallocate(self.length + new + SPARE, key_states, value_states)
         self.key_buffer[: self.rows, :, self.length : self.length + new] = key_states
         self.value_buffer[: self.rows, :, self.length : self.length + new] = value_states
