@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from helpers import REPO
 
+from ftbench.cpu_kernels import MKL_SETTING, use_avx2_mkl
+
 REPO_DATASETS = Path(REPO) / "datasets"
 
 FIGURES = ("bleu-4", "rouge-1", "rouge-2", "rouge-l", "strict-match", "flexible-extract")
@@ -113,6 +115,8 @@ def test_rerun_resumes_and_reproduces(demo_run):
         generated = [part for part in parts[side] if part.startswith("generation (")]
         assert len(generated) == 1 and "similarity, gsm8k" in generated[0], parts[side]
     assert "load" in parts["evaluate_before"]
+    # the CLI chose MKL's kernels for this CPU before torch loaded (`cpu_kernels`), and the run records it
+    assert before["run"]["hardware"]["mkl_cbwr"] == os.environ.get(MKL_SETTING, use_avx2_mkl({}))
     assert "Cost of this verdict: " in (out / "report.html").read_text()
     assert after["run"]["cost"]["seconds"] >= before["run"]["cost"]["seconds"]
     assert "evaluate_before: {" not in (out / "report.html").read_text()  # no raw Python dicts in the Run section

@@ -17,6 +17,7 @@ from ftbench import __version__
 from ftbench.api.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, FtbenchError
 from ftbench.api.registry import Registry
 from ftbench.cli.options import common_options
+from ftbench.cpu_kernels import use_avx2_mkl
 
 # name -> (click command as "module:attribute", one-line help). The help lives here, and only here, so that
 # `ftbench --help` imports no command module. Packages add commands through the `ftbench.commands` entry points.
@@ -91,6 +92,7 @@ class FtbenchGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         debug = _debug_requested(args)
+        use_avx2_mkl()  # before any command imports torch: MKL reads it at its first call
         try:
             rv = super().main(args, prog_name or "ftbench", complete_var, standalone_mode=False, **extra)
         except click.ClickException as e:  # usage errors: one line, exit 2

@@ -8,6 +8,7 @@ import platform
 from dataclasses import asdict
 
 from ftbench.api.backends import TrainConfig, TrainResult
+from ftbench.cpu_kernels import MKL_SETTING
 from ftbench.recipes.run_folder import split_durations
 from ftbench.recipes.run_settings import RunSettings
 from ftbench.training.checkpoints import CheckpointChoice
@@ -49,6 +50,7 @@ def run_info(cfg: TrainConfig, rs: RunSettings, choice: CheckpointChoice, result
             "cpus": os.cpu_count(),
             "gpu": gpu,
             "threads": torch.get_num_threads(),
+            "mkl_cbwr": os.environ.get(MKL_SETTING),  # MKL's kernels (`cpu_kernels`): None is its own choice
         },
         "durations": split_durations(rs.durations)[0],  # seconds per stage: they add up to the run's time
         "duration_parts": split_durations(rs.durations)[1],  # inside a stage: the model load, each eval set
