@@ -9,6 +9,9 @@
   `ftbench predict --batch-size 16` on GSM8K test problems (answers of mixed lengths); generation seconds
   (LLaMA-Factory's `predict_runtime`, ftbench's `generation_seconds`) and the share of identical rows.
 
+On a non-Intel x86 CPU, `ftbench`'s CLI sets MKL_CBWR=AVX2 for itself (`ftbench.cpu_kernels`), LLaMA-Factory runs
+with MKL's own choice, as its users run it; `--same-mkl` gives LLaMA-Factory the same setting (equal kernels).
+
 Needs LLaMA-Factory in its own venv: `make llamafactory`, or FTBENCH_LLAMAFACTORY_CLI.
 """
 
@@ -204,7 +207,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip", choices=["train", "predict"])
+    parser.add_argument(
+        "--same-mkl",
+        action="store_true",
+        help="give LLaMA-Factory the MKL_CBWR that ftbench's CLI sets for itself on this CPU (cpu_kernels); "
+        "by default each runs as a user runs it",
+    )
     args = parser.parse_args()
+    from ftbench.cpu_kernels import MKL_SETTING, use_avx2_mkl
     from ftbench.inference.models import resolve_model
 
     cli = os.environ.get("FTBENCH_LLAMAFACTORY_CLI") or os.path.join(
@@ -217,6 +227,10 @@ def main() -> None:
         "DISABLE_VERSION_CHECK": "1",
         "PYTHONPATH": REPO,
     }
+    if args.same_mkl:
+        use_avx2_mkl(env)
+    ours = use_avx2_mkl(dict(env))  # what `python -m ftbench` will run with
+    print(f"MKL_CBWR: ftbench {ours or 'unset'}, LLaMA-Factory {env.get(MKL_SETTING) or 'unset'}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.skip != "train":
             bench_train(cli, resolve_model(args.train_model), tmp, env, args.steps, args.repeat)

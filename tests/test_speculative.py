@@ -67,9 +67,11 @@ def test_drafted_decoding_gives_the_same_tokens_in_fewer_passes(smollm2, monkeyp
     assert squeezes
 
 
-def test_grouped_sdpa_equals_transformers_sdpa():
-    """Several query tokens over a cache, with a padding-and-causal mask: the stacked-heads attention equals
-    transformers' SDPA function (which repeats the keys and values per query head)."""
+@pytest.mark.parametrize("fed", [1, 3, 30])
+def test_grouped_sdpa_equals_transformers_sdpa(fed):
+    """One, several and many query tokens over a cache, with a padding-and-causal mask: the stacked-heads
+    attention (two matrix products up to `FEW_QUERIES` stacked queries, SDPA past them) equals transformers'
+    SDPA function (which repeats the keys and values per query head)."""
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -80,7 +82,7 @@ def test_grouped_sdpa_equals_transformers_sdpa():
         is_causal = True
 
     torch.manual_seed(0)
-    batch, kv_heads, fed, length, dim = 4, 2, 3, 11, 16
+    batch, kv_heads, length, dim = 4, 2, 40, 16
     query = torch.randn(batch, kv_heads * 3, fed, dim)
     key, value = torch.randn(batch, kv_heads, length, dim), torch.randn(batch, kv_heads, length, dim)
     causal = torch.ones(fed, length, dtype=torch.bool).tril(length - fed)

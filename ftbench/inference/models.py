@@ -203,6 +203,9 @@ def load_model_for_generation(
         from ftbench.inference import attention as grouped
 
         model.set_attn_implementation(grouped.register())  # SDPA without copying the cache per query head
+    from ftbench.inference.output_layer import block_output_layer
+
+    block_output_layer(model)  # before the adapter: a trained copy of the output layer (modules_to_save) is blocked too
     if adapter:
         model = apply_adapter(model, adapter)
         if merge:
