@@ -1,5 +1,6 @@
 """MKL_CBWR=AVX2 on non-Intel x86 CPUs (`ftbench.cpu_kernels`): which CPUs get it, and that a user's own
-setting wins (the CLI setting it for a real run: test_train_and_compare). The speed it buys is measured in benchmarks/bench_llamafactory.py (docs/performance.md)."""
+setting wins. test_train_and_compare checks that the CLI sets it for a real run; the speed it buys is measured
+in benchmarks/bench_llamafactory.py (docs/performance.md)."""
 
 from __future__ import annotations
 

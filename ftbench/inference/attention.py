@@ -43,9 +43,9 @@ FEW_QUERIES = 64  # stacked queries per key/value head up to which two matrix pr
 
 def _few_queries(query, key, value, mask, scale: float):
     """Attention as two batched matrix products, for a decoding step's few queries on CPU: SDPA's flash kernel
-    tiles for many queries, and reading a 300-column cache for one token it took 1.2 ms a layer where this takes
-    0.85-1.0 (16 rows, SmolLM2's 3 key/value heads). Masked scores get the dtype's lowest value, not -inf, so a
-    row with nothing to attend to gives zeros rather than NaN."""
+    tiles for many queries: one token per row over a 400-column cache took it 1.02 ms a layer against 0.85 ms
+    here (16 rows, SmolLM2's 3 key/value heads; outputs within 4e-7). Masked scores get the dtype's lowest
+    value, not -inf, so a row with nothing to attend to gives zeros rather than NaN."""
     import torch
 
     scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scale)
