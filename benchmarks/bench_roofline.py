@@ -277,6 +277,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: the cores)")
     parser.add_argument("--skip-bf16", action="store_true", help="fp32 only, even if the CPU has bf16")
     a = parser.parse_args()
+    from ftbench.cpu_kernels import use_avx2_mkl
+
+    mkl = use_avx2_mkl()  # the kernels `ftbench`'s CLI runs on, set before torch's first product
+    print(f"MKL_CBWR: {mkl or 'unset'}", file=sys.stderr)
 
     import torch
     import transformers

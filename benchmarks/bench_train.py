@@ -162,7 +162,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is steadiest on a shared machine)")
     args = parser.parse_args()
+    from ftbench.cpu_kernels import use_avx2_mkl
 
+    mkl = use_avx2_mkl()  # both sides on the kernels `ftbench`'s CLI runs on, set before torch's first product
     import torch
 
     torch.set_num_threads(args.threads)
@@ -170,7 +172,11 @@ def main() -> int:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {args.threads} thread(s)"
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"CPU, {args.threads} thread(s), MKL_CBWR {mkl or 'unset'}"
+    )
     print(
         f"model {args.model} on {device}; {args.steps} steps x batch {args.batch_size}, cutoff_len "
         f"{args.cutoff_len}, data: {DATASETS}",

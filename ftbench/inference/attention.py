@@ -15,6 +15,7 @@ dropout, a per-head or additive mask) goes to transformers' own SDPA function un
 from __future__ import annotations
 
 ATTENTION = "ftbench_grouped_sdpa"
+FEW_QUERIES = 64  # stacked queries per key/value head up to which two matrix products beat SDPA's CPU kernel
 
 
 def grouped_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
@@ -36,9 +37,6 @@ def grouped_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0
     else:
         out = torch.nn.functional.scaled_dot_product_attention(stacked, key, value, attn_mask=mask, scale=scaling)
     return out.reshape(batch, heads, length, dim).transpose(1, 2).contiguous(), None
-
-
-FEW_QUERIES = 64  # stacked queries per key/value head up to which two matrix products beat SDPA's CPU kernel
 
 
 def _few_queries(query, key, value, mask, scale: float):
