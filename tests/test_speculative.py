@@ -93,3 +93,9 @@ def test_grouped_sdpa_equals_transformers_sdpa(fed):
     theirs, _ = sdpa_attention_forward(Layer(), query, key, value, mask, scaling=0.25)
     assert ours.shape == theirs.shape == (batch, fed, kv_heads * 3, dim)
     assert torch.allclose(ours, theirs, atol=1e-6)
+    # the next forward pass's mask, same shape, other columns: built anew, not the last pass's (kept per mask)
+    for other in (mask.clone(), mask.roll(1, dims=0)):
+        other[0, 0, :, 1] = False
+        ours, _ = grouped_sdpa(Layer(), query, key, value, other, scaling=0.25)
+        theirs, _ = sdpa_attention_forward(Layer(), query, key, value, other, scaling=0.25)
+        assert torch.allclose(ours, theirs, atol=1e-6)

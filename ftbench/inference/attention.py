@@ -14,6 +14,8 @@ dropout, a per-head or additive mask) goes to transformers' own SDPA function un
 
 from __future__ import annotations
 
+import weakref
+
 ATTENTION = "ftbench_grouped_sdpa"
 FEW_QUERIES = 64  # stacked queries per key/value head up to which two matrix products beat SDPA's CPU kernel
 
@@ -31,24 +33,46 @@ def grouped_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling)
     # query heads h*groups .. h*groups+groups-1 share key/value head h (transformers' repeat_kv order)
     stacked = query.reshape(batch, heads // groups, groups * length, dim)
-    mask = attention_mask.expand(batch, 1, length, -1).repeat(1, 1, groups, 1)
     if groups * length <= FEW_QUERIES and query.device.type == "cpu":
-        out = _few_queries(stacked, key, value, mask, dim**-0.5 if scaling is None else scaling)
+        bias = _stacked_bias(attention_mask, groups, query.dtype)
+        out = _few_queries(stacked, key, value, bias, dim**-0.5 if scaling is None else scaling)
     else:
+        mask = attention_mask.expand(batch, 1, length, -1).repeat(1, 1, groups, 1)
         out = torch.nn.functional.scaled_dot_product_attention(stacked, key, value, attn_mask=mask, scale=scaling)
     return out.reshape(batch, heads, length, dim).transpose(1, 2).contiguous(), None
 
 
-def _few_queries(query, key, value, mask, scale: float):
+def _few_queries(query, key, value, bias, scale: float):
     """Attention as two batched matrix products, for a decoding step's few queries on CPU: SDPA's flash kernel
     tiles for many queries: one token per row over a 400-column cache took it 1.02 ms a layer against 0.85 ms
-    here (16 rows, SmolLM2's 3 key/value heads; outputs within 4e-7). Masked scores get the dtype's lowest
-    value, not -inf, so a row with nothing to attend to gives zeros rather than NaN."""
+    here (16 rows, SmolLM2's 3 key/value heads; outputs within 4e-7)."""
     import torch
 
-    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scale)
-    scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
+    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scale).add_(bias)
     return torch.matmul(scores.softmax(-1), value)
+
+
+_bias: tuple = (None, None, None)  # (weak reference to the last mask, its key, its bias)
+
+
+def _stacked_bias(mask, groups: int, dtype):
+    """The bool mask ``[batch, 1, length, columns]`` as an additive bias stacked like the queries (``[batch, 1,
+    groups * length, columns]``): 0 where a query sees a column, else the dtype's lowest value, which adding to
+    any score gives exactly, so the softmax is bit for bit that of scores filled with it (not -inf: a row with
+    nothing to attend to stays finite). Every layer of a forward pass gets the same mask tensor, so the bias is
+    built once per pass, not once per layer as before (16 rows, 30 layers: 40 -> 33 ms of attention a step,
+    2-core EPYC, 2026-12-07)."""
+    import torch
+
+    global _bias
+    reference, key, bias = _bias
+    if reference is None or reference() is not mask or key != (groups, dtype):
+        stacked = mask.repeat(1, 1, groups, 1)
+        bias = torch.zeros(stacked.shape, dtype=dtype, device=mask.device).masked_fill_(
+            ~stacked, torch.finfo(dtype).min
+        )
+        _bias = (weakref.ref(mask), (groups, dtype), bias)
+    return bias
 
 
 def register() -> str:
