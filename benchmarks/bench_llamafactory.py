@@ -6,8 +6,9 @@
   Trainer reports it (`train_results.json`; the median of `--repeat` interleaved runs, since one short run varies
   by ±15% on a shared machine), and the largest per-step training-loss difference;
 - prediction: LLaMA-Factory's batched `do_predict` (greedy, `per_device_eval_batch_size` 16) against
-  `ftbench predict --batch-size 16` on GSM8K test problems (answers of mixed lengths); generation seconds
-  (LLaMA-Factory's `predict_runtime`, ftbench's `generation_seconds`) and the share of identical rows.
+  `ftbench predict --batch-size 16` on each of `--sets`: GSM8K test problems (long answers of mixed lengths) and
+  LLaMA-Factory's identity questions; generation seconds (LLaMA-Factory's `predict_runtime`, ftbench's
+  `generation_seconds`) and the share of identical rows.
 
 On a non-Intel x86 CPU, `ftbench`'s CLI sets MKL_CBWR=AVX2 for itself (`ftbench.cpu_kernels`), LLaMA-Factory runs
 with MKL's own choice, as its users run it; `--same-mkl` gives LLaMA-Factory the same setting (equal kernels).
@@ -112,18 +113,27 @@ def bench_train(cli: str, model: str, tmp: str, env: dict, steps: int, repeat: i
         )
 
 
-def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tokens: int) -> None:
-    with open(os.path.join(REPO, "datasets", "gsm8k", "test.jsonl"), encoding="utf-8") as fh:
-        problems = [json.loads(line) for line in fh][:n]
-    data = os.path.join(tmp, "gsm8k.json")
+def prediction_set(name: str, n: int) -> list[dict]:
+    """The Alpaca records of one prediction set: ``gsm8k``, the first ``n`` GSM8K test problems (long answers of
+    mixed lengths), or ``identity``, LLaMA-Factory's 90 identity questions (Chinese and English, answered freely
+    by the model)."""
+    if name == "gsm8k":
+        with open(os.path.join(REPO, "datasets", "gsm8k", "test.jsonl"), encoding="utf-8") as fh:
+            problems = [json.loads(line) for line in fh][:n]
+        return [{"instruction": p["question"], "input": "", "output": p["answer"]} for p in problems]
+    with open(os.path.join(REPO, "datasets", "identity.json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def bench_predict(cli: str, model: str, tmp: str, env: dict, name: str, n: int, max_new_tokens: int) -> None:
+    records = prediction_set(name, n)
+    tmp = os.path.join(tmp, name)
+    os.makedirs(tmp)
+    data = os.path.join(tmp, f"{name}.json")
     with open(data, "w", encoding="utf-8") as fh:
-        json.dump(
-            [{"instruction": p["question"], "input": "", "output": p["answer"]} for p in problems],
-            fh,
-            ensure_ascii=False,
-        )
+        json.dump(records, fh, ensure_ascii=False)
     with open(os.path.join(tmp, "dataset_info.json"), "w", encoding="utf-8") as fh:
-        json.dump({"gsm8k": {"file_name": "gsm8k.json"}}, fh)
+        json.dump({name: {"file_name": f"{name}.json"}}, fh)
     lf_out = os.path.join(tmp, "lf_predict")
     config = write_yaml(
         os.path.join(tmp, "predict.yaml"),
@@ -133,7 +143,7 @@ def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tok
             "do_predict": True,
             "predict_with_generate": True,
             "finetuning_type": "lora",
-            "eval_dataset": "gsm8k",
+            "eval_dataset": name,
             "dataset_dir": tmp,
             "template": "smollm2",
             "cutoff_len": 2048,
@@ -189,7 +199,7 @@ def bench_predict(cli: str, model: str, tmp: str, env: dict, n: int, max_new_tok
     )
     lengths = sorted(len(r["predict"]) for r in theirs)
     print(
-        f"prediction: {model}, {n} GSM8K problems, greedy, max_new_tokens {max_new_tokens}, batch 16 "
+        f"prediction: {model}, {name} ({len(records)} prompts), greedy, max_new_tokens {max_new_tokens}, batch 16 "
         f"(answer lengths {lengths[0]}-{lengths[-1]} chars)"
     )
     print(f"  LLaMA-Factory do_predict  {lf_seconds:7.1f}s generating (predict_runtime; wall {lf_wall:.1f}s)")
@@ -204,6 +214,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=3, help="training runs per setup (median reported)")
     parser.add_argument("-n", type=int, default=48, help="GSM8K problems")
+    parser.add_argument(
+        "--sets", default="gsm8k,identity", help="prediction sets, comma-separated: gsm8k, identity (its 90 questions)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip", choices=["train", "predict"])
@@ -235,7 +248,8 @@ def main() -> None:
         if args.skip != "train":
             bench_train(cli, resolve_model(args.train_model), tmp, env, args.steps, args.repeat)
         if args.skip != "predict":
-            bench_predict(cli, resolve_model(args.predict_model), tmp, env, args.n, args.max_new_tokens)
+            for name in args.sets.split(","):
+                bench_predict(cli, resolve_model(args.predict_model), tmp, env, name, args.n, args.max_new_tokens)
 
 
 if __name__ == "__main__":
