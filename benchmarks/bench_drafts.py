@@ -140,15 +140,11 @@ def today(lookup, rows: int, left: int) -> list[int]:
 
 
 def by_match(limits: dict):
-    """Drafts by the longest n-gram the row's end matched: ``limits[n]`` of them."""
-    from ftbench.inference.prompt_lookup import NGRAMS
+    """Drafts by the longest n-gram the row's end matched (`Lookup.match`): ``limits[n]`` of them."""
 
     def drafts_for(lookup, rows: int, left: int) -> list[int]:
-        for n in NGRAMS:
-            end = lookup.ends.get(tuple(lookup.tokens[-n:])) if len(lookup.tokens) >= n else None
-            if end is not None:
-                return lookup.tokens[end : end + min(limits.get(n, 0), left)]
-        return []
+        n, end = lookup.match()
+        return lookup.tokens[end : end + min(limits.get(n, 0), left)] if n else []
 
     return drafts_for
 

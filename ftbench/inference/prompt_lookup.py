@@ -31,13 +31,17 @@ class Lookup:
                     self.ends[tuple(self.tokens[end - n : end])] = end
             self.tokens.append(token)
 
-    def draft(self, count: int) -> list[int]:
-        """Up to ``count`` tokens that followed the latest earlier occurrence of the row's final n-gram."""
-        if count <= 0:
-            return []
+    def match(self) -> tuple[int, int]:
+        """(n, end): the longest n-gram the row ends with that occurred earlier, and the position after its latest
+        earlier occurrence; (0, 0) when none did."""
         for n in NGRAMS:
             if len(self.tokens) >= n:
                 end = self.ends.get(tuple(self.tokens[-n:]))
                 if end is not None:
-                    return self.tokens[end : end + count]
-        return []
+                    return n, end
+        return 0, 0
+
+    def draft(self, count: int) -> list[int]:
+        """Up to ``count`` tokens that followed the latest earlier occurrence of the row's final n-gram."""
+        n, end = self.match()
+        return self.tokens[end : end + count] if n and count > 0 else []
