@@ -108,13 +108,14 @@ def step_price(model, width: int, repeat: int = 7) -> tuple[list[float], dict]:
 def replay(rows: list, drafts_for) -> list[tuple[int, int, int]]:
     """(rows, fed width, real positions) of every step greedy decoding would take on ``rows`` with
     ``drafts_for(lookup, rows in the step, tokens left)`` as its drafts."""
-    from ftbench.inference.prompt_lookup import Lookup
+    from ftbench.inference.prompt_lookup import Lookup, SharedAnswers
 
+    answered = SharedAnswers()  # as greedy_decode keeps it
     waiting, active, steps = deque(range(len(rows))), [], []
     while waiting or active:
         while waiting and len(active) < 16:
             i = waiting.popleft()
-            lookup = Lookup(list(rows[i][0]))
+            lookup = Lookup(list(rows[i][0]), answered)
             lookup.extend(rows[i][1][:1])  # the prefill chose the first token
             active.append([i, 1, lookup])
         active = [row for row in active if row[1] < len(rows[row[0]][1])]

@@ -23,6 +23,26 @@ def test_a_draft_is_what_followed_the_latest_earlier_match():
     assert Lookup([4, 5, 6]).draft(2) == [] and lookup.draft(0) == []
 
 
+def test_another_answers_longer_match_gives_the_draft():
+    """Rows of one batch share a table of their answers' n-grams (not their prompts'): a row whose own text
+    matches only its last token takes the continuation of another answer that matches its last three."""
+    from ftbench.inference.prompt_lookup import SharedAnswers
+
+    answered = SharedAnswers()
+    first, second = Lookup([50, 51], answered), Lookup([60, 8, 61], answered)
+    first.extend([7, 8, 9, 10, 11])  # an answer: 7 8 9 -> 10 11
+    assert first.draft(2) == []  # its own text never repeated its ending
+    second.extend([8])
+    assert second.draft(2) == [61, 8]  # (8,) matches its own prompt and the first answer alike: its own text
+    second.extend([7, 8])
+    assert second.draft(2) == [9, 10]  # (7, 8): 2 tokens matched in the first answer, 1 in its own text
+    assert Lookup([7, 8, 9], answered).draft(2) == [10, 11]  # a prompt looks up answers, never indexes itself
+    assert (7, 8, 9) in answered.ends and (50, 51) not in answered.ends and (60, 8, 61) not in answered.ends
+    full = SharedAnswers(limit=3)
+    Lookup([1], full).extend([2, 3, 4, 5])
+    assert 0 < len(full.ends) <= 3  # a bounded table starts afresh rather than growing past its limit
+
+
 @pytest.fixture(scope="module")
 def smollm2(tiny_model):  # tiny_model sets the session's FTBENCH_CACHE
     pytest.importorskip("gguf")

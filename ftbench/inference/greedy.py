@@ -9,9 +9,9 @@ generating. The arithmetic per row is `generate`'s: the same forward pass, posit
 argmax of the last logits; `tests/test_predict.py` checks the text equals `generate`'s at batch 1. The cache
 grows in place rather than by `torch.cat` at every step (`kv_cache.GrowingCache`); as in `generate`, the prefill
 computes the output layer for the last position only. A step with room under `DRAFT_FILL` fed tokens also feeds
-each row a few draft tokens looked up in its own text (`prompt_lookup`) and keeps those the argmax confirms;
-refused drafts' cache columns are masked, then squeezed out (`tests/test_speculative.py`: the same tokens in fewer
-passes).
+each row a few draft tokens looked up in its own text or the other rows' answers (`prompt_lookup`) and keeps
+those the argmax confirms; refused drafts' cache columns are masked, then squeezed out (`tests/test_speculative.py`:
+the same tokens in fewer passes).
 
 Only plain greedy decoding of attention-only models goes through here (`is_plain_greedy`, `attention_only`): a
 config with a repetition penalty, banned words or sampling, or a hybrid model, is decoded by `generate()`.
@@ -87,13 +87,13 @@ def greedy_decode(
     a stop string) or ``max_new_tokens``, each either one for all prompts or one per prompt (prompts of eval sets
     with different lengths and stop strings share one batch). Prompts join in the given order, at most
     ``batch_size`` at a time. Each step feeds every row its newest token and up to ``draft_tokens`` guesses looked
-    up in its own text (`prompt_lookup`), and keeps the guesses the argmax confirms: the tokens are greedy
-    decoding's. With a ``logprobs`` dict, each row's tokens' log-probabilities (the log-softmax of the logits
-    that chose them) are put there under its index before the row is yielded."""
+    up in its own text or the answers so far (`prompt_lookup`), and keeps the guesses the argmax confirms: the
+    tokens are greedy decoding's. With a ``logprobs`` dict, each row's tokens' log-probabilities (the log-softmax
+    of the logits that chose them) are put there under its index before the row is yielded."""
     import torch
 
     from ftbench.inference.kv_cache import SharedPrefix, shared_prefix_length
-    from ftbench.inference.prompt_lookup import Lookup
+    from ftbench.inference.prompt_lookup import Lookup, SharedAnswers
 
     limits = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     ends = [finished] * len(prompts) if callable(finished) else list(finished)
@@ -101,6 +101,7 @@ def greedy_decode(
     waiting = deque(i for i in range(len(prompts)) if limits[i] > 0)
     answers: dict[int, list[int]] = {}
     lookups: dict[int, Lookup] = {}
+    answered = SharedAnswers()  # every row's answer so far, where the others look up drafts too
     batch: _Batch | None = None
     with torch.inference_mode():
         shared = shared_prefix_length([prompts[i] for i in waiting])
@@ -109,7 +110,7 @@ def greedy_decode(
             free = batch_size - (batch.rows if batch is not None else 0)
             if waiting and free > 0:
                 joining = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                lookups.update((i, Lookup(list(prompts[i]))) for i in joining)
+                lookups.update((i, Lookup(list(prompts[i]), answered)) for i in joining)
                 for group in _similar_lengths(joining, [len(prompts[i]) - shared for i in joining]):
                     new = _Batch.prefill(model, [prompts[i] for i in group], group, pad_id, prefix)
                     batch = new if batch is None else batch.join(new)
