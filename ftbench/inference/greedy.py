@@ -173,8 +173,10 @@ class _Batch:
     def __init__(self, model, cache, mask, last, logits, active: list[int]):
         self.cache, self.mask, self.last, self.logits, self.active = cache, mask, last, logits, active
         from ftbench.inference.kv_cache import forward_kwargs
+        from ftbench.inference.plain_decoder import plain_forward
 
         self.cache_kw = forward_kwargs(model, cache)
+        self.forward = plain_forward(model)  # the same logits without transformers' per-call machinery, or None
         self.drafts: list[list[int]] = [[] for _ in active]
         self.stepped = [False] * len(active)  # whether the last step fed the row (not if it joined since)
         self.fed = 0  # columns the last step added
@@ -278,6 +280,9 @@ class _Batch:
         self.mask = torch.cat([self.mask, new_mask.to(device)], dim=1)
         positions = self.last[:, None] + torch.arange(1, fed + 1, device=device)
         self.drafts, self.fed, self.stepped = drafts, fed, [True] * self.rows
+        if self.forward is not None:
+            self.logits = self.forward(ids.to(device), self.mask, positions, self.cache, fed)
+            return
         self.logits = model(
             input_ids=ids.to(device), attention_mask=self.mask, position_ids=positions, use_cache=True, **self.cache_kw
         ).logits[:, -fed:, :]
