@@ -23,9 +23,11 @@ def _model(kind: str):
         head_dim=16,
         vocab_size=300,
     )
-    configs = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
-    configs["qwen3"] = (Qwen3Config, Qwen3ForCausalLM)
-    config_class, model_class = configs[kind]
+    config_class, model_class = {
+        "llama": (LlamaConfig, LlamaForCausalLM),
+        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+    }[kind]
     torch.manual_seed(0)
     model = model_class(config_class(**sizes)).eval()
     model.set_attn_implementation(attention.register())

@@ -41,9 +41,8 @@ class Lookup:
     def __init__(self, tokens: list[int], shared: SharedAnswers | None = None):
         self.tokens: list[int] = []
         self.ends: dict[tuple, int] = {}
-        self.shared, self.prompt_length = None, len(tokens)
+        self.shared, self.prompt_length = shared, len(tokens)
         self.extend(tokens)
-        self.shared = shared
 
     def extend(self, tokens: list[int]) -> None:
         """Append ``tokens``; index every n-gram that now has a successor (the final ones wait for theirs)."""
