@@ -13,16 +13,9 @@ def _model(kind: str):
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
     from ftbench.inference import attention
+    from ftbench.inference.tiny import MODEL_SHAPE
 
-    sizes = dict(
-        hidden_size=96,
-        intermediate_size=96,
-        num_hidden_layers=3,
-        num_attention_heads=6,
-        num_key_value_heads=2,
-        head_dim=16,
-        vocab_size=300,
-    )
+    sizes = dict(MODEL_SHAPE, num_hidden_layers=3, vocab_size=300)  # the tiny model's shape, a layer more
     config_class, model_class = {
         "llama": (LlamaConfig, LlamaForCausalLM),
         "qwen2": (Qwen2Config, Qwen2ForCausalLM),
